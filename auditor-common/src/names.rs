@@ -1,0 +1,50 @@
+//! Map, program and global names, spelled once for both sides.
+
+/// Per-thread state, indexed by host thread id (an array sized to `kernel.pid_max`).
+pub const MAP_TASKS: &str = "TASKS";
+/// Per-CPU syscall counts keyed by [`crate::SysKey`].
+pub const MAP_STATS: &str = "STATS";
+/// Per-CPU failure and refusal counts keyed by [`crate::OutcomeKey`].
+pub const MAP_OUTCOMES: &str = "OUTCOMES";
+/// Per-CPU array of [`crate::counters`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Per-CPU array of failed argument reads, indexed by [`crate::argspec::index`].
+pub const MAP_ARG_READ_FAILS: &str = "ARG_READ_FAILS";
+/// Array of argument capture specs, indexed by [`crate::argspec::index`].
+pub const MAP_ARG_SPECS: &str = "ARG_SPECS";
+/// Distinct argument tuples seen (hash -> calls), bounded.
+pub const MAP_ARGS_SEEN: &str = "ARGS_SEEN";
+/// Distinct executables seen (hash -> execs), bounded.
+pub const MAP_EXES_SEEN: &str = "EXES_SEEN";
+/// The ring buffer of [`crate::ExecEvent`] and [`crate::ArgsEvent`].
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU scratch space for building an [`crate::ArgsEvent`].
+pub const MAP_SCRATCH: &str = "SCRATCH";
+
+/// Raw tracepoint programs and the tracepoints they attach to.
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+pub const PROG_SYS_EXIT: &str = "sys_exit";
+pub const PROG_FORK: &str = "sched_process_fork";
+pub const PROG_EXEC: &str = "sched_process_exec";
+pub const PROG_EXIT: &str = "sched_process_exit";
+/// Empty programs on the same hooks: the floor that any tracer there pays (benchmark only).
+pub const PROG_FLOOR_SYS_ENTER: &str = "floor_sys_enter";
+pub const PROG_FLOOR_SYS_EXIT: &str = "floor_sys_exit";
+
+/// `(program, tracepoint)` for auditor's observer.
+pub const OBSERVER_PROGRAMS: [(&str, &str); 5] = [
+    (PROG_FORK, "sched_process_fork"),
+    (PROG_EXEC, "sched_process_exec"),
+    (PROG_EXIT, "sched_process_exit"),
+    (PROG_SYS_ENTER, "sys_enter"),
+    (PROG_SYS_EXIT, "sys_exit"),
+];
+/// `(program, tracepoint)` for the benchmark floor.
+pub const FLOOR_PROGRAMS: [(&str, &str); 2] = [
+    (PROG_FLOOR_SYS_ENTER, "sys_enter"),
+    (PROG_FLOOR_SYS_EXIT, "sys_exit"),
+];
+
+/// Globals (read-only data) that user space sets before loading; see [`crate::Offsets`].
+pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+pub const GLOBAL_CGROUP: &str = "CGROUP_FILTER";

@@ -1,0 +1,104 @@
+//! All maps and globals, in one place. Names are the `auditor_common::names` constants.
+
+use auditor_common::{
+    argspec, counters, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, SysKey, SysStat,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+
+/// Per-thread slot (see `auditor_common::slot`); user space sizes it to `kernel.pid_max`.
+#[map]
+pub static TASKS: Array<u64> = Array::with_max_entries(32768, 0);
+
+#[map]
+pub static STATS: PerCpuHashMap<SysKey, SysStat> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static OUTCOMES: PerCpuHashMap<OutcomeKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
+
+#[map]
+pub static ARG_READ_FAILS: PerCpuArray<u64> = PerCpuArray::with_max_entries(argspec::TABLE_LEN, 0);
+
+#[map]
+pub static ARG_SPECS: Array<u32> = Array::with_max_entries(argspec::TABLE_LEN, 0);
+
+#[map]
+pub static ARGS_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static EXES_SEEN: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(4096, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+#[map]
+pub static SCRATCH: PerCpuArray<ArgsEvent> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Set by user space before loading (read-only data).
+#[no_mangle]
+static OFFSETS: Offsets = Offsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_ti_status: 0,
+    bprm_filename: 0,
+    pid_max: 0,
+    _pad: 0,
+};
+
+#[no_mangle]
+static CGROUP_FILTER: CgroupFilter = CgroupFilter { id: 0, level: 0, enabled: 0 };
+
+#[inline(always)]
+pub fn offsets() -> Offsets {
+    // SAFETY: a plain read of our own global; volatile so that the compiler does not fold the
+    // compile-time zeroes into the code (user space rewrites them at load).
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+pub fn cgroup_filter() -> CgroupFilter {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&CGROUP_FILTER) }
+}
+
+/// Add one to a per-CPU counter.
+#[inline(always)]
+pub fn count(idx: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: a per-CPU array value; programs on the syscall tracepoints run with preemption
+        // disabled, so nothing else on this CPU writes it concurrently.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Add one to this CPU's count in a per-CPU "seen" table. Returns false if the key is absent.
+#[inline(always)]
+pub fn bump<K>(map: &PerCpuHashMap<K, u64>, key: &K) -> bool {
+    match map.get_ptr_mut(key) {
+        Some(c) => {
+            // SAFETY: this CPU's copy of the value (keys are global, values per CPU; a copy
+            // created by another CPU's insert starts at zero here); preemption is disabled.
+            unsafe { *c += 1 };
+            true
+        }
+        None => false,
+    }
+}
+
+/// The current thread's slot pointer and value (None if the thread id is beyond the array).
+#[inline(always)]
+pub fn task_slot(tid: u32) -> Option<(*mut u64, u64)> {
+    match TASKS.get_ptr_mut(tid) {
+        // SAFETY: a valid array element pointer returned by the map.
+        Some(p) => Some((p, unsafe { *p })),
+        None => None,
+    }
+}

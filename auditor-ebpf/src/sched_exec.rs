@@ -1,0 +1,105 @@
+//! `sched_process_exec`: which executable a tracked thread now runs. The file name is read from
+//! `linux_binprm.filename` (kernel memory, as passed to execve), so short-lived processes cannot
+//! race it the way a later read of /proc/PID/exe would.
+
+use auditor_common::{counters, event, hash, slot, ExecEvent, EXEC_NAME_LEN};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+
+use crate::maps::{bump, count, offsets, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN};
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    try_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_exec(ctx: &RawTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tid = pid_tgid as u32;
+    let old: u64 = ctx.arg(1);
+    let old = old as u32;
+    let Some((ptr, mut s)) = task_slot(tid) else {
+        return;
+    };
+    if old != tid {
+        // A non-leader thread exec'd and took over the leader's id (de_thread): move its slot.
+        let Some((old_ptr, old_s)) = task_slot(old) else {
+            return;
+        };
+        if old_s == 0 {
+            return;
+        }
+        // SAFETY: the old id's slot; that thread no longer exists under it.
+        unsafe { *old_ptr = 0 };
+        s = old_s;
+    }
+    if s == 0 {
+        return;
+    }
+    let Some(ev) = EXEC_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch element; preemption is disabled.
+    let ev = unsafe { &mut *ev };
+    let bprm: *const u8 = ctx.arg(2);
+    let off = offsets();
+    // SAFETY: `bprm` is the tracepoint's `struct linux_binprm *`; offset from BTF.
+    let name_ptr = unsafe {
+        bpf_probe_read_kernel(bprm.wrapping_add(off.bprm_filename as usize) as *const *const u8)
+    };
+    let mut id = 0u32;
+    ev.len = 0;
+    if let Ok(p) = name_ptr {
+        // SAFETY: a kernel string read through the fault-tolerant helper.
+        if let Ok(bytes) = unsafe { bpf_probe_read_kernel_str_bytes(p, &mut ev.filename) } {
+            let n = bytes.len();
+            ev.len = n as u32 + 1;
+            let mut h = hash::FNV32_OFFSET;
+            let mut i = 0;
+            while i < EXEC_NAME_LEN {
+                if i >= n {
+                    break;
+                }
+                h = hash::fnv32_byte(h, ev.filename[i]);
+                i += 1;
+            }
+            id = if h == 0 { 1 } else { h };
+        }
+    }
+    if id == 0 {
+        count(counters::EXEC_NAME_FAILED);
+    }
+    let s = slot::with_exe(s, id);
+    // SAFETY: this thread's own slot.
+    unsafe { *ptr = s };
+    if id == 0 {
+        return;
+    }
+
+    // One event per distinct executable; later execs only bump its count.
+    if bump(&EXES_SEEN, &id) {
+        return;
+    }
+    if EXES_SEEN.insert(&id, &1, BPF_NOEXIST as u64).is_err() {
+        if bump(&EXES_SEEN, &id) {
+            return;
+        }
+        count(counters::EXES_TABLE_FULL);
+    }
+    ev.header.kind = event::EXEC;
+    ev.header.tid = tid;
+    ev.header.tgid = (pid_tgid >> 32) as u32;
+    ev.header.exe = id;
+    // SAFETY: no preconditions.
+    ev.header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
+    if EVENTS.output::<ExecEvent>(&*ev, 0).is_err() {
+        count(counters::RINGBUF_LOST_EXEC);
+        let _ = EXES_SEEN.remove(&id);
+    }
+}

@@ -1,0 +1,95 @@
+//! `sys_exit`: failures by errno, refusals (an exit without an enter: a seccomp filter or a
+//! ptrace supervisor decided before the syscall ran), and the arguments that matter.
+
+use auditor_common::{counters, outcome, slot, OutcomeKey};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+
+use crate::{
+    arch, args,
+    maps::{count, task_slot, OUTCOMES},
+};
+
+/// The kernel's internal restart codes, -ERESTARTSYS ..= -ERESTART_RESTARTBLOCK.
+const RESTART_FIRST: u64 = 512;
+const RESTART_LAST: u64 = 516;
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    try_sys_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sys_exit(ctx: &RawTracePointContext) {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some((ptr, s)) = task_slot(tid) else {
+        return;
+    };
+    if s == 0 || s & slot::WAIT_EXEC != 0 {
+        return;
+    }
+    let ret: i64 = ctx.arg(1);
+    let regs: *const u8 = ctx.arg(0);
+    let exe = slot::exe(s);
+    let in_flight = slot::in_flight(s);
+    // SAFETY: this thread's own slot.
+    unsafe { *ptr = slot::exit(s) };
+
+    if in_flight == slot::NR_NONE {
+        if s & slot::FRESH != 0 {
+            // A fork child returning from clone, or a thread caught inside a syscall.
+            count(counters::FRESH_EXITS);
+            return;
+        }
+        let Some(r) = arch::read_regs(regs) else {
+            return;
+        };
+        let Some((nr, a)) = arch::classify(arch::orig_ax(&r)) else {
+            return;
+        };
+        let errno = errno_of(ret).unwrap_or(0);
+        add_outcome(exe, nr, a, outcome::REFUSED, errno);
+        args::capture(&r, nr, a, ret, exe);
+        return;
+    }
+
+    let nr = in_flight as u16;
+    let a = slot::in_flight_abi(s);
+    if let Some(errno) = errno_of(ret) {
+        let kind = if (RESTART_FIRST..=RESTART_LAST).contains(&errno) {
+            outcome::RESTART
+        } else {
+            outcome::FAILED
+        };
+        add_outcome(exe, nr, a, kind, errno);
+    }
+    if args::wanted(nr, a) {
+        if let Some(r) = arch::read_regs(regs) {
+            args::capture(&r, nr, a, ret, exe);
+        }
+    }
+}
+
+/// A return in [-4095, -1] is an error.
+#[inline(always)]
+fn errno_of(ret: i64) -> Option<u64> {
+    if (-4095..=-1).contains(&ret) {
+        Some((-ret) as u64)
+    } else {
+        None
+    }
+}
+
+#[inline(always)]
+fn add_outcome(exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
+    let key = OutcomeKey { exe, nr, abi: a, kind, errno: errno as u32, _pad: 0 };
+    match OUTCOMES.get_ptr_mut(&key) {
+        // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
+        Some(p) => unsafe { *p += 1 },
+        None => {
+            if OUTCOMES.insert(&key, &1, 0).is_err() {
+                count(counters::OUTCOMES_FULL);
+            }
+        }
+    }
+}

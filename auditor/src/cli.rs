@@ -1,0 +1,66 @@
+//! Command-line definitions (clap) only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "auditor", version, about = "Learn the syscalls a workload needs, generate a seccomp policy, enforce it")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe every syscall a workload attempts (eBPF) and write an observation file.
+    Learn(LearnArgs),
+    /// Attach empty programs to the syscall hooks until interrupted (benchmark floor).
+    #[command(hide = true)]
+    BenchFloor,
+    // policy commands
+}
+
+/// `auditor learn [-o FILE] [--duration DUR] (-- CMD [ARGS...] | --pid PID | --cgroup DIR)`
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Where to write the observation file (JSON, written atomically).
+    #[arg(short, long, default_value = "observation.json")]
+    pub output: PathBuf,
+    /// Stop learning after this long (e.g. 30s, 5m); a command started by auditor is then
+    /// terminated.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the observation as JSON on stdout instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not show the live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Learn a running process and every descendant it creates from now on.
+    #[arg(long, conflicts_with = "cgroup")]
+    pub pid: Option<u32>,
+    /// Learn every task in a cgroup v2 directory and its child cgroups, including tasks that
+    /// join later.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
+    /// The command to start and learn, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// Logs go to stderr through `tracing`; RUST_LOG wins over -v.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

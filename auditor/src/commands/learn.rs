@@ -1,0 +1,360 @@
+//! `auditor learn`: observe a workload and write an observation file.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context as _};
+use auditor_common::{counters, hash::exe_id, slot, CgroupFilter};
+use nix::sys::signal::Signal;
+use tokio::io::unix::AsyncFd;
+
+use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
+use crate::cli::LearnArgs;
+use crate::launch;
+use crate::observe::{self, build, model};
+
+/// What to learn, validated.
+enum Target {
+    Command(launch::Command),
+    Pid(u32),
+    Cgroup { path: PathBuf, filter: CgroupFilter },
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+fn parse_target(args: &LearnArgs) -> anyhow::Result<Target> {
+    let given = usize::from(!args.command.is_empty()) + usize::from(args.pid.is_some()) + usize::from(args.cgroup.is_some());
+    if given != 1 {
+        bail!("give exactly one workload: `-- CMD [ARGS...]`, `--pid PID` or `--cgroup DIR`");
+    }
+    if let Some(pid) = args.pid {
+        if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no process with pid {pid}: check the pid (e.g. with `ps -p {pid}`)");
+        }
+        return Ok(Target::Pid(pid));
+    }
+    if let Some(dir) = &args.cgroup {
+        return Ok(Target::Cgroup { path: dir.clone(), filter: cgroup_filter(dir)? });
+    }
+    Ok(Target::Command(launch::Command::new(&args.command)?))
+}
+
+/// The id and level of a cgroup v2 directory.
+fn cgroup_filter(dir: &Path) -> anyhow::Result<CgroupFilter> {
+    let hint = "give a cgroup v2 directory, e.g. /sys/fs/cgroup/unified/my.scope on a hybrid host";
+    let st = nix::sys::statfs::statfs(dir)
+        .with_context(|| format!("{}: not a cgroup v2 directory ({hint})", dir.display()))?;
+    if st.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC || !dir.is_dir() {
+        bail!("{}: not a cgroup v2 directory ({hint})", dir.display());
+    }
+    let canon = dir.canonicalize().with_context(|| format!("{}", dir.display()))?;
+    let root = cgroup2_mount_root(&canon)
+        .with_context(|| format!("{}: cannot find its cgroup2 mount ({hint})", dir.display()))?;
+    let level = canon.strip_prefix(&root).map(|rel| rel.components().count()).unwrap_or(0);
+    let meta = std::fs::metadata(&canon).with_context(|| format!("{}", canon.display()))?;
+    Ok(CgroupFilter { id: std::os::unix::fs::MetadataExt::ino(&meta), level: level as u32, enabled: 1 })
+}
+
+/// The cgroup2 mount point that contains `dir` (the longest matching one).
+fn cgroup2_mount_root(dir: &Path) -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            let mnt = pre.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then(|| PathBuf::from(mnt))
+        })
+        .filter(|m| dir.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+}
+
+/// All thread ids of a process.
+fn threads_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The executable of a running process, for tasks that exec'd before tracking began.
+fn exe_of(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Processes in a cgroup directory and all below it.
+fn cgroup_procs(dir: &Path, out: &mut Vec<u32>) {
+    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                cgroup_procs(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn cgroup_populated(dir: &Path) -> Option<bool> {
+    let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
+}
+
+fn boot_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+fn host() -> model::Host {
+    let u = nix::sys::utsname::uname().ok();
+    model::Host {
+        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+/// Track the running process `pid` (all its threads) with FRESH slots.
+fn track_running(observer: &mut Observer, pid: u32, collected: &mut build::Collected) -> anyhow::Result<()> {
+    let exe = exe_of(pid).map(|p| {
+        let id = exe_id(p.as_bytes());
+        collected.exe_names.entry(id).or_insert(p);
+        id
+    });
+    let mut any = false;
+    for tid in threads_of(pid) {
+        observer.track(tid, exe.unwrap_or(0), slot::FRESH)?;
+        // A thread that exited between listing and tracking never sends an exit: undo it so a
+        // recycled id is not tracked by mistake.
+        if !Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
+            observer.untrack(tid)?;
+            continue;
+        }
+        collected.initial_threads += 1;
+        any = true;
+    }
+    if any {
+        if let Some(id) = exe {
+            collected.initial_exes.push(id);
+        }
+    }
+    Ok(())
+}
+
+enum Stop {
+    WorkloadExited,
+    Signal(i32),
+    Duration,
+}
+
+pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
+    let target = parse_target(args)?;
+    super::require_root("auditor learn")?;
+    crate::fsutil::check_writable(&args.output)?;
+
+    let config = ObserverConfig {
+        cgroup: match &target {
+            Target::Cgroup { filter, .. } => Some(*filter),
+            _ => None,
+        },
+        arg_specs: observe::args::kernel_specs(),
+    };
+    let mut observer = Observer::load(&config)?;
+    let mut events = observer.take_events()?;
+
+    let mut collected = build::Collected { start_boot_ns: boot_ns(), ..Default::default() };
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+
+    let (model_target, child) = match &target {
+        Target::Command(cmd) => {
+            let held = launch::spawn_held(cmd)?;
+            if let Err(e) = observer.track(held.pid(), 0, slot::WAIT_EXEC) {
+                held.abort();
+                return Err(e.into());
+            }
+            collected.initial_threads = 1;
+            let child = held.release()?;
+            (model::Target::Command { argv: cmd.argv.clone() }, Some(child))
+        }
+        Target::Pid(pid) => {
+            track_running(&mut observer, *pid, &mut collected)?;
+            if collected.initial_threads == 0 {
+                bail!("process {pid} exited before tracking began");
+            }
+            (model::Target::Pid { pid: *pid }, None)
+        }
+        Target::Cgroup { path, .. } => {
+            let mut procs = Vec::new();
+            cgroup_procs(path, &mut procs);
+            for pid in procs {
+                track_running(&mut observer, pid, &mut collected)?;
+            }
+            (model::Target::Cgroup { path: path.display().to_string() }, None)
+        }
+    };
+
+    let progress = !args.json && !args.no_progress && std::io::stderr().is_terminal();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (stop, exit) = rt.block_on(watch(&observer, &mut events, &mut collected, &target, child, args.duration, progress))?;
+
+    // Everything the workload did is in the maps now (the programs run synchronously in its
+    // syscalls); take the last events and read the maps.
+    let mut tail = Vec::new();
+    events.drain(&mut tail);
+    absorb(&mut collected, tail);
+    collected.snapshot = observer.snapshot()?;
+    drop(observer);
+
+    let ended = SystemTime::now();
+    let obs = build::build(
+        &collected,
+        build::RunInfo {
+            host: host(),
+            target: model_target,
+            started_at: humantime::format_rfc3339_millis(started).to_string(),
+            ended_at: humantime::format_rfc3339_millis(ended).to_string(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+        },
+    );
+    observe::save(&args.output, &obs)?;
+    if args.json {
+        print!("{}", observe::to_json(&obs));
+    } else {
+        eprint!("{}", observe::summary::render(&obs));
+        eprintln!("observation written to {}", args.output.display());
+    }
+    if obs.loss.total > 0 {
+        tracing::warn!(lost = obs.loss.total, "observations were lost; see `loss` in the output");
+        eprintln!("auditor: warning: {} observations were lost (see `loss` in {})", obs.loss.total, args.output.display());
+    }
+    Ok(match (stop, exit) {
+        (_, Some(e)) => ExitCode::from(e.status().clamp(0, 255) as u8),
+        (Stop::Signal(sig), None) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
+    for ev in events {
+        match ev {
+            Event::Exec { header, filename } => {
+                collected.exe_names.insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
+            }
+            Event::Args(a) => collected.args_events.push(*a),
+            Event::Malformed { len, kind } => {
+                tracing::error!(len, kind, "malformed ring buffer record");
+                collected.malformed_events += 1;
+            }
+        }
+    }
+}
+
+/// Wait for the end of learning while reading events and showing progress.
+async fn watch(
+    observer: &Observer,
+    events: &mut EventReader,
+    collected: &mut build::Collected,
+    target: &Target,
+    child: Option<launch::Child>,
+    duration: Option<Duration>,
+    progress: bool,
+) -> anyhow::Result<(Stop, Option<launch::Exit>)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (dropped at
+    // the end of this function) and is not closed meanwhile.
+    let mut ring = unsafe {
+        AsyncFd::register_with_interest(RawFdRef(std::os::fd::AsRawFd::as_raw_fd(events)), tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| anyhow::anyhow!("registering the ring buffer with the reactor: {}", e))?;
+    let mut waiter = child.map(|c| tokio::task::spawn_blocking(move || c.wait()));
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last = (Instant::now(), 0u64);
+    let mut was_populated = false;
+    let mut buf = Vec::new();
+
+    let stop = loop {
+        tokio::select! {
+            r = async { waiter.as_mut().expect("guarded").await }, if waiter.is_some() => {
+                let exit = r.context("waiting for the workload")??;
+                return Ok((Stop::WorkloadExited, Some(exit)));
+            }
+            g = ring.readable_mut() => {
+                let mut g = g?;
+                events.drain(&mut buf);
+                absorb(collected, std::mem::take(&mut buf));
+                g.clear_ready();
+            }
+            _ = sigint.recv() => break Stop::Signal(libc::SIGINT),
+            _ = sigterm.recv() => break Stop::Signal(libc::SIGTERM),
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => break Stop::Duration,
+            _ = tick.tick() => {
+                let c = observer.counters()?;
+                match target {
+                    Target::Pid(_) => {
+                        let live = collected.initial_threads + c[counters::TASKS_FORKED as usize] + c[counters::TASKS_ADOPTED as usize];
+                        if live <= c[counters::TASKS_EXITED as usize] {
+                            break Stop::WorkloadExited;
+                        }
+                    }
+                    Target::Cgroup { path, .. } => match cgroup_populated(path) {
+                        Some(true) => was_populated = true,
+                        Some(false) if was_populated || collected.initial_threads > 0 => break Stop::WorkloadExited,
+                        None => break Stop::WorkloadExited, // the cgroup was removed
+                        _ => {}
+                    },
+                    Target::Command(_) => {}
+                }
+                if progress {
+                    let calls = c[counters::SYSCALLS as usize];
+                    let dt = last.0.elapsed().as_secs_f64().max(1e-3);
+                    let rate = (calls.saturating_sub(last.1)) as f64 / dt;
+                    last = (Instant::now(), calls);
+                    let lost: u64 = build::LOSS_COUNTERS.iter().map(|&i| c[i as usize]).sum();
+                    let distinct = observer.distinct_syscalls().unwrap_or(0);
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[Klearning: {distinct} syscalls, {rate:.0} calls/s, {calls} calls, lost {lost}");
+                    let _ = err.flush();
+                }
+            }
+        }
+    };
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    // Learning is over; a workload auditor started is asked to stop too, and waited for.
+    let mut exit = None;
+    if let Some(w) = waiter {
+        if let Some(c) = child {
+            let sig = match stop {
+                Stop::Signal(s) => Signal::try_from(s).unwrap_or(Signal::SIGTERM),
+                _ => Signal::SIGTERM,
+            };
+            c.signal(sig);
+            let wait = tokio::time::timeout(Duration::from_secs(5), w);
+            exit = match wait.await {
+                Ok(r) => Some(r.context("waiting for the workload")??),
+                Err(_) => {
+                    c.signal(Signal::SIGKILL);
+                    None
+                }
+            };
+        }
+    }
+    Ok((stop, exit))
+}
+
+/// Borrow a raw fd for readiness only (the EventReader owns it).
+struct RawFdRef(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for RawFdRef {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+

@@ -1,0 +1,35 @@
+//! One file per subcommand. Commands are the edge: they turn errors into a one-line message
+//! and an exit status.
+
+pub mod bench_floor;
+pub mod learn;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Exit status for bad input and failures of auditor itself.
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Learn(args) => learn::run(&args),
+        Command::BenchFloor => bench_floor::run(),
+        // policy commands
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("auditor: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Refuse early, with a clear message, when not root.
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("{what} needs root (it loads eBPF programs): run it as root, e.g. with sudo");
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! auditor: learn which system calls a workload needs, turn that into a seccomp policy, enforce
+//! it through a seccomp user-notification broker.
+//!
+//! Module boundaries (see HOUSE_STYLE): only [`bpf`] imports aya, only [`seccomp`] imports
+//! libseccomp, [`policy`] is pure and synchronous.
+
+pub mod bpf;
+pub mod cli;
+pub mod commands;
+pub mod fsutil;
+pub mod launch;
+pub mod observe;
+pub mod policy;
+pub mod seccomp;
+pub mod syscalls;

@@ -1,0 +1,230 @@
+//! Turning what the kernel side recorded into an [`Observation`]. Pure: no I/O, no clocks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use auditor_common::{counters, outcome, ArgsEvent};
+
+use super::args::{abi_from_id, decode};
+use super::model::*;
+use crate::bpf::Snapshot;
+use crate::syscalls;
+
+/// Distinct argument tuples kept per syscall; more are counted in `arguments_overflow`.
+pub const MAX_TUPLES_PER_SYSCALL: usize = 256;
+
+/// The counters that mean something was not recorded.
+pub const LOSS_COUNTERS: &[u32] = &[
+    counters::STATS_FULL,
+    counters::OUTCOMES_FULL,
+    counters::RINGBUF_LOST_EXEC,
+    counters::RINGBUF_LOST_ARGS,
+    counters::ARGS_TABLE_FULL,
+    counters::EXES_TABLE_FULL,
+    counters::TID_OUT_OF_RANGE,
+    counters::NR_OUT_OF_RANGE,
+    counters::EXEC_NAME_FAILED,
+    counters::FORK_READ_FAILED,
+    counters::COMPAT_READ_FAILED,
+];
+
+/// Everything gathered during a run.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub snapshot: Snapshot,
+    /// Executable id -> path, from exec events and from tasks tracked while running.
+    pub exe_names: HashMap<u32, String>,
+    /// Executables of tasks that were already running when tracking began (execs = 1 each).
+    pub initial_exes: Vec<u32>,
+    pub args_events: Vec<ArgsEvent>,
+    /// Ring buffer records that did not decode.
+    pub malformed_events: u64,
+    /// `CLOCK_BOOTTIME` at the start of learning, in ns.
+    pub start_boot_ns: u64,
+    /// Threads tracked by user space at the start.
+    pub initial_threads: u64,
+}
+
+/// Facts about the run that are not in the maps.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub host: Host,
+    pub target: Target,
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_ms: u64,
+}
+
+/// Name of the executable with id `id`.
+pub fn exe_name(c: &Collected, target: &Target, id: u32) -> String {
+    if id == 0 {
+        return match target {
+            Target::Command { .. } => "(launcher, before exec)".into(),
+            _ => "(unknown: running before tracking)".into(),
+        };
+    }
+    c.exe_names.get(&id).cloned().unwrap_or_else(|| format!("(executable {id:08x}, name lost)"))
+}
+
+fn syscall_name(abi: Abi, nr: u32) -> String {
+    syscalls::name(abi, nr).map(str::to_string).unwrap_or_else(|| format!("{abi}_unknown_{nr}"))
+}
+
+fn errno_label(errno: u32) -> String {
+    if errno == 0 {
+        return "none".into();
+    }
+    syscalls::errno_name(errno).map(str::to_string).unwrap_or_else(|| format!("E{errno}"))
+}
+
+pub fn build(c: &Collected, run: RunInfo) -> Observation {
+    let mut by_call: BTreeMap<(Abi, u32), SyscallObservation> = BTreeMap::new();
+    let ensure = |m: &mut BTreeMap<(Abi, u32), SyscallObservation>, abi: Abi, nr: u32| {
+        m.entry((abi, nr)).or_insert_with(|| SyscallObservation {
+            name: syscall_name(abi, nr),
+            abi,
+            nr,
+            count: 0,
+            first_seen_ms: f64::INFINITY,
+            failures: BTreeMap::new(),
+            restarts: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            executables: BTreeMap::new(),
+            arguments: Vec::new(),
+            arguments_overflow: 0,
+            argument_read_failures: 0,
+        });
+    };
+
+    for (key, per_cpu) in &c.snapshot.stats {
+        let Some(abi) = abi_from_id(key.abi) else { continue };
+        let nr = u32::from(key.nr);
+        let count: u64 = per_cpu.iter().map(|s| s.count).sum();
+        if count == 0 {
+            continue;
+        }
+        let first = per_cpu
+            .iter()
+            .filter(|s| s.count > 0 && s.first_seen_ns > 0)
+            .map(|s| s.first_seen_ns)
+            .min()
+            .unwrap_or(c.start_boot_ns);
+        let first_ms = first.saturating_sub(c.start_boot_ns) as f64 / 1e6;
+        ensure(&mut by_call, abi, nr);
+        if let Some(s) = by_call.get_mut(&(abi, nr)) {
+            s.count += count;
+            s.first_seen_ms = s.first_seen_ms.min(first_ms);
+            *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += count;
+        }
+    }
+
+    for (key, n) in &c.snapshot.outcomes {
+        let Some(abi) = abi_from_id(key.abi) else { continue };
+        let nr = u32::from(key.nr);
+        if *n == 0 {
+            continue;
+        }
+        ensure(&mut by_call, abi, nr);
+        if let Some(s) = by_call.get_mut(&(abi, nr)) {
+            let label = errno_label(key.errno);
+            let map = match key.kind {
+                outcome::FAILED => &mut s.failures,
+                outcome::RESTART => &mut s.restarts,
+                outcome::REFUSED => &mut s.refused,
+                _ => continue,
+            };
+            *map.entry(label).or_default() += n;
+            if key.kind == outcome::REFUSED {
+                *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += 0;
+            }
+        }
+    }
+
+    for &(idx, n) in &c.snapshot.arg_read_fails {
+        let abi_id = (idx / u32::from(auditor_common::abi::MAX_NR)) as u8;
+        let nr = idx % u32::from(auditor_common::abi::MAX_NR);
+        let Some(abi) = abi_from_id(abi_id) else { continue };
+        ensure(&mut by_call, abi, nr);
+        if let Some(s) = by_call.get_mut(&(abi, nr)) {
+            s.argument_read_failures += n;
+        }
+    }
+
+    // Argument tuples: decode, merge identical decodings, bound.
+    let mut tuples: BTreeMap<(Abi, u32), Vec<ArgumentTuple>> = BTreeMap::new();
+    for ev in &c.args_events {
+        let Some(abi) = abi_from_id(ev.abi) else { continue };
+        let nr = u32::from(ev.nr);
+        let name = syscall_name(abi, nr);
+        let Some(args) = decode(&name, ev) else { continue };
+        let calls = c.snapshot.args_seen.get(&ev.hash).copied().unwrap_or(1).max(1);
+        let result = if (-4095..=-1).contains(&ev.ret) { errno_label((-ev.ret) as u32) } else { "ok".into() };
+        let list = tuples.entry((abi, nr)).or_default();
+        match list.iter_mut().find(|t| t.args == args && t.result == result) {
+            Some(t) => t.calls += calls,
+            None => list.push(ArgumentTuple { calls, result, args }),
+        }
+    }
+    for ((abi, nr), mut list) in tuples {
+        ensure(&mut by_call, abi, nr);
+        list.sort_by(|a, b| b.calls.cmp(&a.calls));
+        if let Some(s) = by_call.get_mut(&(abi, nr)) {
+            if list.len() > MAX_TUPLES_PER_SYSCALL {
+                s.arguments_overflow += (list.len() - MAX_TUPLES_PER_SYSCALL) as u64;
+                list.truncate(MAX_TUPLES_PER_SYSCALL);
+            }
+            s.arguments = list;
+        }
+    }
+
+    let mut syscalls: Vec<SyscallObservation> = by_call.into_values().collect();
+    for s in &mut syscalls {
+        if !s.first_seen_ms.is_finite() {
+            s.first_seen_ms = 0.0;
+        }
+        s.executables.retain(|_, n| *n > 0);
+        s.first_seen_ms = (s.first_seen_ms * 1000.0).round() / 1000.0;
+    }
+    syscalls.sort_by(|a, b| (a.abi, &a.name).cmp(&(b.abi, &b.name)));
+
+    let mut exes: BTreeMap<String, u64> = BTreeMap::new();
+    for (id, n) in &c.snapshot.exes_seen {
+        *exes.entry(exe_name(c, &run.target, *id)).or_default() += n;
+    }
+    for id in &c.initial_exes {
+        *exes.entry(exe_name(c, &run.target, *id)).or_default() += 1;
+    }
+    let executables = exes.into_iter().map(|(path, execs)| Executable { path, execs }).collect();
+
+    let mut loss = Loss::default();
+    for &i in LOSS_COUNTERS {
+        let v = c.snapshot.counter(i);
+        if v > 0 {
+            loss.counters.insert(counters::NAMES[i as usize].to_string(), v);
+            loss.total += v;
+        }
+    }
+    if c.malformed_events > 0 {
+        loss.counters.insert("malformed_events".into(), c.malformed_events);
+        loss.total += c.malformed_events;
+    }
+
+    Observation {
+        format: FORMAT.into(),
+        version: VERSION,
+        auditor_version: env!("CARGO_PKG_VERSION").into(),
+        host: run.host,
+        target: run.target,
+        started_at: run.started_at,
+        ended_at: run.ended_at,
+        duration_ms: run.duration_ms,
+        syscalls,
+        executables,
+        processes: Processes {
+            tracked_threads: c.initial_threads
+                + c.snapshot.counter(counters::TASKS_FORKED)
+                + c.snapshot.counter(counters::TASKS_ADOPTED),
+            exited_threads: c.snapshot.counter(counters::TASKS_EXITED),
+        },
+        loss,
+    }
+}

@@ -1,0 +1,1 @@
+//! Pure policy logic: model, parse/validate, generate from observations, import/export formats.

@@ -1,0 +1,4 @@
+//! The only module that uses libseccomp: syscall name resolution per architecture, and (with
+//! the policy issue) compiling policies into filters.
+
+pub mod names;

@@ -1,0 +1,65 @@
+//! Helpers shared by the privileged integration tests.
+//!
+//! The tests run the real `auditor` binary (built by `cargo xtask test`, found through
+//! `AUDITOR_BIN` or next to the test executable) as root against the real kernel. A test that
+//! cannot run for lack of privilege or a kernel feature fails under `CI=true` and is only
+//! skipped (with a message) elsewhere.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Path of the auditor binary under test.
+pub fn auditor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("AUDITOR_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>/auditor
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("auditor")
+}
+
+/// `auditor ARGS…`, capturing output.
+pub fn auditor(args: &[&str]) -> Output {
+    Command::new(auditor_bin()).args(args).output().expect("run auditor")
+}
+
+/// True when running under CI (`CI=true`): privileged tests must not skip there.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Returns false (and says why) if the test cannot run here; panics instead under CI.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: needs root, and CI=true forbids skipping");
+    }
+    eprintln!("SKIP {test}: needs root");
+    false
+}
+
+/// A name unique to this test process and call, for cgroups, containers, files.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A tool from the system (strace, runc, …): its path, or a failure under CI / skip elsewhere.
+pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if in_ci() {
+            panic!("{test}: `{tool}` is not installed (run `cargo xtask setup`); CI=true forbids skipping");
+        }
+        eprintln!("SKIP {test}: `{tool}` not installed");
+    }
+    found
+}
