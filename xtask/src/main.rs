@@ -1,1 +1,90 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks. `setup` installs what a fresh machine lacks (idempotent),
+//! `test` runs every test (unit, then privileged integration), `demo` runs the main job, `bench`
+//! measures.
+
+mod bench;
+mod setup;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install Debian packages, rust-src for nightly and bpf-linker, if missing.
+    Setup,
+    /// Set up, build, and run the whole test suite (unit + privileged integration tests).
+    Test {
+        /// Only run integration tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Set up, build, and run the demo: learn a real workload and show what it saw.
+    Demo,
+    /// Set up, build, and run the benchmarks (not part of the tests).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup => setup::run(),
+        Task::Test { filter } => test(filter),
+        Task::Demo => demo(),
+        Task::Bench(args) => {
+            setup::run()?;
+            let bin = build_release()?;
+            bench::run(&bin, &args)
+        }
+    }
+}
+
+/// Build auditor (release) and return the binary's path.
+fn build_release() -> anyhow::Result<std::path::PathBuf> {
+    util::phase("build (release)", || util::cargo(&["build", "--release", "-p", "auditor"]))?;
+    Ok(util::target_dir()?.join("release").join("auditor"))
+}
+
+fn test(filter: Option<String>) -> anyhow::Result<()> {
+    let t0 = std::time::Instant::now();
+    setup::run()?;
+    util::phase("unit tests", || util::cargo(&["test", "--workspace", "--exclude", "integration"]))?;
+    let bin = build_release()?;
+    util::phase("integration tests (privileged)", || {
+        let mut args = vec!["test", "-p", "integration", "--release", "--"];
+        if let Some(f) = &filter {
+            args.push(f);
+        }
+        args.extend(["--test-threads", "2"]);
+        util::cargo_env(&args, &[("AUDITOR_BIN", bin.as_os_str())])
+    })?;
+    eprintln!("xtask: all tests passed in {:.0}s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn demo() -> anyhow::Result<()> {
+    setup::run()?;
+    let bin = build_release()?;
+    util::phase("demo", || {
+        let dir = std::env::temp_dir().join(format!("auditor-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let obs = dir.join("observation.json");
+        eprintln!("\n== learn: a shell pipeline, with a command that fails, run under auditor ==");
+        util::run(
+            std::process::Command::new(&bin).args(["learn", "-o"]).arg(&obs).args([
+                "--",
+                "sh",
+                "-c",
+                "ls /etc | sort | head -3; cat /nonexistent 2>/dev/null; echo done",
+            ]),
+        )?;
+        eprintln!("\nobservation file: {}", obs.display());
+        Ok(())
+    })
+}

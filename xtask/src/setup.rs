@@ -1,0 +1,74 @@
+//! Idempotent set-up of a fresh machine of this kind (Debian 12, root): Debian packages,
+//! rust-src for the nightly toolchain, bpf-linker built against LLVM 22. Does nothing when
+//! everything is present. See ../shared/TOOLCHAIN.md.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::util::{have, phase, run as sh};
+
+/// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
+/// e2fsprogs, runtimes), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
+pub const PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "libseccomp-dev",
+    "pkg-config",
+    "strace",
+    "bpftrace",
+    "busybox-static",
+    "gcc",
+    "tmux",
+    "e2fsprogs",
+    "runc",
+    "crun",
+    "lxc",
+];
+
+fn missing_packages() -> Vec<&'static str> {
+    PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+pub fn run_setup() -> anyhow::Result<()> {
+    let missing = missing_packages();
+    if !missing.is_empty() {
+        phase("apt packages", || {
+            sh(Command::new("apt-get").arg("update").arg("-q"))?;
+            sh(Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        })?;
+    }
+    let has_src = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output()
+        .context("rustup is needed (the nightly toolchain builds the eBPF programs)")?;
+    if !String::from_utf8_lossy(&has_src.stdout).lines().any(|l| l.starts_with("rust-src")) {
+        phase("rust-src for nightly", || {
+            sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+        })?;
+    }
+    if !have("bpf-linker") {
+        phase("bpf-linker (LLVM 22)", || {
+            sh(Command::new("cargo")
+                .args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22", "--locked"])
+                .env("LLVM_PREFIX", "/usr/lib/llvm-22"))
+        })?;
+    }
+    Ok(())
+}
+
+pub fn run() -> anyhow::Result<()> {
+    phase("setup", run_setup)
+}
