@@ -161,6 +161,14 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         },
         arg_specs: observe::args::kernel_specs(),
     };
+    // Signals are handled from before the workload starts, so that an early Ctrl-C still ends
+    // in a written observation.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let signals = {
+        let _in_rt = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+    };
     let mut observer = Observer::load(&config)?;
     let mut events = observer.take_events()?;
 
@@ -196,9 +204,15 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    eprintln!(
+        "auditor: learning {} ({} threads tracked at start); output: {}",
+        describe(&model_target),
+        collected.initial_threads,
+        args.output.display()
+    );
     let progress = !args.json && !args.no_progress && std::io::stderr().is_terminal();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (stop, exit) = rt.block_on(watch(&observer, &mut events, &mut collected, &target, child, args.duration, progress))?;
+    let (stop, exit) =
+        rt.block_on(watch(&observer, &mut events, &mut collected, &target, child, args.duration, progress, signals))?;
 
     // Everything the workload did is in the maps now (the programs run synchronously in its
     // syscalls); take the last events and read the maps.
@@ -237,6 +251,15 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn describe(t: &model::Target) -> String {
+    match t {
+        model::Target::Command { argv } => format!("command `{}`", argv.join(" ")),
+        model::Target::Pid { pid } => format!("pid {pid} and its new descendants"),
+        model::Target::Cgroup { path } => format!("cgroup {path}"),
+        model::Target::Merged { inputs } => format!("{inputs} merged observations"),
+    }
+}
+
 fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
     for ev in events {
         match ev {
@@ -253,6 +276,7 @@ fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
 }
 
 /// Wait for the end of learning while reading events and showing progress.
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
 async fn watch(
     observer: &Observer,
     events: &mut EventReader,
@@ -261,10 +285,8 @@ async fn watch(
     child: Option<launch::Child>,
     duration: Option<Duration>,
     progress: bool,
+    (mut sigint, mut sigterm): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
 ) -> anyhow::Result<(Stop, Option<launch::Exit>)> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (dropped at
     // the end of this function) and is not closed meanwhile.
     let mut ring = unsafe {
@@ -302,12 +324,16 @@ async fn watch(
                             break Stop::WorkloadExited;
                         }
                     }
-                    Target::Cgroup { path, .. } => match cgroup_populated(path) {
-                        Some(true) => was_populated = true,
-                        Some(false) if was_populated || collected.initial_threads > 0 => break Stop::WorkloadExited,
-                        None => break Stop::WorkloadExited, // the cgroup was removed
-                        _ => {}
-                    },
+                    Target::Cgroup { path, .. } => {
+                        // A task that joined and left between two polls still counts: it was adopted.
+                        let seen = collected.initial_threads + c[counters::TASKS_ADOPTED as usize] + c[counters::TASKS_FORKED as usize];
+                        match cgroup_populated(path) {
+                            Some(true) => was_populated = true,
+                            Some(false) if was_populated || seen > 0 => break Stop::WorkloadExited,
+                            None => break Stop::WorkloadExited, // the cgroup was removed
+                            _ => {}
+                        }
+                    }
                     Target::Command(_) => {}
                 }
                 if progress {

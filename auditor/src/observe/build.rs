@@ -27,6 +27,10 @@ pub const LOSS_COUNTERS: &[u32] = &[
     counters::COMPAT_READ_FAILED,
 ];
 
+/// Syscalls whose return value is not a status (sigreturn restores the interrupted context's
+/// register, which may look like an error): their "failures" are not recorded.
+pub const NO_STATUS: &[&str] = &["rt_sigreturn", "sigreturn"];
+
 /// Everything gathered during a run.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -121,6 +125,9 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
         let Some(abi) = abi_from_id(key.abi) else { continue };
         let nr = u32::from(key.nr);
         if *n == 0 {
+            continue;
+        }
+        if key.kind != outcome::REFUSED && NO_STATUS.contains(&syscall_name(abi, nr).as_str()) {
             continue;
         }
         ensure(&mut by_call, abi, nr);

@@ -1,0 +1,25 @@
+//! Compiles the C test workloads (workloads/*.c) with gcc into OUT_DIR.
+
+use std::process::Command;
+
+fn main() {
+    let out = std::env::var("OUT_DIR").expect("OUT_DIR");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("workloads dir").flatten().collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("c") {
+            continue;
+        }
+        let stem = p.file_stem().and_then(|s| s.to_str()).expect("file name");
+        let status = Command::new("gcc")
+            .args(["-O1", "-Wall", "-pthread", "-o"])
+            .arg(format!("{out}/{stem}"))
+            .arg(&p)
+            .status()
+            .expect("gcc is needed to build the test workloads (cargo xtask setup installs it)");
+        assert!(status.success(), "gcc failed on {}", p.display());
+    }
+}
