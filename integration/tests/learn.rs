@@ -441,3 +441,21 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
         assert!(err.contains("needs root"), "{err}");
     }
 }
+
+#[test]
+fn vfork_and_exec_from_a_non_leader_thread_are_followed() {
+    if !require_root("vfork_and_exec_from_a_non_leader_thread") {
+        return;
+    }
+    let w = workload("forks");
+    let (o, obs) = learn(&[], &[&w]);
+    assert!(o.status.success(), "the process ends as /bin/true: {}", String::from_utf8_lossy(&o.stderr));
+    assert_no_loss("forks", &obs);
+    assert!(find(&obs, Abi::X86_64, "vfork").is_some_and(|s| s.count == 1));
+    let paths: Vec<_> = obs.executables.iter().map(|e| e.path.as_str()).collect();
+    assert!(paths.contains(&"/bin/echo") && paths.contains(&"/bin/true"), "{paths:?}");
+    // /bin/true's own exit is attributed to it: tracking survived the thread's exec.
+    let eg = find(&obs, Abi::X86_64, "exit_group").expect("exit_group");
+    assert_eq!(eg.executables.get("/bin/true"), Some(&1), "{:?}", eg.executables);
+    assert_eq!(eg.executables.get("/bin/echo"), Some(&1), "{:?}", eg.executables);
+}

@@ -235,3 +235,105 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
         loss,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auditor_common::{abi, argflags, event, EventHeader, OutcomeKey, SysKey, SysStat};
+
+    fn run() -> RunInfo {
+        RunInfo {
+            host: Host { kernel: "k".into(), arch: "x86_64".into() },
+            target: Target::Command { argv: vec!["w".into()] },
+            started_at: "s".into(),
+            ended_at: "e".into(),
+            duration_ms: 1,
+        }
+    }
+
+    fn args_event(nr: u16, ret: i64, hash: u64, path: &[u8]) -> ArgsEvent {
+        let mut strs = [[0u8; auditor_common::ARG_STR_LEN]; auditor_common::ARG_STR_SLOTS];
+        strs[0][..path.len()].copy_from_slice(path);
+        ArgsEvent {
+            header: EventHeader { kind: event::ARGS, tid: 1, tgid: 1, exe: 7, time_ns: 0 },
+            hash,
+            nr,
+            abi: abi::X86_64,
+            _pad: 0,
+            flags: argflags::STR_OK,
+            ret,
+            args: [(-100i64) as u64, 0, 0o20666, 0x0103, 0, 0],
+            mem: 0,
+            str_len: [path.len() as u32 + 1, 0, 0],
+            _pad2: 0,
+            strs,
+        }
+    }
+
+    #[test]
+    fn aggregates_counts_errors_refusals_and_arguments() {
+        let mut c = Collected { start_boot_ns: 1_000_000, ..Default::default() };
+        c.exe_names.insert(7, "/usr/bin/mknod".into());
+        c.snapshot.counters = vec![0; counters::COUNT as usize];
+        // read (0) on two CPUs, the second CPU created later; first seen is the minimum.
+        c.snapshot.stats.push((
+            SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0 },
+            vec![SysStat { count: 3, first_seen_ns: 3_000_000 }, SysStat { count: 2, first_seen_ns: 2_000_000 }],
+        ));
+        c.snapshot.stats.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0 }, vec![SysStat { count: 2, first_seen_ns: 4_000_000 }]));
+        // i386 getpid (20) is not x86_64 writev (20).
+        c.snapshot.stats.push((SysKey { exe: 7, nr: 20, abi: abi::I386, _pad: 0 }, vec![SysStat { count: 1, first_seen_ns: 5_000_000 }]));
+        let ok = |kind, errno, n| (OutcomeKey { exe: 7, nr: 259, abi: abi::X86_64, kind, errno, _pad: 0 }, n);
+        c.snapshot.outcomes.push(ok(outcome::FAILED, 1, 2));
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 110, abi: abi::X86_64, kind: outcome::REFUSED, errno: 13, _pad: 0 }, 4));
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 0, abi: abi::X86_64, kind: outcome::RESTART, errno: 512, _pad: 0 }, 1));
+        // rt_sigreturn (15) "fails" with whatever the interrupted call returned: not recorded.
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 15, abi: abi::X86_64, kind: outcome::FAILED, errno: 2, _pad: 0 }, 1));
+        // Two events that decode to the same tuple merge; counts come from the kernel table.
+        c.args_events.push(args_event(259, -1, 11, b"/dev/x"));
+        c.args_events.push(args_event(259, -1, 12, b"/dev/x"));
+        c.snapshot.args_seen.insert(11, 1);
+        c.snapshot.args_seen.insert(12, 1);
+        c.snapshot.arg_read_fails.push((auditor_common::argspec::index(abi::X86_64, 259), 3));
+        c.snapshot.exes_seen.insert(7, 2);
+        c.snapshot.counters[counters::RINGBUF_LOST_ARGS as usize] = 2;
+
+        let obs = build(&c, run());
+        let get = |abi: Abi, name: &str| obs.syscalls.iter().find(|s| s.abi == abi && s.name == name).cloned();
+        let read = get(Abi::X86_64, "read").expect("read");
+        assert_eq!(read.count, 5);
+        assert_eq!(read.first_seen_ms, 1.0);
+        assert_eq!(read.restarts.get("ERESTARTSYS"), Some(&1));
+        assert!(read.failures.is_empty());
+        let m = get(Abi::X86_64, "mknodat").expect("mknodat");
+        assert_eq!(m.failures.get("EPERM"), Some(&2));
+        assert_eq!(m.argument_read_failures, 3);
+        assert_eq!(m.arguments.len(), 1, "identical decodings merge");
+        assert_eq!(m.arguments[0].calls, 2);
+        assert_eq!(m.arguments[0].result, "EPERM");
+        assert!(matches!(&m.arguments[0].args, Arguments::Mknod { file_type, major: 1, minor: 3, .. } if file_type == "char"));
+        let refused = get(Abi::X86_64, "getppid").expect("refused-only syscall listed");
+        assert_eq!(refused.count, 0);
+        assert_eq!(refused.refused.get("EACCES"), Some(&4));
+        assert!(get(Abi::I386, "getpid").is_some());
+        assert!(get(Abi::X86_64, "writev").is_none());
+        assert!(get(Abi::X86_64, "rt_sigreturn").is_none_or(|s| s.failures.is_empty()));
+        assert_eq!(obs.executables, vec![Executable { path: "/usr/bin/mknod".into(), execs: 2 }]);
+        assert_eq!(obs.loss.total, 2);
+        assert_eq!(obs.loss.counters.get("ringbuf_lost_args"), Some(&2));
+    }
+
+    #[test]
+    fn tuples_are_bounded_with_an_overflow_count() {
+        let mut c = Collected::default();
+        c.snapshot.counters = vec![0; counters::COUNT as usize];
+        for i in 0..(MAX_TUPLES_PER_SYSCALL as u64 + 10) {
+            let path = format!("/p{i}");
+            c.args_events.push(args_event(259, 0, i, path.as_bytes()));
+        }
+        let obs = build(&c, run());
+        let m = obs.syscalls.iter().find(|s| s.name == "mknodat").expect("mknodat");
+        assert_eq!(m.arguments.len(), MAX_TUPLES_PER_SYSCALL);
+        assert_eq!(m.arguments_overflow, 10);
+    }
+}

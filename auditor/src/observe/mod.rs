@@ -71,3 +71,94 @@ pub fn save(path: &Path, obs: &Observation) -> Result<(), ObserveError> {
     crate::fsutil::write_atomic(path, to_json(obs).as_bytes())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::model::*;
+    use super::*;
+
+    fn sample() -> Observation {
+        Observation {
+            format: FORMAT_NAME.into(),
+            version: model::VERSION,
+            auditor_version: "0.1.0".into(),
+            host: Host { kernel: "6.18".into(), arch: "x86_64".into() },
+            target: Target::Command { argv: vec!["sh".into()] },
+            started_at: "2026-11-29T00:00:00.000Z".into(),
+            ended_at: "2026-11-29T00:00:01.000Z".into(),
+            duration_ms: 1000,
+            syscalls: vec![SyscallObservation {
+                name: "mknodat".into(),
+                abi: Abi::X86_64,
+                nr: 259,
+                count: 1,
+                first_seen_ms: 1.5,
+                failures: [("EPERM".to_string(), 1)].into(),
+                restarts: Default::default(),
+                refused: Default::default(),
+                executables: [("/usr/bin/mknod".to_string(), 1)].into(),
+                arguments: vec![ArgumentTuple {
+                    calls: 1,
+                    result: "EPERM".into(),
+                    args: Arguments::Mknod {
+                        dirfd: Some(-100),
+                        path: Some("/dev/null2".into()),
+                        file_type: "char".into(),
+                        perm: 0o666,
+                        major: 1,
+                        minor: 3,
+                    },
+                }],
+                arguments_overflow: 0,
+                argument_read_failures: 0,
+            }],
+            executables: vec![Executable { path: "/usr/bin/mknod".into(), execs: 1 }],
+            processes: Processes { tracked_threads: 1, exited_threads: 1 },
+            loss: Loss::default(),
+        }
+    }
+
+    const FORMAT_NAME: &str = model::FORMAT;
+
+    #[test]
+    fn round_trips_through_json() -> Result<(), ObserveError> {
+        let obs = sample();
+        let back = parse(Path::new("x.json"), &to_json(&obs))?;
+        assert_eq!(back, obs);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_a_location() {
+        let text = to_json(&sample()).replacen("\"duration_ms\"", "\"surprise\": 1,\n  \"duration_ms\"", 1);
+        match parse(Path::new("o.json"), &text) {
+            Err(ObserveError::Parse { line, msg, .. }) => {
+                assert!(line > 1);
+                assert!(msg.contains("surprise"), "{msg}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_formats_and_versions_are_refused_clearly() {
+        let text = to_json(&sample()).replace("\"version\": 1", "\"version\": 99");
+        assert!(matches!(parse(Path::new("o.json"), &text), Err(ObserveError::Version { version: 99, .. })));
+        let e = parse(Path::new("p.json"), r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#);
+        assert!(matches!(e, Err(ObserveError::Version { .. })));
+        let e = parse(Path::new("t.json"), "{\"format\": \"auditor-observation\", \"ver");
+        assert!(matches!(e, Err(ObserveError::Parse { .. })));
+        let e = parse(Path::new("e.json"), "");
+        assert!(matches!(e, Err(ObserveError::Parse { .. })));
+    }
+
+    #[test]
+    fn save_is_atomic_and_load_reads_it_back() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("obs.json");
+        save(&p, &sample())?;
+        assert_eq!(load(&p)?, sample());
+        assert!(matches!(load(&dir.path().join("missing.json")), Err(ObserveError::Read { .. })));
+        Ok(())
+    }
+}
