@@ -173,7 +173,7 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
     }
     for ((abi, nr), mut list) in tuples {
         ensure(&mut by_call, abi, nr);
-        list.sort_by(|a, b| b.calls.cmp(&a.calls));
+        list.sort_by_key(|t| std::cmp::Reverse(t.calls));
         if let Some(s) = by_call.get_mut(&(abi, nr)) {
             if list.len() > MAX_TUPLES_PER_SYSCALL {
                 s.arguments_overflow += (list.len() - MAX_TUPLES_PER_SYSCALL) as u64;

@@ -8,7 +8,7 @@ use super::model::Observation;
 pub fn render(obs: &Observation) -> String {
     let mut out = String::new();
     let w = obs.syscalls.iter().map(|s| s.name.len() + if s.abi == super::model::Abi::X86_64 { 0 } else { s.abi.as_str().len() + 3 }).max().unwrap_or(7).max(7);
-    let _ = writeln!(out, "{:<w$}  {:>10}  {:>8}  {}", "SYSCALL", "CALLS", "FAILED", "ERRORS / REFUSED");
+    let _ = writeln!(out, "{:<w$}  {:>10}  {:>8}  ERRORS / REFUSED", "SYSCALL", "CALLS", "FAILED");
     for s in &obs.syscalls {
         let name = if s.abi == super::model::Abi::X86_64 { s.name.clone() } else { format!("{} ({})", s.name, s.abi) };
         let mut notes: Vec<String> = s.failures.iter().map(|(e, n)| format!("{e}×{n}")).collect();
