@@ -22,7 +22,18 @@ pub enum Command {
     /// Attach empty programs to the syscall hooks until interrupted (benchmark floor).
     #[command(hide = true)]
     BenchFloor,
+    // enforce commands
     // policy commands
+    /// Turn observation files into a policy (native, OCI, LXC, Kubernetes or systemd).
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Validate and lint a policy: exit 0 clean, 1 warnings, 2 errors.
+    Check(crate::commands::check::CheckArgs),
+    /// Show added, removed and changed rules between two policies.
+    Diff(crate::commands::diff::DiffArgs),
+    /// Merge policies into one (keeps the first native policy's comments).
+    Merge(crate::commands::merge::MergeArgs),
+    /// Build the seccomp filter through libseccomp; --dump prints its BPF program.
+    Compile(crate::commands::compile::CompileArgs),
 }
 
 /// `auditor learn [-o FILE] [--duration DUR] (-- CMD [ARGS...] | --pid PID | --cgroup DIR)`

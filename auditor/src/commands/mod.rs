@@ -3,6 +3,13 @@
 
 pub mod bench_floor;
 pub mod learn;
+// enforce commands
+// policy commands
+pub mod check;
+pub mod compile;
+pub mod diff;
+pub mod generate;
+pub mod merge;
 
 use std::process::ExitCode;
 
@@ -15,7 +22,13 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Learn(args) => learn::run(&args),
         Command::BenchFloor => bench_floor::run(),
+        // enforce commands
         // policy commands
+        Command::Generate(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Merge(args) => merge::run(&args),
+        Command::Compile(args) => compile::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! The only module that uses libseccomp: syscall name resolution per architecture, and (with
 //! the policy issue) compiling policies into filters.
 
+pub mod compile;
 pub mod names;

@@ -1,0 +1,149 @@
+//! `auditor generate OBS.json [OBS2.json ...]`: observations to a policy, in any export format.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::check::read_input;
+use crate::observe::model::Observation;
+use crate::policy::formats::{self, ExportOptions, Format};
+use crate::policy::generate::{self, GenerateOptions, Runtime};
+use crate::policy::model::{parse_errno, Action, Location, EPERM};
+
+/// `auditor generate OBS.json [OBS2.json ...] [--format …] [-o FILE] [--tighten] …`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Observation files written by `auditor learn` (several runs or replicas are merged).
+    #[arg(required = true, value_name = "OBS.json")]
+    pub observations: Vec<PathBuf>,
+    /// Output format: native (TOML, reviewable), oci (Docker/runc/crun JSON), lxc, k8s
+    /// (Security Profiles Operator SeccompProfile), systemd (drop-in).
+    #[arg(long, default_value = "native", value_parser = ["native", "oci", "lxc", "k8s", "systemd"])]
+    pub format: String,
+    /// Where to write the policy (atomically); standard output if not given.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Add argument conditions for scalar arguments whose every observed value is known
+    /// (socket domains, clone/unshare namespace flags, personality, prctl options, ioctl
+    /// requests); tightened clone also answers clone3 with ENOSYS.
+    #[arg(long)]
+    pub tighten: bool,
+    /// For everything no rule allows: errno[:NAME|NUMBER] (default errno:EPERM), kill
+    /// (= kill-process), kill-thread, trap, log.
+    #[arg(long, default_value = "errno:EPERM", value_name = "ACTION")]
+    pub default_action: String,
+    /// Export even if the format cannot express everything, and list what was dropped.
+    #[arg(long)]
+    pub lossy: bool,
+    /// OCI `listenerPath`: the socket the runtime sends the notify fd to.
+    #[arg(long, value_name = "PATH")]
+    pub listener: Option<String>,
+    /// OCI `listenerMetadata`, passed to the listener.
+    #[arg(long, value_name = "S")]
+    pub listener_metadata: Option<String>,
+    /// Also allow what this runtime does between loading the filter and execve
+    /// (runc|crun|lxc, optionally @VERSION).
+    #[arg(long, value_name = "RUNTIME[@VERSION]")]
+    pub runtime: Option<String>,
+    /// Emit a notify rule for a handler no observation calls for (e.g. sysinfo).
+    #[arg(long = "with-handler", value_name = "HANDLER")]
+    pub with_handler: Vec<String>,
+    /// `metadata.name` for --format k8s.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// Parse `--default-action`.
+pub fn parse_default_action(s: &str) -> anyhow::Result<Action> {
+    let (kind, arg) = s.split_once(':').map_or((s, None), |(k, a)| (k, Some(a)));
+    Ok(match (kind, arg) {
+        ("errno", None) => Action::Errno(EPERM),
+        ("errno", Some(e)) => Action::Errno(parse_errno(e).with_context(|| {
+            format!("--default-action: unknown errno `{e}` (use a name like EPERM or a number 1-4095)")
+        })?),
+        ("kill" | "kill-process", None) => Action::KillProcess,
+        ("kill-thread", None) => Action::KillThread,
+        ("trap", None) => Action::Trap,
+        ("log", None) => Action::Log,
+        ("notify", _) => anyhow::bail!("--default-action notify: notify is never the default action (every unmatched call would wait for the broker)"),
+        _ => anyhow::bail!("--default-action `{s}`: use errno[:NAME], kill, kill-thread, trap or log"),
+    })
+}
+
+/// Read and parse an observation file; errors say FILE:LINE:COLUMN.
+pub fn load_observation(path: &std::path::Path) -> anyhow::Result<Observation> {
+    let text = read_input(path, "observation file")?;
+    serde_json::from_str(&text).map_err(|e| {
+        let at = Location {
+            line: e.line().max(1),
+            column: e.column().max(1),
+        };
+        let msg = e.to_string();
+        let msg = msg
+            .rsplit_once(" at line ")
+            .map_or(msg.as_str(), |(m, _)| m)
+            .to_owned();
+        let fix = if e.is_eof() {
+            " (the file is truncated; was `auditor learn` interrupted before writing it?)"
+        } else {
+            " (is it an observation file written by `auditor learn`?)"
+        };
+        anyhow::anyhow!("{}:{at}: {msg}{fix}", path.display())
+    })
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let format = Format::parse(&args.format)
+        .with_context(|| format!("unknown --format `{}`", args.format))?;
+    let mut options = GenerateOptions {
+        default_action: parse_default_action(&args.default_action)?,
+        tighten: args.tighten,
+        extra_handlers: args.with_handler.clone(),
+        baseline: None,
+    };
+    if let Some(r) = &args.runtime {
+        let (name, version) = r
+            .split_once('@')
+            .map_or((r.as_str(), None), |(n, v)| (n, Some(v)));
+        let runtime = Runtime::parse(name)
+            .with_context(|| format!("--runtime `{name}`: use runc, crun or lxc"))?;
+        options.baseline = Some(generate::baseline(runtime, version).map_err(|e| {
+            anyhow::anyhow!("--runtime {r}: {e}; baselines are learned from the runtime itself and not shipped yet")
+        })?);
+    }
+    let mut observations = Vec::new();
+    for p in &args.observations {
+        observations.push(load_observation(p)?);
+    }
+    let generated = generate::generate(&observations, &options)?;
+    let export = formats::export(
+        &generated.policy,
+        format,
+        &ExportOptions {
+            lossy: args.lossy,
+            listener_path: args.listener.clone(),
+            listener_metadata: args.listener_metadata.clone(),
+            name: args.name.clone(),
+        },
+    )?;
+    match &args.output {
+        Some(path) => crate::fsutil::write_atomic(path, export.text.as_bytes())?,
+        None => print!("{}", export.text),
+    }
+    eprint!(
+        "{}",
+        generated.report.render(&generated.policy.default_action)
+    );
+    if !export.dropped.is_empty() {
+        eprintln!("--lossy: the {} export dropped:", format.as_str());
+        for d in &export.dropped {
+            eprintln!("  - {d}");
+        }
+    }
+    if let Some(p) = &args.output {
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,389 @@
+//! Validation and lint of a policy: what `auditor check` reports and what `compile` refuses.
+//!
+//! Errors make a filter impossible or unsafe to build (unknown names in a native policy, notify
+//! as the default action or on the fd hand-over syscalls, handlers that do not exist, rules that
+//! contradict each other). Warnings are for a reviewer: duplicates, unreachable rules, risky
+//! allows, each with its reason.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::handlers::{self, FD_HANDOVER_SYSCALLS};
+use super::model::{Action, Condition, Location, Op, Policy, SourceFormat};
+use crate::observe::model::Abi;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One problem found in a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub location: Option<Location>,
+    /// Index of the rule, if about one.
+    pub rule: Option<usize>,
+    pub message: String,
+    /// How to fix it (may be empty).
+    pub fix: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(l) = self.location {
+            write!(f, "{l}: ")?;
+        }
+        let sev = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(f, "{sev}: {}", self.message)?;
+        if !self.fix.is_empty() {
+            write!(f, " ({})", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Syscalls whose unconditional allow deserves a reviewer's second look, and why.
+pub const RISKY: &[(&str, &str)] = &[
+    ("ptrace", "can read and change the memory of other processes, and escape a seccomp filter on kernels before 4.8"),
+    ("process_vm_writev", "writes the memory of other processes"),
+    ("kexec_load", "loads a new kernel to boot into"),
+    ("kexec_file_load", "loads a new kernel to boot into"),
+    ("bpf", "loads programs into the kernel; a large attack surface"),
+    ("perf_event_open", "observes the system and has had many kernel bugs"),
+    ("keyctl", "the kernel keyring is not namespaced"),
+    ("add_key", "the kernel keyring is not namespaced"),
+    ("request_key", "the kernel keyring is not namespaced"),
+    ("init_module", "loads kernel modules"),
+    ("finit_module", "loads kernel modules"),
+    ("delete_module", "unloads kernel modules"),
+    ("mount", "changes the file-system view; prefer a notify rule with emulate-mount"),
+    ("umount2", "can remove mounts that hide host paths"),
+    ("pivot_root", "changes the root file system"),
+    ("open_by_handle_at", "can open host files by handle (the 'shocker' escape)"),
+    ("userfaultfd", "widens race windows in kernel exploits"),
+    ("iopl", "raw I/O port access"),
+    ("ioperm", "raw I/O port access"),
+    ("swapon", "changes host swap"),
+    ("swapoff", "changes host swap"),
+    ("reboot", "reboots the host (or the pid namespace)"),
+    ("acct", "switches process accounting for the host"),
+    ("settimeofday", "sets the host clock"),
+    ("clock_settime", "sets the host clock"),
+    ("syslog", "reads the kernel log"),
+    ("quotactl", "changes disk quotas"),
+    ("fanotify_init", "watches the whole file system"),
+    ("lookup_dcookie", "leaks kernel information"),
+    ("setns", "joins other namespaces given a descriptor"),
+];
+
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+
+/// The ABIs whose tables the policy's names are checked against.
+fn abis(policy: &Policy) -> Vec<Abi> {
+    if policy.architectures.is_empty() {
+        return vec![Abi::X86_64, Abi::I386, Abi::X32];
+    }
+    policy
+        .architectures
+        .iter()
+        .filter_map(|a| a.abi())
+        .collect()
+}
+
+/// Whether some architecture of the policy has no table here (names cannot all be checked).
+fn has_foreign_arch(policy: &Policy) -> bool {
+    policy.architectures.iter().any(|a| a.abi().is_none())
+}
+
+fn known(name: &str, abis: &[Abi]) -> bool {
+    abis.iter()
+        .any(|a| crate::syscalls::number(*a, name).is_some())
+}
+
+/// The checks that must pass before a filter is built (what `compile` and `enforce` refuse).
+pub fn validate(policy: &Policy) -> Vec<Finding> {
+    check(policy)
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect()
+}
+
+/// Every finding, errors first in source order.
+pub fn check(policy: &Policy) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let abis = abis(policy);
+    let lenient_names = policy.source == SourceFormat::Oci || has_foreign_arch(policy);
+
+    if policy.default_action.is_notify() {
+        out.push(Finding {
+            severity: Severity::Error,
+            location: Some(policy.default_location.unwrap_or(Location { line: 1, column: 1 })),
+            rule: None,
+            message: "the default action is notify".into(),
+            fix: "every call no rule matches would wait for the broker; use errno and notify rules for the syscalls that need it".into(),
+        });
+    }
+
+    // (name, conditions) -> (rule index, action) of the first rule that has them.
+    let mut seen: BTreeMap<(String, Vec<Condition>), (usize, Action)> = BTreeMap::new();
+    // name -> rule index of the first rule without conditions.
+    let mut unconditional: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, r) in policy.rules.iter().enumerate() {
+        if !r.args.is_empty() {
+            continue;
+        }
+        for n in &r.names {
+            unconditional.entry(n.clone()).or_insert(i);
+        }
+    }
+
+    for (i, r) in policy.rules.iter().enumerate() {
+        let rule_loc = r.origin.as_ref().map(|o| o.rule);
+        let mut args = r.args.clone();
+        args.sort();
+        for (j, name) in r.names.iter().enumerate() {
+            let loc = r.name_location(j).or(rule_loc);
+            let finding = |severity, message: String, fix: String| Finding {
+                severity,
+                location: loc,
+                rule: Some(i),
+                message,
+                fix,
+            };
+
+            if !known(name, &abis) {
+                let arches = if policy.architectures.is_empty() {
+                    "x86_64, x86 or x32".to_owned()
+                } else {
+                    policy
+                        .architectures
+                        .iter()
+                        .map(|a| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let suggestion = abis.iter().find_map(|a| crate::syscalls::suggest(*a, name));
+                let fix = match suggestion {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => String::new(),
+                };
+                if lenient_names {
+                    out.push(finding(
+                        Severity::Warning,
+                        format!("`{name}` is not a syscall on {arches}; runtimes skip it there"),
+                        fix,
+                    ));
+                } else {
+                    out.push(finding(
+                        Severity::Error,
+                        format!("unknown syscall `{name}` on {arches}"),
+                        fix,
+                    ));
+                }
+            }
+
+            if let Action::Notify(n) = &r.action {
+                if FD_HANDOVER_SYSCALLS.contains(&name.as_str()) {
+                    out.push(finding(
+                        Severity::Error,
+                        format!("notify on `{name}`"),
+                        "the runtime needs it to hand the listener fd over (runc and crun refuse such profiles); allow or deny it".into(),
+                    ));
+                } else {
+                    match handlers::resolve(n.handler.as_deref(), name) {
+                        Err(e) => out.push(finding(Severity::Error, e.to_string(), String::new())),
+                        Ok(spec) => {
+                            if let Err(e) = spec.config(&n.params) {
+                                out.push(finding(Severity::Error, e.to_string(), String::new()));
+                            }
+                        }
+                    }
+                }
+            }
+
+            match seen.get(&(name.clone(), args.clone())) {
+                Some((first, action)) if *action == r.action => out.push(finding(
+                    Severity::Warning,
+                    format!("duplicate rule for `{name}` (same as rule {})", first + 1),
+                    "delete one of them".into(),
+                )),
+                Some((first, action)) => out.push(finding(
+                    Severity::Error,
+                    format!(
+                        "`{name}` is both {} (rule {}) and {} (rule {}) for the same arguments",
+                        action,
+                        first + 1,
+                        r.action,
+                        i + 1
+                    ),
+                    "keep one action".into(),
+                )),
+                None => {
+                    seen.insert((name.clone(), args.clone()), (i, r.action.clone()));
+                    if let Some(&u) = unconditional.get(name) {
+                        if u != i && !r.args.is_empty() {
+                            out.push(finding(
+                                Severity::Warning,
+                                format!("rule for `{name}` is unreachable: rule {} decides every call of it", u + 1),
+                                "a rule without conditions wins in libseccomp; add conditions to that rule or delete this one".into(),
+                            ));
+                        }
+                    }
+                }
+            }
+
+            if matches!(r.action, Action::Allow | Action::Log) {
+                if let Some((_, why)) = RISKY.iter().find(|(n, _)| n == name) {
+                    if r.args.is_empty() {
+                        out.push(finding(
+                            Severity::Warning,
+                            format!("allows `{name}`: {why}"),
+                            "make sure the workload needs it".into(),
+                        ));
+                    }
+                }
+                if name == "unshare" && !excludes_newuser(&r.args, 0) {
+                    out.push(finding(
+                        Severity::Warning,
+                        "allows `unshare` of a user namespace: a user namespace opens kernel interfaces otherwise reserved to root".into(),
+                        "add a condition such as { index = 0, op = \"masked-equal\", mask = 0x10000000, value = 0 }".into(),
+                    ));
+                }
+                if (name == "clone") && !r.args.is_empty() && !excludes_newuser(&r.args, 0) {
+                    out.push(finding(
+                        Severity::Warning,
+                        "allows `clone` with CLONE_NEWUSER".into(),
+                        "a user namespace opens kernel interfaces otherwise reserved to root"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if r.action == policy.default_action && !policy.default_action.is_notify() {
+            out.push(Finding {
+                severity: Severity::Warning,
+                location: rule_loc,
+                rule: Some(i),
+                message: format!(
+                    "rule {} has the default action ({}): it changes nothing",
+                    i + 1,
+                    r.action
+                ),
+                fix: "delete it, or give it another action".into(),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.location.cmp(&b.location))
+    });
+    out
+}
+
+/// Whether the conditions on argument `index` make CLONE_NEWUSER impossible.
+fn excludes_newuser(args: &[Condition], index: u8) -> bool {
+    args.iter().any(|c| {
+        c.index == index
+            && match c.op {
+                Op::MaskedEq { mask } => mask & CLONE_NEWUSER != 0 && c.value & CLONE_NEWUSER == 0,
+                Op::Eq => c.value & CLONE_NEWUSER == 0,
+                Op::Lt => c.value <= CLONE_NEWUSER,
+                _ => false,
+            }
+    })
+}
+
+/// The exit status of `auditor check` for these findings: 0 clean, 1 warnings, 2 errors.
+pub fn exit_status(findings: &[Finding]) -> u8 {
+    match findings.iter().map(|f| f.severity).max() {
+        None => 0,
+        Some(Severity::Warning) => 1,
+        Some(Severity::Error) => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{parse_native, ModelError};
+
+    fn findings(text: &str) -> Result<Vec<String>, ModelError> {
+        Ok(check(&parse_native(text)?)
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+
+    const HEAD: &str = "version = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n";
+
+    #[test]
+    fn clean_policy_has_no_findings() -> Result<(), ModelError> {
+        let f = findings(&format!(
+            "{HEAD}[[rule]]\nnames = [\"read\", \"write\"]\naction = \"allow\"\n"
+        ))?;
+        assert!(f.is_empty(), "{f:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_name_is_an_error_with_suggestion() -> Result<(), ModelError> {
+        let f = findings(&format!(
+            "{HEAD}[[rule]]\nnames = [\"read\", \"opne\"]\naction = \"allow\"\n"
+        ))?;
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].starts_with("5:18: error: unknown syscall `opne`"),
+            "{f:?}"
+        );
+        assert!(f[0].contains("did you mean `open`?"), "{f:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn notify_on_write_and_unknown_handlers_are_errors() -> Result<(), ModelError> {
+        let f = findings(&format!("{HEAD}[[rule]]\nname = \"write\"\naction = \"notify\"\n[[rule]]\nname = \"mknodat\"\naction = \"notify\"\nhandler = \"emulate-mnt\"\n"))?;
+        assert!(
+            f.iter().any(|s| s.contains("error: notify on `write`")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|s| s.contains("unknown notify handler `emulate-mnt`")),
+            "{f:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn duplicates_conflicts_unreachable_and_risky() -> Result<(), ModelError> {
+        let text = format!(
+            "{HEAD}[[rule]]\nnames = [\"read\", \"ptrace\", \"unshare\"]\naction = \"allow\"\n[[rule]]\nname = \"read\"\naction = \"allow\"\n[[rule]]\nname = \"read\"\naction = \"kill-process\"\n[[rule]]\nname = \"read\"\naction = \"allow\"\nargs = [{{ index = 0, op = \"==\", value = 0 }}]\n"
+        );
+        let f = findings(&text)?;
+        let has = |s: &str| f.iter().any(|x| x.contains(s));
+        assert!(has("duplicate rule for `read`"), "{f:?}");
+        assert!(
+            has("`read` is both allow (rule 1) and kill-process (rule 3)"),
+            "{f:?}"
+        );
+        assert!(has("unreachable"), "{f:?}");
+        assert!(has("allows `ptrace`"), "{f:?}");
+        assert!(has("allows `unshare` of a user namespace"), "{f:?}");
+        assert_eq!(exit_status(&check(&parse_native(&text)?)), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn unshare_without_newuser_is_fine() -> Result<(), ModelError> {
+        let f = findings(&format!("{HEAD}[[rule]]\nname = \"unshare\"\naction = \"allow\"\nargs = [{{ index = 0, op = \"masked-equal\", mask = 0x10000000, value = 0 }}]\n"))?;
+        assert!(f.is_empty(), "{f:?}");
+        Ok(())
+    }
+}

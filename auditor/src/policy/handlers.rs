@@ -1,0 +1,469 @@
+//! The one registry of notify handlers, shared by `generate` (which emits notify rules only for
+//! handlers listed here), `check`, `compile` and the broker (which runs them).
+//!
+//! A seccomp filter compares only the six scalar argument registers. Each handler therefore
+//! declares two things: the scalar narrowing the filter can do itself (so that calls the handler
+//! would refuse anyway never leave the kernel), and the parameters the broker checks on its own
+//! copy of the pointer arguments (paths, file-system types, attribute names).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::model::{Condition, Op, ParamValue, Params};
+
+/// Errors in a notify rule's handler or parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("unknown notify handler `{name}`{}", super::model::fix_suffix(.fix))]
+    UnknownHandler { name: String, fix: String },
+    #[error("handler `{handler}` does not serve `{syscall}` (it serves {serves})")]
+    WrongSyscall {
+        handler: String,
+        syscall: String,
+        serves: String,
+    },
+    #[error("no notify handler serves `{syscall}`{}", super::model::fix_suffix(.fix))]
+    NoHandlerFor { syscall: String, fix: String },
+    #[error("handler `{handler}` has no parameter `{param}`{}", super::model::fix_suffix(.fix))]
+    UnknownParam {
+        handler: String,
+        param: String,
+        fix: String,
+    },
+    #[error("handler `{handler}`, parameter `{param}`: {message}")]
+    BadParam {
+        handler: String,
+        param: String,
+        message: String,
+    },
+}
+
+/// S_IFMT and the file types of mknod's mode argument (include/uapi/linux/stat.h).
+pub const S_IFMT: u64 = 0o170000;
+pub const S_IFCHR: u64 = 0o020000;
+pub const S_IFBLK: u64 = 0o060000;
+
+/// Syscalls a notify rule must never cover. A runtime loads the filter in the container's init
+/// and then hands the listener fd to the supervisor over a socket or pipe: if one of these were
+/// notified, that hand-over would wait for a supervisor that has not received the fd yet (runc
+/// and crun refuse such profiles; youki validates the same before building a filter). The exit
+/// and signal-return paths are listed because a notified exit can never be answered safely.
+pub const FD_HANDOVER_SYSCALLS: &[&str] = &[
+    "write",
+    "writev",
+    "pwrite64",
+    "send",
+    "sendto",
+    "sendmsg",
+    "sendmmsg",
+    "read",
+    "readv",
+    "recvfrom",
+    "recvmsg",
+    "close",
+    "futex",
+    "seccomp",
+    "exit",
+    "exit_group",
+    "rt_sigreturn",
+];
+
+/// A character device the mknod handler may create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Device {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Device {
+    /// `c MAJOR:MINOR`. Block devices are never emulated: a block device node gives raw access to
+    /// a disk, which no container should get through a notify rule.
+    pub fn parse(s: &str) -> Result<Device, String> {
+        let s = s.trim();
+        let rest = match s.split_once(char::is_whitespace) {
+            Some(("c", rest)) => rest.trim(),
+            Some(("b", _)) => return Err(format!("`{s}`: block devices are never emulated")),
+            _ => {
+                return Err(format!(
+                    "`{s}` is not a device; write `c MAJOR:MINOR`, e.g. \"c 1:3\""
+                ))
+            }
+        };
+        let (ma, mi) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: write the device number as MAJOR:MINOR"))?;
+        let major = ma.parse().map_err(|_| format!("`{s}`: bad major number"))?;
+        let minor = mi.parse().map_err(|_| format!("`{s}`: bad minor number"))?;
+        Ok(Device { major, minor })
+    }
+
+    /// The kernel's `new_encode_dev`, which is what mknodat's 32-bit `dev` argument holds
+    /// (glibc's `makedev` agrees for majors below 4096 and minors below 2^20).
+    pub fn encoded(self) -> u64 {
+        let (major, minor) = (u64::from(self.major), u64::from(self.minor));
+        (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c {}:{}", self.major, self.minor)
+    }
+}
+
+/// Character devices that are safe in any container: null 1:3, zero 1:5, full 1:7, random 1:8,
+/// urandom 1:9, tty 5:0, console 5:1 (the set OCI runtimes create by default).
+pub const SAFE_DEVICES: &[Device] = &[
+    Device { major: 1, minor: 3 },
+    Device { major: 1, minor: 5 },
+    Device { major: 1, minor: 7 },
+    Device { major: 1, minor: 8 },
+    Device { major: 1, minor: 9 },
+    Device { major: 5, minor: 0 },
+    Device { major: 5, minor: 1 },
+];
+
+/// A handler's validated configuration, what the broker acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandlerConfig {
+    Mknod {
+        devices: BTreeSet<Device>,
+    },
+    Mount {
+        fstypes: BTreeSet<String>,
+        sources: BTreeSet<String>,
+    },
+    Setxattr {
+        prefixes: Vec<String>,
+    },
+    Sysinfo,
+}
+
+/// One handler in the registry.
+#[derive(Debug)]
+pub struct HandlerSpec {
+    pub name: &'static str,
+    /// Syscalls it serves.
+    pub syscalls: &'static [&'static str],
+    pub summary: &'static str,
+    /// Parameters it takes.
+    pub params: &'static [&'static str],
+    /// Emitted by `generate` only when asked for (sysinfo never fails, so no observation calls
+    /// for it).
+    pub only_on_request: bool,
+    /// Syscalls to answer with an errno beside a notify rule of this handler, so that libc or
+    /// the tool falls back to the syscall the handler serves: (syscall, errno).
+    pub companions: &'static [(&'static str, u32)],
+}
+
+const REGISTRY: &[HandlerSpec] = &[
+    HandlerSpec {
+        name: "emulate-mknod",
+        syscalls: &["mknod", "mknodat"],
+        summary: "creates the allowed character devices on the caller's behalf",
+        params: &["devices"],
+        only_on_request: false,
+        companions: &[],
+    },
+    HandlerSpec {
+        name: "emulate-mount",
+        syscalls: &["mount"],
+        summary: "mounts the allowed file-system types from the allowed sources, nosuid and nodev",
+        params: &["fstypes", "sources"],
+        only_on_request: false,
+        // The new mount API cannot be judged (its arguments arrive over several calls): answer
+        // fsopen with ENOSYS so libmount falls back to mount(2).
+        companions: &[("fsopen", super::model::ENOSYS)],
+    },
+    HandlerSpec {
+        name: "emulate-setxattr",
+        syscalls: &["setxattr", "lsetxattr", "fsetxattr"],
+        summary: "sets extended attributes whose names start with an allowed prefix",
+        params: &["prefixes"],
+        only_on_request: false,
+        companions: &[],
+    },
+    HandlerSpec {
+        name: "sysinfo",
+        syscalls: &["sysinfo"],
+        summary: "reports the workload's cgroup memory and CPU limits instead of the host's",
+        params: &[],
+        only_on_request: true,
+        companions: &[],
+    },
+];
+
+/// Every handler.
+pub fn all() -> &'static [HandlerSpec] {
+    REGISTRY
+}
+
+/// A handler by name.
+pub fn get(name: &str) -> Option<&'static HandlerSpec> {
+    REGISTRY.iter().find(|h| h.name == name)
+}
+
+/// The handler that serves `syscall` by default (what an imported `SCMP_ACT_NOTIFY` gets).
+pub fn for_syscall(syscall: &str) -> Option<&'static HandlerSpec> {
+    REGISTRY.iter().find(|h| h.syscalls.contains(&syscall))
+}
+
+/// A handler by name, with a did-you-mean when unknown.
+pub fn lookup(name: &str) -> Result<&'static HandlerSpec, HandlerError> {
+    get(name).ok_or_else(|| {
+        let names: Vec<&str> = REGISTRY.iter().map(|h| h.name).collect();
+        HandlerError::UnknownHandler {
+            name: name.to_owned(),
+            fix: match super::model::suggest(name, &names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("known handlers: {}", names.join(", ")),
+            },
+        }
+    })
+}
+
+/// The handler a notify rule for `syscall` resolves to: the named one, which must serve it, or
+/// the registry's default for the syscall.
+pub fn resolve(handler: Option<&str>, syscall: &str) -> Result<&'static HandlerSpec, HandlerError> {
+    match handler {
+        Some(name) => {
+            let spec = lookup(name)?;
+            if spec.syscalls.contains(&syscall) {
+                Ok(spec)
+            } else {
+                Err(HandlerError::WrongSyscall {
+                    handler: name.to_owned(),
+                    syscall: syscall.to_owned(),
+                    serves: spec.syscalls.join(", "),
+                })
+            }
+        }
+        None => for_syscall(syscall).ok_or_else(|| HandlerError::NoHandlerFor {
+            syscall: syscall.to_owned(),
+            fix:
+                "notify is only useful where auditor's broker can decide; allow or deny it instead"
+                    .to_owned(),
+        }),
+    }
+}
+
+/// What the broker needs for a notify rule on `syscall`: the handler and its validated
+/// configuration (an imported `SCMP_ACT_NOTIFY` gets the registry's default handler and
+/// parameters).
+pub fn config_for(
+    notify: &super::model::Notify,
+    syscall: &str,
+) -> Result<(&'static HandlerSpec, HandlerConfig), HandlerError> {
+    let spec = resolve(notify.handler.as_deref(), syscall)?;
+    Ok((spec, spec.config(&notify.params)?))
+}
+
+impl HandlerSpec {
+    /// Parameters a notify rule gets when it gives none.
+    pub fn default_params(&self) -> Params {
+        let mut p = Params::new();
+        match self.name {
+            "emulate-mknod" => {
+                p.insert(
+                    "devices".into(),
+                    ParamValue::strings(SAFE_DEVICES.iter().map(|d| d.to_string())),
+                );
+            }
+            "emulate-setxattr" => {
+                p.insert("prefixes".into(), ParamValue::strings(["trusted.overlay."]));
+            }
+            // mount allows nothing until told which file systems and sources.
+            _ => {}
+        }
+        p
+    }
+
+    /// Validate a rule's parameters (missing ones take their defaults).
+    pub fn config(&self, params: &Params) -> Result<HandlerConfig, HandlerError> {
+        for key in params.keys() {
+            if !self.params.contains(&key.as_str()) {
+                return Err(HandlerError::UnknownParam {
+                    handler: self.name.to_owned(),
+                    param: key.clone(),
+                    fix: match super::model::suggest(key, self.params) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None if self.params.is_empty() => "it takes none".to_owned(),
+                        None => format!("it takes: {}", self.params.join(", ")),
+                    },
+                });
+            }
+        }
+        let defaults = self.default_params();
+        let get = |k: &str| params.get(k).or_else(|| defaults.get(k));
+        let strings = |k: &str| -> Result<Vec<String>, HandlerError> {
+            match get(k) {
+                None => Ok(Vec::new()),
+                Some(ParamValue::List(l)) => l
+                    .iter()
+                    .map(|v| match v {
+                        ParamValue::Str(s) => Ok(s.clone()),
+                        _ => Err(self.bad(k, "must be a list of strings")),
+                    })
+                    .collect(),
+                Some(_) => Err(self.bad(k, "must be a list of strings")),
+            }
+        };
+        Ok(match self.name {
+            "emulate-mknod" => {
+                let mut devices = BTreeSet::new();
+                for s in strings("devices")? {
+                    devices.insert(Device::parse(&s).map_err(|m| self.bad("devices", &m))?);
+                }
+                HandlerConfig::Mknod { devices }
+            }
+            "emulate-mount" => HandlerConfig::Mount {
+                fstypes: strings("fstypes")?.into_iter().collect(),
+                sources: strings("sources")?.into_iter().collect(),
+            },
+            "emulate-setxattr" => {
+                let prefixes = strings("prefixes")?;
+                if let Some(p) = prefixes.iter().find(|p| !p.contains('.')) {
+                    return Err(self.bad(
+                        "prefixes",
+                        &format!(
+                            "`{p}` is not an attribute name prefix such as \"trusted.overlay.\""
+                        ),
+                    ));
+                }
+                HandlerConfig::Setxattr { prefixes }
+            }
+            _ => HandlerConfig::Sysinfo,
+        })
+    }
+
+    fn bad(&self, param: &str, message: &str) -> HandlerError {
+        HandlerError::BadParam {
+            handler: self.name.to_owned(),
+            param: param.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// The scalar narrowing the filter does for `syscall` under `config`: a list of alternative
+    /// condition sets (one notify rule each). Empty means one rule without conditions.
+    pub fn narrowing(&self, syscall: &str, config: &HandlerConfig) -> Vec<Vec<Condition>> {
+        match (syscall, config) {
+            // mknod(path, mode, dev) / mknodat(dirfd, path, mode, dev): only character devices,
+            // and only the allowed device numbers (dev is 32 bits in the kernel's ABI).
+            ("mknod" | "mknodat", HandlerConfig::Mknod { devices }) => {
+                let mode = if syscall == "mknod" { 1 } else { 2 };
+                let is_chr = Condition {
+                    index: mode,
+                    op: Op::MaskedEq { mask: S_IFMT },
+                    value: S_IFCHR,
+                };
+                devices
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            is_chr,
+                            Condition {
+                                index: mode + 1,
+                                op: Op::MaskedEq { mask: 0xffff_ffff },
+                                value: d.encoded(),
+                            },
+                        ]
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_serves_syscalls_and_validates_its_defaults() {
+        for h in all() {
+            assert!(!h.syscalls.is_empty(), "{}", h.name);
+            for s in h.syscalls {
+                assert!(
+                    !FD_HANDOVER_SYSCALLS.contains(s),
+                    "{} serves a hand-over syscall",
+                    h.name
+                );
+            }
+            assert!(h.config(&h.default_params()).is_ok(), "{}", h.name);
+        }
+    }
+
+    #[test]
+    fn mknod_narrows_to_char_devices_and_numbers() -> Result<(), HandlerError> {
+        let h = lookup("emulate-mknod")?;
+        let mut p = Params::new();
+        p.insert("devices".into(), ParamValue::strings(["c 1:3"]));
+        let cfg = h.config(&p)?;
+        let alts = h.narrowing("mknodat", &cfg);
+        assert_eq!(
+            alts,
+            vec![vec![
+                Condition {
+                    index: 2,
+                    op: Op::MaskedEq { mask: 0o170000 },
+                    value: 0o020000
+                },
+                Condition {
+                    index: 3,
+                    op: Op::MaskedEq { mask: 0xffff_ffff },
+                    value: 0x103
+                },
+            ]]
+        );
+        Ok(())
+    }
+
+    fn err(r: Result<(), HandlerError>) -> String {
+        match r {
+            Ok(()) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn bad_params_are_refused() -> Result<(), HandlerError> {
+        let h = lookup("emulate-mknod")?;
+        let mut p = Params::new();
+        p.insert("devices".into(), ParamValue::strings(["b 8:0"]));
+        let e = err(h.config(&p).map(|_| ()));
+        assert!(e.contains("block devices are never emulated"), "{e}");
+        let mut p = Params::new();
+        p.insert("devics".into(), ParamValue::strings(["c 1:3"]));
+        let e = err(h.config(&p).map(|_| ()));
+        assert!(e.contains("did you mean `devices`"), "{e}");
+        assert!(err(lookup("emulate-mknd").map(|_| ())).contains("emulate-mknod"));
+        assert!(resolve(None, "write").is_err());
+        assert_eq!(resolve(None, "mknodat")?.name, "emulate-mknod");
+        let (spec, cfg) = config_for(&crate::policy::model::Notify::default(), "mknod")?;
+        assert_eq!(spec.name, "emulate-mknod");
+        assert_eq!(
+            cfg,
+            HandlerConfig::Mknod {
+                devices: SAFE_DEVICES.iter().copied().collect()
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn device_encoding_matches_the_kernel() {
+        assert_eq!(Device { major: 1, minor: 3 }.encoded(), 0x103);
+        assert_eq!(Device { major: 5, minor: 1 }.encoded(), 0x501);
+        // Minors above 255 move to bits 20+.
+        assert_eq!(
+            Device {
+                major: 1,
+                minor: 0x1ff
+            }
+            .encoded(),
+            0x1ff | (1 << 8) | (1 << 20)
+        );
+    }
+}
