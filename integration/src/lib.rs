@@ -5,6 +5,8 @@
 //! cannot run for lack of privilege or a kernel feature fails under `CI=true` and is only
 //! skipped (with a message) elsewhere.
 
+pub mod runtimes;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -27,6 +27,8 @@ enum Task {
     },
     /// Set up, build, and run the demo: learn a real workload and show what it saw.
     Demo,
+    /// Learn the runtime baselines (runc, crun) again and rewrite auditor/src/policy/baselines.json.
+    Baselines,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
 }
@@ -37,6 +39,16 @@ fn main() -> anyhow::Result<()> {
         Task::Setup => setup::run(),
         Task::Test { filter } => test(filter),
         Task::Demo => demo(),
+        Task::Baselines => {
+            setup::run()?;
+            let bin = build_release()?;
+            util::phase("learn runtime baselines", || {
+                util::cargo_env(
+                    &["test", "-p", "integration", "--release", "--test", "baselines", "--", "--test-threads", "1"],
+                    &[("AUDITOR_BIN", bin.as_os_str()), ("UPDATE_BASELINES", std::ffi::OsStr::new("1"))],
+                )
+            })
+        }
         Task::Bench(args) => {
             setup::run()?;
             let bin = build_release()?;

@@ -93,6 +93,7 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
             restarts: BTreeMap::new(),
             refused: BTreeMap::new(),
             executables: BTreeMap::new(),
+            refused_executables: BTreeMap::new(),
             arguments: Vec::new(),
             arguments_overflow: 0,
             argument_read_failures: 0,
@@ -141,7 +142,7 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
             };
             *map.entry(label).or_default() += n;
             if key.kind == outcome::REFUSED {
-                *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += 0;
+                *s.refused_executables.entry(exe_name(c, &run.target, key.exe)).or_default() += n;
             }
         }
     }
@@ -315,6 +316,8 @@ mod tests {
         let refused = get(Abi::X86_64, "getppid").expect("refused-only syscall listed");
         assert_eq!(refused.count, 0);
         assert_eq!(refused.refused.get("EACCES"), Some(&4));
+        assert_eq!(refused.refused_executables.get("/usr/bin/mknod"), Some(&4));
+        assert!(refused.executables.is_empty(), "refused calls are not calls that ran");
         assert!(get(Abi::I386, "getpid").is_some());
         assert!(get(Abi::X86_64, "writev").is_none());
         assert!(get(Abi::X86_64, "rt_sigreturn").is_none_or(|s| s.failures.is_empty()));

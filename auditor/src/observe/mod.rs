@@ -97,6 +97,7 @@ mod tests {
                 restarts: Default::default(),
                 refused: Default::default(),
                 executables: [("/usr/bin/mknod".to_string(), 1)].into(),
+                refused_executables: Default::default(),
                 arguments: vec![ArgumentTuple {
                     calls: 1,
                     result: "EPERM".into(),

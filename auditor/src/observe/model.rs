@@ -10,7 +10,8 @@
 //!   - `refused`: calls an already installed seccomp filter (or a ptrace supervisor) refused before
 //!     they ran, by the error returned (`"none"` when it returned no error). An allow rule fixes
 //!     these; only emulation fixes `failures`.
-//!   - `executables`: calls per executable path (as passed to execve).
+//!   - `executables`: calls per executable path (as passed to execve); `refused_executables`:
+//!     refused calls per executable.
 //!   - `arguments`: distinct argument tuples for syscalls whose policy depends on arguments,
 //!     with `arguments_overflow` tuples beyond the bound and `argument_read_failures` pointer
 //!     arguments that could not be read (never recorded as a wrong value).
@@ -110,6 +111,9 @@ pub struct SyscallObservation {
     pub refused: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub executables: BTreeMap<String, u64>,
+    /// Refused calls per executable.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refused_executables: BTreeMap<String, u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arguments: Vec<ArgumentTuple>,
     #[serde(default, skip_serializing_if = "is_zero")]

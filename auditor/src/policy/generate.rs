@@ -105,19 +105,14 @@ pub struct RuntimeBaseline {
     pub syscalls: Vec<String>,
 }
 
-/// Learned baselines, keyed by runtime and version. Empty until the learner-driven xtask fills
-/// it; `baseline` says so rather than guessing.
-const BASELINES: &[(Runtime, &str, &[&str])] = &[];
-
-/// The baseline for `runtime` (a given version, or the newest known).
+/// The learned baseline for `runtime` (a given version, or the newest shipped one); see
+/// [`super::baselines`].
 pub fn baseline(runtime: Runtime, version: Option<&str>) -> Result<RuntimeBaseline, GenerateError> {
-    BASELINES
-        .iter()
-        .rfind(|(r, v, _)| *r == runtime && version.is_none_or(|want| want == *v))
-        .map(|(r, v, s)| RuntimeBaseline {
-            runtime: *r,
-            version: (*v).to_owned(),
-            syscalls: s.iter().map(|s| (*s).to_owned()).collect(),
+    super::baselines::get(runtime.as_str(), version)
+        .map(|b| RuntimeBaseline {
+            runtime,
+            version: b.version.clone(),
+            syscalls: b.syscalls.clone(),
         })
         .ok_or_else(|| GenerateError::NoBaseline {
             runtime: runtime.as_str().to_owned(),
@@ -870,6 +865,7 @@ mod tests {
             restarts: BTreeMap::new(),
             refused: BTreeMap::new(),
             executables: BTreeMap::from([("/bin/sh".to_owned(), count)]),
+            refused_executables: Default::default(),
             arguments: Vec::new(),
             arguments_overflow: 0,
             argument_read_failures: 0,
@@ -1192,8 +1188,8 @@ mod tests {
         merge_baseline(&mut p, &b);
         assert_eq!(p.rules[1].names, vec!["statx"]);
         assert!(
-            baseline(Runtime::Runc, None).is_err(),
-            "no learned baselines are shipped yet"
+            baseline(Runtime::Runc, Some("0.0.0")).is_err(),
+            "an unknown version has no baseline"
         );
     }
 }

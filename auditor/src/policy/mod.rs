@@ -4,6 +4,7 @@
 //! (or a [`model::Policy`]) back. The commands do the I/O; [`crate::seccomp::compile`] builds the
 //! filter.
 
+pub mod baselines;
 pub mod check;
 pub mod diff;
 pub mod formats;

@@ -1,0 +1,89 @@
+//! The runtime baselines shipped in auditor/src/policy/baselines.json must match what the
+//! installed runtimes do now. `cargo xtask baselines` (UPDATE_BASELINES=1) rewrites them.
+
+use integration::runtimes::{learn_baseline, Runtime};
+use integration::{require_root, require_tool};
+
+fn check(runtime: Runtime) {
+    let test = format!("baseline_{}", runtime.name());
+    if !require_root(&test) || require_tool(&test, runtime.name()).is_none() {
+        return;
+    }
+    let version = runtime.version().expect("runtime version");
+    let mut learned = learn_baseline(runtime, 40).expect("learn baseline");
+    assert!(learned.contains("execve"), "{learned:?}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../auditor/src/policy/baselines.json");
+    if std::env::var_os("UPDATE_BASELINES").is_some() {
+        let text = std::fs::read_to_string(&path).expect("read baselines.json");
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let learned: Vec<String> = learned.iter().cloned().collect();
+        let new = auditor::policy::baselines::updated(&text, runtime.name(), &version, kernel.trim(), &learned)
+            .expect("update baselines");
+        auditor::fsutil::write_atomic(&path, new.as_bytes()).expect("write baselines.json");
+        eprintln!("{}: {} syscalls written to {}", runtime.name(), learned.len(), path.display());
+        return;
+    }
+    let shipped = auditor::policy::baselines::get(runtime.name(), Some(&version))
+        .unwrap_or_else(|| panic!("no shipped baseline for {} {version}: run `cargo xtask baselines`", runtime.name()));
+    let shipped: std::collections::BTreeSet<String> = shipped.syscalls.iter().cloned().collect();
+    if learned != shipped {
+        // runc is a Go program: its runtime's housekeeping calls can depend on timing. A real
+        // change shows up twice in a row.
+        eprintln!("{}: first run differs ({learned:?}); learning once more", runtime.name());
+        learned = learn_baseline(runtime, 40).expect("learn baseline");
+    }
+    let added: Vec<_> = learned.difference(&shipped).collect();
+    let removed: Vec<_> = shipped.difference(&learned).collect();
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "{} {version}: the runtime now also needs {added:?} and no longer {removed:?}; run `cargo xtask baselines`",
+        runtime.name()
+    );
+}
+
+#[test]
+fn runc_baseline_matches_a_fresh_run() {
+    check(Runtime::Runc);
+}
+
+#[test]
+fn crun_baseline_matches_a_fresh_run() {
+    check(Runtime::Crun);
+}
+
+/// A profile learned from the bare workload (outside any container) only works in runc when
+/// generate adds runc's baseline.
+#[test]
+fn generated_profile_runs_in_runc_only_with_the_runtime_baseline() {
+    use integration::runtimes::{clear_stale, Bundle, WORKLOAD};
+    use std::process::Command;
+    let test = "generated_profile_runs_in_runc_only_with_the_runtime_baseline";
+    if !require_root(test) || require_tool(test, "runc").is_none() {
+        return;
+    }
+    clear_stale(Runtime::Runc);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let obs = dir.path().join("obs.json");
+    let bin = integration::auditor_bin();
+    let o = Command::new(&bin).args(["learn", "--no-progress", "-o"]).arg(&obs).args(["--", WORKLOAD, "true"]).output().expect("learn");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_with = |extra: &[&str]| -> bool {
+        let profile = dir.path().join(format!("profile{}.json", extra.len()));
+        let o = Command::new(&bin)
+            .arg("generate")
+            .arg(&obs)
+            .args(["--format", "oci", "-o"])
+            .arg(&profile)
+            .args(extra)
+            .output()
+            .expect("generate");
+        assert!(o.status.success(), "generate {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let seccomp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile")).expect("json");
+        let bundle = Bundle::busybox(Runtime::Runc, &[WORKLOAD, "true"]).expect("bundle");
+        bundle.edit(|c| c["linux"]["seccomp"] = seccomp).expect("edit");
+        let cmd = bundle.run_command();
+        Command::new(&cmd[0]).args(&cmd[1..]).output().expect("runc").status.success()
+    };
+    assert!(!run_with(&[]), "without the baseline runc's own init is refused");
+    assert!(run_with(&["--runtime", "runc"]), "with --runtime runc the container runs");
+}
