@@ -311,11 +311,11 @@ fn bad_observations_are_located() -> TestResult {
         "generate",
         &golden("obs-setup.json").to_string_lossy(),
         "--runtime",
-        "runc",
+        "runc@0.0.1",
     ])?;
     assert_eq!(r.code, Some(2));
     assert!(
-        r.stderr.contains("no learned baseline for runtime runc"),
+        r.stderr.contains("no learned baseline for runtime runc 0.0.1"),
         "{}",
         r.stderr
     );

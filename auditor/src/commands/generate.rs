@@ -110,7 +110,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         let runtime = Runtime::parse(name)
             .with_context(|| format!("--runtime `{name}`: use runc, crun or lxc"))?;
         options.baseline = Some(generate::baseline(runtime, version).map_err(|e| {
-            anyhow::anyhow!("--runtime {r}: {e}; baselines are learned from the runtime itself and not shipped yet")
+            let known: Vec<String> = crate::policy::baselines::all()
+                .iter()
+                .map(|b| format!("{}@{}", b.runtime, b.version))
+                .collect();
+            anyhow::anyhow!(
+                "--runtime {r}: {e} (shipped: {}); learn it with `cargo xtask baselines` on a machine with that runtime",
+                known.join(", ")
+            )
         })?);
     }
     let mut observations = Vec::new();
