@@ -87,16 +87,38 @@ fn demo() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("auditor-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let obs = dir.join("observation.json");
-        eprintln!("\n== learn: a shell pipeline, with a command that fails, run under auditor ==");
+        let policy = dir.join("policy.toml");
+        let oci = dir.join("profile.oci.json");
+        let node = dir.join("null");
+        eprintln!("\n== 1. learn: a workload in a user namespace, where mknod of /dev/null is refused ==");
+        let script = format!(
+            "ls /etc | sort | head -3; mknod {} c 1 3 || echo 'mknod: refused (EPERM in a user namespace)'",
+            node.display()
+        );
+        // The workload's own failure is part of what is learned, not a demo failure.
+        let _ = std::process::Command::new(&bin)
+            .args(["learn", "-o"])
+            .arg(&obs)
+            .args(["--", "unshare", "--user", "--map-root-user", "sh", "-c", &script])
+            .status()?;
+        eprintln!("\n== 2. generate: a reviewable native policy (mknodat becomes a notify rule) ==");
+        util::run(std::process::Command::new(&bin).arg("generate").arg(&obs).arg("-o").arg(&policy))?;
+        let text = std::fs::read_to_string(&policy)?;
+        for block in text.split("\n\n").filter(|b| b.contains("mknod") || b.contains("default_action")) {
+            eprintln!("{block}\n");
+        }
+        eprintln!("== 3. export for runc/crun: notify goes to auditor's listener, which applies the native policy ==");
+        let metadata = format!("policy={}", policy.display());
         util::run(
-            std::process::Command::new(&bin).args(["learn", "-o"]).arg(&obs).args([
-                "--",
-                "sh",
-                "-c",
-                "ls /etc | sort | head -3; cat /nonexistent 2>/dev/null; echo done",
-            ]),
+            std::process::Command::new(&bin)
+                .arg("generate")
+                .arg(&obs)
+                .args(["--format", "oci", "--listener", "/run/auditor/agent.sock", "--listener-metadata", &metadata, "--lossy", "-o"])
+                .arg(&oci),
         )?;
-        eprintln!("\nobservation file: {}", obs.display());
+        eprintln!("\n== 4. check the policy ==");
+        let _ = std::process::Command::new(&bin).arg("check").arg(&policy).status()?;
+        eprintln!("\nfiles: {} (observation), {} (native policy), {} (OCI profile)", obs.display(), policy.display(), oci.display());
         Ok(())
     })
 }
