@@ -3,6 +3,7 @@
 //! measures.
 
 mod bench;
+mod bench_filter;
 mod setup;
 mod util;
 
@@ -29,6 +30,9 @@ enum Task {
     Demo,
     /// Learn the runtime baselines (runc, crun) again and rewrite auditor/src/policy/baselines.json.
     Baselines,
+    /// Only the filter-cost benchmark, with an already built release binary.
+    #[command(hide = true)]
+    BenchFilter,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
 }
@@ -52,7 +56,14 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => {
             setup::run()?;
             let bin = build_release()?;
-            bench::run(&bin, &args)
+            let learn = bench::run(&bin, &args);
+            // The filter-cost benchmark runs even if the learning one reported a failure.
+            let filter = bench_filter::run_filter_cost(&bin, 7, 2_000_000);
+            learn.and(filter)
+        }
+        Task::BenchFilter => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench_filter::run_filter_cost(&bin, 7, 2_000_000)
         }
     }
 }
