@@ -23,6 +23,9 @@ pub enum Command {
     #[command(hide = true)]
     BenchFloor,
     // enforce commands
+    /// Run a workload under a policy's seccomp filter, with auditor's broker deciding the
+    /// calls the policy marks notify.
+    Enforce(crate::commands::enforce::EnforceArgs),
     // policy commands
     /// Turn observation files into a policy (native, OCI, LXC, Kubernetes or systemd).
     Generate(crate::commands::generate::GenerateArgs),

@@ -5,6 +5,7 @@
 //! libseccomp, [`policy`] is pure and synchronous.
 
 pub mod bpf;
+pub mod broker;
 pub mod cli;
 pub mod commands;
 pub mod fsutil;

@@ -4,6 +4,7 @@
 pub mod bench_floor;
 pub mod learn;
 // enforce commands
+pub mod enforce;
 // policy commands
 pub mod check;
 pub mod compile;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Learn(args) => learn::run(&args),
         Command::BenchFloor => bench_floor::run(),
         // enforce commands
+        Command::Enforce(args) => enforce::run(&args),
         // policy commands
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),

@@ -3,3 +3,4 @@
 
 pub mod compile;
 pub mod names;
+pub mod notify;

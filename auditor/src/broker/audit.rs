@@ -1,0 +1,286 @@
+//! The audit log: one JSON Lines record per decision, written by its own thread so that the
+//! broker never waits for the disk. The broker hands records over a bounded channel with
+//! `try_send`; when the writer falls behind, records are dropped and counted (the count is in
+//! the summary), never queued without bound. SIGHUP reopens the file (log rotation).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open the audit log {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the audit log writer")]
+    Spawn {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Records waiting for the writer; beyond this they are dropped and counted.
+pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// One decision.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Record {
+    /// RFC 3339, microseconds, UTC.
+    pub time: String,
+    /// Calling thread, in auditor's pid namespace.
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// The syscall's name, or `nr:N` when the ABI or number is unknown.
+    pub syscall: String,
+    pub arch: String,
+    /// The six argument registers, in hex.
+    pub args: Vec<String>,
+    /// What the handler decoded from the arguments (path, mode, device, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub decoded: BTreeMap<String, String>,
+    /// 1-based index of the rule that matched; absent: the default action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// The policy's action for the call.
+    pub action: String,
+    /// allowed, denied, emulated, complain (would be refused, allowed), gone (caller left).
+    pub decision: String,
+    /// What the caller got: "continue", "0", "-EPERM", …
+    pub result: String,
+    pub latency_us: u64,
+}
+
+/// Totals at the end.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub dropped: u64,
+    /// (decision → count)
+    pub decisions: BTreeMap<String, u64>,
+    /// (syscall → decision → count)
+    pub syscalls: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+enum Msg {
+    Record(Box<Record>),
+    Finish,
+}
+
+/// The broker's handle: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct AuditSender {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+impl AuditSender {
+    /// Queue a record, or count it as dropped if the writer is behind.
+    pub fn record(&self, r: Record) {
+        match self.tx.try_send(Msg::Record(Box::new(r))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The writer thread and its controls.
+#[derive(Debug)]
+pub struct AuditLog {
+    sender: AuditSender,
+    reopen: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Summary>,
+    path: PathBuf,
+}
+
+fn open(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| AuditError::Open {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+impl AuditLog {
+    /// Open (append) `path` and start the writer.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let file = open(path)?;
+        let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let (thread_reopen, thread_dropped, thread_path) =
+            (reopen.clone(), dropped.clone(), path.to_owned());
+        let thread = std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || writer(file, &thread_path, &rx, &thread_reopen, &thread_dropped))
+            .map_err(|source| AuditError::Spawn { source })?;
+        Ok(AuditLog {
+            sender: AuditSender { tx, dropped },
+            reopen,
+            thread,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn sender(&self) -> AuditSender {
+        self.sender.clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reopen the file at the next chance (after SIGHUP: it was rotated).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Write what is queued and a summary record; return the summary.
+    pub fn finish(self) -> Summary {
+        // A blocking send: the broker is done, waiting here is fine.
+        let _ = self.sender.tx.send(Msg::Finish);
+        let dropped = self.sender.dropped.clone();
+        drop(self.sender);
+        let mut s = self.thread.join().unwrap_or_default();
+        s.dropped = dropped.load(Ordering::Relaxed);
+        s
+    }
+}
+
+fn write_record(out: &mut BufWriter<File>, summary: &mut Summary, r: &Record) {
+    summary.records += 1;
+    *summary.decisions.entry(r.decision.clone()).or_default() += 1;
+    *summary
+        .syscalls
+        .entry(r.syscall.clone())
+        .or_default()
+        .entry(r.decision.clone())
+        .or_default() += 1;
+    if let Ok(line) = serde_json::to_string(r) {
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn writer(
+    file: File,
+    path: &Path,
+    rx: &mpsc::Receiver<Msg>,
+    reopen: &AtomicBool,
+    dropped: &AtomicU64,
+) -> Summary {
+    let mut out = BufWriter::new(file);
+    let mut summary = Summary::default();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(Msg::Finish),
+        };
+        if reopen.swap(false, Ordering::Relaxed) {
+            let _ = out.flush();
+            match open(path) {
+                Ok(f) => out = BufWriter::new(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit log: reopen failed; keeping the old file")
+                }
+            }
+        }
+        // Write what is queued, then flush once: the file is current whenever the broker idles.
+        let mut next = first;
+        while let Some(m) = next {
+            match m {
+                Msg::Record(r) => write_record(&mut out, &mut summary, &r),
+                Msg::Finish => return finish(out, summary, dropped),
+            }
+            next = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+}
+
+fn finish(mut out: BufWriter<File>, mut summary: Summary, dropped: &AtomicU64) -> Summary {
+    summary.dropped = dropped.load(Ordering::Relaxed);
+    #[derive(Serialize)]
+    struct Line<'a> {
+        summary: &'a Summary,
+    }
+    if let Ok(line) = serde_json::to_string(&Line { summary: &summary }) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(syscall: &str, decision: &str) -> Record {
+        Record {
+            time: "t".into(),
+            pid: 1,
+            exe: None,
+            syscall: syscall.into(),
+            arch: "x86_64".into(),
+            args: vec![],
+            decoded: BTreeMap::new(),
+            rule: Some(1),
+            action: "allow".into(),
+            decision: decision.into(),
+            result: "continue".into(),
+            latency_us: 3,
+        }
+    }
+
+    #[test]
+    fn writes_lines_reopens_and_summarises() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path)?;
+        let s = log.sender();
+        s.record(rec("mknodat", "emulated"));
+        s.record(rec("getppid", "denied"));
+        // Rotation: move the file away, ask for a reopen, write more.
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::rename(&path, dir.path().join("audit.jsonl.1"))?;
+        log.reopen();
+        std::thread::sleep(Duration::from_millis(700));
+        s.record(rec("getppid", "denied"));
+        let summary = log.finish();
+        assert_eq!(summary.records, 3);
+        assert_eq!(summary.decisions.get("denied"), Some(&2));
+        let old = std::fs::read_to_string(dir.path().join("audit.jsonl.1"))?;
+        let new = std::fs::read_to_string(&path)?;
+        assert_eq!(old.lines().count(), 2, "{old}");
+        assert_eq!(new.lines().count(), 2, "{new}");
+        let first: serde_json::Value = serde_json::from_str(old.lines().next().unwrap_or(""))?;
+        assert_eq!(first["syscall"], "mknodat");
+        assert!(new
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("{\"summary\"")));
+        Ok(())
+    }
+}

@@ -1,0 +1,358 @@
+//! The seccomp-notify broker: decides the calls a policy marks notify (and, in complain mode,
+//! the calls it would refuse), runs the emulation handlers, answers the kernel and records each
+//! decision in the audit log.
+//!
+//! One tokio task owns the listener fd, registered with the reactor. A notification is
+//! received only when `poll` says one is pending (`SECCOMP_IOCTL_NOTIF_RECV` blocks otherwise);
+//! the task ends at `POLLHUP` (no task uses the filter any more) or on cancellation. Decisions
+//! that need no pointer contents are answered inline; emulations run on the blocking pool,
+//! at most [`MAX_EMULATIONS`] at a time — further notifications wait in the kernel, so a
+//! workload that floods the broker costs bounded memory.
+//!
+//! Answers: CONTINUE only where the decision depends on scalars alone (the kernel then checks
+//! what it always checks); pointer arguments are copied once and the call is performed on the
+//! caller's behalf, or refused. If auditor dies, the kernel fails pending and future notified
+//! calls with ENOSYS (the listener fd is closed), so the workload never hangs.
+
+pub mod audit;
+pub mod decide;
+pub mod mknod;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio_util::sync::CancellationToken;
+
+use crate::policy::handlers::HandlerConfig;
+use crate::policy::model::{Action, Policy};
+use crate::seccomp::notify::{NotifyError, NotifyFd, Response, SeccompNotif};
+use audit::{AuditSender, Record};
+use decide::Decider;
+
+/// Emulations running at once; more notifications wait in the kernel.
+pub const MAX_EMULATIONS: usize = 8;
+
+/// Errors of the broker loop.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot register the seccomp listener with the reactor")]
+    Register {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for the seccomp listener failed")]
+    Wait {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+}
+
+/// Enforce the policy, or only record what it would refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Every refusal became a notification in the filter; the broker records it and answers
+    /// CONTINUE (no security decision is made, so CONTINUE is safe).
+    Complain,
+}
+
+/// What happened to a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    Emulated,
+    /// Complain mode: the policy would refuse it; it was allowed.
+    Complain,
+    /// The caller went away (killed) before it could be answered.
+    Gone,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Denied => "denied",
+            Verdict::Emulated => "emulated",
+            Verdict::Complain => "complain",
+            Verdict::Gone => "gone",
+        }
+    }
+}
+
+/// A handler's answer and what it decoded, for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub response: Response,
+    pub decoded: BTreeMap<String, String>,
+}
+
+impl Outcome {
+    pub fn new(verdict: Verdict, response: Response) -> Outcome {
+        Outcome {
+            verdict,
+            response,
+            decoded: BTreeMap::new(),
+        }
+    }
+
+    pub fn detail(&mut self, key: &str, value: String) {
+        self.decoded.insert(key.to_owned(), value);
+    }
+}
+
+/// Counts of decisions, for the summary.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub allowed: AtomicU64,
+    pub denied: AtomicU64,
+    pub emulated: AtomicU64,
+    pub complain: AtomicU64,
+    pub gone: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, v: Verdict) {
+        let c = match v {
+            Verdict::Allowed => &self.allowed,
+            Verdict::Denied => &self.denied,
+            Verdict::Emulated => &self.emulated,
+            Verdict::Complain => &self.complain,
+            Verdict::Gone => &self.gone,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `N notifications: a allowed, d denied, …`
+    pub fn line(&self) -> String {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let total = g(&self.allowed)
+            + g(&self.denied)
+            + g(&self.emulated)
+            + g(&self.complain)
+            + g(&self.gone);
+        format!(
+            "{total} notifications: {} allowed, {} denied, {} emulated, {} complain (allowed, the policy would refuse), {} callers gone",
+            g(&self.allowed),
+            g(&self.denied),
+            g(&self.emulated),
+            g(&self.complain),
+            g(&self.gone)
+        )
+    }
+}
+
+struct Inner {
+    fd: NotifyFd,
+    decider: Decider,
+    mode: Mode,
+    audit: Option<AuditSender>,
+    stats: Arc<Stats>,
+}
+
+/// The broker for one listener fd.
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+/// AsyncFd needs an owner that is `AsRawFd`.
+struct Registered(Arc<Inner>);
+
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.fd.as_raw_fd()
+    }
+}
+
+/// The policy's action in words, for the log.
+fn action_text(a: &Action) -> String {
+    a.to_string()
+}
+
+fn result_text(r: Response) -> String {
+    match r {
+        Response::Continue => "continue".into(),
+        Response::Value(v) => v.to_string(),
+        Response::Errno(e) => match crate::syscalls::errno_name(e.unsigned_abs()) {
+            Some(n) => format!("-{n}"),
+            None => format!("-{e}"),
+        },
+    }
+}
+
+impl Broker {
+    pub fn new(fd: NotifyFd, decider: Decider, mode: Mode, audit: Option<AuditSender>) -> Broker {
+        if let Err(e) = fd.set_sync_wake_up() {
+            tracing::debug!(error = %e, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable (needs 6.6)");
+        }
+        Broker {
+            inner: Arc::new(Inner {
+                fd,
+                decider,
+                mode,
+                audit,
+                stats: Arc::new(Stats::default()),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.inner.stats.clone()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        self.inner.decider.policy()
+    }
+
+    /// Serve until every task of the filter is gone or `cancel` fires.
+    pub async fn serve(self, cancel: CancellationToken) -> Result<(), BrokerError> {
+        // SAFETY: `Registered` holds an Arc of the NotifyFd that owns the fd, so the fd stays
+        // open and the same for as long as the AsyncFd lives.
+        let afd = unsafe {
+            AsyncFd::register_with_interest(Registered(self.inner.clone()), Interest::READABLE)
+        }
+        .map_err(|e| BrokerError::Register {
+            source: e.into_parts().1,
+        })?;
+        let emulations = Arc::new(tokio::sync::Semaphore::new(MAX_EMULATIONS));
+        loop {
+            let mut guard = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                g = afd.readable() => g.map_err(|source| BrokerError::Wait { source })?,
+            };
+            let ready = self.inner.fd.readiness()?;
+            if !ready.pending {
+                guard.clear_ready();
+                if ready.hangup {
+                    tracing::debug!("every task of the filter has exited");
+                    return Ok(());
+                }
+                continue;
+            }
+            let n = match self.inner.fd.recv() {
+                Ok(n) => n,
+                // Withdrawn between poll and receive: its caller was killed.
+                Err(e) if e.is_gone() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let start = Instant::now();
+            let d = self.inner.decider.decide(&n.data);
+            tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
+            if d.handler.is_some() {
+                let permit = tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    p = emulations.clone().acquire_owned() => p,
+                };
+                let inner = self.inner.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    inner.process(&n, start);
+                });
+            } else {
+                self.inner.process(&n, start);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Decide, act, answer, record.
+    fn process(&self, n: &SeccompNotif, start: Instant) {
+        let d = self.decider.decide(&n.data);
+        let syscall = d.syscall.unwrap_or("");
+        let outcome = match d.handler.map(|h| &h.config) {
+            Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
+            // The decider refuses policies with handlers this broker does not implement.
+            Some(_) => Some(Outcome::new(Verdict::Denied, Response::Errno(libc::ENOSYS))),
+            None => Some(self.plain(d.action, d.syscall.is_some())),
+        };
+        let mut outcome =
+            outcome.unwrap_or_else(|| Outcome::new(Verdict::Gone, Response::Continue));
+        if self.mode == Mode::Complain && outcome.verdict == Verdict::Denied {
+            outcome.verdict = Verdict::Complain;
+            outcome.response = Response::Continue;
+        }
+        let exe = self.audit.as_ref().and_then(|_| {
+            target::Target::open(n.pid)
+                .ok()
+                .and_then(|t| t.exe())
+                .map(|p| p.display().to_string())
+        });
+        if outcome.verdict != Verdict::Gone {
+            if let Err(e) = self.fd.send(n.id, outcome.response) {
+                if e.is_gone() {
+                    outcome.verdict = Verdict::Gone;
+                } else {
+                    tracing::warn!(pid = n.pid, syscall, error = %e, "cannot answer the notification");
+                }
+            }
+        }
+        self.stats.count(outcome.verdict);
+        let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            pid = n.pid,
+            syscall,
+            verdict = outcome.verdict.as_str(),
+            latency_us,
+            "answered"
+        );
+        if let Some(a) = &self.audit {
+            let arch = match d.abi {
+                Some(abi) => format!("{abi:?}").to_lowercase(),
+                None => format!("{:#x}", n.data.arch),
+            };
+            a.record(Record {
+                time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+                pid: n.pid,
+                exe,
+                syscall: d
+                    .syscall
+                    .map_or_else(|| format!("nr:{}", n.data.nr), str::to_owned),
+                arch,
+                args: n.data.args.iter().map(|a| format!("{a:#x}")).collect(),
+                decoded: outcome.decoded,
+                rule: d.rule.map(|i| i + 1),
+                action: action_text(d.action),
+                decision: outcome.verdict.as_str().into(),
+                result: if outcome.verdict == Verdict::Gone {
+                    "none".into()
+                } else {
+                    result_text(outcome.response)
+                },
+                latency_us,
+            });
+        }
+    }
+
+    /// A call no handler serves: what the policy's action says (complain mode: refusals are
+    /// turned into CONTINUE by the caller).
+    fn plain(&self, action: &Action, known: bool) -> Outcome {
+        match action {
+            Action::Allow | Action::Log => Outcome::new(Verdict::Allowed, Response::Continue),
+            Action::Errno(e) => Outcome::new(
+                Verdict::Denied,
+                Response::Errno(i32::try_from(*e).unwrap_or(libc::EPERM)),
+            ),
+            // In enforce mode the filter itself kills or traps; reaching the broker with these
+            // means the user-space match and the filter disagree: refuse.
+            Action::KillProcess | Action::KillThread | Action::Trap => {
+                Outcome::new(Verdict::Denied, Response::Errno(libc::EPERM))
+            }
+            Action::Notify(_) => Outcome::new(
+                Verdict::Denied,
+                Response::Errno(if known { libc::EPERM } else { libc::ENOSYS }),
+            ),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The process behind a notification: its /proc entries, opened once, and copies of what the
+//! handlers need (a path from its memory, its credentials, umask, root, cwd, fds).
+//!
+//! A pid in a notification is only trustworthy while the notification is pending: open what is
+//! needed first, then check `SECCOMP_IOCTL_NOTIF_ID_VALID` ([`crate::seccomp::notify::NotifyFd::id_valid`]);
+//! the fds then stay bound to the right process even if it dies and the pid is reused.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
+
+/// Errors reaching the caller's process.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("cannot open /proc/{pid}/{what}")]
+    Open {
+        pid: u32,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("/proc/{pid}/status has no usable `{field}` line")]
+    Status { pid: u32, field: &'static str },
+}
+
+impl TargetError {
+    /// The errno to answer the caller with when the handler cannot proceed.
+    pub fn errno(&self) -> i32 {
+        match self {
+            TargetError::Open { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            TargetError::Status { .. } => libc::EIO,
+        }
+    }
+}
+
+/// Longest path copied from the caller (PATH_MAX, with its NUL).
+pub const PATH_MAX: usize = 4096;
+
+/// Credentials and umask of the calling thread, in our (the host's) user namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Creds {
+    pub tgid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+    pub umask: u32,
+}
+
+/// `/proc/<tid>`, opened.
+#[derive(Debug)]
+pub struct Target {
+    pub pid: u32,
+    dir: OwnedFd,
+}
+
+fn cstr(s: &'static str) -> CString {
+    // The names below contain no NUL.
+    CString::new(s).unwrap_or_default()
+}
+
+impl Target {
+    /// Open `/proc/<pid>` (pid as the notification gives it: the calling thread).
+    pub fn open(pid: u32) -> Result<Target, TargetError> {
+        let path = CString::new(format!("/proc/{pid}")).unwrap_or_default();
+        // SAFETY: a NUL-terminated path; the result is a new fd we own.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(TargetError::Open {
+                pid,
+                what: "",
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Target { pid, dir })
+    }
+
+    /// Open an entry below `/proc/<pid>`.
+    pub fn open_at(&self, what: &'static str, flags: libc::c_int) -> Result<OwnedFd, TargetError> {
+        let name = cstr(what);
+        // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
+        let fd =
+            unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(TargetError::Open {
+                pid: self.pid,
+                what,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Its memory, for [`read_cstring`].
+    pub fn mem(&self) -> Result<File, TargetError> {
+        self.open_at("mem", libc::O_RDONLY).map(File::from)
+    }
+
+    /// Its executable's path (best effort, for the audit log).
+    pub fn exe(&self) -> Option<PathBuf> {
+        let name = cstr("exe");
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: readlinkat writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::readlinkat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        buf.truncate(n);
+        Some(PathBuf::from(
+            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf),
+        ))
+    }
+
+    /// Credentials and umask from `/proc/<pid>/status`.
+    pub fn creds(&self) -> Result<Creds, TargetError> {
+        let fd = self.open_at("status", libc::O_RDONLY)?;
+        let text = std::io::read_to_string(File::from(fd)).map_err(|source| TargetError::Open {
+            pid: self.pid,
+            what: "status",
+            source,
+        })?;
+        parse_status(&text).map_err(|field| TargetError::Status {
+            pid: self.pid,
+            field,
+        })
+    }
+}
+
+/// The fields of `/proc/PID/status` the handlers need.
+pub fn parse_status(text: &str) -> Result<Creds, &'static str> {
+    let field = |name: &'static str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .map(str::trim)
+            .ok_or(name)
+    };
+    let nums = |name: &'static str| -> Result<Vec<u32>, &'static str> {
+        field(name)?
+            .split_whitespace()
+            .map(|n| n.parse().map_err(|_| name))
+            .collect()
+    };
+    let tgid = *nums("Tgid")?.first().ok_or("Tgid")?;
+    // Uid/Gid: real, effective, saved, filesystem.
+    let fsuid = *nums("Uid")?.get(3).ok_or("Uid")?;
+    let fsgid = *nums("Gid")?.get(3).ok_or("Gid")?;
+    let groups = nums("Groups")?;
+    let umask = u32::from_str_radix(field("Umask")?, 8).map_err(|_| "Umask")?;
+    Ok(Creds {
+        tgid,
+        fsuid,
+        fsgid,
+        groups,
+        umask,
+    })
+}
+
+/// Copy a NUL-terminated string from the caller's memory at `addr`: at most [`PATH_MAX`]
+/// bytes, once. Errors are the errno the kernel would give the caller (EFAULT, ENAMETOOLONG).
+pub fn read_cstring(mem: &File, addr: u64) -> Result<CString, i32> {
+    let mut out = Vec::with_capacity(256);
+    let mut buf = [0u8; 512];
+    let mut at = addr;
+    while out.len() < PATH_MAX {
+        // Stop each read at a page boundary: a partial read is all an unmapped page gives.
+        let to_page = 4096 - (at % 4096) as usize;
+        let want = buf.len().min(to_page).min(PATH_MAX - out.len());
+        let n = match mem.read_at(&mut buf[..want], at) {
+            Ok(0) | Err(_) => return Err(libc::EFAULT),
+            Ok(n) => n,
+        };
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return CString::new(out).map_err(|_| libc::EFAULT);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at = at.checked_add(n as u64).ok_or(libc::EFAULT)?;
+    }
+    Err(libc::ENAMETOOLONG)
+}
+
+/// A pidfd for the thread group `tgid` (5.3).
+pub fn pidfd_open(tgid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tgid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A duplicate of the caller's fd `fd` (5.6; needs ptrace access, which host root has).
+pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd takes a pidfd, a target fd number and flags; the result is a new fd
+    // we own (O_CLOEXEC is set by the kernel).
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let text = "Name:\tsh\nUmask:\t0027\nState:\tS\nTgid:\t42\nPid:\t43\nUid:\t100000\t100000\t100000\t100001\nGid:\t100000\t100000\t100000\t100002\nGroups:\t100005 100006 \n";
+        let c = parse_status(text);
+        assert_eq!(
+            c,
+            Ok(Creds {
+                tgid: 42,
+                fsuid: 100001,
+                fsgid: 100002,
+                groups: vec![100005, 100006],
+                umask: 0o027
+            })
+        );
+        assert_eq!(parse_status("Tgid: 1\n"), Err("Uid"));
+    }
+
+    #[test]
+    fn copies_a_string_once_and_stops_at_faults() -> Result<(), Box<dyn std::error::Error>> {
+        let mem = File::open("/proc/self/mem")?;
+        let s = CString::new("/dev/null")?;
+        let got = read_cstring(&mem, s.as_ptr() as u64);
+        assert_eq!(got.as_deref(), Ok(s.as_c_str()));
+        assert_eq!(read_cstring(&mem, 8), Err(libc::EFAULT));
+        let long = CString::new(vec![b'a'; PATH_MAX + 10])?;
+        assert_eq!(
+            read_cstring(&mem, long.as_ptr() as u64),
+            Err(libc::ENAMETOOLONG)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reads_our_own_creds() -> Result<(), TargetError> {
+        let t = Target::open(std::process::id())?;
+        let c = t.creds()?;
+        assert_eq!(c.tgid, std::process::id());
+        assert!(t.exe().is_some());
+        Ok(())
+    }
+}

@@ -1,0 +1,465 @@
+//! `auditor enforce` against the real kernel: the LXD story (mknod inside an unprivileged
+//! container, refused by the kernel, emulated by the broker), a learn → generate → enforce
+//! round trip with an audit log, complain mode, and the broker's faults (auditor killed while the
+//! workload loops on a notified call; the workload killed while auditor serves it).
+
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use integration::{auditor_bin, require_root, unique_name};
+
+/// Host uid/gid of root inside `--userns` (auditor's documented default range).
+const CONTAINER_ROOT: u32 = 100_000;
+
+fn workload(name: &str) -> String {
+    Path::new(env!("OUT_DIR")).join(name).display().to_string()
+}
+
+/// A scratch directory under /tmp (not nodev, so device nodes in it work), removed on drop,
+/// optionally owned by the container's root so the workload can write to it.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(prefix: &str, container_owned: bool) -> Scratch {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("create scratch dir");
+        if container_owned {
+            std::os::unix::fs::chown(&dir, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))
+                .expect("chown scratch dir");
+        }
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write scratch file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A process killed (and reaped) on drop, so a failing test leaves nothing running.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Kills the `mknod_loop` workload (not our child) on drop, if it still runs: the pid is
+/// checked against its command line first, so a reused pid is never hit.
+struct KillOnDrop(Option<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("mknod_loop") {
+                // SAFETY: kill with a pid and a signal number.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn enforce(args: &[&str], cmd: &[&str]) -> Output {
+    Command::new(auditor_bin())
+        .arg("enforce")
+        .args(args)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("run auditor")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r.get("summary").is_none())
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const NO_NOTIFY: &str = r#"version = 1
+default_action = "allow"
+"#;
+
+const MKNOD_NOTIFY: &str = r#"version = 1
+default_action = "allow"
+
+[[rule]]
+names = ["mknod", "mknodat"]
+action = "notify"
+handler = "emulate-mknod"
+params = { devices = ["c 1:3"] }
+comment = "/dev/null only"
+"#;
+
+#[test]
+fn mknod_in_a_user_namespace_needs_the_notify_rule() {
+    if !require_root("mknod_in_a_user_namespace_needs_the_notify_rule") {
+        return;
+    }
+    let s = Scratch::new("enforce-mknod", true);
+    let dir = s.0.display().to_string();
+    let without = s.write("without.toml", NO_NOTIFY);
+    let with = s.write("with.toml", MKNOD_NOTIFY);
+    let log = s.path("audit.jsonl");
+
+    // The kernel refuses device nodes in a user namespace by itself.
+    let o = enforce(
+        &["--policy", &without.display().to_string(), "--userns"],
+        &["sh", "-c", &format!("cd {dir} && mknod null c 1 3")],
+    );
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "mknod succeeded without the notify rule"
+    );
+    assert!(
+        text(&o.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!s.path("null").exists());
+
+    // With the rule, the broker creates it: a character device 1:3 owned by the container's
+    // root, which the workload can write to; a block device stays refused.
+    let script = format!(
+        "cd {dir} && mknod null c 1 3; echo mknod=$?; echo hello > null; echo write=$?; \
+         stat -c 'stat=%F %t:%T %u:%g' null; mknod blk b 8 0; echo blk=$?"
+    );
+    let o = enforce(
+        &[
+            "--policy",
+            &with.display().to_string(),
+            "--userns",
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &["sh", "-c", &script],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{out}\nstderr:\n{}",
+        text(&o.stderr)
+    );
+    assert!(out.contains("mknod=0"), "{out}");
+    assert!(out.contains("write=0"), "{out}");
+    assert!(out.contains("stat=character special file 1:3 0:0"), "{out}");
+    assert!(out.contains("blk=1"), "{out}");
+    let m = std::fs::symlink_metadata(s.path("null")).expect("node created");
+    assert!(m.file_type().is_char_device());
+    assert_eq!((libc::major(m.rdev()), libc::minor(m.rdev())), (1, 3));
+    assert_eq!((m.uid(), m.gid()), (CONTAINER_ROOT, CONTAINER_ROOT));
+    assert!(!s.path("blk").exists());
+
+    let recs = records(&log);
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "mknodat"
+            && r["decision"] == "emulated"
+            && r["result"] == "0"
+            && r["decoded"]["dev"] == "c 1:3"),
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter().any(|r| r["decision"] == "denied"
+            && r["result"] == "-EPERM"
+            && r["decoded"]["dev"] == "b 8:0"),
+        "{recs:#?}"
+    );
+}
+
+#[test]
+fn learned_policy_round_trip() {
+    if !require_root("learned_policy_round_trip") {
+        return;
+    }
+    let s = Scratch::new("enforce-roundtrip", false);
+    let obs = s.path("probe.json");
+    let policy = s.path("probe.toml");
+    let log = s.path("audit.jsonl");
+    let probe = workload("probe");
+
+    let o = Command::new(auditor_bin())
+        .args(["learn", "--no-progress", "-o"])
+        .arg(&obs)
+        .args(["--", &probe])
+        .output()
+        .expect("run auditor learn");
+    assert!(o.status.success(), "learn failed: {}", text(&o.stderr));
+    let o = Command::new(auditor_bin())
+        .arg("generate")
+        .arg(&obs)
+        .arg("-o")
+        .arg(&policy)
+        .output()
+        .expect("run auditor generate");
+    assert!(o.status.success(), "generate failed: {}", text(&o.stderr));
+    // auditor's launcher hands the listener fd over with sendmsg after the filter is in place;
+    // the workload itself never calls it, so the learned policy does not have it.
+    let mut p = std::fs::read_to_string(&policy).expect("policy");
+    p.push_str(
+        "\n[[rule]]\nname = \"sendmsg\"\naction = \"allow\"\ncomment = \"listener hand-over\"\n",
+    );
+    std::fs::write(&policy, p).expect("write policy");
+    let pol = policy.display().to_string();
+    let logs = log.display().to_string();
+
+    let o = enforce(&["--policy", &pol, "--audit-log", &logs], &[&probe]);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ok\n");
+    assert!(
+        records(&log).is_empty(),
+        "refusals under the learned policy: {:#?}",
+        records(&log)
+    );
+
+    // A call outside the policy: EPERM, and an audit record.
+    let o = enforce(
+        &["--policy", &pol, "--audit-log", &logs],
+        &[&probe, "extra"],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!("getppid=-1 errno={}\n", libc::EPERM)
+    );
+    let recs = records(&log);
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "getppid"
+            && r["decision"] == "denied"
+            && r["result"] == "-EPERM"
+            && r["exe"] == probe.as_str()),
+        "{recs:#?}"
+    );
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+}
+
+#[test]
+fn complain_mode_records_and_allows() {
+    if !require_root("complain_mode_records_and_allows") {
+        return;
+    }
+    let s = Scratch::new("enforce-complain", false);
+    // Refuses nearly everything: enforced, the probe could not even start.
+    let policy = s.write(
+        "tiny.toml",
+        "version = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n\n[[rule]]\nnames = [\"execve\", \"exit_group\", \"write\"]\naction = \"allow\"\n",
+    );
+    let log = s.path("audit.jsonl");
+    let probe = workload("probe");
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--mode",
+            "complain",
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &[&probe, "extra"],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "getppid=0 errno=0\n");
+    let recs = records(&log);
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "getppid"
+            && r["decision"] == "complain"
+            && r["result"] == "continue"),
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["syscall"] == "mmap" && r["decision"] == "complain"),
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter().all(|r| r["decision"] == "complain"),
+        "{recs:#?}"
+    );
+    // The allowed calls never reach the broker.
+    assert!(!recs.iter().any(|r| r["syscall"] == "write"), "{recs:#?}");
+}
+
+/// Start `auditor enforce` with the mknod policy around `mknod_loop`; returns auditor, the
+/// workload's pid and the scratch dir.
+fn start_loop(prefix: &str) -> (Reaped, KillOnDrop, Scratch) {
+    let s = Scratch::new(prefix, false);
+    let policy = s.write("policy.toml", MKNOD_NOTIFY);
+    let pidfile = s.path("pid");
+    let child = Command::new(auditor_bin())
+        .args(["enforce", "--policy"])
+        .arg(&policy)
+        .arg("--")
+        .arg(workload("mknod_loop"))
+        .arg(&pidfile)
+        .arg(s.path("done"))
+        .arg(s.path("node"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start auditor");
+    let auditor = Reaped(Some(child));
+    wait_for("the workload's pid file", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    // Let it loop through the broker for a while.
+    std::thread::sleep(Duration::from_millis(300));
+    (auditor, KillOnDrop(Some(pid)), s)
+}
+
+#[test]
+fn broker_killed_notified_calls_fail_with_enosys() {
+    if !require_root("broker_killed_notified_calls_fail_with_enosys") {
+        return;
+    }
+    let (mut auditor, _workload, s) = start_loop("enforce-brokerdeath");
+    if let Some(c) = &mut auditor.0 {
+        c.kill().expect("kill auditor");
+        let _ = c.wait();
+    }
+    // The kernel fails the pending and every later notified call with ENOSYS: the workload
+    // notices, says so and exits on its own instead of hanging.
+    let done = s.path("done");
+    wait_for(
+        "the workload to see ENOSYS",
+        Duration::from_secs(10),
+        || done.exists(),
+    );
+    let t = std::fs::read_to_string(&done).expect("done file");
+    assert!(t.starts_with("enosys "), "{t}");
+    let calls: u64 = t
+        .trim()
+        .trim_start_matches("enosys ")
+        .parse()
+        .expect("count");
+    assert!(calls > 1, "the loop never went through the broker: {t}");
+}
+
+#[test]
+fn workload_killed_mid_notification_auditor_exits() {
+    if !require_root("workload_killed_mid_notification_auditor_exits") {
+        return;
+    }
+    let (mut auditor, mut workload, _s) = start_loop("enforce-workloaddeath");
+    if let Some(pid) = workload.0.take() {
+        // SAFETY: kill with a pid and a signal number.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let Some(c) = &mut auditor.0 else { return };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait auditor") {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "auditor did not exit after its workload was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // 128 + SIGKILL, the workload's status.
+    assert_eq!(status.code(), Some(137));
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(!err.contains("broker stopped"), "{err}");
+    auditor.0 = None;
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let s = Scratch::new("enforce-badinput", false);
+    let good = s.write("good.toml", NO_NOTIFY).display().to_string();
+    let bad = s
+        .write("bad.toml", "version = 1\ndefault_action = \"alow\"\n")
+        .display()
+        .to_string();
+    let missing = s.path("missing.toml").display().to_string();
+    for (args, cmd, expect) in [
+        (
+            vec!["--policy", missing.as_str()],
+            vec!["true"],
+            "cannot open policy",
+        ),
+        (
+            vec!["--policy", bad.as_str()],
+            vec!["true"],
+            "did you mean \"allow\"",
+        ),
+        (
+            vec!["--policy", good.as_str()],
+            vec!["no-such-command-xyz"],
+            "command not found",
+        ),
+        (
+            vec!["--policy", good.as_str(), "--userns=0:10"],
+            vec!["true"],
+            "bad --userns range",
+        ),
+    ] {
+        let o = enforce(&args, &cmd);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn workload_cannot_install_a_listener_of_its_own() {
+    if !require_root("workload_cannot_install_a_listener_of_its_own") {
+        return;
+    }
+    // A listener of the workload's own would see calls before auditor's broker (and hide them
+    // from the audit log). The kernel refuses a second listener in one filter chain (EBUSY,
+    // has_duplicate_listener, 5.0), so whenever auditor's filter has a listener — notify rules
+    // or an audit log — this holds without a rule of its own.
+    let s = Scratch::new("enforce-ownlistener", false);
+    let policy = s.write("policy.toml", MKNOD_NOTIFY).display().to_string();
+    let o = enforce(
+        &["--policy", &policy, "--userns"],
+        &[&workload("own_listener")],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!("listener=-1 errno={}\n", libc::EBUSY)
+    );
+}
