@@ -9,8 +9,9 @@ pub const TASKS_FORKED: u32 = 1;
 pub const TASKS_EXITED: u32 = 2;
 /// Threads adopted because they are in the target cgroup.
 pub const TASKS_ADOPTED: u32 = 3;
-/// [`crate::names::MAP_STATS`] was full: a syscall's count could not be recorded.
-pub const STATS_FULL: u32 = 4;
+/// [`crate::names::MAP_EXE_CALLS`] was full: a run of calls could not be attributed to its
+/// executable (the per-syscall counts still have them).
+pub const EXE_CALLS_FULL: u32 = 4;
 /// [`crate::names::MAP_OUTCOMES`] was full: a failure or refusal could not be recorded.
 pub const OUTCOMES_FULL: u32 = 5;
 /// The ring buffer was full: an exec event was dropped.
@@ -35,8 +36,10 @@ pub const FORK_READ_FAILED: u32 = 14;
 pub const COMPAT_READ_FAILED: u32 = 15;
 /// Expected unmatched exits (fork children, threads caught inside a syscall).
 pub const FRESH_EXITS: u32 = 16;
+/// The ring buffer was full: a refusal event was dropped (the refusal is still counted).
+pub const RINGBUF_LOST_REFUSED: u32 = 17;
 /// Number of counters.
-pub const COUNT: u32 = 17;
+pub const COUNT: u32 = 18;
 
 /// Human names of the counters, by index.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -44,7 +47,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "tasks_forked",
     "tasks_exited",
     "tasks_adopted",
-    "stats_map_full",
+    "exe_calls_full",
     "outcomes_map_full",
     "ringbuf_lost_exec",
     "ringbuf_lost_args",
@@ -57,4 +60,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "fork_read_failed",
     "compat_read_failed",
     "fresh_exits",
+    "ringbuf_lost_refused",
 ];

@@ -2,8 +2,14 @@
 
 /// Per-thread state, indexed by host thread id (an array sized to `kernel.pid_max`).
 pub const MAP_TASKS: &str = "TASKS";
-/// Per-CPU syscall counts keyed by [`crate::SysKey`].
-pub const MAP_STATS: &str = "STATS";
+/// Per-CPU call counts and first-seen times per (abi, nr), indexed by
+/// [`crate::argspec::index`]: the hot path's only count.
+pub const MAP_CALLS: &str = "CALLS";
+/// Per-thread length of the current run of one syscall not yet added to [`MAP_EXE_CALLS`],
+/// indexed by host thread id (sized like [`MAP_TASKS`]).
+pub const MAP_PENDING: &str = "PENDING";
+/// Per-CPU call counts per executable, keyed by [`crate::SysKey`]; updated once per run.
+pub const MAP_EXE_CALLS: &str = "EXE_CALLS";
 /// Per-CPU failure and refusal counts keyed by [`crate::OutcomeKey`].
 pub const MAP_OUTCOMES: &str = "OUTCOMES";
 /// Per-CPU array of [`crate::counters`].
@@ -48,3 +54,4 @@ pub const FLOOR_PROGRAMS: [(&str, &str); 2] = [
 /// Globals (read-only data) that user space sets before loading; see [`crate::Offsets`].
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 pub const GLOBAL_CGROUP: &str = "CGROUP_FILTER";
+pub const GLOBAL_SETTINGS: &str = "SETTINGS";

@@ -1,17 +1,23 @@
 //! The per-thread slot in [`crate::names::MAP_TASKS`]: one `u64` per host thread id.
 //!
 //! ```text
-//!  63            32 31    24 23   18 17 16 15             0
-//! +----------------+--------+-------+-----+----------------+
-//! |   exe hash     | flags  |   0   | abi | in-flight nr   |
-//! +----------------+--------+-------+-----+----------------+
+//!  63            32 31    24 23  19  18   17 16 15             0
+//! +----------------+--------+------+----+-----+----------------+
+//! |   exe hash     | flags  |  0   | IF | abi | last nr        |
+//! +----------------+--------+------+----+-----+----------------+
 //! ```
+//! `last nr`/`abi` is the syscall the thread entered last; IF (in flight) says it has not exited
+//! yet. Calls of one thread that repeat the same syscall form a run, counted in the per-thread
+//! pending array and flushed to the per-executable counts when the run ends (another syscall,
+//! exec, exit), so the hot path needs no hash lookup.
 //! A zero slot means "not tracked". Each slot is written only by its own thread's programs, by
 //! the fork hook before the child first runs, by the exit hook, or by user space before the
 //! workload starts, so no atomics are needed.
 
-/// No syscall in flight.
+/// No syscall (none in flight, or none entered yet).
 pub const NR_NONE: u64 = 0xffff;
+/// The last syscall has been entered and has not exited.
+pub const IN_FLIGHT: u64 = 1 << 18;
 pub const NR_MASK: u64 = 0xffff;
 pub const ABI_SHIFT: u32 = 16;
 pub const ABI_MASK: u64 = 0x3;
@@ -35,9 +41,38 @@ pub const fn exe(slot: u64) -> u32 {
     (slot >> EXE_SHIFT) as u32
 }
 
+/// The syscall in flight, or [`NR_NONE`].
 #[inline(always)]
 pub const fn in_flight(slot: u64) -> u64 {
-    slot & NR_MASK
+    if slot & IN_FLIGHT != 0 {
+        slot & NR_MASK
+    } else {
+        NR_NONE
+    }
+}
+
+/// The last syscall entered, as `nr | abi << 16` (compare with [`run_key`]).
+#[inline(always)]
+pub const fn last(slot: u64) -> u64 {
+    slot & (NR_MASK | (ABI_MASK << ABI_SHIFT))
+}
+
+/// `nr | abi << 16`, the form [`last`] returns.
+#[inline(always)]
+pub const fn run_key(nr: u16, abi: u8) -> u64 {
+    (nr as u64) | (((abi as u64) & ABI_MASK) << ABI_SHIFT)
+}
+
+/// The syscall number of a [`last`] value.
+#[inline(always)]
+pub const fn last_nr(last: u64) -> u16 {
+    (last & NR_MASK) as u16
+}
+
+/// The ABI of a [`last`] value.
+#[inline(always)]
+pub const fn last_abi(last: u64) -> u8 {
+    ((last >> ABI_SHIFT) & ABI_MASK) as u8
 }
 
 #[inline(always)]
@@ -45,18 +80,16 @@ pub const fn in_flight_abi(slot: u64) -> u8 {
     ((slot >> ABI_SHIFT) & ABI_MASK) as u8
 }
 
-/// `slot` with `nr`/`abi` in flight and FRESH cleared.
+/// `slot` with `nr`/`abi` entered and in flight, FRESH cleared.
 #[inline(always)]
 pub const fn enter(slot: u64, nr: u16, abi: u8) -> u64 {
-    (slot & !(NR_MASK | (ABI_MASK << ABI_SHIFT) | FRESH))
-        | (nr as u64)
-        | (((abi as u64) & ABI_MASK) << ABI_SHIFT)
+    (slot & !(NR_MASK | (ABI_MASK << ABI_SHIFT) | FRESH)) | run_key(nr, abi) | IN_FLIGHT
 }
 
-/// `slot` with nothing in flight and FRESH cleared.
+/// `slot` with nothing in flight and FRESH cleared (the last syscall is kept).
 #[inline(always)]
 pub const fn exit(slot: u64) -> u64 {
-    (slot & !(NR_MASK | (ABI_MASK << ABI_SHIFT) | FRESH)) | NR_NONE
+    slot & !(IN_FLIGHT | FRESH)
 }
 
 /// `slot` with a new executable.
@@ -69,4 +102,32 @@ pub const fn with_exe(slot: u64, exe: u32) -> u64 {
 #[inline(always)]
 pub const fn child_of(parent: u64) -> u64 {
     new(exe(parent), FRESH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enter_exit_keep_the_run_and_pair_calls() {
+        let s = new(7, FRESH);
+        assert_eq!(in_flight(s), NR_NONE);
+        assert_eq!(last(s), NR_NONE);
+        let e = enter(s, 39, 1);
+        assert_eq!(in_flight(e), 39);
+        assert_eq!(in_flight_abi(e), 1);
+        assert_eq!(e & FRESH, 0);
+        assert_eq!(last(e), run_key(39, 1));
+        let x = exit(e);
+        assert_eq!(in_flight(x), NR_NONE);
+        assert_eq!(last(x), run_key(39, 1), "the run survives the exit");
+        assert_eq!(last_nr(last(x)), 39);
+        assert_eq!(last_abi(last(x)), 1);
+        assert_eq!(exe(with_exe(x, 9)), 9);
+        assert_eq!(last(with_exe(x, 9)), last(x));
+        let c = child_of(x);
+        assert_eq!(last(c), NR_NONE);
+        assert_eq!(c & FRESH, FRESH);
+        assert_eq!(exe(c), 7);
+    }
 }

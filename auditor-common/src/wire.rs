@@ -2,7 +2,7 @@
 
 use core::mem::size_of;
 
-/// Key of [`crate::names::MAP_STATS`].
+/// Key of [`crate::names::MAP_EXE_CALLS`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SysKey {
@@ -15,7 +15,7 @@ pub struct SysKey {
 }
 const _: () = assert!(size_of::<SysKey>() == 8);
 
-/// Value of [`crate::names::MAP_STATS`] (per CPU).
+/// Value of [`crate::names::MAP_CALLS`] (per CPU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SysStat {
@@ -55,6 +55,7 @@ const _: () = assert!(size_of::<OutcomeKey>() == 16);
 pub mod event {
     pub const EXEC: u32 = 1;
     pub const ARGS: u32 = 2;
+    pub const REFUSED: u32 = 3;
 }
 
 /// Common head of every ring buffer event.
@@ -126,6 +127,30 @@ pub struct ArgsEvent {
 }
 const _: () = assert!(size_of::<ArgsEvent>() == 24 + 8 + 8 + 8 + 48 + 8 + 16 + 3 * ARG_STR_LEN);
 
+/// One call a seccomp filter (or ptrace supervisor) refused, sent only when
+/// [`Settings::emit_refusals`] is set (enforcement's audit log).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusedEvent {
+    pub header: EventHeader,
+    pub nr: u16,
+    pub abi: u8,
+    pub _pad: u8,
+    /// The positive error number returned (0 if none).
+    pub errno: u32,
+}
+const _: () = assert!(size_of::<RefusedEvent>() == 32);
+
+/// Observer settings (a global set before loading).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// Non-zero: emit a [`RefusedEvent`] for every refused call.
+    pub emit_refusals: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Settings>() == 8);
+
 /// Kernel structure offsets, read by user space from `/sys/kernel/btf/vmlinux` (aya's Rust eBPF
 /// has no CO-RE relocations) and set as a global before loading.
 #[repr(C)]
@@ -168,4 +193,6 @@ mod pod {
     unsafe impl aya::Pod for Offsets {}
     // SAFETY: as above.
     unsafe impl aya::Pod for CgroupFilter {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for Settings {}
 }

@@ -1,7 +1,7 @@
 //! All maps and globals, in one place. Names are the `auditor_common::names` constants.
 
 use auditor_common::{
-    argspec, counters, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, SysKey, SysStat,
+    argspec, counters, slot, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, Settings, SysKey, SysStat,
 };
 use aya_ebpf::{
     macros::map,
@@ -12,8 +12,17 @@ use aya_ebpf::{
 #[map]
 pub static TASKS: Array<u64> = Array::with_max_entries(32768, 0);
 
+/// Per-CPU counts per (abi, nr): an array, so the lookup is inlined.
 #[map]
-pub static STATS: PerCpuHashMap<SysKey, SysStat> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static CALLS: PerCpuArray<SysStat> = PerCpuArray::with_max_entries(argspec::TABLE_LEN, 0);
+
+/// Per-thread pending run length; user space sizes it like TASKS.
+#[map]
+pub static PENDING: Array<u64> = Array::with_max_entries(32768, 0);
+
+/// Per-CPU counts per (executable, abi, nr), updated once per run.
+#[map]
+pub static EXE_CALLS: PerCpuHashMap<SysKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
 #[map]
 pub static OUTCOMES: PerCpuHashMap<OutcomeKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
@@ -56,6 +65,15 @@ static OFFSETS: Offsets = Offsets {
 #[no_mangle]
 static CGROUP_FILTER: CgroupFilter = CgroupFilter { id: 0, level: 0, enabled: 0 };
 
+#[no_mangle]
+static SETTINGS: Settings = Settings { emit_refusals: 0, _pad: 0 };
+
+#[inline(always)]
+pub fn settings() -> Settings {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&SETTINGS) }
+}
+
 #[inline(always)]
 pub fn offsets() -> Offsets {
     // SAFETY: a plain read of our own global; volatile so that the compiler does not fold the
@@ -90,6 +108,35 @@ pub fn bump<K>(map: &PerCpuHashMap<K, u64>, key: &K) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// Add the pending run of thread `tid` (slot `s`) to its executable's counts and reset it.
+#[inline(always)]
+pub fn flush_run(tid: u32, s: u64) {
+    let Some(p) = PENDING.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: this thread's own element (or one the fork/exit hook owns at this point).
+    let n = unsafe { *p };
+    if n == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { *p = 0 };
+    let last = slot::last(s);
+    if slot::last_nr(last) as u64 == slot::NR_NONE {
+        return;
+    }
+    let key = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0 };
+    match EXE_CALLS.get_ptr_mut(&key) {
+        // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
+        Some(c) => unsafe { *c += n },
+        None => {
+            if EXE_CALLS.insert(&key, &n, 0).is_err() {
+                count(counters::EXE_CALLS_FULL);
+            }
+        }
     }
 }
 

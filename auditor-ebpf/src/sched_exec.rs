@@ -10,7 +10,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 
-use crate::maps::{bump, count, offsets, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN};
+use crate::maps::{bump, count, flush_run, offsets, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN};
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -35,6 +35,7 @@ fn try_exec(ctx: &RawTracePointContext) {
         if old_s == 0 {
             return;
         }
+        flush_run(old, old_s);
         // SAFETY: the old id's slot; that thread no longer exists under it.
         unsafe { *old_ptr = 0 };
         s = old_s;
@@ -42,6 +43,8 @@ fn try_exec(ctx: &RawTracePointContext) {
     if s == 0 {
         return;
     }
+    // The run so far belongs to the old executable.
+    flush_run(tid, s);
     let Some(ev) = EXEC_SCRATCH.get_ptr_mut(0) else {
         return;
     };

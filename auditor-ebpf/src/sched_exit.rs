@@ -4,7 +4,7 @@
 use auditor_common::counters;
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
 
-use crate::maps::{count, task_slot};
+use crate::maps::{count, flush_run, task_slot};
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
@@ -17,6 +17,7 @@ fn try_exit() {
     let tid = bpf_get_current_pid_tgid() as u32;
     if let Some((ptr, s)) = task_slot(tid) {
         if s != 0 {
+            flush_run(tid, s);
             // SAFETY: this thread's own slot.
             unsafe { *ptr = 0 };
             count(counters::TASKS_EXITED);

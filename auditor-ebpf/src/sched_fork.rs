@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 
-use crate::maps::{cgroup_filter, count, offsets, task_slot, TASKS};
+use crate::maps::{cgroup_filter, count, offsets, task_slot, PENDING, TASKS};
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
@@ -42,6 +42,7 @@ fn try_fork(ctx: &RawTracePointContext) {
         count(counters::TID_OUT_OF_RANGE);
         return;
     }
+    let _ = PENDING.set(pid, 0, 0);
     count(counters::TASKS_FORKED);
 }
 

@@ -1,7 +1,7 @@
 //! `sys_enter`: count every syscall a tracked thread enters and remember it as in flight, so
 //! that `sys_exit` can tell a call the kernel ran from one a seccomp filter refused.
 
-use auditor_common::{abi, counters, slot, SysKey, SysStat};
+use auditor_common::{abi, argspec, counters, slot};
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
     macros::raw_tracepoint,
@@ -10,7 +10,7 @@ use aya_ebpf::{
 
 use crate::{
     arch,
-    maps::{count, task_slot, STATS},
+    maps::{count, flush_run, task_slot, CALLS, PENDING},
     sched_fork::adopt_from_cgroup,
 };
 
@@ -44,31 +44,32 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
         }
         s &= !slot::WAIT_EXEC;
     }
+    // The run of one repeated syscall is counted in PENDING and attributed to the executable
+    // when it ends; the per-syscall count is an inlined per-CPU array update.
+    if let Some(p) = PENDING.get_ptr_mut(tid) {
+        if slot::last(s) == slot::run_key(nr, a) {
+            // SAFETY: this thread's own element.
+            unsafe { *p += 1 };
+        } else {
+            flush_run(tid, s);
+            // SAFETY: as above.
+            unsafe { *p = 1 };
+        }
+    }
     // SAFETY: `ptr` is this thread's array element; only this thread writes it now.
     unsafe { *ptr = slot::enter(s, nr, a) };
-    record(slot::exe(s), nr, a);
+    record(nr, a);
 }
 
 #[inline(always)]
-fn record(exe: u32, nr: u16, a: u8) {
-    let key = SysKey { exe, nr, abi: a, _pad: 0 };
-    match STATS.get_ptr_mut(&key) {
-        Some(p) => {
-            // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
-            unsafe {
-                if (*p).count == 0 {
-                    // Another CPU created the entry; this CPU's copy starts zeroed.
-                    (*p).first_seen_ns = bpf_ktime_get_boot_ns();
-                }
-                (*p).count += 1;
+fn record(nr: u16, a: u8) {
+    if let Some(p) = CALLS.get_ptr_mut(argspec::index(a, nr)) {
+        // SAFETY: this CPU's element of a per-CPU array; preemption is disabled here.
+        unsafe {
+            if (*p).count == 0 {
+                (*p).first_seen_ns = bpf_ktime_get_boot_ns();
             }
-        }
-        None => {
-            // SAFETY: no preconditions.
-            let v = SysStat { count: 1, first_seen_ns: unsafe { bpf_ktime_get_boot_ns() } };
-            if STATS.insert(&key, &v, 0).is_err() {
-                count(counters::STATS_FULL);
-            }
+            (*p).count += 1;
         }
     }
     count(counters::SYSCALLS);

@@ -1,12 +1,16 @@
 //! `sys_exit`: failures by errno, refusals (an exit without an enter: a seccomp filter or a
 //! ptrace supervisor decided before the syscall ran), and the arguments that matter.
 
-use auditor_common::{counters, outcome, slot, OutcomeKey};
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+use auditor_common::{counters, event, outcome, slot, EventHeader, OutcomeKey, RefusedEvent};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
 
 use crate::{
     arch, args,
-    maps::{count, task_slot, OUTCOMES},
+    maps::{count, settings, task_slot, EVENTS, OUTCOMES},
 };
 
 /// The kernel's internal restart codes, -ERESTARTSYS ..= -ERESTART_RESTARTBLOCK.
@@ -49,6 +53,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
         };
         let errno = errno_of(ret).unwrap_or(0);
         add_outcome(exe, nr, a, outcome::REFUSED, errno);
+        if settings().emit_refusals != 0 {
+            emit_refusal(exe, nr, a, errno);
+        }
         args::capture(&r, nr, a, ret, exe);
         return;
     }
@@ -91,5 +98,29 @@ fn add_outcome(exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
                 count(counters::OUTCOMES_FULL);
             }
         }
+    }
+}
+
+/// One event per refused call, for enforcement's audit log (refusals are rare by design; a
+/// full ring buffer is counted).
+#[inline(always)]
+fn emit_refusal(exe: u32, nr: u16, a: u8, errno: u64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let ev = RefusedEvent {
+        header: EventHeader {
+            kind: event::REFUSED,
+            tid: pid_tgid as u32,
+            tgid: (pid_tgid >> 32) as u32,
+            exe,
+            // SAFETY: no preconditions.
+            time_ns: unsafe { bpf_ktime_get_boot_ns() },
+        },
+        nr,
+        abi: a,
+        _pad: 0,
+        errno: errno as u32,
+    };
+    if EVENTS.output::<RefusedEvent>(&ev, 0).is_err() {
+        count(counters::RINGBUF_LOST_REFUSED);
     }
 }

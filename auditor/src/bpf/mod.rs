@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use auditor_common::{
     argspec, counters, event, names, slot, ArgsEvent, CgroupFilter, EventHeader, ExecEvent,
-    Offsets, OutcomeKey, SysKey, SysStat,
+    Offsets, OutcomeKey, RefusedEvent, Settings, SysKey, SysStat,
 };
 use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -69,6 +69,9 @@ pub struct ObserverConfig {
     pub cgroup: Option<CgroupFilter>,
     /// Argument capture specs: (abi, nr, spec), see `auditor_common::argspec`.
     pub arg_specs: Vec<(u8, u16, u32)>,
+    /// Emit an [`Event::Refused`] for every call a seccomp filter refuses (enforcement's audit
+    /// log); refusals are always counted either way.
+    pub emit_refusals: bool,
 }
 
 /// auditor's observer programs, loaded and attached. Dropping it detaches them.
@@ -80,8 +83,10 @@ pub struct Observer {
 /// Everything the maps hold at one moment, as plain data.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Per key, one value per possible CPU.
-    pub stats: Vec<(SysKey, Vec<SysStat>)>,
+    /// (abi, nr) with calls, one value per possible CPU.
+    pub calls: Vec<(u8, u16, Vec<SysStat>)>,
+    /// Calls per (executable, abi, nr), summed over CPUs, runs still pending included.
+    pub exe_calls: Vec<(SysKey, u64)>,
     pub outcomes: Vec<(OutcomeKey, u64)>,
     /// Summed over CPUs, indexed by `auditor_common::counters`.
     pub counters: Vec<u64>,
@@ -104,6 +109,8 @@ impl Snapshot {
 pub enum Event {
     Exec { header: EventHeader, filename: Vec<u8> },
     Args(Box<ArgsEvent>),
+    /// A call a seccomp filter refused (only with `emit_refusals`).
+    Refused(RefusedEvent),
     /// Bytes that did not decode (wrong size or kind): a bug, reported, never trusted.
     Malformed { len: usize, kind: u32 },
 }
@@ -126,6 +133,10 @@ pub fn decode_event(bytes: &[u8]) -> Event {
             // SAFETY: as above, for ArgsEvent.
             let e: ArgsEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
             Event::Args(Box::new(e))
+        }
+        event::REFUSED if bytes.len() == std::mem::size_of::<RefusedEvent>() => {
+            // SAFETY: as above, for RefusedEvent.
+            Event::Refused(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
         }
         _ => Event::Malformed { len: bytes.len(), kind },
     }
@@ -154,7 +165,7 @@ pub fn kernel_offsets() -> Result<Offsets, BpfError> {
     })
 }
 
-fn load_object(offsets: &Offsets, cgroup: &CgroupFilter) -> Result<Ebpf, BpfError> {
+fn load_object(offsets: &Offsets, cgroup: &CgroupFilter, settings: &Settings) -> Result<Ebpf, BpfError> {
     if OBJECT.is_empty() {
         return Err(BpfError::NoObject);
     }
@@ -165,7 +176,9 @@ fn load_object(offsets: &Offsets, cgroup: &CgroupFilter) -> Result<Ebpf, BpfErro
     EbpfLoader::new()
         .override_global(names::GLOBAL_OFFSETS, offsets, true)
         .override_global(names::GLOBAL_CGROUP, cgroup, true)
+        .override_global(names::GLOBAL_SETTINGS, settings, true)
         .map_max_entries(names::MAP_TASKS, offsets.pid_max.max(1))
+        .map_max_entries(names::MAP_PENDING, offsets.pid_max.max(1))
         .load(OBJECT)
         .map_err(|source| BpfError::Load { source })
 }
@@ -189,7 +202,8 @@ impl Observer {
     pub fn load(config: &ObserverConfig) -> Result<Self, BpfError> {
         let offsets = kernel_offsets()?;
         let cgroup = config.cgroup.unwrap_or_default();
-        let mut ebpf = load_object(&offsets, &cgroup)?;
+        let settings = Settings { emit_refusals: u32::from(config.emit_refusals), _pad: 0 };
+        let mut ebpf = load_object(&offsets, &cgroup, &settings)?;
         {
             let map = ebpf.map_mut(names::MAP_ARG_SPECS).ok_or(BpfError::MissingMap(names::MAP_ARG_SPECS))?;
             let mut specs: Array<&mut MapData, u32> =
@@ -216,7 +230,14 @@ impl Observer {
         }
         let map = self.ebpf.map_mut(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
         let mut tasks: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
-        tasks.set(tid, slot::new(exe, flags), 0).map_err(map_err(names::MAP_TASKS))
+        tasks.set(tid, slot::new(exe, flags), 0).map_err(map_err(names::MAP_TASKS))?;
+        self.clear_pending(tid)
+    }
+
+    fn clear_pending(&mut self, tid: u32) -> Result<(), BpfError> {
+        let map = self.ebpf.map_mut(names::MAP_PENDING).ok_or(BpfError::MissingMap(names::MAP_PENDING))?;
+        let mut pending: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_PENDING))?;
+        pending.set(tid, 0, 0).map_err(map_err(names::MAP_PENDING))
     }
 
     /// Stop tracking thread `tid`.
@@ -226,7 +247,8 @@ impl Observer {
         }
         let map = self.ebpf.map_mut(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
         let mut tasks: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
-        tasks.set(tid, 0, 0).map_err(map_err(names::MAP_TASKS))
+        tasks.set(tid, 0, 0).map_err(map_err(names::MAP_TASKS))?;
+        self.clear_pending(tid)
     }
 
     /// Take the ring buffer (once) for an event reader.
@@ -248,17 +270,25 @@ impl Observer {
         Ok(out)
     }
 
-    /// Number of distinct (executable, syscall) keys recorded so far.
+    /// Number of distinct syscalls (per ABI) recorded so far.
     pub fn distinct_syscalls(&self) -> Result<usize, BpfError> {
-        let map = self.ebpf.map(names::MAP_STATS).ok_or(BpfError::MissingMap(names::MAP_STATS))?;
-        let stats: PerCpuHashMap<&MapData, SysKey, SysStat> =
-            PerCpuHashMap::try_from(map).map_err(map_err(names::MAP_STATS))?;
-        let mut set = std::collections::HashSet::new();
-        for k in stats.keys() {
-            let k = k.map_err(map_err(names::MAP_STATS))?;
-            set.insert((k.abi, k.nr));
+        Ok(self.calls()?.len())
+    }
+
+    fn calls(&self) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
+        let map = self.ebpf.map(names::MAP_CALLS).ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
+        let calls: PerCpuArray<&MapData, SysStat> =
+            PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
+        let max = u32::from(auditor_common::abi::MAX_NR);
+        let mut out = Vec::new();
+        for (i, v) in calls.iter().enumerate() {
+            let v = v.map_err(map_err(names::MAP_CALLS))?;
+            if v.iter().any(|s| s.count > 0) {
+                let i = i as u32;
+                out.push(((i / max) as u8, (i % max) as u16, v.iter().copied().collect()));
+            }
         }
-        Ok(set.len())
+        Ok(out)
     }
 
     /// Read everything the maps hold.
@@ -266,12 +296,32 @@ impl Observer {
         let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
         let mut snap = Snapshot { counters: self.counters()?, ..Default::default() };
 
-        let stats: PerCpuHashMap<&MapData, SysKey, SysStat> =
-            PerCpuHashMap::try_from(get(names::MAP_STATS)?).map_err(map_err(names::MAP_STATS))?;
-        for item in stats.iter() {
-            let (k, v) = item.map_err(map_err(names::MAP_STATS))?;
-            snap.stats.push((k, v.iter().copied().collect()));
+        snap.calls = self.calls()?;
+        let exe_calls: PerCpuHashMap<&MapData, SysKey, u64> =
+            PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?).map_err(map_err(names::MAP_EXE_CALLS))?;
+        let mut per_exe: HashMap<SysKey, u64> = HashMap::new();
+        for item in exe_calls.iter() {
+            let (k, v) = item.map_err(map_err(names::MAP_EXE_CALLS))?;
+            *per_exe.entry(k).or_default() += v.iter().sum::<u64>();
         }
+        // Runs of live threads not yet flushed (a thread still looping on one syscall).
+        let tasks: Array<&MapData, u64> =
+            Array::try_from(get(names::MAP_TASKS)?).map_err(map_err(names::MAP_TASKS))?;
+        let pending: Array<&MapData, u64> =
+            Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
+        for (tid, s) in tasks.iter().enumerate() {
+            let s = s.map_err(map_err(names::MAP_TASKS))?;
+            if s == 0 {
+                continue;
+            }
+            let n = pending.get(&(tid as u32), 0).map_err(map_err(names::MAP_PENDING))?;
+            let last = slot::last(s);
+            if n > 0 && u64::from(slot::last_nr(last)) != slot::NR_NONE {
+                let k = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0 };
+                *per_exe.entry(k).or_default() += n;
+            }
+        }
+        snap.exe_calls = per_exe.into_iter().collect();
         let outcomes: PerCpuHashMap<&MapData, OutcomeKey, u64> =
             PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?).map_err(map_err(names::MAP_OUTCOMES))?;
         for item in outcomes.iter() {
@@ -330,7 +380,7 @@ pub struct Floor {
 impl Floor {
     pub fn load() -> Result<Self, BpfError> {
         let offsets = kernel_offsets()?;
-        let mut ebpf = load_object(&offsets, &CgroupFilter::default())?;
+        let mut ebpf = load_object(&offsets, &CgroupFilter::default(), &Settings::default())?;
         attach(&mut ebpf, &names::FLOOR_PROGRAMS)?;
         Ok(Floor { _ebpf: ebpf })
     }

@@ -160,6 +160,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             _ => None,
         },
         arg_specs: observe::args::kernel_specs(),
+        emit_refusals: false,
     };
     // Signals are handled from before the workload starts, so that an early Ctrl-C still ends
     // in a written observation.
@@ -267,6 +268,8 @@ fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
                 collected.exe_names.insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
             }
             Event::Args(a) => collected.args_events.push(*a),
+            // Not requested by learn (refusals are counted in the maps).
+            Event::Refused(_) => {}
             Event::Malformed { len, kind } => {
                 tracing::error!(len, kind, "malformed ring buffer record");
                 collected.malformed_events += 1;

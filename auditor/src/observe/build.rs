@@ -14,7 +14,7 @@ pub const MAX_TUPLES_PER_SYSCALL: usize = 256;
 
 /// The counters that mean something was not recorded.
 pub const LOSS_COUNTERS: &[u32] = &[
-    counters::STATS_FULL,
+    counters::EXE_CALLS_FULL,
     counters::OUTCOMES_FULL,
     counters::RINGBUF_LOST_EXEC,
     counters::RINGBUF_LOST_ARGS,
@@ -25,6 +25,7 @@ pub const LOSS_COUNTERS: &[u32] = &[
     counters::EXEC_NAME_FAILED,
     counters::FORK_READ_FAILED,
     counters::COMPAT_READ_FAILED,
+    counters::RINGBUF_LOST_REFUSED,
 ];
 
 /// Syscalls whose return value is not a status (sigreturn restores the interrupted context's
@@ -100,9 +101,9 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
         });
     };
 
-    for (key, per_cpu) in &c.snapshot.stats {
-        let Some(abi) = abi_from_id(key.abi) else { continue };
-        let nr = u32::from(key.nr);
+    for (abi_id, nr, per_cpu) in &c.snapshot.calls {
+        let Some(abi) = abi_from_id(*abi_id) else { continue };
+        let nr = u32::from(*nr);
         let count: u64 = per_cpu.iter().map(|s| s.count).sum();
         if count == 0 {
             continue;
@@ -118,7 +119,17 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
         if let Some(s) = by_call.get_mut(&(abi, nr)) {
             s.count += count;
             s.first_seen_ms = s.first_seen_ms.min(first_ms);
-            *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += count;
+        }
+    }
+    for (key, n) in &c.snapshot.exe_calls {
+        let Some(abi) = abi_from_id(key.abi) else { continue };
+        if *n == 0 {
+            continue;
+        }
+        let nr = u32::from(key.nr);
+        ensure(&mut by_call, abi, nr);
+        if let Some(s) = by_call.get_mut(&(abi, nr)) {
+            *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += n;
         }
     }
 
@@ -276,14 +287,17 @@ mod tests {
         let mut c = Collected { start_boot_ns: 1_000_000, ..Default::default() };
         c.exe_names.insert(7, "/usr/bin/mknod".into());
         c.snapshot.counters = vec![0; counters::COUNT as usize];
-        // read (0) on two CPUs, the second CPU created later; first seen is the minimum.
-        c.snapshot.stats.push((
-            SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0 },
+        // read (0) on two CPUs; first seen is the minimum.
+        c.snapshot.calls.push((
+            abi::X86_64,
+            0,
             vec![SysStat { count: 3, first_seen_ns: 3_000_000 }, SysStat { count: 2, first_seen_ns: 2_000_000 }],
         ));
-        c.snapshot.stats.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0 }, vec![SysStat { count: 2, first_seen_ns: 4_000_000 }]));
+        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0 }, 5));
+        c.snapshot.calls.push((abi::X86_64, 259, vec![SysStat { count: 2, first_seen_ns: 4_000_000 }]));
+        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0 }, 2));
         // i386 getpid (20) is not x86_64 writev (20).
-        c.snapshot.stats.push((SysKey { exe: 7, nr: 20, abi: abi::I386, _pad: 0 }, vec![SysStat { count: 1, first_seen_ns: 5_000_000 }]));
+        c.snapshot.calls.push((abi::I386, 20, vec![SysStat { count: 1, first_seen_ns: 5_000_000 }]));
         let ok = |kind, errno, n| (OutcomeKey { exe: 7, nr: 259, abi: abi::X86_64, kind, errno, _pad: 0 }, n);
         c.snapshot.outcomes.push(ok(outcome::FAILED, 1, 2));
         c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 110, abi: abi::X86_64, kind: outcome::REFUSED, errno: 13, _pad: 0 }, 4));
@@ -303,6 +317,7 @@ mod tests {
         let get = |abi: Abi, name: &str| obs.syscalls.iter().find(|s| s.abi == abi && s.name == name).cloned();
         let read = get(Abi::X86_64, "read").expect("read");
         assert_eq!(read.count, 5);
+        assert_eq!(read.executables.get("/usr/bin/mknod"), Some(&5));
         assert_eq!(read.first_seen_ms, 1.0);
         assert_eq!(read.restarts.get("ERESTARTSYS"), Some(&1));
         assert!(read.failures.is_empty());
