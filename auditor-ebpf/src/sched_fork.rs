@@ -19,15 +19,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn try_fork(ctx: &RawTracePointContext) {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some((ptr, mut s)) = task_slot(tid) else {
+    let Some((_, s)) = tracked_slot(tid) else {
         return;
     };
-    if s == 0 {
-        match adopt_from_cgroup(ptr) {
-            Some(adopted) => s = adopted,
-            None => return,
-        }
-    }
     let child: *const u8 = ctx.arg(1);
     let off = offsets();
     // SAFETY: `child` is the tracepoint's `struct task_struct *`; the offset comes from BTF.
@@ -46,10 +40,20 @@ fn try_fork(ctx: &RawTracePointContext) {
     count(counters::TASKS_FORKED);
 }
 
+/// The current thread's slot if it is tracked, adopting it first in cgroup mode.
+#[inline(always)]
+pub fn tracked_slot(tid: u32) -> Option<(*mut u64, u64)> {
+    let (ptr, s) = task_slot(tid)?;
+    if s != 0 {
+        return Some((ptr, s));
+    }
+    adopt_from_cgroup(ptr).map(|adopted| (ptr, adopted))
+}
+
 /// In cgroup mode, start tracking the current (untracked) thread if it is in the target cgroup
 /// or below. Returns its new slot.
 #[inline(always)]
-pub fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
+fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
     let cg = cgroup_filter();
     if cg.enabled == 0 {
         return None;

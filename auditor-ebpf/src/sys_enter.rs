@@ -10,8 +10,8 @@ use aya_ebpf::{
 
 use crate::{
     arch,
-    maps::{count, flush_run, task_slot, CALLS, PENDING},
-    sched_fork::adopt_from_cgroup,
+    maps::{count, flush_run, CALLS, PENDING},
+    sched_fork::tracked_slot,
 };
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -23,15 +23,9 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 #[inline(always)]
 fn try_sys_enter(ctx: &RawTracePointContext) {
     let tid = bpf_get_current_pid_tgid() as u32;
-    let Some((ptr, mut s)) = task_slot(tid) else {
+    let Some((ptr, mut s)) = tracked_slot(tid) else {
         return;
     };
-    if s == 0 {
-        match adopt_from_cgroup(ptr) {
-            Some(adopted) => s = adopted,
-            None => return,
-        }
-    }
     let id: u64 = ctx.arg(1);
     let Some((nr, a)) = arch::classify(id) else {
         return;
