@@ -98,10 +98,12 @@ pub const fn with_exe(slot: u64, exe: u32) -> u64 {
     (slot & 0xffff_ffff) | ((exe as u64) << EXE_SHIFT)
 }
 
-/// The slot a fork child starts with: the parent's executable, nothing in flight, FRESH.
+/// The slot a fork child starts with: the parent's executable, nothing in flight, FRESH; a
+/// child of auditor's launcher before its exec (e.g. the pid-namespace init under --userns)
+/// still waits for its exec.
 #[inline(always)]
 pub const fn child_of(parent: u64) -> u64 {
-    new(exe(parent), FRESH)
+    new(exe(parent), FRESH | (parent & WAIT_EXEC))
 }
 
 #[cfg(test)]
@@ -125,7 +127,9 @@ mod tests {
         assert_eq!(last_abi(last(x)), 1);
         assert_eq!(exe(with_exe(x, 9)), 9);
         assert_eq!(last(with_exe(x, 9)), last(x));
+        assert_eq!(child_of(new(1, WAIT_EXEC)) & WAIT_EXEC, WAIT_EXEC);
         let c = child_of(x);
+        assert_eq!(c & WAIT_EXEC, 0);
         assert_eq!(last(c), NR_NONE);
         assert_eq!(c & FRESH, FRESH);
         assert_eq!(exe(c), 7);
