@@ -415,18 +415,12 @@ pub fn generate(
     // where the kernel has it).
     for h in handlers::all() {
         if report.notified.iter().any(|(_, n)| n == h.name) {
-            for (companion, errno) in h.companions {
+            for (companion, errno, why) in h.companions {
                 if !extra_rules
                     .iter()
                     .any(|r| r.names.iter().any(|n| n == companion))
                 {
-                    extra_rules.push(Rule::new([*companion], Action::Errno(*errno)).with_comment(
-                        format!(
-                            "answered with {} so that the caller falls back to {}",
-                            super::model::errno_display(*errno),
-                            h.syscalls.join("/")
-                        ),
-                    ));
+                    extra_rules.push(Rule::new([*companion], Action::Errno(*errno)).with_comment(*why));
                 }
             }
         }

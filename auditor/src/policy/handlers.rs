@@ -152,8 +152,9 @@ pub struct HandlerSpec {
     /// for it).
     pub only_on_request: bool,
     /// Syscalls to answer with an errno beside a notify rule of this handler, so that libc or
-    /// the tool falls back to the syscall the handler serves: (syscall, errno).
-    pub companions: &'static [(&'static str, u32)],
+    /// the tool falls back to the syscall the handler serves, or so that what the handler did
+    /// cannot be undone: (syscall, errno, why — the rule's comment).
+    pub companions: &'static [(&'static str, u32, &'static str)],
 }
 
 const REGISTRY: &[HandlerSpec] = &[
@@ -173,7 +174,16 @@ const REGISTRY: &[HandlerSpec] = &[
         only_on_request: false,
         // The new mount API cannot be judged (its arguments arrive over several calls): answer
         // fsopen with ENOSYS so libmount falls back to mount(2).
-        companions: &[("fsopen", super::model::ENOSYS)],
+        // mount_setattr could clear the forced nosuid/nodev of a mount auditor made (it is not
+        // locked the way inherited mounts are): refused.
+        companions: &[
+            ("fsopen", super::model::ENOSYS, "answered with ENOSYS so that the caller falls back to mount"),
+            (
+                "mount_setattr",
+                super::model::EPERM,
+                "refused: it could clear the nosuid/nodev that emulate-mount forces on its mounts",
+            ),
+        ],
     },
     HandlerSpec {
         name: "emulate-setxattr",
