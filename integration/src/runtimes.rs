@@ -23,6 +23,7 @@ pub const WORKLOAD: &str = "/bin/busybox";
 pub enum Runtime {
     Runc,
     Crun,
+    Lxc,
 }
 
 impl Runtime {
@@ -30,19 +31,83 @@ impl Runtime {
         match self {
             Runtime::Runc => "runc",
             Runtime::Crun => "crun",
+            Runtime::Lxc => "lxc",
         }
     }
 
-    /// `runc --version` → "1.1.5+ds1"'s release part "1.1.5".
+    /// The program whose presence means the runtime is installed.
+    pub fn tool(self) -> &'static str {
+        match self {
+            Runtime::Lxc => "lxc-execute",
+            r => r.name(),
+        }
+    }
+
+    /// `runc --version` → "1.1.5+ds1"'s release part "1.1.5"; `lxc-start --version` → "5.0.2".
     pub fn version(self) -> anyhow::Result<String> {
-        let out = Command::new(self.name()).arg("--version").output().with_context(|| format!("{} --version", self.name()))?;
+        let prog = if self == Runtime::Lxc { "lxc-start" } else { self.name() };
+        let out = Command::new(prog).arg("--version").output().with_context(|| format!("{prog} --version"))?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let v = text
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(2))
+        let first = text.lines().next().context("empty --version output")?;
+        let v = if self == Runtime::Lxc { first.split_whitespace().next() } else { first.split_whitespace().nth(2) }
             .context("unexpected --version output")?;
         Ok(v.split(['+', '~', '-']).next().unwrap_or(v).to_string())
+    }
+}
+
+/// An LXC busybox container (`lxc-create -t busybox`, offline, no network, unconfined), destroyed
+/// on drop.
+pub struct LxcContainer {
+    pub name: String,
+}
+
+impl LxcContainer {
+    pub fn busybox() -> anyhow::Result<Self> {
+        let name = unique_name("auditor-rt");
+        let o = Command::new("lxc-create").args(["-n", &name, "-t", "busybox"]).output()?;
+        if !o.status.success() {
+            bail!("lxc-create: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let c = LxcContainer { name };
+        let cfg = c.config_path();
+        let text = std::fs::read_to_string(&cfg)?;
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("lxc.net.0.") && !l.starts_with("lxc.apparmor."))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&cfg, format!("{text}lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n"))?;
+        Ok(c)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        PathBuf::from("/var/lib/lxc").join(&self.name).join("config")
+    }
+
+    /// Use `profile` (LXC seccomp policy text) as the container's seccomp profile.
+    pub fn set_seccomp(&self, profile: &str) -> anyhow::Result<()> {
+        let path = PathBuf::from("/var/lib/lxc").join(&self.name).join("auditor-seccomp");
+        std::fs::write(&path, profile)?;
+        let cfg = self.config_path();
+        let text = std::fs::read_to_string(&cfg)?;
+        let text: String =
+            text.lines().filter(|l| !l.starts_with("lxc.seccomp.profile")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&cfg, format!("{text}lxc.seccomp.profile = {}\n", path.display()))?;
+        Ok(())
+    }
+
+    /// Run `args` in the container to completion.
+    pub fn run_command(&self, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec!["lxc-execute".into(), "-n".into(), self.name.clone(), "--".into()];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    }
+}
+
+impl Drop for LxcContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("lxc-stop").args(["-n", &self.name, "-k"]).output();
+        let _ = Command::new("lxc-destroy").args(["-n", &self.name, "-f"]).output();
     }
 }
 
@@ -55,6 +120,9 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn busybox(runtime: Runtime, args: &[&str]) -> anyhow::Result<Self> {
+        if runtime == Runtime::Lxc {
+            bail!("LXC takes no OCI bundle: use LxcContainer");
+        }
         let id = unique_name("auditor-rt");
         let dir = std::env::temp_dir().join(&id);
         let rootfs = dir.join("rootfs");
@@ -88,7 +156,8 @@ impl Bundle {
     pub fn run_command(&self) -> Vec<String> {
         let bundle = self.dir.display().to_string();
         match self.runtime {
-            Runtime::Runc => vec!["runc".into(), "run".into(), "--bundle".into(), bundle, self.id.clone()],
+            // (`busybox` refuses to make a Bundle for LXC.)
+            Runtime::Runc | Runtime::Lxc => vec!["runc".into(), "run".into(), "--bundle".into(), bundle, self.id.clone()],
             Runtime::Crun => vec![
                 "unshare".into(),
                 "-m".into(),
@@ -114,6 +183,17 @@ impl Drop for Bundle {
 
 /// Remove bundles and containers left by earlier runs that died.
 pub fn clear_stale(runtime: Runtime) {
+    if runtime == Runtime::Lxc {
+        if let Ok(out) = Command::new("lxc-ls").arg("-1").output() {
+            for name in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|l| l.starts_with("auditor-rt-")) {
+                let pid = name.trim_start_matches("auditor-rt-").split('-').next().unwrap_or("");
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = Command::new("lxc-destroy").args(["-n", name, "-f"]).output();
+                }
+            }
+        }
+        return;
+    }
     if let Ok(out) = Command::new(runtime.name()).args(["list", "-q"]).output() {
         for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("auditor-rt-")) {
             let _ = Command::new(runtime.name()).args(["delete", "-f", id]).output();
@@ -138,8 +218,26 @@ struct Refused {
     ok: bool,
 }
 
-/// One round: run the container with only `allow` allowed.
-fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> {
+/// A container ready to run; dropping it removes the container.
+#[expect(dead_code, reason = "held only for its Drop")]
+enum Prepared {
+    Oci(Bundle),
+    Lxc(LxcContainer),
+}
+
+/// Set up `runtime`'s container with only `allow` allowed (deny-by-default, errno 1).
+fn prepare(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<(Prepared, Vec<String>)> {
+    if runtime == Runtime::Lxc {
+        let c = LxcContainer::busybox()?;
+        let mut profile = String::from("2\nallowlist errno 1\n[x86_64]\n");
+        for n in allow {
+            profile.push_str(n);
+            profile.push('\n');
+        }
+        c.set_seccomp(&profile)?;
+        let cmd = c.run_command(&[WORKLOAD, "true"]);
+        return Ok((Prepared::Lxc(c), cmd));
+    }
     let bundle = Bundle::busybox(runtime, &[WORKLOAD, "true"])?;
     let names: Vec<&String> = allow.iter().collect();
     bundle.edit(|c| {
@@ -150,12 +248,22 @@ fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> 
             "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
         });
     })?;
-    let out = bundle.dir.join("observation.json");
+    let cmd = bundle.run_command();
+    Ok((Prepared::Oci(bundle), cmd))
+}
+
+/// One round: run the container with only `allow` allowed.
+fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> {
+    let (_guard, cmd) = prepare(runtime, allow)?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("observation.json");
+    // A runtime whose init is refused early may hang (lxc-execute waits for a child that died):
+    // a bounded round still reports what was refused.
     let o = Command::new(auditor_bin())
-        .args(["learn", "--no-progress", "-o"])
+        .args(["learn", "--no-progress", "--duration", "8s", "-o"])
         .arg(&out)
         .arg("--")
-        .args(bundle.run_command())
+        .args(&cmd)
         .output()
         .context("run auditor learn")?;
     let obs = auditor::observe::load(&out)

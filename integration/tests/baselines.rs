@@ -6,7 +6,7 @@ use integration::{require_root, require_tool};
 
 fn check(runtime: Runtime) {
     let test = format!("baseline_{}", runtime.name());
-    if !require_root(&test) || require_tool(&test, runtime.name()).is_none() {
+    if !require_root(&test) || require_tool(&test, runtime.tool()).is_none() {
         return;
     }
     let version = runtime.version().expect("runtime version");
@@ -51,6 +51,11 @@ fn crun_baseline_matches_a_fresh_run() {
     check(Runtime::Crun);
 }
 
+#[test]
+fn lxc_baseline_matches_a_fresh_run() {
+    check(Runtime::Lxc);
+}
+
 /// A profile learned from the bare workload (outside any container) only works in runc when
 /// generate adds runc's baseline.
 #[test]
@@ -86,4 +91,41 @@ fn generated_profile_runs_in_runc_only_with_the_runtime_baseline() {
     };
     assert!(!run_with(&[]), "without the baseline runc's own init is refused");
     assert!(run_with(&["--runtime", "runc"]), "with --runtime runc the container runs");
+}
+
+/// auditor's LXC export loads in real LXC: a profile generated from the bare workload runs an
+/// LXC container when generate adds LXC's learned baseline, and does not without it.
+#[test]
+fn generated_lxc_profile_runs_in_lxc_only_with_the_runtime_baseline() {
+    use integration::runtimes::{clear_stale, LxcContainer, WORKLOAD};
+    use std::process::Command;
+    let test = "generated_lxc_profile_runs_in_lxc_only_with_the_runtime_baseline";
+    if !require_root(test) || require_tool(test, "lxc-execute").is_none() || require_tool(test, "timeout").is_none() {
+        return;
+    }
+    clear_stale(Runtime::Lxc);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let obs = dir.path().join("obs.json");
+    let bin = integration::auditor_bin();
+    let o = Command::new(&bin).args(["learn", "--no-progress", "-o"]).arg(&obs).args(["--", WORKLOAD, "true"]).output().expect("learn");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_with = |extra: &[&str]| -> bool {
+        let profile = dir.path().join(format!("profile{}.lxc", extra.len()));
+        let o = Command::new(&bin)
+            .arg("generate")
+            .arg(&obs)
+            .args(["--format", "lxc", "-o"])
+            .arg(&profile)
+            .args(extra)
+            .output()
+            .expect("generate");
+        assert!(o.status.success(), "generate {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let c = LxcContainer::busybox().expect("lxc container");
+        c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile")).expect("set profile");
+        // lxc-execute can hang when its own init is refused: bound it.
+        let cmd = c.run_command(&[WORKLOAD, "true"]);
+        Command::new("timeout").arg("15").args(&cmd).output().expect("lxc-execute").status.success()
+    };
+    assert!(!run_with(&[]), "without the baseline LXC's own init is refused");
+    assert!(run_with(&["--runtime", "lxc"]), "with --runtime lxc the container runs");
 }
