@@ -26,6 +26,8 @@ pub enum Command {
     /// Run a workload under a policy's seccomp filter, with auditor's broker deciding the
     /// calls the policy marks notify.
     Enforce(crate::commands::enforce::EnforceArgs),
+    /// Watch a running learn or enforce session live in the terminal.
+    Tui(crate::commands::tui::TuiArgs),
     // policy commands
     /// Turn observation files into a policy (native, OCI, LXC, Kubernetes or systemd).
     Generate(crate::commands::generate::GenerateArgs),
@@ -62,6 +64,19 @@ pub struct LearnArgs {
     /// join later.
     #[arg(long)]
     pub cgroup: Option<PathBuf>,
+    /// Run the command as an unprivileged container, as `auditor enforce --userns` does (root
+    /// inside mapped to HOST_UID:COUNT, default 100000:65536), so that what is learned is what
+    /// will be enforced.
+    #[arg(long, value_name = "RANGE", num_args = 0..=1, require_equals = true, default_missing_value = "100000:65536", conflicts_with_all = ["pid", "cgroup"])]
+    pub userns: Option<String>,
+    /// With --userns: the container's root file system (must contain a `proc` directory).
+    #[arg(long, value_name = "DIR", requires = "userns")]
+    pub rootfs: Option<PathBuf>,
+    /// Run the command under this policy with its notify handlers active, refusals recorded but
+    /// not enforced (complain mode): a second round sees what the workload does after a granted
+    /// mknod or mount. `generate` then merges the rounds.
+    #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup"])]
+    pub policy: Option<PathBuf>,
     /// The command to start and learn, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

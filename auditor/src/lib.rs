@@ -13,4 +13,6 @@ pub mod launch;
 pub mod observe;
 pub mod policy;
 pub mod seccomp;
+pub mod session;
 pub mod syscalls;
+pub mod tui;

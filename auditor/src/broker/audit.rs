@@ -36,7 +36,8 @@ pub const CHANNEL_CAPACITY: usize = 4096;
 /// One decision.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Record {
-    /// RFC 3339, microseconds, UTC.
+    /// When the notification was received: RFC 3339, microseconds, UTC. Records are written
+    /// as calls are answered, so two close calls may appear out of order: sort by this.
     pub time: String,
     /// Calling thread, in auditor's pid namespace.
     pub pid: u32,

@@ -15,7 +15,7 @@ pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 
 /// Handlers this broker can run. The registry knows more (mount, setxattr, sysinfo); a policy
 /// that uses one of those is refused before the workload starts rather than failing at run time.
-pub const IMPLEMENTED_HANDLERS: &[&str] = &["emulate-mknod"];
+pub const IMPLEMENTED_HANDLERS: &[&str] = &["emulate-mknod", "emulate-mount"];
 
 /// Errors preparing the decisions for a policy.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +231,7 @@ errno = "EACCES"
     #[test]
     fn unimplemented_handlers_are_refused_up_front() -> Result<(), Box<dyn std::error::Error>> {
         let p = parse_native(
-            "version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = \"mount\"\naction = \"notify\"\nhandler = \"emulate-mount\"\n",
+            "version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = \"setxattr\"\naction = \"notify\"\nhandler = \"emulate-setxattr\"\n",
         )?;
         let e = Decider::new(p).map(|_| ()).map_err(|e| e.to_string());
         assert!(

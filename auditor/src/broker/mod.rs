@@ -17,6 +17,8 @@
 pub mod audit;
 pub mod decide;
 pub mod mknod;
+pub mod mount;
+pub mod refusals;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -158,6 +160,10 @@ struct Inner {
     mode: Mode,
     audit: Option<AuditSender>,
     stats: Arc<Stats>,
+    /// Calls answered here, for telling them from the filter's own refusals.
+    answered: Option<Arc<refusals::Answered>>,
+    /// The live session (`auditor tui`): every decision, never waited for.
+    live: Option<crate::session::SessionSender>,
 }
 
 /// The broker for one listener fd.
@@ -202,8 +208,28 @@ impl Broker {
                 mode,
                 audit,
                 stats: Arc::new(Stats::default()),
+                answered: None,
+                live: None,
             }),
         }
+    }
+
+    /// Note every call answered here (not with CONTINUE) in `answered`, so that the observer's
+    /// refusal events can skip them. Call before [`Broker::serve`].
+    pub fn with_answered(mut self, answered: Arc<refusals::Answered>) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.answered = Some(answered);
+        }
+        self
+    }
+
+    /// Publish every decision to the live session too (non-blocking; see `crate::session`).
+    /// Call before [`Broker::serve`].
+    pub fn with_live(mut self, live: crate::session::SessionSender) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.live = Some(live);
+        }
+        self
     }
 
     pub fn stats(&self) -> Arc<Stats> {
@@ -246,7 +272,7 @@ impl Broker {
                 Err(e) if e.is_gone() => continue,
                 Err(e) => return Err(e.into()),
             };
-            let start = Instant::now();
+            let start = (Instant::now(), SystemTime::now());
             let d = self.inner.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
             if d.handler.is_some() {
@@ -267,12 +293,16 @@ impl Broker {
 }
 
 impl Inner {
-    /// Decide, act, answer, record.
-    fn process(&self, n: &SeccompNotif, start: Instant) {
+    /// Decide, act, answer, record. `start`: when the notification was received (the
+    /// record's time, so that records sort in the order of the calls).
+    fn process(&self, n: &SeccompNotif, start: (Instant, SystemTime)) {
         let d = self.decider.decide(&n.data);
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
+            Some(HandlerConfig::Mount { fstypes, sources }) => {
+                mount::handle(&self.fd, n, fstypes, sources)
+            }
             // The decider refuses policies with handlers this broker does not implement.
             Some(_) => Some(Outcome::new(Verdict::Denied, Response::Errno(libc::ENOSYS))),
             None => Some(self.plain(d.action, d.syscall.is_some())),
@@ -283,13 +313,20 @@ impl Inner {
             outcome.verdict = Verdict::Complain;
             outcome.response = Response::Continue;
         }
-        let exe = self.audit.as_ref().and_then(|_| {
-            target::Target::open(n.pid)
-                .ok()
-                .and_then(|t| t.exe())
-                .map(|p| p.display().to_string())
-        });
+        // Reading the executable costs syscalls: only for the log or a watching UI.
+        let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
+        let exe = want_exe
+            .then(|| {
+                target::Target::open(n.pid)
+                    .ok()
+                    .and_then(|t| t.exe())
+                    .map(|p| p.display().to_string())
+            })
+            .flatten();
         if outcome.verdict != Verdict::Gone {
+            if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
+                a.note(n.pid, n.data.nr);
+            }
             if let Err(e) = self.fd.send(n.id, outcome.response) {
                 if e.is_gone() {
                     outcome.verdict = Verdict::Gone;
@@ -299,7 +336,7 @@ impl Inner {
             }
         }
         self.stats.count(outcome.verdict);
-        let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let latency_us = u64::try_from(start.0.elapsed().as_micros()).unwrap_or(u64::MAX);
         tracing::debug!(
             pid = n.pid,
             syscall,
@@ -307,13 +344,13 @@ impl Inner {
             latency_us,
             "answered"
         );
-        if let Some(a) = &self.audit {
+        if self.audit.is_some() || self.live.is_some() {
             let arch = match d.abi {
                 Some(abi) => format!("{abi:?}").to_lowercase(),
                 None => format!("{:#x}", n.data.arch),
             };
-            a.record(Record {
-                time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+            let record = Record {
+                time: humantime::format_rfc3339_micros(start.1).to_string(),
                 pid: n.pid,
                 exe,
                 syscall: d
@@ -331,7 +368,13 @@ impl Inner {
                     result_text(outcome.response)
                 },
                 latency_us,
-            });
+            };
+            if let Some(l) = &self.live {
+                l.send(crate::session::Event::Decision((&record).into()));
+            }
+            if let Some(a) = &self.audit {
+                a.record(record);
+            }
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Creds {
     pub fsgid: u32,
     pub groups: Vec<u32>,
     pub umask: u32,
+    /// Effective capabilities (in the caller's own user namespace).
+    pub cap_eff: u64,
 }
 
 /// `/proc/<tid>`, opened.
@@ -160,12 +162,14 @@ pub fn parse_status(text: &str) -> Result<Creds, &'static str> {
     let fsgid = *nums("Gid")?.get(3).ok_or("Gid")?;
     let groups = nums("Groups")?;
     let umask = u32::from_str_radix(field("Umask")?, 8).map_err(|_| "Umask")?;
+    let cap_eff = u64::from_str_radix(field("CapEff")?, 16).map_err(|_| "CapEff")?;
     Ok(Creds {
         tgid,
         fsuid,
         fsgid,
         groups,
         umask,
+        cap_eff,
     })
 }
 
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn parses_status() {
-        let text = "Name:\tsh\nUmask:\t0027\nState:\tS\nTgid:\t42\nPid:\t43\nUid:\t100000\t100000\t100000\t100001\nGid:\t100000\t100000\t100000\t100002\nGroups:\t100005 100006 \n";
+        let text = "Name:\tsh\nUmask:\t0027\nState:\tS\nTgid:\t42\nPid:\t43\nUid:\t100000\t100000\t100000\t100001\nGid:\t100000\t100000\t100000\t100002\nGroups:\t100005 100006 \nCapEff:\t0000000000200000\n";
         let c = parse_status(text);
         assert_eq!(
             c,
@@ -231,7 +235,8 @@ mod tests {
                 fsuid: 100001,
                 fsgid: 100002,
                 groups: vec![100005, 100006],
-                umask: 0o027
+                umask: 0o027,
+                cap_eff: 1 << 21,
             })
         );
         assert_eq!(parse_status("Tgid: 1\n"), Err("Uid"));

@@ -15,12 +15,21 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use super::check::{load_policy, ImportArgs};
-use crate::broker::audit::AuditLog;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use auditor_common::slot;
+use tokio::io::unix::AsyncFd;
+
+use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
+use crate::broker::audit::{AuditLog, AuditSender};
 use crate::broker::decide::Decider;
+use crate::broker::refusals::{self, Answered};
 use crate::broker::{Broker, Mode};
 use crate::launch::filter::Filter;
 use crate::launch::userns::{IdRange, Userns, DEFAULT_RANGE};
 use crate::launch::{self, Options};
+use crate::policy::model::Policy;
 use crate::seccomp::{compile, notify};
 
 /// How the policy is applied.
@@ -40,10 +49,10 @@ pub struct EnforceArgs {
     pub policy: PathBuf,
     #[arg(long, value_enum, default_value = "enforce")]
     pub mode: ModeArg,
-    /// Append one JSON line per decision to this file (reopened on SIGHUP). With it, calls
-    /// the policy refuses with an errno also go through the broker, which records them and
-    /// answers with that errno (one round trip per refused call); kill and trap stay in the
-    /// kernel and are not recorded.
+    /// Append one JSON line per decision to this file (reopened on SIGHUP). Calls the filter
+    /// refuses by itself (errno, trap) are recorded from auditor's eBPF observer; calls it
+    /// kills are not (they never return). Without the observer (no BPF), errno refusals go
+    /// through the broker instead (one round trip each).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     /// Run the workload as an unprivileged container: new user, mount, pid, uts and ipc
@@ -61,9 +70,13 @@ pub struct EnforceArgs {
     pub command: Vec<String>,
 }
 
-pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
-    let file = args.policy.display();
-    let policy = load_policy(&args.policy, &args.import.options()?)?;
+/// Load, check and compile a policy into its filter program.
+fn compile_policy(
+    path: &std::path::Path,
+    import: &crate::policy::formats::ImportOptions,
+) -> anyhow::Result<(Policy, Decider, Filter)> {
+    let file = path.display();
+    let policy = load_policy(path, import)?;
     let decider = Decider::new(policy.clone()).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let compiled = match compile::compile(&policy) {
         Ok(c) => c,
@@ -85,12 +98,103 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         eprintln!("auditor: warning: libseccomp cannot resolve `{name}`; its rule is skipped");
     }
     let bpf = compile::export_bpf(&compiled).with_context(|| format!("{file}: export"))?;
-    let mut filter = Filter::from_bpf(&bpf).with_context(|| format!("{file}: filter"))?;
+    let filter = Filter::from_bpf(&bpf).with_context(|| format!("{file}: filter"))?;
+    Ok((policy, decider, filter))
+}
+
+/// `--userns[=RANGE]` and `--rootfs DIR`.
+fn userns_of(
+    userns: Option<&str>,
+    rootfs: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Userns>> {
+    Ok(match userns {
+        None => None,
+        Some(r) => {
+            let range = if r.is_empty() {
+                DEFAULT_RANGE
+            } else {
+                IdRange::parse(r)?
+            };
+            Some(Userns::new(range, rootfs)?)
+        }
+    })
+}
+
+/// How `auditor learn --userns/--policy` launches its workload: in the same kind of container
+/// `enforce --userns` makes and, with a policy, under that policy in complain mode with its
+/// notify handlers active (refusals allowed, emulations performed), so that learning sees what
+/// the workload does after a granted mknod or mount.
+pub(crate) struct LearnUnder {
+    pub options: Options,
+    decider: Option<Decider>,
+}
+
+impl LearnUnder {
+    pub(crate) fn new(
+        userns: Option<&str>,
+        rootfs: Option<&std::path::Path>,
+        policy: Option<&std::path::Path>,
+    ) -> anyhow::Result<LearnUnder> {
+        let userns = userns_of(userns, rootfs)?;
+        let (filter, decider) = match policy {
+            None => (None, None),
+            Some(p) => {
+                let (_, decider, mut filter) = compile_policy(p, &Default::default())?;
+                filter.complain();
+                if filter.needs_listener() {
+                    notify::check_sizes()?;
+                }
+                (Some(filter), Some(decider))
+            }
+        };
+        Ok(LearnUnder {
+            options: Options { filter, userns },
+            decider,
+        })
+    }
+
+    /// Syscalls the policy hands to a notify handler.
+    pub(crate) fn notified(&self) -> std::collections::BTreeSet<String> {
+        self.decider
+            .iter()
+            .flat_map(|d| &d.policy().rules)
+            .filter(|r| matches!(r.action, crate::policy::model::Action::Notify(_)))
+            .flat_map(|r| r.names.iter().cloned())
+            .collect()
+    }
+
+    /// The broker for the listener `release_with_listener` gave, if any.
+    pub(crate) fn broker(self, listener: Option<std::os::fd::OwnedFd>) -> Option<Broker> {
+        match (listener, self.decider) {
+            (Some(fd), Some(d)) => Some(Broker::new(
+                notify::NotifyFd::new(fd),
+                d,
+                Mode::Complain,
+                None,
+            )),
+            _ => None,
+        }
+    }
+}
+
+pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
+    let file = args.policy.display();
+    let (policy, decider, mut filter) = compile_policy(&args.policy, &args.import.options()?)?;
+    // Enforcing with an audit log: the filter's own refusals come from the observer.
+    let mut observer = None;
     let mode = match args.mode {
         ModeArg::Enforce => {
             if args.audit_log.is_some() {
-                // So that refusals reach the audit log (kill and trap stay in the kernel).
-                filter.audit_refusals();
+                match Observer::load(&ObserverConfig {
+                    emit_refusals: true,
+                    ..Default::default()
+                }) {
+                    Ok(o) => observer = Some(o),
+                    Err(e) => {
+                        eprintln!("auditor: warning: cannot load the eBPF observer ({e}); errno refusals go through the broker instead, trap refusals are not recorded");
+                        filter.audit_refusals();
+                    }
+                }
             }
             Mode::Enforce
         }
@@ -100,17 +204,7 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let cmd = launch::Command::new(&args.command)?;
-    let userns = match &args.userns {
-        None => None,
-        Some(r) => {
-            let range = if r.is_empty() {
-                DEFAULT_RANGE
-            } else {
-                IdRange::parse(r)?
-            };
-            Some(Userns::new(range, args.rootfs.as_deref())?)
-        }
-    };
+    let userns = userns_of(args.userns.as_deref(), args.rootfs.as_deref())?;
     if (userns.is_some() || filter.needs_listener()) && !nix::unistd::geteuid().is_root() {
         anyhow::bail!(
             "auditor enforce needs root for --userns and for notify rules (it writes id maps and emulates calls on the workload's behalf): run it as root, e.g. with sudo"
@@ -131,12 +225,31 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             userns,
         },
     )?;
+    let mut events = None;
+    if let Some(o) = &mut observer {
+        let tracked = o
+            .track(held.pid(), 0, slot::WAIT_EXEC)
+            .and_then(|()| o.take_events());
+        match tracked {
+            Ok(e) => events = Some(e),
+            Err(e) => {
+                held.abort();
+                return Err(e.into());
+            }
+        }
+    }
     let (child, listener) = held.release_with_listener()?;
     tracing::info!(
         pid = child.workload_pid(),
         listener = listener.is_some(),
         "workload started"
     );
+    let answered = Arc::new(Answered::default());
+    // The broker takes the decider; refusals need their own copy of the rules.
+    let refusal_decider = match events {
+        Some(_) => Some(Decider::new(policy.clone()).map_err(|e| anyhow::anyhow!("{file}: {e}"))?),
+        None => None,
+    };
     let broker = listener.map(|fd| {
         Broker::new(
             notify::NotifyFd::new(fd),
@@ -144,6 +257,13 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             mode,
             audit.as_ref().map(AuditLog::sender),
         )
+        .with_answered(answered.clone())
+    });
+    // The live session for `auditor tui` (see crate::session); enforcing goes on without it.
+    let live = start_live(args, child.workload_pid());
+    let broker = broker.map(|b| match &live {
+        Some(p) => b.with_live(p.sender()),
+        None => b,
     });
     let stats = broker.as_ref().map(Broker::stats);
 
@@ -151,6 +271,8 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Keeps the programs attached until the end.
+    let _observer = observer;
     let exit = rt.block_on(async {
         let cancel = CancellationToken::new();
         let served = broker.map(|b| {
@@ -167,14 +289,26 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let mut refusals = match (events, &refusal_decider, &audit) {
+            (Some(ev), Some(d), Some(a)) => Some(Refusals::new(ev, d, a.sender(), answered.clone())?),
+            _ => None,
+        };
+        if let (Some(r), Some(p)) = (&mut refusals, &live) {
+            r.live = Some(p.sender());
+        }
         let exit = loop {
             tokio::select! {
                 r = &mut wait => break r.context("waiting for the workload")??,
                 _ = int.recv() => child.signal(Signal::SIGINT),
                 _ = term.recv() => child.signal(Signal::SIGTERM),
                 _ = hup.recv() => if let Some(a) = &audit { a.reopen() },
+                r = async { refusals.as_mut().expect("guarded").ready().await }, if refusals.is_some() => r?,
             }
         };
+        // The workload is gone: its last refusals are in the ring buffer by now.
+        if let Some(r) = &mut refusals {
+            r.drain();
+        }
         cancel.cancel();
         if let Some(s) = served {
             let _ = s.await;
@@ -183,6 +317,12 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     })?;
     // Emulations still running hold the runtime's blocking threads; they end on their own.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    if let Some(p) = live {
+        p.finish(&format!(
+            "the workload exited with status {}",
+            exit.status()
+        ));
+    }
 
     if let Some(s) = &stats {
         eprintln!("auditor: {}", s.line());
@@ -198,4 +338,141 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(
         u8::try_from(exit.status()).unwrap_or(u8::MAX),
     ))
+}
+
+/// The observer's refusal events, turned into audit records.
+struct Refusals<'a> {
+    ring: AsyncFd<EventReader>,
+    decider: &'a Decider,
+    audit: AuditSender,
+    answered: Arc<Answered>,
+    /// Executable id -> path, from the observer's exec events.
+    exes: HashMap<u32, String>,
+    boot_offset: std::time::Duration,
+    buf: Vec<Event>,
+    /// The live session, if any: refusals are decisions too.
+    live: Option<crate::session::SessionSender>,
+}
+
+impl<'a> Refusals<'a> {
+    fn new(
+        events: EventReader,
+        decider: &'a Decider,
+        audit: AuditSender,
+        answered: Arc<Answered>,
+    ) -> anyhow::Result<Self> {
+        // SAFETY: the AsyncFd owns the EventReader, which owns the ring buffer's fd: it stays
+        // open and the same for as long as it is registered.
+        let ring =
+            unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "registering the observer's ring buffer with the reactor: {}",
+                        e.into_parts().1
+                    )
+                })?;
+        Ok(Refusals {
+            ring,
+            decider,
+            audit,
+            answered,
+            exes: HashMap::new(),
+            boot_offset: refusals::boot_offset(),
+            buf: Vec::new(),
+            live: None,
+        })
+    }
+
+    /// Wait for events, then record them.
+    async fn ready(&mut self) -> anyhow::Result<()> {
+        let mut g = self
+            .ring
+            .readable_mut()
+            .await
+            .context("observer ring buffer")?;
+        g.clear_ready();
+        drop(g);
+        self.drain();
+        Ok(())
+    }
+
+    fn drain(&mut self) {
+        self.ring.get_mut().drain(&mut self.buf);
+        for ev in std::mem::take(&mut self.buf) {
+            match ev {
+                Event::Exec { header, filename } => {
+                    self.exes
+                        .insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
+                }
+                Event::Refused(e) => {
+                    if self.answered.take(e.header.tid, u32::from(e.nr)) {
+                        continue;
+                    }
+                    let r = refusals::Refusal {
+                        tid: e.header.tid,
+                        exe: self.exes.get(&e.header.exe).cloned(),
+                        nr: u32::from(e.nr),
+                        abi: e.abi,
+                        errno: e.errno,
+                        time_ns: e.header.time_ns,
+                    };
+                    let record = refusals::record(self.decider, &r, self.boot_offset);
+                    if let Some(l) = &self.live {
+                        l.send(crate::session::Event::Decision((&record).into()));
+                    }
+                    self.audit.record(record);
+                }
+                Event::Args(_) | Event::Malformed { .. } => {}
+            }
+        }
+    }
+}
+
+/// Start publishing the live session; `None` (with a warning in the log) if that fails.
+fn start_live(args: &EnforceArgs, workload_pid: u32) -> Option<crate::session::Publisher> {
+    let mut details = crate::session::publisher::SessionDetails {
+        command: args.command.clone(),
+        ..Default::default()
+    };
+    let d = &mut details.details;
+    d.insert("policy".into(), args.policy.display().to_string());
+    d.insert("mode".into(), format!("{:?}", args.mode).to_lowercase());
+    d.insert("workload pid".into(), workload_pid.to_string());
+    if let Some(a) = &args.audit_log {
+        d.insert("audit log".into(), a.display().to_string());
+    }
+    match crate::session::Publisher::start(crate::session::SessionKind::Enforce, details) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "no live session for auditor tui");
+            None
+        }
+    }
+}
+
+/// A call the broker emulated looks to the observer like a refusal that returned no error (the
+/// filter skipped it; it never entered the kernel's syscall table). Under `learn --policy` it
+/// was granted, not refused: drop those refusals of the notified syscalls, so that the round
+/// keeps the earlier round's notify rule instead of adding an allow rule beside it.
+pub(crate) fn drop_emulated(
+    obs: &mut crate::observe::model::Observation,
+    notified: &std::collections::BTreeSet<String>,
+) {
+    for s in &mut obs.syscalls {
+        if notified.contains(&s.name) {
+            if let Some(n) = s.refused.remove("none") {
+                // Per-executable refusals do not say which errno: take the emulated ones off
+                // the largest counts first (one executable in practice).
+                let mut left = n;
+                for c in s.refused_executables.values_mut() {
+                    let take = left.min(*c);
+                    *c -= take;
+                    left -= take;
+                }
+                s.refused_executables.retain(|_, c| *c > 0);
+            }
+        }
+    }
+    obs.syscalls
+        .retain(|s| !(s.count == 0 && s.refused.is_empty() && notified.contains(&s.name)));
 }

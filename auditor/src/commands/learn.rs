@@ -14,6 +14,9 @@ use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
 use crate::cli::LearnArgs;
 use crate::launch;
 use crate::observe::{self, build, model};
+use crate::session::protocol::Progress;
+use crate::session::publisher::SessionDetails;
+use crate::session::{Event as LiveEvent, Publisher, SessionKind, SessionSender};
 
 /// What to learn, validated.
 enum Target {
@@ -151,6 +154,9 @@ enum Stop {
 
 pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let target = parse_target(args)?;
+    // --userns / --policy: the launcher's container and complain-mode broker (enforce's).
+    let under = super::enforce::LearnUnder::new(args.userns.as_deref(), args.rootfs.as_deref(), args.policy.as_deref())?;
+    let notified = under.notified();
     super::require_root("auditor learn")?;
     crate::fsutil::check_writable(&args.output)?;
 
@@ -179,13 +185,21 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
 
     let (model_target, child) = match &target {
         Target::Command(cmd) => {
-            let held = launch::spawn_held(cmd)?;
+            let held = launch::spawn_held_with(cmd, &under.options)?;
             if let Err(e) = observer.track(held.pid(), 0, slot::WAIT_EXEC) {
                 held.abort();
                 return Err(e.into());
             }
             collected.initial_threads = 1;
-            let child = held.release()?;
+            let (child, listener) = held.release_with_listener()?;
+            if let Some(broker) = under.broker(listener) {
+                // Runs while `watch` drives the runtime; ends with the workload (POLLHUP).
+                rt.spawn(async move {
+                    if let Err(e) = broker.serve(tokio_util::sync::CancellationToken::new()).await {
+                        eprintln!("auditor: broker stopped: {e:#}");
+                    }
+                });
+            }
             (model::Target::Command { argv: cmd.argv.clone() }, Some(child))
         }
         Target::Pid(pid) => {
@@ -212,8 +226,19 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     let progress = !args.json && !args.no_progress && std::io::stderr().is_terminal();
-    let (stop, exit) =
-        rt.block_on(watch(&observer, &mut events, &mut collected, &target, child, args.duration, progress, signals))?;
+    // The live session for `auditor tui` (see crate::session); learning goes on without it.
+    let live = start_live(&model_target, &args.output, started);
+    let (stop, exit) = rt.block_on(watch(
+        &observer,
+        &mut events,
+        &mut collected,
+        &target,
+        child,
+        args.duration,
+        progress,
+        signals,
+        live.as_ref().map(|(p, run)| LiveLearn { sender: p.sender(), run: run.clone(), t0, ticks: 0 }),
+    ))?;
 
     // Everything the workload did is in the maps now (the programs run synchronously in its
     // syscalls); take the last events and read the maps.
@@ -224,7 +249,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     drop(observer);
 
     let ended = SystemTime::now();
-    let obs = build::build(
+    let mut obs = build::build(
         &collected,
         build::RunInfo {
             host: host(),
@@ -234,7 +259,12 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             duration_ms: t0.elapsed().as_millis() as u64,
         },
     );
+    super::enforce::drop_emulated(&mut obs, &notified);
     observe::save(&args.output, &obs)?;
+    if let Some((p, _)) = live {
+        p.send(LiveEvent::Observation(Box::new(obs.clone())));
+        p.finish(&format!("learning ended; observation written to {}", args.output.display()));
+    }
     if args.json {
         print!("{}", observe::to_json(&obs));
     } else {
@@ -289,6 +319,7 @@ async fn watch(
     duration: Option<Duration>,
     progress: bool,
     (mut sigint, mut sigterm): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    mut live: Option<LiveLearn>,
 ) -> anyhow::Result<(Stop, Option<launch::Exit>)> {
     // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (dropped at
     // the end of this function) and is not closed meanwhile.
@@ -320,6 +351,9 @@ async fn watch(
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => break Stop::Duration,
             _ = tick.tick() => {
                 let c = observer.counters()?;
+                if let Some(l) = &mut live {
+                    l.publish(observer, collected, &c);
+                }
                 match target {
                     Target::Pid(_) => {
                         let live = collected.initial_threads + c[counters::TASKS_FORKED as usize] + c[counters::TASKS_ADOPTED as usize];
@@ -376,6 +410,72 @@ async fn watch(
         }
     }
     Ok((stop, exit))
+}
+
+/// Start publishing the live session; `None` (with a warning in the log) if that fails.
+fn start_live(target: &model::Target, output: &Path, started: SystemTime) -> Option<(Publisher, build::RunInfo)> {
+    let mut details = SessionDetails::default();
+    if let model::Target::Command { argv } = target {
+        details.command.clone_from(argv);
+    }
+    details.details.insert("target".into(), describe(target));
+    details.details.insert("output".into(), output.display().to_string());
+    match Publisher::start(SessionKind::Learn, details) {
+        Ok(p) => {
+            let run = build::RunInfo {
+                host: host(),
+                target: target.clone(),
+                started_at: humantime::format_rfc3339_millis(started).to_string(),
+                ended_at: String::new(),
+                duration_ms: 0,
+            };
+            Some((p, run))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no live session for auditor tui");
+            None
+        }
+    }
+}
+
+/// Publishing learning progress to the live session.
+struct LiveLearn {
+    sender: SessionSender,
+    run: build::RunInfo,
+    t0: Instant,
+    ticks: u32,
+}
+
+impl LiveLearn {
+    /// Counters on every tick; what was learned so far, once a second and only while a client
+    /// watches (reading the maps and building the observation is not free).
+    fn publish(&mut self, observer: &Observer, collected: &mut build::Collected, c: &[u64]) {
+        self.ticks = self.ticks.wrapping_add(1);
+        let elapsed_ms = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.sender.send(LiveEvent::Progress(Progress {
+            elapsed_ms,
+            calls: c.get(counters::SYSCALLS as usize).copied().unwrap_or(0),
+            distinct: observer.distinct_syscalls().map_or(0, |n| n as u64),
+            lost: build::LOSS_COUNTERS.iter().filter_map(|&i| c.get(i as usize)).sum(),
+        }));
+        if self.ticks % 4 != 1 || !self.sender.has_clients() {
+            return;
+        }
+        match observer.snapshot() {
+            // Replaced by the final snapshot at the end of learning.
+            Ok(snap) => collected.snapshot = snap,
+            Err(e) => {
+                tracing::debug!(error = %e, "live session: cannot read the maps");
+                return;
+            }
+        }
+        let run = build::RunInfo {
+            ended_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            duration_ms: elapsed_ms,
+            ..self.run.clone()
+        };
+        self.sender.send(LiveEvent::Observation(Box::new(build::build(collected, run))));
+    }
 }
 
 /// Borrow a raw fd for readiness only (the EventReader owns it).

@@ -5,6 +5,7 @@ pub mod bench_floor;
 pub mod learn;
 // enforce commands
 pub mod enforce;
+pub mod tui;
 // policy commands
 pub mod check;
 pub mod compile;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::BenchFloor => bench_floor::run(),
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
+        Command::Tui(args) => tui::run(&args),
         // policy commands
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),

@@ -4,19 +4,20 @@
 //!
 //! Everything the child needs is prepared before `fork`; between `fork` and `execve` the child
 //! makes only async-signal-safe raw calls (read, write, execve, _exit; with [`Options`] also
-//! unshare, mount, prctl, seccomp, sendmsg).
+//! unshare, mount, prctl, seccomp and the one notified hand-over call).
 //!
-//! With [`Options::filter`] the child installs a seccomp filter just before `execve` and hands
-//! its listener fd to the parent ([`filter`]); with [`Options::userns`] it runs as an
-//! unprivileged container ([`userns`]).
+//! With [`Options::filter`] the child installs a seccomp filter just before `execve` and the
+//! parent takes its listener fd with `pidfd_getfd` ([`filter`]); with [`Options::userns`] it
+//! runs as an unprivileged container ([`userns`]).
 
 pub mod filter;
 pub mod userns;
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -48,8 +49,8 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the workload's seccomp listener did not arrive (the child exited before handing it over)")]
-    NoListener,
+    #[error("the workload's seccomp listener did not arrive: {why}")]
+    NoListener { why: String },
     #[error(transparent)]
     Filter(#[from] filter::FilterError),
     #[error(transparent)]
@@ -91,9 +92,7 @@ impl Stage {
             Stage::Exec => "execve",
             Stage::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
             Stage::Seccomp => "installing the seccomp filter",
-            Stage::HandOver => {
-                "handing the seccomp listener over with sendmsg (the policy must allow sendmsg)"
-            }
+            Stage::HandOver => "handing the seccomp listener over to auditor",
             Stage::Unshare => "unshare(user, mount, pid, uts, ipc namespaces)",
             Stage::SetId => "becoming root inside the user namespace",
             Stage::Fork => "forking the container's init",
@@ -107,6 +106,8 @@ impl Stage {
 /// Messages on the status pipe (child to parent), 8 bytes each: tag, value.
 const MSG_UNSHARED: u32 = 0x1;
 const MSG_WORKLOAD_PID: u32 = 0x2;
+/// The fd number the seccomp listener is about to get in the workload.
+const MSG_LISTENER_FD: u32 = 0x3;
 const MSG_FAILED: u32 = 0x100;
 
 /// What the held child sets up before `execve`, beyond waiting for release.
@@ -140,17 +141,25 @@ impl Command {
             .iter()
             .map(|a| CString::new(a.as_bytes()).map_err(|_| LaunchError::Nul(a.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Command { path, argv: argv.to_vec(), c_path, c_argv })
+        Ok(Command {
+            path,
+            argv: argv.to_vec(),
+            c_path,
+            c_argv,
+        })
     }
 }
 
 fn resolve(cmd: &str) -> Result<PathBuf, LaunchError> {
-    let is_exec = |p: &Path| {
-        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file()
-    };
+    let is_exec =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if cmd.contains('/') {
         let p = PathBuf::from(cmd);
-        return if is_exec(&p) { Ok(p) } else { Err(LaunchError::NotFound(cmd.into())) };
+        return if is_exec(&p) {
+            Ok(p)
+        } else {
+            Err(LaunchError::NotFound(cmd.into()))
+        };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
     std::env::split_paths(&path)
@@ -165,13 +174,16 @@ pub struct Held {
     go: OwnedFd,
     status: OwnedFd,
     path: PathBuf,
-    /// Our end of the socketpair the listener fd comes back on.
-    handover: Option<OwnedFd>,
+    /// The filter has a listener to take over.
+    listener: bool,
     userns: Option<userns::IdRange>,
 }
 
 fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd), LaunchError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| LaunchError::Sys { op: "pipe2", source })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| LaunchError::Sys {
+        op: "pipe2",
+        source,
+    })
 }
 
 /// Fork a child that waits for [`Held::release`] and then executes `cmd`.
@@ -201,29 +213,8 @@ fn errno() -> i32 {
 pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchError> {
     let (go_r, go_w) = pipe_cloexec()?;
     let (st_r, st_w) = pipe_cloexec()?;
-    let handover = match &options.filter {
-        Some(f) if f.needs_listener() => {
-            let mut fds = [-1 as RawFd; 2];
-            // SAFETY: socketpair writes two fds into the array on success.
-            let r = unsafe {
-                libc::socketpair(
-                    libc::AF_UNIX,
-                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                    0,
-                    fds.as_mut_ptr(),
-                )
-            };
-            if r != 0 {
-                return Err(LaunchError::Sys { op: "socketpair", source: nix::Error::last() });
-            }
-            // SAFETY: both fds were just created and are owned by nobody else.
-            Some(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-        }
-        _ => None,
-    };
-    let child_sock = handover.as_ref().map_or(-1, |(_, t)| t.as_raw_fd());
-    let mut prepared_filter = match &options.filter {
-        Some(f) => Some(f.prepare(child_sock)?),
+    let prepared_filter = match &options.filter {
+        Some(f) => Some(f.prepare()?),
         None => None,
     };
     let prepared_userns = match &options.userns {
@@ -238,15 +229,14 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
     // SAFETY: after fork the child only calls async-signal-safe functions (close, read, execve,
     // write, _exit, and the raw set-up calls of `filter` and `userns`) on data prepared before
     // the fork; the parent continues normally.
-    match unsafe { nix::unistd::fork() }.map_err(|source| LaunchError::Sys { op: "fork", source })? {
+    match unsafe { nix::unistd::fork() }
+        .map_err(|source| LaunchError::Sys { op: "fork", source })?
+    {
         nix::unistd::ForkResult::Child => {
             // SAFETY: raw syscalls only; see above.
             unsafe {
                 libc::close(go_w.as_raw_fd());
                 libc::close(st_r.as_raw_fd());
-                if let Some((ours, _)) = &handover {
-                    libc::close(ours.as_raw_fd());
-                }
                 let st = st_w.as_raw_fd();
                 // Rust ignores SIGPIPE; the workload should get the default, as with a shell.
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -284,15 +274,15 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
                         libc::_exit(126);
                     }
                     if pid > 0 {
-                        relay(pid as libc::pid_t, st, child_sock);
+                        relay(pid as libc::pid_t, st);
                     }
                     if let Err((stage, e)) = u.set_up_mounts() {
                         report(st, MSG_FAILED | stage as u32, e);
                         libc::_exit(126);
                     }
                 }
-                if let Some(f) = &mut prepared_filter {
-                    if let Err((stage, e)) = f.install_and_hand_over() {
+                if let Some(f) = &prepared_filter {
+                    if let Err((stage, e)) = f.install_and_hand_over(st) {
                         report(st, MSG_FAILED | stage as u32, e);
                         libc::_exit(126);
                     }
@@ -305,16 +295,15 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
         nix::unistd::ForkResult::Parent { child } => {
             drop(go_r);
             drop(st_w);
-            let handover = handover.map(|(ours, theirs)| {
-                drop(theirs);
-                ours
-            });
             Ok(Held {
                 pid: child,
                 go: go_w,
                 status: st_r,
                 path: cmd.path.clone(),
-                handover,
+                listener: options
+                    .filter
+                    .as_ref()
+                    .is_some_and(filter::Filter::needs_listener),
                 userns: options.userns.as_ref().map(|u| u.range),
             })
         }
@@ -326,14 +315,11 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
 ///
 /// # Safety
 /// Only in the forked child (raw syscalls only).
-unsafe fn relay(workload: libc::pid_t, status_fd: RawFd, sock: RawFd) -> ! {
+unsafe fn relay(workload: libc::pid_t, status_fd: RawFd) -> ! {
     // SAFETY: raw syscalls on fds we own and our stack.
     unsafe {
         report(status_fd, MSG_WORKLOAD_PID, workload);
         libc::close(status_fd);
-        if sock >= 0 {
-            libc::close(sock);
-        }
         // Terminal signals reach the whole process group; auditor forwards what it gets to
         // the workload itself, so this reaper must not die of them first.
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
@@ -381,34 +367,148 @@ fn read_msg(fd: &OwnedFd) -> Result<Option<(u32, i32)>, LaunchError> {
     }
 }
 
-/// Receive the listener fd sent with SCM_RIGHTS, without waiting.
-fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
-    let mut byte = [0u8; 1];
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cmsg = vec![0u64; space.div_ceil(8)];
-    // SAFETY: the msghdr points to live local buffers; the control buffer is u64-aligned and
-    // CMSG_SPACE bytes long; the fd read from it was installed in our table by the kernel.
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
+/// How long the parent waits for the child to install its filter and make the hand-over call.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `fd` becomes readable within `ms` milliseconds.
+fn readable_within(fd: &OwnedFd, ms: i32) -> Result<bool, LaunchError> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on our stack.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if r < 0 {
+        let e = nix::Error::last();
+        return if e == nix::Error::EINTR {
+            Ok(false)
+        } else {
+            Err(LaunchError::Sys {
+                op: "poll",
+                source: e,
+            })
         };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.len() * 8;
-        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
-        if n != 1 {
-            return None;
+    }
+    Ok(r > 0)
+}
+
+/// The workload's fd `n`, if it is a seccomp listener (before the child's `seccomp()` the
+/// number is free: EBADF).
+fn take_listener(pidfd: &OwnedFd, n: i32) -> Option<OwnedFd> {
+    let fd = crate::broker::target::pidfd_getfd(pidfd, n).ok()?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    (link.as_os_str() == "anon_inode:seccomp notify").then_some(fd)
+}
+
+/// Answer the child's hand-over call (the first notification of its filter) so that it goes on
+/// to `execve`.
+fn answer_handover(
+    listener: &OwnedFd,
+    workload: Pid,
+    fd_number: i32,
+    deadline: Instant,
+) -> Result<(), LaunchError> {
+    use crate::seccomp::notify::{NotifyFd, Response};
+    let no = |why: String| LaunchError::NoListener { why };
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(no(
+                "the child did not make its hand-over call in time".into()
+            ));
         }
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return None;
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: one valid pollfd on our stack.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 && nix::Error::last() != nix::Error::EINTR {
+            return Err(LaunchError::Sys {
+                op: "poll",
+                source: nix::Error::last(),
+            });
         }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
+        if pfd.revents & libc::POLLIN != 0 {
+            break;
+        }
+        if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Err(no("the child exited after installing its filter".into()));
+        }
+    }
+    // Borrow the fd as a NotifyFd for the two ioctls, without taking it over.
+    let dup = listener.try_clone().map_err(|e| LaunchError::Setup {
+        stage: "dup of the seccomp listener",
+        source: e,
+    })?;
+    let nfd = NotifyFd::new(dup);
+    let n = nfd
+        .recv()
+        .map_err(|e| no(format!("receiving the hand-over call: {e}")))?;
+    let expected = n.data.nr == filter::HANDOVER_NR as i32
+        && n.pid == workload.as_raw() as u32
+        && n.data.args[0] == fd_number as u64;
+    if !expected {
+        let _ = nfd.send(n.id, Response::Errno(libc::ENOSYS));
+        return Err(no(format!(
+            "the first notification was not the hand-over call (pid {}, nr {}, arg {})",
+            n.pid, n.data.nr, n.data.args[0]
+        )));
+    }
+    nfd.send(n.id, Response::Value(0))
+        .map_err(|e| no(format!("answering the hand-over call: {e}")))
+}
+
+/// The parent's side of the hand-over: follow the status pipe until the child announces its
+/// listener's fd number, take the fd as soon as the filter is in place, answer the hand-over
+/// call. Returns the workload's pid and the listener.
+fn take_over(
+    status: &OwnedFd,
+    pid: Pid,
+    in_userns: bool,
+    stage_error: &dyn Fn(u32, i32) -> LaunchError,
+) -> Result<(Pid, OwnedFd), LaunchError> {
+    let deadline = Instant::now() + HANDOVER_TIMEOUT;
+    let no = |why: &str| LaunchError::NoListener { why: why.into() };
+    // With a user namespace the workload is the reaper's child; its pid comes first.
+    let mut workload = (!in_userns).then_some(pid);
+    let mut number: Option<i32> = None;
+    let mut pidfd: Option<OwnedFd> = None;
+    loop {
+        if let (Some(w), Some(n)) = (workload, number) {
+            if pidfd.is_none() {
+                let fd = crate::broker::target::pidfd_open(w.as_raw() as u32).map_err(|e| {
+                    LaunchError::Setup {
+                        stage: "pidfd_open of the workload",
+                        source: e,
+                    }
+                })?;
+                pidfd = Some(fd);
+            }
+            if let Some(fd) = pidfd.as_ref().and_then(|p| take_listener(p, n)) {
+                answer_handover(&fd, w, n, deadline)?;
+                return Ok((w, fd));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(no("the child did not install its filter in time"));
+        }
+        // Between the announcement and seccomp() there are only a few instructions: poll
+        // briefly then.
+        let wait_ms = if number.is_some() { 1 } else { 100 };
+        if !readable_within(status, wait_ms)? {
+            continue;
+        }
+        match read_msg(status)? {
+            None => return Err(no("the child exited before installing its filter")),
+            Some((MSG_UNSHARED, _)) => {}
+            Some((MSG_WORKLOAD_PID, p)) => workload = Some(Pid::from_raw(p)),
+            Some((MSG_LISTENER_FD, n)) => number = Some(n),
+            Some((tag, e)) => return Err(stage_error(tag, e)),
+        }
     }
 }
 
@@ -426,7 +526,14 @@ impl Held {
     /// Let the child set up and execute. Returns once `execve` has succeeded, with the seccomp
     /// listener fd if the filter has one.
     pub fn release_with_listener(self) -> Result<(Child, Option<OwnedFd>), LaunchError> {
-        let Held { pid, go, status, path, handover, userns } = self;
+        let Held {
+            pid,
+            go,
+            status,
+            path,
+            listener: want_listener,
+            userns,
+        } = self;
         let fail = |e: LaunchError| {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -434,50 +541,72 @@ impl Held {
         };
         let stage_error = |tag: u32, errno: i32| {
             let source = std::io::Error::from_raw_os_error(errno);
-            match Stage::ALL.into_iter().find(|s| *s as u32 == tag & !MSG_FAILED) {
-                Some(Stage::Exec) => LaunchError::Exec { path: path.clone(), source },
-                Some(stage) => LaunchError::Setup { stage: stage.describe(), source },
-                None => LaunchError::Setup { stage: "unknown step", source },
+            match Stage::ALL
+                .into_iter()
+                .find(|s| *s as u32 == tag & !MSG_FAILED)
+            {
+                Some(Stage::Exec) => LaunchError::Exec {
+                    path: path.clone(),
+                    source,
+                },
+                Some(stage) => LaunchError::Setup {
+                    stage: stage.describe(),
+                    source,
+                },
+                None => LaunchError::Setup {
+                    stage: "unknown step",
+                    source,
+                },
             }
         };
         if let Some(range) = userns {
             match read_msg(&status)? {
                 Some((MSG_UNSHARED, _)) => {}
                 Some((tag, e)) => return Err(fail(stage_error(tag, e))),
-                None => return Err(fail(LaunchError::Setup {
-                    stage: "unshare",
-                    source: std::io::Error::other("the child exited"),
-                })),
+                None => {
+                    return Err(fail(LaunchError::Setup {
+                        stage: "unshare",
+                        source: std::io::Error::other("the child exited"),
+                    }))
+                }
             }
             if let Err(e) = userns::write_maps(pid.as_raw(), range) {
                 return Err(fail(e.into()));
             }
         }
-        nix::unistd::write(&go, &[1u8]).map_err(|source| LaunchError::Sys { op: "write", source })?;
+        nix::unistd::write(&go, &[1u8]).map_err(|source| LaunchError::Sys {
+            op: "write",
+            source,
+        })?;
         drop(go);
         let mut workload = pid;
+        let mut listener = None;
+        if want_listener {
+            match take_over(&status, pid, userns.is_some(), &stage_error) {
+                Ok((w, fd)) => {
+                    workload = w;
+                    listener = Some(fd);
+                }
+                Err(e) => {
+                    // The workload too: with a user namespace it is not our child.
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    return Err(fail(e));
+                }
+            }
+        }
         // Until EOF (every CLOEXEC copy closed by a successful execve, the reaper's closed by
         // hand) or a failure report.
         loop {
             match read_msg(&status)? {
                 None => break,
                 Some((MSG_WORKLOAD_PID, p)) => workload = Pid::from_raw(p),
+                Some((MSG_LISTENER_FD, _)) => {}
                 Some((tag, e)) => {
                     let _ = waitpid(pid, None);
                     return Err(stage_error(tag, e));
                 }
             }
         }
-        let listener = match &handover {
-            Some(sock) => match recv_fd(sock) {
-                Some(fd) => Some(fd),
-                None => {
-                    let _ = nix::sys::signal::kill(workload, Signal::SIGKILL);
-                    return Err(fail(LaunchError::NoListener));
-                }
-            },
-            None => None,
-        };
         Ok((Child { pid, workload }, listener))
     }
 
@@ -534,7 +663,12 @@ impl Child {
                 Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig as i32)),
                 Ok(_) => continue,
                 Err(nix::Error::EINTR) => continue,
-                Err(source) => return Err(LaunchError::Sys { op: "waitpid", source }),
+                Err(source) => {
+                    return Err(LaunchError::Sys {
+                        op: "waitpid",
+                        source,
+                    })
+                }
             }
         }
     }
@@ -545,7 +679,6 @@ impl Child {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,9 +687,15 @@ mod tests {
     fn resolves_through_path_and_rejects_missing() {
         let c = Command::new(&["sh".into(), "-c".into(), "true".into()]);
         assert!(c.is_ok_and(|c| c.path.is_absolute()));
-        assert!(matches!(Command::new(&["no-such-command-xyz".into()]), Err(LaunchError::NotFound(_))));
+        assert!(matches!(
+            Command::new(&["no-such-command-xyz".into()]),
+            Err(LaunchError::NotFound(_))
+        ));
         assert!(matches!(Command::new(&[]), Err(LaunchError::Empty)));
-        assert!(matches!(Command::new(&["/etc/passwd".into()]), Err(LaunchError::NotFound(_))));
+        assert!(matches!(
+            Command::new(&["/etc/passwd".into()]),
+            Err(LaunchError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -572,7 +711,11 @@ mod tests {
     fn abandoned_child_never_runs() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let marker = dir.path().join("ran");
-        let cmd = Command::new(&["sh".into(), "-c".into(), format!("touch {}", marker.display())])?;
+        let cmd = Command::new(&[
+            "sh".into(),
+            "-c".into(),
+            format!("touch {}", marker.display()),
+        ])?;
         spawn_held(&cmd)?.abort();
         assert!(!marker.exists());
         Ok(())

@@ -1,0 +1,566 @@
+//! `emulate-mount`: mount the allowed file-system types from the allowed block devices on the
+//! caller's behalf — what LXD does for unprivileged containers, where the kernel refuses
+//! every file system without `FS_USERNS_MOUNT` (ext4, xfs, …).
+//!
+//! - Calls that create no new file system (bind, move, propagation changes, remount) and file
+//!   systems not in the allowed set are left to the kernel (CONTINUE): it judges them with the
+//!   caller's own privileges, whatever the pointers hold by then. A remount must keep `nosuid`
+//!   and `nodev` (decided on the flags alone): a mount auditor made is not locked the way
+//!   inherited ones are, so clearing them would open the block devices an image may contain.
+//! - For an allowed type, the type, source, target and options are copied once, then checked
+//!   with `ID_VALID`. The caller must hold CAP_SYS_ADMIN over its own mount namespace (it could
+//!   mount a tmpfs there): auditor adds only the block device, never a mount namespace.
+//! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
+//!   callers), chroots to its root and, with the caller's fsuid, fsgid and groups, resolves the
+//!   source and target from its root or cwd with `openat2` (no magic links). The source must
+//!   be a block device whose device number is one of the allowed sources' — stat'ed in
+//!   auditor's mount namespace when the call arrives —, never compared as a string.
+//! - The mount itself names both ends through auditor's `/proc/self/fd`: the source is
+//!   auditor's own fd of the allowed device, the target the helper's fd of the directory it
+//!   resolved, so a path swapped meanwhile changes nothing. `nosuid` and `nodev` are forced;
+//!   options that name other devices (`journal_dev`, `journal_path`) are refused.
+//!
+//! The file system's owner is host root: files keep their on-disk ids (files the container's
+//! root writes belong to its mapped host uid).
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
+
+use super::target::{self, Creds, Target};
+use super::{Outcome, Verdict};
+use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+
+/// Flags that change an existing mount rather than create a file system.
+const NOT_NEW: u64 = libc::MS_REMOUNT
+    | libc::MS_BIND
+    | libc::MS_MOVE
+    | libc::MS_SHARED
+    | libc::MS_PRIVATE
+    | libc::MS_SLAVE
+    | libc::MS_UNBINDABLE;
+
+/// Flags a new mount may carry (everything else is refused with EINVAL).
+const ALLOWED_FLAGS: u64 = libc::MS_RDONLY
+    | libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_SYNCHRONOUS
+    | libc::MS_DIRSYNC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME
+    | libc::MS_LAZYTIME
+    | libc::MS_SILENT;
+
+/// `MS_MGC_VAL`: a magic number old callers put in the upper 16 bits; the kernel strips it.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+/// Mount options that point the file system at another device.
+const DEVICE_OPTIONS: &[&str] = &["journal_dev", "journal_path"];
+
+/// CAP_SYS_ADMIN's bit in `CapEff`.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// `NS_GET_USERNS` (linux/nsfs.h): the user namespace that owns a namespace (4.9).
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+
+/// What the flags alone decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// No new file system (bind, move, propagation, a remount keeping nosuid and nodev): the
+    /// kernel checks it with the caller's own privileges.
+    Kernel,
+    /// A remount that drops nosuid or nodev.
+    Refuse,
+    /// A new file system: look at its type.
+    NewMount,
+}
+
+/// Judge a mount(2) call on its flags (the fourth argument).
+pub fn judge(flags: u64) -> Judgement {
+    let flags = if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags & !MS_MGC_MSK
+    } else {
+        flags
+    };
+    if flags & libc::MS_REMOUNT != 0 {
+        let kept = libc::MS_NOSUID | libc::MS_NODEV;
+        // A remount of propagation only (no MS_BIND/flags) is not a thing: MS_REMOUNT always
+        // sets the per-mount or superblock flags given.
+        return if flags & kept == kept {
+            Judgement::Kernel
+        } else {
+            Judgement::Refuse
+        };
+    }
+    if flags & NOT_NEW != 0 {
+        return Judgement::Kernel;
+    }
+    Judgement::NewMount
+}
+
+/// Refuse options that name other devices; `Ok` with the options otherwise.
+fn check_options(data: &[u8]) -> Result<(), String> {
+    for opt in data.split(|&b| b == b',') {
+        let key = opt.split(|&b| b == b'=').next().unwrap_or_default();
+        if let Some(bad) = DEVICE_OPTIONS.iter().find(|d| d.as_bytes() == key) {
+            return Err((*bad).to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Serve one mount notification. `None`: the caller went away; nobody to answer.
+pub fn handle(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    fstypes: &BTreeSet<String>,
+    sources: &BTreeSet<String>,
+) -> Option<Outcome> {
+    let a = &n.data.args;
+    let flags = a[3];
+    let mut outcome = Outcome::new(Verdict::Allowed, Response::Continue);
+    outcome.detail("flags", format!("{flags:#x}"));
+    match judge(flags) {
+        Judgement::Kernel => return Some(outcome),
+        Judgement::Refuse => {
+            outcome.verdict = Verdict::Denied;
+            outcome.response = Response::Errno(libc::EPERM);
+            outcome.detail("why", "remount without nosuid,nodev".into());
+            return Some(outcome);
+        }
+        Judgement::NewMount => {}
+    }
+    match emulate(fd, n, fstypes, sources, &mut outcome) {
+        Ok(()) => Some(outcome),
+        Err(Gone) => None,
+    }
+}
+
+/// The caller went away mid-emulation.
+struct Gone;
+
+/// What the helper needs, copied from the caller.
+struct Copied {
+    fstype: CString,
+    source: CString,
+    target: CString,
+    data: Option<CString>,
+}
+
+fn deny(outcome: &mut Outcome, errno: i32, why: &str) {
+    outcome.verdict = Verdict::Denied;
+    outcome.response = Response::Errno(errno);
+    outcome.detail("why", why.to_owned());
+}
+
+fn emulate(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    fstypes: &BTreeSet<String>,
+    sources: &BTreeSet<String>,
+    outcome: &mut Outcome,
+) -> Result<(), Gone> {
+    let a = &n.data.args;
+    let opened = (|| -> Result<_, target::TargetError> {
+        let t = Target::open(n.pid)?;
+        let mem = t.mem()?;
+        let creds = t.creds()?;
+        let root = t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?;
+        let cwd = t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?;
+        let mntns = t.open_at("ns/mnt", libc::O_RDONLY)?;
+        let userns = t.open_at("ns/user", libc::O_RDONLY)?;
+        Ok((mem, creds, root, cwd, mntns, userns))
+    })();
+    let (mem, creds, root, cwd, mntns, userns) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            if !fd.id_valid(n.id) {
+                return Err(Gone);
+            }
+            tracing::warn!(pid = n.pid, error = %e, "emulate-mount: cannot reach the caller");
+            deny(outcome, e.errno(), "cannot reach the caller");
+            return Ok(());
+        }
+    };
+    if !fd.id_valid(n.id) {
+        return Err(Gone);
+    }
+    // Copy everything once; the decision and the mount use only these copies.
+    let copy = (|| -> Result<Copied, i32> {
+        if a[2] == 0 {
+            return Err(libc::EINVAL);
+        }
+        let fstype = target::read_cstring(&mem, a[2])?;
+        let source = if a[0] == 0 {
+            CString::default()
+        } else {
+            target::read_cstring(&mem, a[0])?
+        };
+        let target = target::read_cstring(&mem, a[1])?;
+        let data = if a[4] == 0 {
+            None
+        } else {
+            Some(target::read_cstring(&mem, a[4])?)
+        };
+        Ok(Copied {
+            fstype,
+            source,
+            target,
+            data,
+        })
+    })();
+    if !fd.id_valid(n.id) {
+        return Err(Gone);
+    }
+    let c = match copy {
+        Ok(c) => c,
+        Err(e) => {
+            deny(outcome, e, "cannot copy the arguments");
+            return Ok(());
+        }
+    };
+    let fstype = String::from_utf8_lossy(c.fstype.as_bytes()).into_owned();
+    outcome.detail("fstype", fstype.clone());
+    outcome.detail(
+        "source",
+        String::from_utf8_lossy(c.source.as_bytes()).into_owned(),
+    );
+    outcome.detail(
+        "target",
+        String::from_utf8_lossy(c.target.as_bytes()).into_owned(),
+    );
+    if let Some(d) = &c.data {
+        outcome.detail("data", String::from_utf8_lossy(d.as_bytes()).into_owned());
+    }
+    if !fstypes.contains(&fstype) {
+        // Not ours to grant: the kernel decides with the caller's own privileges (a tmpfs or
+        // proc works in a user namespace; ext4 does not).
+        return Ok(());
+    }
+    let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
+    if flags & !ALLOWED_FLAGS != 0 {
+        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
+        return Ok(());
+    }
+    if let Some(d) = &c.data {
+        if let Err(opt) = check_options(d.as_bytes()) {
+            deny(
+                outcome,
+                libc::EPERM,
+                &format!("option `{opt}` names another device"),
+            );
+            return Ok(());
+        }
+    }
+    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || !owns(&userns, &mntns) {
+        deny(
+            outcome,
+            libc::EPERM,
+            "the caller cannot mount in its own mount namespace",
+        );
+        return Ok(());
+    }
+    if c.source.as_bytes().is_empty() {
+        deny(outcome, libc::ENOTBLK, "no source");
+        return Ok(());
+    }
+    // The allowed sources, now, in auditor's mount namespace: block devices only.
+    let allowed: Vec<(u64, OwnedFd)> = sources
+        .iter()
+        .filter_map(|s| {
+            let m = std::fs::metadata(s).ok()?;
+            if !m.file_type().is_block_device() {
+                tracing::warn!(source = %s, "emulate-mount: allowed source is not a block device; ignored");
+                return None;
+            }
+            let f = std::fs::File::options().read(true).custom_flags(libc::O_PATH).open(s).ok()?;
+            Some((m.rdev(), OwnedFd::from(f)))
+        })
+        .collect();
+    let helper = Helper {
+        mntns,
+        root,
+        cwd,
+        creds,
+        copied: c,
+        flags: flags | libc::MS_NOSUID | libc::MS_NODEV,
+        allowed,
+    };
+    outcome.verdict = Verdict::Emulated;
+    outcome.response = Response::Value(0);
+    match helper.run() {
+        Ok(0) => {}
+        Ok(e) => {
+            outcome.verdict = if e == libc::EPERM {
+                Verdict::Denied
+            } else {
+                Verdict::Emulated
+            };
+            outcome.response = Response::Errno(e);
+        }
+        Err(e) => {
+            tracing::warn!(pid = n.pid, error = %e, "emulate-mount: the helper failed");
+            outcome.response = Response::Errno(libc::EIO);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the user namespace `userns` owns the mount namespace `mntns`.
+fn owns(userns: &OwnedFd, mntns: &OwnedFd) -> bool {
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new fd we own.
+    let owner = unsafe { libc::ioctl(mntns.as_raw_fd(), NS_GET_USERNS as libc::Ioctl) };
+    if owner < 0 {
+        return false;
+    }
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    let owner = unsafe { OwnedFd::from_raw_fd(owner) };
+    let ino = |fd: &OwnedFd| {
+        nix::sys::stat::fstat(fd.as_raw_fd())
+            .ok()
+            .map(|s| (s.st_dev, s.st_ino))
+    };
+    ino(&owner).is_some_and(|o| Some(o) == ino(userns))
+}
+
+/// Everything the forked helper needs, prepared before `fork`.
+struct Helper {
+    mntns: OwnedFd,
+    root: OwnedFd,
+    cwd: OwnedFd,
+    creds: Creds,
+    copied: Copied,
+    flags: u64,
+    /// (device number, auditor's O_PATH fd) of each allowed source.
+    allowed: Vec<(u64, OwnedFd)>,
+}
+
+/// `struct open_how` (openat2, 5.6).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// `self/fd/N` without allocating (for the forked child).
+struct FdPath([u8; 32]);
+
+impl FdPath {
+    fn new(fd: i32) -> FdPath {
+        let mut b = [0u8; 32];
+        let prefix = b"self/fd/";
+        b[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd.unsigned_abs();
+        let mut i = 0;
+        loop {
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            i += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        for (j, d) in digits[..i].iter().rev().enumerate() {
+            b[prefix.len() + j] = *d;
+        }
+        FdPath(b)
+    }
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+impl Helper {
+    /// Fork, mount in the child, return its errno (0: mounted).
+    fn run(&self) -> std::io::Result<i32> {
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        // Auditor's own procfs, for `self/fd/N` once the helper is in the caller's namespace
+        // (whose /proc, if any, does not show the helper).
+        let proc_dir = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open("/proc")?;
+        let groups: Vec<libc::gid_t> = self.creds.groups.clone();
+        let how = |path: &CString| OpenHow {
+            flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: RESOLVE_NO_MAGICLINKS
+                | if path.as_bytes().first() == Some(&b'/') {
+                    RESOLVE_IN_ROOT
+                } else {
+                    0
+                },
+        };
+        let from = |path: &CString| -> RawFd {
+            if path.as_bytes().first() == Some(&b'/') {
+                self.root.as_raw_fd()
+            } else {
+                self.cwd.as_raw_fd()
+            }
+        };
+        let (src_how, src_from) = (how(&self.copied.source), from(&self.copied.source));
+        let (tgt_how, tgt_from) = (how(&self.copied.target), from(&self.copied.target));
+        let dot = c".";
+        let data_ptr = self
+            .copied
+            .data
+            .as_ref()
+            .map_or(std::ptr::null(), |d| d.as_ptr());
+        let allowed: Vec<(u64, FdPath)> = self
+            .allowed
+            .iter()
+            .map(|(dev, fd)| (*dev, FdPath::new(fd.as_raw_fd())))
+            .collect();
+        // SAFETY: the child makes only raw syscalls on data prepared above and ends with
+        // _exit; the parent only closes, reads and waits.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: forked child of a threaded process: raw syscalls only, then _exit.
+            unsafe {
+                let w = w.as_raw_fd();
+                let out = |e: i32| -> ! {
+                    let b = e.to_ne_bytes();
+                    libc::write(w, b.as_ptr().cast(), 4);
+                    libc::_exit(0)
+                };
+                let errno = || *libc::__errno_location();
+                if libc::setns(self.mntns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+                    out(errno());
+                }
+                if libc::fchdir(self.root.as_raw_fd()) != 0 || libc::chroot(dot.as_ptr()) != 0 {
+                    out(errno());
+                }
+                // Resolve with the caller's file-system identity (which drops the file
+                // capabilities, CAP_DAC_OVERRIDE included, until fsuid is 0 again).
+                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                    out(errno());
+                }
+                libc::syscall(libc::SYS_setfsgid, self.creds.fsgid);
+                libc::syscall(libc::SYS_setfsuid, self.creds.fsuid);
+                if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != self.creds.fsuid {
+                    out(libc::EPERM);
+                }
+                let src = libc::syscall(
+                    libc::SYS_openat2,
+                    src_from,
+                    self.copied.source.as_ptr(),
+                    &src_how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                );
+                if src < 0 {
+                    out(errno());
+                }
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::fstat(src as i32, &mut st) != 0 {
+                    out(errno());
+                }
+                if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+                    out(libc::ENOTBLK);
+                }
+                let Some((_, source_path)) = allowed.iter().find(|(d, _)| *d == st.st_rdev) else {
+                    out(libc::EPERM);
+                };
+                let tgt = libc::syscall(
+                    libc::SYS_openat2,
+                    tgt_from,
+                    self.copied.target.as_ptr(),
+                    &tgt_how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                );
+                if tgt < 0 {
+                    out(errno());
+                }
+                if libc::fstat(tgt as i32, &mut st) != 0 {
+                    out(errno());
+                }
+                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                    out(libc::ENOTDIR);
+                }
+                libc::syscall(libc::SYS_setfsuid, 0);
+                libc::syscall(libc::SYS_setfsgid, 0);
+                let target_path = FdPath::new(tgt as i32);
+                if libc::fchdir(proc_dir.as_raw_fd()) != 0 {
+                    out(errno());
+                }
+                if libc::mount(
+                    source_path.as_ptr(),
+                    target_path.as_ptr(),
+                    self.copied.fstype.as_ptr(),
+                    self.flags as libc::c_ulong,
+                    data_ptr.cast(),
+                ) != 0
+                {
+                    out(errno());
+                }
+                out(0);
+            }
+        }
+        drop(w);
+        let mut buf = [0u8; 4];
+        let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
+        match got {
+            Ok(4) => Ok(i32::from_ne_bytes(buf)),
+            Ok(_) => Err(std::io::Error::other("the helper died without a result")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_on_flags() {
+        let f = judge;
+        assert_eq!(f(0), Judgement::NewMount);
+        assert_eq!(f(libc::MS_RDONLY | libc::MS_NOEXEC), Judgement::NewMount);
+        assert_eq!(f(libc::MS_BIND | libc::MS_REC), Judgement::Kernel);
+        assert_eq!(f(libc::MS_MOVE), Judgement::Kernel);
+        assert_eq!(f(libc::MS_PRIVATE | libc::MS_REC), Judgement::Kernel);
+        assert_eq!(
+            f(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY),
+            Judgement::Refuse
+        );
+        assert_eq!(
+            f(libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV),
+            Judgement::Kernel
+        );
+        // The old magic number in the upper bits is ignored, as the kernel does.
+        assert_eq!(judge(MS_MGC_VAL | libc::MS_BIND), Judgement::Kernel);
+    }
+
+    #[test]
+    fn refuses_options_naming_devices() {
+        assert!(check_options(b"errors=remount-ro,noatime").is_ok());
+        assert_eq!(
+            check_options(b"data=ordered,journal_dev=0x801"),
+            Err("journal_dev".into())
+        );
+        assert_eq!(
+            check_options(b"journal_path=/dev/sda"),
+            Err("journal_path".into())
+        );
+    }
+
+    #[test]
+    fn fd_paths() {
+        assert_eq!(&FdPath::new(7).0[..10], b"self/fd/7\0");
+        assert_eq!(&FdPath::new(1234).0[..13], b"self/fd/1234\0");
+    }
+}

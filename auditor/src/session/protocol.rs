@@ -1,0 +1,250 @@
+//! The live-session protocol: newline-delimited JSON, one [`Message`] per line.
+//!
+//! A client that connects first receives a [`Message::Hello`] (who the session is) and a
+//! [`Message::Snapshot`] (its state so far), then live messages in the order the session
+//! produced them. Lines the client could not take in time are dropped for that client only; a
+//! [`Message::Dropped`] line then tells it how many so far. Unknown message types must be
+//! ignored by clients (newer sessions may add some); a change of meaning bumps
+//! [`PROTOCOL_VERSION`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::observe::model::Observation;
+
+/// Version of this protocol, in [`Hello::version`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Recent decisions a new client gets in its snapshot.
+pub const SNAPSHOT_DECISIONS: usize = 1000;
+
+/// What kind of session publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    Learn,
+    Enforce,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Learn => "learn",
+            SessionKind::Enforce => "enforce",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SessionKind> {
+        match s {
+            "learn" => Some(SessionKind::Learn),
+            "enforce" => Some(SessionKind::Enforce),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SessionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of the protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    Hello(Hello),
+    Snapshot(Snapshot),
+    /// One broker decision (enforce).
+    Decision(Decision),
+    /// Learning counters (learn), a few times a second.
+    Progress(Progress),
+    /// What was learned so far, as an observation (learn), about once a second while it changes.
+    Observation(Box<Observation>),
+    /// Totals and the session's own drop count, once a second.
+    Status(Status),
+    /// Lines this client missed because it read too slowly, since it connected.
+    Dropped {
+        total: u64,
+    },
+    /// Something worth showing once (workload exited, log reopened, …).
+    Notice {
+        text: String,
+    },
+    /// The session is over; the connection closes after this.
+    End {
+        reason: String,
+    },
+}
+
+/// Who the session is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub kind: Option<SessionKind>,
+    /// `<kind>-<pid>`, also the socket's name without `.sock`.
+    pub name: String,
+    /// The auditor process.
+    pub pid: u32,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// The workload's command line, when auditor started it.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Other facts worth showing (policy file, mode, output file, workload log, …).
+    #[serde(default)]
+    pub details: BTreeMap<String, String>,
+}
+
+/// One broker decision; the fields of an audit log record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// RFC 3339, microseconds, UTC.
+    pub time: String,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    pub syscall: String,
+    #[serde(default)]
+    pub arch: String,
+    /// The six argument registers, in hex.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// What the handler decoded from the arguments (path, mode, device, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decoded: BTreeMap<String, String>,
+    /// 1-based index of the rule that matched; absent: the default action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// The policy's action.
+    pub action: String,
+    /// allowed, denied, emulated, complain, gone.
+    pub decision: String,
+    /// What the caller got: "continue", "0", "-EPERM", …
+    pub result: String,
+    pub latency_us: u64,
+}
+
+impl From<&crate::broker::audit::Record> for Decision {
+    fn from(r: &crate::broker::audit::Record) -> Self {
+        Decision {
+            time: r.time.clone(),
+            pid: r.pid,
+            exe: r.exe.clone(),
+            syscall: r.syscall.clone(),
+            arch: r.arch.clone(),
+            args: r.args.clone(),
+            decoded: r.decoded.clone(),
+            rule: r.rule,
+            action: r.action.clone(),
+            decision: r.decision.clone(),
+            result: r.result.clone(),
+            latency_us: r.latency_us,
+        }
+    }
+}
+
+/// Learning counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub elapsed_ms: u64,
+    /// Syscalls the workload made so far.
+    pub calls: u64,
+    /// Distinct (ABI, syscall) pairs seen so far.
+    pub distinct: u64,
+    /// Observations lost so far (full maps, full ring buffer, …).
+    pub lost: u64,
+}
+
+/// Decision totals, as folded by the session from every decision it published.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub decisions: u64,
+    #[serde(default)]
+    pub by_syscall: BTreeMap<String, u64>,
+    /// By decision (allowed, denied, …).
+    #[serde(default)]
+    pub by_action: BTreeMap<String, u64>,
+    /// By executable (or `pid N` when the executable is unknown).
+    #[serde(default)]
+    pub by_caller: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    /// Count one decision.
+    pub fn add(&mut self, d: &Decision) {
+        self.decisions += 1;
+        *self.by_syscall.entry(d.syscall.clone()).or_default() += 1;
+        *self.by_action.entry(d.decision.clone()).or_default() += 1;
+        *self.by_caller.entry(caller(d)).or_default() += 1;
+    }
+}
+
+/// How a decision's caller is shown and counted.
+pub fn caller(d: &Decision) -> String {
+    match &d.exe {
+        Some(e) => e.clone(),
+        None => format!("pid {}", d.pid),
+    }
+}
+
+/// The state of a session so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The most recent decisions, oldest first (at most [`SNAPSHOT_DECISIONS`]).
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    #[serde(default)]
+    pub totals: Totals,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Box<Observation>>,
+    /// Events the session itself could not publish (its queue was full).
+    #[serde(default)]
+    pub session_dropped: u64,
+}
+
+/// Once a second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub totals: Totals,
+    /// Events the session could not publish at all (its own queue was full).
+    pub session_dropped: u64,
+    /// Clients attached.
+    pub clients: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_tagged_json_line_and_round_trip() -> Result<(), serde_json::Error> {
+        let msgs = vec![
+            Message::Hello(Hello {
+                version: 1,
+                kind: Some(SessionKind::Enforce),
+                name: "enforce-1".into(),
+                ..Default::default()
+            }),
+            Message::Decision(Decision {
+                syscall: "mknodat".into(),
+                decision: "emulated".into(),
+                ..Default::default()
+            }),
+            Message::Dropped { total: 3 },
+            Message::End {
+                reason: "workload exited".into(),
+            },
+        ];
+        for m in msgs {
+            let line = serde_json::to_string(&m)?;
+            assert!(!line.contains('\n'));
+            assert!(line.starts_with("{\"type\":"), "{line}");
+            assert_eq!(serde_json::from_str::<Message>(&line)?, m);
+        }
+        Ok(())
+    }
+}

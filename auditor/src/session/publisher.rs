@@ -1,0 +1,427 @@
+//! The publishing side of a session: a socket, its own thread, bounded queues everywhere.
+//!
+//! The session's code (the broker, the learn loop) calls [`SessionSender::send`], which never
+//! blocks: it is a `try_send` into a bounded queue, and a full queue costs one counted drop.
+//! The publisher thread (its own current-thread runtime, so that serialisation and socket
+//! writes never run on the broker's thread) folds every event into the snapshot new clients
+//! get, serialises it once and offers the line to each client's bounded queue; a client that
+//! reads too slowly loses lines (counted and told to it), it never slows anybody down.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{
+    Decision, Hello, Message, Progress, SessionKind, Snapshot, Status, PROTOCOL_VERSION,
+    SNAPSHOT_DECISIONS,
+};
+use super::SessionError;
+use crate::observe::model::Observation;
+
+/// Events waiting for the publisher thread; beyond this they are dropped and counted.
+pub const SESSION_QUEUE: usize = 8192;
+/// Lines waiting for one client; beyond this they are dropped for that client and counted.
+pub const CLIENT_QUEUE: usize = 2048;
+/// Clients attached at once; more are refused.
+pub const MAX_CLIENTS: usize = 16;
+
+/// What a session publishes.
+#[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "decisions are nearly all events; boxing would cost the broker an allocation each"
+)]
+pub enum Event {
+    Decision(Decision),
+    Progress(Progress),
+    Observation(Box<Observation>),
+    Notice(String),
+}
+
+/// A cheap, cloneable handle for publishing; never blocks.
+#[derive(Clone, Debug)]
+pub struct SessionSender {
+    tx: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+    clients: Arc<AtomicUsize>,
+}
+
+impl SessionSender {
+    /// Queue an event, or count it as dropped if the publisher is behind or gone.
+    pub fn send(&self, event: Event) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a client is attached: lets callers skip work only a viewer needs.
+    pub fn has_clients(&self) -> bool {
+        self.clients.load(Ordering::Relaxed) > 0
+    }
+
+    /// Events dropped because the publisher's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// What a session says about itself in its hello.
+#[derive(Clone, Debug, Default)]
+pub struct SessionDetails {
+    pub command: Vec<String>,
+    pub details: std::collections::BTreeMap<String, String>,
+}
+
+/// A published session. Dropping it tells clients the session ended and removes the socket.
+#[derive(Debug)]
+pub struct Publisher {
+    sender: SessionSender,
+    name: String,
+    path: PathBuf,
+    cancel: CancellationToken,
+    end_reason: Arc<std::sync::Mutex<String>>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Publisher {
+    /// Publish a session of this process in [`super::dir`].
+    pub fn start(kind: SessionKind, details: SessionDetails) -> Result<Publisher, SessionError> {
+        Self::start_in(&super::dir(), kind, details)
+    }
+
+    /// Publish a session of this process in `dir`.
+    pub fn start_in(
+        dir: &Path,
+        kind: SessionKind,
+        details: SessionDetails,
+    ) -> Result<Publisher, SessionError> {
+        super::ensure_dir(dir)?;
+        // Clean up after sessions that died without removing their socket.
+        super::list_sessions(dir)?;
+        let pid = std::process::id();
+        let name = super::session_name(kind, pid);
+        let path = dir.join(format!("{name}.sock"));
+        let bind_err = |source| SessionError::Bind {
+            path: path.clone(),
+            source,
+        };
+        // Ours from an earlier run in the same pid (a restart in a pid namespace): replace it.
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).map_err(bind_err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            kind: Some(kind),
+            name: name.clone(),
+            pid,
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            command: details.command,
+            details: details.details,
+        };
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let sender = SessionSender {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            clients: Arc::new(AtomicUsize::new(0)),
+        };
+        let cancel = CancellationToken::new();
+        let end_reason = Arc::new(std::sync::Mutex::new(String::from("session ended")));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let state = State {
+            hello,
+            snapshot: Snapshot::default(),
+            recent: VecDeque::new(),
+            clients: Vec::new(),
+            dropped: sender.dropped.clone(),
+            attached: sender.clients.clone(),
+        };
+        let (thread_cancel, thread_reason, thread_path) =
+            (cancel.clone(), end_reason.clone(), path.clone());
+        std::thread::Builder::new()
+            .name("auditor-session".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session: cannot start its runtime; not publishing");
+                        let _ = std::fs::remove_file(&thread_path);
+                        return;
+                    }
+                };
+                rt.block_on(serve(listener, rx, state, thread_cancel, thread_reason));
+                let _ = std::fs::remove_file(&thread_path);
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| SessionError::Spawn { source })?;
+        tracing::info!(session = %name, socket = %path.display(), "publishing the live session");
+        Ok(Publisher {
+            sender,
+            name,
+            path,
+            cancel,
+            end_reason,
+            done: Some(done_rx),
+        })
+    }
+
+    /// A handle for publishing from anywhere (other threads, tasks).
+    pub fn sender(&self) -> SessionSender {
+        self.sender.clone()
+    }
+
+    /// Shorthand for `sender().send(event)`.
+    pub fn send(&self, event: Event) {
+        self.sender.send(event);
+    }
+
+    pub fn has_clients(&self) -> bool {
+        self.sender.has_clients()
+    }
+
+    /// `<kind>-<pid>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The socket.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// End the session, telling clients why; waits briefly for them to get the last lines.
+    pub fn finish(mut self, reason: &str) {
+        if let Ok(mut r) = self.end_reason.lock() {
+            reason.clone_into(&mut *r);
+        }
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(done) = self.done.take() {
+            // Bounded: a stuck client never keeps the session's command from exiting.
+            let _ = done.recv_timeout(Duration::from_secs(1));
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Client {
+    tx: mpsc::Sender<Arc<str>>,
+    dropped: Arc<AtomicU64>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    hello: Hello,
+    /// Everything but the recent decisions, which are kept in `recent`.
+    snapshot: Snapshot,
+    recent: VecDeque<Decision>,
+    clients: Vec<Client>,
+    dropped: Arc<AtomicU64>,
+    attached: Arc<AtomicUsize>,
+}
+
+fn line(m: &Message) -> Option<Arc<str>> {
+    match serde_json::to_string(m) {
+        Ok(mut s) => {
+            s.push('\n');
+            Some(Arc::from(s))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "session: cannot serialise a message");
+            None
+        }
+    }
+}
+
+impl State {
+    fn fold(&mut self, ev: Event) -> Message {
+        match ev {
+            Event::Decision(d) => {
+                self.snapshot.totals.add(&d);
+                if self.recent.len() == SNAPSHOT_DECISIONS {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(d.clone());
+                Message::Decision(d)
+            }
+            Event::Progress(p) => {
+                self.snapshot.progress = Some(p.clone());
+                Message::Progress(p)
+            }
+            Event::Observation(o) => {
+                self.snapshot.observation = Some(o.clone());
+                Message::Observation(o)
+            }
+            Event::Notice(text) => Message::Notice { text },
+        }
+    }
+
+    fn broadcast(&mut self, m: &Message) {
+        let Some(l) = line(m) else { return };
+        self.clients.retain(|c| match c.tx.try_send(l.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        self.attached.store(self.clients.len(), Ordering::Relaxed);
+    }
+
+    fn status(&self) -> Message {
+        Message::Status(Status {
+            totals: self.snapshot.totals.clone(),
+            session_dropped: self.dropped.load(Ordering::Relaxed),
+            clients: self.clients.len(),
+        })
+    }
+
+    fn attach(&mut self, stream: UnixStream) {
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == 0 => {}
+            Ok(c) => {
+                tracing::warn!(uid = c.uid(), pid = ?c.pid(), "session: refusing a client that is not root");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "session: cannot read a client's credentials; refusing it");
+                return;
+            }
+        }
+        if self.clients.len() >= MAX_CLIENTS {
+            tracing::warn!("session: too many clients; refusing one");
+            return;
+        }
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        let snapshot = Snapshot {
+            decisions: self.recent.iter().cloned().collect(),
+            session_dropped: self.dropped.load(Ordering::Relaxed),
+            ..self.snapshot.clone()
+        };
+        for m in [
+            Message::Hello(self.hello.clone()),
+            Message::Snapshot(snapshot),
+        ] {
+            if let Some(l) = line(&m) {
+                // A fresh queue has room for both.
+                let _ = tx.try_send(l);
+            }
+        }
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write_client(stream, rx, dropped.clone()));
+        self.clients.push(Client {
+            tx,
+            dropped,
+            writer,
+        });
+        self.attached.store(self.clients.len(), Ordering::Relaxed);
+        tracing::debug!(clients = self.clients.len(), "session: client attached");
+    }
+}
+
+async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    mut rx: mpsc::Receiver<Event>,
+    mut state: State,
+    cancel: CancellationToken,
+    reason: Arc<std::sync::Mutex<String>>,
+) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "session: cannot register the socket; not publishing");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            ev = rx.recv() => match ev {
+                Some(ev) => {
+                    let m = state.fold(ev);
+                    state.broadcast(&m);
+                }
+                None => break,
+            },
+            acc = listener.accept() => match acc {
+                Ok((stream, _)) => state.attach(stream),
+                Err(e) => tracing::debug!(error = %e, "session: accept failed"),
+            },
+            _ = tick.tick() => {
+                let m = state.status();
+                state.broadcast(&m);
+            }
+        }
+    }
+    // Publish what is still queued, then say goodbye.
+    while let Ok(ev) = rx.try_recv() {
+        let m = state.fold(ev);
+        state.broadcast(&m);
+    }
+    let m = state.status();
+    state.broadcast(&m);
+    let reason = reason.lock().map(|r| r.clone()).unwrap_or_default();
+    state.broadcast(&Message::End { reason });
+    // Closing the queues ends each writer once it has written what it holds.
+    let writers: Vec<_> = state.clients.drain(..).map(|c| c.writer).collect();
+    let wait = async {
+        for w in writers {
+            let _ = w.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(800), wait).await;
+}
+
+/// Write one client's lines, telling it when it lost some.
+async fn write_client(
+    mut stream: UnixStream,
+    mut rx: mpsc::Receiver<Arc<str>>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut reported = 0;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        let now = dropped.load(Ordering::Relaxed);
+        if now != reported {
+            reported = now;
+            let _ = writeln!(buf, "{{\"type\":\"dropped\",\"total\":{now}}}");
+        }
+        buf.extend_from_slice(first.as_bytes());
+        // Batch what is queued into one write.
+        while buf.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(l) => buf.extend_from_slice(l.as_bytes()),
+                Err(_) => break,
+            }
+        }
+        if stream.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}

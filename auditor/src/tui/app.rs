@@ -1,0 +1,658 @@
+//! The UI's state and how messages change it. No I/O here: [`update`] is a pure function of
+//! the state and a message; what must touch the outside world comes back as an [`Effect`].
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+
+use crate::observe::model::Observation;
+use crate::policy::generate::{generate, GenerateOptions};
+use crate::policy::model::to_native;
+use crate::session::protocol::{Decision, Hello, Message, Progress, SessionKind, Totals};
+
+/// Decisions kept for the live table; older ones are evicted (the summary still counts them).
+pub const MAX_ROWS: usize = 10_000;
+/// Seconds of rate history.
+pub const RATE_HISTORY: usize = 120;
+/// Rows the mouse wheel moves.
+const WHEEL_ROWS: usize = 3;
+
+/// The views, in Tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Live,
+    Summary,
+    Learning,
+}
+
+impl View {
+    pub const ALL: [View; 3] = [View::Live, View::Summary, View::Learning];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Live => "Live",
+            View::Summary => "Summary",
+            View::Learning => "Learning",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            View::Live => 0,
+            View::Summary => 1,
+            View::Learning => 2,
+        }
+    }
+}
+
+/// The state of the connection to the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    /// The session said it ended, and why.
+    Ended(String),
+    /// The connection broke.
+    Lost(String),
+}
+
+/// Which pane of the Learning view the movement keys act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LearnFocus {
+    Syscalls,
+    Policy,
+}
+
+/// A decision as the table holds it: numbered in arrival order, so that a selection survives
+/// eviction and filtering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub seq: u64,
+    pub decision: Decision,
+}
+
+/// Filters of the live table; all must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub syscall: Option<String>,
+    /// A decision (allowed, denied, …).
+    pub action: Option<String>,
+    pub pid: Option<u32>,
+    /// Case-insensitive substring of syscall, executable, arguments, action or pid.
+    pub search: String,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.syscall.is_none()
+            && self.action.is_none()
+            && self.pid.is_none()
+            && self.search.is_empty()
+    }
+
+    pub fn matches(&self, d: &Decision) -> bool {
+        if self.syscall.as_ref().is_some_and(|s| *s != d.syscall)
+            || self.action.as_ref().is_some_and(|a| *a != d.decision)
+            || self.pid.is_some_and(|p| p != d.pid)
+        {
+            return false;
+        }
+        if self.search.is_empty() {
+            return true;
+        }
+        let needle = self.search.to_lowercase();
+        let hay = |s: &str| s.to_lowercase().contains(&needle);
+        hay(&d.syscall)
+            || hay(&d.decision)
+            || hay(&d.action)
+            || hay(&d.result)
+            || d.exe.as_deref().is_some_and(hay)
+            || d.pid.to_string() == needle
+            || d.args.iter().any(|a| hay(a))
+            || d.decoded.values().any(|v| hay(v))
+    }
+
+    /// One line describing the active filters.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.syscall {
+            parts.push(format!("syscall={s}"));
+        }
+        if let Some(a) = &self.action {
+            parts.push(format!("action={a}"));
+        }
+        if let Some(p) = self.pid {
+            parts.push(format!("pid={p}"));
+        }
+        if !self.search.is_empty() {
+            parts.push(format!("/{}", self.search));
+        }
+        parts.join(" ")
+    }
+}
+
+/// The candidate policy formed from what was learned so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Native TOML, or the reason there is none.
+    pub text: Result<String, String>,
+    pub allowed: usize,
+    pub notified: usize,
+    pub left_denied: usize,
+}
+
+/// Everything the UI shows.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Where the events come from (socket path), for the title.
+    pub source: String,
+    pub hello: Option<Hello>,
+    pub link: Link,
+    pub rows: VecDeque<Row>,
+    next_seq: u64,
+    pub totals: Totals,
+    /// Decisions per second (enforce) or calls per second (learn), oldest first.
+    pub rates: VecDeque<u64>,
+    last_count: Option<u64>,
+    pub progress: Option<Progress>,
+    pub observation: Option<Box<Observation>>,
+    pub candidate: Option<Candidate>,
+    /// Lines the session could not deliver to this display.
+    pub client_dropped: u64,
+    /// Events the session could not publish at all.
+    pub session_dropped: u64,
+    pub view: View,
+    /// Keep the newest decision selected.
+    pub follow: bool,
+    /// The selected decision, by sequence number.
+    pub selected: Option<u64>,
+    /// First visible row of the live table (index into the filtered rows) when not following.
+    pub offset: usize,
+    pub detail: bool,
+    pub help: bool,
+    /// The `/` prompt being edited, if any.
+    pub input: Option<String>,
+    pub filter: Filter,
+    pub summary_scroll: usize,
+    pub learn_focus: LearnFocus,
+    pub learn_scroll: usize,
+    pub policy_scroll: usize,
+    /// The last thing worth telling the user (notices, write results).
+    pub status: Option<String>,
+    /// Where `w` writes the candidate policy.
+    pub policy_out: PathBuf,
+    /// Where the workload's output goes (in-process UI), shown on screen.
+    pub workload_log: Option<String>,
+    /// Terminal size, for page moves.
+    pub size: (u16, u16),
+    pub quit: bool,
+}
+
+/// Inputs to [`update`].
+#[derive(Clone, Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// A message from the session.
+    Session(Box<Message>),
+    /// The connection is up.
+    Connected,
+    /// The connection ended without an `end` message, or failed.
+    Disconnected(String),
+    /// Once a second: advances the rate history.
+    Second,
+    /// The outcome of [`Effect::WritePolicy`].
+    Written(Result<PathBuf, String>),
+}
+
+/// What the event loop must do after an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    None,
+    /// Write `contents` to `path` atomically, then send [`Msg::Written`].
+    WritePolicy {
+        path: PathBuf,
+        contents: String,
+    },
+}
+
+/// Rows of chrome around the live table (title, tabs, header, status, borders).
+const LIVE_CHROME: u16 = 6;
+
+impl App {
+    pub fn new(source: impl Into<String>, policy_out: PathBuf) -> App {
+        App {
+            source: source.into(),
+            hello: None,
+            link: Link::Connecting,
+            rows: VecDeque::new(),
+            next_seq: 0,
+            totals: Totals::default(),
+            rates: VecDeque::new(),
+            last_count: None,
+            progress: None,
+            observation: None,
+            candidate: None,
+            client_dropped: 0,
+            session_dropped: 0,
+            view: View::Live,
+            follow: true,
+            selected: None,
+            offset: 0,
+            detail: false,
+            help: false,
+            input: None,
+            filter: Filter::default(),
+            summary_scroll: 0,
+            learn_focus: LearnFocus::Syscalls,
+            learn_scroll: 0,
+            policy_scroll: 0,
+            status: None,
+            policy_out,
+            workload_log: None,
+            size: (80, 24),
+            quit: false,
+        }
+    }
+
+    pub fn kind(&self) -> Option<SessionKind> {
+        self.hello.as_ref().and_then(|h| h.kind)
+    }
+
+    /// The rows that pass the filter, oldest first.
+    pub fn visible(&self) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| self.filter.matches(&r.decision))
+            .collect()
+    }
+
+    /// Index of the selected row among `visible`, if it is there.
+    pub fn selected_index(&self, visible: &[&Row]) -> Option<usize> {
+        let seq = self.selected?;
+        visible.binary_search_by_key(&seq, |r| r.seq).ok()
+    }
+
+    /// The selected decision, if visible.
+    pub fn selected_decision(&self) -> Option<&Decision> {
+        let v = self.visible();
+        self.selected_index(&v).map(|i| &v[i].decision)
+    }
+
+    /// Rows of the live table that fit on screen.
+    pub fn page(&self) -> usize {
+        // As the view lays it out: the body is all but three rows, the detail a third of it.
+        let detail = if self.detail {
+            (self.size.1.saturating_sub(3) / 3).max(5)
+        } else {
+            0
+        };
+        usize::from(self.size.1.saturating_sub(LIVE_CHROME + detail)).max(1)
+    }
+
+    /// Syscall rows of the learning view, in display order (most calls first).
+    pub fn learned(&self) -> Vec<&crate::observe::model::SyscallObservation> {
+        let mut v: Vec<_> = self
+            .observation
+            .iter()
+            .flat_map(|o| o.syscalls.iter())
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        v
+    }
+
+    /// Syscalls of the summary, most decisions first.
+    pub fn summary_syscalls(&self) -> Vec<(&str, u64)> {
+        let mut v: Vec<_> = self
+            .totals
+            .by_syscall
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v
+    }
+
+    fn push_decision(&mut self, d: Decision) {
+        if self.rows.len() == MAX_ROWS {
+            self.rows.pop_front();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.rows.push_back(Row { seq, decision: d });
+    }
+
+    /// Sequence numbers of the rows that pass the filter, oldest first.
+    fn visible_seqs(&self) -> Vec<u64> {
+        self.rows
+            .iter()
+            .filter(|r| self.filter.matches(&r.decision))
+            .map(|r| r.seq)
+            .collect()
+    }
+
+    /// Re-select the newest visible row when following; keep the selection on screen.
+    fn settle(&mut self) {
+        let seqs = self.visible_seqs();
+        let found = |sel: Option<u64>| sel.and_then(|s| seqs.binary_search(&s).ok());
+        if self.follow {
+            self.selected = seqs.last().copied();
+        } else if self.selected.is_some() && found(self.selected).is_none() {
+            // The selection was evicted or filtered out.
+            self.selected = seqs.first().copied();
+        }
+        let page = self.page();
+        match found(self.selected) {
+            Some(i) => {
+                if i < self.offset {
+                    self.offset = i;
+                } else if i >= self.offset + page {
+                    self.offset = i + 1 - page;
+                }
+            }
+            None => self.offset = 0,
+        }
+        // Never leave empty rows below the last one when there are rows above.
+        self.offset = self.offset.min(seqs.len().saturating_sub(page));
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let seqs = self.visible_seqs();
+        let Some(&last) = seqs.last() else { return };
+        let cur = self
+            .selected
+            .and_then(|s| seqs.binary_search(&s).ok())
+            .unwrap_or(seqs.len() - 1);
+        let new = cur.saturating_add_signed(delta).min(seqs.len() - 1);
+        // Moving down onto the newest row resumes following, like `tail -f` viewers.
+        if delta > 0 && seqs[new] == last {
+            self.follow = true;
+        } else if delta < 0 {
+            self.follow = false;
+        }
+        self.selected = Some(seqs[new]);
+        self.settle();
+    }
+
+    fn select_edge(&mut self, last: bool) {
+        let seqs = self.visible_seqs();
+        self.selected = if last { seqs.last() } else { seqs.first() }.copied();
+        self.follow = last;
+        self.settle();
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        match self.view {
+            View::Live => self.move_selection(delta),
+            View::Summary => {
+                let max = self.totals.by_syscall.len().saturating_sub(1);
+                self.summary_scroll = self.summary_scroll.saturating_add_signed(delta).min(max);
+            }
+            View::Learning => match self.learn_focus {
+                LearnFocus::Syscalls => {
+                    let max = self
+                        .observation
+                        .as_ref()
+                        .map_or(0, |o| o.syscalls.len().saturating_sub(1));
+                    self.learn_scroll = self.learn_scroll.saturating_add_signed(delta).min(max);
+                }
+                LearnFocus::Policy => {
+                    let lines = match self.candidate.as_ref().map(|c| &c.text) {
+                        Some(Ok(t)) => t.lines().count(),
+                        _ => 0,
+                    };
+                    self.policy_scroll = self
+                        .policy_scroll
+                        .saturating_add_signed(delta)
+                        .min(lines.saturating_sub(1));
+                }
+            },
+        }
+    }
+
+    /// Toggle one filter to the selected row's value.
+    fn toggle_filter(&mut self, which: char) {
+        let Some(d) = self.selected_decision().cloned() else {
+            self.status = Some("select a decision first".into());
+            return;
+        };
+        match which {
+            's' => toggle(&mut self.filter.syscall, d.syscall),
+            'a' => toggle(&mut self.filter.action, d.decision),
+            _ => toggle(&mut self.filter.pid, d.pid),
+        }
+        self.settle();
+    }
+
+    fn on_session(&mut self, m: Message) {
+        match m {
+            Message::Hello(h) => {
+                self.link = Link::Live;
+                if h.kind == Some(SessionKind::Learn)
+                    && self.rows.is_empty()
+                    && self.view == View::Live
+                {
+                    self.view = View::Learning;
+                }
+                self.hello = Some(h);
+            }
+            Message::Snapshot(s) => {
+                self.rows.clear();
+                for d in s.decisions {
+                    self.push_decision(d);
+                }
+                self.totals = s.totals;
+                self.session_dropped = s.session_dropped;
+                if let Some(p) = s.progress {
+                    self.progress = Some(p);
+                }
+                if let Some(o) = s.observation {
+                    self.set_observation(o);
+                }
+                self.settle();
+            }
+            Message::Decision(d) => {
+                self.totals.add(&d);
+                self.push_decision(d);
+                self.settle();
+            }
+            Message::Progress(p) => self.progress = Some(p),
+            Message::Observation(o) => self.set_observation(o),
+            Message::Status(s) => {
+                self.totals = s.totals;
+                self.session_dropped = s.session_dropped;
+            }
+            Message::Dropped { total } => self.client_dropped = total,
+            Message::Notice { text } => self.status = Some(text),
+            Message::End { reason } => self.link = Link::Ended(reason),
+        }
+    }
+
+    fn set_observation(&mut self, o: Box<Observation>) {
+        let candidate = match generate(std::slice::from_ref(&*o), &GenerateOptions::default()) {
+            Ok(g) => Candidate {
+                text: Ok(to_native(&g.policy)),
+                allowed: g.report.allowed.len(),
+                notified: g.report.notified.len(),
+                left_denied: g.report.denied.len(),
+            },
+            Err(e) => Candidate {
+                text: Err(e.to_string()),
+                allowed: 0,
+                notified: 0,
+                left_denied: 0,
+            },
+        };
+        self.candidate = Some(candidate);
+        self.observation = Some(o);
+    }
+
+    fn on_key(&mut self, k: KeyEvent) -> Effect {
+        if k.kind == KeyEventKind::Release {
+            return Effect::None;
+        }
+        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c')) {
+            self.quit = true;
+            return Effect::None;
+        }
+        if let Some(buf) = &mut self.input {
+            match k.code {
+                KeyCode::Enter => {
+                    self.filter.search = std::mem::take(buf);
+                    self.input = None;
+                    self.settle();
+                }
+                KeyCode::Esc => self.input = None,
+                KeyCode::Backspace => {
+                    buf.pop();
+                }
+                KeyCode::Char(c) => buf.push(c),
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if self.help {
+            // Any key closes the help; q still quits.
+            self.help = false;
+            if !matches!(k.code, KeyCode::Char('q')) {
+                return Effect::None;
+            }
+        }
+        let page = isize::try_from(self.page()).unwrap_or(1);
+        match k.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Esc => {
+                if self.detail {
+                    self.detail = false;
+                    self.settle();
+                } else {
+                    self.quit = true;
+                }
+            }
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
+            KeyCode::BackTab => {
+                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
+            }
+            KeyCode::Char('1') => self.view = View::Live,
+            KeyCode::Char('2') => self.view = View::Summary,
+            KeyCode::Char('3') => self.view = View::Learning,
+            KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
+            KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
+            KeyCode::PageDown => self.scroll(page),
+            KeyCode::PageUp => self.scroll(-page),
+            KeyCode::Home | KeyCode::Char('g') => match self.view {
+                View::Live => self.select_edge(false),
+                _ => self.scroll(isize::MIN / 2),
+            },
+            KeyCode::End | KeyCode::Char('G') => match self.view {
+                View::Live => self.select_edge(true),
+                _ => self.scroll(isize::MAX / 2),
+            },
+            KeyCode::Left | KeyCode::Char('h') if self.view == View::Learning => {
+                self.learn_focus = LearnFocus::Syscalls
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.view == View::Learning => {
+                self.learn_focus = LearnFocus::Policy
+            }
+            KeyCode::Char(' ') | KeyCode::Char('f') if self.view == View::Live => {
+                self.follow = !self.follow;
+                self.settle();
+            }
+            KeyCode::Enter if self.view == View::Live => {
+                self.detail = !self.detail;
+                self.settle();
+            }
+            KeyCode::Char('/') => {
+                self.view = View::Live;
+                self.input = Some(self.filter.search.clone());
+            }
+            KeyCode::Char(c @ ('s' | 'a' | 'p')) if self.view == View::Live => {
+                self.toggle_filter(c)
+            }
+            KeyCode::Char('c') => {
+                self.filter = Filter::default();
+                self.settle();
+            }
+            KeyCode::Char('w') => return self.write_policy(),
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn write_policy(&mut self) -> Effect {
+        match self.candidate.as_ref().map(|c| &c.text) {
+            Some(Ok(text)) => Effect::WritePolicy {
+                path: self.policy_out.clone(),
+                contents: text.clone(),
+            },
+            Some(Err(e)) => {
+                self.status = Some(format!("no candidate policy to write: {e}"));
+                Effect::None
+            }
+            None => {
+                self.status =
+                    Some("no candidate policy yet (it forms while a learn session runs)".into());
+                Effect::None
+            }
+        }
+    }
+}
+
+fn toggle<T: PartialEq>(slot: &mut Option<T>, value: T) {
+    if slot.as_ref() == Some(&value) {
+        *slot = None;
+    } else {
+        *slot = Some(value);
+    }
+}
+
+/// Apply one message to the state.
+pub fn update(app: &mut App, msg: Msg) -> Effect {
+    match msg {
+        Msg::Key(k) => return app.on_key(k),
+        Msg::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollDown => app.scroll(WHEEL_ROWS as isize),
+            MouseEventKind::ScrollUp => app.scroll(-(WHEEL_ROWS as isize)),
+            _ => {}
+        },
+        Msg::Resize(w, h) => {
+            app.size = (w, h);
+            app.settle();
+        }
+        Msg::Session(m) => app.on_session(*m),
+        Msg::Connected => {
+            if app.link == Link::Connecting {
+                app.link = Link::Live;
+            }
+        }
+        Msg::Disconnected(why) => {
+            if !matches!(app.link, Link::Ended(_)) {
+                app.link = Link::Lost(why);
+            }
+        }
+        Msg::Second => {
+            let count = match app.kind() {
+                Some(SessionKind::Learn) => app.progress.as_ref().map(|p| p.calls),
+                _ => Some(app.totals.decisions),
+            };
+            if let Some(c) = count {
+                let delta = app.last_count.map_or(0, |l| c.saturating_sub(l));
+                app.last_count = Some(c);
+                if app.rates.len() == RATE_HISTORY {
+                    app.rates.pop_front();
+                }
+                app.rates.push_back(delta);
+            }
+        }
+        Msg::Written(r) => {
+            app.status = Some(match r {
+                Ok(p) => format!("candidate policy written to {}", p.display()),
+                Err(e) => format!("cannot write the candidate policy: {e}"),
+            })
+        }
+    }
+    Effect::None
+}

@@ -1,0 +1,219 @@
+//! The event loop: the only part of the UI that does I/O (terminal, socket, files).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event as TermEvent, EventStream};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use futures_core::Stream;
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use super::app::{update, App, Effect, Msg};
+use super::view::view;
+use crate::session::{Connection, SessionError};
+
+/// At most this many frames a second.
+const FPS: u64 = 20;
+/// Session messages applied between two looks at the keyboard.
+const BATCH: usize = 512;
+
+/// Errors of the UI loop.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot use the terminal (auditor tui needs an interactive terminal)")]
+    Terminal {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the terminal's events")]
+    Events {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// What to show and where.
+#[derive(Debug)]
+pub struct Options {
+    /// The session socket.
+    pub socket: PathBuf,
+    /// Where `w` writes the candidate policy.
+    pub policy_out: PathBuf,
+    /// Where the workload's output goes (in-process UI).
+    pub workload_log: Option<String>,
+}
+
+/// The terminal the UI draws on: the controlling terminal, so that the UI works when stdout is
+/// a file (in-process UI: the workload's output goes there).
+fn open_tty() -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+}
+
+/// Put the terminal back: leave the alternate screen, show the cursor, cooked mode.
+pub fn restore_terminal() {
+    let _ = disable_raw_mode();
+    if let Ok(mut tty) = open_tty() {
+        let _ = crossterm::execute!(
+            tty,
+            DisableMouseCapture,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+        let _ = tty.flush();
+    }
+}
+
+/// Restores the terminal when dropped, including while unwinding.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Restore the terminal before a panic message is printed (the message would otherwise land
+/// in the alternate screen, in raw mode, and be lost).
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+}
+
+fn setup() -> Result<(TerminalGuard, Terminal<CrosstermBackend<std::fs::File>>), RunError> {
+    let err = |source| RunError::Terminal { source };
+    let mut tty = open_tty().map_err(err)?;
+    enable_raw_mode().map_err(err)?;
+    let guard = TerminalGuard;
+    crossterm::execute!(tty, EnterAlternateScreen, EnableMouseCapture).map_err(err)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(tty)).map_err(err)?;
+    terminal.hide_cursor().map_err(err)?;
+    terminal.clear().map_err(err)?;
+    Ok((guard, terminal))
+}
+
+/// Read the session into the UI's queue until it closes.
+async fn read_session(mut conn: Connection, tx: mpsc::Sender<Msg>) {
+    let _ = tx.send(Msg::Connected).await;
+    loop {
+        match conn.next().await {
+            Ok(Some(m)) => {
+                if tx.send(Msg::Session(Box::new(m))).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                let _ = tx
+                    .send(Msg::Disconnected(
+                        "the session closed the connection".into(),
+                    ))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Msg::Disconnected(format!("{e}"))).await;
+                return;
+            }
+        }
+    }
+}
+
+fn apply(app: &mut App, msg: Msg) -> Option<Msg> {
+    match update(app, msg) {
+        Effect::None => None,
+        Effect::WritePolicy { path, contents } => Some(Msg::Written(
+            crate::fsutil::write_atomic(&path, contents.as_bytes())
+                .map(|()| path)
+                .map_err(|e| e.to_string()),
+        )),
+    }
+}
+
+/// Attach to a session and run the UI until the user quits.
+pub async fn run(options: Options) -> Result<(), RunError> {
+    // Connect before taking over the terminal, so that a failure prints plainly.
+    let conn = Connection::connect(&options.socket).await?;
+    let mut app = App::new(options.socket.display().to_string(), options.policy_out);
+    app.workload_log = options.workload_log;
+
+    install_panic_hook();
+    let (_guard, mut terminal) = setup()?;
+    let (tx, mut rx) = mpsc::channel(4096);
+    let reader = tokio::spawn(read_session(conn, tx));
+    let mut events = EventStream::new();
+    let mut frame = tokio::time::interval(Duration::from_millis(1000 / FPS));
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Ok(size) = terminal.size() {
+        update(&mut app, Msg::Resize(size.width, size.height));
+    }
+    let mut dirty = true;
+    let mut session_open = true;
+    let result = loop {
+        if app.quit {
+            break Ok(());
+        }
+        tokio::select! {
+            biased;
+            ev = std::future::poll_fn(|cx| Pin::new(&mut events).poll_next(cx)) => match ev {
+                Some(Ok(TermEvent::Key(k))) => {
+                    let follow_up = apply(&mut app, Msg::Key(k));
+                    if let Some(m) = follow_up {
+                        apply(&mut app, m);
+                    }
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Mouse(m))) => {
+                    apply(&mut app, Msg::Mouse(m));
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    apply(&mut app, Msg::Resize(w, h));
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(source)) => break Err(RunError::Events { source }),
+                None => break Ok(()),
+            },
+            m = rx.recv(), if session_open => match m {
+                Some(m) => {
+                    apply(&mut app, m);
+                    // Take what else is queued now, bounded, then look at the keyboard again.
+                    for _ in 0..BATCH {
+                        match rx.try_recv() {
+                            Ok(m) => { apply(&mut app, m); }
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => session_open = false,
+            },
+            _ = second.tick() => {
+                apply(&mut app, Msg::Second);
+                dirty = true;
+            }
+            _ = frame.tick() => {
+                if dirty {
+                    terminal.draw(|f| view(&app, f)).map_err(|source| RunError::Terminal { source })?;
+                    dirty = false;
+                }
+            }
+        }
+    };
+    reader.abort();
+    result
+}

@@ -1,0 +1,606 @@
+//! Drawing: a pure function of the state onto a frame.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, TableState, Wrap,
+};
+use ratatui::Frame;
+
+use super::app::{App, LearnFocus, Link, View};
+use super::widgets::{
+    args_text, count, decision_style, head, header_style, latency, selected_style, short_time, tail,
+};
+use crate::session::protocol::SessionKind;
+
+/// Draw the whole UI.
+pub fn view(app: &App, f: &mut Frame) {
+    let [title, tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_title(app, f, title);
+    draw_tabs(app, f, tabs);
+    match app.view {
+        View::Live => draw_live(app, f, body),
+        View::Summary => draw_summary(app, f, body),
+        View::Learning => draw_learning(app, f, body),
+    }
+    draw_status(app, f, status);
+    if app.help {
+        draw_help(f, body);
+    }
+}
+
+fn draw_title(app: &App, f: &mut Frame, area: Rect) {
+    let name = app
+        .hello
+        .as_ref()
+        .map_or(app.source.as_str(), |h| h.name.as_str());
+    let (state, style) = match &app.link {
+        Link::Connecting => ("connecting".to_owned(), Style::new().fg(Color::Yellow)),
+        Link::Live => ("● live".to_owned(), Style::new().fg(Color::Green)),
+        Link::Ended(r) => (format!("■ ended: {r}"), Style::new().fg(Color::Yellow)),
+        Link::Lost(r) => (format!("✖ lost: {r}"), Style::new().fg(Color::Red)),
+    };
+    let command = app
+        .hello
+        .as_ref()
+        .map(|h| h.command.join(" "))
+        .unwrap_or_default();
+    let drops = format!(
+        " dropped: session {} · display {} ",
+        app.session_dropped, app.client_dropped
+    );
+    let fixed = 9 + name.chars().count() + 2 + state.chars().count() + drops.len() + 2;
+    let room = usize::from(area.width).saturating_sub(fixed);
+    let mut spans = vec![
+        Span::styled(" auditor ", header_style().fg(Color::Black).bg(Color::Cyan)),
+        Span::styled(format!(" {name} "), header_style()),
+        Span::styled(state, style),
+    ];
+    if !command.is_empty() && room > 4 {
+        spans.push(Span::raw(format!("  {}", head(&command, room - 2))));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    let drop_style = if app.session_dropped + app.client_dropped > 0 {
+        Style::new().fg(Color::Red)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    let w = u16::try_from(drops.chars().count())
+        .unwrap_or(area.width)
+        .min(area.width);
+    let right = Rect {
+        x: area.x + area.width - w,
+        width: w,
+        ..area
+    };
+    f.render_widget(Paragraph::new(Span::styled(drops, drop_style)), right);
+}
+
+fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
+    let mut spans = Vec::new();
+    for (i, v) in View::ALL.iter().enumerate() {
+        let style = if *v == app.view {
+            header_style().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
+        spans.push(Span::raw("│"));
+    }
+    if app.view == View::Live {
+        spans.push(Span::styled(
+            if app.follow {
+                " following "
+            } else {
+                " paused "
+            },
+            Style::new().fg(if app.follow {
+                Color::Green
+            } else {
+                Color::Yellow
+            }),
+        ));
+        if !app.filter.is_empty() {
+            spans.push(Span::styled(
+                format!(" filter: {}", app.filter.describe()),
+                Style::new().fg(Color::Magenta),
+            ));
+        }
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_status(app: &App, f: &mut Frame, area: Rect) {
+    let line = if let Some(buf) = &app.input {
+        Line::from(vec![
+            Span::styled("/", header_style()),
+            Span::raw(buf.clone()),
+            Span::styled("█", Style::new()),
+        ])
+    } else if let Some(s) = &app.status {
+        Line::from(Span::styled(s.clone(), Style::new().fg(Color::Yellow)))
+    } else if let Some(log) = &app.workload_log {
+        Line::from(Span::styled(
+            format!("workload output: {log}   ? help  q quit"),
+            Style::new().fg(Color::DarkGray),
+        ))
+    } else {
+        let hints = match app.view {
+            View::Live => {
+                "?:help q:quit Tab:view j/k:move space:follow ⏎:detail /:search s/a/p:filter"
+            }
+            View::Summary => "?:help q:quit Tab:view j/k:scroll",
+            View::Learning => "?:help q:quit Tab:view h/l:pane j/k:scroll w:write policy",
+        };
+        Line::from(Span::styled(hints, Style::new().fg(Color::DarkGray)))
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn empty(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
+    let p = Paragraph::new(Text::from(lines))
+        .block(Block::bordered().title(Span::styled(title.to_owned(), header_style())))
+        .wrap(Wrap { trim: false });
+    f.render_widget(p, area);
+}
+
+fn draw_live(app: &App, f: &mut Frame, area: Rect) {
+    let (table_area, detail_area) = if app.detail {
+        let [t, d] = Layout::vertical([
+            Constraint::Min(3),
+            Constraint::Length((area.height / 3).max(5)),
+        ])
+        .areas(area);
+        (t, Some(d))
+    } else {
+        (area, None)
+    };
+    let visible = app.visible();
+    if app.rows.is_empty() {
+        let mut lines = vec![Line::raw("No decisions yet.")];
+        lines.push(Line::raw(match app.kind() {
+            Some(SessionKind::Learn) => "A learn session makes no decisions: press Tab for Summary and Learning.",
+            Some(SessionKind::Enforce) => {
+                "The broker records the calls the policy marks notify (and refusals with --audit-log)."
+            }
+            None => "Waiting for the session.",
+        }));
+        empty(f, table_area, "Decisions", lines);
+    } else {
+        draw_table(app, f, table_area, &visible);
+    }
+    if let Some(d) = detail_area {
+        draw_detail(app, f, d);
+    }
+}
+
+fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]) {
+    let wide = area.width >= 100;
+    let narrow = area.width < 70;
+    let mut header = vec!["time", "pid"];
+    let mut widths = vec![Constraint::Length(12), Constraint::Length(7)];
+    if !narrow {
+        header.push("executable");
+        widths.push(Constraint::Min(8));
+    }
+    header.push("syscall");
+    widths.push(Constraint::Length(14));
+    if wide {
+        header.push("arguments");
+        widths.push(Constraint::Min(16));
+    }
+    if !narrow {
+        header.push("rule");
+        widths.push(Constraint::Length(4));
+    }
+    header.extend(["decision", "latency"]);
+    widths.extend([Constraint::Length(9), Constraint::Length(8)]);
+
+    // Borders take two rows, the header one.
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let sel = app.selected_index(visible);
+    let mut offset = app.offset.min(visible.len().saturating_sub(height));
+    if let Some(i) = sel {
+        if i < offset {
+            offset = i;
+        } else if i >= offset + height {
+            offset = i + 1 - height;
+        }
+    }
+    // The executable gets what the fixed columns leave (cut at the front: the name matters).
+    let fixed: u16 = widths
+        .iter()
+        .map(|c| if let Constraint::Length(n) = c { *n } else { 0 })
+        .sum();
+    let spacing = u16::try_from(widths.len()).unwrap_or(1).saturating_sub(1);
+    let free = usize::from(area.width.saturating_sub(2 + fixed + spacing));
+    let exe_w = if wide { (free / 2).min(32) } else { free };
+    if !narrow {
+        widths[2] = Constraint::Length(u16::try_from(exe_w).unwrap_or(8));
+    }
+    let rows: Vec<TableRow> = visible
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|r| {
+            let d = &r.decision;
+            let mut cells = vec![
+                Cell::from(short_time(&d.time).to_owned()),
+                Cell::from(d.pid.to_string()),
+            ];
+            if !narrow {
+                cells.push(Cell::from(tail(d.exe.as_deref().unwrap_or("?"), exe_w)));
+            }
+            cells.push(Cell::from(d.syscall.clone()));
+            if wide {
+                cells.push(Cell::from(args_text(d)));
+            }
+            if !narrow {
+                cells.push(Cell::from(
+                    d.rule.map_or_else(|| "dflt".to_owned(), |r| r.to_string()),
+                ));
+            }
+            cells.push(Cell::from(d.decision.clone()));
+            cells.push(Cell::from(latency(d.latency_us)));
+            TableRow::new(cells).style(decision_style(&d.decision))
+        })
+        .collect();
+    let title = if visible.len() == app.rows.len() {
+        format!("Decisions ({})", app.rows.len())
+    } else {
+        format!("Decisions ({} of {})", visible.len(), app.rows.len())
+    };
+    let table = Table::new(rows, widths)
+        .header(TableRow::new(header).style(header_style()))
+        .block(Block::bordered().title(Span::styled(title, header_style())))
+        .row_highlight_style(selected_style());
+    let mut state = TableState::default().with_selected(sel.map(|i| i - offset));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_detail(app: &App, f: &mut Frame, area: Rect) {
+    let Some(d) = app.selected_decision() else {
+        empty(f, area, "Detail", vec![Line::raw("No decision selected.")]);
+        return;
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(d.syscall.clone(), header_style()),
+            Span::raw(format!(" ({}) by pid {} ", d.arch, d.pid)),
+            Span::raw(
+                d.exe
+                    .clone()
+                    .unwrap_or_else(|| "(executable unknown)".into()),
+            ),
+        ]),
+        Line::from(vec![
+            Span::raw("rule "),
+            Span::styled(
+                d.rule.map_or_else(
+                    || "none: the default action".to_owned(),
+                    |r| format!("#{r}"),
+                ),
+                header_style(),
+            ),
+            Span::raw(format!("  action {}  ", d.action)),
+            Span::styled(d.decision.clone(), decision_style(&d.decision)),
+            Span::raw(format!(
+                "  result {}  latency {}  at {}",
+                d.result,
+                latency(d.latency_us),
+                d.time
+            )),
+        ]),
+        Line::raw(format!("args {}", d.args.join(" "))),
+    ];
+    for (k, v) in &d.decoded {
+        lines.push(Line::raw(format!("  {k} = {v}")));
+    }
+    let p = Paragraph::new(Text::from(lines))
+        .block(Block::bordered().title(Span::styled("Detail", header_style())))
+        .wrap(Wrap { trim: false });
+    f.render_widget(p, area);
+}
+
+fn draw_summary(app: &App, f: &mut Frame, area: Rect) {
+    let [spark, rest] = Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
+    let (unit, now) = match app.kind() {
+        Some(SessionKind::Learn) => ("calls/s", app.rates.back().copied().unwrap_or(0)),
+        _ => ("decisions/s", app.rates.back().copied().unwrap_or(0)),
+    };
+    // The newest seconds that fit, right-aligned.
+    let width = usize::from(spark.width.saturating_sub(2));
+    let data: Vec<u64> = app.rates.iter().rev().take(width).rev().copied().collect();
+    let peak = data.iter().copied().max().unwrap_or(0);
+    f.render_widget(
+        Sparkline::default()
+            .block(Block::bordered().title(Span::styled(
+                format!("Rate: {now} {unit} now, peak {peak}"),
+                header_style(),
+            )))
+            .data(&data)
+            .style(Style::new().fg(Color::Cyan)),
+        spark,
+    );
+    if app.totals.decisions == 0 {
+        let mut lines = vec![Line::raw("No decisions yet.")];
+        if let Some(p) = &app.progress {
+            lines.push(Line::raw(format!(
+                "Learning: {} calls, {} distinct syscalls, {} lost, {:.1}s",
+                p.calls,
+                p.distinct,
+                p.lost,
+                p.elapsed_ms as f64 / 1000.0
+            )));
+        }
+        empty(f, rest, "Summary", lines);
+        return;
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(rest);
+    let syscalls = app.summary_syscalls();
+    let height = usize::from(left.height.saturating_sub(3));
+    let rows: Vec<TableRow> = syscalls
+        .iter()
+        .skip(app.summary_scroll)
+        .take(height)
+        .map(|(s, n)| TableRow::new(vec![Cell::from((*s).to_owned()), Cell::from(count(*n))]))
+        .collect();
+    f.render_widget(
+        Table::new(rows, [Constraint::Min(10), Constraint::Length(8)])
+            .header(TableRow::new(vec!["syscall", "calls"]).style(header_style()))
+            .block(Block::bordered().title(Span::styled(
+                format!(
+                    "By syscall ({}, {} decisions)",
+                    syscalls.len(),
+                    app.totals.decisions
+                ),
+                header_style(),
+            ))),
+        left,
+    );
+    let actions = app.totals.by_action.len();
+    let [by_action, callers] = Layout::vertical([
+        Constraint::Length(u16::try_from(actions).unwrap_or(5).clamp(1, 6) + 2),
+        Constraint::Min(3),
+    ])
+    .areas(right);
+    let total = app.totals.decisions.max(1);
+    let action_lines: Vec<Line> = app
+        .totals
+        .by_action
+        .iter()
+        .map(|(a, n)| {
+            Line::from(vec![
+                Span::styled(format!("{a:<9}"), decision_style(a)),
+                Span::raw(format!(
+                    " {:>8} {:>5.1}%",
+                    count(*n),
+                    *n as f64 * 100.0 / total as f64
+                )),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(Text::from(action_lines))
+            .block(Block::bordered().title(Span::styled("By decision", header_style()))),
+        by_action,
+    );
+    let mut top: Vec<(&String, &u64)> = app.totals.by_caller.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let w = usize::from(callers.width.saturating_sub(12));
+    let caller_rows: Vec<TableRow> = top
+        .iter()
+        .take(usize::from(callers.height.saturating_sub(3)))
+        .map(|(c, n)| TableRow::new(vec![Cell::from(tail(c, w)), Cell::from(count(**n))]))
+        .collect();
+    f.render_widget(
+        Table::new(caller_rows, [Constraint::Min(8), Constraint::Length(8)])
+            .header(TableRow::new(vec!["caller", "calls"]).style(header_style()))
+            .block(Block::bordered().title(Span::styled("Top callers", header_style()))),
+        callers,
+    );
+}
+
+fn failures_text(s: &crate::observe::model::SyscallObservation) -> String {
+    let mut v: Vec<(&String, &u64)> = s.failures.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    v.iter()
+        .map(|(e, n)| format!("{e}×{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn draw_learning(app: &App, f: &mut Frame, area: Rect) {
+    let [head_area, body] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let progress = match &app.progress {
+        Some(p) => format!(
+            "{:.1}s  {} calls  {} syscalls  lost {}",
+            p.elapsed_ms as f64 / 1000.0,
+            count(p.calls),
+            p.distinct,
+            p.lost
+        ),
+        None => "no learning progress yet".to_owned(),
+    };
+    let cand = match &app.candidate {
+        Some(c) if c.text.is_ok() => {
+            format!(
+                "  │ policy: {} allow, {} notify, {} denied",
+                c.allowed, c.notified, c.left_denied
+            )
+        }
+        _ => String::new(),
+    };
+    let lost_style = if app.progress.as_ref().is_some_and(|p| p.lost > 0) {
+        Style::new().fg(Color::Red)
+    } else {
+        Style::new()
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(progress, lost_style),
+            Span::raw(cand),
+        ])),
+        head_area,
+    );
+
+    let Some(obs) = &app.observation else {
+        let mut lines = vec![Line::raw("Nothing learned yet.")];
+        lines.push(Line::raw(match app.kind() {
+            Some(SessionKind::Enforce) => "This is an enforce session: learning happens in `auditor learn` sessions.",
+            _ => "Syscalls appear here as the workload makes them, with the candidate policy they imply.",
+        }));
+        empty(f, body, "Learning", lines);
+        return;
+    };
+    let split = if body.width >= 70 {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).split(body)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).split(body)
+    };
+    let (list_area, policy_area) = (split[0], split[1]);
+    let focus = |f: LearnFocus| {
+        if app.learn_focus == f {
+            Style::new().fg(Color::Cyan)
+        } else {
+            Style::new()
+        }
+    };
+    let learned = app.learned();
+    let height = usize::from(list_area.height.saturating_sub(3));
+    let rows: Vec<TableRow> = learned
+        .iter()
+        .skip(app.learn_scroll)
+        .take(height)
+        .map(|s| {
+            let failed = failures_text(s);
+            let refused = s.refused_total();
+            let mut style = Style::new();
+            if refused > 0 {
+                style = style.fg(Color::Red);
+            } else if !failed.is_empty() {
+                style = style.fg(Color::Yellow);
+            }
+            let name = if s.abi == crate::observe::model::Abi::X86_64 {
+                s.name.clone()
+            } else {
+                format!("{} ({})", s.name, s.abi)
+            };
+            let mut notes = failed;
+            if refused > 0 {
+                notes = format!("refused×{refused} {notes}");
+            }
+            TableRow::new(vec![
+                Cell::from(name),
+                Cell::from(count(s.count)),
+                Cell::from(notes),
+            ])
+            .style(style)
+        })
+        .collect();
+    f.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(18),
+                Constraint::Length(7),
+                Constraint::Min(6),
+            ],
+        )
+        .header(TableRow::new(vec!["syscall", "calls", "failed"]).style(header_style()))
+        .block(
+            Block::bordered()
+                .border_style(focus(LearnFocus::Syscalls))
+                .title(Span::styled(
+                    format!("Syscalls ({})", obs.syscalls.len()),
+                    header_style(),
+                )),
+        ),
+        list_area,
+    );
+    let (text, style) = match app.candidate.as_ref().map(|c| &c.text) {
+        Some(Ok(t)) => (t.clone(), Style::new()),
+        Some(Err(e)) => (
+            format!("no candidate policy: {e}"),
+            Style::new().fg(Color::Red),
+        ),
+        None => (String::new(), Style::new()),
+    };
+    let title = format!("Candidate policy · w writes {}", app.policy_out.display());
+    f.render_widget(
+        Paragraph::new(text)
+            .style(style)
+            .wrap(Wrap { trim: false })
+            .scroll((u16::try_from(app.policy_scroll).unwrap_or(u16::MAX), 0))
+            .block(
+                Block::bordered()
+                    .border_style(focus(LearnFocus::Policy))
+                    .title(Span::styled(title, header_style())),
+            ),
+        policy_area,
+    );
+}
+
+const HELP: &[(&str, &str)] = &[
+    ("Tab / S-Tab, 1 2 3", "next / previous view, or go to one"),
+    ("↑ ↓  j k, wheel", "move the selection / scroll"),
+    ("PgUp PgDn", "a page up / down"),
+    ("g G  Home End", "first / newest (G follows again)"),
+    ("space, f", "follow the newest decision, or pause"),
+    ("Enter", "detail of the selected decision"),
+    ("/", "search (Enter applies, Esc cancels)"),
+    (
+        "s a p",
+        "filter by the selection's syscall / decision / pid",
+    ),
+    ("c", "clear filters and search"),
+    (
+        "h l  ← →",
+        "Learning: syscall list or candidate policy pane",
+    ),
+    ("w", "write the candidate policy (atomically)"),
+    ("q, Esc, Ctrl-C", "quit (Esc closes the detail first)"),
+];
+
+fn draw_help(f: &mut Frame, area: Rect) {
+    let w = area.width.min(72);
+    let h = area.height.min(u16::try_from(HELP.len()).unwrap_or(12) + 4);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let mut lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<20}"), header_style()),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "any key closes this help",
+        Style::new().fg(Color::DarkGray),
+    ));
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(Text::from(lines)).block(
+            Block::new()
+                .borders(Borders::ALL)
+                .title(Span::styled("Keys", header_style())),
+        ),
+        popup,
+    );
+}

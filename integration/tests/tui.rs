@@ -1,0 +1,330 @@
+//! `auditor tui` in a real terminal (tmux): a real `auditor enforce` or `auditor learn` session
+//! publishes, the UI attaches, and the test reads decisions and syscalls off the screen.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration::{auditor_bin, require_root, require_tool, unique_name};
+
+/// A private tmux server with one session; killed on drop.
+struct Tmux {
+    socket: String,
+    name: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let t = Tmux {
+            socket: unique_name("auditor-tui"),
+            name: "ui".into(),
+        };
+        let ok = t
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+                "-s",
+                &t.name,
+                command,
+            ])
+            .status()
+            .expect("run tmux");
+        assert!(ok.success(), "tmux new-session failed");
+        // Keep the pane after the UI exits, to look at the restored terminal.
+        let _ = t
+            .cmd()
+            .args(["set-option", "-t", &t.name, "remain-on-exit", "on"])
+            .status();
+        t
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = self
+            .cmd()
+            .args(["send-keys", "-t", &self.name])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
+    fn screen(&self) -> String {
+        let o = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn pane_dead(&self) -> bool {
+        let o = self
+            .cmd()
+            .args(["display-message", "-p", "-t", &self.name, "#{pane_dead}"])
+            .output();
+        o.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+    }
+
+    /// Wait until the screen satisfies `pred`; panics with the last screen after `within`.
+    fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let t = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if t.elapsed() > within {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// A background auditor session; interrupted (then killed) on drop.
+struct Session(Child);
+
+impl Session {
+    fn start(run_dir: &Path, args: &[&str]) -> Session {
+        let child = Command::new(auditor_bin())
+            .args(args)
+            .env("AUDITOR_RUN_DIR", run_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start auditor");
+        Session(child)
+    }
+
+    fn name(&self, kind: &str) -> String {
+        format!("{kind}-{}", self.0.id())
+    }
+
+    fn wait_socket(&self, run_dir: &Path, kind: &str) {
+        let sock = run_dir.join(format!("{}.sock", self.name(kind)));
+        let t = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no session socket {}",
+                sock.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Interrupt and wait (bounded).
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill has no memory preconditions; the pid is our own child's, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.stop();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn tui_command(run_dir: &Path, session: &str, extra: &str) -> String {
+    format!(
+        "env AUDITOR_RUN_DIR={} {} tui --session {session} {extra}",
+        run_dir.display(),
+        auditor_bin().display()
+    )
+}
+
+fn scratch(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+#[test]
+fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
+    if !require_root("tui_shows_live_enforce_decisions_in_a_real_terminal")
+        || require_tool("tui", "tmux").is_none()
+    {
+        return;
+    }
+    let dir = scratch("tui-enforce");
+    let run_dir = dir.join("run");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"getppid\"]\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    )
+    .expect("policy");
+    let log = dir.join("audit.jsonl");
+    // dash calls getppid() when it starts (for $PPID): one refused call per inner shell.
+    let mut session = Session::start(
+        &run_dir,
+        &[
+            "enforce",
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            "while :; do sh -c 'echo $PPID' >/dev/null; sleep 0.2; done",
+        ],
+    );
+    session.wait_socket(&run_dir, "enforce");
+    let name = session.name("enforce");
+
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    let screen = tmux.wait_for("live decisions", Duration::from_secs(20), |s| {
+        s.contains(&name) && s.contains("getppid") && s.contains("denied")
+    });
+    assert!(screen.contains("● live"), "{screen}");
+    assert!(
+        screen.contains("/usr/bin/sh") || screen.contains("/bin/dash"),
+        "executable column:\n{screen}"
+    );
+
+    // Detail pane of the selected (newest) decision: the rule that matched.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the detail pane", Duration::from_secs(5), |s| {
+        s.contains("Detail") && s.contains("rule #1")
+    });
+    tmux.keys(&["Escape"]);
+    // Summary: counts per syscall and decision.
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("the summary", Duration::from_secs(5), |s| {
+        s.contains("By syscall") && s.contains("By decision")
+    });
+    // Help, then any key closes it.
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help", Duration::from_secs(5), |s| {
+        s.contains("any key closes this help")
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_for("the help to close", Duration::from_secs(5), |s| {
+        !s.contains("any key closes this help")
+    });
+    // q quits and the terminal is restored (the alternate screen is gone).
+    tmux.keys(&["q"]);
+    let t = Instant::now();
+    while !tmux.pane_dead() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "q did not quit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = tmux.screen();
+    assert!(
+        !after.contains("By syscall"),
+        "the UI was left on screen:\n{after}"
+    );
+
+    // The session goes on without its viewer, and ends cleanly.
+    assert!(session.stop().is_some(), "enforce did not stop on SIGINT");
+    let t = Instant::now();
+    while run_dir.join(format!("{name}.sock")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the socket outlived its session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tui_shows_learning_and_writes_the_candidate_policy() {
+    if !require_root("tui_shows_learning_and_writes_the_candidate_policy")
+        || require_tool("tui", "tmux").is_none()
+    {
+        return;
+    }
+    let dir = scratch("tui-learn");
+    let run_dir = dir.join("run");
+    let obs = dir.join("obs.json");
+    let out = dir.join("candidate.toml");
+    let mut session = Session::start(
+        &run_dir,
+        &[
+            "learn",
+            "--no-progress",
+            "-o",
+            &obs.display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            "while :; do ls / >/dev/null; sleep 0.2; done",
+        ],
+    );
+    session.wait_socket(&run_dir, "learn");
+    let name = session.name("learn");
+    let tmux = Tmux::start(&tui_command(
+        &run_dir,
+        &name,
+        &format!("--policy-out {}", out.display()),
+    ));
+    // A learn session opens on the Learning view; ls makes getdents64 calls.
+    let screen = tmux.wait_for("learned syscalls", Duration::from_secs(20), |s| {
+        s.contains("Syscalls (") && s.contains("getdents64") && s.contains("Candidate policy")
+    });
+    assert!(screen.contains("execve"), "{screen}");
+    tmux.keys(&["w"]);
+    tmux.wait_for("the write confirmation", Duration::from_secs(5), |s| {
+        s.contains("candidate policy written to")
+    });
+    let text = std::fs::read_to_string(&out).expect("the candidate policy file");
+    assert!(text.starts_with("# auditor seccomp policy"), "{text}");
+    assert!(text.contains("getdents64"), "{text}");
+    // It is a policy auditor accepts.
+    let check = Command::new(auditor_bin())
+        .arg("check")
+        .arg(&out)
+        .output()
+        .expect("auditor check");
+    assert!(
+        check.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // The end of the session is shown, the UI stays until q.
+    assert!(session.stop().is_some(), "learn did not stop on SIGINT");
+    tmux.wait_for("the end of the session", Duration::from_secs(10), |s| {
+        s.contains("ended: learning ended")
+    });
+    tmux.keys(&["q"]);
+    assert!(obs.exists(), "learn still writes its observation");
+    let _ = std::fs::remove_dir_all(&dir);
+}
