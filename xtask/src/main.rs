@@ -3,6 +3,7 @@
 //! measures.
 
 mod bench;
+mod bench_broker;
 mod bench_filter;
 mod setup;
 mod util;
@@ -33,6 +34,9 @@ enum Task {
     /// Only the filter-cost benchmark, with an already built release binary.
     #[command(hide = true)]
     BenchFilter,
+    /// Only the seccomp-notify broker benchmark, with an already built release binary.
+    #[command(hide = true)]
+    BenchBroker,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
 }
@@ -59,7 +63,13 @@ fn main() -> anyhow::Result<()> {
             let learn = bench::run(&bin, &args);
             // The filter-cost benchmark runs even if the learning one reported a failure.
             let filter = bench_filter::run_filter_cost(&bin, 7, 2_000_000);
-            learn.and(filter)
+            // The seccomp-notify broker against a minimal C supervisor (issue 4).
+            let broker = bench_broker::run(&bin, 5, 20_000, 2_000);
+            learn.and(filter).and(broker)
+        }
+        Task::BenchBroker => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench_broker::run(&bin, 5, 20_000, 2_000)
         }
         Task::BenchFilter => {
             let bin = util::target_dir()?.join("release").join("auditor");
@@ -96,29 +106,33 @@ fn demo() -> anyhow::Result<()> {
     let bin = build_release()?;
     util::phase("demo", || {
         let dir = std::env::temp_dir().join(format!("auditor-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
+        let devdir = dir.join("dev");
+        std::fs::create_dir_all(&devdir)?;
+        // The container's root is an unprivileged host uid: let it create the node here.
+        std::fs::set_permissions(&devdir, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
         let obs = dir.join("observation.json");
         let policy = dir.join("policy.toml");
         let oci = dir.join("profile.oci.json");
-        let node = dir.join("null");
-        eprintln!("\n== 1. learn: a workload in a user namespace, where mknod of /dev/null is refused ==");
+        let audit = dir.join("audit.jsonl");
+        let node = devdir.join("null");
         let script = format!(
-            "ls /etc | sort | head -3; mknod {} c 1 3 || echo 'mknod: refused (EPERM in a user namespace)'",
-            node.display()
+            "ls /etc | sort | head -3; if mknod {n} c 1 3; then echo 'mknod: created'; else echo 'mknod: refused'; fi",
+            n = node.display()
         );
-        // The workload's own failure is part of what is learned, not a demo failure.
-        let _ = std::process::Command::new(&bin)
-            .args(["learn", "-o"])
-            .arg(&obs)
-            .args(["--", "unshare", "--user", "--map-root-user", "sh", "-c", &script])
-            .status()?;
+        let workload = ["sh", "-c", script.as_str()];
+
+        eprintln!("\n== 1. learn: the workload in an unprivileged container (--userns), where the kernel refuses mknod ==");
+        // The workload's own failure is what is being learned, not a demo failure.
+        let _ = std::process::Command::new(&bin).args(["learn", "--userns", "-o"]).arg(&obs).arg("--").args(workload).status()?;
+
         eprintln!("\n== 2. generate: a reviewable native policy (mknodat becomes a notify rule) ==");
         util::run(std::process::Command::new(&bin).arg("generate").arg(&obs).arg("-o").arg(&policy))?;
         let text = std::fs::read_to_string(&policy)?;
-        for block in text.split("\n\n").filter(|b| b.contains("mknod") || b.contains("default_action")) {
+        for block in text.split("\n\n").filter(|b| b.contains("name = \"mknod") || b.contains("default_action")) {
             eprintln!("{block}\n");
         }
-        eprintln!("== 3. export for runc/crun: notify goes to auditor's listener, which applies the native policy ==");
+        eprintln!("== 3. check it, and export it for runc/crun (notify goes to auditor's listener) ==");
+        let _ = std::process::Command::new(&bin).arg("check").arg(&policy).status()?;
         let metadata = format!("policy={}", policy.display());
         util::run(
             std::process::Command::new(&bin)
@@ -127,9 +141,37 @@ fn demo() -> anyhow::Result<()> {
                 .args(["--format", "oci", "--listener", "/run/auditor/agent.sock", "--listener-metadata", &metadata, "--lossy", "-o"])
                 .arg(&oci),
         )?;
-        eprintln!("\n== 4. check the policy ==");
-        let _ = std::process::Command::new(&bin).arg("check").arg(&policy).status()?;
-        eprintln!("\nfiles: {} (observation), {} (native policy), {} (OCI profile)", obs.display(), policy.display(), oci.display());
+
+        eprintln!("\n== 4. enforce: the same workload under the policy; auditor's broker emulates the mknod ==");
+        util::run(
+            std::process::Command::new(&bin)
+                .args(["enforce", "--userns", "--policy"])
+                .arg(&policy)
+                .arg("--audit-log")
+                .arg(&audit)
+                .arg("--")
+                .args(workload),
+        )?;
+        let meta = std::fs::metadata(&node)?;
+        let rdev = std::os::unix::fs::MetadataExt::rdev(&meta);
+        let uid = std::os::unix::fs::MetadataExt::uid(&meta);
+        eprintln!(
+            "\n{}: character device {}:{}, owned by host uid {uid} (the container's root)",
+            node.display(),
+            (rdev >> 8) & 0xfff,
+            (rdev & 0xff) | ((rdev >> 12) & 0xfff00)
+        );
+        eprintln!("audit log:");
+        for line in std::fs::read_to_string(&audit)?.lines().filter(|l| l.contains("mknod")) {
+            eprintln!("  {line}");
+        }
+        eprintln!(
+            "\nfiles: {} (observation), {} (policy), {} (OCI profile), {} (audit log)",
+            obs.display(),
+            policy.display(),
+            oci.display(),
+            audit.display()
+        );
         Ok(())
     })
 }

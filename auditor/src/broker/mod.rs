@@ -19,6 +19,8 @@ pub mod decide;
 pub mod mknod;
 pub mod mount;
 pub mod refusals;
+pub mod setxattr;
+pub mod sysinfo;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -286,7 +288,8 @@ impl Broker {
                     inner.process(&n, start);
                 });
             } else {
-                self.inner.process(&n, start);
+                // Decided once: the inline path reuses this decision.
+                self.inner.process_decided(&n, &d, start);
             }
         }
     }
@@ -297,14 +300,21 @@ impl Inner {
     /// record's time, so that records sort in the order of the calls).
     fn process(&self, n: &SeccompNotif, start: (Instant, SystemTime)) {
         let d = self.decider.decide(&n.data);
+        self.process_decided(n, &d, start);
+    }
+
+    /// [`Inner::process`] for a notification already decided.
+    fn process_decided(&self, n: &SeccompNotif, d: &decide::Decision<'_>, start: (Instant, SystemTime)) {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
             Some(HandlerConfig::Mount { fstypes, sources }) => {
                 mount::handle(&self.fd, n, fstypes, sources)
             }
-            // The decider refuses policies with handlers this broker does not implement.
-            Some(_) => Some(Outcome::new(Verdict::Denied, Response::Errno(libc::ENOSYS))),
+            Some(HandlerConfig::Setxattr { prefixes }) => {
+                setxattr::handle(&self.fd, n, syscall, prefixes)
+            }
+            Some(HandlerConfig::Sysinfo) => sysinfo::handle(&self.fd, n),
             None => Some(self.plain(d.action, d.syscall.is_some())),
         };
         let mut outcome =
@@ -344,6 +354,7 @@ impl Inner {
             latency_us,
             "answered"
         );
+        // Every decision goes to the live session too: its history and totals are built from them.
         if self.audit.is_some() || self.live.is_some() {
             let arch = match d.abi {
                 Some(abi) => format!("{abi:?}").to_lowercase(),

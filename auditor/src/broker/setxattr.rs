@@ -1,0 +1,526 @@
+//! `emulate-setxattr`: set extended attributes whose names start with an allowed prefix
+//! (`trusted.overlay.` by default) on the caller's behalf. Setting any `trusted.*` attribute
+//! needs CAP_SYS_ADMIN in the initial user namespace, so a user-namespace container cannot
+//! build the overlayfs layers it unpacks (opaque directories, redirects) without help — what
+//! LXD emulates for unprivileged containers.
+//!
+//! - The path (or fd), the name and the value are copied once from the caller's memory, then
+//!   `ID_VALID` is checked; the decision (the name's prefix) and the call use only that copy.
+//!   A name outside the allowed prefixes is refused with EPERM.
+//! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
+//!   callers), chroots to its root and takes its fsuid, fsgid and groups with no effective
+//!   capability. It opens the file with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from
+//!   the caller's root (absolute paths) or its cwd or dirfd (taken with `pidfd_getfd`) —
+//!   read-only, non-blocking, no controlling tty, `O_NOFOLLOW` for `lsetxattr` — and checks
+//!   with `faccessat2(AT_EACCESS | AT_EMPTY_PATH)` (5.8) that the caller could write that very
+//!   file. Only then does it raise CAP_SYS_ADMIN, its one permitted capability, and set the
+//!   attribute on the fd it checked: a path swapped meanwhile changes nothing. The kernel's
+//!   own check for `trusted.*` looks at the capability alone, not at the file, which is why
+//!   the write-access check is needed.
+//! - `fsetxattr`: the caller's fd is taken with `pidfd_getfd` (5.6) and used the same way.
+//!
+//! Limits: attributes on symlinks themselves (`lsetxattr` on a symlink) are refused with
+//! EPERM (an `O_PATH` fd cannot carry an xattr call, and a path would be resolved again); a
+//! file the caller could write only through a capability in its own user namespace (not by
+//! its ids and the mode bits) is refused with EACCES.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt as _;
+
+use super::target::{self, Creds, Target};
+use super::{Outcome, Verdict};
+use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+
+/// `XATTR_NAME_MAX` and `XATTR_SIZE_MAX` (include/uapi/linux/limits.h).
+pub const XATTR_NAME_MAX: usize = 255;
+pub const XATTR_SIZE_MAX: u64 = 65536;
+
+/// `XATTR_CREATE | XATTR_REPLACE`: the only flags setxattr takes.
+const XATTR_FLAGS: u32 = 0x1 | 0x2;
+
+/// Where the attribute goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// `setxattr(path, …)` (follow) or `lsetxattr(path, …)` (no follow).
+    Path { addr: u64, follow: bool },
+    /// `fsetxattr(fd, …)`.
+    Fd(i32),
+}
+
+/// `setxattr(path, name, value, size, flags)` and its siblings, from the registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub object: Object,
+    pub name: u64,
+    pub value: u64,
+    pub size: u64,
+    pub flags: u32,
+}
+
+impl Request {
+    pub fn from_args(syscall: &str, a: &[u64; 6]) -> Request {
+        let object = match syscall {
+            // An int in a 64-bit register: the low 32 bits are the value.
+            "fsetxattr" => Object::Fd(a[0] as u32 as i32),
+            "lsetxattr" => Object::Path {
+                addr: a[0],
+                follow: false,
+            },
+            _ => Object::Path {
+                addr: a[0],
+                follow: true,
+            },
+        };
+        Request {
+            object,
+            name: a[1],
+            value: a[2],
+            size: a[3],
+            flags: a[4] as u32,
+        }
+    }
+}
+
+/// Whether `name` may be set on the caller's behalf.
+pub fn allowed(name: &[u8], prefixes: &[String]) -> bool {
+    prefixes
+        .iter()
+        .any(|p| name.starts_with(p.as_bytes()) && name.len() > p.len())
+}
+
+/// The caller went away mid-emulation.
+struct Gone;
+
+/// Serve one setxattr/lsetxattr/fsetxattr notification. `None`: the caller went away.
+pub fn handle(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    syscall: &str,
+    prefixes: &[String],
+) -> Option<Outcome> {
+    let req = Request::from_args(syscall, &n.data.args);
+    let mut outcome = Outcome::new(Verdict::Emulated, Response::Value(0));
+    match emulate(fd, n, &req, prefixes, &mut outcome) {
+        Ok(()) => Some(outcome),
+        Err(Gone) => None,
+    }
+}
+
+fn deny(outcome: &mut Outcome, errno: i32) {
+    outcome.verdict = Verdict::Denied;
+    outcome.response = Response::Errno(errno);
+}
+
+/// What was copied from the caller.
+struct Copied {
+    path: Option<CString>,
+    name: CString,
+    value: Vec<u8>,
+}
+
+fn copy(mem: &File, req: &Request) -> Result<Copied, i32> {
+    let path = match req.object {
+        Object::Path { addr, .. } => Some(target::read_cstring(mem, addr)?),
+        Object::Fd(_) => None,
+    };
+    let name = target::read_cstring(mem, req.name).map_err(|e| {
+        if e == libc::ENAMETOOLONG {
+            libc::ERANGE
+        } else {
+            e
+        }
+    })?;
+    if name.as_bytes().is_empty() || name.as_bytes().len() > XATTR_NAME_MAX {
+        return Err(libc::ERANGE);
+    }
+    if req.size > XATTR_SIZE_MAX {
+        return Err(libc::E2BIG);
+    }
+    let mut value = vec![0u8; req.size as usize];
+    if !value.is_empty() {
+        mem.read_exact_at(&mut value, req.value)
+            .map_err(|_| libc::EFAULT)?;
+    }
+    Ok(Copied { path, name, value })
+}
+
+fn emulate(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    req: &Request,
+    prefixes: &[String],
+    outcome: &mut Outcome,
+) -> Result<(), Gone> {
+    if req.flags & !XATTR_FLAGS != 0 {
+        deny(outcome, libc::EINVAL);
+        return Ok(());
+    }
+    // Open everything first, then check the notification is still pending: the fds are then
+    // bound to the caller even if it dies now and its pid is reused.
+    let opened = (|| -> Result<_, target::TargetError> {
+        let t = Target::open(n.pid)?;
+        let mem = t.mem()?;
+        let creds = t.creds()?;
+        let root = t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?;
+        let mntns = t.open_at("ns/mnt", libc::O_RDONLY)?;
+        let cwd = t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?;
+        Ok((mem, creds, root, mntns, cwd))
+    })();
+    let (mem, creds, root, mntns, cwd) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            if !fd.id_valid(n.id) {
+                return Err(Gone);
+            }
+            tracing::warn!(pid = n.pid, error = %e, "emulate-setxattr: cannot reach the caller");
+            deny(outcome, e.errno());
+            return Ok(());
+        }
+    };
+    if !fd.id_valid(n.id) {
+        return Err(Gone);
+    }
+    let copied = copy(&mem, req);
+    // Memory read: re-check that it was the caller's, still blocked in this very call.
+    if !fd.id_valid(n.id) {
+        return Err(Gone);
+    }
+    let copied = match copied {
+        Ok(c) => c,
+        Err(e) => {
+            deny(outcome, e);
+            return Ok(());
+        }
+    };
+    outcome.detail(
+        "name",
+        String::from_utf8_lossy(copied.name.as_bytes()).into_owned(),
+    );
+    outcome.detail("size", copied.value.len().to_string());
+    match (&copied.path, req.object) {
+        (Some(p), _) => outcome.detail("path", String::from_utf8_lossy(p.as_bytes()).into_owned()),
+        (None, Object::Fd(f)) => outcome.detail("fd", f.to_string()),
+        (None, Object::Path { .. }) => {}
+    }
+    if !allowed(copied.name.as_bytes(), prefixes) {
+        deny(outcome, libc::EPERM);
+        return Ok(());
+    }
+    // The file: the caller's fd, or where the path starts from.
+    let (start, path) = match (req.object, copied.path) {
+        (Object::Fd(cfd), _) => {
+            match target::pidfd_open(creds.tgid).and_then(|p| target::pidfd_getfd(&p, cfd)) {
+                Ok(f) => (Start::File(f), None),
+                Err(e) => {
+                    if !fd.id_valid(n.id) {
+                        return Err(Gone);
+                    }
+                    deny(outcome, e.raw_os_error().unwrap_or(libc::EBADF));
+                    return Ok(());
+                }
+            }
+        }
+        (Object::Path { .. }, Some(p)) if p.as_bytes().first() == Some(&b'/') => {
+            (Start::Root, Some(p))
+        }
+        (Object::Path { .. }, Some(p)) => (Start::Dir(cwd), Some(p)),
+        (Object::Path { .. }, None) => {
+            deny(outcome, libc::EFAULT);
+            return Ok(());
+        }
+    };
+    if path.as_ref().is_some_and(|p| p.as_bytes().is_empty()) {
+        deny(outcome, libc::ENOENT);
+        return Ok(());
+    }
+    let job = Helper {
+        mntns,
+        root,
+        start,
+        path,
+        follow: !matches!(req.object, Object::Path { follow: false, .. }),
+        name: copied.name,
+        value: copied.value,
+        flags: req.flags,
+        creds,
+    };
+    match job.run() {
+        Ok(0) => {}
+        Ok(errno) => {
+            outcome.response = Response::Errno(errno);
+        }
+        Err(e) => {
+            tracing::warn!(pid = n.pid, error = %e, "emulate-setxattr: the helper failed");
+            outcome.response = Response::Errno(libc::EIO);
+        }
+    }
+    Ok(())
+}
+
+/// Where the helper finds the file.
+enum Start {
+    /// Absolute path: from the caller's root.
+    Root,
+    /// Relative path: from the caller's cwd.
+    Dir(OwnedFd),
+    /// fsetxattr: the caller's own open file.
+    File(OwnedFd),
+}
+
+/// Everything the forked helper needs, prepared before `fork`.
+struct Helper {
+    mntns: OwnedFd,
+    root: OwnedFd,
+    start: Start,
+    path: Option<CString>,
+    follow: bool,
+    name: CString,
+    value: Vec<u8>,
+    flags: u32,
+    creds: Creds,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// `struct open_how` (openat2, 5.6).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+impl Helper {
+    /// Fork, set the attribute in the child, return its errno (0: set).
+    fn run(&self) -> std::io::Result<i32> {
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let groups: Vec<libc::gid_t> = self.creds.groups.clone();
+        let how = OpenHow {
+            flags: (libc::O_RDONLY
+                | libc::O_NONBLOCK
+                | libc::O_NOCTTY
+                | libc::O_CLOEXEC
+                | if self.follow { 0 } else { libc::O_NOFOLLOW }) as u64,
+            mode: 0,
+            resolve: RESOLVE_NO_MAGICLINKS
+                | if matches!(self.start, Start::Root) {
+                    RESOLVE_IN_ROOT
+                } else {
+                    0
+                },
+        };
+        let (from, file): (RawFd, RawFd) = match &self.start {
+            Start::Root => (self.root.as_raw_fd(), -1),
+            Start::Dir(d) => (d.as_raw_fd(), -1),
+            Start::File(f) => (-1, f.as_raw_fd()),
+        };
+        let path = self.path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
+        let empty = c"";
+        let dot = c".";
+        // SAFETY: the child makes only raw syscalls on data prepared above and ends with
+        // _exit; the parent only closes, reads and waits.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: forked child of a threaded process: raw syscalls only, then _exit.
+            unsafe {
+                let w = w.as_raw_fd();
+                let out = |e: i32| -> ! {
+                    let b = e.to_ne_bytes();
+                    libc::write(w, b.as_ptr().cast(), 4);
+                    libc::_exit(0)
+                };
+                let errno = || *libc::__errno_location();
+                if libc::setns(self.mntns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+                    out(errno());
+                }
+                if libc::fchdir(self.root.as_raw_fd()) != 0 || libc::chroot(dot.as_ptr()) != 0 {
+                    out(errno());
+                }
+                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                    out(errno());
+                }
+                libc::syscall(libc::SYS_setfsgid, self.creds.fsgid);
+                libc::syscall(libc::SYS_setfsuid, self.creds.fsuid);
+                // setfsuid reports the previous value: ask again to confirm the change.
+                if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != self.creds.fsuid
+                    || libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32 != self.creds.fsgid
+                {
+                    out(libc::EPERM);
+                }
+                let mut hdr = CapHeader {
+                    version: LINUX_CAPABILITY_VERSION_3,
+                    pid: 0,
+                };
+                let none = CapData {
+                    effective: 0,
+                    permitted: 0,
+                    inheritable: 0,
+                };
+                // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
+                let held = CapData {
+                    effective: 0,
+                    permitted: 1 << CAP_SYS_ADMIN,
+                    inheritable: 0,
+                };
+                let data = [held, none];
+                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
+                    out(errno());
+                }
+                let fd = if file >= 0 {
+                    file
+                } else {
+                    let fd = libc::syscall(
+                        libc::SYS_openat2,
+                        from,
+                        path,
+                        &how as *const OpenHow,
+                        std::mem::size_of::<OpenHow>(),
+                    );
+                    if fd < 0 {
+                        // O_NOFOLLOW on a symlink: see the module's limits.
+                        let e = errno();
+                        out(if e == libc::ELOOP && !self.follow {
+                            libc::EPERM
+                        } else {
+                            e
+                        });
+                    }
+                    fd as RawFd
+                };
+                if libc::syscall(
+                    libc::SYS_faccessat2,
+                    fd,
+                    empty.as_ptr(),
+                    libc::W_OK,
+                    libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+                ) != 0
+                {
+                    out(errno());
+                }
+                let raised = CapData {
+                    effective: 1 << CAP_SYS_ADMIN,
+                    permitted: 1 << CAP_SYS_ADMIN,
+                    inheritable: 0,
+                };
+                let data = [raised, none];
+                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
+                    out(errno());
+                }
+                if libc::fsetxattr(
+                    fd,
+                    self.name.as_ptr(),
+                    self.value.as_ptr().cast(),
+                    self.value.len(),
+                    self.flags as libc::c_int,
+                ) != 0
+                {
+                    out(errno());
+                }
+                out(0);
+            }
+        }
+        drop(w);
+        let mut buf = [0u8; 4];
+        let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
+        match got {
+            Ok(4) => Ok(i32::from_ne_bytes(buf)),
+            Ok(_) => Err(std::io::Error::other("the helper died without a result")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_three_calls() {
+        let a = [7, 8, 9, 10, 1, 0];
+        assert_eq!(
+            Request::from_args("setxattr", &a).object,
+            Object::Path {
+                addr: 7,
+                follow: true
+            }
+        );
+        assert_eq!(
+            Request::from_args("lsetxattr", &a).object,
+            Object::Path {
+                addr: 7,
+                follow: false
+            }
+        );
+        let f = Request::from_args("fsetxattr", &[u64::from(u32::MAX), 8, 9, 10, 2, 0]);
+        assert_eq!(
+            (f.object, f.name, f.value, f.size, f.flags),
+            (Object::Fd(-1), 8, 9, 10, 2)
+        );
+    }
+
+    #[test]
+    fn only_names_under_an_allowed_prefix() {
+        let p = vec!["trusted.overlay.".to_owned()];
+        assert!(allowed(b"trusted.overlay.opaque", &p));
+        assert!(!allowed(b"trusted.overlay.", &p));
+        assert!(!allowed(b"trusted.other", &p));
+        assert!(!allowed(b"trusted.overla", &p));
+        assert!(!allowed(b"user.overlay.opaque", &p));
+    }
+
+    #[test]
+    fn copies_name_and_value_once_with_the_kernel_limits() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mem = File::open("/proc/self/mem")?;
+        let path = CString::new("/tmp/x")?;
+        let name = CString::new("trusted.overlay.opaque")?;
+        let value = b"y";
+        let req = Request {
+            object: Object::Path {
+                addr: path.as_ptr() as u64,
+                follow: true,
+            },
+            name: name.as_ptr() as u64,
+            value: value.as_ptr() as u64,
+            size: 1,
+            flags: 0,
+        };
+        let c = copy(&mem, &req).map_err(std::io::Error::from_raw_os_error)?;
+        assert_eq!((c.path, c.name, c.value), (Some(path), name, b"y".to_vec()));
+        let big = Request {
+            size: XATTR_SIZE_MAX + 1,
+            ..req
+        };
+        assert!(matches!(copy(&mem, &big), Err(libc::E2BIG)));
+        let long = CString::new(vec![b'a'; XATTR_NAME_MAX + 1])?;
+        let long = Request {
+            name: long.as_ptr() as u64,
+            ..req
+        };
+        assert!(matches!(copy(&mem, &long), Err(libc::ERANGE)));
+        Ok(())
+    }
+}
