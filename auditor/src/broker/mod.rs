@@ -323,16 +323,6 @@ impl Inner {
             outcome.verdict = Verdict::Complain;
             outcome.response = Response::Continue;
         }
-        // Reading the executable costs syscalls: only for the log or a watching UI.
-        let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
-        let exe = want_exe
-            .then(|| {
-                target::Target::open(n.pid)
-                    .ok()
-                    .and_then(|t| t.exe())
-                    .map(|p| p.display().to_string())
-            })
-            .flatten();
         if outcome.verdict != Verdict::Gone {
             if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
                 a.note(n.pid, n.data.nr);
@@ -347,6 +337,17 @@ impl Inner {
         }
         self.stats.count(outcome.verdict);
         let latency_us = u64::try_from(start.0.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Reading the executable costs syscalls: only for the log or a watching UI, and only
+        // after the answer, so that it never lengthens the workload's wait.
+        let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
+        let exe = want_exe
+            .then(|| {
+                target::Target::open(n.pid)
+                    .ok()
+                    .and_then(|t| t.exe())
+                    .map(|p| p.display().to_string())
+            })
+            .flatten();
         tracing::debug!(
             pid = n.pid,
             syscall,
