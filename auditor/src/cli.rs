@@ -77,6 +77,8 @@ pub struct LearnArgs {
     /// mknod or mount. `generate` then merges the rounds.
     #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup"])]
     pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub ui: crate::commands::tui::LiveUiArgs,
     /// The command to start and learn, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

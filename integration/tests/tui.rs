@@ -328,3 +328,99 @@ fn tui_shows_learning_and_writes_the_candidate_policy() {
     assert!(obs.exists(), "learn still writes its observation");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The pid of the only session of `kind` in `run_dir`, from its socket's name.
+fn session_pid(run_dir: &Path, kind: &str, within: Duration) -> u32 {
+    let t = Instant::now();
+    loop {
+        let found = std::fs::read_dir(run_dir).ok().and_then(|rd| {
+            rd.flatten().find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(&format!("{kind}-"))?
+                    .strip_suffix(".sock")?
+                    .parse()
+                    .ok()
+            })
+        });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(
+            t.elapsed() < within,
+            "no {kind} session socket in {}",
+            run_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn learn_tui_shows_syscalls_and_sends_the_workload_output_to_its_log() {
+    if !require_root("learn_tui_shows_syscalls_and_sends_the_workload_output_to_its_log")
+        || require_tool("tui", "tmux").is_none()
+    {
+        return;
+    }
+    let dir = scratch("tui-learn-inprocess");
+    let run_dir = dir.join("run");
+    let obs = dir.join("obs.json");
+    let wlog = dir.join("workload.log");
+    let tmux = Tmux::start(&format!(
+        "cd {dir} && env AUDITOR_RUN_DIR={run} {bin} learn --tui --workload-log {wlog} -o {obs} \
+         -- sh -c 'while :; do echo mark$((1+1))-out; echo mark$((1+1))-err >&2; ls / >/dev/null; sleep 0.2; done'",
+        dir = dir.display(),
+        run = run_dir.display(),
+        bin = auditor_bin().display(),
+        wlog = wlog.display(),
+        obs = obs.display(),
+    ));
+    // The markers the workload prints are not in its command line (shown in the title bar).
+    // The in-process UI opens on the Learning view and names the workload's log.
+    let screen = tmux.wait_for("learned syscalls", Duration::from_secs(20), |s| {
+        s.contains("Syscalls (") && s.contains("getdents64") && s.contains("workload.log")
+    });
+    assert!(screen.contains("● live"), "{screen}");
+    std::thread::sleep(Duration::from_millis(500));
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("mark2-out") && !screen.contains("mark2-err"),
+        "the workload wrote over the UI:\n{screen}"
+    );
+    let text = std::fs::read_to_string(&wlog).expect("the workload log");
+    assert!(
+        text.contains("mark2-out") && text.contains("mark2-err"),
+        "workload log:\n{text}"
+    );
+
+    // q closes the UI only: learning goes on.
+    let pid = session_pid(&run_dir, "learn", Duration::from_secs(5));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the UI to close", Duration::from_secs(5), |s| {
+        s.contains("UI closed; learn goes on") && !s.contains("Syscalls (")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!tmux.pane_dead(), "q ended learning:\n{}", tmux.screen());
+    assert!(run_dir.join(format!("learn-{pid}.sock")).exists());
+    let before = std::fs::metadata(&wlog).map(|m| m.len()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(600));
+    let after = std::fs::metadata(&wlog).map(|m| m.len()).unwrap_or(0);
+    assert!(after > before, "the workload stopped when the UI closed");
+
+    // Interrupted as without --tui: the observation is written, the summary is on screen.
+    // SAFETY: kill has no memory preconditions; the pid is the session's, still running.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let t = Instant::now();
+    while !tmux.pane_dead() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "learn did not end:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(obs.exists(), "no observation written:\n{}", tmux.screen());
+    let screen = tmux.screen();
+    assert!(screen.contains("observation written to"), "{screen}");
+    assert!(!screen.contains("mark2-out"), "{screen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_broker;
 mod bench_filter;
+mod bench_tui;
 mod setup;
 mod util;
 
@@ -37,6 +38,9 @@ enum Task {
     /// Only the seccomp-notify broker benchmark, with an already built release binary.
     #[command(hide = true)]
     BenchBroker,
+    /// Only the live-UI load benchmark, with an already built release binary.
+    #[command(hide = true)]
+    BenchTui,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
 }
@@ -63,13 +67,19 @@ fn main() -> anyhow::Result<()> {
             let learn = bench::run(&bin, &args);
             // The filter-cost benchmark runs even if the learning one reported a failure.
             let filter = bench_filter::run_filter_cost(&bin, 7, 2_000_000);
+            // The live UI under load (issue 5), also whatever the others reported.
+            let tui = bench_tui::run_tui_load(&bin, 3);
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
             let broker = bench_broker::run(&bin, 5, 20_000, 2_000);
-            learn.and(filter).and(broker)
+            learn.and(filter).and(tui).and(broker)
         }
         Task::BenchBroker => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench_broker::run(&bin, 5, 20_000, 2_000)
+        }
+        Task::BenchTui => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench_tui::run_tui_load(&bin, 3)
         }
         Task::BenchFilter => {
             let bin = util::target_dir()?.join("release").join("auditor");

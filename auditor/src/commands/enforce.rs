@@ -65,6 +65,8 @@ pub struct EnforceArgs {
     pub rootfs: Option<PathBuf>,
     #[command(flatten)]
     pub import: ImportArgs,
+    #[command(flatten)]
+    pub ui: super::tui::LiveUiArgs,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -148,7 +150,11 @@ impl LearnUnder {
             }
         };
         Ok(LearnUnder {
-            options: Options { filter, userns },
+            options: Options {
+                filter,
+                userns,
+                stdio: None,
+            },
             decider,
         })
     }
@@ -217,12 +223,19 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(AuditLog::open(p)?),
         None => None,
     };
+    // --tui: the terminal and the workload's log, checked before anything starts.
+    let ui = args.ui.prepare(crate::session::SessionKind::Enforce)?;
+    let stdio = match &ui {
+        Some(ui) => Some(ui.workload_stdio()?),
+        None => None,
+    };
 
     let held = launch::spawn_held_with(
         &cmd,
         &Options {
             filter: Some(filter),
             userns,
+            stdio,
         },
     )?;
     let mut events = None;
@@ -259,8 +272,20 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         )
         .with_answered(answered.clone())
     });
-    // The live session for `auditor tui` (see crate::session); enforcing goes on without it.
-    let live = start_live(args, child.workload_pid());
+    // The live session for `auditor tui` (see crate::session); enforcing goes on without it,
+    // unless it was asked to show it (--tui).
+    let live = match start_live(args, child.workload_pid()) {
+        Ok(p) => Some(p),
+        Err(e) if ui.is_some() => {
+            child.signal(Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(e).context("--tui needs the live session (run auditor as root)");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no live session for auditor tui");
+            None
+        }
+    };
     let broker = broker.map(|b| match &live {
         Some(p) => b.with_live(p.sender()),
         None => b,
@@ -271,6 +296,19 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Signals are handled from before the UI opens (it turns Ctrl-C into SIGINT).
+    let (mut int, mut term, mut hup) = {
+        let _in_rt = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        )
+    };
+    let ui = match (ui, &live) {
+        (Some(ui), Some(p)) => Some(ui.start(p.path(), args.ui.policy_out.clone())?),
+        _ => None,
+    };
     // Keeps the programs attached until the end.
     let _observer = observer;
     let exit = rt.block_on(async {
@@ -286,9 +324,6 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             })
         });
         let mut wait = tokio::task::spawn_blocking(move || child.wait());
-        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let mut refusals = match (events, &refusal_decider, &audit) {
             (Some(ev), Some(d), Some(a)) => Some(Refusals::new(ev, d, a.sender(), answered.clone())?),
             _ => None,
@@ -322,6 +357,10 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             "the workload exited with status {}",
             exit.status()
         ));
+    }
+    // The UI shows the end of the session until the user closes it.
+    if let Some(ui) = ui {
+        ui.wait();
     }
 
     if let Some(s) = &stats {
@@ -428,8 +467,11 @@ impl<'a> Refusals<'a> {
     }
 }
 
-/// Start publishing the live session; `None` (with a warning in the log) if that fails.
-fn start_live(args: &EnforceArgs, workload_pid: u32) -> Option<crate::session::Publisher> {
+/// Start publishing the live session.
+fn start_live(
+    args: &EnforceArgs,
+    workload_pid: u32,
+) -> Result<crate::session::Publisher, crate::session::SessionError> {
     let mut details = crate::session::publisher::SessionDetails {
         command: args.command.clone(),
         ..Default::default()
@@ -441,13 +483,7 @@ fn start_live(args: &EnforceArgs, workload_pid: u32) -> Option<crate::session::P
     if let Some(a) = &args.audit_log {
         d.insert("audit log".into(), a.display().to_string());
     }
-    match crate::session::Publisher::start(crate::session::SessionKind::Enforce, details) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(error = %e, "no live session for auditor tui");
-            None
-        }
-    }
+    crate::session::Publisher::start(crate::session::SessionKind::Enforce, details)
 }
 
 /// A call the broker emulated looks to the observer like a refusal that returned no error (the

@@ -155,10 +155,15 @@ enum Stop {
 pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let target = parse_target(args)?;
     // --userns / --policy: the launcher's container and complain-mode broker (enforce's).
-    let under = super::enforce::LearnUnder::new(args.userns.as_deref(), args.rootfs.as_deref(), args.policy.as_deref())?;
+    let mut under = super::enforce::LearnUnder::new(args.userns.as_deref(), args.rootfs.as_deref(), args.policy.as_deref())?;
     let notified = under.notified();
     super::require_root("auditor learn")?;
     crate::fsutil::check_writable(&args.output)?;
+    // --tui: the terminal and the workload's log, checked before anything starts.
+    let ui = args.ui.prepare(SessionKind::Learn)?;
+    if let (Some(ui), Target::Command(_)) = (&ui, &target) {
+        under.options.stdio = Some(ui.workload_stdio()?);
+    }
 
     let config = ObserverConfig {
         cgroup: match &target {
@@ -225,9 +230,24 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         collected.initial_threads,
         args.output.display()
     );
-    let progress = !args.json && !args.no_progress && std::io::stderr().is_terminal();
-    // The live session for `auditor tui` (see crate::session); learning goes on without it.
-    let live = start_live(&model_target, &args.output, started);
+    let progress = ui.is_none() && !args.json && !args.no_progress && std::io::stderr().is_terminal();
+    // The live session for `auditor tui` (see crate::session); learning goes on without it,
+    // unless it was asked to show it (--tui).
+    let live = match start_live(&model_target, &args.output, started) {
+        Ok(l) => Some(l),
+        Err(e) if ui.is_some() => return Err(e).context("--tui needs the live session"),
+        Err(e) => {
+            tracing::warn!(error = %e, "no live session for auditor tui");
+            None
+        }
+    };
+    let ui = match (ui, &live) {
+        (Some(ui), Some((p, _))) => {
+            eprintln!("auditor: workload output goes to {}", ui.log_path().display());
+            Some(ui.start(p.path(), args.ui.policy_out.clone())?)
+        }
+        _ => None,
+    };
     let (stop, exit) = rt.block_on(watch(
         &observer,
         &mut events,
@@ -264,6 +284,10 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     if let Some((p, _)) = live {
         p.send(LiveEvent::Observation(Box::new(obs.clone())));
         p.finish(&format!("learning ended; observation written to {}", args.output.display()));
+    }
+    // The UI shows the end of learning until the user closes it.
+    if let Some(ui) = ui {
+        ui.wait();
     }
     if args.json {
         print!("{}", observe::to_json(&obs));
@@ -412,30 +436,27 @@ async fn watch(
     Ok((stop, exit))
 }
 
-/// Start publishing the live session; `None` (with a warning in the log) if that fails.
-fn start_live(target: &model::Target, output: &Path, started: SystemTime) -> Option<(Publisher, build::RunInfo)> {
+/// Start publishing the live session.
+fn start_live(
+    target: &model::Target,
+    output: &Path,
+    started: SystemTime,
+) -> Result<(Publisher, build::RunInfo), crate::session::SessionError> {
     let mut details = SessionDetails::default();
     if let model::Target::Command { argv } = target {
         details.command.clone_from(argv);
     }
     details.details.insert("target".into(), describe(target));
     details.details.insert("output".into(), output.display().to_string());
-    match Publisher::start(SessionKind::Learn, details) {
-        Ok(p) => {
-            let run = build::RunInfo {
-                host: host(),
-                target: target.clone(),
-                started_at: humantime::format_rfc3339_millis(started).to_string(),
-                ended_at: String::new(),
-                duration_ms: 0,
-            };
-            Some((p, run))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no live session for auditor tui");
-            None
-        }
-    }
+    let p = Publisher::start(SessionKind::Learn, details)?;
+    let run = build::RunInfo {
+        host: host(),
+        target: target.clone(),
+        started_at: humantime::format_rfc3339_millis(started).to_string(),
+        ended_at: String::new(),
+        duration_ms: 0,
+    };
+    Ok((p, run))
 }
 
 /// Publishing learning progress to the live session.

@@ -71,10 +71,11 @@ pub(crate) enum Stage {
     MountSlave = 8,
     MountProc = 9,
     Rootfs = 10,
+    Stdio = 11,
 }
 
 impl Stage {
-    const ALL: [Stage; 10] = [
+    const ALL: [Stage; 11] = [
         Stage::Exec,
         Stage::NoNewPrivs,
         Stage::Seccomp,
@@ -85,6 +86,7 @@ impl Stage {
         Stage::MountSlave,
         Stage::MountProc,
         Stage::Rootfs,
+        Stage::Stdio,
     ];
 
     fn describe(self) -> &'static str {
@@ -99,6 +101,7 @@ impl Stage {
             Stage::MountSlave => "making mounts recursively slave",
             Stage::MountProc => "mounting the container's /proc",
             Stage::Rootfs => "switching to --rootfs (pivot_root)",
+            Stage::Stdio => "redirecting the workload's standard streams (dup2)",
         }
     }
 }
@@ -118,6 +121,19 @@ pub struct Options {
     pub filter: Option<filter::Filter>,
     /// Run as an unprivileged container.
     pub userns: Option<userns::Userns>,
+    /// The workload's standard streams, instead of auditor's own (e.g. with `--tui`, where
+    /// its output must not land on the UI).
+    pub stdio: Option<Stdio>,
+}
+
+/// Standard streams for the workload, opened before `fork` (close-on-exec is fine: `dup2`
+/// clears it on the copies) and put in place with `dup2` in the child.
+#[derive(Debug)]
+pub struct Stdio {
+    /// Becomes fd 0.
+    pub stdin: OwnedFd,
+    /// Becomes fds 1 and 2.
+    pub output: OwnedFd,
 }
 
 /// A command resolved and encoded for `execve`.
@@ -240,6 +256,13 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
                 let st = st_w.as_raw_fd();
                 // Rust ignores SIGPIPE; the workload should get the default, as with a shell.
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                if let Some(io) = &options.stdio {
+                    let (i, o) = (io.stdin.as_raw_fd(), io.output.as_raw_fd());
+                    if libc::dup2(i, 0) < 0 || libc::dup2(o, 1) < 0 || libc::dup2(o, 2) < 0 {
+                        report(st, MSG_FAILED | Stage::Stdio as u32, errno());
+                        libc::_exit(126);
+                    }
+                }
                 if prepared_userns.is_some() {
                     // Drop host supplementary groups while we still may (after unshare,
                     // setgroups is denied), then unshare and let the parent write the maps.
@@ -704,6 +727,28 @@ mod tests {
         let held = spawn_held(&cmd)?;
         let child = held.release()?;
         assert_eq!(child.wait()?, Exit::Code(7));
+        Ok(())
+    }
+
+    #[test]
+    fn stdio_goes_where_options_say() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("out.log");
+        let cmd = Command::new(&[
+            "sh".into(),
+            "-c".into(),
+            "read x || echo eof; echo out; echo err >&2".into(),
+        ])?;
+        let options = Options {
+            stdio: Some(Stdio {
+                stdin: std::fs::File::open("/dev/null")?.into(),
+                output: std::fs::File::create(&log)?.into(),
+            }),
+            ..Options::default()
+        };
+        let child = spawn_held_with(&cmd, &options)?.release()?;
+        assert_eq!(child.wait()?, Exit::Code(0));
+        assert_eq!(std::fs::read_to_string(&log)?, "eof\nout\nerr\n");
         Ok(())
     }
 

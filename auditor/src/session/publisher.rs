@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{UnixListener, UnixStream};
@@ -33,6 +33,14 @@ pub const SESSION_QUEUE: usize = 8192;
 pub const CLIENT_QUEUE: usize = 2048;
 /// Clients attached at once; more are refused.
 pub const MAX_CLIENTS: usize = 16;
+/// How long a client's writer lets lines gather before writing them (see `write_client`).
+const COALESCE: Duration = Duration::from_millis(10);
+/// Decisions sent to clients per [`DISPLAY_WINDOW`] at most: 5,000 a second, more than anyone
+/// can read. Beyond, a decision only counts (totals, recent decisions of the snapshot, the
+/// audit log) and is a drop for each client, shown as such: serialising and writing every
+/// decision of a busy session would take the CPU the broker needs.
+pub const DISPLAY_BUDGET: u32 = 500;
+pub const DISPLAY_WINDOW: Duration = Duration::from_millis(100);
 
 /// What a session publishes.
 #[derive(Clone, Debug)]
@@ -143,6 +151,7 @@ impl Publisher {
             hello,
             snapshot: Snapshot::default(),
             recent: VecDeque::new(),
+            window: (Instant::now(), 0),
             clients: Vec::new(),
             dropped: sender.dropped.clone(),
             attached: sender.clients.clone(),
@@ -235,6 +244,8 @@ struct State {
     /// Everything but the recent decisions, which are kept in `recent`.
     snapshot: Snapshot,
     recent: VecDeque<Decision>,
+    /// Start of the current display window and the decisions broadcast in it.
+    window: (Instant, u32),
     clients: Vec<Client>,
     dropped: Arc<AtomicU64>,
     attached: Arc<AtomicUsize>,
@@ -276,7 +287,29 @@ impl State {
         }
     }
 
+    /// Broadcast a decision within the display budget; count it as dropped beyond.
+    fn broadcast_decision(&mut self, m: &Message) {
+        if self.clients.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.window.0) >= DISPLAY_WINDOW {
+            self.window = (now, 0);
+        }
+        if self.window.1 >= DISPLAY_BUDGET {
+            for c in &self.clients {
+                c.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.window.1 += 1;
+        self.broadcast(m);
+    }
+
     fn broadcast(&mut self, m: &Message) {
+        if self.clients.is_empty() {
+            return;
+        }
         let Some(l) = line(m) else { return };
         self.clients.retain(|c| match c.tx.try_send(l.clone()) {
             Ok(()) => true,
@@ -363,7 +396,11 @@ async fn serve(
             ev = rx.recv() => match ev {
                 Some(ev) => {
                     let m = state.fold(ev);
-                    state.broadcast(&m);
+                    if matches!(m, Message::Decision(_)) {
+                        state.broadcast_decision(&m);
+                    } else {
+                        state.broadcast(&m);
+                    }
                 }
                 None => break,
             },
@@ -380,7 +417,11 @@ async fn serve(
     // Publish what is still queued, then say goodbye.
     while let Ok(ev) = rx.try_recv() {
         let m = state.fold(ev);
-        state.broadcast(&m);
+        if matches!(m, Message::Decision(_)) {
+            state.broadcast_decision(&m);
+        } else {
+            state.broadcast(&m);
+        }
     }
     let m = state.status();
     state.broadcast(&m);
@@ -412,6 +453,12 @@ async fn write_client(
             let _ = writeln!(buf, "{{\"type\":\"dropped\",\"total\":{now}}}");
         }
         buf.extend_from_slice(first.as_bytes());
+        // Let a busy session's lines gather for a moment (a UI draws at most 20 frames a
+        // second): one write per batch instead of one per decision, which would cost the
+        // session (and the broker beside it) its CPU.
+        if rx.is_empty() {
+            tokio::time::sleep(COALESCE).await;
+        }
         // Batch what is queued into one write.
         while buf.len() < 256 * 1024 {
             match rx.try_recv() {

@@ -197,6 +197,9 @@ pub enum Msg {
     Resize(u16, u16),
     /// A message from the session.
     Session(Box<Message>),
+    /// Session messages that were queued together: the selection is settled once for all of
+    /// them (a busy session sends tens of thousands of decisions a second).
+    SessionBatch(Vec<Message>),
     /// The connection is up.
     Connected,
     /// The connection ended without an `end` message, or failed.
@@ -335,13 +338,47 @@ impl App {
 
     /// Re-select the newest visible row when following; keep the selection on screen.
     fn settle(&mut self) {
+        if self.filter.is_empty() {
+            // Every row is visible and sequence numbers are contiguous: no scan of the rows
+            // (this runs for every batch of decisions of a busy session).
+            let len = self.rows.len();
+            let first = self.rows.front().map_or(0, |r| r.seq);
+            let newest = self.rows.back().map(|r| r.seq);
+            let oldest = self.rows.front().map(|r| r.seq);
+            self.settle_with(
+                len,
+                |sel| {
+                    sel.and_then(|s| s.checked_sub(first))
+                        .and_then(|i| usize::try_from(i).ok())
+                        .filter(|&i| i < len)
+                },
+                newest,
+                oldest,
+            );
+            return;
+        }
         let seqs = self.visible_seqs();
-        let found = |sel: Option<u64>| sel.and_then(|s| seqs.binary_search(&s).ok());
+        self.settle_with(
+            seqs.len(),
+            |sel| sel.and_then(|s| seqs.binary_search(&s).ok()),
+            seqs.last().copied(),
+            seqs.first().copied(),
+        );
+    }
+
+    /// [`App::settle`] over `len` visible rows, `found` giving a row's index among them.
+    fn settle_with(
+        &mut self,
+        len: usize,
+        found: impl Fn(Option<u64>) -> Option<usize>,
+        newest: Option<u64>,
+        oldest: Option<u64>,
+    ) {
         if self.follow {
-            self.selected = seqs.last().copied();
+            self.selected = newest;
         } else if self.selected.is_some() && found(self.selected).is_none() {
             // The selection was evicted or filtered out.
-            self.selected = seqs.first().copied();
+            self.selected = oldest;
         }
         let page = self.page();
         match found(self.selected) {
@@ -355,7 +392,7 @@ impl App {
             None => self.offset = 0,
         }
         // Never leave empty rows below the last one when there are rows above.
-        self.offset = self.offset.min(seqs.len().saturating_sub(page));
+        self.offset = self.offset.min(len.saturating_sub(page));
     }
 
     fn move_selection(&mut self, delta: isize) {
@@ -427,6 +464,23 @@ impl App {
     }
 
     fn on_session(&mut self, m: Message) {
+        if self.absorb(m) {
+            self.settle();
+        }
+    }
+
+    fn on_session_batch(&mut self, batch: Vec<Message>) {
+        let mut moved = false;
+        for m in batch {
+            moved |= self.absorb(m);
+        }
+        if moved {
+            self.settle();
+        }
+    }
+
+    /// Take in a session message; whether the rows changed (the selection must be settled).
+    fn absorb(&mut self, m: Message) -> bool {
         match m {
             Message::Hello(h) => {
                 self.link = Link::Live;
@@ -451,12 +505,12 @@ impl App {
                 if let Some(o) = s.observation {
                     self.set_observation(o);
                 }
-                self.settle();
+                return true;
             }
             Message::Decision(d) => {
                 self.totals.add(&d);
                 self.push_decision(d);
-                self.settle();
+                return true;
             }
             Message::Progress(p) => self.progress = Some(p),
             Message::Observation(o) => self.set_observation(o),
@@ -468,6 +522,7 @@ impl App {
             Message::Notice { text } => self.status = Some(text),
             Message::End { reason } => self.link = Link::Ended(reason),
         }
+        false
     }
 
     fn set_observation(&mut self, o: Box<Observation>) {
@@ -623,6 +678,7 @@ pub fn update(app: &mut App, msg: Msg) -> Effect {
             app.settle();
         }
         Msg::Session(m) => app.on_session(*m),
+        Msg::SessionBatch(v) => app.on_session_batch(v),
         Msg::Connected => {
             if app.link == Link::Connecting {
                 app.link = Link::Live;

@@ -6,6 +6,7 @@
 //! (at most 20 frames a second, and only when something changed) and the session's messages.
 
 pub mod app;
+pub mod inprocess;
 pub mod run;
 pub mod view;
 pub mod widgets;

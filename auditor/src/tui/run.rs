@@ -19,8 +19,11 @@ use crate::session::{Connection, SessionError};
 
 /// At most this many frames a second.
 const FPS: u64 = 20;
-/// Session messages applied between two looks at the keyboard.
-const BATCH: usize = 512;
+/// Session messages queued between two frames (beyond, the reader waits and the session
+/// counts what this display drops).
+const QUEUE: usize = 32 * 1024;
+/// Session messages applied in one frame at most.
+const DRAIN_MAX: usize = QUEUE;
 
 /// Errors of the UI loop.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,11 @@ pub struct Options {
     pub policy_out: PathBuf,
     /// Where the workload's output goes (in-process UI).
     pub workload_log: Option<String>,
+    /// Closes the UI when cancelled (in-process UI: the command is ending on an error).
+    pub stop: Option<tokio_util::sync::CancellationToken>,
+    /// Ctrl-C also interrupts this process (in-process UI: raw mode turns Ctrl-C into a key,
+    /// and without the UI it would stop the session).
+    pub interrupt_on_ctrl_c: bool,
 }
 
 /// The terminal the UI draws on: the controlling terminal, so that the UI works when stdout is
@@ -88,6 +96,7 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
+        super::inprocess::restore_stderr();
         previous(info);
     }));
 }
@@ -141,6 +150,33 @@ fn apply(app: &mut App, msg: Msg) -> Option<Msg> {
     }
 }
 
+/// Apply every session message queued now (bounded), in batches; whether any was.
+fn drain(app: &mut App, rx: &mut mpsc::Receiver<Msg>, open: &mut bool) -> bool {
+    let mut batch = Vec::new();
+    let mut any = false;
+    for _ in 0..DRAIN_MAX {
+        match rx.try_recv() {
+            Ok(Msg::Session(m)) => batch.push(*m),
+            Ok(other) => {
+                if !batch.is_empty() {
+                    apply(app, Msg::SessionBatch(std::mem::take(&mut batch)));
+                }
+                apply(app, other);
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                *open = false;
+                break;
+            }
+        }
+        any = true;
+    }
+    if !batch.is_empty() {
+        apply(app, Msg::SessionBatch(batch));
+    }
+    any
+}
+
 /// Attach to a session and run the UI until the user quits.
 pub async fn run(options: Options) -> Result<(), RunError> {
     // Connect before taking over the terminal, so that a failure prints plainly.
@@ -150,7 +186,7 @@ pub async fn run(options: Options) -> Result<(), RunError> {
 
     install_panic_hook();
     let (_guard, mut terminal) = setup()?;
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = mpsc::channel(QUEUE);
     let reader = tokio::spawn(read_session(conn, tx));
     let mut events = EventStream::new();
     let mut frame = tokio::time::interval(Duration::from_millis(1000 / FPS));
@@ -161,20 +197,37 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         update(&mut app, Msg::Resize(size.width, size.height));
     }
     let mut dirty = true;
+    // A key is drawn at once when the last frame is old enough, else at the next tick.
+    let frame_len = Duration::from_millis(1000 / FPS);
+    let mut last_draw = std::time::Instant::now() - frame_len;
     let mut session_open = true;
+    let stop = options.stop.unwrap_or_default();
     let result = loop {
         if app.quit {
             break Ok(());
         }
+        let mut urgent = false;
+        let mut tick = false;
         tokio::select! {
             biased;
             ev = std::future::poll_fn(|cx| Pin::new(&mut events).poll_next(cx)) => match ev {
                 Some(Ok(TermEvent::Key(k))) => {
+                    if options.interrupt_on_ctrl_c
+                        && k.kind != crossterm::event::KeyEventKind::Release
+                        && k.modifiers.contains(crossterm::event::KeyModifiers::CONTROL)
+                        && k.code == crossterm::event::KeyCode::Char('c')
+                    {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::this(),
+                            nix::sys::signal::Signal::SIGINT,
+                        );
+                    }
                     let follow_up = apply(&mut app, Msg::Key(k));
                     if let Some(m) = follow_up {
                         apply(&mut app, m);
                     }
                     dirty = true;
+                    urgent = true;
                 }
                 Some(Ok(TermEvent::Mouse(m))) => {
                     apply(&mut app, Msg::Mouse(m));
@@ -188,30 +241,26 @@ pub async fn run(options: Options) -> Result<(), RunError> {
                 Some(Err(source)) => break Err(RunError::Events { source }),
                 None => break Ok(()),
             },
-            m = rx.recv(), if session_open => match m {
-                Some(m) => {
-                    apply(&mut app, m);
-                    // Take what else is queued now, bounded, then look at the keyboard again.
-                    for _ in 0..BATCH {
-                        match rx.try_recv() {
-                            Ok(m) => { apply(&mut app, m); }
-                            Err(_) => break,
-                        }
-                    }
-                    dirty = true;
-                }
-                None => session_open = false,
-            },
+            () = stop.cancelled() => break Ok(()),
             _ = second.tick() => {
                 apply(&mut app, Msg::Second);
                 dirty = true;
             }
             _ = frame.tick() => {
-                if dirty {
-                    terminal.draw(|f| view(&app, f)).map_err(|source| RunError::Terminal { source })?;
-                    dirty = false;
+                // Session messages are taken once a frame, all that is queued: waking for each
+                // of tens of thousands of decisions a second would cost the broker its CPU.
+                if session_open && drain(&mut app, &mut rx, &mut session_open) {
+                    dirty = true;
                 }
+                tick = true;
             }
+        }
+        if dirty && !app.quit && (tick || (urgent && last_draw.elapsed() >= frame_len)) {
+            terminal
+                .draw(|f| view(&app, f))
+                .map_err(|source| RunError::Terminal { source })?;
+            dirty = false;
+            last_draw = std::time::Instant::now();
         }
     };
     reader.abort();

@@ -658,3 +658,52 @@ fn tiny_terminals_do_not_panic() {
         let _ = render(&learn_app(), w, h);
     }
 }
+
+#[test]
+fn a_batch_of_session_messages_ends_in_the_same_state_as_one_by_one() {
+    let msgs = |from: u32, n: u32| -> Vec<Message> {
+        (from..from + n)
+            .map(|i| {
+                let s = if i % 3 == 0 { "ioctl" } else { "getppid" };
+                Message::Decision(decision(i, s, "allowed"))
+            })
+            .collect()
+    };
+    // Following with no filter (the fast path), paused, and filtered; past the row bound.
+    for setup in ["follow", "paused", "filtered"] {
+        let mut one = enforce_app(20);
+        let mut batched = enforce_app(20);
+        for app in [&mut one, &mut batched] {
+            update(app, Msg::Resize(100, 30));
+            match setup {
+                "paused" => {
+                    update(app, ch('k'));
+                    update(app, ch('k'));
+                }
+                "filtered" => {
+                    update(app, ch('/'));
+                    for c in "ioctl".chars() {
+                        update(app, ch(c));
+                    }
+                    update(app, key(KeyCode::Enter));
+                }
+                _ => {}
+            }
+        }
+        // Past the row bound where the selection is settled without a scan; a filter scans
+        // all rows for every decision applied one by one (slow in debug builds).
+        let n = match setup {
+            "filtered" => 300,
+            _ => u32::try_from(crate::tui::app::MAX_ROWS).unwrap_or(u32::MAX) + 500,
+        };
+        for m in msgs(100, n) {
+            update(&mut one, session(m));
+        }
+        update(&mut batched, Msg::SessionBatch(msgs(100, n)));
+        assert_eq!(one.selected, batched.selected, "{setup}");
+        assert_eq!(one.offset, batched.offset, "{setup}");
+        assert_eq!(one.rows.len(), batched.rows.len(), "{setup}");
+        assert_eq!(one.totals.decisions, batched.totals.decisions, "{setup}");
+        assert_eq!(render(&one, 100, 30), render(&batched, 100, 30), "{setup}");
+    }
+}
