@@ -50,8 +50,15 @@ fn check(runtime: Runtime) {
         }
         eprintln!("{}: run {run} did not use {:?}; learning again", runtime.name(), shipped.difference(&seen).collect::<Vec<_>>());
     }
+    // Shipped syscalls that no run used now: the diff is reported, not failed — a call such as
+    // runc's futex happens only under contention, and allowing a call the runtime makes
+    // sometimes is what the baseline is for. (What fails is a call the shipped baseline lacks.)
     let removed: Vec<_> = shipped.difference(&seen).collect();
-    panic!("{} {version}: {RUNS} runs no longer used {removed:?}; run `cargo xtask baselines`", runtime.name());
+    eprintln!(
+        "{} {version}: {RUNS} fresh runs did not use {removed:?} (timing-dependent, or no longer needed: \
+         `cargo xtask baselines` relearns)",
+        runtime.name()
+    );
 }
 
 #[test]
