@@ -1,5 +1,6 @@
-//! The runtime baselines shipped in auditor/src/policy/baselines.json must match what the
-//! installed runtimes do now. `cargo xtask baselines` (UPDATE_BASELINES=1) rewrites them.
+//! The runtime baselines shipped in auditor/src/policy/baselines.json must cover what the
+//! installed runtimes do now: a fresh run that needs anything more fails; what fresh runs no
+//! longer use is reported. `cargo xtask baselines` (UPDATE_BASELINES=1) rewrites them.
 
 use integration::runtimes::{learn_baseline, Runtime};
 use integration::{require_root, require_tool};
