@@ -108,6 +108,33 @@ impl Drop for LxcContainer {
     fn drop(&mut self) {
         let _ = Command::new("lxc-stop").args(["-n", &self.name, "-k"]).output();
         let _ = Command::new("lxc-destroy").args(["-n", &self.name, "-f"]).output();
+        remove_lxc_cgroups(&self.name);
+    }
+}
+
+/// LXC 5 leaves its `lxc.monitor.NAME` and `lxc.payload.NAME` cgroups behind in every hierarchy
+/// after the container is gone: remove them (empty cgroups; rmdir, deepest first).
+fn remove_lxc_cgroups(name: &str) {
+    fn rmdir_tree(dir: &Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rmdir_tree(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        for prefix in ["lxc.monitor.", "lxc.payload."] {
+            let d = h.path().join(format!("{prefix}{name}"));
+            if d.exists() {
+                rmdir_tree(&d);
+            }
+        }
     }
 }
 
@@ -189,6 +216,19 @@ pub fn clear_stale(runtime: Runtime) {
                 let pid = name.trim_start_matches("auditor-rt-").split('-').next().unwrap_or("");
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     let _ = Command::new("lxc-destroy").args(["-n", name, "-f"]).output();
+                }
+            }
+        }
+        // Cgroups of containers destroyed by earlier runs (see `remove_lxc_cgroups`).
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup/unified") {
+            for e in rd.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                let Some(name) = f.strip_prefix("lxc.monitor.").or_else(|| f.strip_prefix("lxc.payload.")) else {
+                    continue;
+                };
+                let pid = name.strip_prefix("auditor-rt-").and_then(|r| r.split('-').next());
+                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                    remove_lxc_cgroups(name);
                 }
             }
         }
