@@ -23,6 +23,7 @@ use super::target::{self, Creds, Target};
 use super::{Outcome, Verdict};
 use crate::policy::handlers::{Device, S_IFBLK, S_IFCHR, S_IFMT};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+use super::sys::{CAP_MKNOD, CapData, CapHeader, LINUX_CAPABILITY_VERSION_3, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// `mknod(path, mode, dev)` or `mknodat(dirfd, path, mode, dev)`, from the registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,30 +284,7 @@ struct Helper {
     creds: Creds,
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_MKNOD: u32 = 27;
 
-/// `struct open_how` (openat2, 5.6).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 impl Helper {
     /// Fork, create the node in the child, return its errno (0: created).

@@ -20,6 +20,7 @@ pub mod mknod;
 pub mod mount;
 pub mod refusals;
 pub mod setxattr;
+mod sys;
 pub mod sysinfo;
 pub mod target;
 

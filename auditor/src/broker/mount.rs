@@ -31,6 +31,7 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _}
 use super::target::{self, Creds, Target};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+use super::sys::{CAP_SYS_ADMIN, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// Flags that change an existing mount rather than create a file system.
 const NOT_NEW: u64 = libc::MS_REMOUNT
@@ -61,9 +62,6 @@ const MS_MGC_VAL: u64 = 0xc0ed_0000;
 
 /// Mount options that point the file system at another device.
 const DEVICE_OPTIONS: &[&str] = &["journal_dev", "journal_path"];
-
-/// CAP_SYS_ADMIN's bit in `CapEff`.
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// `NS_GET_USERNS` (linux/nsfs.h): the user namespace that owns a namespace (4.9).
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
@@ -340,15 +338,6 @@ struct Helper {
     allowed: Vec<(u64, OwnedFd)>,
 }
 
-/// `struct open_how` (openat2, 5.6).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// `self/fd/N` without allocating (for the forked child).
 struct FdPath([u8; 32]);

@@ -32,6 +32,7 @@ use std::os::unix::fs::FileExt as _;
 use super::target::{self, Creds, Target};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+use super::sys::{CAP_SYS_ADMIN, CapData, CapHeader, LINUX_CAPABILITY_VERSION_3, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// `XATTR_NAME_MAX` and `XATTR_SIZE_MAX` (include/uapi/linux/limits.h).
 pub const XATTR_NAME_MAX: usize = 255;
@@ -282,30 +283,7 @@ struct Helper {
     creds: Creds,
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_SYS_ADMIN: u32 = 21;
 
-/// `struct open_how` (openat2, 5.6).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
 
 impl Helper {
     /// Fork, set the attribute in the child, return its errno (0: set).
