@@ -39,6 +39,9 @@ pub struct Record {
     /// When the notification was received: RFC 3339, microseconds, UTC. Records are written
     /// as calls are answered, so two close calls may appear out of order: sort by this.
     pub time: String,
+    /// The container the call came from (the runtime agent serves many); absent for `enforce`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// Calling thread, in auditor's pid namespace.
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,6 +244,7 @@ mod tests {
     fn rec(syscall: &str, decision: &str) -> Record {
         Record {
             time: "t".into(),
+            container: None,
             pid: 1,
             exe: None,
             syscall: syscall.into(),

@@ -167,6 +167,8 @@ struct Inner {
     answered: Option<Arc<refusals::Answered>>,
     /// The live session (`auditor tui`): every decision, never waited for.
     live: Option<crate::session::SessionSender>,
+    /// The container this listener belongs to, for every record (the runtime agent).
+    container: Option<String>,
 }
 
 /// The broker for one listener fd.
@@ -213,6 +215,7 @@ impl Broker {
                 stats: Arc::new(Stats::default()),
                 answered: None,
                 live: None,
+                container: None,
             }),
         }
     }
@@ -233,6 +236,24 @@ impl Broker {
             inner.live = Some(live);
         }
         self
+    }
+
+    /// Name the container in every record (the runtime agent serves many at once).
+    /// Call before [`Broker::serve`].
+    pub fn with_container(mut self, id: String) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.container = Some(id);
+        }
+        self
+    }
+
+    /// Decide, act and record one notification received by someone else (LXC's seccomp proxy
+    /// receives and answers the notification itself): returns the answer instead of sending it.
+    /// `None`: the caller is gone (ID_VALID failed), there is nothing to answer.
+    pub fn respond(&self, n: &SeccompNotif) -> Option<Response> {
+        let start = (Instant::now(), SystemTime::now());
+        let d = self.inner.decider.decide(&n.data);
+        self.inner.decided(n, &d, start, false)
     }
 
     pub fn stats(&self) -> Arc<Stats> {
@@ -306,6 +327,17 @@ impl Inner {
 
     /// [`Inner::process`] for a notification already decided.
     fn process_decided(&self, n: &SeccompNotif, d: &decide::Decision<'_>, start: (Instant, SystemTime)) {
+        self.decided(n, d, start, true);
+    }
+
+    /// Act on a decision, answer (`send`) or return the answer, and record it.
+    fn decided(
+        &self,
+        n: &SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+        send: bool,
+    ) -> Option<Response> {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
@@ -328,7 +360,9 @@ impl Inner {
             if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
                 a.note(n.pid, n.data.nr);
             }
-            if let Err(e) = self.fd.send(n.id, outcome.response) {
+            if !send {
+                // The caller answers.
+            } else if let Err(e) = self.fd.send(n.id, outcome.response) {
                 if e.is_gone() {
                     outcome.verdict = Verdict::Gone;
                 } else {
@@ -364,6 +398,7 @@ impl Inner {
             };
             let record = Record {
                 time: humantime::format_rfc3339_micros(start.1).to_string(),
+                container: self.container.clone(),
                 pid: n.pid,
                 exe,
                 syscall: d
@@ -389,6 +424,7 @@ impl Inner {
                 a.record(record);
             }
         }
+        (outcome.verdict != Verdict::Gone).then_some(outcome.response)
     }
 
     /// A call no handler serves: what the policy's action says (complain mode: refusals are

@@ -85,6 +85,7 @@ pub fn record(decider: &Decider, r: &Refusal, boot_offset: Duration) -> Record {
     let time = SystemTime::UNIX_EPOCH + boot_offset + Duration::from_nanos(r.time_ns);
     Record {
         time: humantime::format_rfc3339_micros(time).to_string(),
+        container: None,
         pid: r.tid,
         exe: r.exe.clone(),
         syscall: d
