@@ -4,6 +4,7 @@
 //! Module boundaries (see HOUSE_STYLE): only [`bpf`] imports aya, only [`seccomp`] imports
 //! libseccomp, [`policy`] is pure and synchronous.
 
+pub mod agent;
 pub mod bpf;
 pub mod broker;
 pub mod cli;
