@@ -28,6 +28,9 @@ pub enum Command {
     Enforce(crate::commands::enforce::EnforceArgs),
     /// Watch a running learn or enforce session live in the terminal.
     Tui(crate::commands::tui::TuiArgs),
+    /// The seccomp agent for container runtimes: serves the notify fds runc and crun
+    /// (`listenerPath`) and LXC (`lxc.seccomp.notify.proxy`) hand over, per container policy.
+    Agent(crate::commands::agent::AgentArgs),
     // policy commands
     /// Turn observation files into a policy (native, OCI, LXC, Kubernetes or systemd).
     Generate(crate::commands::generate::GenerateArgs),

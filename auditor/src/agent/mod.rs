@@ -3,3 +3,21 @@
 //! serving each container's notifications with the broker and handlers of `auditor enforce`.
 
 pub mod policies;
+pub mod lxc;
+pub mod oci;
+
+use std::sync::Arc;
+
+use crate::broker::audit::AuditSender;
+use crate::session::SessionSender;
+
+/// What every connection of the agent shares.
+pub struct Context {
+    pub policies: policies::PolicyDir,
+    /// The audit log, one record per decision, each naming its container.
+    pub audit: Option<AuditSender>,
+    /// The live session (`auditor tui`), if any.
+    pub live: Option<SessionSender>,
+}
+
+pub type Shared = Arc<Context>;

@@ -21,10 +21,10 @@ pub const MAX_NAME_LEN: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyDirError {
-    #[error("policy directory {}: {source} (create it, or pass --policy-dir)", dir.display())]
+    #[error("policy directory {}: {err} (create it, or pass --policy-dir)", dir.display())]
     Dir {
         dir: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("policy name {name:?} is not allowed: {why} (use letters, digits, '.', '_', '-'; at most {MAX_NAME_LEN} characters)")]
     BadName { name: String, why: &'static str },
@@ -32,17 +32,17 @@ pub enum PolicyDirError {
     NotFound { name: String, dir: PathBuf },
     #[error("policy {name:?}: both {name}.toml and {name}.json exist in {}; keep one", dir.display())]
     Ambiguous { name: String, dir: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{}: the file is larger than {} MiB", path.display(), MAX_INPUT_BYTES / (1024 * 1024))]
     TooLarge { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Format {
         path: PathBuf,
-        source: FormatError,
+        err: FormatError,
     },
     #[error("{}: {first} ({errors} error(s); run `auditor check {}`)", path.display(), path.display())]
     Check {
@@ -50,10 +50,10 @@ pub enum PolicyDirError {
         errors: usize,
         first: String,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {err}", path.display())]
     Decide {
         path: PathBuf,
-        source: DecideError,
+        err: DecideError,
     },
 }
 
@@ -103,14 +103,14 @@ pub fn validate_name(name: Option<&str>) -> Result<&str, PolicyDirError> {
 impl PolicyDir {
     /// Open the directory (it must exist and be a directory).
     pub fn open(dir: &Path, import: ImportOptions) -> Result<PolicyDir, PolicyDirError> {
-        let dir = dir.canonicalize().map_err(|source| PolicyDirError::Dir {
+        let dir = dir.canonicalize().map_err(|err| PolicyDirError::Dir {
             dir: dir.to_owned(),
-            source,
+            err,
         })?;
         if !dir.is_dir() {
             return Err(PolicyDirError::Dir {
                 dir,
-                source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+                err: std::io::Error::from(std::io::ErrorKind::NotADirectory),
             });
         }
         Ok(PolicyDir { dir, import })
@@ -144,9 +144,9 @@ impl PolicyDir {
             }
         };
         // A symlink may point elsewhere: what it resolves to must still be in the directory.
-        let real = path.canonicalize().map_err(|source| PolicyDirError::Read {
+        let real = path.canonicalize().map_err(|err| PolicyDirError::Read {
             path: path.clone(),
-            source,
+            err,
         })?;
         if real.parent() != Some(self.dir.as_path()) {
             return Err(PolicyDirError::BadName {
@@ -162,9 +162,9 @@ impl PolicyDir {
     pub fn load(&self, name: Option<&str>) -> Result<Loaded, PolicyDirError> {
         use std::io::Read as _;
         let (name, path) = self.resolve(name)?;
-        let read = |source| PolicyDirError::Read {
+        let read = |err| PolicyDirError::Read {
             path: path.clone(),
-            source,
+            err,
         };
         let file = std::fs::File::open(&path).map_err(read)?;
         let mut text = String::new();
@@ -174,10 +174,10 @@ impl PolicyDir {
         if text.len() as u64 > MAX_INPUT_BYTES {
             return Err(PolicyDirError::TooLarge { path });
         }
-        let policy = formats::import(&text, &self.import).map_err(|source| {
+        let policy = formats::import(&text, &self.import).map_err(|err| {
             PolicyDirError::Format {
                 path: path.clone(),
-                source,
+                err,
             }
         })?;
         let errors: Vec<_> = check::check(&policy)
@@ -191,9 +191,9 @@ impl PolicyDir {
                 first: first.to_string(),
             });
         }
-        let decider = Decider::new(policy.clone()).map_err(|source| PolicyDirError::Decide {
+        let decider = Decider::new(policy.clone()).map_err(|err| PolicyDirError::Decide {
             path: path.clone(),
-            source,
+            err,
         })?;
         Ok(Loaded {
             name,

@@ -4,6 +4,7 @@
 pub mod bench_floor;
 pub mod learn;
 // enforce commands
+pub mod agent;
 pub mod enforce;
 pub mod tui;
 // policy commands
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> ExitCode {
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
         Command::Tui(args) => tui::run(&args),
+        Command::Agent(args) => agent::run(&args),
         // policy commands
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),

@@ -1,0 +1,116 @@
+//! `auditor agent --socket PATH [--lxc-socket PATH] --policy-dir DIR [--audit-log FILE]`: the
+//! seccomp agent for container runtimes (see [`crate::agent`]).
+//!
+//! Runs in the foreground until SIGINT/SIGTERM; SIGHUP reopens the audit log.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use super::check::ImportArgs;
+use crate::agent::{self, policies::PolicyDir, Context};
+use crate::broker::audit::AuditLog;
+
+/// `auditor agent`
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The OCI seccomp agent socket runc and crun connect to (the profile's `listenerPath`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The socket LXC's `lxc.seccomp.notify.proxy` points at (`unix:PATH`).
+    #[arg(long, value_name = "PATH")]
+    pub lxc_socket: Option<PathBuf>,
+    /// The directory of policies: NAME.toml (native) or NAME.json (OCI); a container names
+    /// its policy in `listenerMetadata`, its annotations or LXC's notify cookie; `default`
+    /// serves those that name none.
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: PathBuf,
+    /// Append one JSON line per decision to this file (reopened on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
+    super::require_root("auditor agent")?;
+    if args.socket.is_none() && args.lxc_socket.is_none() {
+        anyhow::bail!("nothing to listen on: give --socket PATH (runc, crun) and/or --lxc-socket PATH (LXC)");
+    }
+    let policies = PolicyDir::open(&args.policy_dir, args.import.options()?)?;
+    let audit = match &args.audit_log {
+        Some(p) => Some(AuditLog::open(p)?),
+        None => None,
+    };
+    let ctx = Arc::new(Context {
+        policies,
+        audit: audit.as_ref().map(AuditLog::sender),
+        live: None,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(s) = args.socket.clone() {
+            let (ctx, cancel) = (ctx.clone(), cancel.clone());
+            tasks.spawn(async move {
+                agent::oci::serve(&s, ctx, cancel)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", s.display()))
+            });
+        }
+        if let Some(s) = args.lxc_socket.clone() {
+            let (ctx, cancel) = (ctx.clone(), cancel.clone());
+            tasks.spawn(async move {
+                agent::lxc::serve(&s, ctx, cancel)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", s.display()))
+            });
+        }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut first_error = None;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    if let Some(a) = &audit {
+                        a.reopen();
+                    }
+                }
+                done = tasks.join_next() => match done {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => {
+                        first_error = Some(e);
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        first_error = Some(anyhow::anyhow!("a listener task failed: {e}"));
+                        break;
+                    }
+                },
+            }
+        }
+        cancel.cancel();
+        while tasks.join_next().await.is_some() {}
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    drop(ctx);
+    if let Some(a) = audit {
+        let s = a.finish();
+        eprintln!("auditor agent: {} decision(s) logged, {} dropped", s.records, s.dropped);
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
