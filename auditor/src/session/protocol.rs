@@ -145,6 +145,25 @@ impl From<&crate::broker::audit::Record> for Decision {
     }
 }
 
+impl From<crate::broker::audit::Record> for Decision {
+    fn from(r: crate::broker::audit::Record) -> Self {
+        Decision {
+            time: r.time,
+            pid: r.pid,
+            exe: r.exe,
+            syscall: r.syscall,
+            arch: r.arch,
+            args: r.args,
+            decoded: r.decoded,
+            rule: r.rule,
+            action: r.action,
+            decision: r.decision,
+            result: r.result,
+            latency_us: r.latency_us,
+        }
+    }
+}
+
 /// Learning counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
@@ -174,10 +193,22 @@ pub struct Totals {
 impl Totals {
     /// Count one decision.
     pub fn add(&mut self, d: &Decision) {
+        /// Count `key`, allocating only for a key not seen before (every decision passes here).
+        fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+            match map.get_mut(key) {
+                Some(c) => *c += 1,
+                None => {
+                    map.insert(key.to_owned(), 1);
+                }
+            }
+        }
         self.decisions += 1;
-        *self.by_syscall.entry(d.syscall.clone()).or_default() += 1;
-        *self.by_action.entry(d.decision.clone()).or_default() += 1;
-        *self.by_caller.entry(caller(d)).or_default() += 1;
+        bump(&mut self.by_syscall, &d.syscall);
+        bump(&mut self.by_action, &d.decision);
+        match &d.exe {
+            Some(e) => bump(&mut self.by_caller, e),
+            None => bump(&mut self.by_caller, &caller(d)),
+        }
     }
 }
 

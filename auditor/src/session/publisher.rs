@@ -71,6 +71,11 @@ impl SessionSender {
         }
     }
 
+    /// Events lost before they reached this sender (the broker's own queue was full).
+    pub fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Whether a client is attached: lets callers skip work only a viewer needs.
     pub fn has_clients(&self) -> bool {
         self.clients.load(Ordering::Relaxed) > 0
@@ -265,12 +270,18 @@ fn line(m: &Message) -> Option<Arc<str>> {
 }
 
 impl State {
-    fn fold(&mut self, ev: Event) -> Message {
-        match ev {
+    /// Fold an event into the state; the message to broadcast, if any client is attached.
+    fn fold(&mut self, ev: Event) -> Option<Message> {
+        Some(match ev {
             Event::Decision(d) => {
                 self.snapshot.totals.add(&d);
                 if self.recent.len() == SNAPSHOT_DECISIONS {
                     self.recent.pop_front();
+                }
+                // Nobody watching (the common case under load): keep it, copy nothing.
+                if self.clients.is_empty() {
+                    self.recent.push_back(d);
+                    return None;
                 }
                 self.recent.push_back(d.clone());
                 Message::Decision(d)
@@ -284,7 +295,7 @@ impl State {
                 Message::Observation(o)
             }
             Event::Notice(text) => Message::Notice { text },
-        }
+        })
     }
 
     /// Broadcast a decision within the display budget; count it as dropped beyond.
@@ -394,14 +405,11 @@ async fn serve(
             biased;
             () = cancel.cancelled() => break,
             ev = rx.recv() => match ev {
-                Some(ev) => {
-                    let m = state.fold(ev);
-                    if matches!(m, Message::Decision(_)) {
-                        state.broadcast_decision(&m);
-                    } else {
-                        state.broadcast(&m);
-                    }
-                }
+                Some(ev) => match state.fold(ev) {
+                    Some(m @ Message::Decision(_)) => state.broadcast_decision(&m),
+                    Some(m) => state.broadcast(&m),
+                    None => {}
+                },
                 None => break,
             },
             acc = listener.accept() => match acc {
@@ -416,11 +424,10 @@ async fn serve(
     }
     // Publish what is still queued, then say goodbye.
     while let Ok(ev) = rx.try_recv() {
-        let m = state.fold(ev);
-        if matches!(m, Message::Decision(_)) {
-            state.broadcast_decision(&m);
-        } else {
-            state.broadcast(&m);
+        match state.fold(ev) {
+            Some(m @ Message::Decision(_)) => state.broadcast_decision(&m),
+            Some(m) => state.broadcast(&m),
+            None => {}
         }
     }
     let m = state.status();
