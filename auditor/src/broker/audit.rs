@@ -97,6 +97,11 @@ impl std::fmt::Debug for Msg {
 
 impl AuditSender {
     /// Queue a record, or count it as dropped if the writer is behind.
+    /// Records lost before they reached this sender (the broker's own queue was full).
+    pub fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn record(&self, r: Record) {
         match self.tx.try_send(Msg::Record(Box::new(r))) {
             Ok(()) => {}

@@ -2,9 +2,10 @@
 //! the calls it would refuse), runs the emulation handlers, answers the kernel and records each
 //! decision in the audit log.
 //!
-//! One tokio task owns the listener fd, registered with the reactor. A notification is
-//! received only when `poll` says one is pending (`SECCOMP_IOCTL_NOTIF_RECV` blocks otherwise);
-//! the task ends at `POLLHUP` (no task uses the filter any more) or on cancellation. Decisions
+//! One thread owns the listener fd and blocks in `poll(2)` on it (not in the async reactor:
+//! only a direct waiter keeps the kernel's same-CPU wake-up). A notification is received only
+//! when `poll` says one is pending (`SECCOMP_IOCTL_NOTIF_RECV` blocks otherwise); the thread
+//! ends at `POLLHUP` (no task uses the filter any more) or on cancellation (an eventfd). Decisions
 //! that need no pointer contents are answered inline; emulations run on the blocking pool,
 //! at most [`MAX_EMULATIONS`] at a time — further notifications wait in the kernel, so a
 //! workload that floods the broker costs bounded memory.
@@ -25,37 +26,38 @@ pub mod sysinfo;
 pub mod target;
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsFd as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::CancellationToken;
 
 use crate::policy::handlers::HandlerConfig;
 use crate::policy::model::{Action, Policy};
-use crate::seccomp::notify::{NotifyError, NotifyFd, Response, SeccompNotif};
+use crate::seccomp::notify::{NotifyError, NotifyFd, Response, SeccompNotif, Wake};
 use audit::{AuditSender, Record};
 use decide::Decider;
 
 /// Emulations running at once; more notifications wait in the kernel.
 pub const MAX_EMULATIONS: usize = 8;
 
+/// Records shipped at once from the broker thread (see [`Inner::run`]).
+const FLUSH_RECORDS: usize = 128;
+/// The longest a record waits in the broker thread before it is shipped.
+const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
 /// Errors of the broker loop.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("cannot register the seccomp listener with the reactor")]
-    Register {
+    #[error("cannot start the broker thread")]
+    Thread {
         #[source]
         source: std::io::Error,
     },
-    #[error("waiting for the seccomp listener failed")]
-    Wait {
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("the broker thread panicked")]
+    Panicked,
     #[error(transparent)]
     Notify(#[from] NotifyError),
 }
@@ -176,13 +178,22 @@ pub struct Broker {
     inner: Arc<Inner>,
 }
 
-/// AsyncFd needs an owner that is `AsRawFd`.
-struct Registered(Arc<Inner>);
-
-impl AsRawFd for Registered {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.fd.as_raw_fd()
-    }
+/// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
+/// off the broker's path, by [`Inner::record_of`].
+struct Raw {
+    time: SystemTime,
+    pid: u32,
+    exe: Option<String>,
+    nr: i32,
+    arch: u32,
+    abi: Option<crate::observe::model::Abi>,
+    syscall: Option<&'static str>,
+    args: [u64; 6],
+    decoded: BTreeMap<String, String>,
+    rule: Option<usize>,
+    verdict: Verdict,
+    response: Response,
+    latency_us: u64,
 }
 
 /// The policy's action in words, for the log.
@@ -253,7 +264,10 @@ impl Broker {
     pub fn respond(&self, n: &SeccompNotif) -> Option<Response> {
         let start = (Instant::now(), SystemTime::now());
         let d = self.inner.decider.decide(&n.data);
-        self.inner.decided(n, &d, start, false)
+        let mut out = Vec::new();
+        let response = self.inner.decided(n, &d, start, false, &mut out);
+        self.inner.deliver(&mut out);
+        response
     }
 
     pub fn stats(&self) -> Arc<Stats> {
@@ -265,78 +279,254 @@ impl Broker {
     }
 
     /// Serve until every task of the filter is gone or `cancel` fires.
+    ///
+    /// The listener is served by a thread of its own that blocks in `poll(2)` on it (see
+    /// [`NotifyFd::wait`] for why not the reactor), answers inline what needs no emulation and
+    /// hands emulations to the blocking pool.
     pub async fn serve(self, cancel: CancellationToken) -> Result<(), BrokerError> {
-        // SAFETY: `Registered` holds an Arc of the NotifyFd that owns the fd, so the fd stays
-        // open and the same for as long as the AsyncFd lives.
-        let afd = unsafe {
-            AsyncFd::register_with_interest(Registered(self.inner.clone()), Interest::READABLE)
-        }
-        .map_err(|e| BrokerError::Register {
-            source: e.into_parts().1,
-        })?;
-        let emulations = Arc::new(tokio::sync::Semaphore::new(MAX_EMULATIONS));
-        loop {
-            let mut guard = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(()),
-                g = afd.readable() => g.map_err(|source| BrokerError::Wait { source })?,
-            };
-            let ready = self.inner.fd.readiness()?;
-            if !ready.pending {
-                guard.clear_ready();
-                if ready.hangup {
-                    tracing::debug!("every task of the filter has exited");
+        let stop = Arc::new(
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
+                .map_err(|e| BrokerError::Thread { source: e.into() })?,
+        );
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::runtime::Handle::current();
+        let (inner, thread_stop, thread_cancel) = (self.inner.clone(), stop.clone(), cancel.clone());
+        std::thread::Builder::new()
+            .name("auditor-broker".into())
+            .spawn(move || {
+                let _ = tx.send(inner.run(&thread_stop, &handle, &thread_cancel));
+            })
+            .map_err(|source| BrokerError::Thread { source })?;
+        let done = tokio::select! {
+            r = &mut rx => r,
+            () = cancel.cancelled() => {
+                if let Err(e) = stop.write(1) {
+                    tracing::warn!(error = %e, "cannot stop the broker thread");
                     return Ok(());
                 }
-                continue;
+                rx.await
             }
-            let n = match self.inner.fd.recv() {
-                Ok(n) => n,
-                // Withdrawn between poll and receive: its caller was killed.
-                Err(e) if e.is_gone() => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let start = (Instant::now(), SystemTime::now());
-            let d = self.inner.decider.decide(&n.data);
-            tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
-            if d.handler.is_some() {
-                let permit = tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
-                    p = emulations.clone().acquire_owned() => p,
-                };
-                let inner = self.inner.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    inner.process(&n, start);
-                });
-            } else {
-                // Decided once: the inline path reuses this decision.
-                self.inner.process_decided(&n, &d, start);
-            }
+        };
+        // The sender is only dropped without a value if the thread panicked.
+        done.unwrap_or(Err(BrokerError::Panicked))
+    }
+}
+
+/// The thread that turns the broker thread's batches into records and hands them on, so
+/// that formatting never delays the next notification.
+struct Recorder {
+    tx: std::sync::mpsc::SyncSender<Vec<Raw>>,
+    thread: std::thread::JoinHandle<()>,
+    inner: Arc<Inner>,
+}
+
+/// Batches queued for the record thread; beyond this they are dropped and counted (the audit
+/// log's and the live session's drop counts), so a flood costs bounded memory.
+const RECORDER_QUEUE: usize = 64;
+
+impl Recorder {
+    fn start(inner: Arc<Inner>) -> Result<Recorder, BrokerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Raw>>(RECORDER_QUEUE);
+        let thread_inner = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("auditor-records".into())
+            .spawn(move || {
+                // A batch thread: its wake-up never preempts the workload or the broker
+                // thread on their CPU (it still gets its fair share under load).
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+                if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+                    tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH for the record thread");
+                }
+                for mut batch in rx {
+                    thread_inner.deliver(&mut batch);
+                }
+            })
+            .map_err(|source| BrokerError::Thread { source })?;
+        Ok(Recorder { tx, thread, inner })
+    }
+
+    fn ship(&self, batch: Vec<Raw>) {
+        let lost = match self.tx.try_send(batch) {
+            Ok(()) => return,
+            Err(std::sync::mpsc::TrySendError::Full(b) | std::sync::mpsc::TrySendError::Disconnected(b)) => b.len() as u64,
+        };
+        if let Some(a) = &self.inner.audit {
+            a.count_dropped(lost);
         }
+        if let Some(l) = &self.inner.live {
+            l.count_dropped(lost);
+        }
+    }
+
+    /// Deliver what is queued, then end.
+    fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
     }
 }
 
 impl Inner {
+    /// The broker thread's loop: wait, receive, decide, answer inline or hand to the pool.
+    ///
+    /// Inline decisions are recorded in batches of raw facts, shipped to a [`Recorder`]
+    /// thread that formats them for the audit log and the live session: a channel send wakes
+    /// the consumer's thread, and one wake-up (or one record's formatting) per notification
+    /// would cost more than the round trip itself. A batch goes out when it is full, when it is
+    /// [`FLUSH_AFTER`] old, or when the listener has been idle that long.
+    fn run(
+        self: &Arc<Self>,
+        stop: &EventFd,
+        handle: &tokio::runtime::Handle,
+        cancel: &CancellationToken,
+    ) -> Result<(), BrokerError> {
+        // Records, the live session and the blocking pool all expect a runtime context.
+        let _rt = handle.enter();
+        let emulations = Arc::new(tokio::sync::Semaphore::new(MAX_EMULATIONS));
+        let recorder = (self.audit.is_some() || self.live.is_some())
+            .then(|| Recorder::start(self.clone()))
+            .transpose()?;
+        let mut batch: Vec<Raw> = Vec::with_capacity(FLUSH_RECORDS);
+        let mut oldest = Instant::now();
+        let ship = |batch: &mut Vec<Raw>| match &recorder {
+            Some(r) if !batch.is_empty() => {
+                r.ship(std::mem::replace(batch, Vec::with_capacity(FLUSH_RECORDS)));
+            }
+            _ => batch.clear(),
+        };
+        let result = loop {
+            let timeout = (!batch.is_empty()).then(|| FLUSH_AFTER.saturating_sub(oldest.elapsed()));
+            match self.fd.wait(stop.as_fd(), timeout) {
+                Err(e) => break Err(e.into()),
+                Ok(Wake::Stopped) => break Ok(()),
+                Ok(Wake::Hangup) => {
+                    tracing::debug!("every task of the filter has exited");
+                    break Ok(());
+                }
+                Ok(Wake::Timeout) => {
+                    ship(&mut batch);
+                    continue;
+                }
+                Ok(Wake::Pending) => {}
+            }
+            let n = match self.fd.recv() {
+                Ok(n) => n,
+                // Withdrawn between poll and receive: its caller was killed.
+                Err(e) if e.is_gone() => continue,
+                Err(e) => break Err(e.into()),
+            };
+            let start = (Instant::now(), SystemTime::now());
+            let d = self.decider.decide(&n.data);
+            tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
+            if d.handler.is_none() {
+                // Decided once: the inline path reuses this decision.
+                if batch.is_empty() {
+                    oldest = start.0;
+                }
+                self.decided(&n, &d, start, true, &mut batch);
+                if batch.len() >= FLUSH_RECORDS || oldest.elapsed() >= FLUSH_AFTER {
+                    ship(&mut batch);
+                }
+                continue;
+            }
+            // At most MAX_EMULATIONS at once: further notifications wait in the kernel.
+            let permit = match emulations.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    ship(&mut batch);
+                    let sem = emulations.clone();
+                    let waited = handle.block_on(async {
+                        tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => None,
+                            p = sem.acquire_owned() => p.ok(),
+                        }
+                    });
+                    match waited {
+                        Some(p) => p,
+                        None => break Ok(()),
+                    }
+                }
+            };
+            let inner = self.clone();
+            handle.spawn_blocking(move || {
+                let _permit = permit;
+                inner.process(&n, start);
+            });
+        };
+        ship(&mut batch);
+        if let Some(r) = recorder {
+            r.finish();
+        }
+        result
+    }
+
+    /// The record of a decision, for the audit log and the live session.
+    fn record_of(&self, r: Raw) -> Record {
+        let policy = self.decider.policy();
+        let action = r
+            .rule
+            .and_then(|i| policy.rules.get(i))
+            .map_or(&policy.default_action, |rule| &rule.action);
+        Record {
+            time: humantime::format_rfc3339_micros(r.time).to_string(),
+            container: self.container.clone(),
+            pid: r.pid,
+            exe: r.exe,
+            syscall: r
+                .syscall
+                .map_or_else(|| format!("nr:{}", r.nr), str::to_owned),
+            arch: match r.abi {
+                Some(abi) => format!("{abi:?}").to_lowercase(),
+                None => format!("{:#x}", r.arch),
+            },
+            args: r.args.iter().map(|a| format!("{a:#x}")).collect(),
+            decoded: r.decoded,
+            rule: r.rule.map(|i| i + 1),
+            action: action_text(action),
+            decision: r.verdict.as_str().into(),
+            result: if r.verdict == Verdict::Gone {
+                "none".into()
+            } else {
+                result_text(r.response)
+            },
+            latency_us: r.latency_us,
+        }
+    }
+
+    /// Hand records to the audit log and the live session (never blocks).
+    fn deliver(&self, batch: &mut Vec<Raw>) {
+        for raw in batch.drain(..) {
+            let record = self.record_of(raw);
+            match (&self.live, &self.audit) {
+                (Some(l), Some(a)) => {
+                    l.send(crate::session::Event::Decision((&record).into()));
+                    a.record(record);
+                }
+                (Some(l), None) => l.send(crate::session::Event::Decision(record.into())),
+                (None, Some(a)) => a.record(record),
+                (None, None) => {}
+            }
+        }
+    }
+
     /// Decide, act, answer, record. `start`: when the notification was received (the
     /// record's time, so that records sort in the order of the calls).
     fn process(&self, n: &SeccompNotif, start: (Instant, SystemTime)) {
         let d = self.decider.decide(&n.data);
-        self.process_decided(n, &d, start);
+        let mut out = Vec::new();
+        self.decided(n, &d, start, true, &mut out);
+        self.deliver(&mut out);
     }
 
-    /// [`Inner::process`] for a notification already decided.
-    fn process_decided(&self, n: &SeccompNotif, d: &decide::Decision<'_>, start: (Instant, SystemTime)) {
-        self.decided(n, d, start, true);
-    }
-
-    /// Act on a decision, answer (`send`) or return the answer, and record it.
+    /// Act on a decision, answer (`send`) or return the answer; its record goes to `out`.
     fn decided(
         &self,
         n: &SeccompNotif,
         d: &decide::Decision<'_>,
         start: (Instant, SystemTime),
         send: bool,
+        out: &mut Vec<Raw>,
     ) -> Option<Response> {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
@@ -392,37 +582,21 @@ impl Inner {
         );
         // Every decision goes to the live session too: its history and totals are built from them.
         if self.audit.is_some() || self.live.is_some() {
-            let arch = match d.abi {
-                Some(abi) => format!("{abi:?}").to_lowercase(),
-                None => format!("{:#x}", n.data.arch),
-            };
-            let record = Record {
-                time: humantime::format_rfc3339_micros(start.1).to_string(),
-                container: self.container.clone(),
+            out.push(Raw {
+                time: start.1,
                 pid: n.pid,
                 exe,
-                syscall: d
-                    .syscall
-                    .map_or_else(|| format!("nr:{}", n.data.nr), str::to_owned),
-                arch,
-                args: n.data.args.iter().map(|a| format!("{a:#x}")).collect(),
+                nr: n.data.nr,
+                arch: n.data.arch,
+                abi: d.abi,
+                syscall: d.syscall,
+                args: n.data.args,
                 decoded: outcome.decoded,
-                rule: d.rule.map(|i| i + 1),
-                action: action_text(d.action),
-                decision: outcome.verdict.as_str().into(),
-                result: if outcome.verdict == Verdict::Gone {
-                    "none".into()
-                } else {
-                    result_text(outcome.response)
-                },
+                rule: d.rule,
+                verdict: outcome.verdict,
+                response: outcome.response,
                 latency_us,
-            };
-            if let Some(l) = &self.live {
-                l.send(crate::session::Event::Decision((&record).into()));
-            }
-            if let Some(a) = &self.audit {
-                a.record(record);
-            }
+            });
         }
         (outcome.verdict != Verdict::Gone).then_some(outcome.response)
     }

@@ -302,6 +302,19 @@ pub struct Readiness {
     pub hangup: bool,
 }
 
+/// What [`NotifyFd::wait`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// A notification is waiting: `recv` will not block.
+    Pending,
+    /// No task uses the filter any more: nothing more will come.
+    Hangup,
+    /// The `stop` fd became readable.
+    Stopped,
+    /// The timeout passed first.
+    Timeout,
+}
+
 /// The listener fd of a filter (`SECCOMP_FILTER_FLAG_NEW_LISTENER`).
 #[derive(Debug)]
 pub struct NotifyFd {
@@ -377,6 +390,57 @@ impl NotifyFd {
         Ok(Readiness {
             pending: pfd.revents & libc::POLLIN != 0,
             hangup: pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0,
+        })
+    }
+
+    /// Block until a notification is pending, every task of the filter is gone, or `stop`
+    /// becomes readable (an eventfd the owner writes to end the wait), or `timeout` passes.
+    ///
+    /// A thread blocked here in `poll(2)` is woken by the kernel's own wake-up of the listener,
+    /// which honours `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (the workload's CPU); an epoll
+    /// waiter (an async reactor) is woken through `ep_poll_callback`, which drops that hint,
+    /// so every round trip could cross CPUs.
+    pub fn wait(
+        &self,
+        stop: BorrowedFd<'_>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Wake, NotifyError> {
+        let ms = timeout.map_or(-1, |t| {
+            libc::c_int::try_from(t.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+        });
+        let mut pfds = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: two valid pollfds in a live array.
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
+            if r == 0 {
+                return Ok(Wake::Timeout);
+            }
+            if r > 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(NotifyError::Poll { source: e });
+            }
+        }
+        Ok(if pfds[1].revents != 0 {
+            Wake::Stopped
+        } else if pfds[0].revents & libc::POLLIN != 0 {
+            Wake::Pending
+        } else {
+            // POLLHUP, POLLERR or POLLNVAL: nothing more will come on this fd.
+            Wake::Hangup
         })
     }
 
