@@ -70,12 +70,12 @@ fn main() -> anyhow::Result<()> {
             // The live UI under load (issue 5), also whatever the others reported.
             let tui = bench_tui::run_tui_load(&bin, 3);
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
-            let broker = bench_broker::run(&bin, 5, 20_000, 2_000);
+            let broker = bench_broker::run(&bin, 5, 100_000, 2_000);
             learn.and(filter).and(tui).and(broker)
         }
         Task::BenchBroker => {
             let bin = util::target_dir()?.join("release").join("auditor");
-            bench_broker::run(&bin, 5, 20_000, 2_000)
+            bench_broker::run(&bin, 5, 100_000, 2_000)
         }
         Task::BenchTui => {
             let bin = util::target_dir()?.join("release").join("auditor");
