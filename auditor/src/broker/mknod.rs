@@ -19,11 +19,11 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 
-use super::target::{self, Creds, Target};
+use super::sys::{self, OpenHow, CAP_MKNOD, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use super::target::{self, Creds};
 use super::{Outcome, Verdict};
 use crate::policy::handlers::{Device, S_IFBLK, S_IFCHR, S_IFMT};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
-use super::sys::{CAP_MKNOD, CapData, CapHeader, LINUX_CAPABILITY_VERSION_3, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// `mknod(path, mode, dev)` or `mknodat(dirfd, path, mode, dev)`, from the registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,31 +149,22 @@ fn emulate(
     let fail = |outcome: &mut Outcome, errno: i32| {
         outcome.response = Response::Errno(errno);
     };
-    // Open everything first, then check the notification is still pending: the fds are then
-    // bound to the caller even if it dies now and its pid is reused.
-    let opened = (|| -> Result<_, target::TargetError> {
-        let t = Target::open(n.pid)?;
-        let mem = t.mem()?;
-        let creds = t.creds()?;
-        let root = t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?;
-        let mntns = t.open_at("ns/mnt", libc::O_RDONLY)?;
-        let cwd = t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?;
-        Ok((mem, creds, root, mntns, cwd))
-    })();
-    let (mem, creds, root, mntns, cwd) = match opened {
-        Ok(v) => v,
-        Err(e) => {
-            if !fd.id_valid(n.id) {
-                return Err(Gone);
-            }
+    let target::Caller {
+        mem,
+        creds,
+        root,
+        mntns,
+        cwd,
+        ..
+    } = match target::open_caller(fd, n, false) {
+        Ok(c) => c,
+        Err(target::Unreachable::Gone) => return Err(Gone),
+        Err(target::Unreachable::Failed(e)) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-mknod: cannot reach the caller");
             fail(outcome, e.errno());
             return Ok(());
         }
     };
-    if !fd.id_valid(n.id) {
-        return Err(Gone);
-    }
     let path = target::read_cstring(&mem, req.path);
     // Memory read: re-check that it was the caller's, still blocked in this very call.
     if !fd.id_valid(n.id) {
@@ -284,13 +275,9 @@ struct Helper {
     creds: Creds,
 }
 
-
-
 impl Helper {
     /// Fork, create the node in the child, return its errno (0: created).
     fn run(&self) -> std::io::Result<i32> {
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = OpenHow {
             flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
@@ -302,91 +289,29 @@ impl Helper {
         } else {
             self.start.as_raw_fd()
         };
-        let dot = c".";
-        // SAFETY: the child makes only raw syscalls on data prepared above and ends with
-        // _exit; the parent only closes, reads and waits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // SAFETY: forked child of a threaded process: raw syscalls only, then _exit.
-            unsafe {
-                let w = w.as_raw_fd();
-                let out = |e: i32| -> ! {
-                    let b = e.to_ne_bytes();
-                    libc::write(w, b.as_ptr().cast(), 4);
-                    libc::_exit(0)
-                };
-                let errno = || *libc::__errno_location();
-                if libc::setns(self.mntns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
-                    out(errno());
-                }
-                if libc::fchdir(self.root.as_raw_fd()) != 0 || libc::chroot(dot.as_ptr()) != 0 {
-                    out(errno());
-                }
-                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
-                    out(errno());
-                }
-                libc::syscall(libc::SYS_setfsgid, self.creds.fsgid);
-                libc::syscall(libc::SYS_setfsuid, self.creds.fsuid);
-                // setfsuid reports the previous value: ask again to confirm the change.
-                if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != self.creds.fsuid
-                    || libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32 != self.creds.fsgid
-                {
-                    out(libc::EPERM);
-                }
-                libc::umask(self.creds.umask as libc::mode_t);
-                let mut hdr = CapHeader {
-                    version: LINUX_CAPABILITY_VERSION_3,
-                    pid: 0,
-                };
-                let only = CapData {
-                    effective: 1 << CAP_MKNOD,
-                    permitted: 1 << CAP_MKNOD,
-                    inheritable: 0,
-                };
-                let none = CapData {
-                    effective: 0,
-                    permitted: 0,
-                    inheritable: 0,
-                };
-                let data = [only, none];
-                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
-                    out(errno());
-                }
-                let dir = libc::syscall(
-                    libc::SYS_openat2,
-                    from,
-                    self.parent.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                );
-                if dir < 0 {
-                    out(errno());
-                }
-                if libc::mknodat(
-                    dir as i32,
+        let child = || -> Result<(), i32> {
+            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+            sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
+            // SAFETY: umask only sets this process's mask.
+            unsafe { libc::umask(self.creds.umask as libc::mode_t) };
+            sys::set_caps(1 << CAP_MKNOD, 1 << CAP_MKNOD)?;
+            let dir = sys::openat2(from, self.parent.as_ptr(), &how)?;
+            // SAFETY: a raw mknodat on a live fd and a live C string.
+            let r = unsafe {
+                libc::mknodat(
+                    dir,
                     self.base.as_ptr(),
                     self.mode as libc::mode_t,
                     libc::dev_t::from(self.dev),
-                ) != 0
-                {
-                    out(errno());
-                }
-                out(0);
+                )
+            };
+            if r != 0 {
+                return Err(sys::errno());
             }
-        }
-        drop(w);
-        let mut buf = [0u8; 4];
-        let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
-        match got {
-            Ok(4) => Ok(i32::from_ne_bytes(buf)),
-            Ok(_) => Err(std::io::Error::other("the helper died without a result")),
-            Err(e) => Err(e.into()),
-        }
+            Ok(())
+        };
+        // SAFETY: the child makes only raw syscalls on data prepared above.
+        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
     }
 }
 

@@ -28,10 +28,10 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
 
-use super::target::{self, Creds, Target};
+use super::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use super::target::{self, Creds};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
-use super::sys::{CAP_SYS_ADMIN, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// Flags that change an existing mount rather than create a file system.
 const NOT_NEW: u64 = libc::MS_REMOUNT
@@ -164,30 +164,22 @@ fn emulate(
     outcome: &mut Outcome,
 ) -> Result<(), Gone> {
     let a = &n.data.args;
-    let opened = (|| -> Result<_, target::TargetError> {
-        let t = Target::open(n.pid)?;
-        let mem = t.mem()?;
-        let creds = t.creds()?;
-        let root = t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?;
-        let cwd = t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?;
-        let mntns = t.open_at("ns/mnt", libc::O_RDONLY)?;
-        let userns = t.open_at("ns/user", libc::O_RDONLY)?;
-        Ok((mem, creds, root, cwd, mntns, userns))
-    })();
-    let (mem, creds, root, cwd, mntns, userns) = match opened {
-        Ok(v) => v,
-        Err(e) => {
-            if !fd.id_valid(n.id) {
-                return Err(Gone);
-            }
+    let target::Caller {
+        mem,
+        creds,
+        root,
+        cwd,
+        mntns,
+        userns,
+    } = match target::open_caller(fd, n, true) {
+        Ok(c) => c,
+        Err(target::Unreachable::Gone) => return Err(Gone),
+        Err(target::Unreachable::Failed(e)) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-mount: cannot reach the caller");
             deny(outcome, e.errno(), "cannot reach the caller");
             return Ok(());
         }
     };
-    if !fd.id_valid(n.id) {
-        return Err(Gone);
-    }
     // Copy everything once; the decision and the mount use only these copies.
     let copy = (|| -> Result<Copied, i32> {
         if a[2] == 0 {
@@ -255,7 +247,7 @@ fn emulate(
             return Ok(());
         }
     }
-    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || !owns(&userns, &mntns) {
+    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || !userns.is_some_and(|u| owns(&u, &mntns)) {
         deny(
             outcome,
             libc::EPERM,
@@ -338,7 +330,6 @@ struct Helper {
     allowed: Vec<(u64, OwnedFd)>,
 }
 
-
 /// `self/fd/N` without allocating (for the forked child).
 struct FdPath([u8; 32]);
 
@@ -371,8 +362,6 @@ impl FdPath {
 impl Helper {
     /// Fork, mount in the child, return its errno (0: mounted).
     fn run(&self) -> std::io::Result<i32> {
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         // Auditor's own procfs, for `self/fd/N` once the helper is in the caller's namespace
         // (whose /proc, if any, does not show the helper).
         let proc_dir = std::fs::File::options()
@@ -399,7 +388,6 @@ impl Helper {
         };
         let (src_how, src_from) = (how(&self.copied.source), from(&self.copied.source));
         let (tgt_how, tgt_from) = (how(&self.copied.target), from(&self.copied.target));
-        let dot = c".";
         let data_ptr = self
             .copied
             .data
@@ -410,79 +398,39 @@ impl Helper {
             .iter()
             .map(|(dev, fd)| (*dev, FdPath::new(fd.as_raw_fd())))
             .collect();
-        // SAFETY: the child makes only raw syscalls on data prepared above and ends with
-        // _exit; the parent only closes, reads and waits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // SAFETY: forked child of a threaded process: raw syscalls only, then _exit.
+        let child = || -> Result<(), i32> {
+            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+            // Resolve with the caller's file-system identity (which drops the file
+            // capabilities, CAP_DAC_OVERRIDE included, until fsuid is 0 again).
+            sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
+            let src = sys::openat2(src_from, self.copied.source.as_ptr(), &src_how)?;
+            // SAFETY: a zeroed stat is a valid out-buffer.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat on a live fd into a live buffer.
+            if unsafe { libc::fstat(src, &mut st) } != 0 {
+                return Err(sys::errno());
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+                return Err(libc::ENOTBLK);
+            }
+            let Some((_, source_path)) = allowed.iter().find(|(d, _)| *d == st.st_rdev) else {
+                return Err(libc::EPERM);
+            };
+            let tgt = sys::openat2(tgt_from, self.copied.target.as_ptr(), &tgt_how)?;
+            // SAFETY: as above.
+            if unsafe { libc::fstat(tgt, &mut st) } != 0 {
+                return Err(sys::errno());
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(libc::ENOTDIR);
+            }
+            let target_path = FdPath::new(tgt);
+            // SAFETY: raw syscalls on live fds, C strings and the copied mount data.
             unsafe {
-                let w = w.as_raw_fd();
-                let out = |e: i32| -> ! {
-                    let b = e.to_ne_bytes();
-                    libc::write(w, b.as_ptr().cast(), 4);
-                    libc::_exit(0)
-                };
-                let errno = || *libc::__errno_location();
-                if libc::setns(self.mntns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
-                    out(errno());
-                }
-                if libc::fchdir(self.root.as_raw_fd()) != 0 || libc::chroot(dot.as_ptr()) != 0 {
-                    out(errno());
-                }
-                // Resolve with the caller's file-system identity (which drops the file
-                // capabilities, CAP_DAC_OVERRIDE included, until fsuid is 0 again).
-                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
-                    out(errno());
-                }
-                libc::syscall(libc::SYS_setfsgid, self.creds.fsgid);
-                libc::syscall(libc::SYS_setfsuid, self.creds.fsuid);
-                if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != self.creds.fsuid {
-                    out(libc::EPERM);
-                }
-                let src = libc::syscall(
-                    libc::SYS_openat2,
-                    src_from,
-                    self.copied.source.as_ptr(),
-                    &src_how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                );
-                if src < 0 {
-                    out(errno());
-                }
-                let mut st: libc::stat = std::mem::zeroed();
-                if libc::fstat(src as i32, &mut st) != 0 {
-                    out(errno());
-                }
-                if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
-                    out(libc::ENOTBLK);
-                }
-                let Some((_, source_path)) = allowed.iter().find(|(d, _)| *d == st.st_rdev) else {
-                    out(libc::EPERM);
-                };
-                let tgt = libc::syscall(
-                    libc::SYS_openat2,
-                    tgt_from,
-                    self.copied.target.as_ptr(),
-                    &tgt_how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                );
-                if tgt < 0 {
-                    out(errno());
-                }
-                if libc::fstat(tgt as i32, &mut st) != 0 {
-                    out(errno());
-                }
-                if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-                    out(libc::ENOTDIR);
-                }
                 libc::syscall(libc::SYS_setfsuid, 0);
                 libc::syscall(libc::SYS_setfsgid, 0);
-                let target_path = FdPath::new(tgt as i32);
                 if libc::fchdir(proc_dir.as_raw_fd()) != 0 {
-                    out(errno());
+                    return Err(sys::errno());
                 }
                 if libc::mount(
                     source_path.as_ptr(),
@@ -492,21 +440,13 @@ impl Helper {
                     data_ptr.cast(),
                 ) != 0
                 {
-                    out(errno());
+                    return Err(sys::errno());
                 }
-                out(0);
             }
-        }
-        drop(w);
-        let mut buf = [0u8; 4];
-        let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
-        match got {
-            Ok(4) => Ok(i32::from_ne_bytes(buf)),
-            Ok(_) => Err(std::io::Error::other("the helper died without a result")),
-            Err(e) => Err(e.into()),
-        }
+            Ok(())
+        };
+        // SAFETY: the child makes only raw syscalls on data prepared above.
+        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
     }
 }
 

@@ -29,10 +29,10 @@ use std::fs::File;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt as _;
 
-use super::target::{self, Creds, Target};
+use super::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use super::target::{self, Creds};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
-use super::sys::{CAP_SYS_ADMIN, CapData, CapHeader, LINUX_CAPABILITY_VERSION_3, OpenHow, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
 /// `XATTR_NAME_MAX` and `XATTR_SIZE_MAX` (include/uapi/linux/limits.h).
 pub const XATTR_NAME_MAX: usize = 255;
@@ -158,31 +158,22 @@ fn emulate(
         deny(outcome, libc::EINVAL);
         return Ok(());
     }
-    // Open everything first, then check the notification is still pending: the fds are then
-    // bound to the caller even if it dies now and its pid is reused.
-    let opened = (|| -> Result<_, target::TargetError> {
-        let t = Target::open(n.pid)?;
-        let mem = t.mem()?;
-        let creds = t.creds()?;
-        let root = t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?;
-        let mntns = t.open_at("ns/mnt", libc::O_RDONLY)?;
-        let cwd = t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?;
-        Ok((mem, creds, root, mntns, cwd))
-    })();
-    let (mem, creds, root, mntns, cwd) = match opened {
-        Ok(v) => v,
-        Err(e) => {
-            if !fd.id_valid(n.id) {
-                return Err(Gone);
-            }
+    let target::Caller {
+        mem,
+        creds,
+        root,
+        mntns,
+        cwd,
+        ..
+    } = match target::open_caller(fd, n, false) {
+        Ok(c) => c,
+        Err(target::Unreachable::Gone) => return Err(Gone),
+        Err(target::Unreachable::Failed(e)) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-setxattr: cannot reach the caller");
             deny(outcome, e.errno());
             return Ok(());
         }
     };
-    if !fd.id_valid(n.id) {
-        return Err(Gone);
-    }
     let copied = copy(&mem, req);
     // Memory read: re-check that it was the caller's, still blocked in this very call.
     if !fd.id_valid(n.id) {
@@ -283,13 +274,9 @@ struct Helper {
     creds: Creds,
 }
 
-
-
 impl Helper {
     /// Fork, set the attribute in the child, return its errno (0: set).
     fn run(&self) -> std::io::Result<i32> {
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = OpenHow {
             flags: (libc::O_RDONLY
@@ -312,122 +299,52 @@ impl Helper {
         };
         let path = self.path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
         let empty = c"";
-        let dot = c".";
-        // SAFETY: the child makes only raw syscalls on data prepared above and ends with
-        // _exit; the parent only closes, reads and waits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // SAFETY: forked child of a threaded process: raw syscalls only, then _exit.
-            unsafe {
-                let w = w.as_raw_fd();
-                let out = |e: i32| -> ! {
-                    let b = e.to_ne_bytes();
-                    libc::write(w, b.as_ptr().cast(), 4);
-                    libc::_exit(0)
-                };
-                let errno = || *libc::__errno_location();
-                if libc::setns(self.mntns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
-                    out(errno());
+        let child = || -> Result<(), i32> {
+            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+            sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
+            // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
+            sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
+            let fd = if file >= 0 {
+                file
+            } else {
+                match sys::openat2(from, path, &how) {
+                    Ok(fd) => fd,
+                    // O_NOFOLLOW on a symlink: see the module's limits.
+                    Err(libc::ELOOP) if !self.follow => return Err(libc::EPERM),
+                    Err(e) => return Err(e),
                 }
-                if libc::fchdir(self.root.as_raw_fd()) != 0 || libc::chroot(dot.as_ptr()) != 0 {
-                    out(errno());
-                }
-                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
-                    out(errno());
-                }
-                libc::syscall(libc::SYS_setfsgid, self.creds.fsgid);
-                libc::syscall(libc::SYS_setfsuid, self.creds.fsuid);
-                // setfsuid reports the previous value: ask again to confirm the change.
-                if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != self.creds.fsuid
-                    || libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32 != self.creds.fsgid
-                {
-                    out(libc::EPERM);
-                }
-                let mut hdr = CapHeader {
-                    version: LINUX_CAPABILITY_VERSION_3,
-                    pid: 0,
-                };
-                let none = CapData {
-                    effective: 0,
-                    permitted: 0,
-                    inheritable: 0,
-                };
-                // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
-                let held = CapData {
-                    effective: 0,
-                    permitted: 1 << CAP_SYS_ADMIN,
-                    inheritable: 0,
-                };
-                let data = [held, none];
-                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
-                    out(errno());
-                }
-                let fd = if file >= 0 {
-                    file
-                } else {
-                    let fd = libc::syscall(
-                        libc::SYS_openat2,
-                        from,
-                        path,
-                        &how as *const OpenHow,
-                        std::mem::size_of::<OpenHow>(),
-                    );
-                    if fd < 0 {
-                        // O_NOFOLLOW on a symlink: see the module's limits.
-                        let e = errno();
-                        out(if e == libc::ELOOP && !self.follow {
-                            libc::EPERM
-                        } else {
-                            e
-                        });
-                    }
-                    fd as RawFd
-                };
-                if libc::syscall(
+            };
+            // SAFETY: raw syscall on a live fd and a static empty C string.
+            let access = unsafe {
+                libc::syscall(
                     libc::SYS_faccessat2,
                     fd,
                     empty.as_ptr(),
                     libc::W_OK,
                     libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-                ) != 0
-                {
-                    out(errno());
-                }
-                let raised = CapData {
-                    effective: 1 << CAP_SYS_ADMIN,
-                    permitted: 1 << CAP_SYS_ADMIN,
-                    inheritable: 0,
-                };
-                let data = [raised, none];
-                if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) != 0 {
-                    out(errno());
-                }
-                if libc::fsetxattr(
+                )
+            };
+            if access != 0 {
+                return Err(sys::errno());
+            }
+            sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
+            // SAFETY: raw fsetxattr on a live fd, C string and value buffer of its length.
+            let r = unsafe {
+                libc::fsetxattr(
                     fd,
                     self.name.as_ptr(),
                     self.value.as_ptr().cast(),
                     self.value.len(),
                     self.flags as libc::c_int,
-                ) != 0
-                {
-                    out(errno());
-                }
-                out(0);
+                )
+            };
+            if r != 0 {
+                return Err(sys::errno());
             }
-        }
-        drop(w);
-        let mut buf = [0u8; 4];
-        let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
-        match got {
-            Ok(4) => Ok(i32::from_ne_bytes(buf)),
-            Ok(_) => Err(std::io::Error::other("the helper died without a result")),
-            Err(e) => Err(e.into()),
-        }
+            Ok(())
+        };
+        // SAFETY: the child makes only raw syscalls on data prepared above.
+        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
     }
 }
 

@@ -11,6 +11,8 @@ use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 
+use crate::seccomp::notify::{NotifyFd, SeccompNotif};
+
 /// Errors reaching the caller's process.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -265,4 +267,52 @@ mod tests {
         assert!(t.exe().is_some());
         Ok(())
     }
+}
+
+/// What an emulation needs of its caller: opened all at once, then the notification is
+/// checked to be still pending, so that every fd is bound to the caller even if it dies now
+/// and its pid is reused.
+pub struct Caller {
+    pub mem: File,
+    pub creds: Creds,
+    pub root: OwnedFd,
+    pub cwd: OwnedFd,
+    pub mntns: OwnedFd,
+    /// Only when asked for (`with_userns`).
+    pub userns: Option<OwnedFd>,
+}
+
+/// Why [`open_caller`] has no caller.
+pub enum Unreachable {
+    /// The notification is no longer pending: nothing to answer.
+    Gone,
+    /// The caller is there but cannot be reached (answer with the error's errno).
+    Failed(TargetError),
+}
+
+/// Open the caller of notification `n` (see [`Caller`]).
+pub fn open_caller(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    with_userns: bool,
+) -> Result<Caller, Unreachable> {
+    let opened = (|| -> Result<Caller, TargetError> {
+        let t = Target::open(n.pid)?;
+        Ok(Caller {
+            mem: t.mem()?,
+            creds: t.creds()?,
+            root: t.open_at("root", libc::O_PATH | libc::O_DIRECTORY)?,
+            cwd: t.open_at("cwd", libc::O_PATH | libc::O_DIRECTORY)?,
+            mntns: t.open_at("ns/mnt", libc::O_RDONLY)?,
+            userns: if with_userns {
+                Some(t.open_at("ns/user", libc::O_RDONLY)?)
+            } else {
+                None
+            },
+        })
+    })();
+    if !fd.id_valid(n.id) {
+        return Err(Unreachable::Gone);
+    }
+    opened.map_err(Unreachable::Failed)
 }
