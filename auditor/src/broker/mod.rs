@@ -18,6 +18,7 @@ pub mod audit;
 pub mod decide;
 pub mod mknod;
 pub mod mount;
+pub mod prompt;
 pub mod refusals;
 pub mod setxattr;
 mod sys;
@@ -174,6 +175,34 @@ struct Inner {
 /// The broker for one listener fd.
 pub struct Broker {
     inner: Arc<Inner>,
+    interactive: Option<Interactive>,
+}
+
+/// `enforce --interactive`: the filter notifies every call no rule decides; the broker holds
+/// each and prompts for it on the live session (see [`prompt`]).
+#[derive(Debug)]
+pub struct Interactive {
+    pub timeout: std::time::Duration,
+    pub max_held: usize,
+    /// The session clients' answers.
+    pub answers: tokio::sync::mpsc::Receiver<crate::session::Answer>,
+    /// The native policy file always answers are appended to.
+    pub policy_file: std::path::PathBuf,
+}
+
+/// A held call.
+#[derive(Debug)]
+struct HeldCall {
+    n: SeccompNotif,
+    start: (Instant, SystemTime),
+}
+
+/// The broker loop's interactive state.
+struct Prompter {
+    prompts: prompt::Prompts<HeldCall>,
+    policy_file: Arc<std::path::PathBuf>,
+    /// Serialises rewrites of the policy file.
+    write_lock: Arc<std::sync::Mutex<()>>,
 }
 
 /// AsyncFd needs an owner that is `AsRawFd`.
@@ -182,6 +211,15 @@ struct Registered(Arc<Inner>);
 impl AsRawFd for Registered {
     fn as_raw_fd(&self) -> RawFd {
         self.0.fd.as_raw_fd()
+    }
+}
+
+/// A person's (or a timeout's) answer.
+fn prompt_outcome(allow: bool) -> Outcome {
+    if allow {
+        Outcome::new(Verdict::Allowed, Response::Continue)
+    } else {
+        Outcome::new(Verdict::Denied, Response::Errno(prompt::DENY_ERRNO))
     }
 }
 
@@ -217,7 +255,16 @@ impl Broker {
                 live: None,
                 container: None,
             }),
+            interactive: None,
         }
+    }
+
+    /// Prompt for the calls no rule decides (`enforce --interactive`; the filter must notify
+    /// them, see `seccomp::compile::compile_with`). Call before [`Broker::serve`], after
+    /// [`Broker::with_live`]: prompts are shown there.
+    pub fn with_interactive(mut self, i: Interactive) -> Broker {
+        self.interactive = Some(i);
+        self
     }
 
     /// Note every call answered here (not with CONTINUE) in `answered`, so that the observer's
@@ -275,10 +322,49 @@ impl Broker {
             source: e.into_parts().1,
         })?;
         let emulations = Arc::new(tokio::sync::Semaphore::new(MAX_EMULATIONS));
+        let (mut prompter, mut answers) = match self.interactive {
+            Some(i) => (
+                Some(Prompter {
+                    prompts: prompt::Prompts::new(i.timeout, i.max_held),
+                    policy_file: Arc::new(i.policy_file),
+                    write_lock: Arc::default(),
+                }),
+                Some(i.answers),
+            ),
+            None => (None, None),
+        };
         loop {
+            let deadline = prompter.as_ref().and_then(|p| p.prompts.next_deadline());
             let mut guard = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Ok(()),
+                () = cancel.cancelled() => {
+                    if let Some(p) = &mut prompter {
+                        let held = p.prompts.drain();
+                        for c in held {
+                            self.inner.close_prompt(c, false, "stopped", "auditor (the session ended)");
+                        }
+                    }
+                    return Ok(());
+                }
+                a = next_answer(&mut answers) => {
+                    match (a, &mut prompter) {
+                        (Some(a), Some(p)) => self.inner.on_answer(p, a),
+                        // Nobody can answer any more: the timeouts decide.
+                        _ => answers = None,
+                    }
+                    continue;
+                }
+                () = sleep_until(deadline) => {
+                    if let Some(p) = &mut prompter {
+                        let due = p.prompts.expire(Instant::now());
+                        let after = p.prompts.timeout();
+                        for c in due {
+                            let why = format!("timeout after {}", humantime::format_duration(after));
+                            self.inner.close_prompt(c, false, "timeout", &why);
+                        }
+                    }
+                    continue;
+                }
                 g = afd.readable() => g.map_err(|source| BrokerError::Wait { source })?,
             };
             let ready = self.inner.fd.readiness()?;
@@ -299,6 +385,13 @@ impl Broker {
             let start = (Instant::now(), SystemTime::now());
             let d = self.inner.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
+            if let Some(p) = &mut prompter {
+                // Unknown numbers (no name) take the plain path: ENOSYS.
+                if d.rule.is_none() && d.syscall.is_some() {
+                    self.inner.offer(p, n, &d, start);
+                    continue;
+                }
+            }
             if d.handler.is_some() {
                 let permit = tokio::select! {
                     () = cancel.cancelled() => return Ok(()),
@@ -317,7 +410,147 @@ impl Broker {
     }
 }
 
+/// The next answer; pending forever without a receiver.
+async fn next_answer(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::session::Answer>>,
+) -> Option<crate::session::Answer> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleep until `deadline`; pending forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Inner {
+    /// A call no rule decides, in interactive mode: decided by an earlier always answer, or
+    /// held and shown as a prompt (or refused when too many are held).
+    fn offer(
+        &self,
+        p: &mut Prompter,
+        n: SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+    ) {
+        let key = prompt::Key {
+            pid: prompt::tgid(n.pid),
+            arch: n.data.arch,
+            nr: n.data.nr,
+            args: n.data.args,
+        };
+        match p.prompts.hold(key, HeldCall { n, start }, Instant::now()) {
+            prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
+                tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), id, "held for a prompt");
+                self.publish_prompt(p, id, d);
+            }
+            prompt::Hold::Decided { allow, call } => {
+                let mut o = prompt_outcome(allow);
+                o.detail("prompt", "always (an earlier answer)".into());
+                self.conclude(&call.n, d, call.start, o, true, Some("prompt"));
+            }
+            prompt::Hold::Full(call) => {
+                tracing::warn!(pid = n.pid, held = p.prompts.held(), "too many calls wait for a prompt: denied");
+                let mut o = prompt_outcome(false);
+                o.detail(
+                    "prompt",
+                    format!("refused: {} calls already wait for an answer ({} so far)", p.prompts.held(), p.prompts.overflow),
+                );
+                self.conclude(&call.n, d, call.start, o, true, Some("prompt"));
+            }
+        }
+    }
+
+    /// Show prompt `id` (again, with its new count of calls) on the live session.
+    fn publish_prompt(&self, p: &Prompter, id: u64, d: &decide::Decision<'_>) {
+        let (Some(live), Some(pending)) = (&self.live, p.prompts.get(id)) else {
+            return;
+        };
+        let Some(first) = pending.calls.first() else {
+            return;
+        };
+        let exe = target::Target::open(first.n.pid)
+            .ok()
+            .and_then(|t| t.exe())
+            .map(|p| p.display().to_string());
+        let left = pending.deadline.saturating_duration_since(Instant::now());
+        let arch = match d.abi {
+            Some(abi) => format!("{abi:?}").to_lowercase(),
+            None => format!("{:#x}", first.n.data.arch),
+        };
+        live.send(crate::session::Event::Prompt(crate::session::Prompt {
+            id,
+            time: humantime::format_rfc3339_seconds(first.start.1).to_string(),
+            pid: pending.key.pid,
+            exe,
+            syscall: d.syscall.unwrap_or("?").to_owned(),
+            arch,
+            args: pending.key.args.iter().map(|a| format!("{a:#x}")).collect(),
+            calls: pending.calls.len() as u64,
+            deadline: humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string(),
+        }));
+    }
+
+    /// A client answered: answer the calls, and write an always answer to the policy.
+    fn on_answer(&self, p: &mut Prompter, a: crate::session::Answer) {
+        let closed = p.prompts.answer(a.id, a.choice);
+        let Some(first) = closed.first() else {
+            tracing::debug!(id = a.id, "an answer for a prompt that is no longer pending");
+            return;
+        };
+        tracing::info!(id = a.id, choice = a.choice.as_str(), by = %a.by, "prompt answered");
+        if a.choice.always() {
+            let name = first
+                .calls
+                .first()
+                .and_then(|c| self.decider.decide(&c.n.data).syscall);
+            if let Some(name) = name {
+                let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+                let rule = prompt::always_rule(name, a.choice.allows(), &a.by, &now);
+                let (path, lock, live) = (p.policy_file.clone(), p.write_lock.clone(), self.live.clone());
+                let verb = if a.choice.allows() { "allow" } else { "deny" };
+                tokio::task::spawn_blocking(move || {
+                    let text = match prompt::write_always(&path, &rule, &lock) {
+                        Ok(()) => format!("{}: added `{verb} {name}` (next launches compile it into the filter)", path.display()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "always answer not written to the policy");
+                            format!("{e}")
+                        }
+                    };
+                    if let Some(l) = live {
+                        l.send(crate::session::Event::Notice(text));
+                    }
+                });
+            }
+        }
+        for c in closed {
+            self.close_prompt(c, a.choice.allows(), a.choice.as_str(), &a.by);
+        }
+    }
+
+    /// Answer, record and un-show the calls of a closed prompt.
+    fn close_prompt(&self, c: prompt::Closed<HeldCall>, allow: bool, answer: &str, by: &str) {
+        if let Some(l) = &self.live {
+            l.send(crate::session::Event::PromptClosed(crate::session::PromptClosed {
+                id: c.id,
+                answer: answer.to_owned(),
+                by: by.to_owned(),
+            }));
+        }
+        for call in c.calls {
+            let d = self.decider.decide(&call.n.data);
+            let mut o = prompt_outcome(allow);
+            o.detail("prompt", answer.to_owned());
+            o.detail("decided_by", by.to_owned());
+            self.conclude(&call.n, &d, call.start, o, true, Some("prompt"));
+        }
+    }
+
     /// Decide, act, answer, record. `start`: when the notification was received (the
     /// record's time, so that records sort in the order of the calls).
     fn process(&self, n: &SeccompNotif, start: (Instant, SystemTime)) {
@@ -356,6 +589,21 @@ impl Inner {
             outcome.verdict = Verdict::Complain;
             outcome.response = Response::Continue;
         }
+        self.conclude(n, d, start, outcome, send, None)
+    }
+
+    /// Answer (`send`) or return the answer, and record it. `action`: what the record names
+    /// as the action, instead of the policy's.
+    fn conclude(
+        &self,
+        n: &SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+        mut outcome: Outcome,
+        send: bool,
+        action: Option<&str>,
+    ) -> Option<Response> {
+        let syscall = d.syscall.unwrap_or("");
         if outcome.verdict != Verdict::Gone {
             if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
                 a.note(n.pid, n.data.nr);
@@ -408,7 +656,7 @@ impl Inner {
                 args: n.data.args.iter().map(|a| format!("{a:#x}")).collect(),
                 decoded: outcome.decoded,
                 rule: d.rule.map(|i| i + 1),
-                action: action_text(d.action),
+                action: action.map_or_else(|| action_text(d.action), str::to_owned),
                 decision: outcome.verdict.as_str().into(),
                 result: if outcome.verdict == Verdict::Gone {
                     "none".into()

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 
-use super::protocol::{Message, SessionKind};
+use super::protocol::{ClientMessage, Message, SessionKind};
 use super::SessionError;
 
 /// A running session found in the session directory.
@@ -24,8 +24,30 @@ pub struct SessionInfo {
 pub struct Connection {
     path: PathBuf,
     lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    /// Kept so that the publisher does not see a half-closed socket.
-    _write: tokio::net::unix::OwnedWriteHalf,
+    /// Kept so that the publisher does not see a half-closed socket, until taken by
+    /// [`Connection::take_writer`].
+    write: Option<tokio::net::unix::OwnedWriteHalf>,
+}
+
+/// The sending side of a connection: answers to prompts.
+#[derive(Debug)]
+pub struct Writer {
+    path: PathBuf,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Writer {
+    /// Send one message (one JSON line).
+    pub async fn send(&mut self, m: &ClientMessage) -> Result<(), SessionError> {
+        use tokio::io::AsyncWriteExt as _;
+        let err = |source| SessionError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut line = serde_json::to_vec(m).map_err(|e| err(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.write.write_all(&line).await.map_err(err)
+    }
 }
 
 impl Connection {
@@ -51,7 +73,15 @@ impl Connection {
         Ok(Connection {
             path: path.to_owned(),
             lines: BufReader::new(read).lines(),
-            _write: write,
+            write: Some(write),
+        })
+    }
+
+    /// The sending side, once (for answering prompts from another task).
+    pub fn take_writer(&mut self) -> Option<Writer> {
+        self.write.take().map(|write| Writer {
+            path: self.path.clone(),
+            write,
         })
     }
 
