@@ -372,6 +372,12 @@ impl Broker {
                 guard.clear_ready();
                 if ready.hangup {
                     tracing::debug!("every task of the filter has exited");
+                    if let Some(p) = &mut prompter {
+                        // Their callers are gone: recorded as such.
+                        for c in p.prompts.drain() {
+                            self.inner.close_prompt(c, false, "stopped", "auditor (the workload exited)");
+                        }
+                    }
                     return Ok(());
                 }
                 continue;
@@ -386,7 +392,8 @@ impl Broker {
             let d = self.inner.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
             if let Some(p) = &mut prompter {
-                // Unknown numbers (no name) take the plain path: ENOSYS.
+                // Unknown numbers (no name) are not worth a prompt: the default action (ENOSYS
+                // when that is notify), as without --interactive.
                 if d.rule.is_none() && d.syscall.is_some() {
                     self.inner.offer(p, n, &d, start);
                     continue;

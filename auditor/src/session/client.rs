@@ -269,4 +269,56 @@ mod tests {
         assert!(received > 0 && received <= status.totals.decisions);
         Ok(())
     }
+
+    #[tokio::test]
+    async fn answers_reach_the_owner_with_who_sent_them_and_prompts_reach_late_clients(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        use super::super::protocol::{Choice, ClientMessage, Prompt, PromptClosed};
+        use tokio::io::AsyncWriteExt as _;
+        if !root() {
+            eprintln!("SKIP: the publisher accepts root peers only");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir()?;
+        let mut p =
+            Publisher::start_in(dir.path(), SessionKind::Enforce, SessionDetails::default())?;
+        let mut answers = p.take_answers().ok_or("answers taken twice")?;
+        assert!(p.take_answers().is_none());
+        let prompt = |id| Prompt {
+            id,
+            syscall: "getppid".into(),
+            calls: 1,
+            ..Default::default()
+        };
+        p.send(Event::Prompt(prompt(1)));
+        p.send(Event::Prompt(prompt(2)));
+        p.send(Event::PromptClosed(PromptClosed {
+            id: 1,
+            answer: "timeout".into(),
+            by: "timeout after 1s".into(),
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = Connection::connect(p.path()).await?;
+        let _hello = next(&mut c).await?;
+        match next(&mut c).await? {
+            Message::Snapshot(s) => assert_eq!(s.prompts, vec![prompt(2)]),
+            m => panic!("expected snapshot, got {m:?}"),
+        }
+        let mut w = c.take_writer().ok_or("no writer")?;
+        assert!(c.take_writer().is_none());
+        // A line that is not a message is skipped; the next one still counts.
+        w.write.write_all(b"{\"type\":\"answer\",\"id\":2,\"choice\":\"maybe\"}\n").await?;
+        w.send(&ClientMessage::Answer {
+            id: 2,
+            choice: Choice::DenyAlways,
+        })
+        .await?;
+        let a = tokio::time::timeout(Duration::from_secs(5), answers.recv())
+            .await?
+            .ok_or("answers closed")?;
+        assert_eq!((a.id, a.choice), (2, Choice::DenyAlways));
+        // This test's client is this very process: the in-process UI's case.
+        assert_eq!(a.by, "in-process UI");
+        Ok(())
+    }
 }

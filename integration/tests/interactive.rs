@@ -1,0 +1,302 @@
+//! `auditor enforce --interactive` against the real kernel and in a real terminal (tmux): a
+//! call the policy does not decide waits for a person's answer on screen; allow-always lets it
+//! run, is recorded in the audit log and appended to the policy file, and the next launch
+//! compiles it into the filter. Also: the timeout denies, `check` accepts notify as the default
+//! action only for interactive use, OCI policies are refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use integration::{auditor_bin, require_root, require_tool, unique_name};
+
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
+
+fn workload(name: &str) -> String {
+    Path::new(env!("OUT_DIR")).join(name).display().to_string()
+}
+
+/// A scratch directory, removed on drop (also when the test fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(prefix: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run(args: &[&str], env_run_dir: &Path) -> Output {
+    Command::new(auditor_bin())
+        .args(args)
+        .env("AUDITOR_RUN_DIR", env_run_dir)
+        .output()
+        .expect("run auditor")
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an audit record is JSON"))
+        .collect()
+}
+
+/// Learn `twice` (which then makes gettid, not getppid) and generate its policy; a comment of
+/// our own goes on top, to check that rewriting keeps it. (The audit log ends with a summary
+/// line; decisions are the records with a `syscall`.)
+fn learned_policy(s: &Scratch, program: &str) -> (PathBuf, String) {
+    let obs = s.path("twice.json");
+    let policy = s.path("twice.toml");
+    let o = Command::new(auditor_bin())
+        .args(["learn", "--no-progress", "-o"])
+        .arg(&obs)
+        .args(["--", program])
+        .output()
+        .expect("auditor learn");
+    assert!(o.status.success(), "learn: {}", text(&o.stderr));
+    let o = Command::new(auditor_bin())
+        .arg("generate")
+        .arg(&obs)
+        .arg("-o")
+        .arg(&policy)
+        .output()
+        .expect("auditor generate");
+    assert!(o.status.success(), "generate: {}", text(&o.stderr));
+    let generated = std::fs::read_to_string(&policy).expect("the policy");
+    assert!(
+        !generated.contains("getppid"),
+        "the learned policy must not decide getppid:\n{generated}"
+    );
+    let original = format!("# Reviewed by hand: keep this line.\n{generated}");
+    std::fs::write(&policy, &original).expect("write the policy");
+    (policy, original)
+}
+
+#[test]
+fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
+    if !require_root("allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back")
+        || require_tool("interactive", "tmux").is_none()
+    {
+        return;
+    }
+    let s = Scratch::new("interactive-tui");
+    let twice = workload("twice");
+    let (policy, original) = learned_policy(&s, &twice);
+    let run_dir = s.path("run");
+    let log = s.path("audit.jsonl");
+    let wlog = s.path("workload.log");
+    let status = s.path("status");
+    let tmux = Tmux::start(&format!(
+        "cd {dir} && env AUDITOR_RUN_DIR={run} {bin} enforce --interactive --tui \
+         --workload-log {wlog} --policy {policy} --audit-log {log} -- {twice} extra; \
+         echo $? > {status}",
+        dir = s.0.display(),
+        run = run_dir.display(),
+        bin = auditor_bin().display(),
+        wlog = wlog.display(),
+        policy = policy.display(),
+        log = log.display(),
+        status = status.display(),
+    ));
+    // Both threads call getppid with the same arguments: one prompt for both calls.
+    let screen = tmux.wait_for("the prompt", Duration::from_secs(20), |s| {
+        s.contains("Decide · 1 of 1 pending") && s.contains("getppid") && s.contains("2 calls held")
+    });
+    assert!(screen.contains("⚑ 1 pending"), "{screen}");
+    assert!(screen.contains("A allow always"), "{screen}");
+    tmux.keys(&["A"]);
+    tmux.wait_for("the end of the session", Duration::from_secs(20), |s| {
+        s.contains("ended: the workload exited") && !s.contains("pending")
+    });
+    let out = std::fs::read_to_string(&wlog).expect("the workload log");
+    assert_eq!(out, "t0=ok t1=ok\n", "both calls were allowed");
+    tmux.keys(&["q"]);
+    let t = Instant::now();
+    while !status.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "enforce did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        std::fs::read_to_string(&status).unwrap_or_default().trim(),
+        "0",
+        "{}",
+        tmux.screen()
+    );
+
+    // The audit log: both calls, allowed by the in-process UI's allow-always answer.
+    let recs = records(&log);
+    let prompted: Vec<_> = recs.iter().filter(|r| r["syscall"] == "getppid").collect();
+    assert_eq!(prompted.len(), 2, "{recs:#?}");
+    for r in &prompted {
+        assert_eq!(r["decision"], "allowed", "{r:#}");
+        assert_eq!(r["action"], "prompt", "{r:#}");
+        assert_eq!(r["result"], "continue", "{r:#}");
+        assert_eq!(r["decoded"]["prompt"], "allow-always", "{r:#}");
+        assert_eq!(r["decoded"]["decided_by"], "in-process UI", "{r:#}");
+        assert_eq!(r["exe"], twice.as_str(), "{r:#}");
+    }
+
+    // The policy: everything as it was, byte for byte, and one rule more saying who and when.
+    let rewritten = std::fs::read_to_string(&policy).expect("the policy");
+    assert!(
+        rewritten.starts_with(&original),
+        "the policy was changed, not appended to:\n{rewritten}"
+    );
+    let added = &rewritten[original.len()..];
+    assert!(added.contains("name = \"getppid\""), "{added}");
+    assert!(added.contains("action = \"allow\""), "{added}");
+    assert!(added.contains("allowed always by in-process UI at 20"), "{added}");
+    let o = run(&["check", &policy.display().to_string()], &run_dir);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o.stdout));
+
+    // The next launch compiles the answer in: no prompt (none could be answered here, and the
+    // short timeout would deny), no notification at all for getppid.
+    let log2 = s.path("audit2.jsonl");
+    let started = Instant::now();
+    let o = run(
+        &[
+            "enforce",
+            "--interactive",
+            "--prompt-timeout",
+            "5s",
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log2.display().to_string(),
+            "--",
+            &twice,
+            "extra",
+        ],
+        &run_dir,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "t0=ok t1=ok\n");
+    assert!(started.elapsed() < Duration::from_secs(5), "it waited for a prompt");
+    let decisions: Vec<_> = records(&log2)
+        .into_iter()
+        .filter(|r| r.get("syscall").is_some())
+        .collect();
+    assert!(decisions.is_empty(), "{decisions:#?}");
+    assert_eq!(std::fs::read_to_string(&policy).ok(), Some(rewritten));
+}
+
+#[test]
+fn an_unanswered_prompt_times_out_denied_and_logged() {
+    if !require_root("an_unanswered_prompt_times_out_denied_and_logged") {
+        return;
+    }
+    let s = Scratch::new("interactive-timeout");
+    let twice = workload("twice");
+    let (policy, original) = learned_policy(&s, &twice);
+    let log = s.path("audit.jsonl");
+    let started = Instant::now();
+    let o = run(
+        &[
+            "enforce",
+            "--interactive",
+            "--prompt-timeout",
+            "1s",
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+            "--",
+            &twice,
+            "extra",
+        ],
+        &s.path("run"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "t0=Operation not permitted t1=Operation not permitted\n"
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "denied before the timeout: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let recs = records(&log);
+    let denied: Vec<_> = recs.iter().filter(|r| r["syscall"] == "getppid").collect();
+    assert_eq!(denied.len(), 2, "{recs:#?}");
+    for r in denied {
+        assert_eq!(r["decision"], "denied", "{r:#}");
+        assert_eq!(r["result"], "-EPERM", "{r:#}");
+        assert_eq!(r["decoded"]["prompt"], "timeout", "{r:#}");
+        assert_eq!(r["decoded"]["decided_by"], "timeout after 1s", "{r:#}");
+    }
+    // Nothing was answered always: the policy is untouched.
+    assert_eq!(std::fs::read_to_string(&policy).ok(), Some(original));
+}
+
+#[test]
+fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
+    let s = Scratch::new("interactive-check");
+    let run_dir = s.path("run");
+    let native = s.path("notify.toml");
+    std::fs::write(
+        &native,
+        "version = 1\ndefault_action = \"notify\"\n\n[[rule]]\nnames = [\"read\", \"write\", \"execve\", \"exit_group\"]\naction = \"allow\"\n",
+    )
+    .expect("policy");
+    let n = native.display().to_string();
+    let o = run(&["check", &n], &run_dir);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("only `auditor enforce --interactive`"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = run(&["check", "--interactive", &n], &run_dir);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    // Plain enforce refuses it before starting anything.
+    let o = run(&["enforce", "--policy", &n, "--", "true"], &run_dir);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--interactive"), "{}", text(&o.stderr));
+
+    let oci = s.path("oci.json");
+    std::fs::write(
+        &oci,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["read", "write", "execve", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    )
+    .expect("oci policy");
+    let o = run(
+        &[
+            "enforce",
+            "--interactive",
+            "--policy",
+            &oci.display().to_string(),
+            "--",
+            "true",
+        ],
+        &run_dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--interactive needs a native (TOML) policy"),
+        "{}",
+        text(&o.stderr)
+    );
+}
