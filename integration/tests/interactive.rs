@@ -138,7 +138,10 @@ fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    while !tmux.pane_dead() {
+        assert!(t.elapsed() < Duration::from_secs(10), "{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(
         std::fs::read_to_string(&status).unwrap_or_default().trim(),
         "0",
@@ -299,4 +302,91 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn deny_always_from_an_attached_auditor_tui_names_the_client_and_writes_an_errno_rule() {
+    if !require_root(
+        "deny_always_from_an_attached_auditor_tui_names_the_client_and_writes_an_errno_rule",
+    ) || require_tool("interactive", "tmux").is_none()
+    {
+        return;
+    }
+    let s = Scratch::new("interactive-attached");
+    let twice = workload("twice");
+    let (policy, original) = learned_policy(&s, &twice);
+    let run_dir = s.path("run");
+    let log = s.path("audit.jsonl");
+    // The session runs without a UI of its own; its prompt waits (a minute at most).
+    let mut session = Reaped(Command::new(auditor_bin())
+        .args(["enforce", "--interactive", "--prompt-timeout", "60s", "--policy"])
+        .arg(&policy)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", &twice, "extra"])
+        .env("AUDITOR_RUN_DIR", &run_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start auditor enforce"));
+    let tmux = Tmux::start(&format!(
+        "env AUDITOR_RUN_DIR={run} {bin} tui --wait 20s --session enforce-{pid}",
+        run = run_dir.display(),
+        bin = auditor_bin().display(),
+        pid = session.0.id(),
+    ));
+    tmux.wait_for("the prompt", Duration::from_secs(20), |s| {
+        s.contains("Decide · 1 of 1 pending") && s.contains("2 calls held")
+    });
+    tmux.keys(&["D"]);
+    let t = Instant::now();
+    let status = loop {
+        if let Ok(Some(st)) = session.0.try_wait() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "enforce did not end after the answer:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    if let Some(mut o) = session.0.stdout.take() {
+        std::io::Read::read_to_string(&mut o, &mut out).expect("workload output");
+    }
+    assert_eq!(out, "t0=Operation not permitted t1=Operation not permitted\n");
+    let recs = records(&log);
+    let denied: Vec<_> = recs.iter().filter(|r| r["syscall"] == "getppid").collect();
+    assert_eq!(denied.len(), 2, "{recs:#?}");
+    for r in denied {
+        assert_eq!(r["decision"], "denied", "{r:#}");
+        assert_eq!(r["result"], "-EPERM", "{r:#}");
+        assert_eq!(r["decoded"]["prompt"], "deny-always", "{r:#}");
+        let by = r["decoded"]["decided_by"].as_str().unwrap_or_default();
+        assert!(by.starts_with("uid 0 (root) pid "), "{r:#}");
+    }
+    let rewritten = std::fs::read_to_string(&policy).expect("the policy");
+    assert!(rewritten.starts_with(&original), "{rewritten}");
+    let added = &rewritten[original.len()..];
+    assert!(
+        added.contains("name = \"getppid\"")
+            && added.contains("action = \"errno\"")
+            && added.contains("denied (EPERM) always by uid 0 (root) pid "),
+        "{added}"
+    );
+}
+
+/// A process killed and reaped on drop unless it has exited (a failing test leaves nothing
+/// running).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
