@@ -171,9 +171,16 @@ fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
     let added = &rewritten[original.len()..];
     assert!(added.contains("name = \"getppid\""), "{added}");
     assert!(added.contains("action = \"allow\""), "{added}");
-    assert!(added.contains("allowed always by in-process UI at 20"), "{added}");
+    assert!(
+        added.contains("allowed always by in-process UI at 20"),
+        "{added}"
+    );
     let o = run(&["check", &policy.display().to_string()], &run_dir);
-    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", text(&o.stdout));
+    assert!(
+        o.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        text(&o.stdout)
+    );
 
     // The next launch compiles the answer in: no prompt (none could be answered here, and the
     // short timeout would deny), no notification at all for getppid.
@@ -197,7 +204,10 @@ fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "t0=ok t1=ok\n");
-    assert!(started.elapsed() < Duration::from_secs(5), "it waited for a prompt");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it waited for a prompt"
+    );
     let decisions: Vec<_> = records(&log2)
         .into_iter()
         .filter(|r| r.get("syscall").is_some())
@@ -238,7 +248,10 @@ fn an_unanswered_prompt_times_out_denied_and_logged() {
         "t0=Operation not permitted t1=Operation not permitted\n"
     );
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1), "denied before the timeout: {took:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "denied before the timeout: {took:?}"
+    );
     assert!(took < Duration::from_secs(10), "{took:?}");
     let recs = records(&log);
     let denied: Vec<_> = recs.iter().filter(|r| r["syscall"] == "getppid").collect();
@@ -276,7 +289,11 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
     // Plain enforce refuses it before starting anything.
     let o = run(&["enforce", "--policy", &n, "--", "true"], &run_dir);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("--interactive"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--interactive"),
+        "{}",
+        text(&o.stderr)
+    );
 
     let oci = s.path("oci.json");
     std::fs::write(
@@ -318,17 +335,25 @@ fn deny_always_from_an_attached_auditor_tui_names_the_client_and_writes_an_errno
     let run_dir = s.path("run");
     let log = s.path("audit.jsonl");
     // The session runs without a UI of its own; its prompt waits (a minute at most).
-    let mut session = Reaped(Command::new(auditor_bin())
-        .args(["enforce", "--interactive", "--prompt-timeout", "60s", "--policy"])
-        .arg(&policy)
-        .arg("--audit-log")
-        .arg(&log)
-        .args(["--", &twice, "extra"])
-        .env("AUDITOR_RUN_DIR", &run_dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start auditor enforce"));
+    let mut session = Reaped(
+        Command::new(auditor_bin())
+            .args([
+                "enforce",
+                "--interactive",
+                "--prompt-timeout",
+                "60s",
+                "--policy",
+            ])
+            .arg(&policy)
+            .arg("--audit-log")
+            .arg(&log)
+            .args(["--", &twice, "extra"])
+            .env("AUDITOR_RUN_DIR", &run_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start auditor enforce"),
+    );
     let tmux = Tmux::start(&format!(
         "env AUDITOR_RUN_DIR={run} {bin} tui --wait 20s --session enforce-{pid}",
         run = run_dir.display(),
@@ -356,7 +381,10 @@ fn deny_always_from_an_attached_auditor_tui_names_the_client_and_writes_an_errno
     if let Some(mut o) = session.0.stdout.take() {
         std::io::Read::read_to_string(&mut o, &mut out).expect("workload output");
     }
-    assert_eq!(out, "t0=Operation not permitted t1=Operation not permitted\n");
+    assert_eq!(
+        out,
+        "t0=Operation not permitted t1=Operation not permitted\n"
+    );
     let recs = records(&log);
     let denied: Vec<_> = recs.iter().filter(|r| r["syscall"] == "getppid").collect();
     assert_eq!(denied.len(), 2, "{recs:#?}");

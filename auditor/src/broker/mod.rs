@@ -125,6 +125,8 @@ pub struct Stats {
     pub emulated: AtomicU64,
     pub complain: AtomicU64,
     pub gone: AtomicU64,
+    /// Interactive mode: calls denied without a prompt because too many already waited.
+    pub prompt_overflow: AtomicU64,
 }
 
 impl Stats {
@@ -147,14 +149,21 @@ impl Stats {
             + g(&self.emulated)
             + g(&self.complain)
             + g(&self.gone);
-        format!(
+        let mut line = format!(
             "{total} notifications: {} allowed, {} denied, {} emulated, {} complain (allowed, the policy would refuse), {} callers gone",
             g(&self.allowed),
             g(&self.denied),
             g(&self.emulated),
             g(&self.complain),
             g(&self.gone)
-        )
+        );
+        let overflow = g(&self.prompt_overflow);
+        if overflow > 0 {
+            line.push_str(&format!(
+                "; {overflow} of the denied got no prompt (too many calls were already waiting)"
+            ));
+        }
+        line
     }
 }
 
@@ -462,6 +471,7 @@ impl Inner {
                 self.conclude(&call.n, d, call.start, o, true, Some("prompt"));
             }
             prompt::Hold::Full(call) => {
+                self.stats.prompt_overflow.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(pid = n.pid, held = p.prompts.held(), "too many calls wait for a prompt: denied");
                 let mut o = prompt_outcome(false);
                 o.detail(

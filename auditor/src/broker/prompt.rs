@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::policy::check;
-use crate::policy::model::{parse_native, rule_to_native, Action, ModelError, NativeDocument, Rule};
+use crate::policy::model::{
+    parse_native, rule_to_native, Action, ModelError, NativeDocument, Rule,
+};
 use crate::session::protocol::Choice;
 
 /// How long a prompt waits for an answer before it denies.
@@ -269,10 +271,7 @@ pub fn always_rule(syscall: &str, allow: bool, by: &str, when: &str) -> Rule {
     let (action, verb) = if allow {
         (Action::Allow, "allowed")
     } else {
-        (
-            Action::Errno(DENY_ERRNO.unsigned_abs()),
-            "denied (EPERM)",
-        )
+        (Action::Errno(DENY_ERRNO.unsigned_abs()), "denied (EPERM)")
     };
     Rule::new([syscall], action).with_comment(format!(
         "{verb} always by {by} at {when}, answering an auditor enforce --interactive prompt"
@@ -339,7 +338,9 @@ pub fn write_always(
     rule: &Rule,
     lock: &std::sync::Mutex<()>,
 ) -> Result<(), WritebackError> {
-    let _guard = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| WritebackError::Read {
         path: shown.clone(),
@@ -470,12 +471,11 @@ action = "allow"
             added.contains("allowed always by in-process UI at 2026-11-29T05:00:00Z"),
             "{added}"
         );
-        let p = crate::policy::model::parse_native(&new).map_err(|source| {
-            WritebackError::Parse {
+        let p =
+            crate::policy::model::parse_native(&new).map_err(|source| WritebackError::Parse {
                 path: "p.toml".into(),
                 source,
-            }
-        })?;
+            })?;
         assert_eq!(p.rules.len(), 2);
         assert_eq!(p.rules[1].names, vec!["getppid"]);
         // A deny is an errno rule; a second answer appends after the first.
@@ -489,11 +489,19 @@ action = "allow"
     #[test]
     fn a_rule_that_would_break_the_policy_is_not_written() {
         assert!(matches!(
-            append_always("not toml [", "p.toml", &always_rule("getppid", true, "x", "y")),
+            append_always(
+                "not toml [",
+                "p.toml",
+                &always_rule("getppid", true, "x", "y")
+            ),
             Err(WritebackError::Parse { .. })
         ));
         // A name no kernel knows fails the check.
-        let e = append_always(POLICY, "p.toml", &always_rule("no_such_call", true, "x", "y"));
+        let e = append_always(
+            POLICY,
+            "p.toml",
+            &always_rule("no_such_call", true, "x", "y"),
+        );
         assert!(matches!(e, Err(WritebackError::Check { .. })), "{e:?}");
     }
 
@@ -508,7 +516,12 @@ action = "allow"
         let text = std::fs::read_to_string(&path)?;
         assert!(text.starts_with(POLICY));
         assert!(text.contains("getppid") && text.contains("uname"));
-        assert!(write_always(&dir.path().join("missing.toml"), &always_rule("getppid", true, "a", "t"), &lock).is_err());
+        assert!(write_always(
+            &dir.path().join("missing.toml"),
+            &always_rule("getppid", true, "a", "t"),
+            &lock
+        )
+        .is_err());
         Ok(())
     }
 }
