@@ -295,6 +295,14 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
         text(&o.stderr)
     );
 
+    // Deciding and only recording do not go together.
+    let o = run(
+        &["enforce", "--interactive", "--mode", "complain", "--policy", &n, "--", "true"],
+        &run_dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--mode complain"), "{}", text(&o.stderr));
+
     let oci = s.path("oci.json");
     std::fs::write(
         &oci,
@@ -318,6 +326,13 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
         text(&o.stderr).contains("--interactive needs a native (TOML) policy"),
         "{}",
         text(&o.stderr)
+    );
+    let o = run(&["check", "--interactive", &oci.display().to_string()], &run_dir);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("needs a native (TOML) policy"),
+        "{}",
+        text(&o.stdout)
     );
 }
 

@@ -155,6 +155,15 @@ pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
             fix: "check it with `auditor check --interactive` and run it with `auditor enforce --interactive`, or use errno and notify rules for the syscalls that need the broker".into(),
         });
     }
+    if options.interactive && policy.source == SourceFormat::Oci {
+        out.push(Finding {
+            severity: Severity::Error,
+            location: None,
+            rule: None,
+            message: "`auditor enforce --interactive` needs a native (TOML) policy: always answers are appended to the policy file with a comment saying who decided, and an OCI JSON profile cannot keep comments".into(),
+            fix: "convert it with `auditor merge -o policy.toml PROFILE PROFILE` and use that".into(),
+        });
+    }
     if options.interactive {
         let decided: std::collections::BTreeSet<&str> =
             policy.rules.iter().flat_map(|r| r.names.iter().map(String::as_str)).collect();
@@ -391,6 +400,18 @@ mod tests {
         assert!(validate_with(&p, interactive).is_empty());
         // Every rule decides execve and write: nothing to warn about either.
         assert!(check_with(&p, interactive).is_empty(), "{:?}", check_with(&p, interactive));
+        Ok(())
+    }
+
+    #[test]
+    fn interactive_use_needs_a_native_policy() -> Result<(), Box<dyn std::error::Error>> {
+        let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["read", "write", "execve"], "action": "SCMP_ACT_ALLOW"}]}"#;
+        let p = crate::policy::formats::import(json, &Default::default())?;
+        assert!(validate(&p).is_empty());
+        let f = validate_with(&p, CheckOptions { interactive: true });
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("needs a native (TOML) policy"), "{}", f[0]);
         Ok(())
     }
 
