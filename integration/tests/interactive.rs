@@ -59,12 +59,13 @@ fn records(log: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Learn `twice` (which then makes gettid, not getppid) and generate its policy; a comment of
+/// Learn a workload without its argument (it then makes gettid, not getppid) and generate its
+/// policy; a comment of
 /// our own goes on top, to check that rewriting keeps it. (The audit log ends with a summary
 /// line; decisions are the records with a `syscall`.)
 fn learned_policy(s: &Scratch, program: &str) -> (PathBuf, String) {
-    let obs = s.path("twice.json");
-    let policy = s.path("twice.toml");
+    let obs = s.path("learned.json");
+    let policy = s.path("learned.toml");
     let o = Command::new(auditor_bin())
         .args(["learn", "--no-progress", "-o"])
         .arg(&obs)
@@ -297,11 +298,24 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
 
     // Deciding and only recording do not go together.
     let o = run(
-        &["enforce", "--interactive", "--mode", "complain", "--policy", &n, "--", "true"],
+        &[
+            "enforce",
+            "--interactive",
+            "--mode",
+            "complain",
+            "--policy",
+            &n,
+            "--",
+            "true",
+        ],
         &run_dir,
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("--mode complain"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--mode complain"),
+        "{}",
+        text(&o.stderr)
+    );
 
     let oci = s.path("oci.json");
     std::fs::write(
@@ -327,7 +341,10 @@ fn notify_by_default_is_checked_for_interactive_use_only_and_oci_is_refused() {
         "{}",
         text(&o.stderr)
     );
-    let o = run(&["check", "--interactive", &oci.display().to_string()], &run_dir);
+    let o = run(
+        &["check", "--interactive", &oci.display().to_string()],
+        &run_dir,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
     assert!(
         text(&o.stdout).contains("needs a native (TOML) policy"),
@@ -432,4 +449,46 @@ impl Drop for Reaped {
             let _ = self.0.wait();
         }
     }
+}
+
+#[test]
+fn the_broker_answers_other_calls_while_a_prompt_waits() {
+    if !require_root("the_broker_answers_other_calls_while_a_prompt_waits") {
+        return;
+    }
+    let s = Scratch::new("interactive-busy");
+    let program = workload("held_busy");
+    let (policy, _) = learned_policy(&s, &program);
+    let log = s.path("audit.jsonl");
+    let o = run(
+        &[
+            "enforce",
+            "--interactive",
+            "--prompt-timeout",
+            "3s",
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+            "--",
+            &program,
+            "extra",
+        ],
+        &s.path("run"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // 50 notified calls answered (the policy's default, EPERM, for a number no kernel
+    // assigns: no prompt) while getppid still waited for its prompt, which then timed out.
+    assert_eq!(
+        text(&o.stdout),
+        "busy=50 served_while_held=1 getppid=Operation not permitted\n"
+    );
+    let recs = records(&log);
+    let unknown = recs.iter().filter(|r| r["syscall"] == "nr:1000").count();
+    assert_eq!(unknown, 50, "{recs:#?}");
+    assert!(
+        recs.iter()
+            .any(|r| r["syscall"] == "getppid" && r["decoded"]["prompt"] == "timeout"),
+        "{recs:#?}"
+    );
 }

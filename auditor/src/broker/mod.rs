@@ -204,6 +204,9 @@ pub struct Interactive {
 struct HeldCall {
     n: SeccompNotif,
     start: (Instant, SystemTime),
+    /// Read while the call waits: once answered, its thread may be gone before the record is
+    /// written.
+    exe: Option<String>,
 }
 
 /// The broker loop's interactive state.
@@ -221,6 +224,14 @@ impl AsRawFd for Registered {
     fn as_raw_fd(&self) -> RawFd {
         self.0.fd.as_raw_fd()
     }
+}
+
+/// The executable of a thread (best effort).
+fn exe_of(tid: u32) -> Option<String> {
+    target::Target::open(tid)
+        .ok()
+        .and_then(|t| t.exe())
+        .map(|p| p.display().to_string())
 }
 
 /// A person's (or a timeout's) answer.
@@ -460,7 +471,10 @@ impl Inner {
             nr: n.data.nr,
             args: n.data.args,
         };
-        match p.prompts.hold(key, HeldCall { n, start }, Instant::now()) {
+        let exe = (self.audit.is_some() || self.live.is_some())
+            .then(|| exe_of(n.pid))
+            .flatten();
+        match p.prompts.hold(key, HeldCall { n, start, exe }, Instant::now()) {
             prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
                 tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), id, "held for a prompt");
                 self.publish_prompt(p, id, d);
@@ -468,7 +482,7 @@ impl Inner {
             prompt::Hold::Decided { allow, call } => {
                 let mut o = prompt_outcome(allow);
                 o.detail("prompt", "always (an earlier answer)".into());
-                self.conclude(&call.n, d, call.start, o, true, Some("prompt"));
+                self.conclude(&call.n, d, call.start, o, true, Some(call.exe));
             }
             prompt::Hold::Full(call) => {
                 self.stats.prompt_overflow.fetch_add(1, Ordering::Relaxed);
@@ -478,7 +492,7 @@ impl Inner {
                     "prompt",
                     format!("refused: {} calls already wait for an answer ({} so far)", p.prompts.held(), p.prompts.overflow),
                 );
-                self.conclude(&call.n, d, call.start, o, true, Some("prompt"));
+                self.conclude(&call.n, d, call.start, o, true, Some(call.exe));
             }
         }
     }
@@ -491,10 +505,7 @@ impl Inner {
         let Some(first) = pending.calls.first() else {
             return;
         };
-        let exe = target::Target::open(first.n.pid)
-            .ok()
-            .and_then(|t| t.exe())
-            .map(|p| p.display().to_string());
+        let exe = first.exe.clone();
         let left = pending.deadline.saturating_duration_since(Instant::now());
         let arch = match d.abi {
             Some(abi) => format!("{abi:?}").to_lowercase(),
@@ -564,7 +575,7 @@ impl Inner {
             let mut o = prompt_outcome(allow);
             o.detail("prompt", answer.to_owned());
             o.detail("decided_by", by.to_owned());
-            self.conclude(&call.n, &d, call.start, o, true, Some("prompt"));
+            self.conclude(&call.n, &d, call.start, o, true, Some(call.exe));
         }
     }
 
@@ -609,8 +620,9 @@ impl Inner {
         self.conclude(n, d, start, outcome, send, None)
     }
 
-    /// Answer (`send`) or return the answer, and record it. `action`: what the record names
-    /// as the action, instead of the policy's.
+    /// Answer (`send`) or return the answer, and record it. `prompted`: the answer is a
+    /// prompt's (the record's action is `prompt`), with the executable read while the call
+    /// waited.
     fn conclude(
         &self,
         n: &SeccompNotif,
@@ -618,7 +630,7 @@ impl Inner {
         start: (Instant, SystemTime),
         mut outcome: Outcome,
         send: bool,
-        action: Option<&str>,
+        prompted: Option<Option<String>>,
     ) -> Option<Response> {
         let syscall = d.syscall.unwrap_or("");
         if outcome.verdict != Verdict::Gone {
@@ -640,14 +652,11 @@ impl Inner {
         // Reading the executable costs syscalls: only for the log or a watching UI, and only
         // after the answer, so that it never lengthens the workload's wait.
         let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
-        let exe = want_exe
-            .then(|| {
-                target::Target::open(n.pid)
-                    .ok()
-                    .and_then(|t| t.exe())
-                    .map(|p| p.display().to_string())
-            })
-            .flatten();
+        let is_prompt = prompted.is_some();
+        let exe = match prompted {
+            Some(exe) => exe,
+            None => want_exe.then(|| exe_of(n.pid)).flatten(),
+        };
         tracing::debug!(
             pid = n.pid,
             syscall,
@@ -673,7 +682,11 @@ impl Inner {
                 args: n.data.args.iter().map(|a| format!("{a:#x}")).collect(),
                 decoded: outcome.decoded,
                 rule: d.rule.map(|i| i + 1),
-                action: action.map_or_else(|| action_text(d.action), str::to_owned),
+                action: if is_prompt {
+                    "prompt".to_owned()
+                } else {
+                    action_text(d.action)
+                },
                 decision: outcome.verdict.as_str().into(),
                 result: if outcome.verdict == Verdict::Gone {
                     "none".into()
