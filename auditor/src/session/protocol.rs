@@ -6,6 +6,10 @@
 //! [`Message::Dropped`] line then tells it how many so far. Unknown message types must be
 //! ignored by clients (newer sessions may add some); a change of meaning bumps
 //! [`PROTOCOL_VERSION`].
+//!
+//! The other way, a client may send [`ClientMessage`] lines (answers to [`Message::Prompt`]s of
+//! `enforce --interactive`). Only root clients are attached at all (peer credentials), and the
+//! session records who answered from the same credentials; lines it cannot read are skipped.
 
 use std::collections::BTreeMap;
 
