@@ -7,96 +7,9 @@ use std::time::{Duration, Instant};
 
 use integration::{auditor_bin, require_root, require_tool, unique_name};
 
-/// A private tmux server with one session; killed on drop.
-struct Tmux {
-    socket: String,
-    name: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let t = Tmux {
-            socket: unique_name("auditor-tui"),
-            name: "ui".into(),
-        };
-        let ok = t
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-x",
-                "100",
-                "-y",
-                "30",
-                "-s",
-                &t.name,
-                command,
-            ])
-            .status()
-            .expect("run tmux");
-        assert!(ok.success(), "tmux new-session failed");
-        // Keep the pane after the UI exits, to look at the restored terminal.
-        let _ = t
-            .cmd()
-            .args(["set-option", "-t", &t.name, "remain-on-exit", "on"])
-            .status();
-        t
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let ok = self
-            .cmd()
-            .args(["send-keys", "-t", &self.name])
-            .args(keys)
-            .status()
-            .expect("tmux send-keys");
-        assert!(ok.success());
-    }
-
-    fn screen(&self) -> String {
-        let o = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn pane_dead(&self) -> bool {
-        let o = self
-            .cmd()
-            .args(["display-message", "-p", "-t", &self.name, "#{pane_dead}"])
-            .output();
-        o.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
-    }
-
-    /// Wait until the screen satisfies `pred`; panics with the last screen after `within`.
-    fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let t = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if t.elapsed() > within {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
+#[path = "support/tmux.rs"]
+mod tmux;
+use tmux::Tmux;
 
 /// A background auditor session; interrupted (then killed) on drop.
 struct Session(Child);
@@ -422,5 +335,73 @@ fn learn_tui_shows_syscalls_and_sends_the_workload_output_to_its_log() {
     let screen = tmux.screen();
     assert!(screen.contains("observation written to"), "{screen}");
     assert!(!screen.contains("mark2-out"), "{screen}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
+    if !require_root("enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log")
+        || require_tool("tui", "tmux").is_none()
+    {
+        return;
+    }
+    let dir = scratch("tui-enforce-inprocess");
+    let run_dir = dir.join("run");
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"getppid\"]\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    )
+    .expect("policy");
+    let log = dir.join("audit.jsonl");
+    let wlog = dir.join("workload.log");
+    // dash calls getppid() when it starts (for $PPID): one refused call per inner shell.
+    let tmux = Tmux::start(&format!(
+        "cd {dir} && env AUDITOR_RUN_DIR={run} {bin} enforce --tui --workload-log {wlog} \
+         --policy {policy} --audit-log {log} \
+         -- sh -c 'while :; do sh -c \"echo mark\\$((1+1))\"; sleep 0.2; done'",
+        dir = dir.display(),
+        run = run_dir.display(),
+        bin = auditor_bin().display(),
+        wlog = wlog.display(),
+        policy = policy.display(),
+        log = log.display(),
+    ));
+    let screen = tmux.wait_for("live decisions", Duration::from_secs(20), |s| {
+        s.contains("getppid") && s.contains("denied") && s.contains("workload.log")
+    });
+    assert!(screen.contains("● live"), "{screen}");
+    assert!(!screen.contains("mark2"), "the workload wrote over the UI:\n{screen}");
+    // The detail pane names the rule that matched.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the detail pane", Duration::from_secs(5), |s| {
+        s.contains("Detail") && s.contains("rule #1")
+    });
+    let text = std::fs::read_to_string(&wlog).expect("the workload log");
+    assert!(text.contains("mark2"), "workload log:\n{text}");
+
+    // q closes the UI only; the session goes on until interrupted.
+    let pid = session_pid(&run_dir, "enforce", Duration::from_secs(5));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the UI to close", Duration::from_secs(5), |s| {
+        s.contains("UI closed; enforce goes on") && !s.contains("Decisions (")
+    });
+    assert!(!tmux.pane_dead(), "q ended enforcing:\n{}", tmux.screen());
+    // SAFETY: kill has no memory preconditions; the pid is the session's, still running.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let t = Instant::now();
+    while !tmux.pane_dead() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "enforce did not end:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let records = std::fs::read_to_string(&log).expect("the audit log");
+    assert!(
+        records.lines().any(|l| l.contains("\"getppid\"") && l.contains("\"denied\"")),
+        "audit log:\n{records}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

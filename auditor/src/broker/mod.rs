@@ -19,6 +19,7 @@ pub mod audit;
 pub mod decide;
 pub mod mknod;
 pub mod mount;
+pub mod prompt;
 pub mod refusals;
 pub mod setxattr;
 mod sys;
@@ -126,6 +127,8 @@ pub struct Stats {
     pub emulated: AtomicU64,
     pub complain: AtomicU64,
     pub gone: AtomicU64,
+    /// Interactive mode: calls denied without a prompt because too many already waited.
+    pub prompt_overflow: AtomicU64,
 }
 
 impl Stats {
@@ -148,14 +151,21 @@ impl Stats {
             + g(&self.emulated)
             + g(&self.complain)
             + g(&self.gone);
-        format!(
+        let mut line = format!(
             "{total} notifications: {} allowed, {} denied, {} emulated, {} complain (allowed, the policy would refuse), {} callers gone",
             g(&self.allowed),
             g(&self.denied),
             g(&self.emulated),
             g(&self.complain),
             g(&self.gone)
-        )
+        );
+        let overflow = g(&self.prompt_overflow);
+        if overflow > 0 {
+            line.push_str(&format!(
+                "; {overflow} of the denied got no prompt (too many calls were already waiting)"
+            ));
+        }
+        line
     }
 }
 
@@ -176,6 +186,37 @@ struct Inner {
 /// The broker for one listener fd.
 pub struct Broker {
     inner: Arc<Inner>,
+    interactive: Option<Interactive>,
+}
+
+/// `enforce --interactive`: the filter notifies every call no rule decides; the broker holds
+/// each and prompts for it on the live session (see [`prompt`]).
+#[derive(Debug)]
+pub struct Interactive {
+    pub timeout: std::time::Duration,
+    pub max_held: usize,
+    /// The session clients' answers.
+    pub answers: tokio::sync::mpsc::Receiver<crate::session::Answer>,
+    /// The native policy file always answers are appended to.
+    pub policy_file: std::path::PathBuf,
+}
+
+/// A held call.
+#[derive(Debug)]
+struct HeldCall {
+    n: SeccompNotif,
+    start: (Instant, SystemTime),
+    /// Read while the call waits: once answered, its thread may be gone before the record is
+    /// written.
+    exe: Option<String>,
+}
+
+/// The broker loop's interactive state.
+struct Prompter {
+    prompts: prompt::Prompts<HeldCall>,
+    policy_file: Arc<std::path::PathBuf>,
+    /// Serialises rewrites of the policy file.
+    write_lock: Arc<std::sync::Mutex<()>>,
 }
 
 /// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
@@ -191,9 +232,28 @@ struct Raw {
     args: [u64; 6],
     decoded: BTreeMap<String, String>,
     rule: Option<usize>,
+    /// Answered by a person (the record's action is `prompt`).
+    prompted: bool,
     verdict: Verdict,
     response: Response,
     latency_us: u64,
+}
+
+/// The executable of a thread (best effort).
+fn exe_of(tid: u32) -> Option<String> {
+    target::Target::open(tid)
+        .ok()
+        .and_then(|t| t.exe())
+        .map(|p| p.display().to_string())
+}
+
+/// A person's (or a timeout's) answer.
+fn prompt_outcome(allow: bool) -> Outcome {
+    if allow {
+        Outcome::new(Verdict::Allowed, Response::Continue)
+    } else {
+        Outcome::new(Verdict::Denied, Response::Errno(prompt::DENY_ERRNO))
+    }
 }
 
 /// The policy's action in words, for the log.
@@ -228,7 +288,16 @@ impl Broker {
                 live: None,
                 container: None,
             }),
+            interactive: None,
         }
+    }
+
+    /// Prompt for the calls no rule decides (`enforce --interactive`; the filter must notify
+    /// them, see `seccomp::compile::compile_with`). Call before [`Broker::serve`], after
+    /// [`Broker::with_live`]: prompts are shown there.
+    pub fn with_interactive(mut self, i: Interactive) -> Broker {
+        self.interactive = Some(i);
+        self
     }
 
     /// Note every call answered here (not with CONTINUE) in `answered`, so that the observer's
@@ -288,13 +357,38 @@ impl Broker {
             EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
                 .map_err(|e| BrokerError::Thread { source: e.into() })?,
         );
+        // Interactive mode: the broker thread holds the calls no rule decides; a task of this
+        // runtime answers them (a client's answer, a timeout).
+        let stop_prompts = CancellationToken::new();
+        let (prompting, prompt_task) = match self.interactive {
+            Some(i) => {
+                let p = Arc::new(Prompting {
+                    prompter: std::sync::Mutex::new(Prompter {
+                        prompts: prompt::Prompts::new(i.timeout, i.max_held),
+                        policy_file: Arc::new(i.policy_file),
+                        write_lock: Arc::default(),
+                    }),
+                    changed: tokio::sync::Notify::new(),
+                });
+                let task = tokio::spawn(prompt_loop(
+                    self.inner.clone(),
+                    p.clone(),
+                    Some(i.answers),
+                    stop_prompts.clone(),
+                ));
+                (Some(p), Some(task))
+            }
+            None => (None, None),
+        };
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let handle = tokio::runtime::Handle::current();
-        let (inner, thread_stop, thread_cancel) = (self.inner.clone(), stop.clone(), cancel.clone());
+        let (inner, thread_stop, thread_cancel, thread_prompting) =
+            (self.inner.clone(), stop.clone(), cancel.clone(), prompting.clone());
         std::thread::Builder::new()
             .name("auditor-broker".into())
             .spawn(move || {
-                let _ = tx.send(inner.run(&thread_stop, &handle, &thread_cancel));
+                let r = inner.run(&thread_stop, &handle, &thread_cancel, thread_prompting.as_deref());
+                let _ = tx.send(r);
             })
             .map_err(|source| BrokerError::Thread { source })?;
         let done = tokio::select! {
@@ -307,8 +401,70 @@ impl Broker {
                 rx.await
             }
         };
+        // The calls still held end with the session or the workload, recorded as such.
+        if let Some(p) = &prompting {
+            stop_prompts.cancel();
+            if let Some(t) = prompt_task {
+                let _ = t.await;
+            }
+            let why = if cancel.is_cancelled() {
+                "auditor (the session ended)"
+            } else {
+                "auditor (the workload exited)"
+            };
+            let held = p.lock().prompts.drain();
+            for c in held {
+                self.inner.close_prompt(c, false, "stopped", why);
+            }
+        }
         // The sender is only dropped without a value if the thread panicked.
         done.unwrap_or(Err(BrokerError::Panicked))
+    }
+}
+
+/// The prompts of interactive mode, shared by the broker thread (which holds calls) and the
+/// task that answers them.
+struct Prompting {
+    prompter: std::sync::Mutex<Prompter>,
+    /// A call was held: the answering task recomputes its next deadline.
+    changed: tokio::sync::Notify,
+}
+
+impl Prompting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Prompter> {
+        // A panic while holding it leaves consistent data (each step is one map update).
+        self.prompter.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Answer held calls as clients answer their prompts or their timeouts pass, until `stop`.
+async fn prompt_loop(
+    inner: Arc<Inner>,
+    shared: Arc<Prompting>,
+    mut answers: Option<tokio::sync::mpsc::Receiver<crate::session::Answer>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let deadline = shared.lock().prompts.next_deadline();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            a = next_answer(&mut answers) => match a {
+                Some(a) => inner.on_answer(&mut shared.lock(), a),
+                // Nobody can answer any more: the timeouts decide.
+                None => answers = None,
+            },
+            () = sleep_until(deadline) => {
+                let mut p = shared.lock();
+                let due = p.prompts.expire(Instant::now());
+                let after = p.prompts.timeout();
+                for c in due {
+                    let why = format!("timeout after {}", humantime::format_duration(after));
+                    inner.close_prompt(c, false, "timeout", &why);
+                }
+            }
+            () = shared.changed.notified() => {}
+        }
     }
 }
 
@@ -366,6 +522,24 @@ impl Recorder {
     }
 }
 
+/// The next answer; pending forever without a receiver.
+async fn next_answer(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::session::Answer>>,
+) -> Option<crate::session::Answer> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleep until `deadline`; pending forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Inner {
     /// The broker thread's loop: wait, receive, decide, answer inline or hand to the pool.
     ///
@@ -379,6 +553,7 @@ impl Inner {
         stop: &EventFd,
         handle: &tokio::runtime::Handle,
         cancel: &CancellationToken,
+        prompting: Option<&Prompting>,
     ) -> Result<(), BrokerError> {
         // Records, the live session and the blocking pool all expect a runtime context.
         let _rt = handle.enter();
@@ -418,6 +593,15 @@ impl Inner {
             let start = (Instant::now(), SystemTime::now());
             let d = self.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
+            if let Some(p) = prompting {
+                // Unknown numbers (no name) are not worth a prompt: the default action (ENOSYS
+                // when that is notify), as without --interactive.
+                if d.rule.is_none() && d.syscall.is_some() {
+                    self.offer(&mut p.lock(), n, &d, start);
+                    p.changed.notify_one();
+                    continue;
+                }
+            }
             if d.handler.is_none() {
                 // Decided once: the inline path reuses this decision.
                 if batch.is_empty() {
@@ -483,7 +667,11 @@ impl Inner {
             args: r.args.iter().map(|a| format!("{a:#x}")).collect(),
             decoded: r.decoded,
             rule: r.rule.map(|i| i + 1),
-            action: action_text(action),
+            action: if r.prompted {
+                "prompt".to_owned()
+            } else {
+                action_text(action)
+            },
             decision: r.verdict.as_str().into(),
             result: if r.verdict == Verdict::Gone {
                 "none".into()
@@ -507,6 +695,129 @@ impl Inner {
                 (None, Some(a)) => a.record(record),
                 (None, None) => {}
             }
+        }
+    }
+
+    /// A call no rule decides, in interactive mode: decided by an earlier always answer, or
+    /// held and shown as a prompt (or refused when too many are held).
+    fn offer(
+        &self,
+        p: &mut Prompter,
+        n: SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+    ) {
+        let key = prompt::Key {
+            pid: prompt::tgid(n.pid),
+            arch: n.data.arch,
+            nr: n.data.nr,
+            args: n.data.args,
+        };
+        let exe = (self.audit.is_some() || self.live.is_some())
+            .then(|| exe_of(n.pid))
+            .flatten();
+        match p.prompts.hold(key, HeldCall { n, start, exe }, Instant::now()) {
+            prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
+                tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), id, "held for a prompt");
+                self.publish_prompt(p, id, d);
+            }
+            prompt::Hold::Decided { allow, call } => {
+                let mut o = prompt_outcome(allow);
+                o.detail("prompt", "always (an earlier answer)".into());
+                self.conclude_now(&call.n, d, call.start, o, Some(call.exe));
+            }
+            prompt::Hold::Full(call) => {
+                self.stats.prompt_overflow.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pid = n.pid, held = p.prompts.held(), "too many calls wait for a prompt: denied");
+                let mut o = prompt_outcome(false);
+                o.detail(
+                    "prompt",
+                    format!("refused: {} calls already wait for an answer ({} so far)", p.prompts.held(), p.prompts.overflow),
+                );
+                self.conclude_now(&call.n, d, call.start, o, Some(call.exe));
+            }
+        }
+    }
+
+    /// Show prompt `id` (again, with its new count of calls) on the live session.
+    fn publish_prompt(&self, p: &Prompter, id: u64, d: &decide::Decision<'_>) {
+        let (Some(live), Some(pending)) = (&self.live, p.prompts.get(id)) else {
+            return;
+        };
+        let Some(first) = pending.calls.first() else {
+            return;
+        };
+        let exe = first.exe.clone();
+        let left = pending.deadline.saturating_duration_since(Instant::now());
+        let arch = match d.abi {
+            Some(abi) => format!("{abi:?}").to_lowercase(),
+            None => format!("{:#x}", first.n.data.arch),
+        };
+        live.send(crate::session::Event::Prompt(crate::session::Prompt {
+            id,
+            time: humantime::format_rfc3339_seconds(first.start.1).to_string(),
+            pid: pending.key.pid,
+            exe,
+            syscall: d.syscall.unwrap_or("?").to_owned(),
+            arch,
+            args: pending.key.args.iter().map(|a| format!("{a:#x}")).collect(),
+            calls: pending.calls.len() as u64,
+            deadline: humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string(),
+        }));
+    }
+
+    /// A client answered: answer the calls, and write an always answer to the policy.
+    fn on_answer(&self, p: &mut Prompter, a: crate::session::Answer) {
+        let closed = p.prompts.answer(a.id, a.choice);
+        let Some(first) = closed.first() else {
+            tracing::debug!(id = a.id, "an answer for a prompt that is no longer pending");
+            return;
+        };
+        tracing::info!(id = a.id, choice = a.choice.as_str(), by = %a.by, "prompt answered");
+        if a.choice.always() {
+            let name = first
+                .calls
+                .first()
+                .and_then(|c| self.decider.decide(&c.n.data).syscall);
+            if let Some(name) = name {
+                let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+                let rule = prompt::always_rule(name, a.choice.allows(), &a.by, &now);
+                let (path, lock, live) = (p.policy_file.clone(), p.write_lock.clone(), self.live.clone());
+                let verb = if a.choice.allows() { "allow" } else { "deny" };
+                tokio::task::spawn_blocking(move || {
+                    let text = match prompt::write_always(&path, &rule, &lock) {
+                        Ok(()) => format!("{}: added `{verb} {name}` (next launches compile it into the filter)", path.display()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "always answer not written to the policy");
+                            format!("{e}")
+                        }
+                    };
+                    if let Some(l) = live {
+                        l.send(crate::session::Event::Notice(text));
+                    }
+                });
+            }
+        }
+        for c in closed {
+            self.close_prompt(c, a.choice.allows(), a.choice.as_str(), &a.by);
+        }
+    }
+
+    /// Answer, record and un-show the calls of a closed prompt.
+    fn close_prompt(&self, c: prompt::Closed<HeldCall>, allow: bool, answer: &str, by: &str) {
+        if let Some(l) = &self.live {
+            l.send(crate::session::Event::PromptClosed(crate::session::PromptClosed {
+                id: c.id,
+                answer: answer.to_owned(),
+                by: by.to_owned(),
+            }));
+        }
+        for call in c.calls {
+            let d = self.decider.decide(&call.n.data);
+            let mut o = prompt_outcome(allow);
+            o.detail("prompt", answer.to_owned());
+            o.detail("decided_by", by.to_owned());
+            self.conclude_now(&call.n, &d, call.start, o, Some(call.exe));
         }
     }
 
@@ -546,6 +857,37 @@ impl Inner {
             outcome.verdict = Verdict::Complain;
             outcome.response = Response::Continue;
         }
+        self.conclude(n, d, start, outcome, send, None, out)
+    }
+
+    /// [`Inner::conclude`] and send, delivering the record at once (prompt answers: rare).
+    fn conclude_now(
+        &self,
+        n: &SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+        outcome: Outcome,
+        prompted: Option<Option<String>>,
+    ) {
+        let mut out = Vec::new();
+        self.conclude(n, d, start, outcome, true, prompted, &mut out);
+        self.deliver(&mut out);
+    }
+
+    /// Answer (`send`) or return the answer, and record it. `prompted`: the answer is a
+    /// prompt's (the record's action is `prompt`), with the executable read while the call
+    /// waited.
+    fn conclude(
+        &self,
+        n: &SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+        mut outcome: Outcome,
+        send: bool,
+        prompted: Option<Option<String>>,
+        out: &mut Vec<Raw>,
+    ) -> Option<Response> {
+        let syscall = d.syscall.unwrap_or("");
         if outcome.verdict != Verdict::Gone {
             if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
                 a.note(n.pid, n.data.nr);
@@ -565,14 +907,11 @@ impl Inner {
         // Reading the executable costs syscalls: only for the log or a watching UI, and only
         // after the answer, so that it never lengthens the workload's wait.
         let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
-        let exe = want_exe
-            .then(|| {
-                target::Target::open(n.pid)
-                    .ok()
-                    .and_then(|t| t.exe())
-                    .map(|p| p.display().to_string())
-            })
-            .flatten();
+        let is_prompt = prompted.is_some();
+        let exe = match prompted {
+            Some(exe) => exe,
+            None => want_exe.then(|| exe_of(n.pid)).flatten(),
+        };
         tracing::debug!(
             pid = n.pid,
             syscall,
@@ -593,6 +932,7 @@ impl Inner {
                 args: n.data.args,
                 decoded: outcome.decoded,
                 rule: d.rule,
+                prompted: is_prompt,
                 verdict: outcome.verdict,
                 response: outcome.response,
                 latency_us,

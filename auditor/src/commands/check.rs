@@ -67,6 +67,11 @@ impl ImportArgs {
 pub struct CheckArgs {
     /// A native (TOML) or OCI/Docker JSON policy.
     pub policy: PathBuf,
+    /// Check it for `auditor enforce --interactive`: notify as the default action is accepted
+    /// (every call no rule decides is prompted for), and calls that are never prompted for are
+    /// named.
+    #[arg(long)]
+    pub interactive: bool,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -119,7 +124,12 @@ pub fn load_policy(path: &Path, options: &ImportOptions) -> anyhow::Result<Polic
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(&args.policy, &args.import.options()?)?;
-    let findings = check::check(&policy);
+    let findings = check::check_with(
+        &policy,
+        check::CheckOptions {
+            interactive: args.interactive,
+        },
+    );
     let file = args.policy.display();
     for f in &findings {
         match f.location {

@@ -25,11 +25,12 @@ use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
 use crate::broker::audit::{AuditLog, AuditSender};
 use crate::broker::decide::Decider;
 use crate::broker::refusals::{self, Answered};
-use crate::broker::{Broker, Mode};
+use crate::broker::{prompt, Broker, Interactive, Mode};
 use crate::launch::filter::Filter;
 use crate::launch::userns::{IdRange, Userns, DEFAULT_RANGE};
 use crate::launch::{self, Options};
-use crate::policy::model::Policy;
+use crate::policy::check::CheckOptions;
+use crate::policy::model::{Policy, SourceFormat};
 use crate::seccomp::{compile, notify};
 
 /// How the policy is applied.
@@ -67,6 +68,19 @@ pub struct EnforceArgs {
     pub import: ImportArgs,
     #[command(flatten)]
     pub ui: super::tui::LiveUiArgs,
+    /// Ask a person about every call the policy does not decide, instead of taking the default
+    /// action: the call waits while a prompt is shown (with --tui, or in `auditor tui`
+    /// attached to this session): allow once, allow always, deny once, deny always. Always
+    /// answers apply at once and are appended to the policy file (comments kept), so that the
+    /// next launch compiles them in. A native (TOML) policy only; root only. Not prompted:
+    /// execve and write when no rule decides them (the launcher makes them before the broker
+    /// runs: they take the default action) and exit/exit_group (allowed).
+    #[arg(long)]
+    pub interactive: bool,
+    /// With --interactive: how long a prompt waits for an answer before it denies the call
+    /// (EPERM, recorded in the audit log).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, requires = "interactive")]
+    pub prompt_timeout: std::time::Duration,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -77,10 +91,24 @@ fn compile_policy(
     path: &std::path::Path,
     import: &crate::policy::formats::ImportOptions,
 ) -> anyhow::Result<(Policy, Decider, Filter)> {
+    compile_policy_with(path, import, CheckOptions::default())
+}
+
+/// [`compile_policy`] for a use of the policy (interactive: notify by default).
+fn compile_policy_with(
+    path: &std::path::Path,
+    import: &crate::policy::formats::ImportOptions,
+    options: CheckOptions,
+) -> anyhow::Result<(Policy, Decider, Filter)> {
     let file = path.display();
     let policy = load_policy(path, import)?;
+    if options.interactive && policy.source != SourceFormat::Native {
+        anyhow::bail!(
+            "{file}: --interactive needs a native (TOML) policy: always answers are appended to the policy file with a comment saying who decided and when, and an OCI JSON profile cannot keep comments. Convert it to a native policy first (`auditor merge -o policy.toml {file} {file}` writes it as TOML) and enforce that"
+        );
+    }
     let decider = Decider::new(policy.clone()).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    let compiled = match compile::compile(&policy) {
+    let compiled = match compile::compile_with(&policy, options) {
         Ok(c) => c,
         Err(compile::CompileError::Validate { problems }) => {
             for p in &problems {
@@ -185,7 +213,16 @@ impl LearnUnder {
 
 pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     let file = args.policy.display();
-    let (policy, decider, mut filter) = compile_policy(&args.policy, &args.import.options()?)?;
+    if args.interactive && args.mode == ModeArg::Complain {
+        anyhow::bail!("--interactive decides calls, --mode complain only records them: use one or the other");
+    }
+    let (policy, decider, mut filter) = compile_policy_with(
+        &args.policy,
+        &args.import.options()?,
+        CheckOptions {
+            interactive: args.interactive,
+        },
+    )?;
     // Enforcing with an audit log: the filter's own refusals come from the observer.
     let mut observer = None;
     let mode = match args.mode {
@@ -213,8 +250,14 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     let userns = userns_of(args.userns.as_deref(), args.rootfs.as_deref())?;
     if (userns.is_some() || filter.needs_listener()) && !nix::unistd::geteuid().is_root() {
         anyhow::bail!(
-            "auditor enforce needs root for --userns and for notify rules (it writes id maps and emulates calls on the workload's behalf): run it as root, e.g. with sudo"
+            "auditor enforce needs root for --userns, --interactive and notify rules (it writes id maps, publishes a root-only session and emulates calls on the workload's behalf): run it as root, e.g. with sudo"
         );
+    }
+    if args.interactive {
+        // The policy file gets the always answers: find out now if it cannot.
+        crate::fsutil::check_writable(&args.policy).with_context(|| {
+            format!("{file}: --interactive appends always answers to the policy file")
+        })?;
     }
     if filter.needs_listener() {
         notify::check_sizes()?;
@@ -274,12 +317,14 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     });
     // The live session for `auditor tui` (see crate::session); enforcing goes on without it,
     // unless it was asked to show it (--tui).
-    let live = match start_live(args, child.workload_pid()) {
+    let mut live = match start_live(args, child.workload_pid()) {
         Ok(p) => Some(p),
-        Err(e) if ui.is_some() => {
+        Err(e) if ui.is_some() || args.interactive => {
             child.signal(Signal::SIGKILL);
             let _ = child.wait();
-            return Err(e).context("--tui needs the live session (run auditor as root)");
+            return Err(e).context(
+                "--tui and --interactive need the live session (run auditor as root)",
+            );
         }
         Err(e) => {
             tracing::warn!(error = %e, "no live session for auditor tui");
@@ -290,6 +335,16 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         Some(p) => b.with_live(p.sender()),
         None => b,
     });
+    let answers = live.as_mut().and_then(crate::session::Publisher::take_answers);
+    let broker = match (broker, answers) {
+        (Some(b), Some(answers)) if args.interactive => Some(b.with_interactive(Interactive {
+            timeout: args.prompt_timeout,
+            max_held: prompt::MAX_HELD,
+            answers,
+            policy_file: args.policy.clone(),
+        })),
+        (b, _) => b,
+    };
     let stats = broker.as_ref().map(Broker::stats);
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -478,7 +533,17 @@ fn start_live(
     };
     let d = &mut details.details;
     d.insert("policy".into(), args.policy.display().to_string());
-    d.insert("mode".into(), format!("{:?}", args.mode).to_lowercase());
+    d.insert(
+        "mode".into(),
+        if args.interactive {
+            format!(
+                "interactive (prompts deny after {})",
+                humantime::format_duration(args.prompt_timeout)
+            )
+        } else {
+            format!("{:?}", args.mode).to_lowercase()
+        },
+    );
     d.insert("workload pid".into(), workload_pid.to_string());
     if let Some(a) = &args.audit_log {
         d.insert("audit log".into(), a.display().to_string());

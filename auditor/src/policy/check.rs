@@ -106,9 +106,29 @@ fn known(name: &str, abis: &[Abi]) -> bool {
         .any(|a| crate::syscalls::number(*a, name).is_some())
 }
 
+/// How the policy will be used: what is allowed depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// For `auditor enforce --interactive`: every call no rule decides is prompted for, so
+    /// notify as the default action is what the filter does anyway and is accepted.
+    pub interactive: bool,
+}
+
+/// Syscalls an interactive filter never notifies when no rule decides them: the launcher's
+/// child makes `execve` (and, if that fails, `write` and `exit_group`) after installing the
+/// filter and before auditor's broker runs (see `crate::launch::filter`), and a prompt on the
+/// way out would hold a dying process. `exit` and `exit_group` are allowed; `execve` and
+/// `write` take the policy's default action, or are allowed when that is notify.
+pub const INTERACTIVE_EXEMPT: &[&str] = &["execve", "write", "exit", "exit_group"];
+
 /// The checks that must pass before a filter is built (what `compile` and `enforce` refuse).
 pub fn validate(policy: &Policy) -> Vec<Finding> {
-    check(policy)
+    validate_with(policy, CheckOptions::default())
+}
+
+/// [`validate`] for a use of the policy.
+pub fn validate_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
+    check_with(policy, options)
         .into_iter()
         .filter(|f| f.severity == Severity::Error)
         .collect()
@@ -116,18 +136,59 @@ pub fn validate(policy: &Policy) -> Vec<Finding> {
 
 /// Every finding, errors first in source order.
 pub fn check(policy: &Policy) -> Vec<Finding> {
+    check_with(policy, CheckOptions::default())
+}
+
+/// [`check`] for a use of the policy.
+pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     let abis = abis(policy);
     let lenient_names = policy.source == SourceFormat::Oci || has_foreign_arch(policy);
 
-    if policy.default_action.is_notify() {
+    let default_location = Some(policy.default_location.unwrap_or(Location { line: 1, column: 1 }));
+    if policy.default_action.is_notify() && !options.interactive {
         out.push(Finding {
             severity: Severity::Error,
-            location: Some(policy.default_location.unwrap_or(Location { line: 1, column: 1 })),
+            location: default_location,
             rule: None,
-            message: "the default action is notify".into(),
-            fix: "every call no rule matches would wait for the broker; use errno and notify rules for the syscalls that need it".into(),
+            message: "the default action is notify, which only `auditor enforce --interactive` can serve (every call no rule matches is prompted for)".into(),
+            fix: "check it with `auditor check --interactive` and run it with `auditor enforce --interactive`, or use errno and notify rules for the syscalls that need the broker".into(),
         });
+    }
+    if options.interactive && policy.source == SourceFormat::Oci {
+        out.push(Finding {
+            severity: Severity::Error,
+            location: None,
+            rule: None,
+            message: "`auditor enforce --interactive` needs a native (TOML) policy: always answers are appended to the policy file with a comment saying who decided, and an OCI JSON profile cannot keep comments".into(),
+            fix: "convert it with `auditor merge -o policy.toml PROFILE PROFILE` and use that".into(),
+        });
+    }
+    if options.interactive {
+        let decided: std::collections::BTreeSet<&str> =
+            policy.rules.iter().flat_map(|r| r.names.iter().map(String::as_str)).collect();
+        let exempt: Vec<&str> = ["execve", "write"]
+            .into_iter()
+            .filter(|n| !decided.contains(n))
+            .collect();
+        if !exempt.is_empty() {
+            let verb = if exempt.len() == 1 { "it is" } else { "they are" };
+            let what = if policy.default_action.is_notify() {
+                format!("{verb} allowed")
+            } else {
+                format!("{verb} given the default action ({})", policy.default_action)
+            };
+            out.push(Finding {
+                severity: Severity::Warning,
+                location: default_location,
+                rule: None,
+                message: format!(
+                    "interactive mode never prompts for {}: the launcher's child makes these calls before the broker runs, so {what}",
+                    exempt.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ")
+                ),
+                fix: "add rules that decide them".into(),
+            });
+        }
     }
 
     // (name, conditions) -> (rule index, action) of the first rule that has them.
@@ -322,6 +383,57 @@ mod tests {
     }
 
     const HEAD: &str = "version = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n";
+
+    #[test]
+    fn notify_as_default_is_accepted_only_for_interactive_use() -> Result<(), ModelError> {
+        let text = "version = 1\ndefault_action = \"notify\"\n\n[[rule]]\nnames = [\"read\", \"write\", \"execve\"]\naction = \"allow\"\n";
+        let p = parse_native(text)?;
+        let plain = validate(&p);
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert!(
+            plain[0].message.contains("only `auditor enforce --interactive`"),
+            "{}",
+            plain[0]
+        );
+        assert_eq!(plain[0].location.map(|l| l.line), Some(2));
+        let interactive = CheckOptions { interactive: true };
+        assert!(validate_with(&p, interactive).is_empty());
+        // Every rule decides execve and write: nothing to warn about either.
+        assert!(check_with(&p, interactive).is_empty(), "{:?}", check_with(&p, interactive));
+        Ok(())
+    }
+
+    #[test]
+    fn interactive_use_needs_a_native_policy() -> Result<(), Box<dyn std::error::Error>> {
+        let json = r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["read", "write", "execve"], "action": "SCMP_ACT_ALLOW"}]}"#;
+        let p = crate::policy::formats::import(json, &Default::default())?;
+        assert!(validate(&p).is_empty());
+        let f = validate_with(&p, CheckOptions { interactive: true });
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("needs a native (TOML) policy"), "{}", f[0]);
+        Ok(())
+    }
+
+    #[test]
+    fn interactive_use_names_the_calls_it_never_prompts_for() -> Result<(), ModelError> {
+        let p = parse_native(&format!(
+            "{HEAD}[[rule]]\nnames = [\"read\", \"write\"]\naction = \"allow\"\n"
+        ))?;
+        let f = check_with(&p, CheckOptions { interactive: true });
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].message.contains("never prompts for `execve`")
+                && f[0].message.contains("errno EPERM")
+                && !f[0].message.contains("`write`"),
+            "{}",
+            f[0]
+        );
+        // The same policy without --interactive has nothing to say.
+        assert!(check(&p).is_empty());
+        Ok(())
+    }
 
     #[test]
     fn clean_policy_has_no_findings() -> Result<(), ModelError> {

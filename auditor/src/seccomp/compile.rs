@@ -123,12 +123,30 @@ fn compare(c: &Condition) -> ScmpArgCompare {
 
 /// Validate, then build the filter.
 pub fn compile(policy: &Policy) -> Result<Compiled, CompileError> {
-    let problems = check::validate(policy);
+    compile_with(policy, check::CheckOptions::default())
+}
+
+/// Validate for this use, then build the filter. Interactive (`enforce --interactive`): the
+/// filter's default action is notify, so that the broker sees, and a person decides, every
+/// call no rule decides; rules whose action is notify are then served by that default (the
+/// broker matches them to their handler in user space). The calls of
+/// [`check::INTERACTIVE_EXEMPT`] that no rule names are never notified: the launcher makes
+/// them before the broker runs.
+pub fn compile_with(
+    policy: &Policy,
+    options: check::CheckOptions,
+) -> Result<Compiled, CompileError> {
+    let problems = check::validate_with(policy, options);
     if !problems.is_empty() {
         return Err(CompileError::Validate { problems });
     }
-    let mut filter = ScmpFilterContext::new(scmp_action(&policy.default_action))
-        .map_err(|source| CompileError::NewFilter { source })?;
+    let default = if options.interactive {
+        ScmpAction::Notify
+    } else {
+        scmp_action(&policy.default_action)
+    };
+    let mut filter =
+        ScmpFilterContext::new(default).map_err(|source| CompileError::NewFilter { source })?;
     for a in &policy.architectures {
         filter
             .add_arch(scmp_arch(*a))
@@ -144,12 +162,12 @@ pub fn compile(policy: &Policy) -> Result<Compiled, CompileError> {
     let mut skipped = Vec::new();
     let mut redundant = 0;
     for (i, rule) in policy.rules.iter().enumerate() {
-        if rule.action == policy.default_action {
+        let action = scmp_action(&rule.action);
+        if action == default {
             // libseccomp refuses a rule with the default action; it would change nothing.
             redundant += 1;
             continue;
         }
-        let action = scmp_action(&rule.action);
         let cmps: Vec<ScmpArgCompare> = rule.args.iter().map(compare).collect();
         for name in &rule.names {
             // Resolved for the native architecture; libseccomp gives names that exist only on
@@ -167,6 +185,37 @@ pub fn compile(policy: &Policy) -> Result<Compiled, CompileError> {
                     rule: i + 1,
                     syscall: name.clone(),
                     action: rule.action.to_string(),
+                    source,
+                })?;
+        }
+    }
+    if options.interactive {
+        let named: std::collections::BTreeSet<&str> = policy
+            .rules
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect();
+        for name in check::INTERACTIVE_EXEMPT {
+            if named.contains(name) {
+                continue;
+            }
+            let action = match *name {
+                "exit" | "exit_group" => ScmpAction::Allow,
+                _ if policy.default_action.is_notify() => ScmpAction::Allow,
+                _ => scmp_action(&policy.default_action),
+            };
+            let sys = ScmpSyscall::from_name(name).map_err(|source| CompileError::AddRule {
+                rule: 0,
+                syscall: (*name).to_owned(),
+                action: "interactive exemption".into(),
+                source,
+            })?;
+            filter
+                .add_rule(action, sys)
+                .map_err(|source| CompileError::AddRule {
+                    rule: 0,
+                    syscall: (*name).to_owned(),
+                    action: "interactive exemption".into(),
                     source,
                 })?;
         }
@@ -291,6 +340,89 @@ mod tests {
             matches!(&e, Err(m) if m.contains("notify on `sendmsg`")),
             "{e:?}"
         );
+    }
+
+    /// Run a classic BPF seccomp program on one call (the instructions libseccomp emits).
+    fn run(bpf: &[u8], arch: u32, nr: i32) -> u32 {
+        let prog: Vec<(u16, u8, u8, u32)> = bpf
+            .chunks_exact(8)
+            .map(|i| {
+                (
+                    u16::from_ne_bytes([i[0], i[1]]),
+                    i[2],
+                    i[3],
+                    u32::from_ne_bytes([i[4], i[5], i[6], i[7]]),
+                )
+            })
+            .collect();
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let (code, jt, jf, k) = prog[pc];
+            pc += 1;
+            let jump = |c: bool| usize::from(if c { jt } else { jf });
+            match code {
+                // ld [k]: nr at 0, arch at 4, the rest (ip, args) zero here.
+                0x20 => {
+                    a = match k {
+                        0 => nr as u32,
+                        4 => arch,
+                        _ => 0,
+                    }
+                }
+                0x15 => pc += jump(a == k),
+                0x25 => pc += jump(a > k),
+                0x35 => pc += jump(a >= k),
+                0x45 => pc += jump(a & k != 0),
+                0x05 => pc += k as usize,
+                0x54 => a &= k,
+                0x06 => return k,
+                c => panic!("instruction {c:#x} not simulated"),
+            }
+        }
+    }
+
+    #[test]
+    fn interactive_filters_notify_what_no_rule_decides_except_the_launchers_calls(
+    ) -> Result<(), CompileError> {
+        use crate::seccomp::notify::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
+        const X86_64: u32 = 0xc000_003e;
+        let nr = |n: &str| crate::syscalls::number(crate::observe::model::Abi::X86_64, n).map_or(-1, |n| n as i32);
+        let mut p = policy(vec![
+            Rule::new(["read"], Action::Allow),
+            Rule::new(["getppid"], Action::Errno(1)),
+            Rule::new(
+                ["mknodat"],
+                Action::Notify(Notify {
+                    handler: Some("emulate-mknod".into()),
+                    params: Default::default(),
+                }),
+            ),
+        ]);
+        p.default_action = Action::Errno(13);
+        let options = check::CheckOptions { interactive: true };
+        let bpf = export_bpf(&compile_with(&p, options)?)?;
+        assert_eq!(run(&bpf, X86_64, nr("read")), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&bpf, X86_64, nr("getppid")), SECCOMP_RET_ERRNO | 1);
+        // Undecided calls and the notify rule's call reach the broker.
+        assert_eq!(run(&bpf, X86_64, nr("uname")), SECCOMP_RET_USER_NOTIF);
+        assert_eq!(run(&bpf, X86_64, nr("mknodat")), SECCOMP_RET_USER_NOTIF);
+        // The launcher's calls keep the default action; the exit calls are allowed.
+        assert_eq!(run(&bpf, X86_64, nr("execve")), SECCOMP_RET_ERRNO | 13);
+        assert_eq!(run(&bpf, X86_64, nr("write")), SECCOMP_RET_ERRNO | 13);
+        assert_eq!(run(&bpf, X86_64, nr("exit_group")), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&bpf, X86_64, nr("exit")), SECCOMP_RET_ALLOW);
+        // Without --interactive the same policy refuses instead of notifying.
+        let plain = export_bpf(&compile(&p)?)?;
+        assert_eq!(run(&plain, X86_64, nr("uname")), SECCOMP_RET_ERRNO | 13);
+
+        // A policy whose default is notify: only for interactive use; the launcher's calls are
+        // then allowed.
+        p.default_action = Action::Notify(Notify::default());
+        assert!(matches!(compile(&p), Err(CompileError::Validate { .. })));
+        let bpf = export_bpf(&compile_with(&p, options)?)?;
+        assert_eq!(run(&bpf, X86_64, nr("execve")), SECCOMP_RET_ALLOW);
+        assert_eq!(run(&bpf, X86_64, nr("uname")), SECCOMP_RET_USER_NOTIF);
+        Ok(())
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 
-use super::protocol::{Message, SessionKind};
+use super::protocol::{ClientMessage, Message, SessionKind};
 use super::SessionError;
 
 /// A running session found in the session directory.
@@ -24,8 +24,30 @@ pub struct SessionInfo {
 pub struct Connection {
     path: PathBuf,
     lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
-    /// Kept so that the publisher does not see a half-closed socket.
-    _write: tokio::net::unix::OwnedWriteHalf,
+    /// Kept so that the publisher does not see a half-closed socket, until taken by
+    /// [`Connection::take_writer`].
+    write: Option<tokio::net::unix::OwnedWriteHalf>,
+}
+
+/// The sending side of a connection: answers to prompts.
+#[derive(Debug)]
+pub struct Writer {
+    path: PathBuf,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Writer {
+    /// Send one message (one JSON line).
+    pub async fn send(&mut self, m: &ClientMessage) -> Result<(), SessionError> {
+        use tokio::io::AsyncWriteExt as _;
+        let err = |source| SessionError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let mut line = serde_json::to_vec(m).map_err(|e| err(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        self.write.write_all(&line).await.map_err(err)
+    }
 }
 
 impl Connection {
@@ -51,7 +73,15 @@ impl Connection {
         Ok(Connection {
             path: path.to_owned(),
             lines: BufReader::new(read).lines(),
-            _write: write,
+            write: Some(write),
+        })
+    }
+
+    /// The sending side, once (for answering prompts from another task).
+    pub fn take_writer(&mut self) -> Option<Writer> {
+        self.write.take().map(|write| Writer {
+            path: self.path.clone(),
+            write,
         })
     }
 
@@ -237,6 +267,58 @@ mod tests {
         };
         assert!(client_dropped > 0, "a slow client must lose lines");
         assert!(received > 0 && received <= status.totals.decisions);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn answers_reach_the_owner_with_who_sent_them_and_prompts_reach_late_clients(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        use super::super::protocol::{Choice, ClientMessage, Prompt, PromptClosed};
+        use tokio::io::AsyncWriteExt as _;
+        if !root() {
+            eprintln!("SKIP: the publisher accepts root peers only");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir()?;
+        let mut p =
+            Publisher::start_in(dir.path(), SessionKind::Enforce, SessionDetails::default())?;
+        let mut answers = p.take_answers().ok_or("answers taken twice")?;
+        assert!(p.take_answers().is_none());
+        let prompt = |id| Prompt {
+            id,
+            syscall: "getppid".into(),
+            calls: 1,
+            ..Default::default()
+        };
+        p.send(Event::Prompt(prompt(1)));
+        p.send(Event::Prompt(prompt(2)));
+        p.send(Event::PromptClosed(PromptClosed {
+            id: 1,
+            answer: "timeout".into(),
+            by: "timeout after 1s".into(),
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = Connection::connect(p.path()).await?;
+        let _hello = next(&mut c).await?;
+        match next(&mut c).await? {
+            Message::Snapshot(s) => assert_eq!(s.prompts, vec![prompt(2)]),
+            m => panic!("expected snapshot, got {m:?}"),
+        }
+        let mut w = c.take_writer().ok_or("no writer")?;
+        assert!(c.take_writer().is_none());
+        // A line that is not a message is skipped; the next one still counts.
+        w.write.write_all(b"{\"type\":\"answer\",\"id\":2,\"choice\":\"maybe\"}\n").await?;
+        w.send(&ClientMessage::Answer {
+            id: 2,
+            choice: Choice::DenyAlways,
+        })
+        .await?;
+        let a = tokio::time::timeout(Duration::from_secs(5), answers.recv())
+            .await?
+            .ok_or("answers closed")?;
+        assert_eq!((a.id, a.choice), (2, Choice::DenyAlways));
+        // This test's client is this very process: the in-process UI's case.
+        assert_eq!(a.by, "in-process UI");
         Ok(())
     }
 }

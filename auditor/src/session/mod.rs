@@ -15,8 +15,8 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as 
 use std::path::{Path, PathBuf};
 
 pub use client::{Connection, SessionInfo};
-pub use protocol::{Decision, Message, Progress, SessionKind};
-pub use publisher::{Event, Publisher, SessionSender};
+pub use protocol::{Choice, Decision, Message, Progress, Prompt, PromptClosed, SessionKind};
+pub use publisher::{Answer, Event, Publisher, SessionSender};
 
 /// Where session sockets live.
 pub const DEFAULT_DIR: &str = "/run/auditor";
@@ -65,6 +65,12 @@ pub enum SessionError {
     },
     #[error("session {path}: its socket is not owned by root (uid {uid}); refusing to read it")]
     NotRoot { path: PathBuf, uid: u32 },
+    #[error("sending to session {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading from session {path}")]
     Read {
         path: PathBuf,

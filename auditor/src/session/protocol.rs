@@ -6,6 +6,10 @@
 //! [`Message::Dropped`] line then tells it how many so far. Unknown message types must be
 //! ignored by clients (newer sessions may add some); a change of meaning bumps
 //! [`PROTOCOL_VERSION`].
+//!
+//! The other way, a client may send [`ClientMessage`] lines (answers to [`Message::Prompt`]s of
+//! `enforce --interactive`). Only root clients are attached at all (peer credentials), and the
+//! session records who answered from the same credentials; lines it cannot read are skipped.
 
 use std::collections::BTreeMap;
 
@@ -76,6 +80,87 @@ pub enum Message {
     End {
         reason: String,
     },
+    /// A call waits for a person's decision (`enforce --interactive`); answer with
+    /// [`ClientMessage::Answer`].
+    Prompt(Prompt),
+    /// A prompt was answered (by someone, or by its timeout) and is gone.
+    PromptClosed(PromptClosed),
+}
+
+/// What a person may answer to a prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Choice {
+    /// Let these calls run (CONTINUE: only their scalar arguments were shown, nothing they
+    /// point to was judged).
+    AllowOnce,
+    /// Allow, and allow every later call of this syscall (written to the policy).
+    AllowAlways,
+    /// Fail these calls with EPERM.
+    DenyOnce,
+    /// Deny, and deny every later call of this syscall (written to the policy).
+    DenyAlways,
+}
+
+impl Choice {
+    pub fn allows(self) -> bool {
+        matches!(self, Choice::AllowOnce | Choice::AllowAlways)
+    }
+
+    pub fn always(self) -> bool {
+        matches!(self, Choice::AllowAlways | Choice::DenyAlways)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::AllowOnce => "allow-once",
+            Choice::AllowAlways => "allow-always",
+            Choice::DenyOnce => "deny-once",
+            Choice::DenyAlways => "deny-always",
+        }
+    }
+}
+
+/// A call (or several identical ones) waiting for a decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// Names the prompt in answers; unique within the session.
+    pub id: u64,
+    /// When the first of its calls arrived; RFC 3339, UTC.
+    pub time: String,
+    /// The calling process (thread group id).
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    pub syscall: String,
+    #[serde(default)]
+    pub arch: String,
+    /// The six argument registers, in hex (values only: pointers are not followed).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Identical calls this prompt answers.
+    pub calls: u64,
+    /// When the timeout denies them; RFC 3339, UTC.
+    pub deadline: String,
+}
+
+/// A prompt is gone: how, and who decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptClosed {
+    pub id: u64,
+    /// A [`Choice`] in words, or `timeout`.
+    pub answer: String,
+    /// Who answered (`uid 0 (root) pid N`, `in-process UI`, `timeout`).
+    pub by: String,
+}
+
+/// What a client may send to the session: one JSON line each. Only root clients are attached
+/// at all (the session checks peer credentials); anything else is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Answer a [`Message::Prompt`].
+    Answer { id: u64, choice: Choice },
 }
 
 /// Who the session is.
@@ -235,6 +320,9 @@ pub struct Snapshot {
     /// Events the session itself could not publish (its queue was full).
     #[serde(default)]
     pub session_dropped: u64,
+    /// Prompts waiting for an answer, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<Prompt>,
 }
 
 /// Once a second.
@@ -266,6 +354,17 @@ mod tests {
                 ..Default::default()
             }),
             Message::Dropped { total: 3 },
+            Message::Prompt(Prompt {
+                id: 7,
+                syscall: "getppid".into(),
+                calls: 2,
+                ..Default::default()
+            }),
+            Message::PromptClosed(PromptClosed {
+                id: 7,
+                answer: "allow-always".into(),
+                by: "in-process UI".into(),
+            }),
             Message::End {
                 reason: "workload exited".into(),
             },
@@ -276,6 +375,22 @@ mod tests {
             assert!(line.starts_with("{\"type\":"), "{line}");
             assert_eq!(serde_json::from_str::<Message>(&line)?, m);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn answers_are_tagged_lines_and_unknown_choices_are_refused() -> Result<(), serde_json::Error> {
+        let a = ClientMessage::Answer {
+            id: 3,
+            choice: Choice::DenyAlways,
+        };
+        let line = serde_json::to_string(&a)?;
+        assert_eq!(line, r#"{"type":"answer","id":3,"choice":"deny-always"}"#);
+        assert_eq!(serde_json::from_str::<ClientMessage>(&line)?, a);
+        assert!(serde_json::from_str::<ClientMessage>(
+            r#"{"type":"answer","id":3,"choice":"maybe"}"#
+        )
+        .is_err());
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{
-    Decision, Hello, Message, Progress, SessionKind, Snapshot, Status, PROTOCOL_VERSION,
-    SNAPSHOT_DECISIONS,
+    Choice, ClientMessage, Decision, Hello, Message, Progress, Prompt, PromptClosed, SessionKind,
+    Snapshot, Status, PROTOCOL_VERSION, SNAPSHOT_DECISIONS,
 };
 use super::SessionError;
 use crate::observe::model::Observation;
@@ -42,17 +42,32 @@ const COALESCE: Duration = Duration::from_millis(10);
 pub const DISPLAY_BUDGET: u32 = 500;
 pub const DISPLAY_WINDOW: Duration = Duration::from_millis(100);
 
-/// What a session publishes.
+/// What a session publishes. Decisions are nearly all events and are not boxed (that would
+/// cost the broker an allocation each).
 #[derive(Clone, Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "decisions are nearly all events; boxing would cost the broker an allocation each"
-)]
 pub enum Event {
     Decision(Decision),
     Progress(Progress),
     Observation(Box<Observation>),
     Notice(String),
+    /// A call waits for a decision (kept for the snapshot of clients that attach later).
+    Prompt(Prompt),
+    PromptClosed(PromptClosed),
+}
+
+/// Answers to prompts waiting for the session's owner (the broker); beyond, they are dropped
+/// (the prompt stays, and its timeout still denies).
+pub const ANSWER_QUEUE: usize = 256;
+/// The longest line a client may send; a longer one ends its connection.
+const MAX_CLIENT_LINE: usize = 4096;
+
+/// An answer from a client, with who sent it (from the socket's peer credentials).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub id: u64,
+    pub choice: Choice,
+    /// `in-process UI` when the client is this process itself, else `uid U (user) pid P`.
+    pub by: String,
 }
 
 /// A cheap, cloneable handle for publishing; never blocks.
@@ -103,6 +118,7 @@ pub struct Publisher {
     cancel: CancellationToken,
     end_reason: Arc<std::sync::Mutex<String>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
+    answers: Option<mpsc::Receiver<Answer>>,
 }
 
 impl Publisher {
@@ -152,7 +168,10 @@ impl Publisher {
         let cancel = CancellationToken::new();
         let end_reason = Arc::new(std::sync::Mutex::new(String::from("session ended")));
         let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (answers_tx, answers_rx) = mpsc::channel(ANSWER_QUEUE);
         let state = State {
+            prompts: std::collections::BTreeMap::new(),
+            answers: answers_tx,
             hello,
             snapshot: Snapshot::default(),
             recent: VecDeque::new(),
@@ -187,7 +206,14 @@ impl Publisher {
             cancel,
             end_reason,
             done: Some(done_rx),
+            answers: Some(answers_rx),
         })
+    }
+
+    /// The clients' answers to prompts (once; `None` after the first call). Nobody taking
+    /// them means answers are dropped.
+    pub fn take_answers(&mut self) -> Option<mpsc::Receiver<Answer>> {
+        self.answers.take()
     }
 
     /// A handle for publishing from anywhere (other threads, tasks).
@@ -245,6 +271,9 @@ struct Client {
 }
 
 struct State {
+    /// Prompts not yet closed, for the snapshot.
+    prompts: std::collections::BTreeMap<u64, Prompt>,
+    answers: mpsc::Sender<Answer>,
     hello: Hello,
     /// Everything but the recent decisions, which are kept in `recent`.
     snapshot: Snapshot,
@@ -295,6 +324,14 @@ impl State {
                 Message::Observation(o)
             }
             Event::Notice(text) => Message::Notice { text },
+            Event::Prompt(p) => {
+                self.prompts.insert(p.id, p.clone());
+                Message::Prompt(p)
+            }
+            Event::PromptClosed(c) => {
+                self.prompts.remove(&c.id);
+                Message::PromptClosed(c)
+            }
         })
     }
 
@@ -342,8 +379,8 @@ impl State {
     }
 
     fn attach(&mut self, stream: UnixStream) {
-        match stream.peer_cred() {
-            Ok(c) if c.uid() == 0 => {}
+        let cred = match stream.peer_cred() {
+            Ok(c) if c.uid() == 0 => c,
             Ok(c) => {
                 tracing::warn!(uid = c.uid(), pid = ?c.pid(), "session: refusing a client that is not root");
                 return;
@@ -352,7 +389,7 @@ impl State {
                 tracing::warn!(error = %e, "session: cannot read a client's credentials; refusing it");
                 return;
             }
-        }
+        };
         if self.clients.len() >= MAX_CLIENTS {
             tracing::warn!("session: too many clients; refusing one");
             return;
@@ -361,6 +398,7 @@ impl State {
         let snapshot = Snapshot {
             decisions: self.recent.iter().cloned().collect(),
             session_dropped: self.dropped.load(Ordering::Relaxed),
+            prompts: self.prompts.values().cloned().collect(),
             ..self.snapshot.clone()
         };
         for m in [
@@ -373,7 +411,9 @@ impl State {
             }
         }
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(write_client(stream, rx, dropped.clone()));
+        let (read, write) = stream.into_split();
+        tokio::spawn(read_client(read, who(&cred), self.answers.clone()));
+        let writer = tokio::spawn(write_client(write, rx, dropped.clone()));
         self.clients.push(Client {
             tx,
             dropped,
@@ -444,9 +484,64 @@ async fn serve(
     let _ = tokio::time::timeout(Duration::from_millis(800), wait).await;
 }
 
+/// Who a (root) client is, for the record of its answers.
+fn who(cred: &tokio::net::unix::UCred) -> String {
+    let pid = cred.pid().and_then(|p| u32::try_from(p).ok());
+    if pid == Some(std::process::id()) {
+        return "in-process UI".into();
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(cred.uid()))
+        .ok()
+        .flatten()
+        .map_or_else(|| "?".to_owned(), |u| u.name);
+    match pid {
+        Some(p) => format!("uid {} ({user}) pid {p}", cred.uid()),
+        None => format!("uid {} ({user})", cred.uid()),
+    }
+}
+
+/// Read one client's answers until it closes. Malformed lines are logged and skipped; an
+/// oversized one ends the reading; a full answer queue drops the answer (the prompt stays).
+async fn read_client(
+    read: tokio::net::unix::OwnedReadHalf,
+    by: String,
+    answers: mpsc::Sender<Answer>,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let mut reader = tokio::io::BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let mut limited = (&mut reader).take(MAX_CLIENT_LINE as u64 + 1);
+        match tokio::io::AsyncBufReadExt::read_until(&mut limited, b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.len() > MAX_CLIENT_LINE {
+            tracing::warn!(client = %by, "session: a client sent a line longer than {MAX_CLIENT_LINE} bytes; no longer reading it");
+            return;
+        }
+        match serde_json::from_slice::<ClientMessage>(&line) {
+            Ok(ClientMessage::Answer { id, choice }) => {
+                let a = Answer {
+                    id,
+                    choice,
+                    by: by.clone(),
+                };
+                if answers.try_send(a).is_err() {
+                    tracing::warn!(client = %by, id, "session: an answer was dropped (nobody takes answers, or too many at once)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(client = %by, error = %e, "session: ignoring a line a client sent");
+            }
+        }
+    }
+}
+
 /// Write one client's lines, telling it when it lost some.
 async fn write_client(
-    mut stream: UnixStream,
+    mut stream: tokio::net::unix::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Arc<str>>,
     dropped: Arc<AtomicU64>,
 ) {

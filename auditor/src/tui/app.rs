@@ -9,7 +9,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use crate::observe::model::Observation;
 use crate::policy::generate::{generate, GenerateOptions};
 use crate::policy::model::to_native;
-use crate::session::protocol::{Decision, Hello, Message, Progress, SessionKind, Totals};
+use crate::session::protocol::{
+    Choice, Decision, Hello, Message, Progress, Prompt, SessionKind, Totals,
+};
 
 /// Decisions kept for the live table; older ones are evicted (the summary still counts them).
 pub const MAX_ROWS: usize = 10_000;
@@ -187,6 +189,11 @@ pub struct App {
     /// Terminal size, for page moves.
     pub size: (u16, u16),
     pub quit: bool,
+    /// Calls waiting for a decision (`enforce --interactive`), oldest first; the first is the
+    /// one the prompt shows.
+    pub prompts: Vec<Prompt>,
+    /// The prompt was put aside with Esc (`!` shows it again; so does a new prompt).
+    pub prompt_hidden: bool,
 }
 
 /// Inputs to [`update`].
@@ -208,6 +215,8 @@ pub enum Msg {
     Second,
     /// The outcome of [`Effect::WritePolicy`].
     Written(Result<PathBuf, String>),
+    /// Something to tell the user on the status line (e.g. an answer could not be sent).
+    Notice(String),
 }
 
 /// What the event loop must do after an update.
@@ -219,6 +228,8 @@ pub enum Effect {
         path: PathBuf,
         contents: String,
     },
+    /// Send this answer to the session.
+    Answer { id: u64, choice: Choice },
 }
 
 /// Rows of chrome around the live table (title, tabs, header, status, borders).
@@ -257,7 +268,48 @@ impl App {
             workload_log: None,
             size: (80, 24),
             quit: false,
+            prompts: Vec::new(),
+            prompt_hidden: false,
         }
+    }
+
+    /// The prompt on screen, if any.
+    pub fn shown_prompt(&self) -> Option<&Prompt> {
+        if self.prompt_hidden {
+            None
+        } else {
+            self.prompts.first()
+        }
+    }
+
+    fn on_prompt(&mut self, p: Prompt) {
+        match self.prompts.iter_mut().find(|q| q.id == p.id) {
+            // More identical calls joined it.
+            Some(q) => *q = p,
+            None => {
+                self.prompts.push(p);
+                self.prompt_hidden = false;
+            }
+        }
+    }
+
+    /// Answer the prompt on screen.
+    fn answer(&mut self, choice: Choice) -> Effect {
+        let Some(p) = self.shown_prompt() else {
+            return Effect::None;
+        };
+        let id = p.id;
+        self.status = Some(format!(
+            "answered {} to {} of pid {} ({} call{})",
+            choice.as_str(),
+            p.syscall,
+            p.pid,
+            p.calls,
+            if p.calls == 1 { "" } else { "s" }
+        ));
+        // Taken off at once; the session's prompt_closed for it changes nothing then.
+        self.prompts.retain(|q| q.id != id);
+        Effect::Answer { id, choice }
     }
 
     pub fn kind(&self) -> Option<SessionKind> {
@@ -505,6 +557,7 @@ impl App {
                 if let Some(o) = s.observation {
                     self.set_observation(o);
                 }
+                self.prompts = s.prompts;
                 return true;
             }
             Message::Decision(d) => {
@@ -520,7 +573,23 @@ impl App {
             }
             Message::Dropped { total } => self.client_dropped = total,
             Message::Notice { text } => self.status = Some(text),
-            Message::End { reason } => self.link = Link::Ended(reason),
+            Message::End { reason } => {
+                self.link = Link::Ended(reason);
+                // Nobody can answer them any more.
+                self.prompts.clear();
+            }
+            Message::Prompt(p) => self.on_prompt(p),
+            Message::PromptClosed(c) => {
+                if let Some(p) = self.prompts.iter().find(|p| p.id == c.id) {
+                    if c.answer == "timeout" {
+                        self.status = Some(format!(
+                            "prompt for {} of pid {} timed out: denied",
+                            p.syscall, p.pid
+                        ));
+                    }
+                }
+                self.prompts.retain(|p| p.id != c.id);
+            }
         }
         false
     }
@@ -573,6 +642,19 @@ impl App {
             self.help = false;
             if !matches!(k.code, KeyCode::Char('q')) {
                 return Effect::None;
+            }
+        }
+        if self.shown_prompt().is_some() {
+            match k.code {
+                KeyCode::Char('a') => return self.answer(Choice::AllowOnce),
+                KeyCode::Char('A') => return self.answer(Choice::AllowAlways),
+                KeyCode::Char('d') => return self.answer(Choice::DenyOnce),
+                KeyCode::Char('D') => return self.answer(Choice::DenyAlways),
+                KeyCode::Esc => {
+                    self.prompt_hidden = true;
+                    return Effect::None;
+                }
+                _ => {}
             }
         }
         let page = isize::try_from(self.page()).unwrap_or(1);
@@ -632,6 +714,13 @@ impl App {
                 self.settle();
             }
             KeyCode::Char('w') => return self.write_policy(),
+            KeyCode::Char('!') => {
+                if self.prompts.is_empty() {
+                    self.status = Some("no call waits for a decision".into());
+                } else {
+                    self.prompt_hidden = false;
+                }
+            }
             _ => {}
         }
         Effect::None
@@ -703,6 +792,7 @@ pub fn update(app: &mut App, msg: Msg) -> Effect {
                 app.rates.push_back(delta);
             }
         }
+        Msg::Notice(text) => app.status = Some(text),
         Msg::Written(r) => {
             app.status = Some(match r {
                 Ok(p) => format!("candidate policy written to {}", p.display()),

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::app::{update, App, Effect, Msg};
 use super::view::view;
+use crate::session::protocol::ClientMessage;
 use crate::session::{Connection, SessionError};
 
 /// At most this many frames a second.
@@ -139,9 +140,32 @@ async fn read_session(mut conn: Connection, tx: mpsc::Sender<Msg>) {
     }
 }
 
-fn apply(app: &mut App, msg: Msg) -> Option<Msg> {
+/// Send the UI's answers to the session, in order.
+async fn write_answers(
+    mut writer: crate::session::client::Writer,
+    mut rx: mpsc::Receiver<ClientMessage>,
+    tx: mpsc::Sender<Msg>,
+) {
+    while let Some(m) = rx.recv().await {
+        if let Err(e) = writer.send(&m).await {
+            let _ = tx
+                .send(Msg::Notice(format!("cannot send the answer: {e}")))
+                .await;
+            return;
+        }
+    }
+}
+
+/// Answers waiting to be written to the session.
+const ANSWERS: usize = 64;
+
+fn apply(app: &mut App, msg: Msg, answers: &mpsc::Sender<ClientMessage>) -> Option<Msg> {
     match update(app, msg) {
         Effect::None => None,
+        Effect::Answer { id, choice } => answers
+            .try_send(ClientMessage::Answer { id, choice })
+            .err()
+            .map(|_| Msg::Notice("cannot send the answer: the session connection is gone".into())),
         Effect::WritePolicy { path, contents } => Some(Msg::Written(
             crate::fsutil::write_atomic(&path, contents.as_bytes())
                 .map(|()| path)
@@ -151,7 +175,12 @@ fn apply(app: &mut App, msg: Msg) -> Option<Msg> {
 }
 
 /// Apply every session message queued now (bounded), in batches; whether any was.
-fn drain(app: &mut App, rx: &mut mpsc::Receiver<Msg>, open: &mut bool) -> bool {
+fn drain(
+    app: &mut App,
+    rx: &mut mpsc::Receiver<Msg>,
+    open: &mut bool,
+    answers: &mpsc::Sender<ClientMessage>,
+) -> bool {
     let mut batch = Vec::new();
     let mut any = false;
     for _ in 0..DRAIN_MAX {
@@ -159,9 +188,9 @@ fn drain(app: &mut App, rx: &mut mpsc::Receiver<Msg>, open: &mut bool) -> bool {
             Ok(Msg::Session(m)) => batch.push(*m),
             Ok(other) => {
                 if !batch.is_empty() {
-                    apply(app, Msg::SessionBatch(std::mem::take(&mut batch)));
+                    apply(app, Msg::SessionBatch(std::mem::take(&mut batch)), answers);
                 }
-                apply(app, other);
+                apply(app, other, answers);
             }
             Err(mpsc::error::TryRecvError::Empty) => break,
             Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -172,7 +201,7 @@ fn drain(app: &mut App, rx: &mut mpsc::Receiver<Msg>, open: &mut bool) -> bool {
         any = true;
     }
     if !batch.is_empty() {
-        apply(app, Msg::SessionBatch(batch));
+        apply(app, Msg::SessionBatch(batch), answers);
     }
     any
 }
@@ -180,13 +209,16 @@ fn drain(app: &mut App, rx: &mut mpsc::Receiver<Msg>, open: &mut bool) -> bool {
 /// Attach to a session and run the UI until the user quits.
 pub async fn run(options: Options) -> Result<(), RunError> {
     // Connect before taking over the terminal, so that a failure prints plainly.
-    let conn = Connection::connect(&options.socket).await?;
+    let mut conn = Connection::connect(&options.socket).await?;
+    let writer = conn.take_writer();
     let mut app = App::new(options.socket.display().to_string(), options.policy_out);
     app.workload_log = options.workload_log;
 
     install_panic_hook();
     let (_guard, mut terminal) = setup()?;
     let (tx, mut rx) = mpsc::channel(QUEUE);
+    let (answers, answers_rx) = mpsc::channel(ANSWERS);
+    let answering = writer.map(|w| tokio::spawn(write_answers(w, answers_rx, tx.clone())));
     let reader = tokio::spawn(read_session(conn, tx));
     let mut events = EventStream::new();
     let mut frame = tokio::time::interval(Duration::from_millis(1000 / FPS));
@@ -222,19 +254,19 @@ pub async fn run(options: Options) -> Result<(), RunError> {
                             nix::sys::signal::Signal::SIGINT,
                         );
                     }
-                    let follow_up = apply(&mut app, Msg::Key(k));
+                    let follow_up = apply(&mut app, Msg::Key(k), &answers);
                     if let Some(m) = follow_up {
-                        apply(&mut app, m);
+                        apply(&mut app, m, &answers);
                     }
                     dirty = true;
                     urgent = true;
                 }
                 Some(Ok(TermEvent::Mouse(m))) => {
-                    apply(&mut app, Msg::Mouse(m));
+                    apply(&mut app, Msg::Mouse(m), &answers);
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
-                    apply(&mut app, Msg::Resize(w, h));
+                    apply(&mut app, Msg::Resize(w, h), &answers);
                     dirty = true;
                 }
                 Some(Ok(_)) => {}
@@ -243,13 +275,13 @@ pub async fn run(options: Options) -> Result<(), RunError> {
             },
             () = stop.cancelled() => break Ok(()),
             _ = second.tick() => {
-                apply(&mut app, Msg::Second);
+                apply(&mut app, Msg::Second, &answers);
                 dirty = true;
             }
             _ = frame.tick() => {
                 // Session messages are taken once a frame, all that is queued: waking for each
                 // of tens of thousands of decisions a second would cost the broker its CPU.
-                if session_open && drain(&mut app, &mut rx, &mut session_open) {
+                if session_open && drain(&mut app, &mut rx, &mut session_open, &answers) {
                     dirty = true;
                 }
                 tick = true;
@@ -264,5 +296,8 @@ pub async fn run(options: Options) -> Result<(), RunError> {
         }
     };
     reader.abort();
+    if let Some(a) = answering {
+        a.abort();
+    }
     result
 }

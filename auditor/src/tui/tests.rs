@@ -15,7 +15,8 @@ use super::app::{update, App, Effect, LearnFocus, Link, Msg, View, MAX_ROWS};
 use super::view::view;
 use crate::observe::model::{Abi, Host, Loss, Observation, Processes, SyscallObservation, Target};
 use crate::session::protocol::{
-    Decision, Hello, Message, Progress, SessionKind, Snapshot, Status, Totals,
+    Choice, Decision, Hello, Message, Progress, Prompt, PromptClosed, SessionKind, Snapshot,
+    Status, Totals,
 };
 
 fn key(c: KeyCode) -> Msg {
@@ -705,5 +706,167 @@ fn a_batch_of_session_messages_ends_in_the_same_state_as_one_by_one() {
         assert_eq!(one.rows.len(), batched.rows.len(), "{setup}");
         assert_eq!(one.totals.decisions, batched.totals.decisions, "{setup}");
         assert_eq!(render(&one, 100, 30), render(&batched, 100, 30), "{setup}");
+    }
+}
+
+// ---- interactive prompts ------------------------------------------------------------------
+
+fn prompt(id: u64, syscall: &str, calls: u64) -> Prompt {
+    Prompt {
+        id,
+        time: "2026-01-01T00:00:05Z".into(),
+        pid: 4711,
+        exe: Some("/usr/lib/very/long/path/to/the/workload/bin/worker".into()),
+        syscall: syscall.into(),
+        arch: "x86_64".into(),
+        args: vec![
+            "0x0".into(),
+            "0x7ffd1000".into(),
+            "0x2".into(),
+            "0x0".into(),
+            "0x0".into(),
+            "0x0".into(),
+        ],
+        calls,
+        deadline: "2026-01-01T00:00:35Z".into(),
+    }
+}
+
+/// An enforce session with two prompts pending.
+fn prompt_app() -> App {
+    let mut app = enforce_app(6);
+    update(&mut app, session(Message::Prompt(prompt(1, "getppid", 1))));
+    update(&mut app, session(Message::Prompt(prompt(2, "uname", 1))));
+    // A second identical call joined prompt 1.
+    update(&mut app, session(Message::Prompt(prompt(1, "getppid", 2))));
+    app
+}
+
+#[test]
+fn prompts_are_shown_oldest_first_and_each_key_answers_the_shown_one() {
+    let mut app = prompt_app();
+    assert_eq!(app.prompts.len(), 2);
+    assert_eq!(app.shown_prompt().map(|p| (p.id, p.calls)), Some((1, 2)));
+    for (c, choice) in [
+        ('A', Choice::AllowAlways),
+        ('d', Choice::DenyOnce),
+    ] {
+        let id = app.shown_prompt().map(|p| p.id);
+        assert_eq!(
+            Some(update(&mut app, ch(c))),
+            id.map(|id| Effect::Answer { id, choice })
+        );
+    }
+    assert!(app.prompts.is_empty());
+    assert!(app
+        .status
+        .as_deref()
+        .is_some_and(|s| s.contains("deny-once") && s.contains("uname")));
+    // With no prompt, `a` is the live view's action filter again.
+    assert_eq!(update(&mut app, ch('a')), Effect::None);
+    assert!(app.filter.action.is_some());
+    let mut app = prompt_app();
+    assert_eq!(
+        update(&mut app, ch('a')),
+        Effect::Answer {
+            id: 1,
+            choice: Choice::AllowOnce
+        }
+    );
+    assert_eq!(
+        update(&mut app, ch('D')),
+        Effect::Answer {
+            id: 2,
+            choice: Choice::DenyAlways
+        }
+    );
+}
+
+#[test]
+fn esc_puts_the_prompt_aside_bang_and_new_prompts_bring_it_back() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    assert!(!app.quit, "Esc with a prompt open must not quit");
+    assert!(app.shown_prompt().is_none());
+    // Keys act on the views again.
+    assert_eq!(update(&mut app, ch('A')), Effect::None);
+    assert_eq!(app.prompts.len(), 2);
+    update(&mut app, ch('!'));
+    assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
+    update(&mut app, key(KeyCode::Esc));
+    update(&mut app, session(Message::Prompt(prompt(3, "sethostname", 1))));
+    assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
+}
+
+#[test]
+fn closed_prompts_leave_and_the_snapshot_brings_the_pending_ones() {
+    let mut app = prompt_app();
+    update(
+        &mut app,
+        session(Message::PromptClosed(PromptClosed {
+            id: 1,
+            answer: "timeout".into(),
+            by: "timeout after 30s".into(),
+        })),
+    );
+    assert_eq!(app.prompts.len(), 1);
+    assert!(app
+        .status
+        .as_deref()
+        .is_some_and(|s| s.contains("getppid") && s.contains("timed out")));
+    // A client that attaches later gets the pending prompts in its snapshot.
+    let mut late = App::new("s", PathBuf::from("c.toml"));
+    update(&mut late, session(hello(SessionKind::Enforce)));
+    update(
+        &mut late,
+        session(Message::Snapshot(Snapshot {
+            prompts: vec![prompt(5, "uname", 3)],
+            ..Default::default()
+        })),
+    );
+    assert_eq!(late.shown_prompt().map(|p| (p.id, p.calls)), Some((5, 3)));
+    // The end of the session takes them away: nobody can answer them.
+    update(
+        &mut late,
+        session(Message::End {
+            reason: "workload exited".into(),
+        }),
+    );
+    assert!(late.prompts.is_empty());
+}
+
+#[test]
+fn the_pending_count_is_visible_in_every_view() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    for v in ['1', '2', '3'] {
+        update(&mut app, ch(v));
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("⚑ 2 pending"), "view {v}:\n{screen}");
+    }
+}
+
+#[test]
+fn snapshot_prompt_80x24() {
+    snapshot("prompt_80x24", &prompt_app(), 80, 24);
+}
+
+#[test]
+fn snapshot_prompt_narrow() {
+    snapshot("prompt_narrow_60x16", &prompt_app(), 60, 16);
+}
+
+#[test]
+fn snapshot_prompt_aside_in_the_summary() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    update(&mut app, ch('2'));
+    snapshot("prompt_aside_summary_80x24", &app, 80, 24);
+}
+
+#[test]
+fn tiny_terminals_with_a_prompt_do_not_panic() {
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 8)] {
+        let _ = render(&prompt_app(), w, h);
     }
 }

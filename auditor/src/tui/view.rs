@@ -31,9 +31,75 @@ pub fn view(app: &App, f: &mut Frame) {
         View::Learning => draw_learning(app, f, body),
     }
     draw_status(app, f, status);
+    if app.shown_prompt().is_some() {
+        draw_prompt(app, f, body);
+    }
     if app.help {
         draw_help(f, body);
     }
+}
+
+/// The modal for the oldest call waiting for a decision.
+fn draw_prompt(app: &App, f: &mut Frame, area: Rect) {
+    let Some(p) = app.shown_prompt() else { return };
+    let w = area.width.min(76);
+    let h = area.height.min(11);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let inner = usize::from(w.saturating_sub(2));
+    let key = |k: &'static str| Span::styled(k, header_style().fg(Color::Cyan));
+    let exe = p.exe.as_deref().unwrap_or("(executable unknown)");
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(p.syscall.clone(), header_style().fg(Color::Yellow)),
+            Span::raw(format!(" ({}) by pid {} ", p.arch, p.pid)),
+            Span::raw(tail(exe, inner.saturating_sub(p.syscall.len() + p.arch.len() + 16))),
+        ]),
+        Line::raw(head(&format!("args {}", p.args.join(" ")), inner)),
+        Line::raw(head(
+            &format!(
+                "{} call{} held · denied (EPERM) if unanswered by {}",
+                p.calls,
+                if p.calls == 1 { "" } else { "s" },
+                p.deadline.get(11..19).unwrap_or(&p.deadline)
+            ),
+            inner,
+        )),
+        Line::styled(
+            head("No rule decides it; only the numbers above are judged.", inner),
+            Style::new().fg(Color::DarkGray),
+        ),
+        Line::raw(""),
+        Line::from(vec![
+            key("a"),
+            Span::raw(" allow once    "),
+            key("A"),
+            Span::raw(" allow always (added to the policy)"),
+        ]),
+        Line::from(vec![
+            key("d"),
+            Span::raw(" deny once     "),
+            key("D"),
+            Span::raw(" deny always (added to the policy)"),
+        ]),
+        Line::from(vec![key("Esc"), Span::raw(" later (! shows it again)")]),
+    ];
+    lines.truncate(usize::from(h.saturating_sub(2)));
+    let title = format!(" Decide · 1 of {} pending ", app.prompts.len());
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(Text::from(lines)).block(
+            Block::new()
+                .borders(Borders::ALL)
+                .border_style(Style::new().fg(Color::Yellow))
+                .title(Span::styled(title, header_style().fg(Color::Yellow))),
+        ),
+        popup,
+    );
 }
 
 fn draw_title(app: &App, f: &mut Frame, area: Rect) {
@@ -93,6 +159,15 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
         };
         spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
         spans.push(Span::raw("│"));
+    }
+    if !app.prompts.is_empty() {
+        spans.push(Span::styled(
+            format!(" ⚑ {} pending ", app.prompts.len()),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
     }
     if app.view == View::Live {
         spans.push(Span::styled(
@@ -568,6 +643,11 @@ const HELP: &[(&str, &str)] = &[
         "Learning: syscall list or candidate policy pane",
     ),
     ("w", "write the candidate policy (atomically)"),
+    (
+        "a A d D",
+        "prompt: allow once / always, deny once / always",
+    ),
+    ("Esc, !", "prompt: put it aside, show it again"),
     ("q, Esc, Ctrl-C", "quit (Esc closes the detail first)"),
 ];
 
