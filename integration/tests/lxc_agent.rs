@@ -26,8 +26,6 @@ params = { devices = ["c 1:3"] }
 comment = "/dev/null only"
 "#;
 
-/// The LXC profile: what `auditor generate --format lxc` writes for the notify rule.
-const LXC_NOTIFY_PROFILE: &str = "2\ndenylist\n[all]\nmknod notify\nmknodat notify\n";
 /// No notify line: the kernel alone decides mknod (and refuses it in the user namespace).
 const LXC_PLAIN_PROFILE: &str = "2\ndenylist\n[all]\nkexec_load errno 1\n";
 
@@ -282,6 +280,10 @@ fn hostile_client(agent: &mut Agent) {
     send(&c, &record(SIZES, 43, 43, b"../etc/passwd", 13), &[n, n, n, n]);
     let r = recv(&c).expect("a reply to a record with four fds");
     assert_eq!(response(&r), (43, 0, -libc::ENOSYS, 0));
+    // Many fds: all closed, -ENOSYS.
+    send(&c, &record(SIZES, 44, 44, b"mknod-lxc", 9), &[n; 16]);
+    let r = recv(&c).expect("a reply to a record with 16 fds");
+    assert_eq!(response(&r), (44, 0, -libc::ENOSYS, 0));
     drop(c);
     assert!(agent.alive(), "the agent died of a hostile client: {}", agent.stderr());
 }
@@ -296,12 +298,23 @@ fn lxc_agent_survives_a_hostile_client() {
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
     let mut agent = Agent::start(&s);
     // Several clients at once, one of them idle: none blocks the others.
+    let fds = |a: &Agent| {
+        let pid = a.child.as_ref().map_or(0, Child::id);
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    };
+    let baseline = fds(&agent);
     let idle = connect(&agent.socket);
     send(&idle, b"half", &[]);
     hostile_client(&mut agent);
     hostile_client(&mut agent);
     drop(idle);
     assert!(agent.alive(), "{}", agent.stderr());
+    // Every fd that came with the records, and every connection, is closed again.
+    let start = Instant::now();
+    while fds(&agent) > baseline && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fds(&agent), baseline, "the agent kept fds open");
     // The socket is root-only.
     let mode = std::fs::metadata(&agent.socket).expect("socket").mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
@@ -348,7 +361,22 @@ fn lxc_mknod_through_the_agent() {
     hostile_client(&mut agent);
 
     // With the notify profile and the proxy, the agent creates it on the container's behalf.
-    c.set_seccomp(LXC_NOTIFY_PROFILE).expect("profile");
+    // The LXC profile is auditor's own export of the policy: LXC's format has no place for the
+    // handler's parameters (`--lossy` drops them), the agent takes them from the policy the
+    // cookie names.
+    let policy = s.path("policies/mknod-lxc.toml");
+    let profile = s.path("mknod.lxc");
+    let o = Command::new(auditor_bin())
+        .arg("merge")
+        .args([&policy, &policy])
+        .args(["--format", "lxc", "--lossy", "-o"])
+        .arg(&profile)
+        .output()
+        .expect("auditor merge");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let profile = std::fs::read_to_string(&profile).expect("exported profile");
+    assert!(profile.contains("mknod notify") && profile.contains("mknodat notify"), "{profile}");
+    c.set_seccomp(&profile).expect("profile");
     let proxy = format!("unix:{}", agent.socket.display());
     c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", "mknod-lxc")])
         .expect("proxy config");
@@ -385,5 +413,8 @@ fn lxc_mknod_through_the_agent() {
             && r["decoded"]["dev"] == "b 8:0"),
         "{recs:#?}"
     );
-    assert!(agent.alive(), "{}", agent.stderr());
+    // Both calls came with their own copy of the notify fd: one broker served them.
+    assert!(agent.alive(), "the agent exited");
+    let err = agent.stderr();
+    assert_eq!(err.matches("LXC proxy: serving a container").count(), 1, "{err}");
 }

@@ -64,6 +64,8 @@ pub const REPLY_DEADLINE: Duration = Duration::from_secs(25);
 /// Notify fds remembered per connection (the container's own and `lxc-attach`es'); filters
 /// without tasks are dropped first, then the oldest.
 const MAX_FILTERS_PER_CONNECTION: usize = 64;
+/// Fds one SCM_RIGHTS message may carry (include/net/scm.h).
+const SCM_MAX_FD: usize = 253;
 /// `kcmp(2)` type: are two fds the same open file.
 const KCMP_FILE: libc::c_int = 0;
 
@@ -597,7 +599,10 @@ impl Connection {
             let mut guard = self.sock.readable().await.map_err(|_| MessageError::Closed)?;
             let fd = self.sock.get_ref().as_raw_fd();
             let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
-            let mut cmsg = nix::cmsg_space!([RawFd; EXPECTED_FDS + 1]);
+            // Room for every fd one record can carry (the kernel refuses to send more than
+            // SCM_MAX_FD), so that none arrive cut off by MSG_CTRUNC, where nix hands out none
+            // of those that did arrive and they could not be closed.
+            let mut cmsg = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
             let r = sock::recvmsg::<()>(
                 fd,
                 &mut iov,
@@ -616,7 +621,11 @@ impl Connection {
             // Own every fd that arrived before looking at anything else, so that all of
             // them are closed whatever is wrong with the record.
             let mut fds = Vec::new();
-            if let Ok(cmsgs) = msg.cmsgs() {
+            let cmsgs = msg.cmsgs();
+            if cmsgs.is_err() {
+                tracing::warn!(conn = self.id, "LXC proxy: control data cut off (MSG_CTRUNC); fds in it may stay open");
+            }
+            if let Ok(cmsgs) = cmsgs {
                 for c in cmsgs {
                     if let ControlMessageOwned::ScmRights(v) = c {
                         for raw in v {
