@@ -34,6 +34,16 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Scratch {
+        // Left by earlier runs that were killed: their test process is gone.
+        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = name.strip_prefix("lxc-agent-").and_then(|r| r.split('-').next());
+                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(unique_name("lxc-agent"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
@@ -248,10 +258,10 @@ fn response(reply: &[u8]) -> (u64, i64, i32, u32) {
     assert_eq!(reply.len(), 32 + 80 + 24, "reply length");
     let r = &reply[112..];
     (
-        u64::from_ne_bytes(r[..8].try_into().unwrap()),
-        i64::from_ne_bytes(r[8..16].try_into().unwrap()),
-        i32::from_ne_bytes(r[16..20].try_into().unwrap()),
-        u32::from_ne_bytes(r[20..24].try_into().unwrap()),
+        u64::from_ne_bytes(r[..8].try_into().expect("8, 4 bytes")),
+        i64::from_ne_bytes(r[8..16].try_into().expect("8, 4 bytes")),
+        i32::from_ne_bytes(r[16..20].try_into().expect("8, 4 bytes")),
+        u32::from_ne_bytes(r[20..24].try_into().expect("8, 4 bytes")),
     )
 }
 
@@ -417,4 +427,69 @@ fn lxc_mknod_through_the_agent() {
     assert!(agent.alive(), "the agent exited");
     let err = agent.stderr();
     assert_eq!(err.matches("LXC proxy: serving a container").count(), 1, "{err}");
+}
+
+/// LXC reconnects to the proxy when a send fails: a container started under one agent is served
+/// by the next one after a restart (its calls in between fail with ENOSYS).
+#[test]
+fn lxc_container_is_served_again_after_an_agent_restart() {
+    let test = "lxc_container_is_served_again_after_an_agent_restart";
+    if !require_root(test) || require_tool(test, "lxc-create").is_none() || require_tool(test, "lxc-execute").is_none() {
+        return;
+    }
+    clear_stale(Runtime::Lxc);
+    let s = Scratch::new();
+    std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
+    let mut first = Agent::start(&s);
+
+    let c = LxcContainer::busybox().expect("lxc-create");
+    c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+    let rootfs = PathBuf::from("/var/lib/lxc").join(&c.name).join("rootfs");
+    c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n").expect("profile");
+    let proxy = format!("unix:{}", first.socket.display());
+    c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", "mknod-lxc")])
+        .expect("proxy config");
+    let script = "cd /tmp && mknod a c 1 3; echo a=$?; \
+                  while [ ! -e /tmp/go ]; do sleep 0.1; done; mknod b c 1 3; echo b=$?";
+    let child = c
+        .execute_unprivileged(60, &["/bin/sh", "-c", script])
+        .expect("lxc-execute")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lxc-execute");
+    // Killed on drop if an assertion fails first.
+    struct Run(Option<Child>);
+    impl Drop for Run {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut run = Run(Some(child));
+
+    let start = Instant::now();
+    while !rootfs.join("tmp/a").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the first agent never made /tmp/a: {}", first.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The agent dies without cleaning up; another takes its place on the same path.
+    if let Some(mut a) = first.child.take() {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    let _ = std::fs::remove_file(&first.socket);
+    let mut second = Agent::start(&s);
+    std::fs::write(rootfs.join("tmp/go"), "").expect("go");
+
+    let o = run.0.take().expect("child").wait_with_output().expect("lxc-execute");
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("a=0"), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("b=0"), "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}", second.stderr());
+    let m = std::fs::symlink_metadata(rootfs.join("tmp/b")).expect("node b created");
+    assert!(m.file_type().is_char_device());
+    let log = second.stderr();
+    assert!(log.contains("LXC proxy: serving a container"), "{log}");
 }
