@@ -947,6 +947,27 @@ mod tests {
     }
 
     #[test]
+    fn the_socket_is_root_only_and_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("precious");
+        std::fs::write(&file, "data").expect("write");
+        assert!(matches!(listen_on(&file), Err(LxcError::NotASocket { .. })));
+        assert_eq!(std::fs::read_to_string(&file).expect("still there"), "data");
+
+        let path = dir.path().join("lxc.sock");
+        let first = listen_on(&path).expect("listen");
+        let mode = std::fs::metadata(&path).expect("socket").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(first);
+        // A socket left by an agent that died is replaced.
+        let _second = listen_on(&path).expect("listen again");
+        assert!(matches!(
+            listen_on(&dir.path().join("missing/lxc.sock")),
+            Err(LxcError::Bind { .. })
+        ));
+    }
+
+    #[test]
     fn container_name_from_the_payload_cgroup() {
         let v1 = "9:name=systemd:/lxc.payload.web-1\n8:pids:/lxc.payload.web-1\n0::/\n";
         assert_eq!(container_from_cgroup(v1).as_deref(), Some("web-1"));
