@@ -493,3 +493,79 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let log = second.stderr();
     assert!(log.contains("LXC proxy: serving a container"), "{log}");
 }
+
+/// Two containers at once on one agent, each with its own policy (cookie): each gets its own
+/// policy's answers, and each record names the container it came from.
+#[test]
+fn lxc_two_containers_two_policies_no_cross_talk() {
+    let test = "lxc_two_containers_two_policies_no_cross_talk";
+    if !require_root(test) || require_tool(test, "lxc-create").is_none() || require_tool(test, "lxc-execute").is_none() {
+        return;
+    }
+    clear_stale(Runtime::Lxc);
+    let s = Scratch::new();
+    std::fs::write(s.path("policies/null-only.toml"), MKNOD_NOTIFY).expect("policy");
+    std::fs::write(
+        s.path("policies/zero-only.toml"),
+        MKNOD_NOTIFY.replace("c 1:3", "c 1:5").replace("/dev/null only", "/dev/zero only"),
+    )
+    .expect("policy");
+    let mut agent = Agent::start(&s);
+    let proxy = format!("unix:{}", agent.socket.display());
+    let script = "cd /tmp && for i in 1 2 3; do \
+                  mknod null$i c 1 3; echo null$i=$?; mknod zero$i c 1 5; echo zero$i=$?; done";
+    let containers: Vec<(LxcContainer, &str)> = ["null-only", "zero-only"]
+        .into_iter()
+        .map(|cookie| {
+            let c = LxcContainer::busybox().expect("lxc-create");
+            c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+            c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n").expect("profile");
+            c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", cookie)])
+                .expect("proxy config");
+            (c, cookie)
+        })
+        .collect();
+    let runs: Vec<Child> = containers
+        .iter()
+        .map(|(c, _)| {
+            c.execute_unprivileged(60, &["/bin/sh", "-c", script])
+                .expect("lxc-execute")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("lxc-execute")
+        })
+        .collect();
+    let outs: Vec<String> = runs
+        .into_iter()
+        .map(|r| {
+            let o = r.wait_with_output().expect("lxc-execute");
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        })
+        .collect();
+    for ((c, cookie), out) in containers.iter().zip(&outs) {
+        let (null, zero) = if *cookie == "null-only" { ("0", "1") } else { ("1", "0") };
+        for i in 1..=3 {
+            assert!(out.contains(&format!("null{i}={null}")), "{}: {out}", c.name);
+            assert!(out.contains(&format!("zero{i}={zero}")), "{}: {out}", c.name);
+        }
+    }
+    let start = Instant::now();
+    let mut recs = agent.records();
+    while recs.len() < 12 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        recs = agent.records();
+    }
+    assert_eq!(recs.len(), 12, "{recs:#?}");
+    for (c, cookie) in &containers {
+        let allowed = if *cookie == "null-only" { "c 1:3" } else { "c 1:5" };
+        let mine: Vec<_> = recs.iter().filter(|r| r["container"] == c.name.as_str()).collect();
+        assert_eq!(mine.len(), 6, "{}: {recs:#?}", c.name);
+        for r in mine {
+            let emulated = r["decoded"]["dev"] == allowed;
+            assert_eq!(r["decision"], if emulated { "emulated" } else { "denied" }, "{r:#}");
+        }
+    }
+    let err = agent.stderr();
+    assert_eq!(err.matches("LXC proxy: serving a container").count(), 2, "{err}");
+}
