@@ -449,7 +449,7 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let proxy = format!("unix:{}", first.socket.display());
     c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", "mknod-lxc")])
         .expect("proxy config");
-    let script = "cd /tmp && mknod a c 1 3; echo a=$?; \
+    let script = "cd /tmp && mknod a c 1 3; echo a=$?; touch a-answered; \
                   while [ ! -e /tmp/go ]; do sleep 0.1; done; mknod b c 1 3; echo b=$?";
     let child = c
         .execute_unprivileged(60, &["/bin/sh", "-c", script])
@@ -471,8 +471,9 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let mut run = Run(Some(child));
 
     let start = Instant::now();
-    while !rootfs.join("tmp/a").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the first agent never made /tmp/a: {}", first.stderr());
+    // Not /tmp/a itself: the node exists before the agent's reply has reached LXC.
+    while !rootfs.join("tmp/a-answered").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "mknod a never returned: {}", first.stderr());
         std::thread::sleep(Duration::from_millis(20));
     }
     // The agent dies without cleaning up; another takes its place on the same path.
