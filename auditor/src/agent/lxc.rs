@@ -64,6 +64,8 @@ pub const REPLY_DEADLINE: Duration = Duration::from_secs(25);
 /// Notify fds remembered per connection (the container's own and `lxc-attach`es'); filters
 /// without tasks are dropped first, then the oldest.
 const MAX_FILTERS_PER_CONNECTION: usize = 64;
+/// Connections served at once (LXC opens one per running container); more are refused.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Fds one SCM_RIGHTS message may carry (include/net/scm.h).
 const SCM_MAX_FD: usize = 253;
 /// `kcmp(2)` type: are two fds the same open file.
@@ -425,6 +427,7 @@ async fn accept_loop(
     cancel: &CancellationToken,
 ) -> Result<(), LxcError> {
     let mut next_id = 0u64;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let mut guard = tokio::select! {
             () = cancel.cancelled() => return Ok(()),
@@ -466,8 +469,13 @@ async fn accept_loop(
                 continue;
             }
         }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(conn = id, "LXC proxy: {MAX_CONNECTIONS} connections already; connection refused");
+            continue;
+        };
         let (ctx, cancel) = (ctx.clone(), cancel.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match Connection::new(conn, ctx, kernel, id) {
                 Ok(c) => c.run(cancel).await,
                 Err(e) => tracing::warn!(conn = id, error = %e, "LXC proxy: cannot serve the connection"),
