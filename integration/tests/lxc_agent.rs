@@ -38,7 +38,9 @@ impl Scratch {
         if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let pid = name.strip_prefix("lxc-agent-").and_then(|r| r.split('-').next());
+                let pid = name
+                    .strip_prefix("lxc-agent-")
+                    .and_then(|r| r.split('-').next());
                 if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
@@ -91,7 +93,10 @@ impl Agent {
         let start = Instant::now();
         while !a.socket.exists() {
             assert!(a.alive(), "the agent exited: {}", a.stderr());
-            assert!(start.elapsed() < Duration::from_secs(10), "no socket after 10 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no socket after 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         a
@@ -206,12 +211,21 @@ fn send(sock: &OwnedFd, bytes: &[u8], fds: &[RawFd]) {
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
             (*c).cmsg_len = libc::CMSG_LEN(data_len) as usize;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), fds.len());
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<RawFd>(),
+                fds.len(),
+            );
         }
     }
     // SAFETY: msg points to live buffers for the duration of the call.
     let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    assert_eq!(r, bytes.len() as isize, "sendmsg: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        bytes.len() as isize,
+        "sendmsg: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Receive one record (None on timeout or EOF).
@@ -287,7 +301,11 @@ fn hostile_client(agent: &mut Agent) {
     let r = recv(&c).expect("a reply to a record with the wrong fds");
     assert_eq!(response(&r), (42, 0, -libc::ENOSYS, 0));
     // Four fds: more than LXC sends.
-    send(&c, &record(SIZES, 43, 43, b"../etc/passwd", 13), &[n, n, n, n]);
+    send(
+        &c,
+        &record(SIZES, 43, 43, b"../etc/passwd", 13),
+        &[n, n, n, n],
+    );
     let r = recv(&c).expect("a reply to a record with four fds");
     assert_eq!(response(&r), (43, 0, -libc::ENOSYS, 0));
     // Many fds: all closed, -ENOSYS.
@@ -295,7 +313,11 @@ fn hostile_client(agent: &mut Agent) {
     let r = recv(&c).expect("a reply to a record with 16 fds");
     assert_eq!(response(&r), (44, 0, -libc::ENOSYS, 0));
     drop(c);
-    assert!(agent.alive(), "the agent died of a hostile client: {}", agent.stderr());
+    assert!(
+        agent.alive(),
+        "the agent died of a hostile client: {}",
+        agent.stderr()
+    );
 }
 
 #[test]
@@ -335,7 +357,10 @@ fn lxc_agent_survives_a_hostile_client() {
 #[test]
 fn lxc_mknod_through_the_agent() {
     let test = "lxc_mknod_through_the_agent";
-    if !require_root(test) || require_tool(test, "lxc-create").is_none() || require_tool(test, "lxc-execute").is_none() {
+    if !require_root(test)
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Lxc);
@@ -344,7 +369,8 @@ fn lxc_mknod_through_the_agent() {
     let mut agent = Agent::start(&s);
 
     let c = LxcContainer::busybox().expect("lxc-create");
-    c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+    c.unprivileged(CONTAINER_ROOT)
+        .expect("unprivileged container");
     let rootfs = PathBuf::from("/var/lib/lxc").join(&c.name).join("rootfs");
     let script = "cd /tmp && mknod null c 1 3; echo mknod=$?; echo hello > null; echo write=$?; \
                   stat -c 'stat=%F %t:%T %u:%g' null; mknod blk b 8 0; echo blk=$?";
@@ -362,7 +388,10 @@ fn lxc_mknod_through_the_agent() {
 
     // Without a notify rule the kernel refuses the device node in the user namespace.
     c.set_seccomp(LXC_PLAIN_PROFILE).expect("profile");
-    let (out, err) = run("plain profile", "cd /tmp && mknod null c 1 3; echo mknod=$?");
+    let (out, err) = run(
+        "plain profile",
+        "cd /tmp && mknod null c 1 3; echo mknod=$?",
+    );
     assert!(out.contains("mknod=1"), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("Operation not permitted"), "{err}");
     assert!(!rootfs.join("tmp/null").exists());
@@ -385,13 +414,23 @@ fn lxc_mknod_through_the_agent() {
         .expect("auditor merge");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let profile = std::fs::read_to_string(&profile).expect("exported profile");
-    assert!(profile.contains("mknod notify") && profile.contains("mknodat notify"), "{profile}");
+    assert!(
+        profile.contains("mknod notify") && profile.contains("mknodat notify"),
+        "{profile}"
+    );
     c.set_seccomp(&profile).expect("profile");
     let proxy = format!("unix:{}", agent.socket.display());
-    c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", "mknod-lxc")])
-        .expect("proxy config");
+    c.set_config(&[
+        ("lxc.seccomp.notify.proxy", &proxy),
+        ("lxc.seccomp.notify.cookie", "mknod-lxc"),
+    ])
+    .expect("proxy config");
     let (out, err) = run("notify profile", script);
-    assert!(out.contains("mknod=0"), "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}", agent.stderr());
+    assert!(
+        out.contains("mknod=0"),
+        "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
+        agent.stderr()
+    );
     assert!(out.contains("write=0"), "{out}");
     assert!(out.contains("stat=character special file 1:3 0:0"), "{out}");
     assert!(out.contains("blk=1"), "{out}");
@@ -410,7 +449,9 @@ fn lxc_mknod_through_the_agent() {
     }
     assert!(
         recs.iter().any(|r| r["container"] == c.name.as_str()
-            && r["syscall"].as_str().is_some_and(|s| s.starts_with("mknod"))
+            && r["syscall"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("mknod"))
             && r["decision"] == "emulated"
             && r["result"] == "0"
             && r["decoded"]["dev"] == "c 1:3"),
@@ -426,7 +467,11 @@ fn lxc_mknod_through_the_agent() {
     // Both calls came with their own copy of the notify fd: one broker served them.
     assert!(agent.alive(), "the agent exited");
     let err = agent.stderr();
-    assert_eq!(err.matches("LXC proxy: serving a container").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("LXC proxy: serving a container").count(),
+        1,
+        "{err}"
+    );
 }
 
 /// LXC reconnects to the proxy when a send fails: a container started under one agent is served
@@ -434,7 +479,10 @@ fn lxc_mknod_through_the_agent() {
 #[test]
 fn lxc_container_is_served_again_after_an_agent_restart() {
     let test = "lxc_container_is_served_again_after_an_agent_restart";
-    if !require_root(test) || require_tool(test, "lxc-create").is_none() || require_tool(test, "lxc-execute").is_none() {
+    if !require_root(test)
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Lxc);
@@ -443,12 +491,17 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let mut first = Agent::start(&s);
 
     let c = LxcContainer::busybox().expect("lxc-create");
-    c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+    c.unprivileged(CONTAINER_ROOT)
+        .expect("unprivileged container");
     let rootfs = PathBuf::from("/var/lib/lxc").join(&c.name).join("rootfs");
-    c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n").expect("profile");
+    c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n")
+        .expect("profile");
     let proxy = format!("unix:{}", first.socket.display());
-    c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", "mknod-lxc")])
-        .expect("proxy config");
+    c.set_config(&[
+        ("lxc.seccomp.notify.proxy", &proxy),
+        ("lxc.seccomp.notify.cookie", "mknod-lxc"),
+    ])
+    .expect("proxy config");
     let script = "cd /tmp && mknod a c 1 3; echo a=$?; touch a-answered; \
                   while [ ! -e /tmp/go ]; do sleep 0.1; done; mknod b c 1 3; echo b=$?";
     let child = c
@@ -473,7 +526,11 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let start = Instant::now();
     // Not /tmp/a itself: the node exists before the agent's reply has reached LXC.
     while !rootfs.join("tmp/a-answered").exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "mknod a never returned: {}", first.stderr());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "mknod a never returned: {}",
+            first.stderr()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The agent dies without cleaning up; another takes its place on the same path.
@@ -485,10 +542,22 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     let mut second = Agent::start(&s);
     std::fs::write(rootfs.join("tmp/go"), "").expect("go");
 
-    let o = run.0.take().expect("child").wait_with_output().expect("lxc-execute");
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = run
+        .0
+        .take()
+        .expect("child")
+        .wait_with_output()
+        .expect("lxc-execute");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
     assert!(out.contains("a=0"), "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("b=0"), "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}", second.stderr());
+    assert!(
+        out.contains("b=0"),
+        "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
+        second.stderr()
+    );
     let m = std::fs::symlink_metadata(rootfs.join("tmp/b")).expect("node b created");
     assert!(m.file_type().is_char_device());
     let log = second.stderr();
@@ -500,7 +569,10 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
 #[test]
 fn lxc_two_containers_two_policies_no_cross_talk() {
     let test = "lxc_two_containers_two_policies_no_cross_talk";
-    if !require_root(test) || require_tool(test, "lxc-create").is_none() || require_tool(test, "lxc-execute").is_none() {
+    if !require_root(test)
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Lxc);
@@ -508,7 +580,9 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
     std::fs::write(s.path("policies/null-only.toml"), MKNOD_NOTIFY).expect("policy");
     std::fs::write(
         s.path("policies/zero-only.toml"),
-        MKNOD_NOTIFY.replace("c 1:3", "c 1:5").replace("/dev/null only", "/dev/zero only"),
+        MKNOD_NOTIFY
+            .replace("c 1:3", "c 1:5")
+            .replace("/dev/null only", "/dev/zero only"),
     )
     .expect("policy");
     let mut agent = Agent::start(&s);
@@ -519,10 +593,15 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
         .into_iter()
         .map(|cookie| {
             let c = LxcContainer::busybox().expect("lxc-create");
-            c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
-            c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n").expect("profile");
-            c.set_config(&[("lxc.seccomp.notify.proxy", &proxy), ("lxc.seccomp.notify.cookie", cookie)])
-                .expect("proxy config");
+            c.unprivileged(CONTAINER_ROOT)
+                .expect("unprivileged container");
+            c.set_seccomp("2\ndenylist\n[all]\nmknod notify\nmknodat notify\n")
+                .expect("profile");
+            c.set_config(&[
+                ("lxc.seccomp.notify.proxy", &proxy),
+                ("lxc.seccomp.notify.cookie", cookie),
+            ])
+            .expect("proxy config");
             (c, cookie)
         })
         .collect();
@@ -541,14 +620,30 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
         .into_iter()
         .map(|r| {
             let o = r.wait_with_output().expect("lxc-execute");
-            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
         })
         .collect();
     for ((c, cookie), out) in containers.iter().zip(&outs) {
-        let (null, zero) = if *cookie == "null-only" { ("0", "1") } else { ("1", "0") };
+        let (null, zero) = if *cookie == "null-only" {
+            ("0", "1")
+        } else {
+            ("1", "0")
+        };
         for i in 1..=3 {
-            assert!(out.contains(&format!("null{i}={null}")), "{}: {out}", c.name);
-            assert!(out.contains(&format!("zero{i}={zero}")), "{}: {out}", c.name);
+            assert!(
+                out.contains(&format!("null{i}={null}")),
+                "{}: {out}",
+                c.name
+            );
+            assert!(
+                out.contains(&format!("zero{i}={zero}")),
+                "{}: {out}",
+                c.name
+            );
         }
     }
     let start = Instant::now();
@@ -559,14 +654,29 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
     }
     assert_eq!(recs.len(), 12, "{recs:#?}");
     for (c, cookie) in &containers {
-        let allowed = if *cookie == "null-only" { "c 1:3" } else { "c 1:5" };
-        let mine: Vec<_> = recs.iter().filter(|r| r["container"] == c.name.as_str()).collect();
+        let allowed = if *cookie == "null-only" {
+            "c 1:3"
+        } else {
+            "c 1:5"
+        };
+        let mine: Vec<_> = recs
+            .iter()
+            .filter(|r| r["container"] == c.name.as_str())
+            .collect();
         assert_eq!(mine.len(), 6, "{}: {recs:#?}", c.name);
         for r in mine {
             let emulated = r["decoded"]["dev"] == allowed;
-            assert_eq!(r["decision"], if emulated { "emulated" } else { "denied" }, "{r:#}");
+            assert_eq!(
+                r["decision"],
+                if emulated { "emulated" } else { "denied" },
+                "{r:#}"
+            );
         }
     }
     let err = agent.stderr();
-    assert_eq!(err.matches("LXC proxy: serving a container").count(), 2, "{err}");
+    assert_eq!(
+        err.matches("LXC proxy: serving a container").count(),
+        2,
+        "{err}"
+    );
 }

@@ -443,7 +443,12 @@ async fn accept_loop(
                 continue;
             }
             // The peer gave up before we accepted, or we are out of fds for now: keep serving.
-            Err(e @ (nix::Error::ECONNABORTED | nix::Error::EMFILE | nix::Error::ENFILE | nix::Error::EINTR)) => {
+            Err(
+                e @ (nix::Error::ECONNABORTED
+                | nix::Error::EMFILE
+                | nix::Error::ENFILE
+                | nix::Error::EINTR),
+            ) => {
                 tracing::warn!(error = %e, "LXC proxy: accept failed");
                 if matches!(e, nix::Error::EMFILE | nix::Error::ENFILE) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -461,7 +466,12 @@ async fn accept_loop(
                 tracing::debug!(conn = id, peer_pid = c.pid(), "LXC proxy: connection");
             }
             Ok(c) => {
-                tracing::warn!(conn = id, peer_uid = c.uid(), peer_pid = c.pid(), "LXC proxy: refused a connection from a non-root peer");
+                tracing::warn!(
+                    conn = id,
+                    peer_uid = c.uid(),
+                    peer_pid = c.pid(),
+                    "LXC proxy: refused a connection from a non-root peer"
+                );
                 continue;
             }
             Err(e) => {
@@ -470,7 +480,10 @@ async fn accept_loop(
             }
         }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(conn = id, "LXC proxy: {MAX_CONNECTIONS} connections already; connection refused");
+            tracing::warn!(
+                conn = id,
+                "LXC proxy: {MAX_CONNECTIONS} connections already; connection refused"
+            );
             continue;
         };
         let (ctx, cancel) = (ctx.clone(), cancel.clone());
@@ -478,7 +491,9 @@ async fn accept_loop(
             let _slot = slot;
             match Connection::new(conn, ctx, kernel, id) {
                 Ok(c) => c.run(cancel).await,
-                Err(e) => tracing::warn!(conn = id, error = %e, "LXC proxy: cannot serve the connection"),
+                Err(e) => {
+                    tracing::warn!(conn = id, error = %e, "LXC proxy: cannot serve the connection")
+                }
             }
         });
     }
@@ -544,7 +559,12 @@ pub fn container_from_cgroup(text: &str) -> Option<String> {
 }
 
 impl Connection {
-    fn new(conn: OwnedFd, ctx: Shared, kernel: SeccompNotifSizes, id: u64) -> std::io::Result<Connection> {
+    fn new(
+        conn: OwnedFd,
+        ctx: Shared,
+        kernel: SeccompNotifSizes,
+        id: u64,
+    ) -> std::io::Result<Connection> {
         // SAFETY: `Sock` owns the fd, so it stays open and the same while the AsyncFd lives.
         let sock = unsafe {
             AsyncFd::register_with_interest(Sock(conn), Interest::READABLE | Interest::WRITABLE)
@@ -604,7 +624,11 @@ impl Connection {
     /// Receive one record into `self.buf`.
     async fn recv(&mut self) -> Result<Received, MessageError> {
         loop {
-            let mut guard = self.sock.readable().await.map_err(|_| MessageError::Closed)?;
+            let mut guard = self
+                .sock
+                .readable()
+                .await
+                .map_err(|_| MessageError::Closed)?;
             let fd = self.sock.get_ref().as_raw_fd();
             let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
             // Room for every fd one record can carry (the kernel refuses to send more than
@@ -631,7 +655,10 @@ impl Connection {
             let mut fds = Vec::new();
             let cmsgs = msg.cmsgs();
             if cmsgs.is_err() {
-                tracing::warn!(conn = self.id, "LXC proxy: control data cut off (MSG_CTRUNC); fds in it may stay open");
+                tracing::warn!(
+                    conn = self.id,
+                    "LXC proxy: control data cut off (MSG_CTRUNC); fds in it may stay open"
+                );
             }
             if let Ok(cmsgs) = cmsgs {
                 for c in cmsgs {
@@ -887,7 +914,10 @@ mod tests {
         for cut in 0..good.len() {
             let e = parse(&good[..cut], KERNEL).expect_err("truncated");
             assert!(
-                matches!(e, MessageError::ShortHeader { .. } | MessageError::Length { .. }),
+                matches!(
+                    e,
+                    MessageError::ShortHeader { .. } | MessageError::Length { .. }
+                ),
                 "{cut}: {e:?}"
             );
         }
@@ -902,12 +932,24 @@ mod tests {
             })
         );
         // Cookie lengths that overflow or exceed the limit.
-        for len in [u64::MAX, u64::MAX - 100, (MAX_COOKIE_LEN + 1) as u64, 1 << 40] {
+        for len in [
+            u64::MAX,
+            u64::MAX - 100,
+            (MAX_COOKIE_LEN + 1) as u64,
+            1 << 40,
+        ] {
             let b = record(header(len), &n, n.id, b"abc");
             assert_eq!(parse(&b, KERNEL), Err(MessageError::CookieTooLong(len)));
         }
         // Sizes other than the kernel's, bigger or smaller.
-        for (a, r, d) in [(0, 24, 64), (0xffff, 24, 64), (80, 0xffff, 64), (80, 24, 0), (88, 24, 64), (80, 16, 64)] {
+        for (a, r, d) in [
+            (0, 24, 64),
+            (0xffff, 24, 64),
+            (80, 0xffff, 64),
+            (80, 24, 0),
+            (88, 24, 64),
+            (80, 16, 64),
+        ] {
             let mut h = header(3);
             h.sizes = SeccompNotifSizes {
                 seccomp_notif: a,
@@ -915,7 +957,10 @@ mod tests {
                 seccomp_data: d,
             };
             assert!(
-                matches!(parse(&record(h, &n, n.id, b"abc"), KERNEL), Err(MessageError::Sizes { .. })),
+                matches!(
+                    parse(&record(h, &n, n.id, b"abc"), KERNEL),
+                    Err(MessageError::Sizes { .. })
+                ),
                 "{a}/{r}/{d}"
             );
         }
@@ -926,15 +971,24 @@ mod tests {
         };
         let mut h = header(0);
         h.sizes = odd;
-        assert!(matches!(parse(&record(h, &n, n.id, b""), odd), Err(MessageError::Sizes { .. })));
+        assert!(matches!(
+            parse(&record(h, &n, n.id, b""), odd),
+            Err(MessageError::Sizes { .. })
+        ));
         // Reserved field set.
         let mut h = header(3);
         h.reserved = 1;
-        assert_eq!(parse(&record(h, &n, n.id, b"abc"), KERNEL), Err(MessageError::Reserved(1)));
+        assert_eq!(
+            parse(&record(h, &n, n.id, b"abc"), KERNEL),
+            Err(MessageError::Reserved(1))
+        );
         // Response prefilled for another notification.
         assert_eq!(
             parse(&record(header(3), &n, 9, b"abc"), KERNEL),
-            Err(MessageError::IdMismatch { notif: n.id, resp: 9 })
+            Err(MessageError::IdMismatch {
+                notif: n.id,
+                resp: 9
+            })
         );
         // A cookie that is not text.
         assert_eq!(
@@ -964,7 +1018,10 @@ mod tests {
 
         let path = dir.path().join("lxc.sock");
         let first = listen_on(&path).expect("listen");
-        let mode = std::fs::metadata(&path).expect("socket").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         drop(first);
         // A socket left by an agent that died is replaced.
