@@ -96,6 +96,62 @@ impl LxcContainer {
         Ok(())
     }
 
+    /// Set configuration keys, replacing earlier values of the same keys.
+    pub fn set_config(&self, entries: &[(&str, &str)]) -> anyhow::Result<()> {
+        let cfg = self.config_path();
+        let text = std::fs::read_to_string(&cfg)?;
+        let mut text: String = text
+            .lines()
+            .filter(|l| !entries.iter().any(|(k, _)| l.split('=').next().is_some_and(|lk| lk.trim() == *k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for (k, v) in entries {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        std::fs::write(&cfg, text)?;
+        Ok(())
+    }
+
+    /// Make the container unprivileged: its ids 0..65536 map to `first_host_id`.. on the host,
+    /// the rootfs is handed to those ids and the container directory made traversable by them.
+    pub fn unprivileged(&self, first_host_id: u32) -> anyhow::Result<()> {
+        let (u, g) = (format!("u 0 {first_host_id} 65536"), format!("g 0 {first_host_id} 65536"));
+        let cfg = self.config_path();
+        let text = std::fs::read_to_string(&cfg)?;
+        let text: String =
+            text.lines().filter(|l| !l.starts_with("lxc.idmap")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&cfg, format!("{text}lxc.idmap = {u}\nlxc.idmap = {g}\n"))?;
+        let dir = PathBuf::from("/var/lib/lxc").join(&self.name);
+        // The busybox template creates everything as root: a plain recursive chown shifts it.
+        let ids = format!("{first_host_id}:{first_host_id}");
+        let o = Command::new("chown").args(["-hR", &ids]).arg(dir.join("rootfs")).output()?;
+        if !o.status.success() {
+            bail!("chown of the rootfs: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(())
+    }
+
+    /// `lxc-execute -n NAME -- ARGS` for an [`LxcContainer::unprivileged`] container. LXC maps
+    /// ids through newuidmap/newgidmap whenever they are on PATH, and those insist on
+    /// /etc/subuid ranges this host does not have; root may write the maps itself, which LXC
+    /// does when they are not on PATH. The command runs with PATH=/bin inside, under
+    /// `timeout SECS` (lxc-execute can hang when the container's init is refused).
+    pub fn execute_unprivileged(&self, timeout_secs: u32, args: &[&str]) -> anyhow::Result<Command> {
+        let find = |tool: &str| {
+            std::env::var_os("PATH")
+                .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file()))
+                .ok_or_else(|| anyhow::anyhow!("{tool} is not installed"))
+        };
+        let mut c = Command::new(find("timeout")?);
+        c.env("PATH", "/usr/sbin:/sbin")
+            .arg(timeout_secs.to_string())
+            .arg(find("lxc-execute")?)
+            .args(["-n", &self.name, "--", "/bin/env", "PATH=/bin:/sbin"])
+            .args(args);
+        Ok(c)
+    }
+
     /// Run `args` in the container to completion.
     pub fn run_command(&self, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = vec!["lxc-execute".into(), "-n".into(), self.name.clone(), "--".into()];

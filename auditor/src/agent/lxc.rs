@@ -1,21 +1,1045 @@
-//! LXC's seccomp notify proxy protocol (`lxc.seccomp.notify.proxy`): LXC receives each
-//! notification itself and forwards it over SOCK_SEQPACKET; the agent decides, emulates and
-//! replies, and LXC answers the kernel.
+//! LXC's seccomp notify proxy protocol (`lxc.seccomp.notify.proxy = unix:PATH`): LXC's monitor
+//! receives each notification itself and forwards it over SOCK_SEQPACKET; the agent decides,
+//! emulates and replies, and LXC answers the kernel.
+//!
+//! The protocol, as LXC 5.0.2 speaks it (`seccomp_notify_handler` in src/lxc/seccomp.c):
+//! - LXC connects once per container when it starts (and again after a failed send); every
+//!   notification of the container — and of `lxc-attach`ed processes, whose filters have their
+//!   own notify fds — goes over that one connection, one at a time: LXC waits for the reply
+//!   (30 s socket timeout, then it answers the kernel `-ENOSYS` itself).
+//! - One record: [`Header`] (32 bytes: reserved, monitor pid, init pid, the kernel's
+//!   `seccomp_notif_sizes`, cookie length), `seccomp_notif`, the prefilled `seccomp_notif_resp`
+//!   (its id already set), then the cookie (`lxc.seccomp.notify.cookie`, no NUL). Three fds
+//!   ride along in one SCM_RIGHTS message, in this order: `/proc/PID` (O_DIRECTORY),
+//!   `/proc/PID/mem` and the notify fd itself (a new fd number for every message).
+//! - The reply is one record of exactly header + `seccomp_notif` + `seccomp_notif_resp` (no
+//!   cookie, no fds); LXC reads the response's id, val, error and flags and hands it to
+//!   `SECCOMP_IOCTL_NOTIF_SEND`. A reply of another length makes LXC answer `-ENOSYS`.
+//!
+//! What the agent does with it: the cookie names the policy in the policy directory (untrusted,
+//! checked by [`PolicyDir`]); the container is named after the `lxc.payload.NAME` cgroup of its
+//! init process. One [`Broker`] per (connection, notify fd) — two fds are the same filter when
+//! `kcmp(KCMP_FILE)` says they refer to one open file — built once and asked with
+//! [`Broker::respond`], which decides, runs the handler (ID_VALID, ADDFD, never RECV or SEND)
+//! and records the decision. The `/proc` fds are not needed (the handlers open the caller's
+//! `/proc` entries themselves and re-check ID_VALID) and are closed at once.
+//!
+//! Bad input: a record whose sizes, lengths or fds do not add up is logged and dropped (no
+//! reply can be framed for it) and the connection keeps being served; a well-framed record
+//! that cannot be served (unknown policy, not a notify fd, …) is answered `-ENOSYS`, what LXC
+//! itself answers when no proxy is there. A reply that would come later than LXC waits is
+//! never sent: the connection is closed instead, since LXC would take it for the answer to
+//! the next notification.
 
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use nix::sys::socket::{self as sock, ControlMessageOwned, MsgFlags, SockFlag};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use crate::broker::{Broker, Mode};
+use crate::seccomp::notify::{
+    self, NotifyFd, Response, SeccompData, SeccompNotif, SeccompNotifResp, SeccompNotifSizes,
+    SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+};
 
+/// `struct seccomp_notify_proxy_msg`: u64 reserved, pid_t monitor, pid_t init, three u16
+/// sizes, 2 bytes of padding, u64 cookie length.
+pub const HEADER_LEN: usize = 32;
+const NOTIF_LEN: usize = std::mem::size_of::<SeccompNotif>();
+const RESP_LEN: usize = std::mem::size_of::<SeccompNotifResp>();
+/// What we accept as a cookie: a policy name is at most [`super::policies::MAX_NAME_LEN`]
+/// bytes; a longer cookie is refused by name, a far longer one by length.
+pub const MAX_COOKIE_LEN: usize = 4096;
+/// `/proc/PID`, `/proc/PID/mem`, the notify fd.
+pub const EXPECTED_FDS: usize = 3;
+/// LXC waits 30 s for a reply; a reply later than this is not sent (see the module docs).
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(25);
+/// Notify fds remembered per connection (the container's own and `lxc-attach`es'); filters
+/// without tasks are dropped first, then the oldest.
+const MAX_FILTERS_PER_CONNECTION: usize = 64;
+/// Connections served at once (LXC opens one per running container); more are refused.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Fds one SCM_RIGHTS message may carry (include/net/scm.h).
+const SCM_MAX_FD: usize = 253;
+/// `kcmp(2)` type: are two fds the same open file.
+const KCMP_FILE: libc::c_int = 0;
+
+/// Errors of the LXC listener.
 #[derive(Debug, thiserror::Error)]
 pub enum LxcError {
-    #[error("LXC's seccomp notify proxy protocol is not implemented yet")]
-    NotImplemented,
+    #[error("{path}: exists and is not a socket; remove it or choose another --lxc-socket")]
+    NotASocket { path: PathBuf },
+    #[error("cannot remove the stale socket {path}")]
+    RemoveStale {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the SOCK_SEQPACKET socket")]
+    Socket {
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot listen on {path} (does its directory exist?)")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot make {path} root-only")]
+    Chmod {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot register the socket with the reactor")]
+    Register {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("accepting a connection failed")]
+    Accept {
+        #[source]
+        source: nix::Error,
+    },
+    #[error(transparent)]
+    Sizes(#[from] notify::NotifyError),
+}
+
+/// Why a record from LXC was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("the record is longer than any LXC sends (over {max} bytes): truncated")]
+    Truncated { max: usize },
+    #[error("the record's fds did not fit (MSG_CTRUNC): more fds than LXC sends")]
+    ControlTruncated,
+    #[error("{got} bytes: shorter than the {HEADER_LEN}-byte header")]
+    ShortHeader { got: usize },
+    #[error("the header's reserved field is {0:#x}, not 0")]
+    Reserved(u64),
+    #[error(
+        "the header gives struct sizes notif={notif} resp={resp} data={data}; this kernel's are \
+         {kernel_notif}/{kernel_resp}/{kernel_data}"
+    )]
+    Sizes {
+        notif: u16,
+        resp: u16,
+        data: u16,
+        kernel_notif: u16,
+        kernel_resp: u16,
+        kernel_data: u16,
+    },
+    #[error("cookie length {0} is over {MAX_COOKIE_LEN} bytes")]
+    CookieTooLong(u64),
+    #[error("{got} bytes, but the header announces {expected}")]
+    Length { got: usize, expected: usize },
+    #[error("the cookie is not UTF-8")]
+    CookieUtf8,
+    #[error("the prefilled response is for notification {resp}, the request is {notif}")]
+    IdMismatch { notif: u64, resp: u64 },
+    #[error("{got} fds attached, LXC sends {EXPECTED_FDS} (/proc/PID, /proc/PID/mem, notify fd)")]
+    Fds { got: usize },
+    #[error("the third fd is `{0}`, not a seccomp notify fd")]
+    NotNotifyFd(String),
+    #[error("the connection closed")]
+    Closed,
+}
+
+/// The header of a proxy record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub reserved: u64,
+    pub monitor_pid: i32,
+    pub init_pid: i32,
+    pub sizes: SeccompNotifSizes,
+    pub cookie_len: u64,
+}
+
+/// One parsed, size-checked record (without its fds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub header: Header,
+    pub notif: SeccompNotif,
+    pub resp: SeccompNotifResp,
+    /// The cookie: the policy's name (untrusted); empty for none.
+    pub cookie: String,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[at..at + 2]);
+    u16::from_ne_bytes(a)
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_ne_bytes(a)
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(a)
+}
+
+impl Header {
+    /// Decode the first [`HEADER_LEN`] bytes of `b` (which must be that long).
+    fn decode(b: &[u8]) -> Header {
+        Header {
+            reserved: u64_at(b, 0),
+            monitor_pid: u32_at(b, 8) as i32,
+            init_pid: u32_at(b, 12) as i32,
+            sizes: SeccompNotifSizes {
+                seccomp_notif: u16_at(b, 16),
+                seccomp_notif_resp: u16_at(b, 18),
+                seccomp_data: u16_at(b, 20),
+            },
+            cookie_len: u64_at(b, 24),
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.reserved.to_ne_bytes());
+        out.extend_from_slice(&self.monitor_pid.to_ne_bytes());
+        out.extend_from_slice(&self.init_pid.to_ne_bytes());
+        out.extend_from_slice(&self.sizes.seccomp_notif.to_ne_bytes());
+        out.extend_from_slice(&self.sizes.seccomp_notif_resp.to_ne_bytes());
+        out.extend_from_slice(&self.sizes.seccomp_data.to_ne_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.cookie_len.to_ne_bytes());
+    }
+}
+
+fn decode_notif(b: &[u8]) -> SeccompNotif {
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = u64_at(b, 32 + 8 * i);
+    }
+    SeccompNotif {
+        id: u64_at(b, 0),
+        pid: u32_at(b, 8),
+        flags: u32_at(b, 12),
+        data: SeccompData {
+            nr: u32_at(b, 16) as i32,
+            arch: u32_at(b, 20),
+            instruction_pointer: u64_at(b, 24),
+            args,
+        },
+    }
+}
+
+fn encode_notif(n: &SeccompNotif, out: &mut Vec<u8>) {
+    out.extend_from_slice(&n.id.to_ne_bytes());
+    out.extend_from_slice(&n.pid.to_ne_bytes());
+    out.extend_from_slice(&n.flags.to_ne_bytes());
+    out.extend_from_slice(&n.data.nr.to_ne_bytes());
+    out.extend_from_slice(&n.data.arch.to_ne_bytes());
+    out.extend_from_slice(&n.data.instruction_pointer.to_ne_bytes());
+    for a in n.data.args {
+        out.extend_from_slice(&a.to_ne_bytes());
+    }
+}
+
+fn decode_resp(b: &[u8]) -> SeccompNotifResp {
+    SeccompNotifResp {
+        id: u64_at(b, 0),
+        val: u64_at(b, 8) as i64,
+        error: u32_at(b, 16) as i32,
+        flags: u32_at(b, 20),
+    }
+}
+
+fn encode_resp(r: &SeccompNotifResp, out: &mut Vec<u8>) {
+    out.extend_from_slice(&r.id.to_ne_bytes());
+    out.extend_from_slice(&r.val.to_ne_bytes());
+    out.extend_from_slice(&r.error.to_ne_bytes());
+    out.extend_from_slice(&r.flags.to_ne_bytes());
+}
+
+/// The buffer a record is received into: one byte more than the longest valid record, so that
+/// a longer one shows as truncated even where the kernel does not say so.
+pub const RECV_BUF_LEN: usize = HEADER_LEN + NOTIF_LEN + RESP_LEN + MAX_COOKIE_LEN + 1;
+
+/// Parse and check one record. `kernel`: this kernel's struct sizes, which equal ours
+/// ([`notify::check_sizes`]); LXC sends the kernel's, so any other value is not LXC's.
+pub fn parse(b: &[u8], kernel: SeccompNotifSizes) -> Result<Message, MessageError> {
+    if b.len() < HEADER_LEN {
+        return Err(MessageError::ShortHeader { got: b.len() });
+    }
+    let header = Header::decode(b);
+    if header.reserved != 0 {
+        return Err(MessageError::Reserved(header.reserved));
+    }
+    if header.sizes != kernel
+        || usize::from(header.sizes.seccomp_notif) != NOTIF_LEN
+        || usize::from(header.sizes.seccomp_notif_resp) != RESP_LEN
+    {
+        return Err(MessageError::Sizes {
+            notif: header.sizes.seccomp_notif,
+            resp: header.sizes.seccomp_notif_resp,
+            data: header.sizes.seccomp_data,
+            kernel_notif: kernel.seccomp_notif,
+            kernel_resp: kernel.seccomp_notif_resp,
+            kernel_data: kernel.seccomp_data,
+        });
+    }
+    let cookie_len = match usize::try_from(header.cookie_len) {
+        Ok(n) if n <= MAX_COOKIE_LEN => n,
+        _ => return Err(MessageError::CookieTooLong(header.cookie_len)),
+    };
+    let expected = HEADER_LEN + NOTIF_LEN + RESP_LEN + cookie_len;
+    if b.len() != expected {
+        return Err(MessageError::Length {
+            got: b.len(),
+            expected,
+        });
+    }
+    let notif = decode_notif(&b[HEADER_LEN..HEADER_LEN + NOTIF_LEN]);
+    let resp = decode_resp(&b[HEADER_LEN + NOTIF_LEN..HEADER_LEN + NOTIF_LEN + RESP_LEN]);
+    if resp.id != notif.id {
+        return Err(MessageError::IdMismatch {
+            notif: notif.id,
+            resp: resp.id,
+        });
+    }
+    let cookie = std::str::from_utf8(&b[HEADER_LEN + NOTIF_LEN + RESP_LEN..])
+        .map_err(|_| MessageError::CookieUtf8)?
+        .to_owned();
+    Ok(Message {
+        header,
+        notif,
+        resp,
+        cookie,
+    })
+}
+
+/// The response LXC hands to `SECCOMP_IOCTL_NOTIF_SEND`.
+pub fn raw_response(id: u64, r: Response) -> SeccompNotifResp {
+    match r {
+        Response::Continue => SeccompNotifResp {
+            id,
+            val: 0,
+            error: 0,
+            flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        },
+        Response::Errno(e) => SeccompNotifResp {
+            id,
+            val: 0,
+            error: -e.abs(),
+            flags: 0,
+        },
+        Response::Value(v) => SeccompNotifResp {
+            id,
+            val: v,
+            error: 0,
+            flags: 0,
+        },
+    }
+}
+
+/// The reply record: the header and request echoed, the response filled in; exactly the
+/// length LXC reads.
+pub fn reply(m: &Message, r: Response) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + NOTIF_LEN + RESP_LEN);
+    m.header.encode(&mut out);
+    encode_notif(&m.notif, &mut out);
+    encode_resp(&raw_response(m.notif.id, r), &mut out);
+    out
+}
+
+// --- the socket ----------------------------------------------------------------------------------
+
+/// An fd the reactor watches.
+struct Sock(OwnedFd);
+
+impl AsRawFd for Sock {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+fn listen_on(path: &Path) -> Result<OwnedFd, LxcError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|source| LxcError::RemoveStale {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        Ok(_) => {
+            return Err(LxcError::NotASocket {
+                path: path.to_owned(),
+            })
+        }
+        Err(_) => {}
+    }
+    let fd = sock::socket(
+        sock::AddressFamily::Unix,
+        sock::SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|source| LxcError::Socket { source })?;
+    let bind = |source| LxcError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    let addr = sock::UnixAddr::new(path).map_err(bind)?;
+    sock::bind(fd.as_raw_fd(), &addr).map_err(bind)?;
+    // Peers are also checked by uid on accept: this closes the window before chmod.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        LxcError::Chmod {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let backlog = sock::Backlog::new(128).unwrap_or(sock::Backlog::MAXCONN);
+    sock::listen(&fd, backlog).map_err(bind)?;
+    Ok(fd)
 }
 
 /// Listen on `socket` and serve every LXC container that connects until `cancel` fires.
 pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Result<(), LxcError> {
-    let _ = (socket, ctx, cancel);
-    Err(LxcError::NotImplemented)
+    let kernel = notify::check_sizes()?;
+    let fd = listen_on(socket)?;
+    // SAFETY: `Sock` owns the fd, so it stays open and the same while the AsyncFd lives.
+    let listener = unsafe { AsyncFd::register_with_interest(Sock(fd), Interest::READABLE) }
+        .map_err(|e| LxcError::Register {
+            source: e.into_parts().1,
+        })?;
+    tracing::info!(socket = %socket.display(), "serving LXC's seccomp notify proxy");
+    let result = accept_loop(&listener, &ctx, kernel, &cancel).await;
+    // Ours if it is still the socket we bound (not replaced by another agent).
+    let _ = std::fs::remove_file(socket);
+    result
+}
+
+async fn accept_loop(
+    listener: &AsyncFd<Sock>,
+    ctx: &Shared,
+    kernel: SeccompNotifSizes,
+    cancel: &CancellationToken,
+) -> Result<(), LxcError> {
+    let mut next_id = 0u64;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let mut guard = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            g = listener.readable() => g.map_err(|source| LxcError::Register { source })?,
+        };
+        let raw = match sock::accept4(
+            listener.get_ref().as_raw_fd(),
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::EAGAIN) => {
+                guard.clear_ready();
+                continue;
+            }
+            // The peer gave up before we accepted, or we are out of fds for now: keep serving.
+            Err(
+                e @ (nix::Error::ECONNABORTED
+                | nix::Error::EMFILE
+                | nix::Error::ENFILE
+                | nix::Error::EINTR),
+            ) => {
+                tracing::warn!(error = %e, "LXC proxy: accept failed");
+                if matches!(e, nix::Error::EMFILE | nix::Error::ENFILE) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+            Err(source) => return Err(LxcError::Accept { source }),
+        };
+        // SAFETY: accept4 returned a new fd that nothing else owns.
+        let conn = unsafe { OwnedFd::from_raw_fd(raw) };
+        next_id += 1;
+        let id = next_id;
+        match sock::getsockopt(&conn, sock::sockopt::PeerCredentials) {
+            Ok(c) if c.uid() == 0 => {
+                tracing::debug!(conn = id, peer_pid = c.pid(), "LXC proxy: connection");
+            }
+            Ok(c) => {
+                tracing::warn!(
+                    conn = id,
+                    peer_uid = c.uid(),
+                    peer_pid = c.pid(),
+                    "LXC proxy: refused a connection from a non-root peer"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(conn = id, error = %e, "LXC proxy: cannot read the peer's credentials; connection refused");
+                continue;
+            }
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                conn = id,
+                "LXC proxy: {MAX_CONNECTIONS} connections already; connection refused"
+            );
+            continue;
+        };
+        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match Connection::new(conn, ctx, kernel, id) {
+                Ok(c) => c.run(cancel).await,
+                Err(e) => {
+                    tracing::warn!(conn = id, error = %e, "LXC proxy: cannot serve the connection")
+                }
+            }
+        });
+    }
+}
+
+/// A notify fd seen on a connection, and the broker that serves it.
+struct Filter {
+    /// Our own copy of the fd, to recognise the same filter in later records and to see when
+    /// its tasks are gone.
+    fd: NotifyFd,
+    cookie: String,
+    broker: Arc<Broker>,
+    container: String,
+}
+
+/// One record as received: bytes and the fds that came with it (closed on drop).
+struct Received {
+    len: usize,
+    fds: Vec<OwnedFd>,
+}
+
+struct Connection {
+    sock: AsyncFd<Sock>,
+    ctx: Shared,
+    kernel: SeccompNotifSizes,
+    id: u64,
+    filters: Vec<Filter>,
+    buf: Vec<u8>,
+}
+
+/// Are `a` and `b` the same open file (`kcmp(2)`, KCMP_FILE; 3.5, CONFIG_KCMP)?
+fn same_file(a: RawFd, b: RawFd) -> bool {
+    let pid = std::process::id();
+    // SAFETY: kcmp reads no memory of ours: all five arguments are integers.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) };
+    r == 0
+}
+
+/// What `/proc/self/fd/N` says the fd is.
+fn fd_target(fd: RawFd) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("unreadable ({e})"))
+}
+
+/// The container of `pid`: LXC puts its payload in a cgroup named `lxc.payload.NAME`.
+fn container_of(pid: i32) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    container_from_cgroup(&text)
+}
+
+/// The `NAME` of the first `lxc.payload.NAME` component in a `/proc/PID/cgroup` text.
+pub fn container_from_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .flat_map(|path| path.split('/'))
+        .find_map(|c| c.strip_prefix("lxc.payload."))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+}
+
+impl Connection {
+    fn new(
+        conn: OwnedFd,
+        ctx: Shared,
+        kernel: SeccompNotifSizes,
+        id: u64,
+    ) -> std::io::Result<Connection> {
+        // SAFETY: `Sock` owns the fd, so it stays open and the same while the AsyncFd lives.
+        let sock = unsafe {
+            AsyncFd::register_with_interest(Sock(conn), Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(|e| e.into_parts().1)?;
+        Ok(Connection {
+            sock,
+            ctx,
+            kernel,
+            id,
+            filters: Vec::new(),
+            buf: vec![0; RECV_BUF_LEN],
+        })
+    }
+
+    async fn run(mut self, cancel: CancellationToken) {
+        let conn = self.id;
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => return,
+                r = self.recv() => r,
+            };
+            let received = match received {
+                Ok(r) => r,
+                Err(MessageError::Closed) => {
+                    tracing::debug!(conn, "LXC proxy: connection closed");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(conn, error = %e, "LXC proxy: record rejected");
+                    continue;
+                }
+            };
+            let m = match parse(&self.buf[..received.len], self.kernel) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(conn, error = %e, "LXC proxy: record rejected");
+                    continue;
+                }
+            };
+            let answer = tokio::select! {
+                () = cancel.cancelled() => return,
+                a = tokio::time::timeout(REPLY_DEADLINE, self.answer(&m, received.fds)) => a,
+            };
+            let Ok(response) = answer else {
+                tracing::error!(conn, id = m.notif.id, pid = m.notif.pid, "LXC proxy: no answer within {REPLY_DEADLINE:?}; closing the connection so that a late reply is not taken for the next one (LXC answers -ENOSYS and reconnects)");
+                return;
+            };
+            let bytes = reply(&m, response);
+            if let Err(e) = self.send(&bytes).await {
+                tracing::warn!(conn, error = %e, "LXC proxy: cannot send the reply; closing the connection");
+                return;
+            }
+        }
+    }
+
+    /// Receive one record into `self.buf`.
+    async fn recv(&mut self) -> Result<Received, MessageError> {
+        loop {
+            let mut guard = self
+                .sock
+                .readable()
+                .await
+                .map_err(|_| MessageError::Closed)?;
+            let fd = self.sock.get_ref().as_raw_fd();
+            let mut iov = [std::io::IoSliceMut::new(&mut self.buf)];
+            // Room for every fd one record can carry (the kernel refuses to send more than
+            // SCM_MAX_FD), so that none arrive cut off by MSG_CTRUNC, where nix hands out none
+            // of those that did arrive and they could not be closed.
+            let mut cmsg = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+            let r = sock::recvmsg::<()>(
+                fd,
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+            );
+            let msg = match r {
+                Ok(m) => m,
+                Err(nix::Error::EAGAIN) => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return Err(MessageError::Closed),
+            };
+            // Own every fd that arrived before looking at anything else, so that all of
+            // them are closed whatever is wrong with the record.
+            let mut fds = Vec::new();
+            let cmsgs = msg.cmsgs();
+            if cmsgs.is_err() {
+                tracing::warn!(
+                    conn = self.id,
+                    "LXC proxy: control data cut off (MSG_CTRUNC); fds in it may stay open"
+                );
+            }
+            if let Ok(cmsgs) = cmsgs {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(v) = c {
+                        for raw in v {
+                            // SAFETY: SCM_RIGHTS installed these fds in our table for us;
+                            // nothing else owns them.
+                            fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+                        }
+                    }
+                }
+            }
+            let (len, flags) = (msg.bytes, msg.flags);
+            if len == 0 && fds.is_empty() {
+                return Err(MessageError::Closed);
+            }
+            if flags.contains(MsgFlags::MSG_CTRUNC) {
+                return Err(MessageError::ControlTruncated);
+            }
+            if flags.contains(MsgFlags::MSG_TRUNC) || len >= RECV_BUF_LEN {
+                return Err(MessageError::Truncated {
+                    max: RECV_BUF_LEN - 1,
+                });
+            }
+            return Ok(Received { len, fds });
+        }
+    }
+
+    async fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        loop {
+            let mut guard = self.sock.writable().await?;
+            match sock::send(
+                self.sock.get_ref().as_raw_fd(),
+                bytes,
+                MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(std::io::Error::other(format!(
+                        "sent {n} of {} bytes",
+                        bytes.len()
+                    )))
+                }
+                Err(nix::Error::EAGAIN) => guard.clear_ready(),
+                Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Decide one well-framed record; `-ENOSYS` when it cannot be served.
+    async fn answer(&mut self, m: &Message, mut fds: Vec<OwnedFd>) -> Response {
+        let conn = self.id;
+        let refuse = Response::Errno(libc::ENOSYS);
+        if fds.len() != EXPECTED_FDS {
+            tracing::warn!(conn, error = %MessageError::Fds { got: fds.len() }, "LXC proxy: record refused (-ENOSYS)");
+            return refuse;
+        }
+        // /proc/PID and /proc/PID/mem: the handlers open what they need themselves.
+        let notify_fd = fds.swap_remove(2);
+        drop(fds);
+        let target = fd_target(notify_fd.as_raw_fd());
+        if target != "anon_inode:seccomp notify" {
+            tracing::warn!(conn, error = %MessageError::NotNotifyFd(target), "LXC proxy: record refused (-ENOSYS)");
+            return refuse;
+        }
+        let filter = match self.filter_for(notify_fd, m).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(conn, cookie = %m.cookie, error = %e, "LXC proxy: cannot serve the container (-ENOSYS)");
+                return refuse;
+            }
+        };
+        let broker = filter.broker.clone();
+        let n = m.notif;
+        match tokio::task::spawn_blocking(move || broker.respond(&n)).await {
+            Ok(Some(r)) => r,
+            // The caller is gone: whatever LXC sends goes nowhere.
+            Ok(None) => refuse,
+            Err(e) => {
+                tracing::error!(conn, container = %filter.container, error = %e, "LXC proxy: the handler failed (-ENOSYS)");
+                refuse
+            }
+        }
+    }
+
+    /// The filter `fd` belongs to: one seen before on this connection, or a new one with its
+    /// broker built from the policy the cookie names.
+    async fn filter_for(&mut self, fd: OwnedFd, m: &Message) -> Result<&Filter, String> {
+        if let Some(i) = self
+            .filters
+            .iter()
+            .position(|f| same_file(f.fd.as_raw_fd(), fd.as_raw_fd()))
+        {
+            // `fd` (this record's copy) is closed here.
+            let f = &self.filters[i];
+            if f.cookie != m.cookie {
+                return Err(format!(
+                    "the cookie changed from `{}` for a filter already served",
+                    f.cookie
+                ));
+            }
+            return Ok(&self.filters[i]);
+        }
+        // Forget filters whose tasks are all gone, then the oldest if still too many.
+        self.filters
+            .retain(|f| !f.fd.readiness().map(|r| r.hangup).unwrap_or(true));
+        if self.filters.len() >= MAX_FILTERS_PER_CONNECTION {
+            self.filters.remove(0);
+        }
+        let ctx = self.ctx.clone();
+        let (cookie, init_pid, caller) = (m.cookie.clone(), m.header.init_pid, m.notif.pid);
+        let conn = self.id;
+        let built = tokio::task::spawn_blocking(move || -> Result<Filter, String> {
+            let ours = fd.try_clone().map_err(|e| format!("cannot duplicate the notify fd: {e}"))?;
+            let loaded = ctx
+                .policies
+                .load(Some(&cookie))
+                .map_err(|e| e.to_string())?;
+            let container = container_of(init_pid)
+                .or_else(|| i32::try_from(caller).ok().and_then(container_of))
+                .unwrap_or_else(|| format!("lxc-init-{init_pid}"));
+            tracing::info!(conn, container = %container, policy = %loaded.name, path = %loaded.path.display(), "LXC proxy: serving a container");
+            let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, Mode::Enforce, ctx.audit.clone())
+                .with_container(container.clone());
+            if let Some(live) = &ctx.live {
+                broker = broker.with_live(live.clone());
+            }
+            Ok(Filter {
+                fd: NotifyFd::new(ours),
+                cookie,
+                broker: Arc::new(broker),
+                container,
+            })
+        })
+        .await
+        .map_err(|e| format!("preparing the policy failed: {e}"))??;
+        self.filters.push(built);
+        self.filters.last().ok_or_else(|| "unreachable".to_owned())
+    }
+}
+
+/// Whether `fd` is the kind of fd LXC sends as the notify fd (for tests and diagnostics).
+pub fn is_notify_fd(fd: impl AsFd) -> bool {
+    fd_target(fd.as_fd().as_raw_fd()) == "anon_inode:seccomp notify"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KERNEL: SeccompNotifSizes = SeccompNotifSizes {
+        seccomp_notif: 80,
+        seccomp_notif_resp: 24,
+        seccomp_data: 64,
+    };
+
+    fn notif() -> SeccompNotif {
+        SeccompNotif {
+            id: 0x1122_3344_5566_7788,
+            pid: 4242,
+            flags: 0,
+            data: SeccompData {
+                nr: 133,
+                arch: 0xc000_003e,
+                instruction_pointer: 0x7fff_0000_1234,
+                args: [1, 2, 0o20644, 0x103, 5, 6],
+            },
+        }
+    }
+
+    /// A record as LXC 5.0.2 builds it.
+    fn record(header: Header, n: &SeccompNotif, resp_id: u64, cookie: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        header.encode(&mut b);
+        encode_notif(n, &mut b);
+        encode_resp(
+            &SeccompNotifResp {
+                id: resp_id,
+                ..Default::default()
+            },
+            &mut b,
+        );
+        b.extend_from_slice(cookie);
+        b
+    }
+
+    fn header(cookie_len: u64) -> Header {
+        Header {
+            reserved: 0,
+            monitor_pid: 100,
+            init_pid: 101,
+            sizes: KERNEL,
+            cookie_len,
+        }
+    }
+
+    #[test]
+    fn header_layout_is_lxcs() {
+        let mut b = Vec::new();
+        header(7).encode(&mut b);
+        assert_eq!(b.len(), HEADER_LEN);
+        assert_eq!(&b[8..12], &100i32.to_ne_bytes());
+        assert_eq!(&b[16..18], &80u16.to_ne_bytes());
+        assert_eq!(&b[24..32], &7u64.to_ne_bytes());
+        assert_eq!(Header::decode(&b), header(7));
+    }
+
+    #[test]
+    fn parses_a_record_with_and_without_cookie() {
+        let n = notif();
+        let m = parse(&record(header(6), &n, n.id, b"mknod1"), KERNEL).expect("valid");
+        assert_eq!(m.notif, n);
+        assert_eq!(m.resp.id, n.id);
+        assert_eq!(m.cookie, "mknod1");
+        assert_eq!((m.header.monitor_pid, m.header.init_pid), (100, 101));
+        let m = parse(&record(header(0), &n, n.id, b""), KERNEL).expect("valid");
+        assert_eq!(m.cookie, "");
+    }
+
+    #[test]
+    fn reply_is_exactly_what_lxc_reads() {
+        let n = notif();
+        let m = parse(&record(header(6), &n, n.id, b"mknod1"), KERNEL).expect("valid");
+        for (r, val, error, flags) in [
+            (Response::Value(0), 0, 0, 0),
+            (Response::Value(17), 17, 0, 0),
+            (Response::Errno(libc::EPERM), 0, -libc::EPERM, 0),
+            (Response::Continue, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE),
+        ] {
+            let b = reply(&m, r);
+            assert_eq!(b.len(), HEADER_LEN + 80 + 24, "no cookie in the reply");
+            assert_eq!(Header::decode(&b), m.header);
+            assert_eq!(decode_notif(&b[HEADER_LEN..]), n);
+            let resp = decode_resp(&b[HEADER_LEN + 80..]);
+            assert_eq!(
+                resp,
+                SeccompNotifResp {
+                    id: n.id,
+                    val,
+                    error,
+                    flags
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_sizes_and_lengths_are_rejected() {
+        let n = notif();
+        let good = record(header(3), &n, n.id, b"abc");
+        // Every truncation of a valid record.
+        for cut in 0..good.len() {
+            let e = parse(&good[..cut], KERNEL).expect_err("truncated");
+            assert!(
+                matches!(
+                    e,
+                    MessageError::ShortHeader { .. } | MessageError::Length { .. }
+                ),
+                "{cut}: {e:?}"
+            );
+        }
+        // Trailing bytes beyond the announced cookie.
+        let mut long = good.clone();
+        long.push(b'x');
+        assert_eq!(
+            parse(&long, KERNEL),
+            Err(MessageError::Length {
+                got: good.len() + 1,
+                expected: good.len()
+            })
+        );
+        // Cookie lengths that overflow or exceed the limit.
+        for len in [
+            u64::MAX,
+            u64::MAX - 100,
+            (MAX_COOKIE_LEN + 1) as u64,
+            1 << 40,
+        ] {
+            let b = record(header(len), &n, n.id, b"abc");
+            assert_eq!(parse(&b, KERNEL), Err(MessageError::CookieTooLong(len)));
+        }
+        // Sizes other than the kernel's, bigger or smaller.
+        for (a, r, d) in [
+            (0, 24, 64),
+            (0xffff, 24, 64),
+            (80, 0xffff, 64),
+            (80, 24, 0),
+            (88, 24, 64),
+            (80, 16, 64),
+        ] {
+            let mut h = header(3);
+            h.sizes = SeccompNotifSizes {
+                seccomp_notif: a,
+                seccomp_notif_resp: r,
+                seccomp_data: d,
+            };
+            assert!(
+                matches!(
+                    parse(&record(h, &n, n.id, b"abc"), KERNEL),
+                    Err(MessageError::Sizes { .. })
+                ),
+                "{a}/{r}/{d}"
+            );
+        }
+        // A kernel whose structs differ from ours (the message agrees with it): still refused.
+        let odd = SeccompNotifSizes {
+            seccomp_notif: 88,
+            ..KERNEL
+        };
+        let mut h = header(0);
+        h.sizes = odd;
+        assert!(matches!(
+            parse(&record(h, &n, n.id, b""), odd),
+            Err(MessageError::Sizes { .. })
+        ));
+        // Reserved field set.
+        let mut h = header(3);
+        h.reserved = 1;
+        assert_eq!(
+            parse(&record(h, &n, n.id, b"abc"), KERNEL),
+            Err(MessageError::Reserved(1))
+        );
+        // Response prefilled for another notification.
+        assert_eq!(
+            parse(&record(header(3), &n, 9, b"abc"), KERNEL),
+            Err(MessageError::IdMismatch {
+                notif: n.id,
+                resp: 9
+            })
+        );
+        // A cookie that is not text.
+        assert_eq!(
+            parse(&record(header(2), &n, n.id, &[0xff, 0xfe]), KERNEL),
+            Err(MessageError::CookieUtf8)
+        );
+        // Garbage of every small length never panics.
+        let mut x: u32 = 12345;
+        for len in 0..400 {
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let _ = parse(&junk, KERNEL);
+        }
+    }
+
+    #[test]
+    fn the_socket_is_root_only_and_never_replaces_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("precious");
+        std::fs::write(&file, "data").expect("write");
+        assert!(matches!(listen_on(&file), Err(LxcError::NotASocket { .. })));
+        assert_eq!(std::fs::read_to_string(&file).expect("still there"), "data");
+
+        let path = dir.path().join("lxc.sock");
+        let first = listen_on(&path).expect("listen");
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(first);
+        // A socket left by an agent that died is replaced.
+        let _second = listen_on(&path).expect("listen again");
+        assert!(matches!(
+            listen_on(&dir.path().join("missing/lxc.sock")),
+            Err(LxcError::Bind { .. })
+        ));
+    }
+
+    #[test]
+    fn container_name_from_the_payload_cgroup() {
+        let v1 = "9:name=systemd:/lxc.payload.web-1\n8:pids:/lxc.payload.web-1\n0::/\n";
+        assert_eq!(container_from_cgroup(v1).as_deref(), Some("web-1"));
+        let nested = "0::/system.slice/lxc.payload.db/init.scope\n";
+        assert_eq!(container_from_cgroup(nested).as_deref(), Some("db"));
+        assert_eq!(container_from_cgroup("0::/user.slice\n"), None);
+        assert_eq!(container_from_cgroup("0::/lxc.payload.\n"), None);
+        assert_eq!(container_from_cgroup(""), None);
+    }
 }

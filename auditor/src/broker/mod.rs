@@ -274,9 +274,6 @@ fn result_text(r: Response) -> String {
 
 impl Broker {
     pub fn new(fd: NotifyFd, decider: Decider, mode: Mode, audit: Option<AuditSender>) -> Broker {
-        if let Err(e) = fd.set_sync_wake_up() {
-            tracing::debug!(error = %e, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable (needs 6.6)");
-        }
         Broker {
             inner: Arc::new(Inner {
                 fd,
@@ -353,6 +350,11 @@ impl Broker {
     /// [`NotifyFd::wait`] for why not the reactor), answers inline what needs no emulation and
     /// hands emulations to the blocking pool.
     pub async fn serve(self, cancel: CancellationToken) -> Result<(), BrokerError> {
+        // A setting of the filter for whoever receives on it: only here, where the broker is
+        // the receiver (not for `respond`, where LXC receives).
+        if let Err(e) = self.inner.fd.set_sync_wake_up() {
+            tracing::debug!(error = %e, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP unavailable (needs 6.6)");
+        }
         let stop = Arc::new(
             EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC)
                 .map_err(|e| BrokerError::Thread { source: e.into() })?,
