@@ -45,6 +45,7 @@ fn try_exec(ctx: &RawTracePointContext) {
     }
     // The run so far belongs to the old executable.
     flush_run(tid, s);
+    let group = slot::group(s);
     let Some(ev) = EXEC_SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -76,7 +77,7 @@ fn try_exec(ctx: &RawTracePointContext) {
         }
     }
     if id == 0 {
-        count(counters::EXEC_NAME_FAILED);
+        count(group, counters::EXEC_NAME_FAILED);
     }
     let s = slot::with_exe(s, id);
     // SAFETY: this thread's own slot.
@@ -85,24 +86,26 @@ fn try_exec(ctx: &RawTracePointContext) {
         return;
     }
 
-    // One event per distinct executable; later execs only bump its count.
-    if bump(&EXES_SEEN, &id) {
+    // One event per distinct executable (per group); later execs only bump its count.
+    let key = ((group as u64) << 32) | id as u64;
+    if bump(&EXES_SEEN, &key) {
         return;
     }
-    if EXES_SEEN.insert(&id, &1, BPF_NOEXIST as u64).is_err() {
-        if bump(&EXES_SEEN, &id) {
+    if EXES_SEEN.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+        if bump(&EXES_SEEN, &key) {
             return;
         }
-        count(counters::EXES_TABLE_FULL);
+        count(group, counters::EXES_TABLE_FULL);
     }
     ev.header.kind = event::EXEC;
+    ev.header.group = group as u16;
     ev.header.tid = tid;
     ev.header.tgid = (pid_tgid >> 32) as u32;
     ev.header.exe = id;
     // SAFETY: no preconditions.
     ev.header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
     if EVENTS.output::<ExecEvent>(&*ev, 0).is_err() {
-        count(counters::RINGBUF_LOST_EXEC);
-        let _ = EXES_SEEN.remove(&id);
+        count(group, counters::RINGBUF_LOST_EXEC);
+        let _ = EXES_SEEN.remove(&key);
     }
 }

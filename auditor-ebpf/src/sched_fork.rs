@@ -3,12 +3,14 @@
 
 use auditor_common::{counters, slot};
 use aya_ebpf::{
-    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
-use crate::maps::{cgroup_filter, count, offsets, task_slot, PENDING, TASKS};
+use crate::maps::{cgroup_filter, count, offsets, settings, task_slot, CGROUP_GROUPS, PENDING, TASKS};
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
@@ -22,22 +24,23 @@ fn try_fork(ctx: &RawTracePointContext) {
     let Some((_, s)) = tracked_slot(tid) else {
         return;
     };
+    let group = slot::group(s);
     let child: *const u8 = ctx.arg(1);
     let off = offsets();
     // SAFETY: `child` is the tracepoint's `struct task_struct *`; the offset comes from BTF.
     let pid = match unsafe { bpf_probe_read_kernel(child.wrapping_add(off.task_pid as usize) as *const i32) } {
         Ok(p) if p > 0 => p as u32,
         _ => {
-            count(counters::FORK_READ_FAILED);
+            count(group, counters::FORK_READ_FAILED);
             return;
         }
     };
     if TASKS.set(pid, slot::child_of(s), 0).is_err() {
-        count(counters::TID_OUT_OF_RANGE);
+        count(group, counters::TID_OUT_OF_RANGE);
         return;
     }
     let _ = PENDING.set(pid, 0, 0);
-    count(counters::TASKS_FORKED);
+    count(group, counters::TASKS_FORKED);
 }
 
 /// The current thread's slot if it is tracked, adopting it first in cgroup mode.
@@ -51,23 +54,36 @@ pub fn tracked_slot(tid: u32) -> Option<(*mut u64, u64)> {
 }
 
 /// In cgroup mode, start tracking the current (untracked) thread if it is in the target cgroup
-/// or below. Returns its new slot.
+/// or below (`auditor learn --cgroup`), or in one of the containers' cgroups (`auditor
+/// daemon`). Returns its new slot.
 #[inline(always)]
 fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
     let cg = cgroup_filter();
-    if cg.enabled == 0 {
+    let group = if cg.enabled != 0 {
+        // SAFETY: no preconditions; returns 0 when the level is deeper than the task's cgroup.
+        let id = unsafe { bpf_get_current_ancestor_cgroup_id(cg.level as i32) };
+        if id != cg.id {
+            return None;
+        }
+        0
+    } else if settings().cgroup_groups != 0 {
+        // The container's own cgroup only: its processes' children are tracked through fork,
+        // and what joins later (`runc exec`) joins that cgroup.
+        // SAFETY: no preconditions.
+        let id = unsafe { bpf_get_current_cgroup_id() };
+        // SAFETY: a plain read of a u32 value of a map lookup.
+        match unsafe { CGROUP_GROUPS.get(&id) } {
+            Some(g) => *g,
+            None => return None,
+        }
+    } else {
         return None;
-    }
-    // SAFETY: no preconditions; returns 0 when the level is deeper than the task's cgroup.
-    let id = unsafe { bpf_get_current_ancestor_cgroup_id(cg.level as i32) };
-    if id != cg.id {
-        return None;
-    }
+    };
     // Executable unknown (it was exec'd before it joined); FRESH: its current syscall, if any,
     // began before tracking.
-    let s = slot::new(0, slot::FRESH);
+    let s = slot::new_in(group, 0, slot::FRESH);
     // SAFETY: this thread's own slot.
     unsafe { *ptr = s };
-    count(counters::TASKS_ADOPTED);
+    count(group, counters::TASKS_ADOPTED);
     Some(s)
 }

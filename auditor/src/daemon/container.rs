@@ -1,0 +1,114 @@
+//! Facts about a container from the host: its init pid (from the runtime's state) and its own
+//! cgroup v2 directory, if it has one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::DaemonError;
+
+/// The runtimes whose state auditor reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    Runc,
+    Crun,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        }
+    }
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The host pid of a running container's init, from `RUNTIME [--root DIR] state ID`.
+pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, DaemonError> {
+    super::protocol::check_id(id).map_err(|e| DaemonError::Container { id: id.into(), msg: e.to_string() })?;
+    let mut cmd = Command::new(runtime.name());
+    if let Some(r) = root {
+        cmd.arg("--root").arg(r);
+    }
+    cmd.args(["state", id]);
+    let out = cmd.output().map_err(|e| DaemonError::Container {
+        id: id.into(),
+        msg: format!("cannot run `{} state`: {e} (is {} installed?)", runtime.name(), runtime.name()),
+    })?;
+    if !out.status.success() {
+        return Err(DaemonError::Container {
+            id: id.into(),
+            msg: format!(
+                "`{} state {id}` failed: {} (check the id with `{} list`, and --root if the runtime uses another state directory)",
+                runtime.name(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+                runtime.name()
+            ),
+        });
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        pid: Option<u32>,
+        status: Option<String>,
+    }
+    let st: State = serde_json::from_slice(&out.stdout).map_err(|e| DaemonError::Container {
+        id: id.into(),
+        msg: format!("`{} state` printed something that is not its JSON state: {e}", runtime.name()),
+    })?;
+    match (st.pid, st.status.as_deref()) {
+        (Some(pid), Some("running" | "created" | "paused")) if pid > 0 => Ok(pid),
+        (_, status) => Err(DaemonError::Container {
+            id: id.into(),
+            msg: format!("the container is not running (status {})", status.unwrap_or("unknown")),
+        }),
+    }
+}
+
+/// The container's own cgroup v2 directory and its id: the process's v2 cgroup (`0::` line of
+/// /proc/PID/cgroup) under a cgroup2 mount, if that cgroup is the container's own (its last
+/// path component names the container, as runc's and crun's defaults and systemd's
+/// `runc-ID.scope` do). A process that stays in its parent's cgroup (crun on this hybrid host,
+/// with cgroup2 unmounted) has none: it is scoped by pid instead.
+pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let last = Path::new(rel).file_name()?.to_str()?;
+    if !last.contains(id) {
+        return None;
+    }
+    let root = cgroup2_mount()?;
+    let dir = root.join(rel.trim_start_matches('/'));
+    let st = nix::sys::statfs::statfs(&dir).ok()?;
+    if st.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC {
+        return None;
+    }
+    let meta = std::fs::metadata(&dir).ok()?;
+    Some((dir, std::os::unix::fs::MetadataExt::ino(&meta)))
+}
+
+/// The (first, shortest) cgroup2 mount point of this mount namespace.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split_whitespace().next()?;
+            let mnt = pre.split_whitespace().nth(4)?;
+            (fstype == "cgroup2").then(|| PathBuf::from(mnt))
+        })
+        .min_by_key(|m| m.as_os_str().len())
+}
+
+/// Whether a cgroup v2 directory still holds processes (None: it is gone).
+pub fn populated(dir: &Path) -> Option<bool> {
+    let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
+}
+
+/// All thread ids of a process.
+pub fn threads_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
+}
