@@ -30,6 +30,9 @@ pub const MAP_SCRATCH: &str = "SCRATCH";
 /// cgroup v2 id -> group: untracked threads in these cgroups are adopted into the group
 /// (only when [`crate::Settings::cgroup_groups`] is set).
 pub const MAP_CGROUP_GROUPS: &str = "CGROUP_GROUPS";
+/// mount namespace inode number -> group: untracked tasks that exec in these namespaces are
+/// adopted into the group (only when [`crate::Settings::mntns_groups`] is set).
+pub const MAP_MNTNS_GROUPS: &str = "MNTNS_GROUPS";
 
 /// Raw tracepoint programs and the tracepoints they attach to.
 pub const PROG_SYS_ENTER: &str = "sys_enter";

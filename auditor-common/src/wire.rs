@@ -159,7 +159,10 @@ pub struct Settings {
     /// Non-zero: an untracked thread whose cgroup v2 id is a key of
     /// [`crate::names::MAP_CGROUP_GROUPS`] is adopted into that group (`auditor daemon`).
     pub cgroup_groups: u32,
-    pub _pad: u32,
+    /// Non-zero: an untracked task that execs inside a mount namespace whose inode number is a
+    /// key of [`crate::names::MAP_MNTNS_GROUPS`] is adopted into that group (containers without
+    /// a cgroup v2 of their own: `runc exec`/`crun exec` processes join their namespaces).
+    pub mntns_groups: u32,
 }
 const _: () = assert!(size_of::<Settings>() == 16);
 
@@ -175,9 +178,14 @@ pub struct Offsets {
     pub bprm_filename: u32,
     /// `kernel.pid_max` when loaded: the size of the tasks array.
     pub pid_max: u32,
-    pub _pad: u32,
+    /// `task_struct.nsproxy`.
+    pub task_nsproxy: u32,
+    /// `nsproxy.mnt_ns`.
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum` (the namespace's inode number, as /proc/PID/ns/mnt shows it).
+    pub mnt_ns_inum: u32,
 }
-const _: () = assert!(size_of::<Offsets>() == 24);
+const _: () = assert!(size_of::<Offsets>() == 32);
 
 /// Which cgroup v2 subtree is tracked (`enabled` = 0: none).
 #[repr(C)]

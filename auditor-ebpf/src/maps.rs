@@ -50,6 +50,10 @@ pub static EXES_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(
 #[map]
 pub static CGROUP_GROUPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 
+/// mount namespace inode number -> group (see `Settings::mntns_groups`).
+#[map]
+pub static MNTNS_GROUPS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
@@ -67,14 +71,16 @@ static OFFSETS: Offsets = Offsets {
     task_ti_status: 0,
     bprm_filename: 0,
     pid_max: 0,
-    _pad: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    mnt_ns_inum: 0,
 };
 
 #[no_mangle]
 static CGROUP_FILTER: CgroupFilter = CgroupFilter { id: 0, level: 0, enabled: 0 };
 
 #[no_mangle]
-static SETTINGS: Settings = Settings { emit_refusals: 0, groups: 0, cgroup_groups: 0, _pad: 0 };
+static SETTINGS: Settings = Settings { emit_refusals: 0, groups: 0, cgroup_groups: 0, mntns_groups: 0 };
 
 #[inline(always)]
 pub fn settings() -> Settings {

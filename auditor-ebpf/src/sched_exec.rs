@@ -5,12 +5,15 @@
 use auditor_common::{counters, event, hash, slot, ExecEvent, EXEC_NAME_LEN};
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
-use crate::maps::{bump, count, flush_run, offsets, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN};
+use crate::maps::{bump, count, flush_run, offsets, settings, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN, MNTNS_GROUPS};
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -41,7 +44,10 @@ fn try_exec(ctx: &RawTracePointContext) {
         s = old_s;
     }
     if s == 0 {
-        return;
+        match adopt_from_mntns(ptr) {
+            Some(adopted) => s = adopted,
+            None => return,
+        }
     }
     // The run so far belongs to the old executable.
     flush_run(tid, s);
@@ -108,4 +114,38 @@ fn try_exec(ctx: &RawTracePointContext) {
         count(group, counters::RINGBUF_LOST_EXEC);
         let _ = EXES_SEEN.remove(&key);
     }
+}
+
+/// An untracked task that execs inside a registered container's mount namespace joined the
+/// container (`runc exec`, `crun exec` where the container has no cgroup v2 of its own):
+/// track it from this exec on. Paid only at exec, never on the syscall path.
+#[inline(always)]
+fn adopt_from_mntns(ptr: *mut u64) -> Option<u64> {
+    if settings().mntns_groups == 0 {
+        return None;
+    }
+    let off = offsets();
+    // SAFETY: the current task is valid while it runs; every pointer below is read through the
+    // fault-tolerant helper, with offsets from this kernel's BTF.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    // SAFETY: as above.
+    let nsproxy = unsafe { bpf_probe_read_kernel(task.wrapping_add(off.task_nsproxy as usize) as *const *const u8) }.ok()?;
+    if nsproxy.is_null() {
+        return None;
+    }
+    // SAFETY: as above.
+    let mnt = unsafe { bpf_probe_read_kernel(nsproxy.wrapping_add(off.nsproxy_mnt_ns as usize) as *const *const u8) }.ok()?;
+    if mnt.is_null() {
+        return None;
+    }
+    // SAFETY: as above.
+    let inum = unsafe { bpf_probe_read_kernel(mnt.wrapping_add(off.mnt_ns_inum as usize) as *const u32) }.ok()?;
+    // SAFETY: a plain read of a u32 value of a map lookup.
+    let group = unsafe { MNTNS_GROUPS.get(&inum) }.copied()?;
+    // FRESH: the execve in flight began before tracking.
+    let s = slot::new_in(group, 0, slot::FRESH);
+    // SAFETY: this thread's own slot.
+    unsafe { *ptr = s };
+    count(group, counters::TASKS_ADOPTED);
+    Some(s)
 }

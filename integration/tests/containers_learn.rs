@@ -293,6 +293,73 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
 }
 
 #[test]
+fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() {
+    let test = "crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace";
+    if !require_root(test) || require_tool(test, "crun").is_none() || require_tool(test, "unshare").is_none() {
+        return;
+    }
+    clear_stale_dead(Runtime::Crun);
+    let daemon = Daemon::start();
+    let b = Bundle::busybox(
+        Runtime::Crun,
+        &["/bin/busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r"],
+    )
+    .expect("bundle");
+    let mut hook = daemon.hook_args();
+    hook[5] = "crun".into();
+    let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
+    b.add_hook("createRuntime", &auditor_bin(), &hook).expect("hook");
+    let cmd = b.run_command();
+    let run = KillOnDrop(
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("crun run"),
+    );
+    // crun as this host needs it (no cgroup2 mount): the container stays in its parent's cgroup.
+    let crun = |args: &str| {
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun {args}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("crun")
+    };
+    let t0 = Instant::now();
+    while !String::from_utf8_lossy(&crun(&format!("state {}", b.id)).stdout).contains("\"running\"") {
+        assert!(t0.elapsed() < Duration::from_secs(20), "crun container did not start:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A process that joins later: found at its exec in the container's mount namespace.
+    let o = crun(&format!("exec {} /bin/busybox sync", b.id));
+    assert!(o.status.success(), "crun exec: {}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
+    let obs = daemon.observation(&b.id);
+    drop(run);
+    assert!(
+        matches!(&obs.target, Target::Container { id, runtime: Some(r), cgroup: None } if *id == b.id && r == "crun"),
+        "{:?}",
+        obs.target
+    );
+    assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
+    let work = workload_names(&obs);
+    for n in ["uname", "clock_nanosleep", "sync", "wait4", "exit_group"] {
+        assert!(work.contains(n), "{n} missing from the workload: {work:?}");
+    }
+    // crun runs createRuntime hooks before it pivots into the rootfs: its init's calls are
+    // marked apart.
+    let init = runtime_names(&obs);
+    for n in ["pivot_root", "execve"] {
+        assert!(init.contains(n), "{n} missing from the runtime's init: {init:?}");
+    }
+    assert!(!work.contains("pivot_root"), "{work:?}");
+    assert_eq!(obs.processes.tracked_threads, obs.processes.exited_threads);
+}
+
+#[test]
 fn a_container_that_exits_at_once_is_captured_whole() {
     let test = "a_container_that_exits_at_once_is_captured_whole";
     if !ready(test) {

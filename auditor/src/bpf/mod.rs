@@ -78,6 +78,8 @@ pub struct ObserverConfig {
     pub groups: u32,
     /// Adopt threads of cgroups registered with [`Observer::adopt_cgroup`] (`auditor daemon`).
     pub cgroup_groups: bool,
+    /// Adopt tasks that exec in mount namespaces registered with [`Observer::adopt_mntns`].
+    pub mntns_groups: bool,
 }
 
 /// auditor's observer programs, loaded and attached. Dropping it detaches them.
@@ -165,7 +167,9 @@ pub fn kernel_offsets() -> Result<Offsets, BpfError> {
             + b.member_offset("thread_info", "status")?,
         bprm_filename: b.member_offset("linux_binprm", "filename")?,
         pid_max: read_pid_max()?,
-        _pad: 0,
+        task_nsproxy: b.member_offset("task_struct", "nsproxy")?,
+        nsproxy_mnt_ns: b.member_offset("nsproxy", "mnt_ns")?,
+        mnt_ns_inum: b.member_offset("mnt_namespace", "ns")? + b.member_offset("ns_common", "inum")?,
     })
 }
 
@@ -215,7 +219,7 @@ impl Observer {
             emit_refusals: u32::from(config.emit_refusals),
             groups,
             cgroup_groups: u32::from(config.cgroup_groups),
-            _pad: 0,
+            mntns_groups: u32::from(config.mntns_groups),
         };
         let mut ebpf = load_object(&offsets, &cgroup, &settings)?;
         {
@@ -275,6 +279,29 @@ impl Observer {
         let mut m: aya::maps::HashMap<&mut MapData, u64, u32> =
             aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
         m.insert(cgroup_id, group, 0).map_err(map_err(name))
+    }
+
+    /// Adopt every untracked task that execs in the mount namespace with inode number `inum`
+    /// into `group` (needs `mntns_groups` at load).
+    pub fn adopt_mntns(&mut self, inum: u32, group: u32) -> Result<(), BpfError> {
+        self.check_group(group)?;
+        let name = names::MAP_MNTNS_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        m.insert(inum, group, 0).map_err(map_err(name))
+    }
+
+    /// Stop adopting tasks of a mount namespace.
+    pub fn forget_mntns(&mut self, inum: u32) -> Result<(), BpfError> {
+        let name = names::MAP_MNTNS_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        match m.remove(&inum) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(BpfError::Map { name, source: e }),
+        }
     }
 
     /// Stop adopting threads of a cgroup.

@@ -87,6 +87,15 @@ pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
     Some((dir, std::os::unix::fs::MetadataExt::ino(&meta)))
 }
 
+/// The inode number of the process's mount namespace, if it is not the daemon's own (a
+/// container that shares the host's mount namespace cannot be told apart by it).
+pub fn own_mntns(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?.ino();
+    let ours = std::fs::metadata("/proc/self/ns/mnt").ok()?.ino();
+    (theirs != ours).then_some(theirs as u32)
+}
+
 /// The (first, shortest) cgroup2 mount point of this mount namespace.
 fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

@@ -73,6 +73,8 @@ struct Tracked {
     runtime: Option<String>,
     pid: u32,
     cgroup: Option<(PathBuf, u64)>,
+    /// The mount namespace whose execs join the container (when it has no cgroup of its own).
+    mntns: Option<u32>,
     collected: build::Collected,
     started: SystemTime,
     t0: Instant,
@@ -125,6 +127,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         arg_specs: observe::args::kernel_specs(),
         groups,
         cgroup_groups: true,
+        mntns_groups: true,
         ..Default::default()
     })?;
     let mut events = observer.take_events()?;
@@ -346,8 +349,14 @@ impl Learner {
 
     fn start(&mut self, group: u32, r: &Register) -> Result<u64, DaemonError> {
         let cgroup = container::own_cgroup(r.pid, &r.id);
+        let mut mntns = None;
         if let Some((_, cg_id)) = &cgroup {
             self.observer.adopt_cgroup(*cg_id, group)?;
+        } else if let Some(inum) = container::own_mntns(r.pid) {
+            // No cgroup of its own: processes that join later are recognised at their exec
+            // inside the container's mount namespace.
+            self.observer.adopt_mntns(inum, group)?;
+            mntns = Some(inum);
         }
         let mut threads = 0;
         for tid in container::threads_of(r.pid) {
@@ -360,6 +369,9 @@ impl Learner {
             threads += 1;
         }
         if threads == 0 && cgroup.is_none() {
+            if let Some(inum) = mntns {
+                let _ = self.observer.forget_mntns(inum);
+            }
             return Err(DaemonError::Container { id: r.id.clone(), msg: format!("process {} exited before tracking began", r.pid) });
         }
         let collected = build::Collected { start_boot_ns: boot_ns(), initial_threads: threads, ..Default::default() };
@@ -370,6 +382,7 @@ impl Learner {
                 runtime: r.runtime.clone(),
                 pid: r.pid,
                 cgroup,
+                mntns,
                 collected,
                 started: SystemTime::now(),
                 t0: Instant::now(),
@@ -383,6 +396,9 @@ impl Learner {
         if let Some(t) = self.tracked.remove(&group) {
             if let Some((_, id)) = t.cgroup {
                 let _ = self.observer.forget_cgroup(id);
+            }
+            if let Some(inum) = t.mntns {
+                let _ = self.observer.forget_mntns(inum);
             }
         }
         if let Err(e) = self.observer.reset_group(group) {
@@ -452,6 +468,11 @@ impl Learner {
         if let Some((_, id)) = &t.cgroup {
             if let Err(e) = self.observer.forget_cgroup(*id) {
                 tracing::error!(id = %t.id, error = %e, "cannot stop adopting the cgroup");
+            }
+        }
+        if let Some(inum) = t.mntns {
+            if let Err(e) = self.observer.forget_mntns(inum) {
+                tracing::error!(id = %t.id, error = %e, "cannot stop adopting the mount namespace");
             }
         }
         match self.observer.snapshot_of(group) {
