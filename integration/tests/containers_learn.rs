@@ -401,6 +401,54 @@ fn a_container_that_exits_at_once_is_captured_whole() {
 }
 
 #[test]
+fn concurrent_containers_are_kept_apart() {
+    let test = "concurrent_containers_are_kept_apart";
+    if !ready(test) {
+        return;
+    }
+    let daemon = Daemon::start();
+    // Each container makes one syscall no other makes, while the others run.
+    let markers: [(&str, &[&str]); 5] = [
+        ("sync", &["sync"]),
+        ("mkdir", &["mkdir", "/tmp/m"]),
+        ("rmdir", &["rmdir", "/tmp/r"]),
+        ("symlink", &["ln", "-s", "a", "/tmp/l"]),
+        ("sethostname", &["hostname", "marker"]),
+    ];
+    let bundles: Vec<Bundle> = markers
+        .iter()
+        .map(|(_, cmd)| {
+            let script = format!("/bin/busybox usleep 300000; /bin/busybox {}; exit 0", cmd.join(" "));
+            hooked_bundle(&daemon, &["/bin/busybox", "sh", "-c", &script])
+        })
+        .collect();
+    let runs: Vec<_> = bundles
+        .iter()
+        .map(|b| {
+            let (dir, id) = (b.dir.clone(), b.id.clone());
+            std::thread::spawn(move || {
+                Command::new("runc").args(["run", "--bundle"]).arg(&dir).arg(&id).stdin(Stdio::null()).output()
+            })
+        })
+        .collect();
+    for r in runs {
+        let o = r.join().expect("runc thread").expect("runc run");
+        assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    for (b, (marker, _)) in bundles.iter().zip(markers) {
+        let obs = daemon.observation(&b.id);
+        assert_eq!(obs.loss.total, 0, "{}: lost: {:?}", b.id, obs.loss.counters);
+        let work = workload_names(&obs);
+        assert!(work.contains(marker), "{}: its own {marker} missing: {work:?}", b.id);
+        for (other, _) in markers.iter().filter(|(m, _)| *m != marker) {
+            assert!(!work.contains(*other), "{}: {other} of another container leaked in: {work:?}", b.id);
+        }
+        let execs: u64 = obs.executables.iter().filter(|e| e.path == "/bin/busybox").map(|e| e.execs).sum();
+        assert_eq!(execs, 3, "{}: sh, usleep and the marker: {:?}", b.id, obs.executables);
+    }
+}
+
+#[test]
 fn learn_attaches_to_a_running_container_by_id() {
     let test = "learn_attaches_to_a_running_container_by_id";
     if !ready(test) {
