@@ -449,6 +449,43 @@ fn concurrent_containers_are_kept_apart() {
 }
 
 #[test]
+fn sigterm_writes_running_containers_and_stops_cleanly() {
+    let test = "sigterm_writes_running_containers_and_stops_cleanly";
+    if !ready(test) {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&daemon.socket).expect("socket").permissions());
+    assert_eq!(mode & 0o777, 0o600, "the socket is root-only");
+    let b = hooked_bundle(&daemon, &["/bin/busybox", "sh", "-c", "/bin/busybox sync; exec /bin/busybox sleep 60"]);
+    let o = Command::new("runc")
+        .args(["run", "--detach", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runc run --detach");
+    assert!(o.success());
+    // Until its sleep has started (then sync is behind it).
+    let pid = state_pid(&b.id);
+    let t0 = Instant::now();
+    while !std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("busybox"))
+        || !std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().contains("sleep")
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the container did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!daemon.out.join(format!("{}.json", b.id)).exists(), "written while still running");
+    assert!(daemon.stop().success(), "daemon exit status:\n{}", daemon.log_text());
+    let obs = auditor::observe::load(&daemon.out.join(format!("{}.json", b.id))).expect("written at shutdown");
+    let work = workload_names(&obs);
+    assert!(work.contains("sync"), "{work:?}");
+    assert!(!daemon.socket.exists(), "socket removed at shutdown");
+}
+
+#[test]
 fn learn_attaches_to_a_running_container_by_id() {
     let test = "learn_attaches_to_a_running_container_by_id";
     if !ready(test) {
