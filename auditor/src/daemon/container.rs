@@ -72,11 +72,7 @@ pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, 
 /// with cgroup2 unmounted) has none: it is scoped by pid instead.
 pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
-    let last = Path::new(rel).file_name()?.to_str()?;
-    if !last.contains(id) {
-        return None;
-    }
+    let rel = own_v2_path(&text, id)?;
     let root = cgroup2_mount()?;
     let dir = root.join(rel.trim_start_matches('/'));
     let st = nix::sys::statfs::statfs(&dir).ok()?;
@@ -85,6 +81,14 @@ pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
     }
     let meta = std::fs::metadata(&dir).ok()?;
     Some((dir, std::os::unix::fs::MetadataExt::ino(&meta)))
+}
+
+/// The v2 cgroup path in a /proc/PID/cgroup text (its `0::` line) if it is the container's
+/// own: its last component names the container.
+fn own_v2_path<'a>(cgroup_file: &'a str, id: &str) -> Option<&'a str> {
+    let rel = cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let last = Path::new(rel).file_name()?.to_str()?;
+    last.contains(id).then_some(rel)
 }
 
 /// The inode number of the process's mount namespace, if it is not the daemon's own (a
@@ -120,4 +124,23 @@ pub fn threads_of(pid: u32) -> Vec<u32> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_cgroup_named_after_the_container_is_its_own() {
+        let runc = "9:name=systemd:/c1\n1:cpu:/c1\n0::/c1\n";
+        assert_eq!(own_v2_path(runc, "c1"), Some("/c1"));
+        let systemd = "0::/system.slice/runc-c1.scope\n";
+        assert_eq!(own_v2_path(systemd, "c1"), Some("/system.slice/runc-c1.scope"));
+        // crun with cgroup2 unmounted: still in the shell's cgroup, shared with the host.
+        assert_eq!(own_v2_path("0::/user.slice/session-3.scope\n", "c1"), None);
+        assert_eq!(own_v2_path("0::/\n", "c1"), None);
+        // cgroup v1 only: no v2 line.
+        assert_eq!(own_v2_path("1:cpu:/c1\n", "c1"), None);
+        assert_eq!(own_v2_path("", "c1"), None);
+    }
 }

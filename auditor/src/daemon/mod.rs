@@ -319,9 +319,15 @@ impl Learner {
 
     /// Start tracking a container. Answers only once its init's threads are tracked.
     fn register(&mut self, r: Register) -> Reply {
-        if self.tracked.values().any(|t| t.id == r.id) {
-            tracing::warn!(id = %r.id, "container registered twice");
-            return Reply::err(format!("container {} is already tracked", r.id));
+        if let Some(&g) = self.tracked.iter().find(|(_, t)| t.id == r.id).map(|(g, _)| g) {
+            // The same id again right after the first container ended, before the next tick
+            // noticed: write the first one's file now.
+            if self.finished().contains(&g) {
+                self.finish(g, false);
+            } else {
+                tracing::warn!(id = %r.id, "container registered twice");
+                return Reply::err(format!("container {} is already tracked and still running", r.id));
+            }
         }
         if !Path::new(&format!("/proc/{}", r.pid)).exists() {
             return Reply::err(format!("container {}: no process with pid {}", r.id, r.pid));
