@@ -395,6 +395,27 @@ fn a_container_that_exits_at_once_is_captured_whole() {
         let exit_group = obs.syscalls.iter().find(|s| s.name == "exit_group").map(|s| s.count);
         assert_eq!(exit_group, Some(1), "round {round}");
     }
+    // One id, run again at once: the next registration may come before the daemon noticed the
+    // previous container's end; it must neither be refused nor mix the two.
+    let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
+    for round in 0..3 {
+        let o = Command::new("runc")
+            .args(["run", "--bundle"])
+            .arg(&b.dir)
+            .arg(&b.id)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runc run");
+        assert!(o.status.success(), "same id, round {round}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let t0 = Instant::now();
+    while daemon.log_text().matches("observation written").count() < 6 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "not every run was written:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let obs = daemon.observation(&b.id);
+    let execs: u64 = obs.executables.iter().filter(|e| e.path == "/bin/busybox").map(|e| e.execs).sum();
+    assert_eq!(execs, 1, "one run per file: {:?}", obs.executables);
     assert!(daemon.alive());
     assert!(daemon.stop().success(), "daemon exit status");
     assert!(!daemon.socket.exists(), "socket removed at shutdown");
