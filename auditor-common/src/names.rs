@@ -27,7 +27,7 @@ pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU scratch space for building an [`crate::ArgsEvent`].
 pub const MAP_SCRATCH: &str = "SCRATCH";
 
-/// cgroup v2 id -> group: untracked threads in these cgroups are adopted into the group
+/// cgroup v2 id -> group: untracked tasks that exec in these cgroups are adopted into the group
 /// (only when [`crate::Settings::cgroup_groups`] is set).
 pub const MAP_CGROUP_GROUPS: &str = "CGROUP_GROUPS";
 /// mount namespace inode number -> group: untracked tasks that exec in these namespaces are

@@ -156,8 +156,9 @@ pub struct Settings {
     /// [`crate::names::MAP_ARG_READ_FAILS`] and [`crate::names::MAP_COUNTERS`] hold one table
     /// per group, group after group.
     pub groups: u32,
-    /// Non-zero: an untracked thread whose cgroup v2 id is a key of
-    /// [`crate::names::MAP_CGROUP_GROUPS`] is adopted into that group (`auditor daemon`).
+    /// Non-zero: an untracked task that execs in a cgroup v2 whose id is a key of
+    /// [`crate::names::MAP_CGROUP_GROUPS`] is adopted into that group (`auditor daemon`; checked
+    /// at exec only, so that untracked syscalls pay nothing more).
     pub cgroup_groups: u32,
     /// Non-zero: an untracked task that execs inside a mount namespace whose inode number is a
     /// key of [`crate::names::MAP_MNTNS_GROUPS`] is adopted into that group (containers without

@@ -6,14 +6,17 @@ use auditor_common::{counters, event, hash, slot, ExecEvent, EXEC_NAME_LEN};
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes,
     },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
-use crate::maps::{bump, count, flush_run, offsets, settings, task_slot, EVENTS, EXEC_SCRATCH, EXES_SEEN, MNTNS_GROUPS};
+use crate::maps::{
+    bump, count, flush_run, offsets, settings, task_slot, CGROUP_GROUPS, EVENTS, EXEC_SCRATCH, EXES_SEEN, MNTNS_GROUPS,
+};
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -44,7 +47,7 @@ fn try_exec(ctx: &RawTracePointContext) {
         s = old_s;
     }
     if s == 0 {
-        match adopt_from_mntns(ptr) {
+        match adopt_at_exec(ptr) {
             Some(adopted) => s = adopted,
             None => return,
         }
@@ -116,14 +119,35 @@ fn try_exec(ctx: &RawTracePointContext) {
     }
 }
 
-/// An untracked task that execs inside a registered container's mount namespace joined the
-/// container (`runc exec`, `crun exec` where the container has no cgroup v2 of its own):
-/// track it from this exec on. Paid only at exec, never on the syscall path.
+/// An untracked task that execs inside a registered container joined it (`runc exec`, `crun
+/// exec`): by the container's own cgroup v2, or, for a container without one, by its mount
+/// namespace. It is tracked from this exec on; what it did before (the runtime's setns and
+/// cgroup work) is not the workload's. Paid only at exec, never on the syscall path.
 #[inline(always)]
-fn adopt_from_mntns(ptr: *mut u64) -> Option<u64> {
-    if settings().mntns_groups == 0 {
-        return None;
+fn adopt_at_exec(ptr: *mut u64) -> Option<u64> {
+    let set = settings();
+    let mut group = None;
+    if set.cgroup_groups != 0 {
+        // SAFETY: no preconditions.
+        let id = unsafe { bpf_get_current_cgroup_id() };
+        // SAFETY: a plain read of a u32 value of a map lookup.
+        group = unsafe { CGROUP_GROUPS.get(&id) }.copied();
     }
+    if group.is_none() && set.mntns_groups != 0 {
+        group = mntns_group();
+    }
+    let group = group?;
+    // FRESH: the execve in flight began before tracking.
+    let s = slot::new_in(group, 0, slot::FRESH);
+    // SAFETY: this thread's own slot.
+    unsafe { *ptr = s };
+    count(group, counters::TASKS_ADOPTED);
+    Some(s)
+}
+
+/// The group of the current task's mount namespace, if one is registered.
+#[inline(always)]
+fn mntns_group() -> Option<u32> {
     let off = offsets();
     // SAFETY: the current task is valid while it runs; every pointer below is read through the
     // fault-tolerant helper, with offsets from this kernel's BTF.
@@ -141,11 +165,5 @@ fn adopt_from_mntns(ptr: *mut u64) -> Option<u64> {
     // SAFETY: as above.
     let inum = unsafe { bpf_probe_read_kernel(mnt.wrapping_add(off.mnt_ns_inum as usize) as *const u32) }.ok()?;
     // SAFETY: a plain read of a u32 value of a map lookup.
-    let group = unsafe { MNTNS_GROUPS.get(&inum) }.copied()?;
-    // FRESH: the execve in flight began before tracking.
-    let s = slot::new_in(group, 0, slot::FRESH);
-    // SAFETY: this thread's own slot.
-    unsafe { *ptr = s };
-    count(group, counters::TASKS_ADOPTED);
-    Some(s)
+    unsafe { MNTNS_GROUPS.get(&inum) }.copied()
 }

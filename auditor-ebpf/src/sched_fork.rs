@@ -3,14 +3,12 @@
 
 use auditor_common::{counters, slot};
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
-    },
+    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
-use crate::maps::{cgroup_filter, count, offsets, settings, task_slot, CGROUP_GROUPS, PENDING, TASKS};
+use crate::maps::{cgroup_filter, count, offsets, task_slot, PENDING, TASKS};
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
@@ -53,37 +51,25 @@ pub fn tracked_slot(tid: u32) -> Option<(*mut u64, u64)> {
     adopt_from_cgroup(ptr).map(|adopted| (ptr, adopted))
 }
 
-/// In cgroup mode, start tracking the current (untracked) thread if it is in the target cgroup
-/// or below (`auditor learn --cgroup`), or in one of the containers' cgroups (`auditor
-/// daemon`). Returns its new slot.
+/// In cgroup mode (`auditor learn --cgroup`), start tracking the current (untracked) thread if
+/// it is in the target cgroup or below. Returns its new slot. (`auditor daemon`'s containers
+/// adopt at exec instead, see `sched_exec`: nothing is added to every untracked syscall.)
 #[inline(always)]
 fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
     let cg = cgroup_filter();
-    let group = if cg.enabled != 0 {
-        // SAFETY: no preconditions; returns 0 when the level is deeper than the task's cgroup.
-        let id = unsafe { bpf_get_current_ancestor_cgroup_id(cg.level as i32) };
-        if id != cg.id {
-            return None;
-        }
-        0
-    } else if settings().cgroup_groups != 0 {
-        // The container's own cgroup only: its processes' children are tracked through fork,
-        // and what joins later (`runc exec`) joins that cgroup.
-        // SAFETY: no preconditions.
-        let id = unsafe { bpf_get_current_cgroup_id() };
-        // SAFETY: a plain read of a u32 value of a map lookup.
-        match unsafe { CGROUP_GROUPS.get(&id) } {
-            Some(g) => *g,
-            None => return None,
-        }
-    } else {
+    if cg.enabled == 0 {
         return None;
-    };
+    }
+    // SAFETY: no preconditions; returns 0 when the level is deeper than the task's cgroup.
+    let id = unsafe { bpf_get_current_ancestor_cgroup_id(cg.level as i32) };
+    if id != cg.id {
+        return None;
+    }
     // Executable unknown (it was exec'd before it joined); FRESH: its current syscall, if any,
     // began before tracking.
-    let s = slot::new_in(group, 0, slot::FRESH);
+    let s = slot::new(0, slot::FRESH);
     // SAFETY: this thread's own slot.
     unsafe { *ptr = s };
-    count(group, counters::TASKS_ADOPTED);
+    count(0, counters::TASKS_ADOPTED);
     Some(s)
 }

@@ -76,7 +76,8 @@ pub struct ObserverConfig {
     pub emit_refusals: bool,
     /// Number of groups kept apart (0 or 1: one, group 0); see `auditor_common::slot::group`.
     pub groups: u32,
-    /// Adopt threads of cgroups registered with [`Observer::adopt_cgroup`] (`auditor daemon`).
+    /// Adopt tasks that exec in cgroups registered with [`Observer::adopt_cgroup`] (`auditor
+    /// daemon`).
     pub cgroup_groups: bool,
     /// Adopt tasks that exec in mount namespaces registered with [`Observer::adopt_mntns`].
     pub mntns_groups: bool,
@@ -270,7 +271,7 @@ impl Observer {
         Ok(())
     }
 
-    /// Adopt every thread of the cgroup v2 with id `cgroup_id` into `group` at its next syscall
+    /// Adopt every untracked task that execs in the cgroup v2 with id `cgroup_id` into `group`
     /// (needs `cgroup_groups` at load).
     pub fn adopt_cgroup(&mut self, cgroup_id: u64, group: u32) -> Result<(), BpfError> {
         self.check_group(group)?;

@@ -3,8 +3,9 @@
 //! The eBPF programs are loaded once; each registered container gets a *group* (see
 //! `auditor_common::slot`), so that the kernel side keeps its counts apart. A container is
 //! tracked from its runtime's init process (registered by `auditor hook` at `createRuntime`,
-//! before the workload runs): through fork inheritance, and through its own cgroup v2 where it
-//! has one (so that `runc exec` processes are adopted when they join). When its last tracked
+//! before the workload runs): through fork inheritance, and processes that join later (`runc
+//! exec`) are adopted at their exec, by the container's own cgroup v2 where it has one, else by
+//! its mount namespace. When its last tracked
 //! thread has exited, the daemon writes its observation file, named after the container id,
 //! and recycles the group.
 //!
@@ -456,8 +457,8 @@ impl Learner {
             if exited < born {
                 continue;
             }
-            // A process of its cgroup that has not made a syscall since the container started
-            // (so not adopted yet) keeps the container alive.
+            // A process in its cgroup that was never adopted (moved in and never exec'd) keeps
+            // the container alive.
             if let Some((dir, _)) = &t.cgroup {
                 if container::populated(dir) == Some(true) {
                     continue;
