@@ -356,31 +356,25 @@ impl Learner {
 
     fn start(&mut self, group: u32, r: &Register) -> Result<u64, DaemonError> {
         let cgroup = container::own_cgroup(r.pid, &r.id);
-        let mut mntns = None;
-        if let Some((_, cg_id)) = &cgroup {
-            self.observer.adopt_cgroup(*cg_id, group)?;
-        } else if let Some(inum) = container::own_mntns(r.pid) {
-            // No cgroup of its own: processes that join later are recognised at their exec
-            // inside the container's mount namespace.
-            self.observer.adopt_mntns(inum, group)?;
-            mntns = Some(inum);
-        }
-        let mut threads = 0;
-        for tid in container::threads_of(r.pid) {
-            // Executable 0: the runtime's init, until the workload's execve.
-            self.observer.track_in(group, tid, 0, slot::FRESH)?;
-            if !Path::new(&format!("/proc/{}/task/{tid}", r.pid)).exists() {
-                self.observer.untrack(tid)?;
-                continue;
+        let mntns = if cgroup.is_none() { container::own_mntns(r.pid) } else { None };
+        let mut tids = Vec::new();
+        match self.track_init(group, r, cgroup.as_ref().map(|(_, id)| *id), mntns, &mut tids) {
+            Ok(()) => {}
+            Err(e) => {
+                // Leave nothing of the group behind: its slots, its adoption keys.
+                for tid in tids {
+                    let _ = self.observer.untrack(tid);
+                }
+                if let Some((_, id)) = &cgroup {
+                    let _ = self.observer.forget_cgroup(*id);
+                }
+                if let Some(inum) = mntns {
+                    let _ = self.observer.forget_mntns(inum);
+                }
+                return Err(e);
             }
-            threads += 1;
         }
-        if threads == 0 && cgroup.is_none() {
-            if let Some(inum) = mntns {
-                let _ = self.observer.forget_mntns(inum);
-            }
-            return Err(DaemonError::Container { id: r.id.clone(), msg: format!("process {} exited before tracking began", r.pid) });
-        }
+        let threads = tids.len() as u64;
         let collected = build::Collected { start_boot_ns: boot_ns(), initial_threads: threads, ..Default::default() };
         self.tracked.insert(
             group,
@@ -396,6 +390,42 @@ impl Learner {
             },
         );
         Ok(threads)
+    }
+
+    /// Track the init's threads (`tids` gets those tracked) and register how joiners are
+    /// recognised.
+    fn track_init(
+        &mut self,
+        group: u32,
+        r: &Register,
+        cgroup: Option<u64>,
+        mntns: Option<u32>,
+        tids: &mut Vec<u32>,
+    ) -> Result<(), DaemonError> {
+        if let Some(id) = cgroup {
+            self.observer.adopt_cgroup(id, group)?;
+        } else if let Some(inum) = mntns {
+            // No cgroup of its own: processes that join later are recognised at their exec
+            // inside the container's mount namespace.
+            self.observer.adopt_mntns(inum, group)?;
+        }
+        for tid in container::threads_of(r.pid) {
+            // Executable 0: the runtime's init, until the workload's execve.
+            self.observer.track_in(group, tid, 0, slot::FRESH)?;
+            if !Path::new(&format!("/proc/{}/task/{tid}", r.pid)).exists() {
+                // Exited meanwhile: it sends no exit, and its id may be recycled.
+                self.observer.untrack(tid)?;
+                continue;
+            }
+            tids.push(tid);
+        }
+        if tids.is_empty() {
+            return Err(DaemonError::Container {
+                id: r.id.clone(),
+                msg: format!("process {} exited before tracking began", r.pid),
+            });
+        }
+        Ok(())
     }
 
     /// Undo a failed start: no thread of the group may stay tracked.
