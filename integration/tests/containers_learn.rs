@@ -570,7 +570,7 @@ fn learn_attaches_to_a_running_container_by_id() {
     let obs = auditor::observe::load(&out).expect("observation");
     assert!(matches!(&obs.target, Target::Container { id, .. } if *id == b.id), "{:?}", obs.target);
     let names: BTreeSet<_> = obs.syscalls.iter().map(|s| s.name.as_str()).collect();
-    for n in ["uname", "nanosleep", "sync", "exit_group"] {
+    for n in ["uname", "clock_nanosleep", "sync", "exit_group"] {
         assert!(names.contains(n), "{n} missing: {names:?}");
     }
     assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);

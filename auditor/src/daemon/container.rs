@@ -113,8 +113,13 @@ fn cgroup2_mount() -> Option<PathBuf> {
         .min_by_key(|m| m.as_os_str().len())
 }
 
-/// Whether a cgroup v2 directory still holds processes (None: it is gone).
-pub fn populated(dir: &Path) -> Option<bool> {
+/// Whether the cgroup v2 directory with inode `ino` still holds processes (None: it is gone —
+/// also when a new cgroup now has its path, as for a container id that is run again).
+pub fn populated(dir: &Path, ino: u64) -> Option<bool> {
+    let meta = std::fs::metadata(dir).ok()?;
+    if std::os::unix::fs::MetadataExt::ino(&meta) != ino {
+        return None;
+    }
     let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
     s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
 }

@@ -489,8 +489,8 @@ impl Learner {
             }
             // A process in its cgroup that was never adopted (moved in and never exec'd) keeps
             // the container alive.
-            if let Some((dir, _)) = &t.cgroup {
-                if container::populated(dir) == Some(true) {
+            if let Some((dir, ino)) = &t.cgroup {
+                if container::populated(dir, *ino) == Some(true) {
                     continue;
                 }
             }
