@@ -264,6 +264,17 @@ impl Observer {
         self.clear_pending(tid)
     }
 
+    /// The group of thread `tid` if it is tracked.
+    pub fn group_of(&self, tid: u32) -> Result<Option<u32>, BpfError> {
+        if tid >= self.pid_max {
+            return Ok(None);
+        }
+        let map = self.ebpf.map(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let tasks: Array<&MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
+        let s = tasks.get(&tid, 0).map_err(map_err(names::MAP_TASKS))?;
+        Ok((s != 0).then(|| slot::group(s)))
+    }
+
     fn check_group(&self, group: u32) -> Result<(), BpfError> {
         if group >= self.groups {
             return Err(BpfError::GroupOutOfRange { group, groups: self.groups });

@@ -100,6 +100,15 @@ pub fn own_mntns(pid: u32) -> Option<u32> {
     (theirs != ours).then_some(theirs as u32)
 }
 
+/// Whether any process of the host is in the mount namespace with inode number `inum`.
+pub fn any_in_mntns(inum: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(rd) = std::fs::read_dir("/proc") else { return true };
+    rd.flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .any(|e| std::fs::metadata(e.path().join("ns/mnt")).is_ok_and(|m| m.ino() as u32 == inum))
+}
+
 /// The (first, shortest) cgroup2 mount point of this mount namespace.
 fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;

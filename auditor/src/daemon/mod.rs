@@ -76,6 +76,8 @@ struct Tracked {
     cgroup: Option<(PathBuf, u64)>,
     /// The mount namespace whose execs join the container (when it has no cgroup of its own).
     mntns: Option<u32>,
+    /// The init's threads tracked at registration.
+    initial_tids: Vec<u32>,
     collected: build::Collected,
     started: SystemTime,
     t0: Instant,
@@ -375,6 +377,7 @@ impl Learner {
             }
         }
         let threads = tids.len() as u64;
+        let initial_tids = tids;
         let collected = build::Collected { start_boot_ns: boot_ns(), initial_threads: threads, ..Default::default() };
         self.tracked.insert(
             group,
@@ -384,6 +387,7 @@ impl Learner {
                 pid: r.pid,
                 cgroup,
                 mntns,
+                initial_tids,
                 collected,
                 started: SystemTime::now(),
                 t0: Instant::now(),
@@ -484,7 +488,7 @@ impl Learner {
                 + c[counters::TASKS_FORKED as usize]
                 + c[counters::TASKS_ADOPTED as usize];
             let exited = c[counters::TASKS_EXITED as usize];
-            if exited < born {
+            if exited < born && !self.gone_anyway(t, born - exited) {
                 continue;
             }
             // A process in its cgroup that was never adopted (moved in and never exec'd) keeps
@@ -497,6 +501,26 @@ impl Learner {
             done.push(g);
         }
         done
+    }
+
+    /// The counts say `alive` threads are left, but is anything of the container still
+    /// running? A thread that exited between being listed and being tracked is counted as
+    /// tracked and never as exited; this keeps such a container from waiting forever. Checked
+    /// only once the init is gone, so it costs nothing while a container runs.
+    fn gone_anyway(&self, t: &Tracked, alive: u64) -> bool {
+        if Path::new(&format!("/proc/{}", t.pid)).exists() {
+            return false;
+        }
+        let left = match (&t.cgroup, t.mntns) {
+            (Some((dir, ino)), _) => container::populated(dir, *ino) == Some(true),
+            (None, Some(inum)) => container::any_in_mntns(inum),
+            // Nothing else to tell by: trust the counts.
+            (None, None) => return false,
+        };
+        if !left {
+            tracing::warn!(id = %t.id, alive, "the counts say threads are alive but none of the container is; finishing it");
+        }
+        !left
     }
 
     /// Write the observation of the container in `group` and recycle the group.
@@ -559,6 +583,13 @@ impl Learner {
         }
         if shutdown {
             return;
+        }
+        // A thread that exited just before it was tracked keeps its slot: clear it, so that a
+        // recycled thread id does not start in the next container of this group.
+        for &tid in &t.initial_tids {
+            if !Path::new(&format!("/proc/{tid}")).exists() && self.observer.group_of(tid).ok().flatten() == Some(group) {
+                let _ = self.observer.untrack(tid);
+            }
         }
         if let Err(e) = self.observer.reset_group(group).and_then(|()| self.observer.forget_args(&hashes)) {
             // Never reuse a group whose counts could leak into another container's file.
