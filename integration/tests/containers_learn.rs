@@ -696,6 +696,20 @@ fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
     assert_eq!(o.status.code(), Some(2));
     assert!(err.contains("OCI state"), "{err}");
     let _ = holder.join();
+    // A writer that never closes stdin does not hang it either.
+    let t0 = Instant::now();
+    let mut c = Command::new(auditor_bin())
+        .args(["hook", "--timeout", "1s", "--socket"])
+        .arg(dir.path().join("missing.sock"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("auditor hook");
+    let _open_stdin = c.stdin.take();
+    let o = c.wait_with_output().expect("hook");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no OCI state on stdin"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(t0.elapsed() < Duration::from_secs(5));
 
     // runc refuses to create a container whose hook fails, in bounded time.
     let b = Bundle::busybox(Runtime::Runc, &["/bin/busybox", "true"]).expect("bundle");

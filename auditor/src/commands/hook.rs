@@ -25,11 +25,21 @@ pub struct HookArgs {
 }
 
 pub fn run(args: &HookArgs) -> anyhow::Result<ExitCode> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .take(protocol::MAX_STATE as u64 + 1)
-        .read_to_end(&mut input)
-        .context("reading the OCI state on stdin")?;
+    // The runtime writes the state and closes stdin; anything else (a terminal, a writer that
+    // never closes) must not hang the container's creation: the read shares the timeout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut input = Vec::new();
+        let r = std::io::stdin().take(protocol::MAX_STATE as u64 + 1).read_to_end(&mut input).map(|_| input);
+        let _ = tx.send(r);
+    });
+    let input = match rx.recv_timeout(args.timeout) {
+        Ok(r) => r.context("reading the OCI state on stdin")?,
+        Err(_) => bail!(
+            "no OCI state on stdin within {} (auditor hook is run by the container runtime, which writes it)",
+            humantime::format_duration(args.timeout)
+        ),
+    };
     let state = protocol::parse_state(&input).context("auditor hook expects the runtime's OCI state on stdin")?;
     let pid = state.pid.unwrap_or(0);
     let req = protocol::Request::Register(protocol::Register {
