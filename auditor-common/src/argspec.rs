@@ -24,8 +24,15 @@ pub const fn index(abi: u8, nr: u16) -> u32 {
     (abi as u32) * (crate::abi::MAX_NR as u32) + nr as u32
 }
 
-/// Size of the per-(abi, nr) arrays.
+/// Size of the per-(abi, nr) arrays (one group's table).
 pub const TABLE_LEN: u32 = crate::abi::COUNT as u32 * crate::abi::MAX_NR as u32;
+
+/// Index into the per-group, per-(abi, nr) arrays (`CALLS`, `ARG_READ_FAILS`): group after
+/// group, so that group 0 alone is exactly the single-group layout.
+#[inline(always)]
+pub const fn group_index(group: u32, abi: u8, nr: u16) -> u32 {
+    group * TABLE_LEN + index(abi, nr)
+}
 
 /// Build a spec. Arguments are register indices 0..=5 or [`NONE`].
 pub const fn spec(scalars: u8, str0: u32, str1: u32, str2: u32, mem: u32) -> u32 {

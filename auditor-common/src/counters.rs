@@ -1,5 +1,6 @@
 //! Indices into the per-CPU [`crate::names::MAP_COUNTERS`] array: everything the kernel side
-//! could not do is counted here, so that no loss is ever silent.
+//! could not do is counted here, so that no loss is ever silent. Counted per group (see
+//! [`crate::slot::group`]).
 
 /// Syscalls counted for tracked threads.
 pub const SYSCALLS: u32 = 0;
@@ -38,8 +39,15 @@ pub const COMPAT_READ_FAILED: u32 = 15;
 pub const FRESH_EXITS: u32 = 16;
 /// The ring buffer was full: a refusal event was dropped (the refusal is still counted).
 pub const RINGBUF_LOST_REFUSED: u32 = 17;
-/// Number of counters.
+/// Number of counters (per group).
 pub const COUNT: u32 = 18;
+
+/// Index of counter `idx` of `group` in [`crate::names::MAP_COUNTERS`] (one block of
+/// [`COUNT`] per group).
+#[inline(always)]
+pub const fn index(group: u32, idx: u32) -> u32 {
+    group * COUNT + idx
+}
 
 /// Human names of the counters, by index.
 pub const NAMES: [&str; COUNT as usize] = [

@@ -3,7 +3,7 @@
 /// Per-thread state, indexed by host thread id (an array sized to `kernel.pid_max`).
 pub const MAP_TASKS: &str = "TASKS";
 /// Per-CPU call counts and first-seen times per (abi, nr), indexed by
-/// [`crate::argspec::index`]: the hot path's only count.
+/// [`crate::argspec::group_index`]: the hot path's only count.
 pub const MAP_CALLS: &str = "CALLS";
 /// Per-thread length of the current run of one syscall not yet added to [`MAP_EXE_CALLS`],
 /// indexed by host thread id (sized like [`MAP_TASKS`]).
@@ -12,20 +12,27 @@ pub const MAP_PENDING: &str = "PENDING";
 pub const MAP_EXE_CALLS: &str = "EXE_CALLS";
 /// Per-CPU failure and refusal counts keyed by [`crate::OutcomeKey`].
 pub const MAP_OUTCOMES: &str = "OUTCOMES";
-/// Per-CPU array of [`crate::counters`].
+/// Per-CPU array of [`crate::counters`], per group ([`crate::counters::index`]).
 pub const MAP_COUNTERS: &str = "COUNTERS";
-/// Per-CPU array of failed argument reads, indexed by [`crate::argspec::index`].
+/// Per-CPU array of failed argument reads, indexed by [`crate::argspec::group_index`].
 pub const MAP_ARG_READ_FAILS: &str = "ARG_READ_FAILS";
 /// Array of argument capture specs, indexed by [`crate::argspec::index`].
 pub const MAP_ARG_SPECS: &str = "ARG_SPECS";
 /// Distinct argument tuples seen (hash -> calls), bounded.
 pub const MAP_ARGS_SEEN: &str = "ARGS_SEEN";
-/// Distinct executables seen (hash -> execs), bounded.
+/// Distinct executables seen per group (`group << 32 | exe hash` -> execs), bounded.
 pub const MAP_EXES_SEEN: &str = "EXES_SEEN";
 /// The ring buffer of [`crate::ExecEvent`] and [`crate::ArgsEvent`].
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU scratch space for building an [`crate::ArgsEvent`].
 pub const MAP_SCRATCH: &str = "SCRATCH";
+
+/// cgroup v2 id -> group: untracked tasks that exec in these cgroups are adopted into the group
+/// (only when [`crate::Settings::cgroup_groups`] is set).
+pub const MAP_CGROUP_GROUPS: &str = "CGROUP_GROUPS";
+/// mount namespace inode number -> group: untracked tasks that exec in these namespaces are
+/// adopted into the group (only when [`crate::Settings::mntns_groups`] is set).
+pub const MAP_MNTNS_GROUPS: &str = "MNTNS_GROUPS";
 
 /// Raw tracepoint programs and the tracepoints they attach to.
 pub const PROG_SYS_ENTER: &str = "sys_enter";

@@ -1,11 +1,14 @@
 //! The per-thread slot in [`crate::names::MAP_TASKS`]: one `u64` per host thread id.
 //!
 //! ```text
-//!  63            32 31    24 23  19  18   17 16 15             0
-//! +----------------+--------+------+----+-----+----------------+
-//! |   exe hash     | flags  |  0   | IF | abi | last nr        |
-//! +----------------+--------+------+----+-----+----------------+
+//!  63            32 31   27 26  24 23   19  18   17 16 15             0
+//! +----------------+-------+------+-------+----+-----+----------------+
+//! |   exe hash     | grp hi| flags| grp lo| IF | abi | last nr        |
+//! +----------------+-------+------+-------+----+-----+----------------+
 //! ```
+//! `grp` (10 bits, split around the flags) is the thread's group: the index of the container it
+//! belongs to when one observer serves several (`auditor daemon`), 0 otherwise. Children inherit
+//! it, so every count is kept per group from the fork on.
 //! `last nr`/`abi` is the syscall the thread entered last; IF (in flight) says it has not exited
 //! yet. Calls of one thread that repeat the same syscall form a run, counted in the per-thread
 //! pending array and flushed to the per-executable counts when the run ends (another syscall,
@@ -29,6 +32,30 @@ pub const FRESH: u64 = 1 << 25;
 /// Count nothing until this thread enters `execve`/`execveat` (auditor's own launcher).
 pub const WAIT_EXEC: u64 = 1 << 26;
 pub const EXE_SHIFT: u32 = 32;
+/// Number of groups the slot can name.
+pub const MAX_GROUPS: u32 = 1 << 10;
+const GROUP_LO_SHIFT: u32 = 19;
+const GROUP_HI_SHIFT: u32 = 27;
+const GROUP_HALF_MASK: u64 = 0x1f;
+
+/// The group bits of a slot for `group` (bits beyond [`MAX_GROUPS`] are dropped).
+#[inline(always)]
+pub const fn group_bits(group: u32) -> u64 {
+    let g = group as u64;
+    ((g & GROUP_HALF_MASK) << GROUP_LO_SHIFT) | (((g >> 5) & GROUP_HALF_MASK) << GROUP_HI_SHIFT)
+}
+
+/// The group a slot belongs to.
+#[inline(always)]
+pub const fn group(slot: u64) -> u32 {
+    (((slot >> GROUP_LO_SHIFT) & GROUP_HALF_MASK) | (((slot >> GROUP_HI_SHIFT) & GROUP_HALF_MASK) << 5)) as u32
+}
+
+/// A slot for a thread of `group` that starts being tracked.
+#[inline(always)]
+pub const fn new_in(group: u32, exe: u32, flags: u64) -> u64 {
+    new(exe, flags) | group_bits(group)
+}
 
 /// A slot for a thread that starts being tracked.
 #[inline(always)]
@@ -103,7 +130,7 @@ pub const fn with_exe(slot: u64, exe: u32) -> u64 {
 /// still waits for its exec.
 #[inline(always)]
 pub const fn child_of(parent: u64) -> u64 {
-    new(exe(parent), FRESH | (parent & WAIT_EXEC))
+    new_in(group(parent), exe(parent), FRESH | (parent & WAIT_EXEC))
 }
 
 #[cfg(test)]
@@ -133,5 +160,26 @@ mod tests {
         assert_eq!(last(c), NR_NONE);
         assert_eq!(c & FRESH, FRESH);
         assert_eq!(exe(c), 7);
+        assert_eq!(group(c), 0);
+    }
+
+    #[test]
+    fn the_group_survives_every_transition_and_is_inherited() {
+        for g in [0, 1, 31, 32, 513, MAX_GROUPS - 1] {
+            let s = new_in(g, 7, FRESH);
+            assert_eq!(group(s), g);
+            assert_eq!(s & TRACKED, TRACKED);
+            assert_eq!(s & FRESH, FRESH);
+            assert_eq!(s & WAIT_EXEC, 0, "group bits never touch the flags");
+            assert_eq!(in_flight(s), NR_NONE);
+            let e = enter(s, 59, 0);
+            assert_eq!(group(e), g);
+            assert_eq!(in_flight(e), 59);
+            assert_eq!(group(exit(e)), g);
+            assert_eq!(group(with_exe(e, 3)), g);
+            assert_eq!(exe(with_exe(e, 3)), 3);
+            assert_eq!(group(child_of(e)), g);
+        }
+        assert_eq!(group(new(1, 0)), 0);
     }
 }

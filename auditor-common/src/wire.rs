@@ -12,8 +12,10 @@ pub struct SysKey {
     /// One of [`crate::abi`].
     pub abi: u8,
     pub _pad: u8,
+    /// The thread's group ([`crate::slot::group`]).
+    pub group: u32,
 }
-const _: () = assert!(size_of::<SysKey>() == 8);
+const _: () = assert!(size_of::<SysKey>() == 12);
 
 /// Value of [`crate::names::MAP_CALLS`] (per CPU).
 #[repr(C)]
@@ -47,15 +49,16 @@ pub struct OutcomeKey {
     pub kind: u8,
     /// The positive error number (0 when a refusal returned no error).
     pub errno: u32,
-    pub _pad: u32,
+    /// The thread's group ([`crate::slot::group`]).
+    pub group: u32,
 }
 const _: () = assert!(size_of::<OutcomeKey>() == 16);
 
 /// Ring buffer event kinds.
 pub mod event {
-    pub const EXEC: u32 = 1;
-    pub const ARGS: u32 = 2;
-    pub const REFUSED: u32 = 3;
+    pub const EXEC: u16 = 1;
+    pub const ARGS: u16 = 2;
+    pub const REFUSED: u16 = 3;
 }
 
 /// Common head of every ring buffer event.
@@ -63,7 +66,9 @@ pub mod event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct EventHeader {
     /// One of [`event`].
-    pub kind: u32,
+    pub kind: u16,
+    /// The thread's group ([`crate::slot::group`]).
+    pub group: u16,
     pub tid: u32,
     pub tgid: u32,
     pub exe: u32,
@@ -147,9 +152,20 @@ const _: () = assert!(size_of::<RefusedEvent>() == 32);
 pub struct Settings {
     /// Non-zero: emit a [`RefusedEvent`] for every refused call.
     pub emit_refusals: u32,
-    pub _pad: u32,
+    /// Number of groups the per-group arrays hold (0 is read as 1): [`crate::names::MAP_CALLS`],
+    /// [`crate::names::MAP_ARG_READ_FAILS`] and [`crate::names::MAP_COUNTERS`] hold one table
+    /// per group, group after group.
+    pub groups: u32,
+    /// Non-zero: an untracked task that execs in a cgroup v2 whose id is a key of
+    /// [`crate::names::MAP_CGROUP_GROUPS`] is adopted into that group (`auditor daemon`; checked
+    /// at exec only, so that untracked syscalls pay nothing more).
+    pub cgroup_groups: u32,
+    /// Non-zero: an untracked task that execs inside a mount namespace whose inode number is a
+    /// key of [`crate::names::MAP_MNTNS_GROUPS`] is adopted into that group (containers without
+    /// a cgroup v2 of their own: `runc exec`/`crun exec` processes join their namespaces).
+    pub mntns_groups: u32,
 }
-const _: () = assert!(size_of::<Settings>() == 8);
+const _: () = assert!(size_of::<Settings>() == 16);
 
 /// Kernel structure offsets, read by user space from `/sys/kernel/btf/vmlinux` (aya's Rust eBPF
 /// has no CO-RE relocations) and set as a global before loading.
@@ -163,9 +179,14 @@ pub struct Offsets {
     pub bprm_filename: u32,
     /// `kernel.pid_max` when loaded: the size of the tasks array.
     pub pid_max: u32,
-    pub _pad: u32,
+    /// `task_struct.nsproxy`.
+    pub task_nsproxy: u32,
+    /// `nsproxy.mnt_ns`.
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum` (the namespace's inode number, as /proc/PID/ns/mnt shows it).
+    pub mnt_ns_inum: u32,
 }
-const _: () = assert!(size_of::<Offsets>() == 24);
+const _: () = assert!(size_of::<Offsets>() == 32);
 
 /// Which cgroup v2 subtree is tracked (`enabled` = 0: none).
 #[repr(C)]

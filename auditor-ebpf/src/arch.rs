@@ -22,9 +22,10 @@ const R_ORIG_AX: usize = 15;
 /// Split a raw syscall id (tracepoint `id` or `orig_ax`) into (nr, abi).
 /// `TS_COMPAT` is set in `thread_info.status` for the whole of a 32-bit syscall (entry to exit).
 #[inline(always)]
-pub fn classify(id: u64) -> Option<(u16, u8)> {
+/// Failures are counted in `group`.
+pub fn classify(id: u64, group: u32) -> Option<(u16, u8)> {
     if id & abi::X32_SYSCALL_BIT != 0 {
-        return checked(id & !abi::X32_SYSCALL_BIT, abi::X32);
+        return checked(id & !abi::X32_SYSCALL_BIT, abi::X32, group);
     }
     let off = offsets();
     // SAFETY: the current task pointer is valid while it runs this syscall; the offset comes
@@ -37,17 +38,17 @@ pub fn classify(id: u64) -> Option<(u16, u8)> {
         Ok(s) if s & abi::TS_COMPAT != 0 => abi::I386,
         Ok(_) => abi::X86_64,
         Err(_) => {
-            count(counters::COMPAT_READ_FAILED);
+            count(group, counters::COMPAT_READ_FAILED);
             abi::X86_64
         }
     };
-    checked(id, a)
+    checked(id, a, group)
 }
 
 #[inline(always)]
-fn checked(nr: u64, a: u8) -> Option<(u16, u8)> {
+fn checked(nr: u64, a: u8, group: u32) -> Option<(u16, u8)> {
     if nr >= abi::MAX_NR as u64 {
-        count(counters::NR_OUT_OF_RANGE);
+        count(group, counters::NR_OUT_OF_RANGE);
         return None;
     }
     Some((nr as u16, a))

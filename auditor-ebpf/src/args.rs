@@ -36,8 +36,8 @@ pub fn wanted(nr: u16, a: u8) -> bool {
 }
 
 #[inline(always)]
-fn read_failed(nr: u16, a: u8) {
-    if let Some(p) = ARG_READ_FAILS.get_ptr_mut(argspec::index(a, nr)) {
+fn read_failed(group: u32, nr: u16, a: u8) {
+    if let Some(p) = ARG_READ_FAILS.get_ptr_mut(argspec::group_index(group, a, nr)) {
         // SAFETY: per-CPU value, preemption disabled.
         unsafe { *p += 1 };
     }
@@ -80,7 +80,7 @@ fn read_str(ev: &mut ArgsEvent, slot: usize, spec: u32, args: &[u64; 6], h: &mut
 
 /// Record the argument tuple of a call that just exited.
 #[inline(always)]
-pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, exe: u32) {
+pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, group: u32, exe: u32) {
     let spec = spec_of(nr, a);
     if spec == 0 {
         return;
@@ -92,7 +92,8 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, exe: u32) {
     let ev = unsafe { &mut *ev };
     let all = arch::syscall_args(regs, a);
     let keep = argspec::scalars(spec);
-    let mut h = fnv64_u64(FNV64_OFFSET, (nr as u64) | ((a as u64) << 16));
+    // The group is part of the tuple: each container's tuples are counted apart.
+    let mut h = fnv64_u64(FNV64_OFFSET, (nr as u64) | ((a as u64) << 16) | ((group as u64) << 32));
     let mut i = 0;
     while i < 6 {
         let v = if keep & (1 << i) != 0 { all[i] } else { 0 };
@@ -123,7 +124,7 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, exe: u32) {
         }
     }
     if !ok {
-        read_failed(nr, a);
+        read_failed(group, nr, a);
     }
 
     if bump(&ARGS_SEEN, &h) {
@@ -132,13 +133,14 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, exe: u32) {
     if ARGS_SEEN.insert(&h, &1, BPF_NOEXIST as u64).is_err() {
         // Either another CPU inserted it just now (then count it here) or the table is full.
         if !bump(&ARGS_SEEN, &h) {
-            count(counters::ARGS_TABLE_FULL);
+            count(group, counters::ARGS_TABLE_FULL);
         }
         return;
     }
 
     let pid_tgid = bpf_get_current_pid_tgid();
     ev.header.kind = event::ARGS;
+    ev.header.group = group as u16;
     ev.header.tid = pid_tgid as u32;
     ev.header.tgid = (pid_tgid >> 32) as u32;
     ev.header.exe = exe;
@@ -149,7 +151,7 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, exe: u32) {
     ev.abi = a;
     ev.ret = ret;
     if EVENTS.output::<ArgsEvent>(&*ev, 0).is_err() {
-        count(counters::RINGBUF_LOST_ARGS);
+        count(group, counters::RINGBUF_LOST_ARGS);
         // Forget the tuple so that a later call can still deliver it.
         let _ = ARGS_SEEN.remove(&h);
     }

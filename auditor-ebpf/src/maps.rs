@@ -5,14 +5,15 @@ use auditor_common::{
 };
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 /// Per-thread slot (see `auditor_common::slot`); user space sizes it to `kernel.pid_max`.
 #[map]
 pub static TASKS: Array<u64> = Array::with_max_entries(32768, 0);
 
-/// Per-CPU counts per (abi, nr): an array, so the lookup is inlined.
+/// Per-CPU counts per (group, abi, nr): an array, so the lookup is inlined; user space sizes it
+/// to `groups * TABLE_LEN`.
 #[map]
 pub static CALLS: PerCpuArray<SysStat> = PerCpuArray::with_max_entries(argspec::TABLE_LEN, 0);
 
@@ -27,9 +28,11 @@ pub static EXE_CALLS: PerCpuHashMap<SysKey, u64> = PerCpuHashMap::with_max_entri
 #[map]
 pub static OUTCOMES: PerCpuHashMap<OutcomeKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
+/// Per group; user space sizes it to `groups * counters::COUNT`.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 
+/// Per group, sized like CALLS.
 #[map]
 pub static ARG_READ_FAILS: PerCpuArray<u64> = PerCpuArray::with_max_entries(argspec::TABLE_LEN, 0);
 
@@ -39,8 +42,17 @@ pub static ARG_SPECS: Array<u32> = Array::with_max_entries(argspec::TABLE_LEN, 0
 #[map]
 pub static ARGS_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384, 0);
 
+/// `group << 32 | exe` -> execs.
 #[map]
-pub static EXES_SEEN: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(4096, 0);
+pub static EXES_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// cgroup v2 id -> group, for `auditor daemon`'s containers (see `Settings::cgroup_groups`).
+#[map]
+pub static CGROUP_GROUPS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
+
+/// mount namespace inode number -> group (see `Settings::mntns_groups`).
+#[map]
+pub static MNTNS_GROUPS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
@@ -59,14 +71,16 @@ static OFFSETS: Offsets = Offsets {
     task_ti_status: 0,
     bprm_filename: 0,
     pid_max: 0,
-    _pad: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    mnt_ns_inum: 0,
 };
 
 #[no_mangle]
 static CGROUP_FILTER: CgroupFilter = CgroupFilter { id: 0, level: 0, enabled: 0 };
 
 #[no_mangle]
-static SETTINGS: Settings = Settings { emit_refusals: 0, _pad: 0 };
+static SETTINGS: Settings = Settings { emit_refusals: 0, groups: 0, cgroup_groups: 0, mntns_groups: 0 };
 
 #[inline(always)]
 pub fn settings() -> Settings {
@@ -87,10 +101,10 @@ pub fn cgroup_filter() -> CgroupFilter {
     unsafe { core::ptr::read_volatile(&CGROUP_FILTER) }
 }
 
-/// Add one to a per-CPU counter.
+/// Add one to a per-CPU counter of `group`.
 #[inline(always)]
-pub fn count(idx: u32) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+pub fn count(group: u32, idx: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(counters::index(group, idx)) {
         // SAFETY: a per-CPU array value; programs on the syscall tracepoints run with preemption
         // disabled, so nothing else on this CPU writes it concurrently.
         unsafe { *p += 1 };
@@ -128,13 +142,14 @@ pub fn flush_run(tid: u32, s: u64) {
     if slot::last_nr(last) as u64 == slot::NR_NONE {
         return;
     }
-    let key = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0 };
+    let group = slot::group(s);
+    let key = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0, group };
     match EXE_CALLS.get_ptr_mut(&key) {
         // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
         Some(c) => unsafe { *c += n },
         None => {
             if EXE_CALLS.insert(&key, &n, 0).is_err() {
-                count(counters::EXE_CALLS_FULL);
+                count(group, counters::EXE_CALLS_FULL);
             }
         }
     }

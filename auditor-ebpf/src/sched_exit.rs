@@ -1,7 +1,7 @@
 //! `sched_process_exit`: forget a tracked thread, so the tasks array holds only live threads
 //! and a recycled thread id starts untracked.
 
-use auditor_common::counters;
+use auditor_common::{counters, slot};
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
 
 use crate::maps::{count, flush_run, task_slot};
@@ -20,7 +20,7 @@ fn try_exit() {
             flush_run(tid, s);
             // SAFETY: this thread's own slot.
             unsafe { *ptr = 0 };
-            count(counters::TASKS_EXITED);
+            count(slot::group(s), counters::TASKS_EXITED);
         }
     }
 }

@@ -22,22 +22,23 @@ fn try_fork(ctx: &RawTracePointContext) {
     let Some((_, s)) = tracked_slot(tid) else {
         return;
     };
+    let group = slot::group(s);
     let child: *const u8 = ctx.arg(1);
     let off = offsets();
     // SAFETY: `child` is the tracepoint's `struct task_struct *`; the offset comes from BTF.
     let pid = match unsafe { bpf_probe_read_kernel(child.wrapping_add(off.task_pid as usize) as *const i32) } {
         Ok(p) if p > 0 => p as u32,
         _ => {
-            count(counters::FORK_READ_FAILED);
+            count(group, counters::FORK_READ_FAILED);
             return;
         }
     };
     if TASKS.set(pid, slot::child_of(s), 0).is_err() {
-        count(counters::TID_OUT_OF_RANGE);
+        count(group, counters::TID_OUT_OF_RANGE);
         return;
     }
     let _ = PENDING.set(pid, 0, 0);
-    count(counters::TASKS_FORKED);
+    count(group, counters::TASKS_FORKED);
 }
 
 /// The current thread's slot if it is tracked, adopting it first in cgroup mode.
@@ -50,8 +51,9 @@ pub fn tracked_slot(tid: u32) -> Option<(*mut u64, u64)> {
     adopt_from_cgroup(ptr).map(|adopted| (ptr, adopted))
 }
 
-/// In cgroup mode, start tracking the current (untracked) thread if it is in the target cgroup
-/// or below. Returns its new slot.
+/// In cgroup mode (`auditor learn --cgroup`), start tracking the current (untracked) thread if
+/// it is in the target cgroup or below. Returns its new slot. (`auditor daemon`'s containers
+/// adopt at exec instead, see `sched_exec`: nothing is added to every untracked syscall.)
 #[inline(always)]
 fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
     let cg = cgroup_filter();
@@ -68,6 +70,6 @@ fn adopt_from_cgroup(ptr: *mut u64) -> Option<u64> {
     let s = slot::new(0, slot::FRESH);
     // SAFETY: this thread's own slot.
     unsafe { *ptr = s };
-    count(counters::TASKS_ADOPTED);
+    count(0, counters::TASKS_ADOPTED);
     Some(s)
 }

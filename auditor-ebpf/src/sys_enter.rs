@@ -32,7 +32,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
         // the workload's, and not a lost observation.
         return;
     }
-    let Some((nr, a)) = arch::classify(id) else {
+    let Some((nr, a)) = arch::classify(id, slot::group(s)) else {
         return;
     };
     if s & slot::WAIT_EXEC != 0 {
@@ -57,12 +57,12 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
     }
     // SAFETY: `ptr` is this thread's array element; only this thread writes it now.
     unsafe { *ptr = slot::enter(s, nr, a) };
-    record(nr, a);
+    record(slot::group(s), nr, a);
 }
 
 #[inline(always)]
-fn record(nr: u16, a: u8) {
-    if let Some(p) = CALLS.get_ptr_mut(argspec::index(a, nr)) {
+fn record(group: u32, nr: u16, a: u8) {
+    if let Some(p) = CALLS.get_ptr_mut(argspec::group_index(group, a, nr)) {
         // SAFETY: this CPU's element of a per-CPU array; preemption is disabled here.
         unsafe {
             if (*p).count == 0 {
@@ -71,5 +71,5 @@ fn record(nr: u16, a: u8) {
             (*p).count += 1;
         }
     }
-    count(counters::SYSCALLS);
+    count(group, counters::SYSCALLS);
 }

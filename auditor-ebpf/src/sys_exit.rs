@@ -35,6 +35,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     let ret: i64 = ctx.arg(1);
     let regs: *const u8 = ctx.arg(0);
     let exe = slot::exe(s);
+    let group = slot::group(s);
     let in_flight = slot::in_flight(s);
     // SAFETY: this thread's own slot.
     unsafe { *ptr = slot::exit(s) };
@@ -42,21 +43,21 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     if in_flight == slot::NR_NONE {
         if s & slot::FRESH != 0 {
             // A fork child returning from clone, or a thread caught inside a syscall.
-            count(counters::FRESH_EXITS);
+            count(group, counters::FRESH_EXITS);
             return;
         }
         let Some(r) = arch::read_regs(regs) else {
             return;
         };
-        let Some((nr, a)) = arch::classify(arch::orig_ax(&r)) else {
+        let Some((nr, a)) = arch::classify(arch::orig_ax(&r), group) else {
             return;
         };
         let errno = errno_of(ret).unwrap_or(0);
-        add_outcome(exe, nr, a, outcome::REFUSED, errno);
+        add_outcome(group, exe, nr, a, outcome::REFUSED, errno);
         if settings().emit_refusals != 0 {
-            emit_refusal(exe, nr, a, errno);
+            emit_refusal(group, exe, nr, a, errno);
         }
-        args::capture(&r, nr, a, ret, exe);
+        args::capture(&r, nr, a, ret, group, exe);
         return;
     }
 
@@ -68,11 +69,11 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
         } else {
             outcome::FAILED
         };
-        add_outcome(exe, nr, a, kind, errno);
+        add_outcome(group, exe, nr, a, kind, errno);
     }
     if args::wanted(nr, a) {
         if let Some(r) = arch::read_regs(regs) {
-            args::capture(&r, nr, a, ret, exe);
+            args::capture(&r, nr, a, ret, group, exe);
         }
     }
 }
@@ -88,14 +89,14 @@ fn errno_of(ret: i64) -> Option<u64> {
 }
 
 #[inline(always)]
-fn add_outcome(exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
-    let key = OutcomeKey { exe, nr, abi: a, kind, errno: errno as u32, _pad: 0 };
+fn add_outcome(group: u32, exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
+    let key = OutcomeKey { exe, nr, abi: a, kind, errno: errno as u32, group };
     match OUTCOMES.get_ptr_mut(&key) {
         // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
         Some(p) => unsafe { *p += 1 },
         None => {
             if OUTCOMES.insert(&key, &1, 0).is_err() {
-                count(counters::OUTCOMES_FULL);
+                count(group, counters::OUTCOMES_FULL);
             }
         }
     }
@@ -104,11 +105,12 @@ fn add_outcome(exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
 /// One event per refused call, for enforcement's audit log (refusals are rare by design; a
 /// full ring buffer is counted).
 #[inline(always)]
-fn emit_refusal(exe: u32, nr: u16, a: u8, errno: u64) {
+fn emit_refusal(group: u32, exe: u32, nr: u16, a: u8, errno: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let ev = RefusedEvent {
         header: EventHeader {
             kind: event::REFUSED,
+            group: group as u16,
             tid: pid_tgid as u32,
             tgid: (pid_tgid >> 32) as u32,
             exe,
@@ -121,6 +123,6 @@ fn emit_refusal(exe: u32, nr: u16, a: u8, errno: u64) {
         errno: errno as u32,
     };
     if EVENTS.output::<RefusedEvent>(&ev, 0).is_err() {
-        count(counters::RINGBUF_LOST_REFUSED);
+        count(group, counters::RINGBUF_LOST_REFUSED);
     }
 }

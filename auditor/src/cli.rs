@@ -22,6 +22,10 @@ pub enum Command {
     /// Attach empty programs to the syscall hooks until interrupted (benchmark floor).
     #[command(hide = true)]
     BenchFloor,
+    /// Learn containers: the resident learner that `auditor hook` registers containers with.
+    Daemon(crate::commands::daemon::DaemonArgs),
+    /// OCI hook (createRuntime/prestart): register the container with `auditor daemon`.
+    Hook(crate::commands::hook::HookArgs),
     // enforce commands
     /// Run a workload under a policy's seccomp filter, with auditor's broker deciding the
     /// calls the policy marks notify.
@@ -63,6 +67,16 @@ pub struct LearnArgs {
     /// Learn a running process and every descendant it creates from now on.
     #[arg(long, conflicts_with = "cgroup")]
     pub pid: Option<u32>,
+    /// Learn a running OCI container by id (its init pid from `RUNTIME state ID`; scoped by its
+    /// own cgroup v2 where it has one, else by its processes and their descendants).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["pid", "cgroup"])]
+    pub container: Option<String>,
+    /// With --container: the runtime that runs it.
+    #[arg(long, value_enum, default_value = "runc", requires = "container")]
+    pub runtime: crate::daemon::container::Runtime,
+    /// With --container: the runtime's state directory (its --root).
+    #[arg(long, value_name = "DIR", requires = "container")]
+    pub root: Option<PathBuf>,
     /// Learn every task in a cgroup v2 directory and its child cgroups, including tasks that
     /// join later.
     #[arg(long)]
@@ -70,7 +84,7 @@ pub struct LearnArgs {
     /// Run the command as an unprivileged container, as `auditor enforce --userns` does (root
     /// inside mapped to HOST_UID:COUNT, default 100000:65536), so that what is learned is what
     /// will be enforced.
-    #[arg(long, value_name = "RANGE", num_args = 0..=1, require_equals = true, default_missing_value = "100000:65536", conflicts_with_all = ["pid", "cgroup"])]
+    #[arg(long, value_name = "RANGE", num_args = 0..=1, require_equals = true, default_missing_value = "100000:65536", conflicts_with_all = ["pid", "cgroup", "container"])]
     pub userns: Option<String>,
     /// With --userns: the container's root file system (must contain a `proc` directory).
     #[arg(long, value_name = "DIR", requires = "userns")]
@@ -78,7 +92,7 @@ pub struct LearnArgs {
     /// Run the command under this policy with its notify handlers active, refusals recorded but
     /// not enforced (complain mode): a second round sees what the workload does after a granted
     /// mknod or mount. `generate` then merges the rounds.
-    #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup"])]
+    #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup", "container"])]
     pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub ui: crate::commands::tui::LiveUiArgs,

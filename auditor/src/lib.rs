@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod broker;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod fsutil;
 pub mod launch;
 pub mod observe;

@@ -397,3 +397,47 @@ pub fn learn_baseline(runtime: Runtime, max_rounds: usize) -> anyhow::Result<BTr
     }
     bail!("{}: no fixpoint after {max_rounds} rounds (so far: {baseline:?})", runtime.name())
 }
+
+impl Bundle {
+    /// Add an OCI hook (`kind`: createRuntime, prestart, poststop…) running `path` with `args`
+    /// (args[0] is the program name, as the runtime-spec says).
+    pub fn add_hook(&self, kind: &str, path: &Path, args: &[&str]) -> anyhow::Result<()> {
+        self.edit(|c| {
+            let hooks = c["hooks"][kind].as_array().cloned().unwrap_or_default();
+            let mut hooks = hooks;
+            hooks.push(serde_json::json!({ "path": path.display().to_string(), "args": args }));
+            c["hooks"][kind] = serde_json::Value::Array(hooks);
+        })
+    }
+
+    /// The busybox rootfs (a host directory: files written here appear in the container).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+}
+
+/// Like [`clear_stale`], but only containers and bundles whose creating test process is gone
+/// (`auditor-rt-PID-…` with PID not running), so that tests running at the same time in other
+/// processes keep theirs.
+pub fn clear_stale_dead(runtime: Runtime) {
+    let dead = |name: &str| {
+        name.strip_prefix("auditor-rt-")
+            .and_then(|r| r.split('-').next())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    if runtime != Runtime::Lxc {
+        if let Ok(out) = Command::new(runtime.name()).args(["list", "-q"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| dead(l)) {
+                let _ = Command::new(runtime.name()).args(["delete", "-f", id]).output();
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dead(&name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

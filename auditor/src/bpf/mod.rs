@@ -56,6 +56,8 @@ pub enum BpfError {
     },
     #[error("thread id {tid} is beyond kernel.pid_max ({pid_max}) at load time")]
     TidOutOfRange { tid: u32, pid_max: u32 },
+    #[error("group {group} is beyond the {groups} groups the observer was loaded with")]
+    GroupOutOfRange { group: u32, groups: u32 },
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> BpfError {
@@ -72,12 +74,20 @@ pub struct ObserverConfig {
     /// Emit an [`Event::Refused`] for every call a seccomp filter refuses (enforcement's audit
     /// log); refusals are always counted either way.
     pub emit_refusals: bool,
+    /// Number of groups kept apart (0 or 1: one, group 0); see `auditor_common::slot::group`.
+    pub groups: u32,
+    /// Adopt tasks that exec in cgroups registered with [`Observer::adopt_cgroup`] (`auditor
+    /// daemon`).
+    pub cgroup_groups: bool,
+    /// Adopt tasks that exec in mount namespaces registered with [`Observer::adopt_mntns`].
+    pub mntns_groups: bool,
 }
 
 /// auditor's observer programs, loaded and attached. Dropping it detaches them.
 pub struct Observer {
     ebpf: Ebpf,
     pid_max: u32,
+    groups: u32,
 }
 
 /// Everything the maps hold at one moment, as plain data.
@@ -112,15 +122,12 @@ pub enum Event {
     /// A call a seccomp filter refused (only with `emit_refusals`).
     Refused(RefusedEvent),
     /// Bytes that did not decode (wrong size or kind): a bug, reported, never trusted.
-    Malformed { len: usize, kind: u32 },
+    Malformed { len: usize, kind: u16 },
 }
 
 /// Decode one ring buffer record.
 pub fn decode_event(bytes: &[u8]) -> Event {
-    let kind = bytes
-        .get(0..4)
-        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0);
+    let kind = bytes.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])).unwrap_or(0);
     match kind {
         event::EXEC if bytes.len() == std::mem::size_of::<ExecEvent>() => {
             // SAFETY: the length matches, ExecEvent is repr(C) of integers and byte arrays
@@ -161,11 +168,14 @@ pub fn kernel_offsets() -> Result<Offsets, BpfError> {
             + b.member_offset("thread_info", "status")?,
         bprm_filename: b.member_offset("linux_binprm", "filename")?,
         pid_max: read_pid_max()?,
-        _pad: 0,
+        task_nsproxy: b.member_offset("task_struct", "nsproxy")?,
+        nsproxy_mnt_ns: b.member_offset("nsproxy", "mnt_ns")?,
+        mnt_ns_inum: b.member_offset("mnt_namespace", "ns")? + b.member_offset("ns_common", "inum")?,
     })
 }
 
 fn load_object(offsets: &Offsets, cgroup: &CgroupFilter, settings: &Settings) -> Result<Ebpf, BpfError> {
+    let groups = settings.groups.max(1);
     if OBJECT.is_empty() {
         return Err(BpfError::NoObject);
     }
@@ -179,6 +189,9 @@ fn load_object(offsets: &Offsets, cgroup: &CgroupFilter, settings: &Settings) ->
         .override_global(names::GLOBAL_SETTINGS, settings, true)
         .map_max_entries(names::MAP_TASKS, offsets.pid_max.max(1))
         .map_max_entries(names::MAP_PENDING, offsets.pid_max.max(1))
+        .map_max_entries(names::MAP_CALLS, groups * argspec::TABLE_LEN)
+        .map_max_entries(names::MAP_ARG_READ_FAILS, groups * argspec::TABLE_LEN)
+        .map_max_entries(names::MAP_COUNTERS, groups * counters::COUNT)
         .load(OBJECT)
         .map_err(|source| BpfError::Load { source })
 }
@@ -202,7 +215,13 @@ impl Observer {
     pub fn load(config: &ObserverConfig) -> Result<Self, BpfError> {
         let offsets = kernel_offsets()?;
         let cgroup = config.cgroup.unwrap_or_default();
-        let settings = Settings { emit_refusals: u32::from(config.emit_refusals), _pad: 0 };
+        let groups = config.groups.clamp(1, slot::MAX_GROUPS);
+        let settings = Settings {
+            emit_refusals: u32::from(config.emit_refusals),
+            groups,
+            cgroup_groups: u32::from(config.cgroup_groups),
+            mntns_groups: u32::from(config.mntns_groups),
+        };
         let mut ebpf = load_object(&offsets, &cgroup, &settings)?;
         {
             let map = ebpf.map_mut(names::MAP_ARG_SPECS).ok_or(BpfError::MissingMap(names::MAP_ARG_SPECS))?;
@@ -219,19 +238,148 @@ impl Observer {
         // Lifecycle hooks first, so that a fork between attaching sys_enter and sched_process_fork
         // cannot escape.
         attach(&mut ebpf, &names::OBSERVER_PROGRAMS)?;
-        Ok(Observer { ebpf, pid_max: offsets.pid_max })
+        Ok(Observer { ebpf, pid_max: offsets.pid_max, groups })
+    }
+
+    /// Number of groups this observer keeps apart.
+    pub fn groups(&self) -> u32 {
+        self.groups
     }
 
     /// Start tracking thread `tid` with executable id `exe` and `flags` from
     /// `auditor_common::slot` (FRESH for a running thread, WAIT_EXEC for auditor's launcher).
     pub fn track(&mut self, tid: u32, exe: u32, flags: u64) -> Result<(), BpfError> {
+        self.track_in(0, tid, exe, flags)
+    }
+
+    /// [`Observer::track`] in group `group`.
+    pub fn track_in(&mut self, group: u32, tid: u32, exe: u32, flags: u64) -> Result<(), BpfError> {
         if tid >= self.pid_max {
             return Err(BpfError::TidOutOfRange { tid, pid_max: self.pid_max });
         }
+        self.check_group(group)?;
         let map = self.ebpf.map_mut(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
         let mut tasks: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
-        tasks.set(tid, slot::new(exe, flags), 0).map_err(map_err(names::MAP_TASKS))?;
+        tasks.set(tid, slot::new_in(group, exe, flags), 0).map_err(map_err(names::MAP_TASKS))?;
         self.clear_pending(tid)
+    }
+
+    /// The group of thread `tid` if it is tracked.
+    pub fn group_of(&self, tid: u32) -> Result<Option<u32>, BpfError> {
+        if tid >= self.pid_max {
+            return Ok(None);
+        }
+        let map = self.ebpf.map(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let tasks: Array<&MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
+        let s = tasks.get(&tid, 0).map_err(map_err(names::MAP_TASKS))?;
+        Ok((s != 0).then(|| slot::group(s)))
+    }
+
+    fn check_group(&self, group: u32) -> Result<(), BpfError> {
+        if group >= self.groups {
+            return Err(BpfError::GroupOutOfRange { group, groups: self.groups });
+        }
+        Ok(())
+    }
+
+    /// Adopt every untracked task that execs in the cgroup v2 with id `cgroup_id` into `group`
+    /// (needs `cgroup_groups` at load).
+    pub fn adopt_cgroup(&mut self, cgroup_id: u64, group: u32) -> Result<(), BpfError> {
+        self.check_group(group)?;
+        let name = names::MAP_CGROUP_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u64, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        m.insert(cgroup_id, group, 0).map_err(map_err(name))
+    }
+
+    /// Adopt every untracked task that execs in the mount namespace with inode number `inum`
+    /// into `group` (needs `mntns_groups` at load).
+    pub fn adopt_mntns(&mut self, inum: u32, group: u32) -> Result<(), BpfError> {
+        self.check_group(group)?;
+        let name = names::MAP_MNTNS_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        m.insert(inum, group, 0).map_err(map_err(name))
+    }
+
+    /// Stop adopting tasks of a mount namespace.
+    pub fn forget_mntns(&mut self, inum: u32) -> Result<(), BpfError> {
+        let name = names::MAP_MNTNS_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        match m.remove(&inum) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(BpfError::Map { name, source: e }),
+        }
+    }
+
+    /// Stop adopting threads of a cgroup.
+    pub fn forget_cgroup(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        let name = names::MAP_CGROUP_GROUPS;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: aya::maps::HashMap<&mut MapData, u64, u32> =
+            aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
+        match m.remove(&cgroup_id) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(BpfError::Map { name, source: e }),
+        }
+    }
+
+    /// Forget everything group `group` recorded, so that it can serve another container. Call
+    /// it only when no thread of the group is alive.
+    pub fn reset_group(&mut self, group: u32) -> Result<(), BpfError> {
+        self.check_group(group)?;
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| BpfError::Proc { what: "possible CPUs", source: e })?;
+        {
+            let name = names::MAP_CALLS;
+            let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+            let mut a: PerCpuArray<&mut MapData, SysStat> = PerCpuArray::try_from(map).map_err(map_err(name))?;
+            for i in argspec::group_index(group, 0, 0)..argspec::group_index(group + 1, 0, 0) {
+                let v = a.get(&i, 0).map_err(map_err(name))?;
+                if v.iter().any(|s| s.count > 0) {
+                    let zero = aya::maps::PerCpuValues::try_from(vec![SysStat::default(); ncpus])
+                        .map_err(|source| BpfError::Proc { what: "possible CPUs", source })?;
+                    a.set(i, zero, 0).map_err(map_err(name))?;
+                }
+            }
+        }
+        for (name, from, to) in [
+            (names::MAP_ARG_READ_FAILS, argspec::group_index(group, 0, 0), argspec::group_index(group + 1, 0, 0)),
+            (names::MAP_COUNTERS, counters::index(group, 0), counters::index(group + 1, 0)),
+        ] {
+            let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+            let mut a: PerCpuArray<&mut MapData, u64> = PerCpuArray::try_from(map).map_err(map_err(name))?;
+            for i in from..to {
+                let v = a.get(&i, 0).map_err(map_err(name))?;
+                if v.iter().any(|&n| n > 0) {
+                    let zero = aya::maps::PerCpuValues::try_from(vec![0u64; ncpus])
+                        .map_err(|source| BpfError::Proc { what: "possible CPUs", source })?;
+                    a.set(i, zero, 0).map_err(map_err(name))?;
+                }
+            }
+        }
+        remove_keys::<SysKey>(&mut self.ebpf, names::MAP_EXE_CALLS, |k| k.group == group)?;
+        remove_keys::<OutcomeKey>(&mut self.ebpf, names::MAP_OUTCOMES, |k| k.group == group)?;
+        remove_keys::<u64>(&mut self.ebpf, names::MAP_EXES_SEEN, |k| (k >> 32) as u32 == group)?;
+        // Argument tuples are keyed by a hash: the daemon passes the ones it read.
+        Ok(())
+    }
+
+    /// Forget argument tuples (by hash) that a finished group recorded.
+    pub fn forget_args(&mut self, hashes: &[u64]) -> Result<(), BpfError> {
+        let name = names::MAP_ARGS_SEEN;
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut m: PerCpuHashMap<&mut MapData, u64, u64> = PerCpuHashMap::try_from(map).map_err(map_err(name))?;
+        for h in hashes {
+            match m.remove(h) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(BpfError::Map { name, source: e }),
+            }
+        }
+        Ok(())
     }
 
     fn clear_pending(&mut self, tid: u32) -> Result<(), BpfError> {
@@ -258,51 +406,69 @@ impl Observer {
         Ok(EventReader { ring })
     }
 
-    /// Sum of the `syscalls` counter: cheap, for progress display.
+    /// The counters of group 0, summed over CPUs: cheap, for progress display.
     pub fn counters(&self) -> Result<Vec<u64>, BpfError> {
+        self.counters_of(0)
+    }
+
+    /// The counters of `group`, summed over CPUs. `TASKS_EXITED` is read first, so that a
+    /// thread counted as exited is always counted as forked or adopted too: live threads
+    /// (initial + forked + adopted - exited) are never under-counted by a concurrent fork.
+    pub fn counters_of(&self, group: u32) -> Result<Vec<u64>, BpfError> {
+        self.check_group(group)?;
         let map = self.ebpf.map(names::MAP_COUNTERS).ok_or(BpfError::MissingMap(names::MAP_COUNTERS))?;
         let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(map_err(names::MAP_COUNTERS))?;
         let mut out = vec![0u64; counters::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let v = arr.get(&(i as u32), 0).map_err(map_err(names::MAP_COUNTERS))?;
-            *slot = v.iter().sum();
+        let order = std::iter::once(counters::TASKS_EXITED)
+            .chain((0..counters::COUNT).filter(|&i| i != counters::TASKS_EXITED));
+        for i in order {
+            let v = arr.get(&counters::index(group, i), 0).map_err(map_err(names::MAP_COUNTERS))?;
+            out[i as usize] = v.iter().sum();
         }
         Ok(out)
     }
 
-    /// Number of distinct syscalls (per ABI) recorded so far.
+    /// Number of distinct syscalls (per ABI) recorded so far in group 0.
     pub fn distinct_syscalls(&self) -> Result<usize, BpfError> {
-        Ok(self.calls()?.len())
+        Ok(self.calls(0)?.len())
     }
 
-    fn calls(&self) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
+    fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
         let map = self.ebpf.map(names::MAP_CALLS).ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
         let calls: PerCpuArray<&MapData, SysStat> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
         let max = u32::from(auditor_common::abi::MAX_NR);
+        let base = argspec::group_index(group, 0, 0);
         let mut out = Vec::new();
-        for (i, v) in calls.iter().enumerate() {
-            let v = v.map_err(map_err(names::MAP_CALLS))?;
+        for i in 0..argspec::TABLE_LEN {
+            let v = calls.get(&(base + i), 0).map_err(map_err(names::MAP_CALLS))?;
             if v.iter().any(|s| s.count > 0) {
-                let i = i as u32;
                 out.push(((i / max) as u8, (i % max) as u16, v.iter().copied().collect()));
             }
         }
         Ok(out)
     }
 
-    /// Read everything the maps hold.
+    /// Read everything the maps hold (group 0).
     pub fn snapshot(&self) -> Result<Snapshot, BpfError> {
-        let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
-        let mut snap = Snapshot { counters: self.counters()?, ..Default::default() };
+        self.snapshot_of(0)
+    }
 
-        snap.calls = self.calls()?;
+    /// Read everything the maps hold for `group`. Argument tuples are keyed by hash only:
+    /// `args_seen` holds every group's, the caller picks those of its events.
+    pub fn snapshot_of(&self, group: u32) -> Result<Snapshot, BpfError> {
+        let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
+        let mut snap = Snapshot { counters: self.counters_of(group)?, ..Default::default() };
+
+        snap.calls = self.calls(group)?;
         let exe_calls: PerCpuHashMap<&MapData, SysKey, u64> =
             PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?).map_err(map_err(names::MAP_EXE_CALLS))?;
         let mut per_exe: HashMap<SysKey, u64> = HashMap::new();
         for item in exe_calls.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_EXE_CALLS))?;
-            *per_exe.entry(k).or_default() += v.iter().sum::<u64>();
+            if k.group == group {
+                *per_exe.entry(k).or_default() += v.iter().sum::<u64>();
+            }
         }
         // Runs of live threads not yet flushed (a thread still looping on one syscall).
         let tasks: Array<&MapData, u64> =
@@ -311,13 +477,19 @@ impl Observer {
             Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
         for (tid, s) in tasks.iter().enumerate() {
             let s = s.map_err(map_err(names::MAP_TASKS))?;
-            if s == 0 {
+            if s == 0 || slot::group(s) != group {
                 continue;
             }
             let n = pending.get(&(tid as u32), 0).map_err(map_err(names::MAP_PENDING))?;
             let last = slot::last(s);
             if n > 0 && u64::from(slot::last_nr(last)) != slot::NR_NONE {
-                let k = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0 };
+                let k = SysKey {
+                    exe: slot::exe(s),
+                    nr: slot::last_nr(last),
+                    abi: slot::last_abi(last),
+                    _pad: 0,
+                    group,
+                };
                 *per_exe.entry(k).or_default() += n;
             }
         }
@@ -326,14 +498,17 @@ impl Observer {
             PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?).map_err(map_err(names::MAP_OUTCOMES))?;
         for item in outcomes.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_OUTCOMES))?;
-            snap.outcomes.push((k, v.iter().sum()));
+            if k.group == group {
+                snap.outcomes.push((k, v.iter().sum()));
+            }
         }
         let fails: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(get(names::MAP_ARG_READ_FAILS)?).map_err(map_err(names::MAP_ARG_READ_FAILS))?;
-        for (i, v) in fails.iter().enumerate() {
-            let v: u64 = v.map_err(map_err(names::MAP_ARG_READ_FAILS))?.iter().sum();
+        let base = argspec::group_index(group, 0, 0);
+        for i in 0..argspec::TABLE_LEN {
+            let v: u64 = fails.get(&(base + i), 0).map_err(map_err(names::MAP_ARG_READ_FAILS))?.iter().sum();
             if v > 0 {
-                snap.arg_read_fails.push((i as u32, v));
+                snap.arg_read_fails.push((i, v));
             }
         }
         let args: PerCpuHashMap<&MapData, u64, u64> =
@@ -342,14 +517,40 @@ impl Observer {
             let (k, v) = item.map_err(map_err(names::MAP_ARGS_SEEN))?;
             snap.args_seen.insert(k, v.iter().sum());
         }
-        let exes: PerCpuHashMap<&MapData, u32, u64> =
+        let exes: PerCpuHashMap<&MapData, u64, u64> =
             PerCpuHashMap::try_from(get(names::MAP_EXES_SEEN)?).map_err(map_err(names::MAP_EXES_SEEN))?;
         for item in exes.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_EXES_SEEN))?;
-            snap.exes_seen.insert(k, v.iter().sum());
+            if (k >> 32) as u32 == group {
+                snap.exes_seen.insert(k as u32, v.iter().sum());
+            }
         }
         Ok(snap)
     }
+}
+
+/// Remove the keys of a per-CPU hash map that `matches` selects.
+fn remove_keys<K: aya::Pod + Eq + std::hash::Hash>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    matches: impl Fn(&K) -> bool,
+) -> Result<(), BpfError> {
+    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+    let mut m: PerCpuHashMap<&mut MapData, K, u64> = PerCpuHashMap::try_from(map).map_err(map_err(name))?;
+    let mut doomed = Vec::new();
+    for k in m.keys() {
+        let k = k.map_err(map_err(name))?;
+        if matches(&k) {
+            doomed.push(k);
+        }
+    }
+    for k in doomed {
+        match m.remove(&k) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(BpfError::Map { name, source: e }),
+        }
+    }
+    Ok(())
 }
 
 /// Reads the observer's ring buffer. Owns its fd; register it with a reactor for readiness.
@@ -393,7 +594,7 @@ mod tests {
     #[test]
     fn decodes_exec_events_and_rejects_bad_sizes() {
         let mut e = ExecEvent {
-            header: EventHeader { kind: event::EXEC, tid: 7, tgid: 7, exe: 42, time_ns: 1 },
+            header: EventHeader { kind: event::EXEC, group: 3, tid: 7, tgid: 7, exe: 42, time_ns: 1 },
             len: 8,
             _pad: 0,
             filename: [0; auditor_common::EXEC_NAME_LEN],
@@ -407,6 +608,7 @@ mod tests {
             Event::Exec { header, filename } => {
                 assert_eq!(header.tid, 7);
                 assert_eq!(header.exe, 42);
+                assert_eq!(header.group, 3);
                 assert_eq!(filename, b"/bin/sh");
             }
             other => panic!("unexpected {other:?}"),

@@ -27,11 +27,38 @@ enum Target {
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-fn parse_target(args: &LearnArgs) -> anyhow::Result<Target> {
-    let given = usize::from(!args.command.is_empty()) + usize::from(args.pid.is_some()) + usize::from(args.cgroup.is_some());
+/// A running container (`--container`): what the observation names, and whether its
+/// existing descendants are tracked too (pid scope).
+struct ContainerTarget {
+    model: model::Target,
+}
+
+fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTarget>)> {
+    let given = usize::from(!args.command.is_empty())
+        + usize::from(args.pid.is_some())
+        + usize::from(args.cgroup.is_some())
+        + usize::from(args.container.is_some());
     if given != 1 {
-        bail!("give exactly one workload: `-- CMD [ARGS...]`, `--pid PID` or `--cgroup DIR`");
+        bail!("give exactly one workload: `-- CMD [ARGS...]`, `--pid PID`, `--cgroup DIR` or `--container ID`");
     }
+    if let Some(id) = &args.container {
+        let pid = crate::daemon::container::init_pid(args.runtime, args.root.as_deref(), id)?;
+        let cgroup = crate::daemon::container::own_cgroup(pid, id);
+        let model = model::Target::Container {
+            id: id.clone(),
+            runtime: Some(args.runtime.name().to_string()),
+            cgroup: cgroup.as_ref().map(|(d, _)| d.display().to_string()),
+        };
+        let target = match cgroup {
+            Some((dir, _)) => Target::Cgroup { filter: cgroup_filter(&dir)?, path: dir },
+            None => Target::Pid(pid),
+        };
+        return Ok((target, Some(ContainerTarget { model })));
+    }
+    Ok((parse_plain_target(args)?, None))
+}
+
+fn parse_plain_target(args: &LearnArgs) -> anyhow::Result<Target> {
     if let Some(pid) = args.pid {
         if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
             bail!("no process with pid {pid}: check the pid (e.g. with `ps -p {pid}`)");
@@ -72,6 +99,33 @@ fn cgroup2_mount_root(dir: &Path) -> Option<PathBuf> {
         })
         .filter(|m| dir.starts_with(m))
         .max_by_key(|m| m.as_os_str().len())
+}
+
+/// Every process below `pid` (by parent pid), children before grandchildren.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            // The command name may hold spaces and parentheses: the fields follow its last ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((p, pp));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == parent && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// All thread ids of a process.
@@ -153,7 +207,7 @@ enum Stop {
 }
 
 pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
-    let target = parse_target(args)?;
+    let (target, container) = parse_target(args)?;
     // --userns / --policy: the launcher's container and complain-mode broker (enforce's).
     let mut under = super::enforce::LearnUnder::new(args.userns.as_deref(), args.rootfs.as_deref(), args.policy.as_deref())?;
     let notified = under.notified();
@@ -172,6 +226,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         },
         arg_specs: observe::args::kernel_specs(),
         emit_refusals: false,
+        ..Default::default()
     };
     // Signals are handled from before the workload starts, so that an early Ctrl-C still ends
     // in a written observation.
@@ -212,6 +267,12 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             if collected.initial_threads == 0 {
                 bail!("process {pid} exited before tracking began");
             }
+            if container.is_some() {
+                // A container scoped by pid: the processes its init already started belong to it.
+                for p in descendants(*pid) {
+                    track_running(&mut observer, p, &mut collected)?;
+                }
+            }
             (model::Target::Pid { pid: *pid }, None)
         }
         Target::Cgroup { path, .. } => {
@@ -224,6 +285,10 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let model_target = match container {
+        Some(c) => c.model,
+        None => model_target,
+    };
     eprintln!(
         "auditor: learning {} ({} threads tracked at start); output: {}",
         describe(&model_target),
@@ -312,6 +377,7 @@ fn describe(t: &model::Target) -> String {
         model::Target::Pid { pid } => format!("pid {pid} and its new descendants"),
         model::Target::Cgroup { path } => format!("cgroup {path}"),
         model::Target::Merged { inputs } => format!("{inputs} merged observations"),
+        model::Target::Container { id, .. } => format!("container {id}"),
     }
 }
 

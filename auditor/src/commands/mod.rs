@@ -3,6 +3,9 @@
 
 pub mod bench_floor;
 pub mod learn;
+// containers
+pub mod daemon;
+pub mod hook;
 // enforce commands
 pub mod agent;
 pub mod enforce;
@@ -25,6 +28,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Learn(args) => learn::run(&args),
         Command::BenchFloor => bench_floor::run(),
+        Command::Daemon(args) => daemon::run(&args),
+        Command::Hook(args) => hook::run(&args),
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
         Command::Tui(args) => tui::run(&args),

@@ -59,11 +59,15 @@ pub struct RunInfo {
     pub duration_ms: u64,
 }
 
+/// The executable name of a container's calls before the workload's first execve.
+pub const RUNTIME_INIT: &str = "(runtime init, before the workload's execve)";
+
 /// Name of the executable with id `id`.
 pub fn exe_name(c: &Collected, target: &Target, id: u32) -> String {
     if id == 0 {
         return match target {
             Target::Command { .. } => "(launcher, before exec)".into(),
+            Target::Container { .. } => RUNTIME_INIT.into(),
             _ => "(unknown: running before tracking)".into(),
         };
     }
@@ -267,7 +271,7 @@ mod tests {
         let mut strs = [[0u8; auditor_common::ARG_STR_LEN]; auditor_common::ARG_STR_SLOTS];
         strs[0][..path.len()].copy_from_slice(path);
         ArgsEvent {
-            header: EventHeader { kind: event::ARGS, tid: 1, tgid: 1, exe: 7, time_ns: 0 },
+            header: EventHeader { kind: event::ARGS, group: 0, tid: 1, tgid: 1, exe: 7, time_ns: 0 },
             hash,
             nr,
             abi: abi::X86_64,
@@ -293,17 +297,17 @@ mod tests {
             0,
             vec![SysStat { count: 3, first_seen_ns: 3_000_000 }, SysStat { count: 2, first_seen_ns: 2_000_000 }],
         ));
-        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0 }, 5));
+        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0, group: 0 }, 5));
         c.snapshot.calls.push((abi::X86_64, 259, vec![SysStat { count: 2, first_seen_ns: 4_000_000 }]));
-        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0 }, 2));
+        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0, group: 0 }, 2));
         // i386 getpid (20) is not x86_64 writev (20).
         c.snapshot.calls.push((abi::I386, 20, vec![SysStat { count: 1, first_seen_ns: 5_000_000 }]));
-        let ok = |kind, errno, n| (OutcomeKey { exe: 7, nr: 259, abi: abi::X86_64, kind, errno, _pad: 0 }, n);
+        let ok = |kind, errno, n| (OutcomeKey { exe: 7, nr: 259, abi: abi::X86_64, kind, errno, group: 0 }, n);
         c.snapshot.outcomes.push(ok(outcome::FAILED, 1, 2));
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 110, abi: abi::X86_64, kind: outcome::REFUSED, errno: 13, _pad: 0 }, 4));
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 0, abi: abi::X86_64, kind: outcome::RESTART, errno: 512, _pad: 0 }, 1));
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 110, abi: abi::X86_64, kind: outcome::REFUSED, errno: 13, group: 0 }, 4));
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 0, abi: abi::X86_64, kind: outcome::RESTART, errno: 512, group: 0 }, 1));
         // rt_sigreturn (15) "fails" with whatever the interrupted call returned: not recorded.
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 15, abi: abi::X86_64, kind: outcome::FAILED, errno: 2, _pad: 0 }, 1));
+        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 15, abi: abi::X86_64, kind: outcome::FAILED, errno: 2, group: 0 }, 1));
         // Two events that decode to the same tuple merge; counts come from the kernel table.
         c.args_events.push(args_event(259, -1, 11, b"/dev/x"));
         c.args_events.push(args_event(259, -1, 12, b"/dev/x"));

@@ -66,6 +66,18 @@ pub enum Target {
     Cgroup { path: String },
     /// Several observations merged.
     Merged { inputs: u32 },
+    /// An OCI container (`auditor daemon` through `auditor hook`, or `auditor learn
+    /// --container`): calls before the workload's first execve are the runtime's own init and
+    /// are listed under the executable `(runtime init, before the workload's execve)`.
+    Container {
+        id: String,
+        /// `runc` or `crun` when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runtime: Option<String>,
+        /// The container's cgroup v2 directory, when it was scoped by one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup: Option<String>,
+    },
 }
 
 /// The ABI a syscall was made through.

@@ -1,0 +1,667 @@
+//! `auditor daemon`: one resident learner for every container on the host.
+//!
+//! The eBPF programs are loaded once; each registered container gets a *group* (see
+//! `auditor_common::slot`), so that the kernel side keeps its counts apart. A container is
+//! tracked from its runtime's init process (registered by `auditor hook` at `createRuntime`,
+//! before the workload runs): through fork inheritance, and processes that join later (`runc
+//! exec`) are adopted at their exec, by the container's own cgroup v2 where it has one, else by
+//! its mount namespace. When its last tracked
+//! thread has exited, the daemon writes its observation file, named after the container id,
+//! and recycles the group.
+//!
+//! One task owns the observer and the containers; connections are served by their own tasks,
+//! which pass validated requests over a bounded channel and wait for the answer.
+
+pub mod container;
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use auditor_common::{counters, hash::exe_id, slot};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::bpf::{BpfError, Event, Observer, ObserverConfig};
+use crate::observe::{self, build, model};
+use protocol::{Register, Reply, Request};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: another auditor daemon is listening there (stop it, or give another --socket)")]
+    InUse { path: PathBuf },
+    #[error("container {id}: {msg}")]
+    Container { id: String, msg: String },
+    #[error("writing the observation of container {id}: {source}")]
+    Save {
+        id: String,
+        #[source]
+        source: observe::ObserveError,
+    },
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub output_dir: PathBuf,
+    /// Containers tracked at once (groups of the observer).
+    pub max_containers: u32,
+}
+
+/// How long a connection may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often finished containers are looked for.
+const TICK: Duration = Duration::from_millis(50);
+
+/// One tracked container.
+struct Tracked {
+    id: String,
+    runtime: Option<String>,
+    pid: u32,
+    cgroup: Option<(PathBuf, u64)>,
+    /// The mount namespace whose execs join the container (when it has no cgroup of its own).
+    mntns: Option<u32>,
+    /// The init's threads tracked at registration.
+    initial_tids: Vec<u32>,
+    collected: build::Collected,
+    started: SystemTime,
+    t0: Instant,
+}
+
+/// What a connection asks the owner of the observer.
+struct Job {
+    register: Register,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The state the main task owns.
+struct Learner {
+    observer: Observer,
+    config: Config,
+    tracked: HashMap<u32, Tracked>,
+    free: Vec<u32>,
+    /// Ring buffer records of no tracked container (or malformed).
+    orphan_events: u64,
+}
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io { path: PathBuf::from("(runtime)"), what: "starting tokio", source })?;
+    rt.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), DaemonError> {
+    let io = |path: &Path, what| {
+        let path = path.to_owned();
+        move |source| DaemonError::Io { path, what, source }
+    };
+    std::fs::create_dir_all(&config.output_dir).map_err(io(&config.output_dir, "creating the output directory"))?;
+    crate::fsutil::check_writable(&config.output_dir.join("probe.json"))
+        .map_err(|e| DaemonError::Io {
+            path: config.output_dir.clone(),
+            what: "output directory not writable",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let listener = bind(&config.socket)?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(io(&config.socket, "installing signal handlers"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(io(&config.socket, "installing signal handlers"))?;
+
+    let groups = config.max_containers.clamp(1, slot::MAX_GROUPS);
+    let mut observer = Observer::load(&ObserverConfig {
+        arg_specs: observe::args::kernel_specs(),
+        groups,
+        cgroup_groups: true,
+        mntns_groups: true,
+        ..Default::default()
+    })?;
+    let mut events = observer.take_events()?;
+    // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (both live
+    // until the end of this function, `ring` is declared later so dropped first) and is not
+    // closed meanwhile.
+    let mut ring = unsafe {
+        AsyncFd::register_with_interest(RawFd(std::os::fd::AsRawFd::as_raw_fd(&events)), tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| DaemonError::Io {
+        path: config.socket.clone(),
+        what: "registering the ring buffer",
+        source: std::io::Error::other(format!("{e:?}")),
+    })?;
+    let mut learner = Learner {
+        observer,
+        config: config.clone(),
+        tracked: HashMap::new(),
+        free: (0..groups).rev().collect(),
+        orphan_events: 0,
+    };
+    tracing::info!(socket = %config.socket.display(), output = %config.output_dir.display(), groups, "auditor daemon ready");
+    eprintln!(
+        "auditor daemon: listening on {}; observations go to {}",
+        config.socket.display(),
+        config.output_dir.display()
+    );
+
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::channel::<Job>(64);
+    let acceptor = tokio::spawn(accept_loop(listener, tx, cancel.clone()));
+    let mut tick = tokio::time::interval(TICK);
+    let mut buf = Vec::new();
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            g = ring.readable_mut() => {
+                match g {
+                    Ok(mut g) => {
+                        events.drain(&mut buf);
+                        learner.absorb(std::mem::take(&mut buf));
+                        g.clear_ready();
+                    }
+                    Err(e) => tracing::error!(error = %e, "ring buffer readiness"),
+                }
+            }
+            Some(job) = rx.recv() => {
+                // Events of earlier containers first, so that a recycled group starts clean.
+                events.drain(&mut buf);
+                learner.absorb(std::mem::take(&mut buf));
+                let reply = learner.register(job.register);
+                let _ = job.reply.send(reply);
+            }
+            _ = tick.tick() => {
+                let done = learner.finished();
+                if !done.is_empty() {
+                    events.drain(&mut buf);
+                    learner.absorb(std::mem::take(&mut buf));
+                    for g in done {
+                        learner.finish(g, false);
+                    }
+                }
+            }
+        }
+    }
+    // Shutdown: stop accepting, then write what every container still running did so far.
+    cancel.cancel();
+    let _ = acceptor.await;
+    events.drain(&mut buf);
+    learner.absorb(buf);
+    let groups: Vec<u32> = learner.tracked.keys().copied().collect();
+    for g in groups {
+        learner.finish(g, true);
+    }
+    let _ = std::fs::remove_file(&config.socket);
+    if learner.orphan_events > 0 {
+        tracing::warn!(records = learner.orphan_events, "ring buffer records of no tracked container");
+    }
+    eprintln!("auditor daemon: stopped");
+    Ok(())
+}
+
+/// Bind the socket, root-only; a stale socket file is replaced, a live one is refused.
+fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    let io = |what| {
+        let path = path.to_owned();
+        move |source| DaemonError::Io { path, what, source }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io("creating the socket directory"))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("restricting the socket directory"))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::InUse { path: path.to_owned() });
+        }
+        std::fs::remove_file(path).map_err(io("removing a stale socket"))?;
+    }
+    // Created with no permissions for group and others (umask), then set to 0600 explicitly.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let l = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let l = l.map_err(io("binding the socket"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restricting the socket"))?;
+    Ok(l)
+}
+
+async fn accept_loop(listener: UnixListener, tx: mpsc::Sender<Job>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_client(stream, tx.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// One connection: check the peer, read one bounded request, pass it on, answer.
+async fn serve_client(mut stream: UnixStream, tx: mpsc::Sender<Job>) {
+    let peer = stream.peer_cred().ok();
+    let (uid, pid) = (peer.map(|c| c.uid()), peer.and_then(|c| c.pid()));
+    let reply = match uid {
+        Some(0) => match read_request(&mut stream).await {
+            Ok(Request::Register(register)) => {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.send(Job { register, reply: rtx }).await.is_err() {
+                    Reply::err("the daemon is shutting down")
+                } else {
+                    rrx.await.unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
+                }
+            }
+            Err(msg) => {
+                tracing::warn!(peer_pid = ?pid, error = %msg, "rejected a malformed request");
+                Reply::err(format!("malformed request: {msg}"))
+            }
+        },
+        other => {
+            tracing::warn!(peer_uid = ?other, peer_pid = ?pid, "rejected a client that is not root");
+            Reply::err("only root may register containers")
+        }
+    };
+    let mut text = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    text.push(b'\n');
+    let _ = tokio::time::timeout(READ_TIMEOUT, stream.write_all(&text)).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
+    let mut buf = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok::<(), String>(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > protocol::MAX_MESSAGE {
+                return Err(format!("more than {} bytes", protocol::MAX_MESSAGE));
+            }
+            // A request is one JSON object: a newline ends it, so a client need not shut down.
+            if buf.contains(&b'\n') {
+                return Ok(());
+            }
+        }
+    };
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(r) => r?,
+        Err(_) => return Err(format!("no complete request within {}s", READ_TIMEOUT.as_secs())),
+    }
+    protocol::parse_request(&buf).map_err(|e| e.to_string())
+}
+
+impl Learner {
+    fn output_path(&self, id: &str) -> PathBuf {
+        self.config.output_dir.join(format!("{id}.json"))
+    }
+
+    /// Start tracking a container. Answers only once its init's threads are tracked.
+    fn register(&mut self, r: Register) -> Reply {
+        if let Some(&g) = self.tracked.iter().find(|(_, t)| t.id == r.id).map(|(g, _)| g) {
+            // The same id again right after the first container ended, before the next tick
+            // noticed: write the first one's file now.
+            if self.finished().contains(&g) {
+                self.finish(g, false);
+            } else {
+                tracing::warn!(id = %r.id, "container registered twice");
+                return Reply::err(format!("container {} is already tracked and still running", r.id));
+            }
+        }
+        if !Path::new(&format!("/proc/{}", r.pid)).exists() {
+            return Reply::err(format!("container {}: no process with pid {}", r.id, r.pid));
+        }
+        let Some(group) = self.free.pop() else {
+            tracing::error!(id = %r.id, max = self.observer.groups(), "too many containers at once");
+            return Reply::err(format!(
+                "the daemon already tracks {} containers (restart it with a larger --max-containers)",
+                self.observer.groups()
+            ));
+        };
+        match self.start(group, &r) {
+            Ok(threads) => {
+                tracing::info!(id = %r.id, pid = r.pid, group, threads, "tracking container");
+                Reply::ok(self.output_path(&r.id).display().to_string())
+            }
+            Err(e) => {
+                tracing::error!(id = %r.id, error = %e, "cannot track container");
+                self.untrack_group(group);
+                self.free.push(group);
+                Reply::err(format!("container {}: {e}", r.id))
+            }
+        }
+    }
+
+    fn start(&mut self, group: u32, r: &Register) -> Result<u64, DaemonError> {
+        let cgroup = container::own_cgroup(r.pid, &r.id);
+        let mntns = if cgroup.is_none() { container::own_mntns(r.pid) } else { None };
+        let mut tids = Vec::new();
+        match self.track_init(group, r, cgroup.as_ref().map(|(_, id)| *id), mntns, &mut tids) {
+            Ok(()) => {}
+            Err(e) => {
+                // Leave nothing of the group behind: its slots, its adoption keys.
+                for tid in tids {
+                    let _ = self.observer.untrack(tid);
+                }
+                if let Some((_, id)) = &cgroup {
+                    let _ = self.observer.forget_cgroup(*id);
+                }
+                if let Some(inum) = mntns {
+                    let _ = self.observer.forget_mntns(inum);
+                }
+                return Err(e);
+            }
+        }
+        let threads = tids.len() as u64;
+        let initial_tids = tids;
+        let collected = build::Collected { start_boot_ns: boot_ns(), initial_threads: threads, ..Default::default() };
+        self.tracked.insert(
+            group,
+            Tracked {
+                id: r.id.clone(),
+                runtime: r.runtime.clone(),
+                pid: r.pid,
+                cgroup,
+                mntns,
+                initial_tids,
+                collected,
+                started: SystemTime::now(),
+                t0: Instant::now(),
+            },
+        );
+        Ok(threads)
+    }
+
+    /// Track the init's threads (`tids` gets those tracked) and register how joiners are
+    /// recognised.
+    fn track_init(
+        &mut self,
+        group: u32,
+        r: &Register,
+        cgroup: Option<u64>,
+        mntns: Option<u32>,
+        tids: &mut Vec<u32>,
+    ) -> Result<(), DaemonError> {
+        if let Some(id) = cgroup {
+            self.observer.adopt_cgroup(id, group)?;
+        } else if let Some(inum) = mntns {
+            // No cgroup of its own: processes that join later are recognised at their exec
+            // inside the container's mount namespace.
+            self.observer.adopt_mntns(inum, group)?;
+        }
+        for tid in container::threads_of(r.pid) {
+            // Executable 0: the runtime's init, until the workload's execve.
+            self.observer.track_in(group, tid, 0, slot::FRESH)?;
+            if !Path::new(&format!("/proc/{}/task/{tid}", r.pid)).exists() {
+                // Exited meanwhile: it sends no exit, and its id may be recycled.
+                self.observer.untrack(tid)?;
+                continue;
+            }
+            tids.push(tid);
+        }
+        if tids.is_empty() {
+            return Err(DaemonError::Container {
+                id: r.id.clone(),
+                msg: format!("process {} exited before tracking began", r.pid),
+            });
+        }
+        Ok(())
+    }
+
+    /// Undo a failed start: no thread of the group may stay tracked.
+    fn untrack_group(&mut self, group: u32) {
+        if let Some(t) = self.tracked.remove(&group) {
+            if let Some((_, id)) = t.cgroup {
+                let _ = self.observer.forget_cgroup(id);
+            }
+            if let Some(inum) = t.mntns {
+                let _ = self.observer.forget_mntns(inum);
+            }
+        }
+        if let Err(e) = self.observer.reset_group(group) {
+            tracing::error!(group, error = %e, "cannot reset group");
+        }
+    }
+
+    fn absorb(&mut self, events: Vec<Event>) {
+        for ev in events {
+            let group = match &ev {
+                Event::Exec { header, .. } => u32::from(header.group),
+                Event::Args(a) => u32::from(a.header.group),
+                Event::Refused(r) => u32::from(r.header.group),
+                Event::Malformed { len, kind } => {
+                    tracing::error!(len, kind, "malformed ring buffer record");
+                    self.orphan_events += 1;
+                    continue;
+                }
+            };
+            let Some(t) = self.tracked.get_mut(&group) else {
+                self.orphan_events += 1;
+                continue;
+            };
+            match ev {
+                Event::Exec { header, filename } => {
+                    t.collected.exe_names.insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
+                }
+                Event::Args(a) => t.collected.args_events.push(*a),
+                Event::Refused(_) | Event::Malformed { .. } => {}
+            }
+        }
+    }
+
+    /// Groups whose containers have no live thread left.
+    fn finished(&self) -> Vec<u32> {
+        let mut done = Vec::new();
+        for (&g, t) in &self.tracked {
+            let c = match self.observer.counters_of(g) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(id = %t.id, error = %e, "cannot read counters");
+                    continue;
+                }
+            };
+            let born = t.collected.initial_threads
+                + c[counters::TASKS_FORKED as usize]
+                + c[counters::TASKS_ADOPTED as usize];
+            let exited = c[counters::TASKS_EXITED as usize];
+            if exited < born && !self.gone_anyway(t, born - exited) {
+                continue;
+            }
+            // A process in its cgroup that was never adopted (moved in and never exec'd) keeps
+            // the container alive.
+            if let Some((dir, ino)) = &t.cgroup {
+                if container::populated(dir, *ino) == Some(true) {
+                    continue;
+                }
+            }
+            done.push(g);
+        }
+        done
+    }
+
+    /// The counts say `alive` threads are left, but is anything of the container still
+    /// running? A thread that exited between being listed and being tracked is counted as
+    /// tracked and never as exited; this keeps such a container from waiting forever. Checked
+    /// only once the init is gone, so it costs nothing while a container runs.
+    fn gone_anyway(&self, t: &Tracked, alive: u64) -> bool {
+        if Path::new(&format!("/proc/{}", t.pid)).exists() {
+            return false;
+        }
+        let left = match (&t.cgroup, t.mntns) {
+            (Some((dir, ino)), _) => container::populated(dir, *ino) == Some(true),
+            (None, Some(inum)) => container::any_in_mntns(inum),
+            // Nothing else to tell by: trust the counts.
+            (None, None) => return false,
+        };
+        if !left {
+            tracing::warn!(id = %t.id, alive, "the counts say threads are alive but none of the container is; finishing it");
+        }
+        !left
+    }
+
+    /// Write the observation of the container in `group` and recycle the group.
+    fn finish(&mut self, group: u32, shutdown: bool) {
+        let Some(mut t) = self.tracked.remove(&group) else { return };
+        if let Some((_, id)) = &t.cgroup {
+            if let Err(e) = self.observer.forget_cgroup(*id) {
+                tracing::error!(id = %t.id, error = %e, "cannot stop adopting the cgroup");
+            }
+        }
+        if let Some(inum) = t.mntns {
+            if let Err(e) = self.observer.forget_mntns(inum) {
+                tracing::error!(id = %t.id, error = %e, "cannot stop adopting the mount namespace");
+            }
+        }
+        match self.observer.snapshot_of(group) {
+            Ok(s) => t.collected.snapshot = s,
+            Err(e) => tracing::error!(id = %t.id, error = %e, "cannot read the maps; the observation is incomplete"),
+        }
+        // A thread caught before its first exec'd name is known: name it from /proc if alive.
+        if shutdown {
+            if let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", t.pid)) {
+                let p = p.to_string_lossy().into_owned();
+                t.collected.exe_names.entry(exe_id(p.as_bytes())).or_insert(p);
+            }
+        }
+        let hashes: Vec<u64> = t.collected.args_events.iter().map(|a| a.hash).collect();
+        let ended = SystemTime::now();
+        let obs = build::build(
+            &t.collected,
+            build::RunInfo {
+                host: host(),
+                target: model::Target::Container {
+                    id: t.id.clone(),
+                    runtime: t.runtime.clone(),
+                    cgroup: t.cgroup.as_ref().map(|(d, _)| d.display().to_string()),
+                },
+                started_at: humantime::format_rfc3339_millis(t.started).to_string(),
+                ended_at: humantime::format_rfc3339_millis(ended).to_string(),
+                duration_ms: t.t0.elapsed().as_millis() as u64,
+            },
+        );
+        let path = self.output_path(&t.id);
+        match observe::save(&path, &obs) {
+            Ok(()) => tracing::info!(
+                id = %t.id,
+                path = %path.display(),
+                syscalls = obs.syscalls.len(),
+                still_running = shutdown,
+                "observation written"
+            ),
+            Err(source) => {
+                let e = DaemonError::Save { id: t.id.clone(), source };
+                tracing::error!(error = %e, "observation lost");
+                eprintln!("auditor daemon: error: {e}");
+            }
+        }
+        if obs.loss.total > 0 {
+            tracing::warn!(id = %t.id, lost = obs.loss.total, "observations were lost; see `loss` in the file");
+        }
+        if shutdown {
+            return;
+        }
+        // A thread that exited just before it was tracked keeps its slot: clear it, so that a
+        // recycled thread id does not start in the next container of this group.
+        for &tid in &t.initial_tids {
+            if !Path::new(&format!("/proc/{tid}")).exists() && self.observer.group_of(tid).ok().flatten() == Some(group) {
+                let _ = self.observer.untrack(tid);
+            }
+        }
+        if let Err(e) = self.observer.reset_group(group).and_then(|()| self.observer.forget_args(&hashes)) {
+            // Never reuse a group whose counts could leak into another container's file.
+            tracing::error!(group, error = %e, "cannot reset group; it is retired");
+            return;
+        }
+        self.free.push(group);
+    }
+}
+
+fn boot_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+fn host() -> model::Host {
+    let u = nix::sys::utsname::uname().ok();
+    model::Host {
+        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+/// Borrow a raw fd for readiness only (the EventReader owns it).
+struct RawFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for RawFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
+/// Send one request to a daemon and wait for its reply, at most `timeout` in all.
+pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, String> {
+    use std::io::{Read as _, Write as _};
+    let deadline = Instant::now() + timeout;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach the auditor daemon at {}: {e} (is `auditor daemon --socket {}` running?)",
+            socket.display(),
+            socket.display()
+        )
+    })?;
+    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    s.set_write_timeout(Some(left())).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    text.push(b'\n');
+    s.write_all(&text).map_err(|e| format!("sending to the daemon at {}: {e}", socket.display()))?;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        s.set_read_timeout(Some(left())).map_err(|e| e.to_string())?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > protocol::MAX_MESSAGE {
+                    return Err("the daemon's reply is too large".into());
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(format!(
+                    "the auditor daemon at {} did not answer within {}s",
+                    socket.display(),
+                    timeout.as_secs_f64()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the daemon's reply: {e}")),
+        }
+    }
+    serde_json::from_slice(&buf).map_err(|e| format!("the daemon's reply is not valid: {e}"))
+}
