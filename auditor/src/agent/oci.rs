@@ -2,8 +2,9 @@
 //! state as JSON with the notify fd attached (SCM_RIGHTS), and close.
 //!
 //! The runtime opens one connection per filter it installs (`runc exec` brings another fd for
-//! the same container). Each connection is read to EOF — bounded in size and time — with
-//! `MSG_CMSG_CLOEXEC`; a truncated control message is refused. The message names its fds
+//! the same container). Each connection is read — bounded in size and time — with
+//! `MSG_CMSG_CLOEXEC` until it holds one whole JSON value or ends (runc 1.1 keeps its end open
+//! while the container runs); a truncated control message is refused. The message names its fds
 //! (`fds`); exactly one must be `seccompFd` and be a seccomp listener, every other fd is
 //! closed. The policy is named by `metadata` (the profile's `listenerMetadata`), else by the
 //! container's [`POLICY_ANNOTATION`], else it is `default`; the name is untrusted and resolved
@@ -36,7 +37,7 @@ use crate::seccomp::notify::{self, NotifyError, NotifyFd};
 
 /// Largest message accepted (runc's state with its annotations is a few KiB).
 pub const MAX_MESSAGE: usize = 1 << 20;
-/// A client must send its whole message and close within this time.
+/// A client must send its whole message within this time.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections being read at once; more are refused at once (a slow client holds a slot for
 /// at most [`READ_TIMEOUT`]).
@@ -80,8 +81,10 @@ pub enum OciError {
     NotRoot { uid: u32 },
     #[error("reading the message failed")]
     Read(#[source] std::io::Error),
-    #[error("the client did not send its message and close within {READ_TIMEOUT:?}")]
+    #[error("the client did not send its whole message within {READ_TIMEOUT:?}")]
     Timeout,
+    #[error("data follows the JSON message")]
+    Trailing,
     #[error("the message is larger than {MAX_MESSAGE} bytes")]
     TooLarge,
     #[error("the control message was truncated (more than {MAX_FDS} fds, or not SCM_RIGHTS)")]
@@ -249,7 +252,30 @@ fn recv_once(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Resu
     ))
 }
 
-/// Read the message to EOF, with its fds.
+/// Whether `data` holds one whole JSON value (and nothing but whitespace after it).
+fn complete(data: &[u8]) -> Result<bool, OciError> {
+    let mut values =
+        serde_json::Deserializer::from_slice(data).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        None => Ok(false),
+        Some(Err(e)) if e.is_eof() => Ok(false),
+        Some(Err(e)) => Err(OciError::Json(e)),
+        Some(Ok(_)) => {
+            if data[values.byte_offset()..]
+                .iter()
+                .all(u8::is_ascii_whitespace)
+            {
+                Ok(true)
+            } else {
+                Err(OciError::Trailing)
+            }
+        }
+    }
+}
+
+/// Read the message with its fds: up to EOF, or until it is one whole JSON value. runc 1.1
+/// never closes its end while the container runs (it closes a dup of the connection only), so
+/// EOF cannot be what ends a message; the JSON's own end does.
 async fn receive(stream: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), OciError> {
     let mut data = Vec::new();
     let mut fds = Vec::new();
@@ -272,6 +298,9 @@ async fn receive(stream: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), OciErro
             return Err(OciError::TooLarge);
         }
         data.extend_from_slice(&buf[..n]);
+        if complete(&data)? {
+            return Ok((data, fds));
+        }
     }
 }
 
@@ -550,6 +579,16 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&e, OciError::NotListener { what } if what.starts_with("pipe:")), "{e}");
         assert!(!is_open(wr));
+    }
+
+    #[test]
+    fn a_message_ends_with_its_json_value() {
+        assert!(!complete(b"").unwrap());
+        assert!(!complete(b"{\"a\": [1, ").unwrap());
+        assert!(complete(b"{\"a\": [1]}").unwrap());
+        assert!(complete(b" {\"a\": [1]}\n").unwrap());
+        assert!(matches!(complete(b"{\"a\": 1} x"), Err(OciError::Trailing)));
+        assert!(matches!(complete(b"garbage"), Err(OciError::Json(_))));
     }
 
     #[test]
