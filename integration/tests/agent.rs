@@ -239,7 +239,13 @@ impl Setup {
     /// Learn the busybox container under `runtime`, generate the native policy into the policy
     /// directory and the OCI profile pointing at the (future) agent socket.
     fn new(runtime: Runtime) -> Setup {
-        runtimes::clear_stale(runtime);
+        // `clear_stale` removes every `auditor-rt-*` container, also those of tests running
+        // beside this one: once per process, before any test of it makes containers.
+        static CLEARED: std::sync::Once = std::sync::Once::new();
+        CLEARED.call_once(|| {
+            runtimes::clear_stale(Runtime::Runc);
+            runtimes::clear_stale(Runtime::Crun);
+        });
         let scratch = Scratch::new();
         let d = &scratch.dir;
         let bundle = Bundle::busybox(runtime, &["/bin/busybox", "sh", "-c", LEARN_SCRIPT])
@@ -538,5 +544,84 @@ fn twenty_runc_containers_without_cross_talk() {
             .count(),
         20,
         "{records:#?}"
+    );
+}
+
+#[test]
+fn runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation() {
+    let test = "runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    // No listenerMetadata: the container's annotation names the policy.
+    let mut profile = s.profile.clone();
+    if let Some(obj) = profile.as_object_mut() {
+        obj.remove("listenerMetadata");
+    }
+    // The container waits (in a loop of learned calls) until /tmp/stop appears.
+    let b = s.bundle(
+        "busybox mknod /tmp/null c 1 3; echo mknod=$?; while [ ! -e /tmp/stop ]; do busybox sleep 0; done",
+        &profile,
+    );
+    b.annotate("org.auditor.policy", POLICY).expect("annotate");
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || run_with_timeout(&mut command(&argv), Duration::from_secs(60)))
+    };
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    assert_eq!(emulated(&records, &b.id).len(), 1, "{}", agent.log_text());
+    // `runc exec` installs the filter again in the new process: a second connection, served
+    // under the same container id.
+    let o = run_with_timeout(
+        Command::new("runc").args([
+            "exec",
+            &b.id,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox mknod /tmp/null-exec c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null-exec; busybox mknod /tmp/stop p",
+        ]),
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let container = runner.join().expect("runner thread");
+    assert!(
+        out.contains("mknod=0") && out.contains("dev=1:3"),
+        "runc exec: {}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+    assert!(
+        String::from_utf8_lossy(&container.stdout).contains("mknod=0"),
+        "{}",
+        text(&container)
+    );
+    let records = agent.wait_records(|r| emulated(r, &b.id).len() >= 2);
+    let mine = emulated(&records, &b.id);
+    let paths: Vec<&str> = mine.iter().filter_map(|r| r["decoded"]["path"].as_str()).collect();
+    assert!(paths.contains(&"/tmp/null") && paths.contains(&"/tmp/null-exec"), "{mine:#?}");
+    let log = agent.log_text();
+    let served = log
+        .lines()
+        .filter(|l| l.contains("serving a container") && l.contains(&b.id) && l.contains("org.auditor.policy"))
+        .count();
+    assert_eq!(served, 2, "two fds, both by the annotation: {log}");
+
+    // Neither metadata nor annotation: the policy `default`, which this directory lacks. The
+    // agent refuses the fd (and says why); the container's notified call then fails with
+    // ENOSYS instead of hanging, and nothing else is affected.
+    let b = s.bundle(MKNOD_SCRIPT, &profile);
+    let o = s.run(&b);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+    let log = agent.wait_log(|l| l.contains("no policy \"default\""));
+    assert!(
+        log.lines().any(|l| l.contains("rejected a connection") && l.contains(&b.id) && l.contains("no policy \"default\"")),
+        "{log}"
     );
 }
