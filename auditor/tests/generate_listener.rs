@@ -48,9 +48,9 @@ fn the_profile_names_the_agent_and_its_policy() -> TestResult {
         .filter(|s| s["action"] == "SCMP_ACT_NOTIFY")
         .collect();
     assert!(
-        notified
-            .iter()
-            .any(|s| s["names"].as_array().is_some_and(|n| n.iter().any(|n| n == "mknodat"))),
+        notified.iter().any(|s| s["names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "mknodat"))),
         "{profile:#}"
     );
 

@@ -248,8 +248,8 @@ impl Setup {
         });
         let scratch = Scratch::new();
         let d = &scratch.dir;
-        let bundle = Bundle::busybox(runtime, &["/bin/busybox", "sh", "-c", LEARN_SCRIPT])
-            .expect("bundle");
+        let bundle =
+            Bundle::busybox(runtime, &["/bin/busybox", "sh", "-c", LEARN_SCRIPT]).expect("bundle");
         bundle.user_namespace().expect("user namespace");
         let obs = d.join("obs.json");
         let o = run_with_timeout(
@@ -276,7 +276,11 @@ impl Setup {
                 .arg(&native),
             Duration::from_secs(60),
         );
-        assert!(o.status.success(), "auditor generate (native): {}", text(&o));
+        assert!(
+            o.status.success(),
+            "auditor generate (native): {}",
+            text(&o)
+        );
         let oci = d.join("profile.json");
         let o = run_with_timeout(
             Command::new(auditor_bin())
@@ -326,7 +330,8 @@ impl Setup {
 
     /// A user-namespaced busybox bundle running `script` under `profile`.
     fn bundle(&self, script: &str, profile: &serde_json::Value) -> Bundle {
-        let b = Bundle::busybox(self.runtime, &["/bin/busybox", "sh", "-c", script]).expect("bundle");
+        let b =
+            Bundle::busybox(self.runtime, &["/bin/busybox", "sh", "-c", script]).expect("bundle");
         b.user_namespace().expect("user namespace");
         b.set_seccomp(profile).expect("seccomp");
         b
@@ -344,12 +349,15 @@ fn emulated<'a>(records: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_jso
         .filter(|r| {
             r["container"] == id
                 && r["decision"] == "emulated"
-                && r["syscall"].as_str().is_some_and(|s| s.starts_with("mknod"))
+                && r["syscall"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("mknod"))
         })
         .collect()
 }
 
-const MKNOD_SCRIPT: &str = "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null; \
+const MKNOD_SCRIPT: &str =
+    "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null; \
      busybox mknod /tmp/blk b 8 0; echo blk=$?";
 
 fn mknod_through_the_agent(test: &str, runtime: Runtime) {
@@ -362,7 +370,11 @@ fn mknod_through_the_agent(test: &str, runtime: Runtime) {
     let b = s.bundle(MKNOD_SCRIPT, &s.plain);
     let o = s.run(&b);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(out.contains("mknod=1") && out.contains("blk=1"), "{}", text(&o));
+    assert!(
+        out.contains("mknod=1") && out.contains("blk=1"),
+        "{}",
+        text(&o)
+    );
     drop(b);
 
     // Through the agent: the char device is made on the container's behalf, the block one is not.
@@ -383,9 +395,10 @@ fn mknod_through_the_agent(test: &str, runtime: Runtime) {
     assert_eq!(mine[0]["decoded"]["path"], "/tmp/null", "{:#}", mine[0]);
     assert_eq!(mine[0]["result"], "0", "{:#}", mine[0]);
     assert!(
-        !records
-            .iter()
-            .any(|r| r["decoded"]["dev"].as_str().is_some_and(|d| d.starts_with("block")) && r["result"] == "0"),
+        !records.iter().any(|r| r["decoded"]["dev"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("block"))
+            && r["result"] == "0"),
         "a block device was made: {records:#?}"
     );
     assert!(
@@ -403,6 +416,40 @@ fn runc_mknod_through_the_agent() {
 #[test]
 fn crun_mknod_through_the_agent() {
     mknod_through_the_agent("crun_mknod_through_the_agent", Runtime::Crun);
+}
+
+/// Whether a process of `b`'s container is (within 5 s) blocked in mknodat, waiting for the
+/// agent's answer (/proc/PID/syscall names the call a blocked task is in).
+fn waiting_in_mknodat(b: &Bundle) -> bool {
+    let o = Command::new("runc").args(["state", &b.id]).output();
+    let Some(init) = o
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["pid"].as_i64())
+    else {
+        return false;
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let ppid = std::fs::read_to_string(p.join("stat")).ok().and_then(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i64>().ok())
+            });
+            let nr = std::fs::read_to_string(p.join("syscall")).unwrap_or_default();
+            if ppid == Some(init)
+                && nr.split_whitespace().next() == Some(&libc::SYS_mknodat.to_string())
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 #[test]
@@ -445,7 +492,7 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
     let agent_pid = i32::try_from(agent.child.id()).expect("pid");
     // SAFETY: kill(2) on our own child, which we have not reaped.
     unsafe { libc::kill(agent_pid, libc::SIGSTOP) };
-    std::thread::sleep(Duration::from_millis(300));
+    let waiting = waiting_in_mknodat(&looping);
     let killed = looping.kill();
     let start = Instant::now();
     while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
@@ -454,6 +501,10 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
     // SAFETY: as above.
     unsafe { libc::kill(agent_pid, libc::SIGCONT) };
     killed.expect("kill the container");
+    assert!(
+        waiting,
+        "no process of the container was waiting in mknodat while the agent was stopped"
+    );
     assert!(
         !matches!(child.try_wait(), Ok(None)),
         "the container killed mid-notification did not exit"
@@ -484,9 +535,14 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
     assert!(agent.alive(), "the agent died: {}", agent.log_text());
     let me = std::process::id().to_string();
     let log = agent.wait_log(|l| l.contains("did not send its whole message"));
-    for why in ["not the OCI seccomp agent's JSON", "fd(s) in `fds` but 0 came", "did not send its whole message"] {
+    for why in [
+        "not the OCI seccomp agent's JSON",
+        "fd(s) in `fds` but 0 came",
+        "did not send its whole message",
+    ] {
         assert!(
-            log.lines().any(|l| l.contains("rejected a connection") && l.contains(&me) && l.contains(why)),
+            log.lines()
+                .any(|l| l.contains("rejected a connection") && l.contains(&me) && l.contains(why)),
             "no rejection `{why}` from pid {me} in the agent's log:\n{log}"
         );
     }
@@ -509,11 +565,11 @@ fn twenty_runc_containers_without_cross_talk() {
         })
         .collect();
     let outputs: Vec<Output> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bundles
-            .iter()
-            .map(|b| scope.spawn(|| s.run(b)))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("runner thread")).collect()
+        let handles: Vec<_> = bundles.iter().map(|b| scope.spawn(|| s.run(b))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("runner thread"))
+            .collect()
     });
     for (b, o) in bundles.iter().zip(&outputs) {
         let out = String::from_utf8_lossy(&o.stdout);
@@ -600,12 +656,22 @@ fn runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation() {
     );
     let records = agent.wait_records(|r| emulated(r, &b.id).len() >= 2);
     let mine = emulated(&records, &b.id);
-    let paths: Vec<&str> = mine.iter().filter_map(|r| r["decoded"]["path"].as_str()).collect();
-    assert!(paths.contains(&"/tmp/null") && paths.contains(&"/tmp/null-exec"), "{mine:#?}");
+    let paths: Vec<&str> = mine
+        .iter()
+        .filter_map(|r| r["decoded"]["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"/tmp/null") && paths.contains(&"/tmp/null-exec"),
+        "{mine:#?}"
+    );
     let log = agent.log_text();
     let served = log
         .lines()
-        .filter(|l| l.contains("serving a container") && l.contains(&b.id) && l.contains("org.auditor.policy"))
+        .filter(|l| {
+            l.contains("serving a container")
+                && l.contains(&b.id)
+                && l.contains("org.auditor.policy")
+        })
         .count();
     assert_eq!(served, 2, "two fds, both by the annotation: {log}");
 
@@ -621,7 +687,9 @@ fn runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation() {
     );
     let log = agent.wait_log(|l| l.contains("no policy \"default\""));
     assert!(
-        log.lines().any(|l| l.contains("rejected a connection") && l.contains(&b.id) && l.contains("no policy \"default\"")),
+        log.lines().any(|l| l.contains("rejected a connection")
+            && l.contains(&b.id)
+            && l.contains("no policy \"default\"")),
         "{log}"
     );
 }

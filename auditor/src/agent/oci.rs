@@ -100,7 +100,10 @@ pub enum OciError {
     #[error("bad container id: {why}")]
     BadId { why: &'static str },
     #[error("container {id}: {err}")]
-    Policy { id: String, err: PolicyDirError },
+    Policy {
+        id: String,
+        err: Box<PolicyDirError>,
+    },
     #[error("internal: the policy loader failed: {0}")]
     Join(#[source] tokio::task::JoinError),
 }
@@ -161,7 +164,12 @@ impl ProcessState {
         if !metadata.is_empty() {
             return (Some(metadata), NameSource::Metadata);
         }
-        match self.state.annotations.get(POLICY_ANNOTATION).map(|s| s.trim()) {
+        match self
+            .state
+            .annotations
+            .get(POLICY_ANNOTATION)
+            .map(|s| s.trim())
+        {
             Some(a) if !a.is_empty() => (Some(a), NameSource::Annotation),
             _ => (None, NameSource::Default),
         }
@@ -321,7 +329,7 @@ async fn handshake(
     let (name, source) = msg.policy_name();
     let name = name.map(str::to_owned);
     let dir = ctx.policies.clone();
-    let loaded = tokio::task::spawn_blocking(move || dir.load(name.as_deref()))
+    let loaded = tokio::task::spawn_blocking(move || dir.load(name.as_deref()).map_err(Box::new))
         .await
         .map_err(OciError::Join)?
         .map_err(|err| OciError::Policy {
@@ -372,7 +380,9 @@ async fn connection(
     }
     let stats = broker.stats();
     match broker.serve(cancel).await {
-        Ok(()) => tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done"),
+        Ok(()) => {
+            tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")
+        }
         Err(e) => {
             let e: BrokerError = e;
             tracing::warn!(container = %id, error = %e, summary = %stats.line(), "OCI agent: the container's broker failed");
@@ -520,6 +530,10 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 mod tests {
     use super::*;
 
@@ -558,7 +572,16 @@ mod tests {
         let (r, w) = pipe();
         let (rr, wr) = (r.as_raw_fd(), w.as_raw_fd());
         let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![r, w]).unwrap_err();
-        assert!(matches!(e, OciError::FdCount { names: 1, received: 2 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                OciError::FdCount {
+                    names: 1,
+                    received: 2
+                }
+            ),
+            "{e}"
+        );
         assert!(!is_open(rr) && !is_open(wr));
         // No seccompFd.
         let (r, _w) = pipe();
@@ -566,18 +589,36 @@ mod tests {
         assert!(matches!(e, OciError::SeccompFdCount { count: 0 }), "{e}");
         // Two.
         let (r, w) = pipe();
-        let e = parse(message(&["seccompFd", "seccompFd"], "", "{}").as_bytes(), vec![r, w])
-            .unwrap_err();
+        let e = parse(
+            message(&["seccompFd", "seccompFd"], "", "{}").as_bytes(),
+            vec![r, w],
+        )
+        .unwrap_err();
         assert!(matches!(e, OciError::SeccompFdCount { count: 2 }), "{e}");
         // No fd at all.
         let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![]).unwrap_err();
-        assert!(matches!(e, OciError::FdCount { names: 1, received: 0 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                OciError::FdCount {
+                    names: 1,
+                    received: 0
+                }
+            ),
+            "{e}"
+        );
         // A pipe named seccompFd is not a listener; the other fd is closed too.
         let (r, w) = pipe();
         let wr = w.as_raw_fd();
-        let e = parse(message(&["seccompFd", "extra"], "", "{}").as_bytes(), vec![r, w])
-            .unwrap_err();
-        assert!(matches!(&e, OciError::NotListener { what } if what.starts_with("pipe:")), "{e}");
+        let e = parse(
+            message(&["seccompFd", "extra"], "", "{}").as_bytes(),
+            vec![r, w],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, OciError::NotListener { what } if what.starts_with("pipe:")),
+            "{e}"
+        );
         assert!(!is_open(wr));
     }
 
@@ -593,13 +634,27 @@ mod tests {
 
     #[test]
     fn garbage_and_bad_ids_are_refused() {
-        for bad in ["", "garbage", "{}", r#"{"ociVersion":"1","pid":"x","state":{"id":"a"}}"#] {
-            assert!(matches!(parse(bad.as_bytes(), vec![]), Err(OciError::Json(_))), "{bad:?}");
+        for bad in [
+            "",
+            "garbage",
+            "{}",
+            r#"{"ociVersion":"1","pid":"x","state":{"id":"a"}}"#,
+        ] {
+            assert!(
+                matches!(parse(bad.as_bytes(), vec![]), Err(OciError::Json(_))),
+                "{bad:?}"
+            );
         }
         let m = message(&[], "", "{}").replace("\"c1\"", "\"a\\nb\"");
-        assert!(matches!(parse(m.as_bytes(), vec![]), Err(OciError::BadId { .. })));
+        assert!(matches!(
+            parse(m.as_bytes(), vec![]),
+            Err(OciError::BadId { .. })
+        ));
         let m = message(&[], "", "{}").replace("\"c1\"", "\"\"");
-        assert!(matches!(parse(m.as_bytes(), vec![]), Err(OciError::BadId { .. })));
+        assert!(matches!(
+            parse(m.as_bytes(), vec![]),
+            Err(OciError::BadId { .. })
+        ));
     }
 
     #[test]
@@ -675,7 +730,10 @@ mod tests {
         let _slow = UnixStream::connect(&sock).await.unwrap();
         let c = UnixStream::connect(&sock).await.unwrap();
         drop(c);
-        assert!(!server.is_finished(), "the agent stopped after hostile clients");
+        assert!(
+            !server.is_finished(),
+            "the agent stopped after hostile clients"
+        );
         cancel.cancel();
         server.await.unwrap().unwrap();
     }
