@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::policies::{Loaded, PolicyDirError};
 use super::Shared;
-use crate::broker::{Broker, BrokerError, Mode};
+use crate::broker::{Broker, Mode};
 use crate::seccomp::notify::{self, NotifyError, NotifyFd};
 
 /// Largest message accepted (runc's state with its annotations is a few KiB).
@@ -351,10 +351,6 @@ async fn connection(
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(peer_pid, error = %e, "OCI agent: rejected a connection");
-            eprintln!(
-                "auditor agent: rejected a connection from pid {}: {e}",
-                peer_pid.map_or_else(|| "?".to_owned(), |p| p.to_string())
-            );
             return;
         }
     };
@@ -384,9 +380,7 @@ async fn connection(
             tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")
         }
         Err(e) => {
-            let e: BrokerError = e;
             tracing::warn!(container = %id, error = %e, summary = %stats.line(), "OCI agent: the container's broker failed");
-            eprintln!("auditor agent: container {id}: the broker failed: {e}");
         }
     }
 }
@@ -505,7 +499,6 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = done {
                     tracing::error!(error = %e, "OCI agent: a connection task failed");
-                    eprintln!("auditor agent: a connection task failed: {e}");
                 }
             }
             accepted = listener.accept() => match accepted {
@@ -549,9 +542,17 @@ mod tests {
         )
     }
 
-    fn is_open(raw: RawFd) -> bool {
-        // SAFETY: F_GETFD only inspects the fd table.
-        unsafe { libc::fcntl(raw, libc::F_GETFD) != -1 }
+    /// Whether every write end of the pipe whose read end is `r` is closed (POLLHUP): a test
+    /// of "closed" that fd-number reuse by tests running beside it cannot fool.
+    fn writers_closed(r: &OwnedFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 1 && pfd.revents & libc::POLLHUP != 0
     }
 
     #[test]
@@ -569,9 +570,8 @@ mod tests {
     #[test]
     fn fds_must_match_their_names() {
         // Wrong count: every fd received is closed.
-        let (r, w) = pipe();
-        let (rr, wr) = (r.as_raw_fd(), w.as_raw_fd());
-        let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![r, w]).unwrap_err();
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+        let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![w1, w2]).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -582,7 +582,7 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(!is_open(rr) && !is_open(wr));
+        assert!(writers_closed(&r1) && writers_closed(&r2));
         // No seccompFd.
         let (r, _w) = pipe();
         let e = parse(message(&["other"], "", "{}").as_bytes(), vec![r]).unwrap_err();
@@ -608,18 +608,17 @@ mod tests {
             "{e}"
         );
         // A pipe named seccompFd is not a listener; the other fd is closed too.
-        let (r, w) = pipe();
-        let wr = w.as_raw_fd();
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
         let e = parse(
             message(&["seccompFd", "extra"], "", "{}").as_bytes(),
-            vec![r, w],
+            vec![w1, w2],
         )
         .unwrap_err();
         assert!(
             matches!(&e, OciError::NotListener { what } if what.starts_with("pipe:")),
             "{e}"
         );
-        assert!(!is_open(wr));
+        assert!(writers_closed(&r1) && writers_closed(&r2));
     }
 
     #[test]
