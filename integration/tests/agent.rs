@@ -693,3 +693,55 @@ fn runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation() {
         "{log}"
     );
 }
+
+#[test]
+fn after_an_agent_restart_the_containers_it_served_get_enosys() {
+    let test = "after_an_agent_restart_the_containers_it_served_get_enosys";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    // One mknod while the agent runs, another after it restarted (signalled by /go, which the
+    // test writes into the rootfs).
+    let b = s.bundle(
+        "busybox mknod /tmp/a c 1 3; echo first=$?; while [ ! -e /go ]; do busybox sleep 0; done; \
+         busybox mknod /tmp/b c 1 3; echo second=$?",
+        &s.profile,
+    );
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || run_with_timeout(&mut command(&argv), Duration::from_secs(60)))
+    };
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    assert_eq!(emulated(&records, &b.id).len(), 1, "{}", agent.log_text());
+    // SIGTERM: the agent stops cleanly, closing the fds it held (and removing its socket).
+    drop(agent);
+    assert!(
+        !s.scratch.dir.join("agent.sock").exists(),
+        "the stopped agent left its socket"
+    );
+    let agent = Agent::start(&s.scratch);
+    std::fs::write(b.dir.join("rootfs/go"), "").expect("signal the container");
+    let o = runner.join().expect("runner thread");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("first=0") && out.contains("second=1"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+    // The new agent serves new containers.
+    let b = s.bundle(MKNOD_SCRIPT, &s.profile);
+    let o = s.run(&b);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+}
