@@ -257,6 +257,58 @@ impl Bundle {
     }
 }
 
+/// Where a user-namespaced bundle's root (and its 65536 ids) map to on the host.
+pub const USERNS_HOST_ID: u32 = 300_000;
+pub const USERNS_SIZE: u32 = 65_536;
+
+impl Bundle {
+    pub fn runtime(&self) -> Runtime {
+        self.runtime
+    }
+
+    /// Run the container in its own user namespace (its root is [`USERNS_HOST_ID`] on the host),
+    /// so that the kernel itself refuses what needs real privilege (mknod of a device), with a
+    /// writable tmpfs at /tmp.
+    pub fn user_namespace(&self) -> anyhow::Result<()> {
+        self.edit(|c| {
+            let linux = &mut c["linux"];
+            if let Some(ns) = linux["namespaces"].as_array_mut() {
+                if !ns.iter().any(|n| n["type"] == "user") {
+                    ns.push(serde_json::json!({"type": "user"}));
+                }
+            }
+            let map = serde_json::json!([{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]);
+            linux["uidMappings"] = map.clone();
+            linux["gidMappings"] = map;
+            if let Some(m) = c["mounts"].as_array_mut() {
+                m.push(serde_json::json!({
+                    "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "mode=1777"],
+                }));
+            }
+        })
+    }
+
+    /// Use `profile` as the container's seccomp profile (`linux.seccomp`).
+    pub fn set_seccomp(&self, profile: &serde_json::Value) -> anyhow::Result<()> {
+        self.edit(|c| c["linux"]["seccomp"] = profile.clone())
+    }
+
+    /// Add an annotation to config.json (the runtime passes it on in the container's state).
+    pub fn annotate(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.edit(|c| c["annotations"][key] = serde_json::json!(value))
+    }
+
+    /// Send SIGKILL to the container's processes (`runc kill ID KILL`).
+    pub fn kill(&self) -> anyhow::Result<()> {
+        let o = Command::new(self.runtime.name()).args(["kill", &self.id, "KILL"]).output()?;
+        if !o.status.success() {
+            bail!("{} kill {}: {}", self.runtime.name(), self.id, String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = Command::new(self.runtime.name()).args(["delete", "-f", &self.id]).output();

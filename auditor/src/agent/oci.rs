@@ -1,20 +1,739 @@
 //! The OCI seccomp agent protocol (`listenerPath`): runc and crun connect, send the container
 //! state as JSON with the notify fd attached (SCM_RIGHTS), and close.
+//!
+//! The runtime opens one connection per filter it installs (`runc exec` brings another fd for
+//! the same container). Each connection is read — bounded in size and time — with
+//! `MSG_CMSG_CLOEXEC` until it holds one whole JSON value or ends (runc 1.1 keeps its end open
+//! while the container runs); a truncated control message is refused. The message names its fds
+//! (`fds`); exactly one must be `seccompFd` and be a seccomp listener, every other fd is
+//! closed. The policy is named by `metadata` (the profile's `listenerMetadata`), else by the
+//! container's [`POLICY_ANNOTATION`], else it is `default`; the name is untrusted and resolved
+//! by [`super::policies::PolicyDir`], which never leaves its directory.
+//!
+//! Every accepted fd is served by its own broker task ([`crate::broker::Broker`]), which ends
+//! when every task of the container's filter has exited (and closes the fd) or when the agent
+//! stops. A rejected message or a failing broker is logged with the peer's pid and ends only
+//! that connection. When the agent stops, the fds it held are closed: the kernel then fails
+//! those containers' notified calls with ENOSYS.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use serde::Deserialize;
+use tokio::io::Interest;
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
+use super::policies::{Loaded, PolicyDirError};
 use super::Shared;
+use crate::broker::{Broker, Mode};
+use crate::seccomp::notify::{self, NotifyError, NotifyFd};
 
+/// Largest message accepted (runc's state with its annotations is a few KiB).
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// A client must send its whole message within this time.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections being read at once; more are refused at once (a slow client holds a slot for
+/// at most [`READ_TIMEOUT`]).
+pub const MAX_HANDSHAKES: usize = 64;
+/// Fds one `recvmsg` makes room for; more set MSG_CTRUNC and the message is refused.
+pub const MAX_FDS: usize = 16;
+/// The annotation that names a container's policy when the profile's `listenerMetadata` does not.
+pub const POLICY_ANNOTATION: &str = "org.auditor.policy";
+/// The name the runtime gives the listener fd in `fds`.
+pub const SECCOMP_FD_NAME: &str = "seccompFd";
+/// Longest container id accepted.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// Errors of the OCI agent: of the listening socket (fatal) and of one connection (that
+/// connection is refused, the agent goes on).
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
-    #[error("the OCI seccomp agent protocol is not implemented yet")]
-    NotImplemented,
+    #[error("socket directory {}: {why}", dir.display())]
+    SocketDir { dir: PathBuf, why: String },
+    #[error("{}: another process listens on this socket (is an agent already running?)", path.display())]
+    InUse { path: PathBuf },
+    #[error("{}: exists and is not a socket; remove it or choose another --socket", path.display())]
+    NotASocket { path: PathBuf },
+    #[error("{}: cannot check the existing socket", path.display())]
+    Stale {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot listen", path.display())]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the kernel's seccomp notification structures do not match this build")]
+    Sizes(#[source] NotifyError),
+    #[error("cannot read the peer's credentials")]
+    PeerCred(#[source] std::io::Error),
+    #[error("the peer runs as uid {uid}, not root")]
+    NotRoot { uid: u32 },
+    #[error("reading the message failed")]
+    Read(#[source] std::io::Error),
+    #[error("the client did not send its whole message within {READ_TIMEOUT:?}")]
+    Timeout,
+    #[error("data follows the JSON message")]
+    Trailing,
+    #[error("the message is larger than {MAX_MESSAGE} bytes")]
+    TooLarge,
+    #[error("the control message was truncated (more than {MAX_FDS} fds, or not SCM_RIGHTS)")]
+    Truncated,
+    #[error("the message is not the OCI seccomp agent's JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("the message names {names} fd(s) in `fds` but {received} came with it")]
+    FdCount { names: usize, received: usize },
+    #[error("`fds` names {count} `seccompFd` (expected exactly one)")]
+    SeccompFdCount { count: usize },
+    #[error("the `seccompFd` is not a seccomp listener ({what})")]
+    NotListener { what: String },
+    #[error("bad container id: {why}")]
+    BadId { why: &'static str },
+    #[error("container {id}: {err}")]
+    Policy {
+        id: String,
+        err: Box<PolicyDirError>,
+    },
+    #[error("internal: the policy loader failed: {0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// The message runc and crun send (runtime-spec `ContainerProcessState`). Unknown fields are
+/// ignored: the protocol may grow.
+#[derive(Debug, Deserialize)]
+pub struct ProcessState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    /// Names of the fds sent with the message, in order.
+    #[serde(default)]
+    pub fds: Vec<String>,
+    /// The process that installed the filter (host pid).
+    pub pid: i64,
+    /// The profile's `listenerMetadata`.
+    #[serde(default)]
+    pub metadata: String,
+    pub state: ContainerState,
+}
+
+/// The container's OCI state.
+#[derive(Debug, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub pid: Option<i64>,
+    #[serde(default)]
+    pub bundle: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where a container's policy name came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameSource {
+    Metadata,
+    Annotation,
+    Default,
+}
+
+impl NameSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Metadata => "listenerMetadata",
+            NameSource::Annotation => POLICY_ANNOTATION,
+            NameSource::Default => "default",
+        }
+    }
+}
+
+impl ProcessState {
+    /// The policy name the container asks for (untrusted; validated by the policy directory).
+    pub fn policy_name(&self) -> (Option<&str>, NameSource) {
+        let metadata = self.metadata.trim();
+        if !metadata.is_empty() {
+            return (Some(metadata), NameSource::Metadata);
+        }
+        match self
+            .state
+            .annotations
+            .get(POLICY_ANNOTATION)
+            .map(|s| s.trim())
+        {
+            Some(a) if !a.is_empty() => (Some(a), NameSource::Annotation),
+            _ => (None, NameSource::Default),
+        }
+    }
+}
+
+/// A container id is only logged and recorded, but must stay one readable line.
+fn check_id(id: &str) -> Result<(), OciError> {
+    if id.is_empty() {
+        return Err(OciError::BadId { why: "empty" });
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(OciError::BadId { why: "too long" });
+    }
+    if id.chars().any(char::is_control) {
+        return Err(OciError::BadId {
+            why: "it has control characters",
+        });
+    }
+    Ok(())
+}
+
+/// What the link of an fd in /proc/self/fd says, e.g. `anon_inode:seccomp notify`.
+fn fd_kind(fd: &OwnedFd) -> String {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_or_else(|e| format!("unreadable: {e}"), |p| p.display().to_string())
+}
+
+/// Parse a whole message and pick its seccomp listener fd out of `fds` (received in order);
+/// every other fd is closed.
+pub fn parse(data: &[u8], fds: Vec<OwnedFd>) -> Result<(ProcessState, OwnedFd), OciError> {
+    let msg: ProcessState = serde_json::from_slice(data).map_err(OciError::Json)?;
+    check_id(&msg.state.id)?;
+    if msg.fds.len() != fds.len() {
+        return Err(OciError::FdCount {
+            names: msg.fds.len(),
+            received: fds.len(),
+        });
+    }
+    let count = msg.fds.iter().filter(|n| *n == SECCOMP_FD_NAME).count();
+    if count != 1 {
+        return Err(OciError::SeccompFdCount { count });
+    }
+    let mut listener = None;
+    for (name, fd) in msg.fds.iter().zip(fds) {
+        if name == SECCOMP_FD_NAME {
+            listener = Some(fd);
+        } else {
+            tracing::debug!(name = %name, "closing an fd the agent has no use for");
+        }
+    }
+    let fd = listener.ok_or(OciError::SeccompFdCount { count: 0 })?;
+    let kind = fd_kind(&fd);
+    if kind != "anon_inode:seccomp notify" {
+        return Err(OciError::NotListener { what: kind });
+    }
+    Ok((msg, fd))
+}
+
+/// One `recvmsg`: appends the bytes to `data` and the fds to `fds`. Returns the byte count
+/// (0: EOF) and whether the control data was truncated.
+fn recv_once(fd: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> std::io::Result<(usize, bool)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let msg = recvmsg::<()>(
+        fd,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut other_cmsg = false;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        match c {
+            ControlMessageOwned::ScmRights(raw) => {
+                for r in raw {
+                    // SAFETY: the kernel just installed `r` in our fd table for this message
+                    // (SCM_RIGHTS); nothing else owns it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                }
+            }
+            _ => other_cmsg = true,
+        }
+    }
+    Ok((
+        msg.bytes,
+        msg.flags.contains(MsgFlags::MSG_CTRUNC) || other_cmsg,
+    ))
+}
+
+/// Whether `data` holds one whole JSON value (and nothing but whitespace after it).
+fn complete(data: &[u8]) -> Result<bool, OciError> {
+    let mut values =
+        serde_json::Deserializer::from_slice(data).into_iter::<serde::de::IgnoredAny>();
+    match values.next() {
+        None => Ok(false),
+        Some(Err(e)) if e.is_eof() => Ok(false),
+        Some(Err(e)) => Err(OciError::Json(e)),
+        Some(Ok(_)) => {
+            if data[values.byte_offset()..]
+                .iter()
+                .all(u8::is_ascii_whitespace)
+            {
+                Ok(true)
+            } else {
+                Err(OciError::Trailing)
+            }
+        }
+    }
+}
+
+/// Read the message with its fds: up to EOF, or until it is one whole JSON value. runc 1.1
+/// never closes its end while the container runs (it closes a dup of the connection only), so
+/// EOF cannot be what ends a message; the JSON's own end does.
+async fn receive(stream: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>), OciError> {
+    let mut data = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, truncated) = stream
+            .async_io(Interest::READABLE, || {
+                recv_once(stream.as_raw_fd(), &mut buf, &mut fds)
+            })
+            .await
+            .map_err(OciError::Read)?;
+        // Whatever fds arrived are in `fds` and closed when it is dropped.
+        if truncated {
+            return Err(OciError::Truncated);
+        }
+        if n == 0 {
+            return Ok((data, fds));
+        }
+        if data.len() + n > MAX_MESSAGE {
+            return Err(OciError::TooLarge);
+        }
+        data.extend_from_slice(&buf[..n]);
+        if complete(&data)? {
+            return Ok((data, fds));
+        }
+    }
+}
+
+/// Read, check and resolve one connection: the container's state, its listener and policy.
+async fn handshake(
+    stream: UnixStream,
+    ctx: &Shared,
+) -> Result<(ProcessState, OwnedFd, Loaded, NameSource), OciError> {
+    let cred = stream.peer_cred().map_err(OciError::PeerCred)?;
+    if cred.uid() != 0 {
+        return Err(OciError::NotRoot { uid: cred.uid() });
+    }
+    let (data, fds) = tokio::time::timeout(READ_TIMEOUT, receive(&stream))
+        .await
+        .map_err(|_| OciError::Timeout)??;
+    drop(stream);
+    let (msg, fd) = parse(&data, fds)?;
+    let (name, source) = msg.policy_name();
+    let name = name.map(str::to_owned);
+    let dir = ctx.policies.clone();
+    let loaded = tokio::task::spawn_blocking(move || dir.load(name.as_deref()).map_err(Box::new))
+        .await
+        .map_err(OciError::Join)?
+        .map_err(|err| OciError::Policy {
+            id: msg.state.id.clone(),
+            err,
+        })?;
+    Ok((msg, fd, loaded, source))
+}
+
+/// Serve one connection: handshake, then the container's broker until it is gone.
+async fn connection(
+    stream: UnixStream,
+    ctx: Shared,
+    cancel: CancellationToken,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let peer_pid = stream.peer_cred().ok().and_then(|c| c.pid());
+    let (msg, fd, loaded, source) = match handshake(stream, &ctx).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(peer_pid, error = %e, "OCI agent: rejected a connection");
+            return;
+        }
+    };
+    drop(permit);
+    let id = msg.state.id.clone();
+    tracing::info!(
+        container = %id,
+        pid = msg.pid,
+        policy = %loaded.name,
+        from = source.as_str(),
+        path = %loaded.path.display(),
+        "OCI agent: serving a container"
+    );
+    let mut broker = Broker::new(
+        NotifyFd::new(fd),
+        loaded.decider,
+        Mode::Enforce,
+        ctx.audit.clone(),
+    )
+    .with_container(id.clone());
+    if let Some(live) = &ctx.live {
+        broker = broker.with_live(live.clone());
+    }
+    let stats = broker.stats();
+    match broker.serve(cancel).await {
+        Ok(()) => {
+            tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")
+        }
+        Err(e) => {
+            tracing::warn!(container = %id, error = %e, summary = %stats.line(), "OCI agent: the container's broker failed");
+        }
+    }
+}
+
+/// The socket file this agent created; removed when the agent stops, unless replaced since.
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The directory must be root's and writable by no one else, or another user could put their
+/// own socket in the runtime's way. A missing directory is created 0700.
+fn check_dir(socket: &Path) -> Result<(), OciError> {
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let err = |why: String| OciError::SocketDir {
+        dir: dir.clone(),
+        why,
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| err(format!("cannot create it: {e}")))?;
+    }
+    let m = std::fs::metadata(&dir).map_err(|e| err(e.to_string()))?;
+    if !m.is_dir() {
+        return Err(err("not a directory".into()));
+    }
+    if m.uid() != 0 {
+        return Err(err(format!(
+            "owned by uid {}, not root; use a root-only directory such as /run/auditor",
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(err(format!(
+            "writable by group or others (mode {:o}): anyone could replace the socket; use a root-only directory such as /run/auditor",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Bind the root-only socket, removing a stale one (a socket nobody listens on).
+fn bind(path: &Path) -> Result<(UnixListener, SocketFile), OciError> {
+    check_dir(path)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(OciError::InUse { path: path.into() }),
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                tracing::info!(path = %path.display(), "removing a stale socket");
+                std::fs::remove_file(path).map_err(|source| OciError::Stale {
+                    path: path.into(),
+                    source,
+                })?;
+            }
+            Err(source) => {
+                return Err(OciError::Stale {
+                    path: path.into(),
+                    source,
+                })
+            }
+        },
+        Ok(_) => return Err(OciError::NotASocket { path: path.into() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(OciError::Stale {
+                path: path.into(),
+                source,
+            })
+        }
+    }
+    let bind_err = |source| OciError::Bind {
+        path: path.into(),
+        source,
+    };
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    let m = std::fs::symlink_metadata(path).map_err(bind_err)?;
+    let file = SocketFile {
+        path: path.into(),
+        dev: m.dev(),
+        ino: m.ino(),
+    };
+    l.set_nonblocking(true).map_err(bind_err)?;
+    let l = UnixListener::from_std(l).map_err(bind_err)?;
+    Ok((l, file))
 }
 
 /// Listen on `socket` and serve every container that connects until `cancel` fires.
 pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Result<(), OciError> {
-    let _ = (socket, ctx, cancel);
-    Err(OciError::NotImplemented)
+    notify::check_sizes().map_err(OciError::Sizes)?;
+    let (listener, _file) = bind(socket)?;
+    tracing::info!(socket = %socket.display(), "OCI agent: listening");
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "OCI agent: a connection task failed");
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        let peer_pid = stream.peer_cred().ok().and_then(|c| c.pid());
+                        tracing::warn!(peer_pid, "OCI agent: too many connections being read; refused one");
+                        continue;
+                    };
+                    tasks.spawn(connection(stream, ctx.clone(), cancel.clone(), permit));
+                }
+                Err(e) => {
+                    // EMFILE and the like: wait for connections to finish rather than spin.
+                    tracing::warn!(error = %e, "OCI agent: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe().unwrap()
+    }
+
+    fn message(fds: &[&str], metadata: &str, annotations: &str) -> String {
+        format!(
+            r#"{{"ociVersion":"1.0.2","fds":{},"pid":42,"metadata":{},"state":{{"ociVersion":"1.0.2","id":"c1","status":"creating","pid":42,"bundle":"/b","annotations":{annotations}}},"extra":1}}"#,
+            serde_json::to_string(fds).unwrap(),
+            serde_json::to_string(metadata).unwrap(),
+        )
+    }
+
+    /// Whether every write end of the pipe whose read end is `r` is closed (POLLHUP): a test
+    /// of "closed" that fd-number reuse by tests running beside it cannot fool.
+    fn writers_closed(r: &OwnedFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: r.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n == 1 && pfd.revents & libc::POLLHUP != 0
+    }
+
+    #[test]
+    fn policy_name_prefers_metadata_then_annotation() {
+        let m: ProcessState =
+            serde_json::from_str(&message(&[], "web", r#"{"org.auditor.policy":"db"}"#)).unwrap();
+        assert_eq!(m.policy_name(), (Some("web"), NameSource::Metadata));
+        let m: ProcessState =
+            serde_json::from_str(&message(&[], " ", r#"{"org.auditor.policy":"db"}"#)).unwrap();
+        assert_eq!(m.policy_name(), (Some("db"), NameSource::Annotation));
+        let m: ProcessState = serde_json::from_str(&message(&[], "", "{}")).unwrap();
+        assert_eq!(m.policy_name(), (None, NameSource::Default));
+    }
+
+    #[test]
+    fn fds_must_match_their_names() {
+        // Wrong count: every fd received is closed.
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+        let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![w1, w2]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OciError::FdCount {
+                    names: 1,
+                    received: 2
+                }
+            ),
+            "{e}"
+        );
+        assert!(writers_closed(&r1) && writers_closed(&r2));
+        // No seccompFd.
+        let (r, _w) = pipe();
+        let e = parse(message(&["other"], "", "{}").as_bytes(), vec![r]).unwrap_err();
+        assert!(matches!(e, OciError::SeccompFdCount { count: 0 }), "{e}");
+        // Two.
+        let (r, w) = pipe();
+        let e = parse(
+            message(&["seccompFd", "seccompFd"], "", "{}").as_bytes(),
+            vec![r, w],
+        )
+        .unwrap_err();
+        assert!(matches!(e, OciError::SeccompFdCount { count: 2 }), "{e}");
+        // No fd at all.
+        let e = parse(message(&["seccompFd"], "", "{}").as_bytes(), vec![]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OciError::FdCount {
+                    names: 1,
+                    received: 0
+                }
+            ),
+            "{e}"
+        );
+        // A pipe named seccompFd is not a listener; the other fd is closed too.
+        let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+        let e = parse(
+            message(&["seccompFd", "extra"], "", "{}").as_bytes(),
+            vec![w1, w2],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, OciError::NotListener { what } if what.starts_with("pipe:")),
+            "{e}"
+        );
+        assert!(writers_closed(&r1) && writers_closed(&r2));
+    }
+
+    #[test]
+    fn a_message_ends_with_its_json_value() {
+        assert!(!complete(b"").unwrap());
+        assert!(!complete(b"{\"a\": [1, ").unwrap());
+        assert!(complete(b"{\"a\": [1]}").unwrap());
+        assert!(complete(b" {\"a\": [1]}\n").unwrap());
+        assert!(matches!(complete(b"{\"a\": 1} x"), Err(OciError::Trailing)));
+        assert!(matches!(complete(b"garbage"), Err(OciError::Json(_))));
+    }
+
+    #[test]
+    fn garbage_and_bad_ids_are_refused() {
+        for bad in [
+            "",
+            "garbage",
+            "{}",
+            r#"{"ociVersion":"1","pid":"x","state":{"id":"a"}}"#,
+        ] {
+            assert!(
+                matches!(parse(bad.as_bytes(), vec![]), Err(OciError::Json(_))),
+                "{bad:?}"
+            );
+        }
+        let m = message(&[], "", "{}").replace("\"c1\"", "\"a\\nb\"");
+        assert!(matches!(
+            parse(m.as_bytes(), vec![]),
+            Err(OciError::BadId { .. })
+        ));
+        let m = message(&[], "", "{}").replace("\"c1\"", "\"\"");
+        assert!(matches!(
+            parse(m.as_bytes(), vec![]),
+            Err(OciError::BadId { .. })
+        ));
+    }
+
+    #[test]
+    fn the_socket_directory_must_be_roots_alone() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_dir(&t.path().join("a.sock")).unwrap_err();
+        assert!(e.to_string().contains("writable by group or others"), "{e}");
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A missing directory is created root-only.
+        let sock = t.path().join("sub/a.sock");
+        check_dir(&sock).unwrap();
+        let m = std::fs::metadata(t.path().join("sub")).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o700);
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_a_live_one_is_not_and_hostile_clients_are_refused() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("agent.sock");
+        // Stale: bound, then its listener closed.
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let (l, file) = bind(&sock).unwrap();
+        let m = std::fs::metadata(&sock).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o600);
+        // Live: refused.
+        assert!(matches!(bind(&sock), Err(OciError::InUse { .. })));
+        drop((l, file));
+        assert!(!sock.exists(), "the agent removes its socket");
+        // Not a socket: left alone.
+        std::fs::write(&sock, "x").unwrap();
+        assert!(matches!(bind(&sock), Err(OciError::NotASocket { .. })));
+        std::fs::remove_file(&sock).unwrap();
+
+        // Hostile clients end their own connection only.
+        let pdir = t.path().join("policies");
+        std::fs::create_dir(&pdir).unwrap();
+        let ctx = Arc::new(super::super::Context {
+            policies: super::super::policies::PolicyDir::open(&pdir, Default::default()).unwrap(),
+            audit: None,
+            live: None,
+        });
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn({
+            let (sock, cancel) = (sock.clone(), cancel.clone());
+            async move { serve(&sock, ctx, cancel).await }
+        });
+        for _ in 0..100 {
+            if sock.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        use tokio::io::AsyncWriteExt as _;
+        // Garbage, then close.
+        let mut c = UnixStream::connect(&sock).await.unwrap();
+        c.write_all(b"\x00garbage{{{").await.unwrap();
+        drop(c);
+        // Too large.
+        let mut c = UnixStream::connect(&sock).await.unwrap();
+        let big = vec![b' '; MAX_MESSAGE + 10];
+        let _ = c.write_all(&big).await;
+        drop(c);
+        // A slow client holds its connection; the server still accepts others.
+        let _slow = UnixStream::connect(&sock).await.unwrap();
+        let c = UnixStream::connect(&sock).await.unwrap();
+        drop(c);
+        assert!(
+            !server.is_finished(),
+            "the agent stopped after hostile clients"
+        );
+        cancel.cancel();
+        server.await.unwrap().unwrap();
+    }
 }

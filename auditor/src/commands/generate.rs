@@ -37,11 +37,14 @@ pub struct GenerateArgs {
     /// Export even if the format cannot express everything, and list what was dropped.
     #[arg(long)]
     pub lossy: bool,
-    /// OCI `listenerPath`: the socket the runtime sends the notify fd to.
+    /// OCI `listenerPath`: the socket the runtime sends the notify fd to (`auditor agent
+    /// --socket`); an absolute path.
     #[arg(long, value_name = "PATH")]
     pub listener: Option<String>,
-    /// OCI `listenerMetadata`, passed to the listener.
-    #[arg(long, value_name = "S")]
+    /// OCI `listenerMetadata`, passed to the listener. For `auditor agent`, the name of the
+    /// native policy in its --policy-dir that serves the container (it keeps the notify
+    /// handlers' parameters, which OCI JSON cannot carry).
+    #[arg(long, value_name = "NAME")]
     pub listener_metadata: Option<String>,
     /// Also allow what this runtime does between loading the filter and execve
     /// (runc|crun|lxc, optionally @VERSION).
@@ -120,6 +123,19 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             )
         })?);
     }
+    if let Some(l) = &args.listener {
+        if !std::path::Path::new(l).is_absolute() {
+            anyhow::bail!("--listener {l}: give an absolute path (runc and crun connect to it from their own working directory)");
+        }
+    }
+    // A metadata that is a policy name names the native policy `auditor agent` applies: the
+    // handler parameters the OCI JSON cannot carry are in that policy, not lost.
+    let agent_policy = match (format, &args.listener_metadata) {
+        (Format::Oci, Some(m)) => crate::agent::policies::validate_name(Some(m))
+            .ok()
+            .map(str::to_owned),
+        _ => None,
+    };
     let mut observations = Vec::new();
     for p in &args.observations {
         observations.push(load_observation(p)?);
@@ -129,7 +145,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         &generated.policy,
         format,
         &ExportOptions {
-            lossy: args.lossy,
+            lossy: args.lossy || agent_policy.is_some(),
             listener_path: args.listener.clone(),
             listener_metadata: args.listener_metadata.clone(),
             name: args.name.clone(),
@@ -143,7 +159,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         "{}",
         generated.report.render(&generated.policy.default_action)
     );
-    if !export.dropped.is_empty() {
+    if let (Some(name), false) = (&agent_policy, export.dropped.is_empty()) {
+        eprintln!(
+            "listenerMetadata {name:?}: `auditor agent` serves the notify rules with the native policy {name}.toml from its --policy-dir, which keeps the handler parameters this JSON cannot carry; write it with `auditor generate … -o DIR/{name}.toml`"
+        );
+    } else if !export.dropped.is_empty() {
         eprintln!("--lossy: the {} export dropped:", format.as_str());
         for d in &export.dropped {
             eprintln!("  - {d}");

@@ -1,0 +1,747 @@
+//! `auditor agent` as runc and crun use it: the OCI seccomp agent (`listenerPath`).
+//!
+//! Each test learns a busybox container in a user namespace (where the kernel refuses mknod of
+//! a device by itself) with `auditor learn`, generates the native policy and the OCI profile
+//! that points the runtime at the agent (`--listener`, `--listener-metadata`), starts its own
+//! agent on its own socket and runs real containers against it. Needs root, runc/crun and
+//! busybox-static; under CI=true it fails rather than skips when it cannot run.
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use integration::runtimes::{self, Bundle, Runtime};
+use integration::{auditor_bin, in_ci, require_root, require_tool, unique_name};
+
+const PREFIX: &str = "auditor-agent";
+/// The native policy's name in the agent's policy directory (the profile's listenerMetadata).
+const POLICY: &str = "busybox-mknod";
+/// Everything any test's containers run, learned once per test (the generated profile allows
+/// exactly this, plus the runtime's own calls). In the user namespace both mknods fail (EPERM):
+/// the char device becomes a notify rule for the mknod handler, the block device stays refused.
+const LEARN_SCRIPT: &str = "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox mknod /tmp/blk b 8 0; echo blk=$?; \
+     busybox stat -c dev=%t:%T /tmp/null; busybox rm -f /tmp/null; i=0; while [ $i -lt 2 ]; do i=$((i+1)); done; \
+     busybox sleep 0; echo learned";
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Run a command to completion within `limit`, capturing its output.
+fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().ok();
+                panic!("{cmd:?} did not finish within {limit:?}: {out:?}");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("output of {cmd:?}: {e}"))
+}
+
+fn command(argv: &[String]) -> Command {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    c
+}
+
+/// Root, the runtime and busybox-static, or a skip (a failure under CI).
+fn can_run(test: &str, runtime: Runtime) -> bool {
+    if !require_root(test) || require_tool(test, runtime.tool()).is_none() {
+        return false;
+    }
+    if !Path::new("/bin/busybox").is_file() {
+        if in_ci() {
+            panic!("{test}: /bin/busybox (busybox-static) is missing; run `cargo xtask setup`");
+        }
+        eprintln!("SKIP {test}: /bin/busybox missing");
+        return false;
+    }
+    true
+}
+
+/// Scratch directories of earlier runs that died.
+fn clear_stale_scratch() {
+    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix(&format!("{PREFIX}-"))
+                .and_then(|r| r.split('-').next())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// A root-only scratch directory (socket, policies, audit log), removed on drop.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        clear_stale_scratch();
+        let dir = std::env::temp_dir().join(unique_name(PREFIX));
+        std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        Scratch { dir }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `auditor agent`, stopped (SIGTERM, then SIGKILL) on drop.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+    audit: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(s: &Scratch) -> Agent {
+        let socket = s.dir.join("agent.sock");
+        let audit = s.dir.join("audit.jsonl");
+        let log = s.dir.join("agent.log");
+        let child = Command::new(auditor_bin())
+            .arg("agent")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--policy-dir")
+            .arg(s.dir.join("policies"))
+            .arg("--audit-log")
+            .arg(&audit)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start auditor agent");
+        let mut a = Agent {
+            child,
+            socket,
+            audit,
+            log,
+        };
+        let start = Instant::now();
+        while !a.socket.exists() {
+            if let Ok(Some(st)) = a.child.try_wait() {
+                panic!("auditor agent exited ({st}): {}", a.log_text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the agent's socket did not appear: {}",
+                a.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The agent's log once `done` holds for it (or after 15 s).
+    fn wait_log(&self, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let l = self.log_text();
+            if done(&l) || start.elapsed() > Duration::from_secs(15) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The records once `done` holds for them (the writer flushes when the broker idles).
+    fn wait_records(&self, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let r = self.records();
+            if done(&r) || start.elapsed() > Duration::from_secs(15) {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on our own child, which we have not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let start = Instant::now();
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if start.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What a test needs: scratch dir, the policy in it, the notify profile and its plain twin.
+struct Setup {
+    scratch: Scratch,
+    runtime: Runtime,
+    profile: serde_json::Value,
+    plain: serde_json::Value,
+}
+
+impl Setup {
+    /// Learn the busybox container under `runtime`, generate the native policy into the policy
+    /// directory and the OCI profile pointing at the (future) agent socket.
+    fn new(runtime: Runtime) -> Setup {
+        // `clear_stale` removes every `auditor-rt-*` container, also those of tests running
+        // beside this one: once per process, before any test of it makes containers.
+        static CLEARED: std::sync::Once = std::sync::Once::new();
+        CLEARED.call_once(|| {
+            runtimes::clear_stale(Runtime::Runc);
+            runtimes::clear_stale(Runtime::Crun);
+        });
+        let scratch = Scratch::new();
+        let d = &scratch.dir;
+        let bundle =
+            Bundle::busybox(runtime, &["/bin/busybox", "sh", "-c", LEARN_SCRIPT]).expect("bundle");
+        bundle.user_namespace().expect("user namespace");
+        let obs = d.join("obs.json");
+        let o = run_with_timeout(
+            Command::new(auditor_bin())
+                .args(["learn", "--no-progress", "-o"])
+                .arg(&obs)
+                .arg("--")
+                .args(bundle.run_command()),
+            Duration::from_secs(180),
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("learned") && out.contains("mknod=1"),
+            "learning the container (mknod must fail in the user namespace): {}",
+            text(&o)
+        );
+        drop(bundle);
+        let native = d.join("policies").join(format!("{POLICY}.toml"));
+        let o = run_with_timeout(
+            Command::new(auditor_bin())
+                .arg("generate")
+                .arg(&obs)
+                .arg("-o")
+                .arg(&native),
+            Duration::from_secs(60),
+        );
+        assert!(
+            o.status.success(),
+            "auditor generate (native): {}",
+            text(&o)
+        );
+        let oci = d.join("profile.json");
+        let o = run_with_timeout(
+            Command::new(auditor_bin())
+                .arg("generate")
+                .arg(&obs)
+                .args(["--format", "oci", "--listener"])
+                .arg(d.join("agent.sock"))
+                .args(["--listener-metadata", POLICY, "-o"])
+                .arg(&oci),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "auditor generate (oci): {}", text(&o));
+        let profile: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&oci).expect("profile")).expect("JSON");
+        assert_eq!(profile["listenerMetadata"], POLICY);
+        let notify = profile["syscalls"]
+            .as_array()
+            .expect("syscalls")
+            .iter()
+            .find(|s| s["action"] == "SCMP_ACT_NOTIFY")
+            .unwrap_or_else(|| panic!("no notify rule in the generated profile: {profile:#}"));
+        assert!(
+            notify["names"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n == "mknodat" || n == "mknod")),
+            "{notify:#}"
+        );
+        // The same profile with every notify rule answered EPERM by the filter itself.
+        let mut plain = profile.clone();
+        if let Some(obj) = plain.as_object_mut() {
+            obj.remove("listenerPath");
+            obj.remove("listenerMetadata");
+        }
+        for s in plain["syscalls"].as_array_mut().expect("syscalls") {
+            if s["action"] == "SCMP_ACT_NOTIFY" {
+                s["action"] = "SCMP_ACT_ERRNO".into();
+                s["errnoRet"] = 1.into();
+            }
+        }
+        Setup {
+            scratch,
+            runtime,
+            profile,
+            plain,
+        }
+    }
+
+    /// A user-namespaced busybox bundle running `script` under `profile`.
+    fn bundle(&self, script: &str, profile: &serde_json::Value) -> Bundle {
+        let b =
+            Bundle::busybox(self.runtime, &["/bin/busybox", "sh", "-c", script]).expect("bundle");
+        b.user_namespace().expect("user namespace");
+        b.set_seccomp(profile).expect("seccomp");
+        b
+    }
+
+    fn run(&self, b: &Bundle) -> Output {
+        run_with_timeout(&mut command(&b.run_command()), Duration::from_secs(60))
+    }
+}
+
+/// The emulated mknod records of container `id`.
+fn emulated<'a>(records: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {
+    records
+        .iter()
+        .filter(|r| {
+            r["container"] == id
+                && r["decision"] == "emulated"
+                && r["syscall"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("mknod"))
+        })
+        .collect()
+}
+
+const MKNOD_SCRIPT: &str =
+    "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null; \
+     busybox mknod /tmp/blk b 8 0; echo blk=$?";
+
+fn mknod_through_the_agent(test: &str, runtime: Runtime) {
+    if !can_run(test, runtime) {
+        return;
+    }
+    let s = Setup::new(runtime);
+
+    // Without the agent's help (the filter answers EPERM), the user namespace forbids it.
+    let b = s.bundle(MKNOD_SCRIPT, &s.plain);
+    let o = s.run(&b);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("mknod=1") && out.contains("blk=1"),
+        "{}",
+        text(&o)
+    );
+    drop(b);
+
+    // Through the agent: the char device is made on the container's behalf, the block one is not.
+    let agent = Agent::start(&s.scratch);
+    let b = s.bundle(MKNOD_SCRIPT, &s.profile);
+    let o = s.run(&b);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("mknod=0") && out.contains("dev=1:3"),
+        "{}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+    assert!(out.contains("blk=1"), "{}", text(&o));
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    let mine = emulated(&records, &b.id);
+    assert_eq!(mine.len(), 1, "{records:#?}\nagent: {}", agent.log_text());
+    assert_eq!(mine[0]["decoded"]["path"], "/tmp/null", "{:#}", mine[0]);
+    assert_eq!(mine[0]["result"], "0", "{:#}", mine[0]);
+    assert!(
+        !records.iter().any(|r| r["decoded"]["dev"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("block"))
+            && r["result"] == "0"),
+        "a block device was made: {records:#?}"
+    );
+    assert!(
+        agent.log_text().contains(&b.id),
+        "the agent logs the container it serves: {}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn runc_mknod_through_the_agent() {
+    mknod_through_the_agent("runc_mknod_through_the_agent", Runtime::Runc);
+}
+
+#[test]
+fn crun_mknod_through_the_agent() {
+    mknod_through_the_agent("crun_mknod_through_the_agent", Runtime::Crun);
+}
+
+/// Whether a process of `b`'s container is (within 5 s) blocked in mknodat, waiting for the
+/// agent's answer (/proc/PID/syscall names the call a blocked task is in).
+fn waiting_in_mknodat(b: &Bundle) -> bool {
+    let o = Command::new("runc").args(["state", &b.id]).output();
+    let Some(init) = o
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["pid"].as_i64())
+    else {
+        return false;
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let ppid = std::fs::read_to_string(p.join("stat")).ok().and_then(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i64>().ok())
+            });
+            let nr = std::fs::read_to_string(p.join("syscall")).unwrap_or_default();
+            if ppid == Some(init)
+                && nr.split_whitespace().next() == Some(&libc::SYS_mknodat.to_string())
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
+    let test = "the_agent_survives_garbage_and_a_container_killed_mid_notification";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let mut agent = Agent::start(&s.scratch);
+
+    // Hostile clients: garbage, a valid message without its fd, and one that never finishes.
+    let send = |bytes: &[u8]| {
+        let mut c = std::os::unix::net::UnixStream::connect(&agent.socket).expect("connect");
+        let _ = c.write_all(bytes);
+    };
+    send(b"\x00\xffgarbage{{{");
+    send(br#"{"ociVersion":"1.0.2","fds":["seccompFd"],"pid":1,"metadata":"","state":{"id":"x"}}"#);
+    let _slow = std::os::unix::net::UnixStream::connect(&agent.socket).expect("connect");
+
+    // A container looping on notified calls, killed while it does.
+    let looping = s.bundle(
+        "while :; do busybox mknod /tmp/null c 1 3; busybox rm -f /tmp/null; done",
+        &s.profile,
+    );
+    let mut child = command(&looping.run_command())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runc run");
+    let records = agent.wait_records(|r| emulated(r, &looping.id).len() >= 5);
+    assert!(
+        emulated(&records, &looping.id).len() >= 5,
+        "the looping container was not served: {}",
+        agent.log_text()
+    );
+    // Freeze the agent: the container's next mknod waits in the kernel for an answer that
+    // cannot come; kill the container while it waits, then let the agent go on.
+    let agent_pid = i32::try_from(agent.child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child, which we have not reaped.
+    unsafe { libc::kill(agent_pid, libc::SIGSTOP) };
+    let waiting = waiting_in_mknodat(&looping);
+    let killed = looping.kill();
+    let start = Instant::now();
+    while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(agent_pid, libc::SIGCONT) };
+    killed.expect("kill the container");
+    assert!(
+        waiting,
+        "no process of the container was waiting in mknodat while the agent was stopped"
+    );
+    assert!(
+        !matches!(child.try_wait(), Ok(None)),
+        "the container killed mid-notification did not exit"
+    );
+    let log = agent.wait_log(|l| {
+        l.lines()
+            .any(|x| x.contains("container done") && x.contains(&looping.id))
+    });
+    assert!(
+        log.lines()
+            .any(|x| x.contains("container done") && x.contains(&looping.id)),
+        "the killed container's broker did not end: {log}"
+    );
+    drop(looping);
+    assert!(agent.alive(), "the agent died: {}", agent.log_text());
+
+    // … and still serves a new container.
+    let b = s.bundle(MKNOD_SCRIPT, &s.profile);
+    let o = s.run(&b);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    assert_eq!(emulated(&records, &b.id).len(), 1, "{}", agent.log_text());
+    assert!(agent.alive(), "the agent died: {}", agent.log_text());
+    let me = std::process::id().to_string();
+    let log = agent.wait_log(|l| l.contains("did not send its whole message"));
+    for why in [
+        "not the OCI seccomp agent's JSON",
+        "fd(s) in `fds` but 0 came",
+        "did not send its whole message",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("rejected a connection") && l.contains(&me) && l.contains(why)),
+            "no rejection `{why}` from pid {me} in the agent's log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn twenty_runc_containers_without_cross_talk() {
+    let test = "twenty_runc_containers_without_cross_talk";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    let bundles: Vec<Bundle> = (0..20)
+        .map(|i| {
+            s.bundle(
+                &format!("busybox mknod /tmp/null-{i} c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null-{i}"),
+                &s.profile,
+            )
+        })
+        .collect();
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bundles.iter().map(|b| scope.spawn(|| s.run(b))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("runner thread"))
+            .collect()
+    });
+    for (b, o) in bundles.iter().zip(&outputs) {
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("mknod=0") && out.contains("dev=1:3"),
+            "{}: {}\nagent: {}",
+            b.id,
+            text(o),
+            agent.log_text()
+        );
+    }
+    let records = agent.wait_records(|r| bundles.iter().all(|b| !emulated(r, &b.id).is_empty()));
+    for (i, b) in bundles.iter().enumerate() {
+        let mine = emulated(&records, &b.id);
+        assert_eq!(mine.len(), 1, "{}: {mine:#?}", b.id);
+        assert_eq!(
+            mine[0]["decoded"]["path"],
+            format!("/tmp/null-{i}"),
+            "container {} logged another container's call: {:#}",
+            b.id,
+            mine[0]
+        );
+    }
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["decision"] == "emulated")
+            .count(),
+        20,
+        "{records:#?}"
+    );
+}
+
+#[test]
+fn runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation() {
+    let test = "runc_exec_brings_another_fd_and_the_policy_comes_from_the_annotation";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    // No listenerMetadata: the container's annotation names the policy.
+    let mut profile = s.profile.clone();
+    if let Some(obj) = profile.as_object_mut() {
+        obj.remove("listenerMetadata");
+    }
+    // The container waits (in a loop of learned calls) until /tmp/stop appears.
+    let b = s.bundle(
+        "busybox mknod /tmp/null c 1 3; echo mknod=$?; while [ ! -e /tmp/stop ]; do busybox sleep 0; done",
+        &profile,
+    );
+    b.annotate("org.auditor.policy", POLICY).expect("annotate");
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || run_with_timeout(&mut command(&argv), Duration::from_secs(60)))
+    };
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    assert_eq!(emulated(&records, &b.id).len(), 1, "{}", agent.log_text());
+    // `runc exec` installs the filter again in the new process: a second connection, served
+    // under the same container id.
+    let o = run_with_timeout(
+        Command::new("runc").args([
+            "exec",
+            &b.id,
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox mknod /tmp/null-exec c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null-exec; busybox mknod /tmp/stop p",
+        ]),
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let container = runner.join().expect("runner thread");
+    assert!(
+        out.contains("mknod=0") && out.contains("dev=1:3"),
+        "runc exec: {}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+    assert!(
+        String::from_utf8_lossy(&container.stdout).contains("mknod=0"),
+        "{}",
+        text(&container)
+    );
+    let records = agent.wait_records(|r| emulated(r, &b.id).len() >= 2);
+    let mine = emulated(&records, &b.id);
+    let paths: Vec<&str> = mine
+        .iter()
+        .filter_map(|r| r["decoded"]["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"/tmp/null") && paths.contains(&"/tmp/null-exec"),
+        "{mine:#?}"
+    );
+    let log = agent.log_text();
+    let served = log
+        .lines()
+        .filter(|l| {
+            l.contains("serving a container")
+                && l.contains(&b.id)
+                && l.contains("org.auditor.policy")
+        })
+        .count();
+    assert_eq!(served, 2, "two fds, both by the annotation: {log}");
+
+    // Neither metadata nor annotation: the policy `default`, which this directory lacks. The
+    // agent refuses the fd (and says why); the container's notified call then fails with
+    // ENOSYS instead of hanging, and nothing else is affected.
+    let b = s.bundle(MKNOD_SCRIPT, &profile);
+    let o = s.run(&b);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+    let log = agent.wait_log(|l| l.contains("no policy \"default\""));
+    assert!(
+        log.lines().any(|l| l.contains("rejected a connection")
+            && l.contains(&b.id)
+            && l.contains("no policy \"default\"")),
+        "{log}"
+    );
+}
+
+#[test]
+fn after_an_agent_restart_the_containers_it_served_get_enosys() {
+    let test = "after_an_agent_restart_the_containers_it_served_get_enosys";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    // One mknod while the agent runs, another after it restarted (signalled by /go, which the
+    // test writes into the rootfs).
+    let b = s.bundle(
+        "busybox mknod /tmp/a c 1 3; echo first=$?; while [ ! -e /go ]; do busybox sleep 0; done; \
+         busybox mknod /tmp/b c 1 3; echo second=$?",
+        &s.profile,
+    );
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || run_with_timeout(&mut command(&argv), Duration::from_secs(60)))
+    };
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    assert_eq!(emulated(&records, &b.id).len(), 1, "{}", agent.log_text());
+    // SIGTERM: the agent stops cleanly, closing the fds it held (and removing its socket).
+    drop(agent);
+    assert!(
+        !s.scratch.dir.join("agent.sock").exists(),
+        "the stopped agent left its socket"
+    );
+    let agent = Agent::start(&s.scratch);
+    std::fs::write(b.dir.join("rootfs/go"), "").expect("signal the container");
+    let o = runner.join().expect("runner thread");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("first=0") && out.contains("second=1"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+    // The new agent serves new containers.
+    let b = s.bundle(MKNOD_SCRIPT, &s.profile);
+    let o = s.run(&b);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\nagent: {}",
+        text(&o),
+        agent.log_text()
+    );
+}
