@@ -1,5 +1,6 @@
 // For interactive enforcement: two threads make the same call at the same time, with the
-// same arguments. With the argument "extra" the call is getppid (outside a policy learned
+// same arguments — and different leftovers in the registers the call does not take, which
+// auditor must ignore (getppid and gettid take none). With the argument "extra" the call is getppid (outside a policy learned
 // without it), else gettid. Prints "t0=R t1=R" (R: ok, or the errno) and exits 0.
 #include <errno.h>
 #include <pthread.h>
@@ -14,9 +15,10 @@ static int result[2];
 static void *call(void *arg) {
     int i = (int)(long)arg;
     errno = 0;
-    // Explicit zeros: the registers a call does not use still reach seccomp, and they would
-    // differ between the threads (auditor compares all six).
-    long r = syscall(nr, 0L, 0L, 0L, 0L, 0L, 0L);
+    // Leftovers that differ between the threads: seccomp sees all six registers, but only
+    // those the syscall takes may tell two calls apart.
+    long junk = 0x1000L * (i + 1);
+    long r = syscall(nr, junk, junk + 1, junk + 2, junk + 3, junk + 4, junk + 5);
     result[i] = r < 0 ? errno : 0;
     return NULL;
 }

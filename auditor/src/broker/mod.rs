@@ -199,6 +199,8 @@ pub struct Interactive {
     pub answers: tokio::sync::mpsc::Receiver<crate::session::Answer>,
     /// The native policy file always answers are appended to.
     pub policy_file: std::path::PathBuf,
+    /// Which registers each syscall takes: the others do not tell prompts apart.
+    pub arity: crate::syscalls::arity::Arity,
 }
 
 /// A held call.
@@ -217,6 +219,7 @@ struct Prompter {
     policy_file: Arc<std::path::PathBuf>,
     /// Serialises rewrites of the policy file.
     write_lock: Arc<std::sync::Mutex<()>>,
+    arity: crate::syscalls::arity::Arity,
 }
 
 /// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
@@ -369,6 +372,7 @@ impl Broker {
                         prompts: prompt::Prompts::new(i.timeout, i.max_held),
                         policy_file: Arc::new(i.policy_file),
                         write_lock: Arc::default(),
+                        arity: i.arity,
                     }),
                     changed: tokio::sync::Notify::new(),
                 });
@@ -713,7 +717,8 @@ impl Inner {
             pid: prompt::tgid(n.pid),
             arch: n.data.arch,
             nr: n.data.nr,
-            args: n.data.args,
+            // Registers the syscall does not take hold leftovers: they do not count.
+            args: p.arity.significant(d.syscall, n.data.args),
         };
         let exe = (self.audit.is_some() || self.live.is_some())
             .then(|| exe_of(n.pid))

@@ -3,8 +3,9 @@
 //!
 //! - **Identical calls** are shown once: calls are identical when they come from the same
 //!   process (thread group id), in the same ABI (`AUDIT_ARCH_*`), with the same syscall number
-//!   and the same six argument registers, compared as numbers (a pointer argument is its
-//!   address; what it points to is never read). One answer answers all of them.
+//!   and the same argument registers, compared as numbers (a pointer argument is its
+//!   address; what it points to is never read); registers the syscall does not take are
+//!   zeroed by the caller first ([`crate::syscalls::arity`]). One answer answers all of them.
 //! - **Scalars only**: the person sees the syscall and its argument registers; allow answers
 //!   CONTINUE, which is safe because no pointed-to contents were judged (the kernel then checks
 //!   what it always checks).

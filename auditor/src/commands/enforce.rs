@@ -342,6 +342,13 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             max_held: prompt::MAX_HELD,
             answers,
             policy_file: args.policy.clone(),
+            arity: match crate::syscalls::arity::Arity::load() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("auditor: warning: {e}: prompts compare all six argument registers, so calls that differ only in leftovers get prompts of their own");
+                    Default::default()
+                }
+            },
         })),
         (b, _) => b,
     };

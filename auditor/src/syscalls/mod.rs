@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use crate::observe::model::Abi;
 
+pub mod arity;
 pub mod decode;
 mod errno;
 mod i386;
