@@ -318,13 +318,17 @@ impl Drop for Bundle {
 
 /// Remove bundles and containers left by earlier runs that died.
 pub fn clear_stale(runtime: Runtime) {
+    // Only what a test process that is gone left behind (`auditor-rt-PID-…` with PID not
+    // running): tests running at the same time in other processes keep theirs.
+    let dead = |name: &str| {
+        name.strip_prefix("auditor-rt-")
+            .and_then(|r| r.split('-').next())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    };
     if runtime == Runtime::Lxc {
         if let Ok(out) = Command::new("lxc-ls").arg("-1").output() {
-            for name in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|l| l.starts_with("auditor-rt-")) {
-                let pid = name.trim_start_matches("auditor-rt-").split('-').next().unwrap_or("");
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = Command::new("lxc-destroy").args(["-n", name, "-f"]).output();
-                }
+            for name in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|l| dead(l)) {
+                let _ = Command::new("lxc-destroy").args(["-n", name, "-f"]).output();
             }
         }
         // Cgroups of containers destroyed by earlier runs (see `remove_lxc_cgroups`).
@@ -334,8 +338,7 @@ pub fn clear_stale(runtime: Runtime) {
                 let Some(name) = f.strip_prefix("lxc.monitor.").or_else(|| f.strip_prefix("lxc.payload.")) else {
                     continue;
                 };
-                let pid = name.strip_prefix("auditor-rt-").and_then(|r| r.split('-').next());
-                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                if dead(name) {
                     remove_lxc_cgroups(name);
                 }
             }
@@ -343,17 +346,15 @@ pub fn clear_stale(runtime: Runtime) {
         return;
     }
     if let Ok(out) = Command::new(runtime.name()).args(["list", "-q"]).output() {
-        for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("auditor-rt-")) {
+        for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| dead(l)) {
             let _ = Command::new(runtime.name()).args(["delete", "-f", id]).output();
         }
     }
     if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("auditor-rt-").and_then(|r| r.split('-').next()) {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+            if dead(&name) {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
@@ -468,28 +469,3 @@ impl Bundle {
     }
 }
 
-/// Like [`clear_stale`], but only containers and bundles whose creating test process is gone
-/// (`auditor-rt-PID-…` with PID not running), so that tests running at the same time in other
-/// processes keep theirs.
-pub fn clear_stale_dead(runtime: Runtime) {
-    let dead = |name: &str| {
-        name.strip_prefix("auditor-rt-")
-            .and_then(|r| r.split('-').next())
-            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-    };
-    if runtime != Runtime::Lxc {
-        if let Ok(out) = Command::new(runtime.name()).args(["list", "-q"]).output() {
-            for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| dead(l)) {
-                let _ = Command::new(runtime.name()).args(["delete", "-f", id]).output();
-            }
-        }
-    }
-    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if dead(&name) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}

@@ -239,8 +239,7 @@ impl Setup {
     /// Learn the busybox container under `runtime`, generate the native policy into the policy
     /// directory and the OCI profile pointing at the (future) agent socket.
     fn new(runtime: Runtime) -> Setup {
-        // `clear_stale` removes every `auditor-rt-*` container, also those of tests running
-        // beside this one: once per process, before any test of it makes containers.
+        // Leftovers of earlier runs (of test processes that are gone); once per process.
         static CLEARED: std::sync::Once = std::sync::Once::new();
         CLEARED.call_once(|| {
             runtimes::clear_stale(Runtime::Runc);

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auditor::observe::model::{Abi, Observation, Target};
-use integration::runtimes::{clear_stale_dead, Bundle, Runtime};
+use integration::runtimes::{clear_stale, Bundle, Runtime};
 use integration::{auditor_bin, require_root, require_tool, unique_name};
 
 const RUNTIME_INIT: &str = auditor::observe::build::RUNTIME_INIT;
@@ -133,7 +133,7 @@ fn ready(test: &str) -> bool {
     if !require_root(test) || require_tool(test, "runc").is_none() {
         return false;
     }
-    clear_stale_dead(Runtime::Runc);
+    clear_stale(Runtime::Runc);
     true
 }
 
@@ -298,7 +298,7 @@ fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() 
     if !require_root(test) || require_tool(test, "crun").is_none() || require_tool(test, "unshare").is_none() {
         return;
     }
-    clear_stale_dead(Runtime::Crun);
+    clear_stale(Runtime::Crun);
     let daemon = Daemon::start();
     let b = Bundle::busybox(
         Runtime::Crun,
