@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use client::{Connection, SessionInfo};
 pub use protocol::{Choice, Decision, Message, Progress, Prompt, PromptClosed, SessionKind};
-pub use publisher::{Answer, Event, Publisher, SessionSender};
+pub use publisher::{Answer, DecisionBatch, Event, Publisher, SessionSender};
 
 /// Where session sockets live.
 pub const DEFAULT_DIR: &str = "/run/auditor";

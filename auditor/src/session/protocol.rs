@@ -278,21 +278,42 @@ pub struct Totals {
 impl Totals {
     /// Count one decision.
     pub fn add(&mut self, d: &Decision) {
-        /// Count `key`, allocating only for a key not seen before (every decision passes here).
-        fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
-            match map.get_mut(key) {
-                Some(c) => *c += 1,
-                None => {
-                    map.insert(key.to_owned(), 1);
-                }
+        match &d.exe {
+            Some(e) => self.add_parts(&d.syscall, &d.decision, e),
+            None => self.add_parts(&d.syscall, &d.decision, &caller(d)),
+        }
+    }
+
+    /// Count one decision given by its parts (`caller`: see [`caller`]).
+    pub fn add_parts(&mut self, syscall: &str, decision: &str, caller: &str) {
+        self.decisions += 1;
+        bump(&mut self.by_syscall, syscall, 1);
+        bump(&mut self.by_action, decision, 1);
+        bump(&mut self.by_caller, caller, 1);
+    }
+
+    /// Add other totals to these.
+    pub fn merge(&mut self, other: &Totals) {
+        self.decisions += other.decisions;
+        for (mine, theirs) in [
+            (&mut self.by_syscall, &other.by_syscall),
+            (&mut self.by_action, &other.by_action),
+            (&mut self.by_caller, &other.by_caller),
+        ] {
+            for (k, n) in theirs {
+                bump(mine, k, *n);
             }
         }
-        self.decisions += 1;
-        bump(&mut self.by_syscall, &d.syscall);
-        bump(&mut self.by_action, &d.decision);
-        match &d.exe {
-            Some(e) => bump(&mut self.by_caller, e),
-            None => bump(&mut self.by_caller, &caller(d)),
+    }
+}
+
+/// Count `key` `n` times, allocating only for a key not seen before (every decision passes
+/// here).
+fn bump(map: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    match map.get_mut(key) {
+        Some(c) => *c += n,
+        None => {
+            map.insert(key.to_owned(), n);
         }
     }
 }

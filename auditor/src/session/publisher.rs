@@ -35,11 +35,11 @@ pub const CLIENT_QUEUE: usize = 2048;
 pub const MAX_CLIENTS: usize = 16;
 /// How long a client's writer lets lines gather before writing them (see `write_client`).
 const COALESCE: Duration = Duration::from_millis(10);
-/// Decisions sent to clients per [`DISPLAY_WINDOW`] at most: 5,000 a second, more than anyone
-/// can read. Beyond, a decision only counts (totals, recent decisions of the snapshot, the
+/// Decisions sent to clients per [`DISPLAY_WINDOW`] at most: 1,000 a second, more than anyone
+/// can read (the totals come from the session's own counts, sent every second). Beyond, a decision only counts (totals, recent decisions of the snapshot, the
 /// audit log) and is a drop for each client, shown as such: serialising and writing every
 /// decision of a busy session would take the CPU the broker needs.
-pub const DISPLAY_BUDGET: u32 = 500;
+pub const DISPLAY_BUDGET: u32 = 100;
 pub const DISPLAY_WINDOW: Duration = Duration::from_millis(100);
 
 /// What a session publishes. Decisions are nearly all events and are not boxed (that would
@@ -47,6 +47,9 @@ pub const DISPLAY_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub enum Event {
     Decision(Decision),
+    /// Many decisions at once (the broker under load): their exact totals, and the few of
+    /// them worth showing; the others count as display drops.
+    Decisions(Box<DecisionBatch>),
     Progress(Progress),
     Observation(Box<Observation>),
     Notice(String),
@@ -68,6 +71,15 @@ pub struct Answer {
     pub choice: Choice,
     /// `in-process UI` when the client is this process itself, else `uid U (user) pid P`.
     pub by: String,
+}
+
+/// See [`Event::Decisions`].
+#[derive(Clone, Debug, Default)]
+pub struct DecisionBatch {
+    /// Every decision of the batch, counted.
+    pub totals: crate::session::protocol::Totals,
+    /// The last few decisions of the batch, oldest first.
+    pub shown: Vec<Decision>,
 }
 
 /// A cheap, cloneable handle for publishing; never blocks.
@@ -314,6 +326,26 @@ impl State {
                 }
                 self.recent.push_back(d.clone());
                 Message::Decision(d)
+            }
+            Event::Decisions(b) => {
+                let DecisionBatch { totals, shown } = *b;
+                self.snapshot.totals.merge(&totals);
+                let unshown = totals.decisions.saturating_sub(shown.len() as u64);
+                for c in &self.clients {
+                    c.dropped.fetch_add(unshown, Ordering::Relaxed);
+                }
+                for d in shown {
+                    if self.recent.len() == SNAPSHOT_DECISIONS {
+                        self.recent.pop_front();
+                    }
+                    if self.clients.is_empty() {
+                        self.recent.push_back(d);
+                    } else {
+                        self.recent.push_back(d.clone());
+                        self.broadcast_decision(&Message::Decision(d));
+                    }
+                }
+                return None;
             }
             Event::Progress(p) => {
                 self.snapshot.progress = Some(p.clone());
