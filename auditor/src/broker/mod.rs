@@ -181,6 +181,8 @@ struct Inner {
     live: Option<crate::session::SessionSender>,
     /// The container this listener belongs to, for every record (the runtime agent).
     container: Option<String>,
+    /// Callers' executables, for records.
+    exes: target::ExeCache,
 }
 
 /// The broker for one listener fd.
@@ -243,13 +245,6 @@ struct Raw {
 }
 
 /// The executable of a thread (best effort).
-fn exe_of(tid: u32) -> Option<String> {
-    target::Target::open(tid)
-        .ok()
-        .and_then(|t| t.exe())
-        .map(|p| p.display().to_string())
-}
-
 /// A person's (or a timeout's) answer.
 fn prompt_outcome(allow: bool) -> Outcome {
     if allow {
@@ -287,6 +282,7 @@ impl Broker {
                 answered: None,
                 live: None,
                 container: None,
+                exes: target::ExeCache::default(),
             }),
             interactive: None,
         }
@@ -482,6 +478,9 @@ struct Recorder {
     inner: Arc<Inner>,
 }
 
+/// Decisions of one batch the live session shows (see [`Inner::deliver_batch`]).
+const SHOWN_PER_BATCH: usize = 4;
+
 /// Batches queued for the record thread; beyond this they are dropped and counted (the audit
 /// log's and the live session's drop counts), so a flood costs bounded memory.
 const RECORDER_QUEUE: usize = 64;
@@ -501,7 +500,7 @@ impl Recorder {
                     tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH for the record thread");
                 }
                 for mut batch in rx {
-                    thread_inner.deliver(&mut batch);
+                    thread_inner.deliver_batch(&mut batch);
                 }
             })
             .map_err(|source| BrokerError::Thread { source })?;
@@ -688,6 +687,48 @@ impl Inner {
         }
     }
 
+    /// [`Inner::deliver`] for a batch of the broker thread: every record to the audit log; to
+    /// the live session the batch's totals and its last [`SHOWN_PER_BATCH`] decisions (a
+    /// person reads a sample at these rates; the totals stay exact), so that formatting and
+    /// folding every decision does not take the CPU the workload and the broker need.
+    fn deliver_batch(&self, batch: &mut Vec<Raw>) {
+        let Some(live) = &self.live else {
+            return self.deliver(batch);
+        };
+        let show_from = batch.len().saturating_sub(SHOWN_PER_BATCH);
+        let mut totals = crate::session::protocol::Totals::default();
+        let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
+        for (i, raw) in batch.drain(..).enumerate() {
+            let decision = raw.verdict.as_str();
+            let unknown;
+            let syscall = match raw.syscall {
+                Some(s) => s,
+                None => {
+                    unknown = format!("nr:{}", raw.nr);
+                    &unknown
+                }
+            };
+            match &raw.exe {
+                Some(e) => totals.add_parts(syscall, decision, e),
+                None => totals.add_parts(syscall, decision, &format!("pid {}", raw.pid)),
+            }
+            let show = i >= show_from;
+            match (&self.audit, show) {
+                (None, false) => {}
+                (None, true) => shown.push(self.record_of(raw).into()),
+                (Some(a), false) => a.record(self.record_of(raw)),
+                (Some(a), true) => {
+                    let record = self.record_of(raw);
+                    shown.push((&record).into());
+                    a.record(record);
+                }
+            }
+        }
+        live.send(crate::session::Event::Decisions(Box::new(
+            crate::session::DecisionBatch { totals, shown },
+        )));
+    }
+
     /// Hand records to the audit log and the live session (never blocks).
     fn deliver(&self, batch: &mut Vec<Raw>) {
         for raw in batch.drain(..) {
@@ -721,7 +762,7 @@ impl Inner {
             args: p.arity.significant(d.syscall, n.data.args),
         };
         let exe = (self.audit.is_some() || self.live.is_some())
-            .then(|| exe_of(n.pid))
+            .then(|| self.exes.exe(n.pid))
             .flatten();
         match p.prompts.hold(key, HeldCall { n, start, exe }, Instant::now()) {
             prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
@@ -917,7 +958,13 @@ impl Inner {
         let is_prompt = prompted.is_some();
         let exe = match prompted {
             Some(exe) => exe,
-            None => want_exe.then(|| exe_of(n.pid)).flatten(),
+            // The audit log gets the executable read for this very call; the live view alone
+            // may reuse a reading of the last few milliseconds (one readlink per call is a
+            // noticeable share of the round trip).
+            None if self.audit.is_some() => self.exes.exe(n.pid),
+            None => want_exe
+                .then(|| self.exes.exe_recent(n.pid, FLUSH_AFTER))
+                .flatten(),
         };
         tracing::debug!(
             pid = n.pid,

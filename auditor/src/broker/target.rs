@@ -316,3 +316,92 @@ pub fn open_caller(
     }
     opened.map_err(Unreachable::Failed)
 }
+
+/// Callers' `/proc/TID` directories kept open, at most this many (each is an fd).
+const EXE_CACHE_MAX: usize = 128;
+
+/// The executables of callers, for records: one `readlinkat` per call through a `/proc/TID`
+/// directory kept open, instead of an open, a readlink and a close. Exact: the directory fd
+/// stays bound to its task, so an exec shows at once (the link is read every time) and a
+/// reused tid never reads another process's link (it fails, and the directory is reopened).
+#[derive(Default)]
+pub struct ExeCache {
+    dirs: std::sync::Mutex<std::collections::HashMap<u32, (Target, Option<(std::time::Instant, String)>)>>,
+}
+
+impl ExeCache {
+    /// The executable of thread `tid`, read now, if it can be read.
+    pub fn exe(&self, tid: u32) -> Option<String> {
+        self.read(tid, None)
+    }
+
+    /// Like [`ExeCache::exe`], but a reading younger than `max_age` is reused: for the live
+    /// view only (it may lag an exec by up to `max_age`), never for the audit log.
+    pub fn exe_recent(&self, tid: u32, max_age: std::time::Duration) -> Option<String> {
+        self.read(tid, Some(max_age))
+    }
+
+    fn read(&self, tid: u32, max_age: Option<std::time::Duration>) -> Option<String> {
+        let now = std::time::Instant::now();
+        let mut dirs = self.dirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((t, last)) = dirs.get_mut(&tid) {
+            if let (Some(age), Some((when, exe))) = (max_age, &*last) {
+                if now.duration_since(*when) < age {
+                    return Some(exe.clone());
+                }
+            }
+            if let Some(p) = t.exe() {
+                let exe = p.display().to_string();
+                *last = Some((now, exe.clone()));
+                return Some(exe);
+            }
+            dirs.remove(&tid);
+        }
+        let t = Target::open(tid).ok()?;
+        let exe = t.exe()?.display().to_string();
+        if dirs.len() >= EXE_CACHE_MAX {
+            dirs.clear();
+        }
+        dirs.insert(tid, (t, Some((now, exe.clone()))));
+        Some(exe)
+    }
+}
+
+#[cfg(test)]
+mod exe_cache_tests {
+    use super::*;
+
+    #[test]
+    fn follows_exec_and_forgets_the_dead() {
+        let cache = ExeCache::default();
+        let me = std::process::id();
+        let mine = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(cache.exe(me).as_deref(), Some(mine.display().to_string().as_str()));
+        assert_eq!(cache.exe(me).as_deref(), Some(mine.display().to_string().as_str()));
+        // A child that execs: the cached directory shows the new executable.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "read x; exec /bin/sleep 5"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let before = cache.exe(pid).unwrap();
+        assert!(before.ends_with("sh") || before.contains("dash") || before.contains("bash"), "{before}");
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cache.exe(pid).unwrap_or_default().ends_with("sleep") {
+            assert!(std::time::Instant::now() < deadline, "exec not seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // A recent reading is reused (for the live view only).
+        let t0 = std::time::Instant::now();
+        let recent = cache.exe_recent(pid, std::time::Duration::from_secs(60));
+        assert!(recent.unwrap().ends_with("sleep"));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+        // Reaped: the kept directory no longer reads, and nothing else is read in its place.
+        assert_eq!(cache.exe(pid), None);
+    }
+}
