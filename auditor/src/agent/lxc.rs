@@ -46,7 +46,6 @@ use super::Shared;
 use crate::broker::{Broker, Mode};
 use crate::seccomp::notify::{
     self, NotifyFd, Response, SeccompData, SeccompNotif, SeccompNotifResp, SeccompNotifSizes,
-    SECCOMP_USER_NOTIF_FLAG_CONTINUE,
 };
 
 /// `struct seccomp_notify_proxy_msg`: u64 reserved, pid_t monitor, pid_t init, three u16
@@ -319,37 +318,13 @@ pub fn parse(b: &[u8], kernel: SeccompNotifSizes) -> Result<Message, MessageErro
     })
 }
 
-/// The response LXC hands to `SECCOMP_IOCTL_NOTIF_SEND`.
-pub fn raw_response(id: u64, r: Response) -> SeccompNotifResp {
-    match r {
-        Response::Continue => SeccompNotifResp {
-            id,
-            val: 0,
-            error: 0,
-            flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-        },
-        Response::Errno(e) => SeccompNotifResp {
-            id,
-            val: 0,
-            error: -e.abs(),
-            flags: 0,
-        },
-        Response::Value(v) => SeccompNotifResp {
-            id,
-            val: v,
-            error: 0,
-            flags: 0,
-        },
-    }
-}
-
 /// The reply record: the header and request echoed, the response filled in; exactly the
 /// length LXC reads.
 pub fn reply(m: &Message, r: Response) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + NOTIF_LEN + RESP_LEN);
     m.header.encode(&mut out);
     encode_notif(&m.notif, &mut out);
-    encode_resp(&raw_response(m.notif.id, r), &mut out);
+    encode_resp(&r.to_raw(m.notif.id), &mut out);
     out
 }
 
@@ -809,6 +784,7 @@ pub fn is_notify_fd(fd: impl AsFd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seccomp::notify::SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 
     const KERNEL: SeccompNotifSizes = SeccompNotifSizes {
         seccomp_notif: 80,

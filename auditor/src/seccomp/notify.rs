@@ -269,7 +269,9 @@ pub enum Response {
 }
 
 impl Response {
-    fn to_raw(self, id: u64) -> SeccompNotifResp {
+    /// The kernel's form of this answer to notification `id` (`SECCOMP_IOCTL_NOTIF_SEND`;
+    /// also what LXC's notify proxy expects back).
+    pub fn to_raw(self, id: u64) -> SeccompNotifResp {
         match self {
             Response::Continue => SeccompNotifResp {
                 id,
