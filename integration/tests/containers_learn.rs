@@ -512,6 +512,45 @@ fn sigterm_writes_running_containers_and_stops_cleanly() {
     assert!(!daemon.socket.exists(), "socket removed at shutdown");
 }
 
+/// `auditor learn --container ID --runtime RUNTIME` on a running container whose workload waits
+/// for /tmp/go: once learning has begun, `joiners` runs (processes joining the container),
+/// then the workload is let go; returns the observation written when the container ends.
+fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) -> Observation {
+    let out = b.dir.join("obs.json");
+    let log = b.dir.join("learn.log");
+    let mut learn = KillOnDrop(
+        Command::new(auditor_bin())
+            .args(["learn", "--no-progress", "--container", &b.id, "--runtime", runtime, "-o"])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("auditor learn"),
+    );
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("learning") {
+        assert!(t0.elapsed() < Duration::from_secs(20), "learn did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        if let Some(st) = learn.0.try_wait().expect("wait") {
+            panic!("learn exited ({st}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    joiners();
+    std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = learn.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "learn did not end with the container");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(st.success(), "learn --container --runtime {runtime}: {st}\n{text}");
+    auditor::observe::load(&out).expect("observation")
+}
+
 #[test]
 fn learn_attaches_to_a_running_container_by_id() {
     let test = "learn_attaches_to_a_running_container_by_id";
@@ -533,41 +572,11 @@ fn learn_attaches_to_a_running_container_by_id() {
         .status()
         .expect("runc run --detach");
     assert!(o.success(), "runc run --detach failed");
-    let out = b.dir.join("obs.json");
-    let log = b.dir.join("learn.log");
-    let mut learn = KillOnDrop(
-        Command::new(auditor_bin())
-            .args(["learn", "--no-progress", "--container", &b.id, "--runtime", "runc", "-o"])
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("auditor learn"),
-    );
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("learning") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "learn did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        if let Some(st) = learn.0.try_wait().expect("wait") {
-            panic!("learn exited ({st}): {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // A process that joins later (`runc exec`) is learned too: `sync` is its own.
-    let o = runc(&["exec", &b.id, "/bin/busybox", "sync"]);
-    assert!(o.status.success(), "runc exec: {}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = learn.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "learn did not end with the container");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(st.success(), "learn --container: {st}\n{text}");
-    let obs = auditor::observe::load(&out).expect("observation");
+    let obs = learn_running_container(&b, "runc", || {
+        let o = runc(&["exec", &b.id, "/bin/busybox", "sync"]);
+        assert!(o.status.success(), "runc exec: {}", String::from_utf8_lossy(&o.stderr));
+    });
     assert!(matches!(&obs.target, Target::Container { id, .. } if *id == b.id), "{:?}", obs.target);
     let names: BTreeSet<_> = obs.syscalls.iter().map(|s| s.name.as_str()).collect();
     for n in ["uname", "clock_nanosleep", "sync", "exit_group"] {
@@ -603,38 +612,7 @@ fn learn_attaches_to_a_running_crun_container_by_id() {
         .status()
         .expect("crun run --detach");
     assert!(o.success(), "crun run --detach failed");
-    let out = b.dir.join("obs.json");
-    let log = b.dir.join("learn.log");
-    let mut learn = KillOnDrop(
-        Command::new(auditor_bin())
-            .args(["learn", "--no-progress", "--container", &b.id, "--runtime", "crun", "-o"])
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("auditor learn"),
-    );
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("learning") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "learn did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        if let Some(st) = learn.0.try_wait().expect("wait") {
-            panic!("learn exited ({st}): {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = learn.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "learn did not end with the container");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(st.success(), "learn --container --runtime crun: {st}\n{text}");
-    let obs = auditor::observe::load(&out).expect("observation");
+    let obs = learn_running_container(&b, "crun", || {});
     assert!(
         matches!(&obs.target, Target::Container { id, runtime: Some(r), .. } if *id == b.id && r == "crun"),
         "{:?}",
