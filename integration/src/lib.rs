@@ -8,7 +8,8 @@
 pub mod runtimes;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Path of the auditor binary under test.
@@ -64,4 +65,30 @@ pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
         eprintln!("SKIP {test}: `{tool}` not installed");
     }
     found
+}
+
+/// Run a command to completion within `limit`, capturing its output.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().ok();
+                panic!("{cmd:?} did not finish within {limit:?}: {out:?}");
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("output of {cmd:?}: {e}"))
 }

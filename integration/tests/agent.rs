@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::runtimes::{self, Bundle, Runtime};
-use integration::{auditor_bin, in_ci, require_root, require_tool, unique_name};
+use integration::{auditor_bin, in_ci, require_root, require_tool, run_with_timeout, unique_name};
 
 const PREFIX: &str = "auditor-agent";
 /// The native policy's name in the agent's policy directory (the profile's listenerMetadata).
@@ -32,32 +32,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Run a command to completion within `limit`, capturing its output.
-fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > limit => {
-                let _ = child.kill();
-                let out = child.wait_with_output().ok();
-                panic!("{cmd:?} did not finish within {limit:?}: {out:?}");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("waiting for {cmd:?}: {e}"),
-        }
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("output of {cmd:?}: {e}"))
 }
 
 fn command(argv: &[String]) -> Command {

@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use integration::{auditor_bin, in_ci, require_root, require_tool, unique_name};
+use integration::{auditor_bin, in_ci, require_root, require_tool, run_with_timeout, unique_name};
 
 const PREFIX: &str = "auditor-policy";
 /// The profile's default errno: EOPNOTSUPP (95), which nothing in this workload would get from
@@ -54,32 +54,6 @@ fn clear_stale(runc: &Path) {
             }
         }
     }
-}
-
-/// Run a command with a deadline, capturing its output.
-fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > limit => {
-                let _ = child.kill();
-                let out = child.wait_with_output().ok();
-                panic!("{cmd:?} did not finish within {limit:?}: {out:?}");
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("waiting for {cmd:?}: {e}"),
-        }
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("output of {cmd:?}: {e}"))
 }
 
 fn text(o: &Output) -> String {
