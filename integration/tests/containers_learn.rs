@@ -536,6 +536,9 @@ fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) ->
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A few rounds of the workload's loop under observation (one usleep may be asleep already
+    // when tracking begins, and would not show its clock_nanosleep).
+    std::thread::sleep(Duration::from_millis(200));
     joiners();
     std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
     let t0 = Instant::now();
@@ -543,7 +546,11 @@ fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) ->
         if let Some(st) = learn.0.try_wait().expect("wait") {
             break st;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "learn did not end with the container");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "learn did not end with the container: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -135,6 +135,30 @@ fn threads_of(pid: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Whether a task exists and has not exited (a zombie has).
+fn task_alive(tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, Some("Z" | "X" | "x") | None)
+    })
+}
+
+/// Whether any live thread on the host is tracked (the exit program untracks a thread as it
+/// exits, so a tracked live thread belongs to the workload).
+fn any_tracked_alive(observer: &Observer) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return true };
+    for p in rd.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        for tid in threads_of(pid) {
+            // An unreadable map is not evidence of the end.
+            if observer.group_of(tid).map_or(true, |g| g.is_some()) && task_alive(tid) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// The executable of a running process, for tasks that exec'd before tracking began.
 fn exe_of(pid: u32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned())
@@ -174,6 +198,9 @@ fn host() -> model::Host {
 }
 
 /// Track the running process `pid` (all its threads) with FRESH slots.
+///
+/// A thread that is tracked already was forked by a tracked thread after tracking began: the
+/// kernel counted it (`TASKS_FORKED`), so it is left alone rather than counted twice.
 fn track_running(observer: &mut Observer, pid: u32, collected: &mut build::Collected) -> anyhow::Result<()> {
     let exe = exe_of(pid).map(|p| {
         let id = exe_id(p.as_bytes());
@@ -182,6 +209,9 @@ fn track_running(observer: &mut Observer, pid: u32, collected: &mut build::Colle
     });
     let mut any = false;
     for tid in threads_of(pid) {
+        if observer.group_of(tid)?.is_some() {
+            continue;
+        }
         observer.track(tid, exe.unwrap_or(0), slot::FRESH)?;
         // A thread that exited between listing and tracking never sends an exit: undo it so a
         // recycled id is not tracked by mistake.
@@ -422,6 +452,7 @@ async fn watch(
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last = (Instant::now(), 0u64);
     let mut was_populated = false;
+    let mut scans = 0u32;
     let mut buf = Vec::new();
 
     let stop = loop {
@@ -445,9 +476,16 @@ async fn watch(
                     l.publish(observer, collected, &c);
                 }
                 match target {
-                    Target::Pid(_) => {
+                    Target::Pid(root) => {
                         let live = collected.initial_threads + c[counters::TASKS_FORKED as usize] + c[counters::TASKS_ADOPTED as usize];
                         if live <= c[counters::TASKS_EXITED as usize] {
+                            break Stop::WorkloadExited;
+                        }
+                        // The counts can overstate (a child forked while its running parent was
+                        // being tracked may be counted by both sides): once the root is gone,
+                        // the tasks themselves decide, once a second.
+                        scans += 1;
+                        if scans % 4 == 0 && !task_alive(*root) && !any_tracked_alive(observer) {
                             break Stop::WorkloadExited;
                         }
                     }
