@@ -161,3 +161,32 @@ pub(super) fn openat2(
     }
     Ok(fd as std::os::fd::RawFd)
 }
+
+/// The signal that interrupts the broker thread's blocking receive (see `watch` in the
+/// broker): SIGURG, ignored by default and used by nothing else in auditor, so a stray one is
+/// harmless.
+const INTERRUPT: nix::sys::signal::Signal = nix::sys::signal::Signal::SIGURG;
+
+extern "C" fn interrupted(_: libc::c_int) {}
+
+/// Install the (empty) handler of [`INTERRUPT`], without `SA_RESTART`, so that the signal
+/// makes a blocking `SECCOMP_IOCTL_NOTIF_RECV` return `EINTR`. Idempotent.
+pub(super) fn install_interrupt() -> std::io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    static INSTALLED: std::sync::OnceLock<Result<(), nix::errno::Errno>> = std::sync::OnceLock::new();
+    let r = INSTALLED.get_or_init(|| {
+        let action = SigAction::new(SigHandler::Handler(interrupted), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler does nothing, so it is async-signal-safe; no other code of
+        // auditor handles or relies on this signal's default disposition.
+        unsafe { sigaction(INTERRUPT, &action) }.map(|_| ())
+    });
+    r.map_err(std::io::Error::from)
+}
+
+/// Interrupt thread `thread`'s blocking syscall with [`INTERRUPT`]. `thread` must not have
+/// been joined yet.
+pub(super) fn interrupt(thread: libc::pthread_t) {
+    if let Err(e) = nix::sys::pthread::pthread_kill(thread, INTERRUPT) {
+        tracing::debug!(error = %e, "cannot interrupt the broker thread");
+    }
+}

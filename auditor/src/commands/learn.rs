@@ -485,7 +485,7 @@ async fn watch(
                         // being tracked may be counted by both sides): once the root is gone,
                         // the tasks themselves decide, once a second.
                         scans += 1;
-                        if scans % 4 == 0 && !task_alive(*root) && !any_tracked_alive(observer) {
+                        if scans.is_multiple_of(4) && !task_alive(*root) && !any_tracked_alive(observer) {
                             break Stop::WorkloadExited;
                         }
                     }

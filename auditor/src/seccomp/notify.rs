@@ -304,19 +304,6 @@ pub struct Readiness {
     pub hangup: bool,
 }
 
-/// What [`NotifyFd::wait`] saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
-    /// A notification is waiting: `recv` will not block.
-    Pending,
-    /// No task uses the filter any more: nothing more will come.
-    Hangup,
-    /// The `stop` fd became readable.
-    Stopped,
-    /// The timeout passed first.
-    Timeout,
-}
-
 /// The listener fd of a filter (`SECCOMP_FILTER_FLAG_NEW_LISTENER`).
 #[derive(Debug)]
 pub struct NotifyFd {
@@ -395,60 +382,32 @@ impl NotifyFd {
         })
     }
 
-    /// Block until a notification is pending, every task of the filter is gone, or `stop`
-    /// becomes readable (an eventfd the owner writes to end the wait), or `timeout` passes.
+    /// Block until every task of the filter is gone (POLLHUP) or `stop` becomes readable.
     ///
-    /// A thread blocked here in `poll(2)` is woken by the kernel's own wake-up of the listener,
-    /// which honours `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (the workload's CPU); an epoll
-    /// waiter (an async reactor) is woken through `ep_poll_callback`, which drops that hint,
-    /// so every round trip could cross CPUs.
-    pub fn wait(
-        &self,
-        stop: BorrowedFd<'_>,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Wake, NotifyError> {
-        let ms = timeout.map_or(-1, |t| {
-            libc::c_int::try_from(t.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
-        });
+    /// The listener is polled for no event but hang-up, which `poll` always reports: the
+    /// wake-up of a new notification (keyed POLLIN) passes this waiter by, so a thread waiting
+    /// here costs the round trip nothing.
+    pub fn wait_hangup(&self, stop: BorrowedFd<'_>) -> Result<(), NotifyError> {
         let mut pfds = [
-            libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: self.fd.as_raw_fd(), events: 0, revents: 0 },
+            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         loop {
             // SAFETY: two valid pollfds in a live array.
-            let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
-            if r == 0 {
-                return Ok(Wake::Timeout);
-            }
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
             if r > 0 {
-                break;
+                return Ok(());
             }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
+            if r < 0 && e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(NotifyError::Poll { source: e });
             }
         }
-        Ok(if pfds[1].revents != 0 {
-            Wake::Stopped
-        } else if pfds[0].revents & libc::POLLIN != 0 {
-            Wake::Pending
-        } else {
-            // POLLHUP, POLLERR or POLLNVAL: nothing more will come on this fd.
-            Wake::Hangup
-        })
     }
 
-    /// Receive one notification. Blocks if none is pending: call it only after
-    /// [`NotifyFd::readiness`] says `pending`. `ENOENT` means the caller went away between the
-    /// two (a fatal signal): not an error of the broker.
+    /// Receive one notification; blocks until one is pending. `ENOENT`: the caller went away
+    /// (a fatal signal) or no task uses the filter any more (see [`NotifyFd::readiness`]);
+    /// `EINTR`: a signal interrupted the wait.
     pub fn recv(&self) -> Result<SeccompNotif, NotifyError> {
         // The kernel requires a zeroed buffer (it checks, to keep the struct extensible).
         let mut n = SeccompNotif::default();
@@ -528,6 +487,11 @@ impl NotifyError {
     /// The notification is gone: its caller was killed or interrupted (ENOENT), nothing to do.
     pub fn is_gone(&self) -> bool {
         self.raw_os_error() == Some(libc::ENOENT)
+    }
+
+    /// A signal interrupted a blocking call (EINTR).
+    pub fn is_interrupted(&self) -> bool {
+        self.raw_os_error() == Some(libc::EINTR)
     }
 }
 
