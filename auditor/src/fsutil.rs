@@ -2,6 +2,7 @@
 //! rename over the target.
 
 use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,19 +15,32 @@ pub enum FsError {
     },
 }
 
-/// Write `data` to `path` atomically.
+/// Write `data` to `path` atomically (see the module doc); a replaced file keeps its mode
+/// and owner.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
     let err = |source| FsError::Write { path: path.to_owned(), source };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // A file that is replaced keeps its mode and owner (a policy file that runc reads stays
+    // readable); a new one gets 0666 less the umask, as a shell redirection would.
+    let existing = std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file);
     let mut tmp = tempfile::Builder::new()
         .prefix(".auditor-")
         .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(data).map_err(err)?;
+    if let Some(m) = &existing {
+        let f = tmp.as_file();
+        if (m.uid(), m.gid()) != (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()) {
+            // Best effort: only root may give a file away.
+            let _ = std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid()));
+        }
+        f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(err)?;
+    }
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -50,6 +64,7 @@ pub fn check_writable(path: &Path) -> Result<(), FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt as _;
 
     #[test]
     fn atomic_write_replaces_content() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,6 +75,27 @@ mod tests {
         assert_eq!(std::fs::read(&p)?, b"two");
         // No temporary files are left behind.
         assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_mode_and_a_new_one_follows_the_umask() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("policy.toml");
+        std::fs::write(&p, "old")?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640))?;
+        write_atomic(&p, b"new")?;
+        assert_eq!(std::fs::metadata(&p)?.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(std::fs::read(&p)?, b"new");
+        // A new file: 0666 less the umask (read back by creating a probe the same way).
+        let fresh = dir.path().join("fresh.json");
+        write_atomic(&fresh, b"x")?;
+        let probe = dir.path().join("probe");
+        drop(std::fs::OpenOptions::new().write(true).create_new(true).mode(0o666).open(&probe)?);
+        assert_eq!(
+            std::fs::metadata(&fresh)?.permissions().mode() & 0o7777,
+            std::fs::metadata(&probe)?.permissions().mode() & 0o7777
+        );
         Ok(())
     }
 
