@@ -422,6 +422,36 @@ fn a_container_that_exits_at_once_is_captured_whole() {
 }
 
 #[test]
+fn the_hook_works_as_a_prestart_hook_too() {
+    let test = "the_hook_works_as_a_prestart_hook_too";
+    if !ready(test) {
+        return;
+    }
+    let mut daemon = Daemon::start();
+    let b = Bundle::busybox(Runtime::Runc, &["/bin/busybox", "uname", "-r"]).expect("bundle");
+    let hook = daemon.hook_args();
+    let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
+    // The older hook point (deprecated by the OCI spec, still run by runc and podman).
+    b.add_hook("prestart", &auditor_bin(), &hook).expect("hook");
+    let o = Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runc run");
+    assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+    let obs = daemon.observation(&b.id);
+    assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
+    let work = workload_names(&obs);
+    assert!(obs.syscalls.iter().any(|s| s.name == "execve"), "execve missing");
+    for n in ["arch_prctl", "uname", "exit_group"] {
+        assert!(work.contains(n), "{n} missing from the workload's calls: {work:?}");
+    }
+    assert!(daemon.stop().success(), "daemon exit status:\n{}", daemon.log_text());
+}
+
+#[test]
 fn concurrent_containers_are_kept_apart() {
     let test = "concurrent_containers_are_kept_apart";
     if !ready(test) {
