@@ -403,7 +403,7 @@ fn waiting_in_mknodat(b: &Bundle) -> bool {
         return false;
     };
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < Duration::from_secs(15) {
         let Ok(rd) = std::fs::read_dir("/proc") else {
             return false;
         };

@@ -129,22 +129,22 @@ fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
 
     // Detail pane of the selected (newest) decision: the rule that matched.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the detail pane", Duration::from_secs(5), |s| {
+    tmux.wait_for("the detail pane", Duration::from_secs(15), |s| {
         s.contains("Detail") && s.contains("rule #1")
     });
     tmux.keys(&["Escape"]);
     // Summary: counts per syscall and decision.
     tmux.keys(&["Tab"]);
-    tmux.wait_for("the summary", Duration::from_secs(5), |s| {
+    tmux.wait_for("the summary", Duration::from_secs(15), |s| {
         s.contains("By syscall") && s.contains("By decision")
     });
     // Help, then any key closes it.
     tmux.keys(&["?"]);
-    tmux.wait_for("the help", Duration::from_secs(5), |s| {
+    tmux.wait_for("the help", Duration::from_secs(15), |s| {
         s.contains("any key closes this help")
     });
     tmux.keys(&["x"]);
-    tmux.wait_for("the help to close", Duration::from_secs(5), |s| {
+    tmux.wait_for("the help to close", Duration::from_secs(15), |s| {
         !s.contains("any key closes this help")
     });
     // q quits and the terminal is restored (the alternate screen is gone).
@@ -152,7 +152,7 @@ fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
     let t = Instant::now();
     while !tmux.pane_dead() {
         assert!(
-            t.elapsed() < Duration::from_secs(5),
+            t.elapsed() < Duration::from_secs(15),
             "q did not quit:\n{}",
             tmux.screen()
         );
@@ -169,7 +169,7 @@ fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
     let t = Instant::now();
     while run_dir.join(format!("{name}.sock")).exists() {
         assert!(
-            t.elapsed() < Duration::from_secs(5),
+            t.elapsed() < Duration::from_secs(15),
             "the socket outlived its session"
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -214,7 +214,7 @@ fn tui_shows_learning_and_writes_the_candidate_policy() {
     });
     assert!(screen.contains("execve"), "{screen}");
     tmux.keys(&["w"]);
-    tmux.wait_for("the write confirmation", Duration::from_secs(5), |s| {
+    tmux.wait_for("the write confirmation", Duration::from_secs(15), |s| {
         s.contains("candidate policy written to")
     });
     let text = std::fs::read_to_string(&out).expect("the candidate policy file");
@@ -306,9 +306,9 @@ fn learn_tui_shows_syscalls_and_sends_the_workload_output_to_its_log() {
     );
 
     // q closes the UI only: learning goes on.
-    let pid = session_pid(&run_dir, "learn", Duration::from_secs(5));
+    let pid = session_pid(&run_dir, "learn", Duration::from_secs(15));
     tmux.keys(&["q"]);
-    tmux.wait_for("the UI to close", Duration::from_secs(5), |s| {
+    tmux.wait_for("the UI to close", Duration::from_secs(15), |s| {
         s.contains("UI closed; learn goes on") && !s.contains("Syscalls (")
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -374,16 +374,16 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
     assert!(!screen.contains("mark2"), "the workload wrote over the UI:\n{screen}");
     // The detail pane names the rule that matched.
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the detail pane", Duration::from_secs(5), |s| {
+    tmux.wait_for("the detail pane", Duration::from_secs(15), |s| {
         s.contains("Detail") && s.contains("rule #1")
     });
     let text = std::fs::read_to_string(&wlog).expect("the workload log");
     assert!(text.contains("mark2"), "workload log:\n{text}");
 
     // q closes the UI only; the session goes on until interrupted.
-    let pid = session_pid(&run_dir, "enforce", Duration::from_secs(5));
+    let pid = session_pid(&run_dir, "enforce", Duration::from_secs(15));
     tmux.keys(&["q"]);
-    tmux.wait_for("the UI to close", Duration::from_secs(5), |s| {
+    tmux.wait_for("the UI to close", Duration::from_secs(15), |s| {
         s.contains("UI closed; enforce goes on") && !s.contains("Decisions (")
     });
     assert!(!tmux.pane_dead(), "q ended enforcing:\n{}", tmux.screen());
