@@ -394,7 +394,7 @@ impl Broker {
             }
             None => (None, None),
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         let handle = tokio::runtime::Handle::current();
         let ending = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
@@ -423,7 +423,6 @@ impl Broker {
                 .spawn(move || watch(&inner.fd, &stop, broker, &ending, &finished))
                 .map_err(|source| BrokerError::Thread { source })?
         };
-        let mut rx = rx;
         let done = tokio::select! {
             r = &mut rx => r,
             () = cancel.cancelled() => {
