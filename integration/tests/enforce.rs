@@ -469,11 +469,38 @@ impl Drop for LoopDevice {
     }
 }
 
-/// Name of the ext4 images the mount test attaches; stale devices backed by one are detached
-/// before the test starts.
+/// Names of the ext4 images the mount tests attach (one per test, so that they can run side by
+/// side); stale devices backed by one are detached before its test starts.
 const EXT4_IMAGE: &str = "auditor-enforce-ext4.img";
+const EXT4_SHIFT_IMAGE: &str = "auditor-enforce-ext4shift.img";
 
-fn clear_stale_loop_devices() {
+/// A 16 MiB ext4 image in `s` (root directory owned by `root_owner`), attached to a loop device.
+fn ext4_on_loop(s: &Scratch, name: &str, root_owner: u32) -> (std::path::PathBuf, LoopDevice) {
+    clear_stale_loop_devices(name);
+    let image = s.path(name);
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(16 << 20))
+        .expect("image file");
+    run_tool(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", &format!("root_owner={root_owner}:{root_owner}")])
+            .arg(&image),
+    );
+    let dev = LoopDevice(
+        run_tool(Command::new("losetup").args(["--find", "--show"]).arg(&image))
+            .trim()
+            .to_owned(),
+    );
+    (image, dev)
+}
+
+/// The owner debugfs reports for `path` in `image`.
+fn debugfs_owner(image: &Path, path: &str) -> Option<u32> {
+    let stat = run_tool(Command::new("debugfs").args(["-R", &format!("stat {path}")]).arg(image));
+    stat.split("User:").nth(1)?.split_whitespace().next()?.parse().ok()
+}
+
+fn clear_stale_loop_devices(name: &str) {
     let Ok(o) = Command::new("losetup")
         .args(["--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"])
         .output()
@@ -482,7 +509,7 @@ fn clear_stale_loop_devices() {
     };
     for line in text(&o.stdout).lines() {
         if let Some((dev, back)) = line.split_once(' ') {
-            if back.contains(EXT4_IMAGE) {
+            if back.ends_with(name) {
                 let _ = Command::new("losetup").args(["-d", dev]).output();
             }
         }
@@ -507,32 +534,9 @@ fn ext4_mounts_in_a_user_namespace_only_from_the_allowed_source() {
     {
         return;
     }
-    clear_stale_loop_devices();
     let s = Scratch::new("enforce-ext4", true);
-    let image = s.path(EXT4_IMAGE);
-    std::fs::File::create(&image)
-        .and_then(|f| f.set_len(16 << 20))
-        .expect("image file");
     // The root directory belongs to the container's root, so that it can write there.
-    run_tool(
-        Command::new("mkfs.ext4")
-            .args([
-                "-q",
-                "-F",
-                "-E",
-                &format!("root_owner={CONTAINER_ROOT}:{CONTAINER_ROOT}"),
-            ])
-            .arg(&image),
-    );
-    let dev = LoopDevice(
-        run_tool(
-            Command::new("losetup")
-                .args(["--find", "--show"])
-                .arg(&image),
-        )
-        .trim()
-        .to_owned(),
-    );
+    let (image, dev) = ext4_on_loop(&s, EXT4_IMAGE, CONTAINER_ROOT);
     let mnt = s.path("mnt");
     std::fs::create_dir(&mnt).expect("mnt");
     // A symlink to the device: sources are matched by device number, not by the path string.
@@ -629,12 +633,7 @@ comment = "would clear nosuid/nodev on the emulated mount"
             .arg(&image),
     );
     assert!(cat.contains("written inside the container"), "{cat}");
-    let stat = run_tool(
-        Command::new("debugfs")
-            .args(["-R", "stat /hello"])
-            .arg(&image),
-    );
-    assert!(stat.contains(&format!("User: {CONTAINER_ROOT}")), "{stat}");
+    assert_eq!(debugfs_owner(&image, "/hello"), Some(CONTAINER_ROOT));
 
     let recs = records(&log);
     assert!(
@@ -647,6 +646,83 @@ comment = "would clear nosuid/nodev on the emulated mount"
     assert!(
         recs.iter()
             .any(|r| r["syscall"] == "mount" && r["result"] == "-EPERM"),
+        "{recs:#?}"
+    );
+}
+
+#[test]
+fn ext4_mount_with_shift_is_idmapped_through_the_containers_user_namespace() {
+    let test = "ext4_mount_with_shift_is_idmapped_through_the_containers_user_namespace";
+    if !require_root(test) {
+        return;
+    }
+    if integration::require_tool(test, "mkfs.ext4").is_none()
+        || integration::require_tool(test, "losetup").is_none()
+        || integration::require_tool(test, "debugfs").is_none()
+    {
+        return;
+    }
+    let s = Scratch::new("enforce-ext4shift", true);
+    // An image as a host makes it: everything owned by (on-disk) root.
+    let (image, dev) = ext4_on_loop(&s, EXT4_SHIFT_IMAGE, 0);
+    let mnt = s.path("mnt");
+    std::fs::create_dir(&mnt).expect("mnt");
+    let policy = |shift: bool| {
+        s.write(
+            &format!("shift-{shift}.toml"),
+            &format!(
+                r#"version = 1
+default_action = "allow"
+
+[[rule]]
+name = "mount"
+action = "notify"
+handler = "emulate-mount"
+params = {{ fstypes = ["ext4"], sources = ["{}"], shift = {shift} }}
+
+[[rule]]
+name = "fsopen"
+action = "errno"
+errno = "ENOSYS"
+"#,
+                dev.0
+            ),
+        )
+    };
+    let log = s.path("audit.jsonl");
+    let run = |policy: &Path| {
+        let o = enforce(
+            &["--policy", &policy.display().to_string(), "--userns", "--audit-log", &log.display().to_string()],
+            &[&workload("mount_ext4"), &dev.0, &mnt.display().to_string()],
+        );
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", text(&o.stderr));
+        out
+    };
+    // Without shift the root directory is host root's, unmapped in the container: mounted,
+    // but its root cannot write there.
+    let out = run(&policy(false));
+    assert!(out.contains("mount=0 errno=0\n"), "{out}");
+    assert!(out.contains("write=0\n"), "{out}");
+    assert!(out.contains("umount=0 errno=0\n"), "{out}");
+    // With shift: idmapped, still nosuid and nodev; the container's root writes as the file
+    // system's root.
+    let out = run(&policy(true));
+    assert!(out.contains("mount=0 errno=0\n"), "{out}");
+    assert!(out.contains("write=1\n"), "{out}");
+    let opts: Vec<&str> = out.lines().find_map(|l| l.strip_prefix("opts=")).unwrap_or_default().split(',').collect();
+    for o in ["nosuid", "nodev", "idmapped"] {
+        assert!(opts.contains(&o), "{o} missing: {out}");
+    }
+    assert!(out.contains("umount=0 errno=0\n"), "{out}");
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!host_mounts.contains(&mnt.display().to_string()));
+    drop(dev);
+    assert_eq!(debugfs_owner(&image, "/hello"), Some(0), "stored as the file system's root");
+    let recs = records(&log);
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "mount" && r["decision"] == "emulated" && r["result"] == "0"
+            && r["decoded"]["shift"].as_str().is_some_and(|v| v.contains("idmapped"))),
         "{recs:#?}"
     );
 }

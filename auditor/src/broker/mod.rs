@@ -991,8 +991,8 @@ impl Inner {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
-            Some(HandlerConfig::Mount { fstypes, sources }) => {
-                mount::handle(&self.fd, n, fstypes, sources)
+            Some(HandlerConfig::Mount { fstypes, sources, shift }) => {
+                mount::handle(&self.fd, n, fstypes, sources, *shift)
             }
             Some(HandlerConfig::Setxattr { prefixes }) => {
                 setxattr::handle(&self.fd, n, syscall, prefixes)

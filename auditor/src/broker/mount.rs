@@ -21,7 +21,12 @@
 //!   options that name other devices (`journal_dev`, `journal_path`) are refused.
 //!
 //! The file system's owner is host root: files keep their on-disk ids (files the container's
-//! root writes belong to its mapped host uid).
+//! root writes belong to its mapped host uid) — unless the rule says `shift = true`: then the
+//! mount is idmapped (5.12; `mount_setattr(MOUNT_ATTR_IDMAP)`) through the caller's user
+//! namespace, as LXD's `security.syscalls.intercept.mount.shift` does, so the container sees
+//! on-disk uid 0 as its root and what its root writes is stored as uid 0. The idmapped mount is
+//! built detached with the new mount API (`fsopen`, `fsconfig`, `fsmount`) and attached with
+//! `move_mount` onto the target's fd: no path is resolved again there either.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -118,6 +123,7 @@ pub fn handle(
     n: &SeccompNotif,
     fstypes: &BTreeSet<String>,
     sources: &BTreeSet<String>,
+    shift: bool,
 ) -> Option<Outcome> {
     let a = &n.data.args;
     let flags = a[3];
@@ -133,7 +139,7 @@ pub fn handle(
         }
         Judgement::NewMount => {}
     }
-    match emulate(fd, n, fstypes, sources, &mut outcome) {
+    match emulate(fd, n, fstypes, sources, shift, &mut outcome) {
         Ok(()) => Some(outcome),
         Err(Gone) => None,
     }
@@ -161,6 +167,7 @@ fn emulate(
     n: &SeccompNotif,
     fstypes: &BTreeSet<String>,
     sources: &BTreeSet<String>,
+    shift: bool,
     outcome: &mut Outcome,
 ) -> Result<(), Gone> {
     let a = &n.data.args;
@@ -247,7 +254,8 @@ fn emulate(
             return Ok(());
         }
     }
-    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || !userns.is_some_and(|u| owns(&u, &mntns)) {
+    let userns = userns.filter(|u| owns(u, &mntns));
+    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || userns.is_none() {
         deny(
             outcome,
             libc::EPERM,
@@ -272,14 +280,19 @@ fn emulate(
             Some((m.rdev(), OwnedFd::from(f)))
         })
         .collect();
+    if shift {
+        outcome.detail("shift", "idmapped through the caller's user namespace".into());
+    }
     let helper = Helper {
         mntns,
         root,
         cwd,
         creds,
+        options: c.data.as_ref().map(|d| split_options(d.as_bytes())).unwrap_or_default(),
         copied: c,
         flags: flags | libc::MS_NOSUID | libc::MS_NODEV,
         allowed,
+        idmap: if shift { userns } else { None },
     };
     outcome.verdict = Verdict::Emulated;
     outcome.response = Response::Value(0);
@@ -328,6 +341,77 @@ struct Helper {
     flags: u64,
     /// (device number, auditor's O_PATH fd) of each allowed source.
     allowed: Vec<(u64, OwnedFd)>,
+    /// `shift = true`: the caller's user namespace, to idmap the mount through.
+    idmap: Option<OwnedFd>,
+    /// The mount data as `fsconfig` parameters (the idmapped path only).
+    options: Vec<(CString, Option<CString>)>,
+}
+
+/// Mount data (`a,b=c`) as parameters: a key alone is a flag, `key=value` a string.
+fn split_options(data: &[u8]) -> Vec<(CString, Option<CString>)> {
+    data.split(|&b| b == b',')
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| match o.iter().position(|&b| b == b'=') {
+            Some(i) => Some((CString::new(&o[..i]).ok()?, Some(CString::new(&o[i + 1..]).ok()?))),
+            None => Some((CString::new(o).ok()?, None)),
+        })
+        .collect()
+}
+
+// The new mount API (include/uapi/linux/mount.h).
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// The per-mount attributes of mount(2) flags (the superblock's are `fsconfig` flags).
+fn mount_attrs(flags: u64) -> u64 {
+    let mut a = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    for (f, attr) in [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (libc::MS_NOATIME, MOUNT_ATTR_NOATIME),
+        (libc::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
+        (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+    ] {
+        if flags & f != 0 {
+            a |= attr;
+        }
+    }
+    a
+}
+
+/// The superblock flags of mount(2) flags, as the `fsconfig` flag names the kernel parses.
+fn sb_flags(flags: u64) -> impl Iterator<Item = &'static std::ffi::CStr> {
+    [
+        (libc::MS_RDONLY, c"ro"),
+        (libc::MS_SYNCHRONOUS, c"sync"),
+        (libc::MS_DIRSYNC, c"dirsync"),
+        (libc::MS_LAZYTIME, c"lazytime"),
+    ]
+    .into_iter()
+    .filter(move |(f, _)| flags & f != 0)
+    .map(|(_, name)| name)
 }
 
 /// `self/fd/N` without allocating (for the forked child).
@@ -357,6 +441,82 @@ impl FdPath {
     fn as_ptr(&self) -> *const libc::c_char {
         self.0.as_ptr().cast()
     }
+}
+
+/// In the helper (cwd: auditor's /proc): create the file system with the new mount API,
+/// idmap the detached mount through `userns`, attach it on `target` (an O_PATH fd).
+///
+/// # Safety
+/// For the forked helper: raw syscalls only, on data prepared before the fork.
+unsafe fn idmapped_mount(
+    fstype: &CString,
+    source: &FdPath,
+    sb: &[&std::ffi::CStr],
+    options: &[(CString, Option<CString>)],
+    attrs: u64,
+    userns: RawFd,
+    target: RawFd,
+) -> Result<(), i32> {
+    let check = |r: libc::c_long| if r < 0 { Err(sys::errno()) } else { Ok(r) };
+    // SAFETY: a live C string; the fd returned is closed below.
+    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })? as RawFd;
+    let set_string = |k: *const libc::c_char, v: *const libc::c_char| {
+        // SAFETY: `fs` is live; `k` and `v` point into C strings that outlive this call.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_STRING, k, v, 0) })
+    };
+    let set_flag = |k: *const libc::c_char| {
+        // SAFETY: as above, with no value.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_FLAG, k, std::ptr::null::<u8>(), 0) })
+    };
+    let r = (|| -> Result<RawFd, i32> {
+        set_string(c"source".as_ptr(), source.as_ptr())?;
+        for f in sb {
+            set_flag(f.as_ptr())?;
+        }
+        for (k, v) in options {
+            match v {
+                Some(v) => set_string(k.as_ptr(), v.as_ptr())?,
+                None => set_flag(k.as_ptr())?,
+            };
+        }
+        // SAFETY: `fs` is live; the command takes no key or value.
+        check(unsafe {
+            libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
+        })?;
+        // SAFETY: `fs` is live; the mount fd returned is closed below.
+        Ok(check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })? as RawFd)
+    })();
+    // SAFETY: our own fd, closed once.
+    unsafe { libc::close(fs) };
+    let mnt = r?;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns as u64 };
+    // SAFETY: `mnt` is live, the path an empty C string, `attr` a live mount_attr of its size.
+    let r = check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .and_then(|_| {
+        // SAFETY: both fds are live (`target`: the helper's O_PATH fd), empty C-string paths.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                mnt,
+                c"".as_ptr(),
+                target,
+                c"".as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+            )
+        })
+    });
+    // SAFETY: our own fd, closed once (the attached mount stays).
+    unsafe { libc::close(mnt) };
+    r.map(|_| ())
 }
 
 impl Helper {
@@ -398,6 +558,10 @@ impl Helper {
             .iter()
             .map(|(dev, fd)| (*dev, FdPath::new(fd.as_raw_fd())))
             .collect();
+        let (fstype, options) = (&self.copied.fstype, &self.options);
+        let sb: Vec<&std::ffi::CStr> = sb_flags(self.flags).collect();
+        let attrs = mount_attrs(self.flags);
+        let idmap = self.idmap.as_ref().map(|u| u.as_raw_fd());
         let child = || -> Result<(), i32> {
             sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
             // Resolve with the caller's file-system identity (which drops the file
@@ -431,6 +595,10 @@ impl Helper {
                 libc::syscall(libc::SYS_setfsgid, 0);
                 if libc::fchdir(proc_dir.as_raw_fd()) != 0 {
                     return Err(sys::errno());
+                }
+                if let Some(userns) = idmap {
+                    // SAFETY: in the helper, on data prepared before the fork.
+                    return idmapped_mount(fstype, source_path, &sb, options, attrs, userns, tgt);
                 }
                 if libc::mount(
                     source_path.as_ptr(),

@@ -132,6 +132,8 @@ pub enum HandlerConfig {
     Mount {
         fstypes: BTreeSet<String>,
         sources: BTreeSet<String>,
+        /// Idmap the mount through the caller's user namespace.
+        shift: bool,
     },
     Setxattr {
         prefixes: Vec<String>,
@@ -170,7 +172,7 @@ const REGISTRY: &[HandlerSpec] = &[
         name: "emulate-mount",
         syscalls: &["mount"],
         summary: "mounts the allowed file-system types from the allowed sources, nosuid and nodev",
-        params: &["fstypes", "sources"],
+        params: &["fstypes", "sources", "shift"],
         only_on_request: false,
         // The new mount API cannot be judged (its arguments arrive over several calls): answer
         // fsopen with ENOSYS so libmount falls back to mount(2).
@@ -329,6 +331,11 @@ impl HandlerSpec {
             "emulate-mount" => HandlerConfig::Mount {
                 fstypes: strings("fstypes")?.into_iter().collect(),
                 sources: strings("sources")?.into_iter().collect(),
+                shift: match get("shift") {
+                    None => false,
+                    Some(ParamValue::Bool(b)) => *b,
+                    Some(_) => return Err(self.bad("shift", "must be true or false")),
+                },
             },
             "emulate-setxattr" => {
                 let prefixes = strings("prefixes")?;
@@ -459,6 +466,20 @@ mod tests {
                 devices: SAFE_DEVICES.iter().copied().collect()
             }
         );
+        Ok(())
+    }
+
+    #[test]
+    fn mount_shift_is_a_boolean_and_off_by_default() -> Result<(), HandlerError> {
+        let h = lookup("emulate-mount")?;
+        let mut p = Params::new();
+        p.insert("fstypes".into(), ParamValue::strings(["ext4"]));
+        assert!(matches!(h.config(&p)?, HandlerConfig::Mount { shift: false, .. }));
+        p.insert("shift".into(), ParamValue::Bool(true));
+        assert!(matches!(h.config(&p)?, HandlerConfig::Mount { shift: true, .. }));
+        p.insert("shift".into(), ParamValue::strings(["yes"]));
+        let e = err(h.config(&p).map(|_| ()));
+        assert!(e.contains("`shift`") && e.contains("true or false"), "{e}");
         Ok(())
     }
 
