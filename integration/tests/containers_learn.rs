@@ -150,6 +150,17 @@ fn runc(args: &[&str]) -> std::process::Output {
     Command::new("runc").args(args).stdin(Stdio::null()).output().expect("run runc")
 }
 
+/// `runc run` of bundle `b` in the foreground, to its end.
+fn runc_run(b: &Bundle) -> std::process::Output {
+    Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runc run")
+}
+
 fn state_pid(id: &str) -> u32 {
     let o = runc(&["state", id]);
     assert!(o.status.success(), "runc state: {}", String::from_utf8_lossy(&o.stderr));
@@ -371,13 +382,7 @@ fn a_container_that_exits_at_once_is_captured_whole() {
     // Several in a row, through one daemon: groups are recycled cleanly.
     for round in 0..3 {
         let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
-        let o = Command::new("runc")
-            .args(["run", "--bundle"])
-            .arg(&b.dir)
-            .arg(&b.id)
-            .stdin(Stdio::null())
-            .output()
-            .expect("runc run");
+        let o = runc_run(&b);
         assert!(o.status.success(), "round {round}: runc run --rm: {}", String::from_utf8_lossy(&o.stderr));
         let obs = daemon.observation(&b.id);
         assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
@@ -399,13 +404,7 @@ fn a_container_that_exits_at_once_is_captured_whole() {
     // previous container's end; it must neither be refused nor mix the two.
     let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
     for round in 0..3 {
-        let o = Command::new("runc")
-            .args(["run", "--bundle"])
-            .arg(&b.dir)
-            .arg(&b.id)
-            .stdin(Stdio::null())
-            .output()
-            .expect("runc run");
+        let o = runc_run(&b);
         assert!(o.status.success(), "same id, round {round}: {}", String::from_utf8_lossy(&o.stderr));
     }
     let t0 = Instant::now();
@@ -433,13 +432,7 @@ fn the_hook_works_as_a_prestart_hook_too() {
     let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
     // The older hook point (deprecated by the OCI spec, still run by runc and podman).
     b.add_hook("prestart", &auditor_bin(), &hook).expect("hook");
-    let o = Command::new("runc")
-        .args(["run", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("runc run");
+    let o = runc_run(&b);
     assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
     let obs = daemon.observation(&b.id);
     assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
@@ -721,13 +714,7 @@ fn daemon_survives_garbage_clients_and_still_serves() {
     assert!(daemon.log_text().contains("rejected a malformed request"), "{}", daemon.log_text());
     // It still learns containers.
     let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
-    let o = Command::new("runc")
-        .args(["run", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("runc run");
+    let o = runc_run(&b);
     assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
     let obs = daemon.observation(&b.id);
     assert!(workload_names(&obs).contains("exit_group"));
@@ -803,13 +790,7 @@ fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
     b.add_hook("createRuntime", &auditor_bin(), &["auditor", "hook", "--timeout", "2s", "--socket", &missing])
         .expect("hook");
     let t0 = Instant::now();
-    let o = Command::new("runc")
-        .args(["run", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("runc run");
+    let o = runc_run(&b);
     assert!(!o.status.success(), "runc ran a container whose hook failed");
     assert!(t0.elapsed() < Duration::from_secs(20));
 }

@@ -474,6 +474,12 @@ impl Drop for LoopDevice {
 const EXT4_IMAGE: &str = "auditor-enforce-ext4.img";
 const EXT4_SHIFT_IMAGE: &str = "auditor-enforce-ext4shift.img";
 
+/// Root, and the tools the ext4 mount tests use.
+fn ext4_ready(test: &str) -> bool {
+    require_root(test)
+        && ["mkfs.ext4", "losetup", "debugfs"].iter().all(|t| integration::require_tool(test, t).is_some())
+}
+
 /// A 16 MiB ext4 image in `s` (root directory owned by `root_owner`), attached to a loop device.
 fn ext4_on_loop(s: &Scratch, name: &str, root_owner: u32) -> (std::path::PathBuf, LoopDevice) {
     clear_stale_loop_devices(name);
@@ -525,13 +531,7 @@ fn run_tool(cmd: &mut Command) -> String {
 #[test]
 fn ext4_mounts_in_a_user_namespace_only_from_the_allowed_source() {
     let test = "ext4_mounts_in_a_user_namespace_only_from_the_allowed_source";
-    if !require_root(test) {
-        return;
-    }
-    if integration::require_tool(test, "mkfs.ext4").is_none()
-        || integration::require_tool(test, "losetup").is_none()
-        || integration::require_tool(test, "debugfs").is_none()
-    {
+    if !ext4_ready(test) {
         return;
     }
     let s = Scratch::new("enforce-ext4", true);
@@ -653,13 +653,7 @@ comment = "would clear nosuid/nodev on the emulated mount"
 #[test]
 fn ext4_mount_with_shift_is_idmapped_through_the_containers_user_namespace() {
     let test = "ext4_mount_with_shift_is_idmapped_through_the_containers_user_namespace";
-    if !require_root(test) {
-        return;
-    }
-    if integration::require_tool(test, "mkfs.ext4").is_none()
-        || integration::require_tool(test, "losetup").is_none()
-        || integration::require_tool(test, "debugfs").is_none()
-    {
+    if !ext4_ready(test) {
         return;
     }
     let s = Scratch::new("enforce-ext4shift", true);
