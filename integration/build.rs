@@ -4,7 +4,10 @@ use std::process::Command;
 
 fn main() {
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    // At run time, not `env!`: a build script binary reused from another checkout of the same
+    // source would otherwise read that checkout's workloads.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest).join("workloads");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("workloads dir").flatten().collect();
     entries.sort_by_key(|e| e.path());
