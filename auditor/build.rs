@@ -20,10 +20,14 @@ fn main() -> anyhow::Result<()> {
             "bpf-linker is not installed: run `cargo xtask setup` (or see README.md) first"
         ));
     }
+    // At run time, not `env!`: a build script binary reused from another checkout of the same
+    // source would otherwise build that checkout's programs.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
+    let root_dir = format!("{manifest}/../auditor-ebpf");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "auditor-ebpf",
-            root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../auditor-ebpf"),
+            root_dir: &root_dir,
             ..Default::default()
         }],
         aya_build::Toolchain::default(),
