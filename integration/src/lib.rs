@@ -68,27 +68,64 @@ pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
 }
 
 /// Run a command to completion within `limit`, capturing its output.
+///
+/// The output is read while it runs (a full pipe cannot stall it), and a process it leaves
+/// behind holding its stdout or stderr (a container's init, say) cannot hang the caller: the
+/// output is collected for at most a few seconds after the command itself has ended. Panics,
+/// with what it printed, if the command does not end within `limit`.
 pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read as _;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let reader = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(mut p) = pipe {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = p.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    let _ = tx.send(Some(chunk[..n].to_vec()));
+                }
+            }
+            let _ = tx.send(None);
+        });
+        rx
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    // What a reader has sent by `deadline` (its pipe's end, or as much as came).
+    let collect = |rx: &std::sync::mpsc::Receiver<Option<Vec<u8>>>, deadline: Instant| {
+        let mut v = Vec::new();
+        while let Ok(Some(chunk)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            v.extend_from_slice(&chunk);
+        }
+        v
+    };
     let start = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => break,
+            Ok(Some(st)) => break st,
             Ok(None) if start.elapsed() > limit => {
                 let _ = child.kill();
-                let out = child.wait_with_output().ok();
-                panic!("{cmd:?} did not finish within {limit:?}: {out:?}");
+                let _ = child.wait();
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let (o, e) = (collect(&out, deadline), collect(&err, deadline));
+                panic!(
+                    "{cmd:?} did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&o),
+                    String::from_utf8_lossy(&e)
+                );
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => panic!("waiting for {cmd:?}: {e}"),
         }
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("output of {cmd:?}: {e}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    Output { status, stdout: collect(&out, deadline), stderr: collect(&err, deadline) }
 }

@@ -257,6 +257,36 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// The command line that runs `args` in this (running) container with `runtime exec`
+    /// (crun as this host needs it, like [`Bundle::run_command`]).
+    pub fn exec_command(&self, args: &[&str]) -> Vec<String> {
+        match self.runtime {
+            Runtime::Runc | Runtime::Lxc => {
+                let mut v: Vec<String> = vec!["runc".into(), "exec".into(), self.id.clone()];
+                v.extend(args.iter().map(|a| a.to_string()));
+                v
+            }
+            Runtime::Crun => {
+                let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+                vec![
+                    "unshare".into(),
+                    "-m".into(),
+                    "--propagation".into(),
+                    "private".into(),
+                    "sh".into(),
+                    "-c".into(),
+                    format!(
+                        "(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun exec {} {}",
+                        self.id,
+                        quoted.join(" ")
+                    ),
+                ]
+            }
+        }
+    }
+}
+
 /// Where a user-namespaced bundle's root (and its 65536 ids) map to on the host.
 pub const USERNS_HOST_ID: u32 = 300_000;
 pub const USERNS_SIZE: u32 = 65_536;
