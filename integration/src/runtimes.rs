@@ -241,23 +241,10 @@ impl Bundle {
         match self.runtime {
             // (`busybox` refuses to make a Bundle for LXC.)
             Runtime::Runc | Runtime::Lxc => vec!["runc".into(), "run".into(), "--bundle".into(), bundle, self.id.clone()],
-            Runtime::Crun => vec![
-                "unshare".into(),
-                "-m".into(),
-                "--propagation".into(),
-                "private".into(),
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun run --bundle {bundle} {}",
-                    self.id
-                ),
-            ],
+            Runtime::Crun => crun_on_this_host(&format!("run --bundle {bundle} {}", self.id)),
         }
     }
-}
 
-impl Bundle {
     /// The command line that runs `args` in this (running) container with `runtime exec`
     /// (crun as this host needs it, like [`Bundle::run_command`]).
     pub fn exec_command(&self, args: &[&str]) -> Vec<String> {
@@ -269,22 +256,24 @@ impl Bundle {
             }
             Runtime::Crun => {
                 let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
-                vec![
-                    "unshare".into(),
-                    "-m".into(),
-                    "--propagation".into(),
-                    "private".into(),
-                    "sh".into(),
-                    "-c".into(),
-                    format!(
-                        "(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun exec {} {}",
-                        self.id,
-                        quoted.join(" ")
-                    ),
-                ]
+                crun_on_this_host(&format!("exec {} {}", self.id, quoted.join(" ")))
             }
         }
     }
+}
+
+/// `crun ARGS` (shell words) in a private mount namespace without the cgroup2 mount, which
+/// crun needs on this machine's hybrid cgroup layout (see ../shared/TOOLCHAIN.md).
+fn crun_on_this_host(args: &str) -> Vec<String> {
+    vec![
+        "unshare".into(),
+        "-m".into(),
+        "--propagation".into(),
+        "private".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun {args}"),
+    ]
 }
 
 /// Where a user-namespaced bundle's root (and its 65536 ids) map to on the host.
