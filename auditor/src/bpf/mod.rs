@@ -573,6 +573,23 @@ impl std::os::fd::AsRawFd for EventReader {
     }
 }
 
+impl EventReader {
+    /// The ring buffer's fd, borrowed, to register with a reactor for readiness (the reader
+    /// keeps owning it: it must outlive the registration).
+    pub fn readiness_fd(&self) -> ReadinessFd {
+        ReadinessFd(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+}
+
+/// See [`EventReader::readiness_fd`].
+pub struct ReadinessFd(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for ReadinessFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
+
 /// Empty programs on the syscall hooks: the benchmark's floor.
 pub struct Floor {
     _ebpf: Ebpf,

@@ -12,6 +12,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
 use crate::cli::LearnArgs;
+use crate::daemon::container;
 use crate::launch;
 use crate::observe::{self, build, model};
 use crate::session::protocol::Progress;
@@ -42,8 +43,8 @@ fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTar
         bail!("give exactly one workload: `-- CMD [ARGS...]`, `--pid PID`, `--cgroup DIR` or `--container ID`");
     }
     if let Some(id) = &args.container {
-        let pid = crate::daemon::container::init_pid(args.runtime, args.root.as_deref(), id)?;
-        let cgroup = crate::daemon::container::own_cgroup(pid, id);
+        let pid = container::init_pid(args.runtime, args.root.as_deref(), id)?;
+        let cgroup = container::own_cgroup(pid, id);
         let model = model::Target::Container {
             id: id.clone(),
             runtime: Some(args.runtime.name().to_string()),
@@ -128,13 +129,6 @@ fn descendants(pid: u32) -> Vec<u32> {
     out
 }
 
-/// All thread ids of a process.
-fn threads_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
 /// Whether a task exists and has not exited (a zombie has).
 fn task_alive(tid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
@@ -149,7 +143,7 @@ fn any_tracked_alive(observer: &Observer) -> bool {
     let Ok(rd) = std::fs::read_dir("/proc") else { return true };
     for p in rd.flatten() {
         let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        for tid in threads_of(pid) {
+        for tid in container::threads_of(pid) {
             // An unreadable map is not evidence of the end.
             if observer.group_of(tid).map_or(true, |g| g.is_some()) && task_alive(tid) {
                 return true;
@@ -178,25 +172,6 @@ fn cgroup_procs(dir: &Path, out: &mut Vec<u32>) {
     }
 }
 
-fn cgroup_populated(dir: &Path) -> Option<bool> {
-    let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
-}
-
-fn boot_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
-fn host() -> model::Host {
-    let u = nix::sys::utsname::uname().ok();
-    model::Host {
-        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
-        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
-    }
-}
-
 /// Track the running process `pid` (all its threads) with FRESH slots.
 ///
 /// A thread that is tracked already was forked by a tracked thread after tracking began: the
@@ -208,7 +183,7 @@ fn track_running(observer: &mut Observer, pid: u32, collected: &mut build::Colle
         id
     });
     let mut any = false;
-    for tid in threads_of(pid) {
+    for tid in container::threads_of(pid) {
         if observer.group_of(tid)?.is_some() {
             continue;
         }
@@ -269,7 +244,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let mut observer = Observer::load(&config)?;
     let mut events = observer.take_events()?;
 
-    let mut collected = build::Collected { start_boot_ns: boot_ns(), ..Default::default() };
+    let mut collected = build::Collected { start_boot_ns: build::boot_ns(), ..Default::default() };
     let started = SystemTime::now();
     let t0 = Instant::now();
 
@@ -367,7 +342,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let mut obs = build::build(
         &collected,
         build::RunInfo {
-            host: host(),
+            host: build::host(),
             target: model_target,
             started_at: humantime::format_rfc3339_millis(started).to_string(),
             ended_at: humantime::format_rfc3339_millis(ended).to_string(),
@@ -444,7 +419,7 @@ async fn watch(
     // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (dropped at
     // the end of this function) and is not closed meanwhile.
     let mut ring = unsafe {
-        AsyncFd::register_with_interest(RawFdRef(std::os::fd::AsRawFd::as_raw_fd(events)), tokio::io::Interest::READABLE)
+        AsyncFd::register_with_interest(events.readiness_fd(), tokio::io::Interest::READABLE)
     }
     .map_err(|e| anyhow::anyhow!("registering the ring buffer with the reactor: {}", e))?;
     let mut waiter = child.map(|c| tokio::task::spawn_blocking(move || c.wait()));
@@ -492,7 +467,7 @@ async fn watch(
                     Target::Cgroup { path, .. } => {
                         // A task that joined and left between two polls still counts: it was adopted.
                         let seen = collected.initial_threads + c[counters::TASKS_ADOPTED as usize] + c[counters::TASKS_FORKED as usize];
-                        match cgroup_populated(path) {
+                        match container::cgroup_populated(path) {
                             Some(true) => was_populated = true,
                             Some(false) if was_populated || seen > 0 => break Stop::WorkloadExited,
                             None => break Stop::WorkloadExited, // the cgroup was removed
@@ -554,7 +529,7 @@ fn start_live(
     details.details.insert("output".into(), output.display().to_string());
     let p = Publisher::start(SessionKind::Learn, details)?;
     let run = build::RunInfo {
-        host: host(),
+        host: build::host(),
         target: target.clone(),
         started_at: humantime::format_rfc3339_millis(started).to_string(),
         ended_at: String::new(),
@@ -603,12 +578,4 @@ impl LiveLearn {
     }
 }
 
-/// Borrow a raw fd for readiness only (the EventReader owns it).
-struct RawFdRef(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for RawFdRef {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
-}
 

@@ -129,6 +129,11 @@ pub fn populated(dir: &Path, ino: u64) -> Option<bool> {
     if std::os::unix::fs::MetadataExt::ino(&meta) != ino {
         return None;
     }
+    cgroup_populated(dir)
+}
+
+/// Whether the cgroup v2 directory `dir` holds processes (`cgroup.events`); None if unreadable.
+pub fn cgroup_populated(dir: &Path) -> Option<bool> {
     let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
     s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
 }

@@ -138,7 +138,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     // until the end of this function, `ring` is declared later so dropped first) and is not
     // closed meanwhile.
     let mut ring = unsafe {
-        AsyncFd::register_with_interest(RawFd(std::os::fd::AsRawFd::as_raw_fd(&events)), tokio::io::Interest::READABLE)
+        AsyncFd::register_with_interest(events.readiness_fd(), tokio::io::Interest::READABLE)
     }
     .map_err(|e| DaemonError::Io {
         path: config.socket.clone(),
@@ -378,7 +378,7 @@ impl Learner {
         }
         let threads = tids.len() as u64;
         let initial_tids = tids;
-        let collected = build::Collected { start_boot_ns: boot_ns(), initial_threads: threads, ..Default::default() };
+        let collected = build::Collected { start_boot_ns: build::boot_ns(), initial_threads: threads, ..Default::default() };
         self.tracked.insert(
             group,
             Tracked {
@@ -552,7 +552,7 @@ impl Learner {
         let obs = build::build(
             &t.collected,
             build::RunInfo {
-                host: host(),
+                host: build::host(),
                 target: model::Target::Container {
                     id: t.id.clone(),
                     runtime: t.runtime.clone(),
@@ -600,28 +600,6 @@ impl Learner {
     }
 }
 
-fn boot_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
-}
-
-fn host() -> model::Host {
-    let u = nix::sys::utsname::uname().ok();
-    model::Host {
-        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
-        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
-    }
-}
-
-/// Borrow a raw fd for readiness only (the EventReader owns it).
-struct RawFd(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for RawFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
-}
 
 /// Send one request to a daemon and wait for its reply, at most `timeout` in all.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, String> {

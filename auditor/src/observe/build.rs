@@ -85,6 +85,22 @@ fn errno_label(errno: u32) -> String {
     syscalls::errno_name(errno).map(str::to_string).unwrap_or_else(|| format!("E{errno}"))
 }
 
+/// Now on CLOCK_BOOTTIME, in ns (the clock of the kernel's event times); 0 if unreadable.
+pub fn boot_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// This host's kernel release and architecture, for an observation.
+pub fn host() -> Host {
+    let u = nix::sys::utsname::uname().ok();
+    Host {
+        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
 pub fn build(c: &Collected, run: RunInfo) -> Observation {
     let mut by_call: BTreeMap<(Abi, u32), SyscallObservation> = BTreeMap::new();
     let ensure = |m: &mut BTreeMap<(Abi, u32), SyscallObservation>, abi: Abi, nr: u32| {
