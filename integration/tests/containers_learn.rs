@@ -161,6 +161,20 @@ fn runc_run(b: &Bundle) -> std::process::Output {
         .expect("runc run")
 }
 
+/// `runc run --detach` of bundle `b`: the container is running when it returns.
+fn runc_run_detached(b: &Bundle) {
+    let st = Command::new("runc")
+        .args(["run", "--detach", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("runc run --detach");
+    assert!(st.success(), "runc run --detach failed");
+}
+
 fn state_pid(id: &str) -> u32 {
     let o = runc(&["state", id]);
     assert!(o.status.success(), "runc state: {}", String::from_utf8_lossy(&o.stderr));
@@ -502,16 +516,7 @@ fn sigterm_writes_running_containers_and_stops_cleanly() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&daemon.socket).expect("socket").permissions());
     assert_eq!(mode & 0o777, 0o600, "the socket is root-only");
     let b = hooked_bundle(&daemon, &["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 60"]);
-    let o = Command::new("runc")
-        .args(["run", "--detach", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runc run --detach");
-    assert!(o.success());
+    runc_run_detached(&b);
     // Until its sleep has started.
     let pid = state_pid(&b.id);
     let t0 = Instant::now();
@@ -592,16 +597,7 @@ fn learn_attaches_to_a_running_container_by_id() {
         &["/bin/busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r"],
     )
     .expect("bundle");
-    let o = Command::new("runc")
-        .args(["run", "--detach", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("runc run --detach");
-    assert!(o.success(), "runc run --detach failed");
+    runc_run_detached(&b);
     // A process that joins later (`runc exec`) is learned too: `sync` is its own.
     let obs = learn_running_container(&b, "runc", || {
         let o = runc(&["exec", &b.id, "/bin/busybox", "sync"]);

@@ -51,6 +51,27 @@ fn run(args: &[&str], env_run_dir: &Path) -> Output {
         .expect("run auditor")
 }
 
+/// `auditor enforce --interactive` of `program extra` under `policy`, prompts timing out after
+/// `timeout`, with an audit log; nobody answers.
+fn enforce_interactive(policy: &Path, timeout: &str, log: &Path, program: &str, run_dir: &Path) -> Output {
+    run(
+        &[
+            "enforce",
+            "--interactive",
+            "--prompt-timeout",
+            timeout,
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+            "--",
+            program,
+            "extra",
+        ],
+        run_dir,
+    )
+}
+
 fn records(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -187,22 +208,7 @@ fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
     // timeout would deny, after waiting), no notification at all for getppid.
     let log2 = s.path("audit2.jsonl");
     let started = Instant::now();
-    let o = run(
-        &[
-            "enforce",
-            "--interactive",
-            "--prompt-timeout",
-            "30s",
-            "--policy",
-            &policy.display().to_string(),
-            "--audit-log",
-            &log2.display().to_string(),
-            "--",
-            &twice,
-            "extra",
-        ],
-        &run_dir,
-    );
+    let o = enforce_interactive(&policy, "30s", &log2, &twice, &run_dir);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "t0=ok t1=ok\n");
     assert!(
@@ -227,22 +233,7 @@ fn an_unanswered_prompt_times_out_denied_and_logged() {
     let (policy, original) = learned_policy(&s, &twice);
     let log = s.path("audit.jsonl");
     let started = Instant::now();
-    let o = run(
-        &[
-            "enforce",
-            "--interactive",
-            "--prompt-timeout",
-            "1s",
-            "--policy",
-            &policy.display().to_string(),
-            "--audit-log",
-            &log.display().to_string(),
-            "--",
-            &twice,
-            "extra",
-        ],
-        &s.path("run"),
-    );
+    let o = enforce_interactive(&policy, "1s", &log, &twice, &s.path("run"));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
@@ -460,22 +451,7 @@ fn the_broker_answers_other_calls_while_a_prompt_waits() {
     let program = workload("held_busy");
     let (policy, _) = learned_policy(&s, &program);
     let log = s.path("audit.jsonl");
-    let o = run(
-        &[
-            "enforce",
-            "--interactive",
-            "--prompt-timeout",
-            "3s",
-            "--policy",
-            &policy.display().to_string(),
-            "--audit-log",
-            &log.display().to_string(),
-            "--",
-            &program,
-            "extra",
-        ],
-        &s.path("run"),
-    );
+    let o = enforce_interactive(&policy, "3s", &log, &program, &s.path("run"));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     // 50 notified calls answered (the policy's default, EPERM, for a number no kernel
     // assigns: no prompt) while getppid still waited for its prompt, which then timed out.
