@@ -81,9 +81,58 @@ pub struct EnforceArgs {
     /// (EPERM, recorded in the audit log).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, requires = "interactive")]
     pub prompt_timeout: std::time::Duration,
+    /// How long the workload gets to end after auditor forwards it SIGINT or SIGTERM; then
+    /// it is killed (SIGKILL). A second SIGINT or SIGTERM kills it at once.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stop_timeout: std::time::Duration,
     /// The command to run, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// A workload asked to stop: the signal forwarded, and when it is killed if it does not end.
+#[derive(Debug, Default)]
+struct Stopping {
+    /// The first signal forwarded, and the deadline it set.
+    asked: Option<(Signal, tokio::time::Instant)>,
+    killed: bool,
+}
+
+impl Stopping {
+    /// Forward `sig`; the second request kills at once.
+    fn asked(&mut self, child: &launch::Child, sig: Signal, grace: std::time::Duration) {
+        match self.asked {
+            None => {
+                child.signal(sig);
+                self.asked = Some((sig, tokio::time::Instant::now() + grace));
+            }
+            Some(_) if !self.killed => {
+                eprintln!("auditor: {sig} again: killing the workload");
+                child.signal(Signal::SIGKILL);
+                self.killed = true;
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Resolves when the grace period of a forwarded signal is over (never before one).
+    async fn expired(&self) {
+        match self.asked {
+            Some((_, deadline)) if !self.killed => tokio::time::sleep_until(deadline).await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    fn kill(&mut self, child: &launch::Child, grace: std::time::Duration) {
+        if let Some((sig, _)) = self.asked {
+            eprintln!(
+                "auditor: the workload did not end within {} of {sig}: killing it",
+                humantime::format_duration(grace)
+            );
+        }
+        child.signal(Signal::SIGKILL);
+        self.killed = true;
+    }
 }
 
 /// Load, check and compile a policy into its filter program.
@@ -273,6 +322,21 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    // Signals are handled from before the workload is forked: an early Ctrl-C then reaches
+    // the workload rather than ending auditor alone, and the workload never inherits a
+    // disposition auditor was started with (the launcher resets the forwarded ones too).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (mut int, mut term, mut hup) = {
+        let _in_rt = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        )
+    };
     let held = launch::spawn_held_with(
         &cmd,
         &Options {
@@ -354,19 +418,6 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = broker.as_ref().map(Broker::stats);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    // Signals are handled from before the UI opens (it turns Ctrl-C into SIGINT).
-    let (mut int, mut term, mut hup) = {
-        let _in_rt = rt.enter();
-        (
-            signal(SignalKind::interrupt()).context("SIGINT handler")?,
-            signal(SignalKind::terminate()).context("SIGTERM handler")?,
-            signal(SignalKind::hangup()).context("SIGHUP handler")?,
-        )
-    };
     let ui = match (ui, &live) {
         (Some(ui), Some(p)) => Some(ui.start(p.path(), args.ui.policy_out.clone())?),
         _ => None,
@@ -393,11 +444,16 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         if let (Some(r), Some(p)) = (&mut refusals, &live) {
             r.live = Some(p.sender());
         }
+        // Asked to stop: the signal is forwarded; a workload that has not ended after the
+        // grace period (it ignores the signal, or is the init of its own pid namespace, which
+        // only gets the signals it handles) or that is asked a second time is killed.
+        let mut stopping = Stopping::default();
         let exit = loop {
             tokio::select! {
                 r = &mut wait => break r.context("waiting for the workload")??,
-                _ = int.recv() => child.signal(Signal::SIGINT),
-                _ = term.recv() => child.signal(Signal::SIGTERM),
+                _ = int.recv() => stopping.asked(&child, Signal::SIGINT, args.stop_timeout),
+                _ = term.recv() => stopping.asked(&child, Signal::SIGTERM, args.stop_timeout),
+                _ = stopping.expired() => stopping.kill(&child, args.stop_timeout),
                 _ = hup.recv() => if let Some(a) = &audit { a.reopen() },
                 r = async { refusals.as_mut().expect("guarded").ready().await }, if refusals.is_some() => r?,
             }

@@ -502,7 +502,7 @@ async fn watch(
                 _ => Signal::SIGTERM,
             };
             c.signal(sig);
-            let wait = tokio::time::timeout(Duration::from_secs(5), w);
+            let wait = tokio::time::timeout(launch::STOP_GRACE, w);
             exit = match wait.await {
                 Ok(r) => Some(r.context("waiting for the workload")??),
                 Err(_) => {

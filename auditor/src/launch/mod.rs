@@ -107,6 +107,13 @@ impl Stage {
 }
 
 /// Messages on the status pipe (child to parent), 8 bytes each: tag, value.
+/// The signals auditor forwards to a workload it started ([`Child::signal`]); the workload
+/// starts with their default dispositions, whatever auditor inherited.
+pub const FORWARDED_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// How long a workload asked to stop (SIGINT, SIGTERM) gets before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
 const MSG_UNSHARED: u32 = 0x1;
 const MSG_WORKLOAD_PID: u32 = 0x2;
 /// The fd number the seccomp listener is about to get in the workload.
@@ -256,6 +263,17 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
                 let st = st_w.as_raw_fd();
                 // Rust ignores SIGPIPE; the workload should get the default, as with a shell.
                 libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                // auditor forwards SIGINT and SIGTERM to the workload, so the workload must be
+                // able to receive them: an ignored disposition survives execve, and auditor
+                // may have inherited one (a command started with `&` by a non-interactive
+                // shell ignores SIGINT and SIGQUIT). A workload may still ignore them itself;
+                // callers escalate to SIGKILL after a grace period. No signal stays blocked.
+                for sig in FORWARDED_SIGNALS {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 if let Some(io) = &options.stdio {
                     let (i, o) = (io.stdin.as_raw_fd(), io.output.as_raw_fd());
                     if libc::dup2(i, 0) < 0 || libc::dup2(o, 1) < 0 || libc::dup2(o, 2) < 0 {
