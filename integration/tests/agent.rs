@@ -104,6 +104,11 @@ struct Agent {
 
 impl Agent {
     fn start(s: &Scratch) -> Agent {
+        Agent::start_with(s, &[])
+    }
+
+    /// Started with extra flags.
+    fn start_with(s: &Scratch, flags: &[&str]) -> Agent {
         let socket = s.dir.join("agent.sock");
         let audit = s.dir.join("audit.jsonl");
         let log = s.dir.join("agent.log");
@@ -115,6 +120,7 @@ impl Agent {
             .arg(s.dir.join("policies"))
             .arg("--audit-log")
             .arg(&audit)
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -599,7 +605,7 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
         return;
     }
     let s = Setup::new(runtime);
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::start_with(&s.scratch, &["--policy-from-annotation"]);
     // No listenerMetadata: the container's annotation names the policy.
     let mut profile = s.profile.clone();
     if let Some(obj) = profile.as_object_mut() {
@@ -653,6 +659,11 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
         paths.contains(&"/tmp/null") && paths.contains(&"/tmp/null-exec"),
         "{mine:#?}"
     );
+    // Each record says which policy decided and what chose it.
+    assert!(
+        mine.iter().all(|r| r["policy"] == POLICY && r["policy_from"] == "org.auditor.policy"),
+        "{mine:#?}"
+    );
     let log = agent.log_text();
     let served = log
         .lines()
@@ -681,6 +692,55 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
             && l.contains("no policy \"default\"")),
         "{log}"
     );
+}
+
+/// A pod author can set annotations (CRI-O and podman copy them onto the container): without
+/// `--policy-from-annotation` the annotation picks nothing, the container gets `default`.
+#[test]
+fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
+    let test = "the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    let s = Setup::new(Runtime::Runc);
+    let agent = Agent::start(&s.scratch);
+    let mut profile = s.profile.clone();
+    if let Some(obj) = profile.as_object_mut() {
+        obj.remove("listenerMetadata");
+    }
+    // The annotation names the permissive policy; the directory has no `default`.
+    let b = s.bundle(MKNOD_SCRIPT, &profile);
+    b.annotate("org.auditor.policy", POLICY).expect("annotate");
+    let o = s.run(&b);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!out.contains("mknod=0"), "the annotation chose the policy:\n{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        text(&o)
+    );
+    let log = agent.wait_log(|l| l.contains("no policy \"default\""));
+    assert!(
+        log.lines().any(|l| l.contains("annotation") && l.contains("ignored") && l.contains(&b.id)),
+        "the agent says it ignored the annotation: {log}"
+    );
+    assert!(emulated(&agent.records(), &b.id).is_empty());
+
+    // With a `default` policy the container is served by it, and its records say why.
+    std::fs::copy(
+        s.scratch.dir.join("policies").join(format!("{POLICY}.toml")),
+        s.scratch.dir.join("policies").join("default.toml"),
+    )
+    .expect("default policy");
+    let b = s.bundle(MKNOD_SCRIPT, &profile);
+    b.annotate("org.auditor.policy", "no-such-policy").expect("annotate");
+    let o = s.run(&b);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("mknod=0"), "{}", text(&o));
+    let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
+    let mine = emulated(&records, &b.id);
+    assert_eq!(mine.len(), 1, "{records:#?}");
+    assert_eq!(mine[0]["policy"], "default", "{:#}", mine[0]);
+    assert_eq!(mine[0]["policy_from"], "default (annotation ignored)", "{:#}", mine[0]);
 }
 
 #[test]

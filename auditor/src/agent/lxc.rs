@@ -758,7 +758,11 @@ impl Connection {
                 .unwrap_or_else(|| format!("lxc-init-{init_pid}"));
             tracing::info!(conn, container = %container, policy = %loaded.name, path = %loaded.path.display(), "LXC proxy: serving a container");
             let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, Mode::Enforce, ctx.audit.clone())
-                .with_container(container.clone());
+                .with_container(container.clone())
+                .with_policy(
+                    loaded.name.clone(),
+                    if cookie.trim().is_empty() { "default" } else { "lxc-cookie" },
+                );
             if let Some(live) = &ctx.live {
                 broker = broker.with_live(live.clone());
             }

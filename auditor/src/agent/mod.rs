@@ -18,6 +18,11 @@ pub struct Context {
     pub audit: Option<AuditSender>,
     /// The live session (`auditor tui`), if any.
     pub live: Option<SessionSender>,
+    /// Whether a container may name its policy with the `org.auditor.policy` annotation
+    /// (`--policy-from-annotation`). Off by default: engines copy pod and user annotations onto
+    /// containers (CRI-O, podman), so the annotation is the workload author's choice, not the
+    /// host's; `listenerMetadata` comes from the seccomp profile the host configured.
+    pub policy_from_annotation: bool,
 }
 
 pub type Shared = Arc<Context>;

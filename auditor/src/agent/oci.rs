@@ -145,21 +145,28 @@ pub enum NameSource {
     Metadata,
     Annotation,
     Default,
+    /// The default, because the container's annotation named a policy and the agent does not
+    /// take policies from annotations.
+    AnnotationIgnored,
 }
 
 impl NameSource {
+    /// The mechanism, as the audit log and the agent's log name it.
     pub fn as_str(self) -> &'static str {
         match self {
             NameSource::Metadata => "listenerMetadata",
             NameSource::Annotation => POLICY_ANNOTATION,
             NameSource::Default => "default",
+            NameSource::AnnotationIgnored => "default (annotation ignored)",
         }
     }
 }
 
 impl ProcessState {
-    /// The policy name the container asks for (untrusted; validated by the policy directory).
-    pub fn policy_name(&self) -> (Option<&str>, NameSource) {
+    /// The policy name the container asks for (untrusted; validated by the policy directory):
+    /// the profile's `listenerMetadata`, else — only when `from_annotation` — the
+    /// [`POLICY_ANNOTATION`] annotation, else none (the default policy).
+    pub fn policy_name(&self, from_annotation: bool) -> (Option<&str>, NameSource) {
         let metadata = self.metadata.trim();
         if !metadata.is_empty() {
             return (Some(metadata), NameSource::Metadata);
@@ -170,7 +177,8 @@ impl ProcessState {
             .get(POLICY_ANNOTATION)
             .map(|s| s.trim())
         {
-            Some(a) if !a.is_empty() => (Some(a), NameSource::Annotation),
+            Some(a) if !a.is_empty() && from_annotation => (Some(a), NameSource::Annotation),
+            Some(a) if !a.is_empty() => (None, NameSource::AnnotationIgnored),
             _ => (None, NameSource::Default),
         }
     }
@@ -326,7 +334,14 @@ async fn handshake(
         .map_err(|_| OciError::Timeout)??;
     drop(stream);
     let (msg, fd) = parse(&data, fds)?;
-    let (name, source) = msg.policy_name();
+    let (name, source) = msg.policy_name(ctx.policy_from_annotation);
+    if source == NameSource::AnnotationIgnored {
+        tracing::warn!(
+            container = %msg.state.id,
+            annotation = POLICY_ANNOTATION,
+            "OCI agent: the container's annotation names a policy; ignored (start the agent with --policy-from-annotation to let containers choose): serving the default policy"
+        );
+    }
     let name = name.map(str::to_owned);
     let dir = ctx.policies.clone();
     let loaded = tokio::task::spawn_blocking(move || dir.load(name.as_deref()).map_err(Box::new))
@@ -370,7 +385,8 @@ async fn connection(
         Mode::Enforce,
         ctx.audit.clone(),
     )
-    .with_container(id.clone());
+    .with_container(id.clone())
+    .with_policy(loaded.name.clone(), source.as_str());
     if let Some(live) = &ctx.live {
         broker = broker.with_live(live.clone());
     }
@@ -556,15 +572,19 @@ mod tests {
     }
 
     #[test]
-    fn policy_name_prefers_metadata_then_annotation() {
+    fn policy_name_prefers_metadata_then_annotation_only_when_allowed() {
         let m: ProcessState =
             serde_json::from_str(&message(&[], "web", r#"{"org.auditor.policy":"db"}"#)).unwrap();
-        assert_eq!(m.policy_name(), (Some("web"), NameSource::Metadata));
+        assert_eq!(m.policy_name(false), (Some("web"), NameSource::Metadata));
+        assert_eq!(m.policy_name(true), (Some("web"), NameSource::Metadata));
         let m: ProcessState =
             serde_json::from_str(&message(&[], " ", r#"{"org.auditor.policy":"db"}"#)).unwrap();
-        assert_eq!(m.policy_name(), (Some("db"), NameSource::Annotation));
+        assert_eq!(m.policy_name(true), (Some("db"), NameSource::Annotation));
+        // Without --policy-from-annotation the workload's annotation picks nothing.
+        assert_eq!(m.policy_name(false), (None, NameSource::AnnotationIgnored));
         let m: ProcessState = serde_json::from_str(&message(&[], "", "{}")).unwrap();
-        assert_eq!(m.policy_name(), (None, NameSource::Default));
+        assert_eq!(m.policy_name(true), (None, NameSource::Default));
+        assert_eq!(m.policy_name(false), (None, NameSource::Default));
     }
 
     #[test]
@@ -703,6 +723,7 @@ mod tests {
             policies: super::super::policies::PolicyDir::open(&pdir, Default::default()).unwrap(),
             audit: None,
             live: None,
+            policy_from_annotation: false,
         });
         let cancel = CancellationToken::new();
         let server = tokio::spawn({

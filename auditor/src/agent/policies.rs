@@ -91,6 +91,9 @@ pub fn validate_name(name: Option<&str>) -> Result<&str, PolicyDirError> {
     if name.starts_with('.') {
         return bad("it starts with '.'");
     }
+    if name.contains("..") {
+        return bad("it contains '..'");
+    }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -213,7 +216,7 @@ mod tests {
         assert_eq!(validate_name(None).unwrap(), "default");
         assert_eq!(validate_name(Some("")).unwrap(), "default");
         assert_eq!(validate_name(Some("web-1.v2_x")).unwrap(), "web-1.v2_x");
-        for bad in ["../etc/passwd", "a/b", ".hidden", "..", "a b", "nul\0", "é"] {
+        for bad in ["../etc/passwd", "a/b", ".hidden", "..", "a..b", "web..", "a b", "nul\0", "é"] {
             assert!(
                 matches!(validate_name(Some(bad)), Err(PolicyDirError::BadName { .. })),
                 "{bad:?} accepted"

@@ -42,6 +42,15 @@ pub struct Record {
     /// The container the call came from (the runtime agent serves many); absent for `enforce`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The policy that decided (the runtime agent: its name in the policy directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// What chose that policy: `listenerMetadata` (the seccomp profile the host configured),
+    /// `org.auditor.policy` (the container's annotation, with --policy-from-annotation),
+    /// `lxc-cookie` (LXC's `lxc.seccomp.notify.cookie`), `default`, or
+    /// `default (annotation ignored)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_from: Option<String>,
     /// Calling thread, in auditor's pid namespace.
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,10 +130,15 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
+/// Open for appending: never through a symlink (a planted link cannot make root append to
+/// another file), created 0600 (records show what containers do).
 fn open(path: &Path) -> Result<File, AuditError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|source| AuditError::Open {
             path: path.to_owned(),
@@ -250,6 +264,8 @@ mod tests {
         Record {
             time: "t".into(),
             container: None,
+            policy: None,
+            policy_from: None,
             pid: 1,
             exe: None,
             syscall: syscall.into(),
@@ -291,6 +307,24 @@ mod tests {
             .lines()
             .last()
             .is_some_and(|l| l.starts_with("{\"summary\"")));
+        Ok(())
+    }
+
+    #[test]
+    fn the_log_is_private_and_never_opened_through_a_symlink() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("audit.jsonl");
+        AuditLog::open(&path)?.finish();
+        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        // A link planted where the log goes: refused, and its target left alone.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched")?;
+        let link = dir.path().join("planted.jsonl");
+        std::os::unix::fs::symlink(&victim, &link)?;
+        let e = AuditLog::open(&link).map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&e, Err(m) if m.contains("planted.jsonl")), "{e:?}");
+        assert_eq!(std::fs::read_to_string(&victim)?, "untouched");
         Ok(())
     }
 }

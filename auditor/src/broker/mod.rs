@@ -190,6 +190,8 @@ struct Inner {
     live: Option<crate::session::SessionSender>,
     /// The container this listener belongs to, for every record (the runtime agent).
     container: Option<String>,
+    /// The policy's name and what chose it, for every record (the runtime agent).
+    policy: Option<(String, &'static str)>,
     /// Callers' executables, for records.
     exes: target::ExeCache,
 }
@@ -291,6 +293,7 @@ impl Broker {
                 answered: None,
                 live: None,
                 container: None,
+                policy: None,
                 exes: target::ExeCache::default(),
             }),
             interactive: None,
@@ -328,6 +331,15 @@ impl Broker {
     pub fn with_container(mut self, id: String) -> Broker {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.container = Some(id);
+        }
+        self
+    }
+
+    /// Name the policy and what chose it (`listenerMetadata`, an annotation, LXC's cookie,
+    /// the default) in every record. Call before [`Broker::serve`].
+    pub fn with_policy(mut self, name: String, chosen_by: &'static str) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.policy = Some((name, chosen_by));
         }
         self
     }
@@ -761,6 +773,8 @@ impl Inner {
         Record {
             time: humantime::format_rfc3339_micros(r.time).to_string(),
             container: self.container.clone(),
+            policy: self.policy.as_ref().map(|(n, _)| n.clone()),
+            policy_from: self.policy.as_ref().map(|(_, f)| (*f).to_owned()),
             pid: r.pid,
             exe: r.exe,
             syscall: r

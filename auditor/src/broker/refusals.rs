@@ -86,6 +86,8 @@ pub fn record(decider: &Decider, r: &Refusal, boot_offset: Duration) -> Record {
     Record {
         time: humantime::format_rfc3339_micros(time).to_string(),
         container: None,
+        policy: None,
+        policy_from: None,
         pid: r.tid,
         exe: r.exe.clone(),
         syscall: d

@@ -25,10 +25,18 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PATH")]
     pub lxc_socket: Option<PathBuf>,
     /// The directory of policies: NAME.toml (native) or NAME.json (OCI); a container names
-    /// its policy in `listenerMetadata`, its annotations or LXC's notify cookie; `default`
+    /// its policy in `listenerMetadata`, LXC's notify cookie or (with
+    /// --policy-from-annotation) its `org.auditor.policy` annotation; `default`
     /// serves those that name none.
     #[arg(long, value_name = "DIR")]
     pub policy_dir: PathBuf,
+    /// Let a container name its policy with the `org.auditor.policy` annotation when its
+    /// profile's `listenerMetadata` names none. Off by default: CRI-O and podman copy pod and
+    /// user annotations onto containers, so with this on the workload's author picks the
+    /// policy (among those in --policy-dir). Without it such a container gets `default`, and
+    /// the agent says so in its log and in every audit record (`policy_from`).
+    #[arg(long)]
+    pub policy_from_annotation: bool,
     /// Append one JSON line per decision to this file (reopened on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
@@ -50,6 +58,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         policies,
         audit: audit.as_ref().map(AuditLog::sender),
         live: None,
+        policy_from_annotation: args.policy_from_annotation,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
