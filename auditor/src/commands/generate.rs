@@ -169,6 +169,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  - {d}");
         }
     }
+    for n in &export.notes {
+        eprintln!("note: {n}");
+    }
+    if format != crate::policy::formats::Format::Native {
+        if let Some(n) = crate::seccomp::names::unenforceable_note(&export.forced) {
+            eprintln!("note: {n}");
+        }
+    }
     if let Some(p) = &args.output {
         eprintln!("wrote {}", p.display());
     }

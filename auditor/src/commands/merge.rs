@@ -65,6 +65,12 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
         for d in &export.dropped {
             eprintln!("--lossy: dropped: {d}");
         }
+        for n in &export.notes {
+            eprintln!("note: {n}");
+        }
+        if let Some(n) = crate::seccomp::names::unenforceable_note(&export.forced) {
+            eprintln!("note: {n}");
+        }
         export.text
     };
     crate::fsutil::write_atomic(&args.output, text.as_bytes())?;

@@ -205,6 +205,94 @@ const REGISTRY: &[HandlerSpec] = &[
     },
 ];
 
+/// Syscalls that would let a caller do what a handler judges without going through it: the new
+/// mount API beside `emulate-mount` (its arguments arrive over several calls, and
+/// `mount_setattr`/`move_mount`/`open_tree` could clear or move what the handler forced), the
+/// `*xattrat` family (Linux 6.13) beside `emulate-setxattr`. Whenever a policy has a notify
+/// rule served by one of these handlers, compiling or exporting it refuses them with ENOSYS
+/// (so that libmount and libc fall back to the call the handler serves), whatever the policy
+/// says of them — see [`harden`].
+pub const FORCED_REFUSALS: &[(&str, &[&str])] = &[
+    (
+        "emulate-mount",
+        &[
+            "open_tree",
+            "move_mount",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "mount_setattr",
+            "open_tree_attr",
+        ],
+    ),
+    (
+        "emulate-setxattr",
+        &["setxattrat", "getxattrat", "listxattrat", "removexattrat"],
+    ),
+];
+
+/// The comment of the rule [`harden`] adds.
+pub const FORCED_COMMENT: &str = "forced by auditor: these calls would bypass a notify handler of this policy (the new mount API beside emulate-mount, the *xattrat calls beside emulate-setxattr); ENOSYS makes callers fall back to the call the handler judges";
+
+/// The syscalls `policy` must refuse because of the handlers its notify rules use.
+pub fn forced_refusals(policy: &super::model::Policy) -> Vec<&'static str> {
+    let used: BTreeSet<&str> = policy
+        .rules
+        .iter()
+        .filter_map(|r| match &r.action {
+            super::model::Action::Notify(n) => Some(r.names.iter().filter_map(move |name| {
+                resolve(n.handler.as_deref(), name).ok().map(|h| h.name)
+            })),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    FORCED_REFUSALS
+        .iter()
+        .filter(|(h, _)| used.contains(h))
+        .flat_map(|(_, names)| names.iter().copied())
+        .collect()
+}
+
+/// `policy` with the [`forced_refusals`] it needs: each forced syscall that a rule would let
+/// through (allow, log, notify) or that the default action would let through is taken out of
+/// those rules and refused with ENOSYS by one rule added at the end. Rules that already
+/// refuse it (errno, kill, trap) are kept as they are. Returns the policy and the names it had
+/// to force (empty: `policy` is returned unchanged).
+pub fn harden(policy: &super::model::Policy) -> (super::model::Policy, Vec<&'static str>) {
+    use super::model::{Action, Rule};
+    let lets_through = |a: &Action| matches!(a, Action::Allow | Action::Log | Action::Notify(_));
+    let mut p = policy.clone();
+    let mut forced = Vec::new();
+    for name in forced_refusals(policy) {
+        let named: Vec<&Rule> = p.rules.iter().filter(|r| r.names.iter().any(|n| n == name)).collect();
+        let needs = if named.is_empty() {
+            lets_through(&p.default_action)
+        } else {
+            // A conditional refusal leaves the other argument values to the next rule or the
+            // default: only an unconditional refusal settles it.
+            named.iter().any(|r| lets_through(&r.action))
+                || (named.iter().all(|r| !r.args.is_empty()) && lets_through(&p.default_action))
+        };
+        if !needs {
+            continue;
+        }
+        for r in &mut p.rules {
+            if lets_through(&r.action) || !r.args.is_empty() {
+                r.names.retain(|n| n != name);
+            }
+        }
+        forced.push(name);
+    }
+    if forced.is_empty() {
+        return (policy.clone(), forced);
+    }
+    p.rules.retain(|r| !r.names.is_empty());
+    p.rules.push(Rule::new(forced.iter().copied(), Action::Errno(super::model::ENOSYS)).with_comment(FORCED_COMMENT));
+    (p, forced)
+}
+
 /// Every handler.
 pub fn all() -> &'static [HandlerSpec] {
     REGISTRY
@@ -481,6 +569,48 @@ mod tests {
         let e = err(h.config(&p).map(|_| ()));
         assert!(e.contains("`shift`") && e.contains("true or false"), "{e}");
         Ok(())
+    }
+
+    fn mount_policy(default: crate::policy::model::Action, extra: Vec<crate::policy::model::Rule>) -> crate::policy::model::Policy {
+        use crate::policy::model::{Action, Notify, Policy, Rule};
+        let mut params = Params::new();
+        params.insert("fstypes".into(), ParamValue::strings(["ext4"]));
+        let mut rules = vec![Rule::new(
+            ["mount"],
+            Action::Notify(Notify { handler: Some("emulate-mount".into()), params }),
+        )];
+        rules.extend(extra);
+        Policy { default_action: default, rules, ..Policy::default() }
+    }
+
+    #[test]
+    fn the_new_mount_api_is_refused_beside_emulate_mount_whatever_the_policy_says() {
+        use crate::policy::model::{Action, Rule, ENOSYS};
+        // Default allow, nothing said of the new API: every call of it is forced.
+        let (p, forced) = harden(&mount_policy(Action::Allow, vec![]));
+        assert_eq!(forced.len(), 8, "{forced:?}");
+        let last = p.rules.last().expect("a rule");
+        assert_eq!(last.action, Action::Errno(ENOSYS));
+        assert!(last.names.iter().any(|n| n == "fsopen") && last.names.iter().any(|n| n == "open_tree_attr"));
+        // An explicit allow is overridden; an explicit refusal is kept as it is.
+        let (p, forced) = harden(&mount_policy(
+            Action::Errno(1),
+            vec![
+                Rule::new(["fsopen", "read"], Action::Allow),
+                Rule::new(["mount_setattr"], Action::Errno(1)),
+            ],
+        ));
+        assert_eq!(forced, vec!["fsopen"]);
+        assert_eq!(p.rules[1].names, vec!["read"]);
+        assert_eq!(p.rules[2].names, vec!["mount_setattr"]);
+        assert_eq!(p.rules.last().map(|r| r.names.clone()), Some(vec!["fsopen".to_owned()]));
+        // No handler that needs it: the policy is left alone.
+        let plain = crate::policy::model::Policy { default_action: Action::Allow, ..Default::default() };
+        assert!(harden(&plain).1.is_empty());
+        // setxattr's handler forces the *xattrat calls.
+        let mut p = plain.clone();
+        p.rules.push(Rule::new(["setxattr"], Action::Notify(Default::default())));
+        assert_eq!(harden(&p).1, vec!["setxattrat", "getxattrat", "listxattrat", "removexattrat"]);
     }
 
     #[test]

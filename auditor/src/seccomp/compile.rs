@@ -61,6 +61,14 @@ pub struct Compiled {
     pub skipped: Vec<String>,
     /// Rules skipped because their action is the default action (libseccomp refuses them).
     pub redundant: usize,
+    /// Syscalls refused whatever the policy says, because of its notify handlers
+    /// ([`crate::policy::handlers::harden`]).
+    pub forced: Vec<&'static str>,
+    /// Those of [`Compiled::forced`] that the installed libseccomp cannot name: refused by a
+    /// prefix [`export_bpf`] puts before libseccomp's program, by number, per architecture.
+    pub forced_by_number: Vec<&'static str>,
+    /// The architectures of the filter.
+    arches: Vec<Arch>,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -68,6 +76,7 @@ impl std::fmt::Debug for Compiled {
         f.debug_struct("Compiled")
             .field("skipped", &self.skipped)
             .field("redundant", &self.redundant)
+            .field("forced", &self.forced)
             .finish()
     }
 }
@@ -140,6 +149,9 @@ pub fn compile_with(
     if !problems.is_empty() {
         return Err(CompileError::Validate { problems });
     }
+    let (hardened, forced) = crate::policy::handlers::harden(policy);
+    let policy = &hardened;
+    let mut forced_by_number = Vec::new();
     let default = if options.interactive {
         ScmpAction::Notify
     } else {
@@ -173,6 +185,12 @@ pub fn compile_with(
             // Resolved for the native architecture; libseccomp gives names that exist only on
             // another architecture of the filter a pseudo number and translates it per arch.
             let Ok(sys) = ScmpSyscall::from_name(name) else {
+                if let Some(f) = forced.iter().find(|f| **f == name.as_str()) {
+                    if rule.action == Action::Errno(crate::policy::model::ENOSYS) && !forced_by_number.contains(f) {
+                        forced_by_number.push(*f);
+                    }
+                    continue;
+                }
                 tracing::debug!(syscall = %name, "libseccomp cannot resolve this syscall name; skipped (callers report `skipped`)");
                 if !skipped.contains(name) {
                     skipped.push(name.clone());
@@ -224,7 +242,78 @@ pub fn compile_with(
         filter,
         skipped,
         redundant,
+        forced,
+        forced_by_number,
+        arches: policy.architectures.clone(),
     })
+}
+
+/// The numbers of `names` per audit architecture (`AUDIT_ARCH_*`) of the filter's
+/// architectures; x32 calls arrive as x86_64 with the x32 bit set.
+fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
+    use crate::observe::model::Abi;
+    use crate::syscalls::{number, X32_SYSCALL_BIT};
+    let arches: Vec<Arch> = if arches.is_empty() { vec![Arch::X86_64] } else { arches.to_vec() };
+    let mut out: Vec<(u32, Vec<u32>)> = Vec::new();
+    let mut add = |audit: u32, nr: Option<u32>| {
+        let Some(nr) = nr else { return };
+        match out.iter_mut().find(|(a, _)| *a == audit) {
+            Some((_, v)) if !v.contains(&nr) => v.push(nr),
+            Some(_) => {}
+            None => out.push((audit, vec![nr])),
+        }
+    };
+    for a in arches {
+        for n in names {
+            match a {
+                Arch::X86_64 => add(crate::broker::decide::AUDIT_ARCH_X86_64, number(Abi::X86_64, n)),
+                Arch::X32 => add(crate::broker::decide::AUDIT_ARCH_X86_64, number(Abi::X32, n).map(|nr| nr | X32_SYSCALL_BIT)),
+                Arch::X86 => add(crate::broker::decide::AUDIT_ARCH_I386, number(Abi::I386, n)),
+                // auditor's tables cover the x86 family only; other architectures keep what
+                // libseccomp could do (callers warn about the names it skipped).
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A program prefix that answers `ERRNO(ENOSYS)` to the syscalls `by_arch` lists and falls
+/// through to the next instruction (libseccomp's program) for everything else.
+fn refusal_prefix(by_arch: &[(u32, Vec<u32>)]) -> Vec<crate::seccomp::notify::SockFilter> {
+    use crate::seccomp::notify::{SockFilter, SECCOMP_RET_ERRNO};
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JA: u16 = 0x05;
+    const RET_K: u16 = 0x06;
+    let ins = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    let mut prog = Vec::new();
+    // Jumps to the shared `ret` are patched once its position is known.
+    let mut to_ret = Vec::new();
+    let mut to_end = Vec::new();
+    for (arch, nrs) in by_arch {
+        prog.push(ins(LD_W_ABS, 0, 0, 4));
+        // Not this architecture: skip `ld nr`, the comparisons and the `ja`.
+        let skip = u8::try_from(nrs.len() + 2).unwrap_or(u8::MAX);
+        prog.push(ins(JEQ_K, 0, skip, *arch));
+        prog.push(ins(LD_W_ABS, 0, 0, 0));
+        for nr in nrs {
+            to_ret.push(prog.len());
+            prog.push(ins(JEQ_K, 0, 0, *nr));
+        }
+        to_end.push(prog.len());
+        prog.push(ins(JA, 0, 0, 0));
+    }
+    let ret = prog.len();
+    prog.push(ins(RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    let end = prog.len();
+    for i in to_ret {
+        prog[i].jt = u8::try_from(ret - i - 1).unwrap_or(u8::MAX);
+    }
+    for i in to_end {
+        prog[i].k = (end - i - 1) as u32;
+    }
+    prog
 }
 
 /// The filter's BPF program (what the kernel loads): `struct sock_filter` records, 8 bytes each.
@@ -237,6 +326,13 @@ pub fn export_bpf(compiled: &Compiled) -> Result<Vec<u8>, CompileError> {
         .map_err(|e| err(std::io::Error::other(e.to_string())))?;
     file.rewind().map_err(err)?;
     let mut out = Vec::new();
+    if !compiled.forced_by_number.is_empty() {
+        for i in refusal_prefix(&numbers_by_arch(&compiled.arches, &compiled.forced_by_number)) {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+    }
     file.read_to_end(&mut out).map_err(err)?;
     Ok(out)
 }
@@ -422,6 +518,37 @@ mod tests {
         let bpf = export_bpf(&compile_with(&p, options)?)?;
         assert_eq!(run(&bpf, X86_64, nr("execve")), SECCOMP_RET_ALLOW);
         assert_eq!(run(&bpf, X86_64, nr("uname")), SECCOMP_RET_USER_NOTIF);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mount_handler_forces_the_new_mount_api_out_even_by_number() -> Result<(), CompileError> {
+        use crate::seccomp::notify::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
+        const X86_64: u32 = 0xc000_003e;
+        const I386: u32 = 0x4000_0003;
+        let mut params = crate::policy::model::Params::new();
+        params.insert("fstypes".into(), crate::policy::model::ParamValue::strings(["ext4"]));
+        let mut p = policy(vec![
+            Rule::new(["mount"], Action::Notify(Notify { handler: Some("emulate-mount".into()), params })),
+            // What a careless or hostile policy file says: ignored.
+            Rule::new(["fsopen", "move_mount"], Action::Allow),
+        ]);
+        p.default_action = Action::Allow;
+        p.architectures = vec![Arch::X86_64, Arch::X86, Arch::X32];
+        let c = compile(&p)?;
+        assert_eq!(c.forced.len(), 8, "{:?}", c.forced);
+        assert!(c.skipped.is_empty(), "{:?}", c.skipped);
+        let bpf = export_bpf(&c)?;
+        let enosys = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        // fsopen 430 … mount_setattr 442, open_tree_attr 467: the same numbers on i386, and
+        // with the x32 bit on x32.
+        for nr in [428, 429, 430, 431, 432, 433, 442, 467] {
+            assert_eq!(run(&bpf, X86_64, nr), enosys, "x86_64 {nr}");
+            assert_eq!(run(&bpf, X86_64, nr | 0x4000_0000), enosys, "x32 {nr}");
+            assert_eq!(run(&bpf, I386, nr), enosys, "i386 {nr}");
+        }
+        assert_eq!(run(&bpf, X86_64, 165), SECCOMP_RET_USER_NOTIF, "mount is still notified");
+        assert_eq!(run(&bpf, X86_64, 39), SECCOMP_RET_ALLOW, "getpid");
         Ok(())
     }
 

@@ -150,3 +150,20 @@ mod tests {
         )
     }
 }
+
+/// A note for an exported profile that names syscalls this host's libseccomp cannot resolve:
+/// a runtime built with it drops those names (runc 1.1 silently), so their rules are not
+/// enforced by the profile. `None` when it knows them all.
+pub fn unenforceable_note(names: &[&str]) -> Option<String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !libseccomp_knows(Abi::X86_64, n))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "this host's libseccomp cannot name {}: a runtime built with it (runc 1.1 and crun 1.8 on Debian 12) drops these names and does not enforce their rule from the profile; such a runtime answers syscalls newer than its table with ENOSYS by itself, and `auditor enforce` refuses them by number",
+            unknown.join(", ")
+        )
+    })
+}

@@ -96,6 +96,10 @@ pub struct Export {
     pub text: String,
     /// What the format could not express (only non-empty with `lossy`).
     pub dropped: Vec<String>,
+    /// What a reader of the export should know (the refusals auditor forced into it).
+    pub notes: Vec<String>,
+    /// The syscalls refused whatever the policy says ([`super::handlers::harden`]).
+    pub forced: Vec<&'static str>,
 }
 
 /// Export `policy` as `format`.
@@ -104,6 +108,17 @@ pub fn export(
     format: Format,
     options: &ExportOptions,
 ) -> Result<Export, FormatError> {
+    // The runtime builds the filter from the export: it must carry the refusals the policy's
+    // handlers need (the native format keeps the policy as written; compiling forces them).
+    let (hardened, forced) = super::handlers::harden(policy);
+    let mut notes = Vec::new();
+    if format != Format::Native && !forced.is_empty() {
+        notes.push(format!(
+            "refused with ENOSYS whatever the policy says (a notify handler judges what they would bypass): {}",
+            forced.join(", ")
+        ));
+    }
+    let policy = if format == Format::Native { policy } else { &hardened };
     let (text, dropped) = match format {
         Format::Native => {
             let mut p = policy.clone();
@@ -126,7 +141,12 @@ pub fn export(
             dropped,
         });
     }
-    Ok(Export { text, dropped })
+    Ok(Export {
+        text,
+        dropped,
+        notes,
+        forced,
+    })
 }
 
 /// How to resolve Docker's conditional rules on import.
