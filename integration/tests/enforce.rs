@@ -13,6 +13,10 @@ use integration::{auditor_bin, require_root, unique_name};
 /// Host uid/gid of root inside `--userns` (auditor's documented default range).
 const CONTAINER_ROOT: u32 = 100_000;
 
+#[path = "support/loopdev.rs"]
+mod loopdev;
+use loopdev::{clear_stale_loop_devices, run_tool, LoopDevice};
+
 fn workload(name: &str) -> String {
     Path::new(env!("OUT_DIR")).join(name).display().to_string()
 }
@@ -461,14 +465,6 @@ fn workload_cannot_install_a_listener_of_its_own() {
 
 /// A loop device attached on the host to an image file, detached on drop (even when the test
 /// fails).
-struct LoopDevice(String);
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).output();
-    }
-}
-
 /// Names of the ext4 images the mount tests attach (one per test, so that they can run side by
 /// side); stale devices backed by one are detached before its test starts.
 const EXT4_IMAGE: &str = "auditor-enforce-ext4.img";
@@ -504,28 +500,6 @@ fn ext4_on_loop(s: &Scratch, name: &str, root_owner: u32) -> (std::path::PathBuf
 fn debugfs_owner(image: &Path, path: &str) -> Option<u32> {
     let stat = run_tool(Command::new("debugfs").args(["-R", &format!("stat {path}")]).arg(image));
     stat.split("User:").nth(1)?.split_whitespace().next()?.parse().ok()
-}
-
-fn clear_stale_loop_devices(name: &str) {
-    let Ok(o) = Command::new("losetup")
-        .args(["--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"])
-        .output()
-    else {
-        return;
-    };
-    for line in text(&o.stdout).lines() {
-        if let Some((dev, back)) = line.split_once(' ') {
-            if back.ends_with(name) {
-                let _ = Command::new("losetup").args(["-d", dev]).output();
-            }
-        }
-    }
-}
-
-fn run_tool(cmd: &mut Command) -> String {
-    let o = cmd.output().expect("run tool");
-    assert!(o.status.success(), "{cmd:?}: {}", text(&o.stderr));
-    text(&o.stdout)
 }
 
 #[test]

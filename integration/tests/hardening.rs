@@ -3,7 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use integration::{auditor_bin, require_root, unique_name};
+use integration::{auditor_bin, require_root, require_tool, unique_name};
+
+#[path = "support/loopdev.rs"]
+mod loopdev;
+use loopdev::{attach_new, run_tool, LoopDevice};
 
 fn workload(name: &str) -> String {
     Path::new(env!("OUT_DIR")).join(name).display().to_string()
@@ -201,4 +205,207 @@ params = { fstypes = ["ext4"] }
         err.contains("cannot name") && err.contains("open_tree_attr"),
         "{err}"
     );
+}
+
+/// The audit records of `log`.
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r.get("summary").is_none())
+        .collect()
+}
+
+/// A policy that emulates mount of `fstype` from `sources`, with extra parameters.
+fn mount_policy(fstype: &str, sources: &[&LoopDevice], extra: &str) -> String {
+    let sources: Vec<String> = sources.iter().map(|d| format!("\"{}\"", d.0)).collect();
+    format!(
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nname = \"mount\"\naction = \"notify\"\nhandler = \"emulate-mount\"\nparams = {{ fstypes = [\"{fstype}\"], sources = [{}]{extra} }}\n",
+        sources.join(", ")
+    )
+}
+
+/// `mount_fs SRC DIR FSTYPE DATA` in an unprivileged container under `policy`; its output.
+fn mount_in_userns(
+    policy: &Path,
+    log: &Path,
+    src: &str,
+    dir: &Path,
+    fstype: &str,
+    data: &str,
+) -> String {
+    mount_in_userns_flags(policy, log, src, dir, fstype, data, 0)
+}
+
+/// [`mount_in_userns`] with mount flags.
+fn mount_in_userns_flags(
+    policy: &Path,
+    log: &Path,
+    src: &str,
+    dir: &Path,
+    fstype: &str,
+    data: &str,
+    flags: u64,
+) -> String {
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--userns",
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &[
+            &workload("mount_fs"),
+            src,
+            &dir.display().to_string(),
+            fstype,
+            data,
+            &flags.to_string(),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+fn mount_ready(test: &str, mkfs: &str) -> bool {
+    require_root(test)
+        && [mkfs, "losetup"]
+            .iter()
+            .all(|t| require_tool(test, t).is_some())
+}
+
+/// xfs with its log on a second device: a container that may mount the data device asks for
+/// `logdev=` naming a host block device. Before auditor checked options, the helper passed it
+/// on and the kernel opened that host device (the mount succeeded); now it is refused before
+/// any option reaches the kernel, named in the audit record, and the log device is untouched.
+#[test]
+fn xfs_logdev_naming_a_host_device_is_refused_and_the_device_untouched() {
+    let test = "xfs_logdev_naming_a_host_device_is_refused_and_the_device_untouched";
+    if !mount_ready(test, "mkfs.xfs") {
+        return;
+    }
+    let s = Scratch::new("harden-xfs");
+    let data = attach_new(&s.0.join("auditor-harden-xfs-data.img"), 320 << 20);
+    let logdev = attach_new(&s.0.join("auditor-harden-xfs-log.img"), 64 << 20);
+    run_tool(Command::new("mkfs.xfs").args([
+        "-q",
+        "-f",
+        "-l",
+        &format!("logdev={}", logdev.0),
+        &data.0,
+    ]));
+    let plain = attach_new(&s.0.join("auditor-harden-xfs-plain.img"), 320 << 20);
+    run_tool(Command::new("mkfs.xfs").args(["-q", "-f", &plain.0]));
+    let before = std::fs::read(s.0.join("auditor-harden-xfs-log.img")).expect("log image");
+    let mnt = s.0.join("mnt");
+    std::fs::create_dir(&mnt).expect("mnt");
+    let policy = s.write("policy.toml", &mount_policy("xfs", &[&data, &plain], ""));
+    let log = s.0.join("audit.jsonl");
+
+    // The absolute path and the one through the helper's working directory (/proc) of old.
+    for logpath in [logdev.0.clone(), format!("1/root{}", logdev.0)] {
+        let out = mount_in_userns(
+            &policy,
+            &log,
+            &data.0,
+            &mnt,
+            "xfs",
+            &format!("logdev={logpath}"),
+        );
+        assert!(
+            out.contains(&format!("mount=-1 errno={}\n", libc::EPERM)),
+            "logdev={logpath}:\n{out}"
+        );
+    }
+    let refused: Vec<serde_json::Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["syscall"] == "mount" && r["decision"] == "denied")
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    for r in &refused {
+        let why = r["decoded"]["why"].as_str().unwrap_or_default();
+        assert!(why.contains("`logdev`"), "{r:#}");
+    }
+    let after = std::fs::read(s.0.join("auditor-harden-xfs-log.img")).expect("log image");
+    assert!(before == after, "the host's log device was written");
+
+    // The allowed device, with allowed options, still mounts (nosuid, nodev forced).
+    // The atime flag the caller asked for is kept.
+    let out = mount_in_userns_flags(
+        &policy,
+        &log,
+        &plain.0,
+        &mnt,
+        "xfs",
+        "inode64",
+        libc::MS_NOATIME,
+    );
+    assert!(out.contains("mount=0 errno=0\n"), "{out}");
+    let opts = out
+        .lines()
+        .find_map(|l| l.strip_prefix("opts="))
+        .unwrap_or_default();
+    for o in ["nosuid", "nodev", "noatime"] {
+        assert!(opts.split(',').any(|x| x == o), "{o} missing: {out}");
+    }
+    assert!(out.contains("umount=0"), "{out}");
+}
+
+/// btrfs pulls in every registered device with the image's fsid: refused unless the rule
+/// says `allow_btrfs = true`; `device=` is refused even then.
+#[test]
+fn btrfs_needs_an_explicit_opt_in_and_never_takes_device_options() {
+    let test = "btrfs_needs_an_explicit_opt_in_and_never_takes_device_options";
+    if !mount_ready(test, "mkfs.btrfs") {
+        return;
+    }
+    let s = Scratch::new("harden-btrfs");
+    let dev = attach_new(&s.0.join("auditor-harden-btrfs.img"), 256 << 20);
+    run_tool(Command::new("mkfs.btrfs").args(["-q", "-f", &dev.0]));
+    let other = attach_new(&s.0.join("auditor-harden-btrfs-other.img"), 16 << 20);
+    let mnt = s.0.join("mnt");
+    std::fs::create_dir(&mnt).expect("mnt");
+    let log = s.0.join("audit.jsonl");
+
+    let without = s.write("without.toml", &mount_policy("btrfs", &[&dev], ""));
+    let out = mount_in_userns(&without, &log, &dev.0, &mnt, "btrfs", "");
+    assert!(
+        out.contains(&format!("mount=-1 errno={}\n", libc::EPERM)),
+        "{out}"
+    );
+    assert!(
+        records(&log).iter().any(|r| r["decoded"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("allow_btrfs"))),
+        "{:#?}",
+        records(&log)
+    );
+
+    let with = s.write(
+        "with.toml",
+        &mount_policy("btrfs", &[&dev], ", allow_btrfs = true"),
+    );
+    let out = mount_in_userns(
+        &with,
+        &log,
+        &dev.0,
+        &mnt,
+        "btrfs",
+        &format!("device={}", other.0),
+    );
+    assert!(
+        out.contains(&format!("mount=-1 errno={}\n", libc::EPERM)),
+        "{out}"
+    );
+    let out = mount_in_userns(&with, &log, &dev.0, &mnt, "btrfs", "compress=zstd");
+    assert!(out.contains("mount=0 errno=0\n"), "{out}");
+    assert!(out.contains("umount=0"), "{out}");
 }

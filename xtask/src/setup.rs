@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use crate::util::{have, phase, run as sh};
 
 /// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
-/// e2fsprogs, runtimes), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
+/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
 pub const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -23,6 +23,8 @@ pub const PACKAGES: &[&str] = &[
     "gcc",
     "tmux",
     "e2fsprogs",
+    "xfsprogs",
+    "btrfs-progs",
     "runc",
     "crun",
     "lxc",

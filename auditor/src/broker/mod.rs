@@ -1005,8 +1005,8 @@ impl Inner {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
-            Some(HandlerConfig::Mount { fstypes, sources, shift }) => {
-                mount::handle(&self.fd, n, fstypes, sources, *shift)
+            Some(HandlerConfig::Mount { fstypes, sources, shift, allow_btrfs }) => {
+                mount::handle(&self.fd, n, fstypes, sources, *shift, *allow_btrfs)
             }
             Some(HandlerConfig::Setxattr { prefixes }) => {
                 setxattr::handle(&self.fd, n, syscall, prefixes)

@@ -65,8 +65,136 @@ const ALLOWED_FLAGS: u64 = libc::MS_RDONLY
 const MS_MGC_MSK: u64 = 0xffff_0000;
 const MS_MGC_VAL: u64 = 0xc0ed_0000;
 
-/// Mount options that point the file system at another device.
-const DEVICE_OPTIONS: &[&str] = &["journal_dev", "journal_path"];
+/// Mount options that make the file system open another device (multi-device file systems,
+/// external journals and logs): always refused. The kernel would resolve the path the option
+/// names in the helper's context and open a host block device.
+const DEVICE_OPTIONS: &[&str] = &["journal_dev", "journal_path", "logdev", "rtdev", "device"];
+
+/// Options the kernel itself parses out of any file system's data (`vfs_parse_sb_flag`); the
+/// per-mount ones (noatime, nosuid, …) are mount flags, never data.
+const GENERIC_OPTIONS: &[&str] = &["ro", "rw", "sync", "async", "dirsync", "lazytime", "nolazytime"];
+
+/// The options auditor passes on, per file-system type: those the file system's documentation
+/// (Documentation/filesystems/*.rst, `man 5 ext4`, `man 5 xfs`) gives for ordinary use. Left
+/// out: options that name a file or device (`journal_path`, `usrjquota=`, `logdev=`), debugging
+/// and fault injection (`debug`, `abort`, `fault_injection=`, `test_dummy_encryption`), DAX,
+/// and `errors=panic` (which lets a crafted image panic the host). `key=` takes a value.
+const FS_OPTIONS: &[(&[&str], &[&str])] = &[
+    (
+        &["ext2", "ext3", "ext4"],
+        &[
+            "acl", "noacl", "user_xattr", "nouser_xattr", "barrier", "nobarrier", "barrier=",
+            "commit=", "data=", "data_err=", "errors=", "discard", "nodiscard", "delalloc",
+            "nodelalloc", "auto_da_alloc", "noauto_da_alloc", "auto_da_alloc=", "block_validity",
+            "noblock_validity", "dioread_lock", "dioread_nolock", "init_itable", "init_itable=",
+            "noinit_itable", "journal_checksum", "nojournal_checksum", "journal_async_commit",
+            "journal_ioprio=", "noload", "norecovery", "inode_readahead_blks=", "stripe=",
+            "max_batch_time=", "min_batch_time=", "nombcache", "no_mbcache", "grpid", "bsdgroups",
+            "nogrpid", "sysvgroups", "resgid=", "resuid=", "sb=", "i_version", "nouid32", "quota",
+            "noquota", "usrquota", "grpquota", "prjquota", "prefetch_block_bitmaps",
+            "mb_optimize_scan=", "bh", "nobh", "oldalloc", "orlov",
+        ],
+    ),
+    (
+        &["xfs"],
+        &[
+            "allocsize=", "attr2", "noattr2", "discard", "nodiscard", "grpid", "bsdgroups",
+            "nogrpid", "sysvgroups", "filestreams", "ikeep", "noikeep", "inode32", "inode64",
+            "largeio", "nolargeio", "noalign", "norecovery", "nouuid", "noquota", "uquota",
+            "usrquota", "uqnoenforce", "quota", "gquota", "grpquota", "gqnoenforce", "pquota",
+            "prjquota", "pqnoenforce", "qnoenforce", "sunit=", "swidth=", "swalloc", "wsync",
+            "logbufs=", "logbsize=",
+        ],
+    ),
+    (
+        &["btrfs"],
+        &[
+            "subvol=", "subvolid=", "compress", "compress=", "compress-force", "compress-force=",
+            "ssd", "nossd", "ssd_spread", "nossd_spread", "space_cache", "space_cache=",
+            "nospace_cache", "autodefrag", "noautodefrag", "commit=", "discard", "discard=",
+            "nodiscard", "datacow", "nodatacow", "datasum", "nodatasum", "flushoncommit",
+            "noflushoncommit", "barrier", "nobarrier", "max_inline=", "thread_pool=",
+            "skip_balance", "user_subvol_rm_allowed", "acl", "noacl",
+        ],
+    ),
+    (
+        &["f2fs"],
+        &[
+            "background_gc=", "disable_roll_forward", "norecovery", "discard", "nodiscard", "heap",
+            "noheap", "user_xattr", "nouser_xattr", "acl", "noacl", "active_logs=",
+            "disable_ext_identify", "inline_xattr", "noinline_xattr", "inline_xattr_size=",
+            "inline_data", "noinline_data", "inline_dentry", "noinline_dentry", "flush_merge",
+            "noflush_merge", "barrier", "nobarrier", "fastboot", "extent_cache", "noextent_cache",
+            "data_flush", "mode=", "io_bits=", "usrquota", "grpquota", "prjquota", "quota",
+            "noquota", "alloc_mode=", "fsync_mode=", "compress_algorithm=", "compress_log_size=",
+            "compress_extension=", "nocompress_extension=", "compress_chksum", "compress_mode=",
+            "compress_cache", "checkpoint=", "checkpoint_merge", "nocheckpoint_merge",
+            "gc_merge", "nogc_merge", "discard_unit=", "memory=", "age_extent_cache", "errors=",
+        ],
+    ),
+    (
+        &["vfat", "msdos", "fat"],
+        &[
+            "uid=", "gid=", "umask=", "dmask=", "fmask=", "allow_utime=", "codepage=",
+            "iocharset=", "shortname=", "utf8", "utf8=", "uni_xlate", "nonumtail", "tz=",
+            "time_offset=", "quiet", "showexec", "usefree", "flush", "sys_immutable", "errors=",
+            "discard", "dos1xfloppy", "check=", "rodir",
+        ],
+    ),
+    (
+        &["exfat"],
+        &[
+            "uid=", "gid=", "umask=", "dmask=", "fmask=", "allow_utime=", "iocharset=",
+            "errors=", "discard", "keep_last_dots", "sys_tz", "time_offset=",
+        ],
+    ),
+];
+
+/// Values an option may take when the file system documents a closed set worth restricting.
+fn value_allowed(key: &str, value: &str) -> bool {
+    match key {
+        // errors=panic would let a crafted image panic the host.
+        "errors" => matches!(value, "continue" | "remount-ro"),
+        "data" => matches!(value, "ordered" | "journal" | "writeback"),
+        "data_err" => matches!(value, "ignore" | "abort"),
+        // A path inside the file system itself.
+        "subvol" => !value.split('/').any(|c| c == ".."),
+        // Anything else that looks like a path names something outside the file system.
+        _ => !value.contains('/'),
+    }
+}
+
+/// Check mount data against what `fstype` allows; the offending option (with why) otherwise.
+/// Runs before any option reaches the kernel: btrfs acts on `device=` while it parses options.
+fn check_options(fstype: &str, data: &[u8]) -> Result<(), String> {
+    let specific = FS_OPTIONS
+        .iter()
+        .find(|(types, _)| types.contains(&fstype))
+        .map_or(&[][..], |(_, opts)| *opts);
+    for opt in data.split(|&b| b == b',').filter(|o| !o.is_empty()) {
+        let opt = std::str::from_utf8(opt).map_err(|_| "an option that is not UTF-8".to_owned())?;
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        if DEVICE_OPTIONS.contains(&key) {
+            return Err(format!("option `{key}` names another device"));
+        }
+        let known = match value {
+            None => GENERIC_OPTIONS.contains(&key) || specific.contains(&key),
+            Some(_) => specific.iter().any(|o| o.strip_suffix('=') == Some(key)),
+        };
+        if !known {
+            return Err(format!("option `{key}` is not among those allowed for {fstype}"));
+        }
+        if let Some(v) = value {
+            if !value_allowed(key, v) {
+                return Err(format!("option `{key}={v}` is not allowed"));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// `NS_GET_USERNS` (linux/nsfs.h): the user namespace that owns a namespace (4.9).
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
@@ -106,17 +234,6 @@ pub fn judge(flags: u64) -> Judgement {
     Judgement::NewMount
 }
 
-/// Refuse options that name other devices; `Ok` with the options otherwise.
-fn check_options(data: &[u8]) -> Result<(), String> {
-    for opt in data.split(|&b| b == b',') {
-        let key = opt.split(|&b| b == b'=').next().unwrap_or_default();
-        if let Some(bad) = DEVICE_OPTIONS.iter().find(|d| d.as_bytes() == key) {
-            return Err((*bad).to_owned());
-        }
-    }
-    Ok(())
-}
-
 /// Serve one mount notification. `None`: the caller went away; nobody to answer.
 pub fn handle(
     fd: &NotifyFd,
@@ -124,6 +241,7 @@ pub fn handle(
     fstypes: &BTreeSet<String>,
     sources: &BTreeSet<String>,
     shift: bool,
+    allow_btrfs: bool,
 ) -> Option<Outcome> {
     let a = &n.data.args;
     let flags = a[3];
@@ -139,7 +257,7 @@ pub fn handle(
         }
         Judgement::NewMount => {}
     }
-    match emulate(fd, n, fstypes, sources, shift, &mut outcome) {
+    match emulate(fd, n, fstypes, sources, shift, allow_btrfs, &mut outcome) {
         Ok(()) => Some(outcome),
         Err(Gone) => None,
     }
@@ -168,6 +286,7 @@ fn emulate(
     fstypes: &BTreeSet<String>,
     sources: &BTreeSet<String>,
     shift: bool,
+    allow_btrfs: bool,
     outcome: &mut Outcome,
 ) -> Result<(), Gone> {
     let a = &n.data.args;
@@ -244,13 +363,17 @@ fn emulate(
         deny(outcome, libc::EINVAL, "flags beyond the allowed set");
         return Ok(());
     }
+    if fstype == "btrfs" && !allow_btrfs {
+        deny(
+            outcome,
+            libc::EPERM,
+            "btrfs needs allow_btrfs = true in the rule: it assembles a file system from every registered device with the image's fsid",
+        );
+        return Ok(());
+    }
     if let Some(d) = &c.data {
-        if let Err(opt) = check_options(d.as_bytes()) {
-            deny(
-                outcome,
-                libc::EPERM,
-                &format!("option `{opt}` names another device"),
-            );
+        if let Err(why) = check_options(&fstype, d.as_bytes()) {
+            deny(outcome, libc::EPERM, &why);
             return Ok(());
         }
     }
@@ -644,15 +767,46 @@ mod tests {
 
     #[test]
     fn refuses_options_naming_devices() {
-        assert!(check_options(b"errors=remount-ro,noatime").is_ok());
-        assert_eq!(
-            check_options(b"data=ordered,journal_dev=0x801"),
-            Err("journal_dev".into())
-        );
-        assert_eq!(
-            check_options(b"journal_path=/dev/sda"),
-            Err("journal_path".into())
-        );
+        assert!(check_options("ext4", b"errors=remount-ro,noatime").is_ok());
+        let named = |r: Result<(), String>, opt: &str| {
+            assert!(matches!(&r, Err(m) if m.contains(&format!("`{opt}"))), "{r:?}");
+        };
+        named(check_options("ext4", b"data=ordered,journal_dev=0x801"), "journal_dev");
+        named(check_options("ext4", b"journal_path=/dev/sda"), "journal_path");
+        // Multi-device file systems: refused outright, whatever the type.
+        named(check_options("xfs", b"logdev=/dev/loop1"), "logdev");
+        named(check_options("xfs", b"rtdev=1/root/dev/sdb"), "rtdev");
+        named(check_options("btrfs", b"device=/dev/sdb,subvol=a"), "device");
+    }
+
+    #[test]
+    fn only_documented_options_pass_per_file_system() {
+        assert!(check_options("ext4", b"data=journal,commit=5,user_xattr,acl,ro").is_ok());
+        assert!(check_options("xfs", b"inode64,logbsize=256k,nouuid").is_ok());
+        assert!(check_options("btrfs", b"subvol=vol/a,compress=zstd:3").is_ok());
+        assert!(check_options("f2fs", b"background_gc=on,discard,errors=continue").is_ok());
+        assert!(check_options("vfat", b"uid=0,gid=0,umask=022,utf8").is_ok());
+        assert!(check_options("iso9660", b"ro").is_ok());
+        for (fs, data) in [
+            // A crafted image could panic the host.
+            ("ext4", &b"errors=panic"[..]),
+            ("f2fs", b"errors=panic"),
+            // Paths to files outside the file system.
+            ("ext4", b"usrjquota=/etc/shadow"),
+            ("btrfs", b"subvol=../../x"),
+            // Debugging, fault injection, DAX.
+            ("ext4", b"debug"),
+            ("ext4", b"abort"),
+            ("f2fs", b"fault_injection=1"),
+            ("ext4", b"test_dummy_encryption"),
+            ("xfs", b"dax=always"),
+            // Another type's options, and options of a type auditor has no list for.
+            ("xfs", b"data=ordered"),
+            ("iso9660", b"map=off"),
+            ("ext4", b"bogus"),
+        ] {
+            assert!(check_options(fs, data).is_err(), "{fs} {:?} accepted", std::str::from_utf8(data));
+        }
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub enum HandlerConfig {
         sources: BTreeSet<String>,
         /// Idmap the mount through the caller's user namespace.
         shift: bool,
+        /// btrfs is mounted only with `allow_btrfs = true`: it assembles a file system from
+        /// every device registered with the image's fsid, so a crafted image can pull in the
+        /// host's disks.
+        allow_btrfs: bool,
     },
     Setxattr {
         prefixes: Vec<String>,
@@ -172,7 +176,7 @@ const REGISTRY: &[HandlerSpec] = &[
         name: "emulate-mount",
         syscalls: &["mount"],
         summary: "mounts the allowed file-system types from the allowed sources, nosuid and nodev",
-        params: &["fstypes", "sources", "shift"],
+        params: &["fstypes", "sources", "shift", "allow_btrfs"],
         only_on_request: false,
         // The new mount API cannot be judged (its arguments arrive over several calls): answer
         // fsopen with ENOSYS so libmount falls back to mount(2).
@@ -423,6 +427,11 @@ impl HandlerSpec {
                     None => false,
                     Some(ParamValue::Bool(b)) => *b,
                     Some(_) => return Err(self.bad("shift", "must be true or false")),
+                },
+                allow_btrfs: match get("allow_btrfs") {
+                    None => false,
+                    Some(ParamValue::Bool(b)) => *b,
+                    Some(_) => return Err(self.bad("allow_btrfs", "must be true or false")),
                 },
             },
             "emulate-setxattr" => {
