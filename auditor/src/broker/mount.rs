@@ -15,25 +15,28 @@
 //!   source and target from its root or cwd with `openat2` (no magic links). The source must
 //!   be a block device whose device number is one of the allowed sources' — stat'ed in
 //!   auditor's mount namespace when the call arrives —, never compared as a string.
-//! - The mount itself names both ends through auditor's `/proc/self/fd`: the source is
-//!   auditor's own fd of the allowed device, the target the helper's fd of the directory it
-//!   resolved, so a path swapped meanwhile changes nothing. `nosuid` and `nodev` are forced;
-//!   options that name other devices (`journal_dev`, `journal_path`) are refused.
+//! - The file system is built where no host path is reachable: the helper unshares its mount
+//!   namespace, takes an empty tmpfs as its root and working directory, makes one block-device
+//!   node there for the validated device number, and configures the mount from it with the new
+//!   mount API (`fsopen`, `fsconfig`, `fsmount`), so that neither an option nor a crafted image
+//!   can make the kernel open a host path. Options are checked against a list per file-system
+//!   type first (never one naming another device, never `errors=panic`), btrfs only with
+//!   `allow_btrfs = true`. The helper then goes back into the caller's mount namespace and
+//!   attaches the mount with `move_mount` onto the directory fd it resolved: no path is
+//!   resolved again. `nosuid` and `nodev` are forced; the caller's atime mode is kept.
 //!
 //! The file system's owner is host root: files keep their on-disk ids (files the container's
 //! root writes belong to its mapped host uid) — unless the rule says `shift = true`: then the
 //! mount is idmapped (5.12; `mount_setattr(MOUNT_ATTR_IDMAP)`) through the caller's user
 //! namespace, as LXD's `security.syscalls.intercept.mount.shift` does, so the container sees
-//! on-disk uid 0 as its root and what its root writes is stored as uid 0. The idmapped mount is
-//! built detached with the new mount API (`fsopen`, `fsconfig`, `fsmount`) and attached with
-//! `move_mount` onto the target's fd: no path is resolved again there either.
+//! on-disk uid 0 as its root and what its root writes is stored as uid 0.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 
-use super::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use super::sys::{self, OpenHow, CAP_SYS_ADMIN, CAP_SYS_CHROOT, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 use super::target::{self, Creds};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
@@ -390,8 +393,9 @@ fn emulate(
         deny(outcome, libc::ENOTBLK, "no source");
         return Ok(());
     }
-    // The allowed sources, now, in auditor's mount namespace: block devices only.
-    let allowed: Vec<(u64, OwnedFd)> = sources
+    // The allowed sources' device numbers, now, in auditor's mount namespace: block devices
+    // only.
+    let allowed: Vec<u64> = sources
         .iter()
         .filter_map(|s| {
             let m = std::fs::metadata(s).ok()?;
@@ -399,8 +403,7 @@ fn emulate(
                 tracing::warn!(source = %s, "emulate-mount: allowed source is not a block device; ignored");
                 return None;
             }
-            let f = std::fs::File::options().read(true).custom_flags(libc::O_PATH).open(s).ok()?;
-            Some((m.rdev(), OwnedFd::from(f)))
+            Some(m.rdev())
         })
         .collect();
     if shift {
@@ -462,11 +465,11 @@ struct Helper {
     creds: Creds,
     copied: Copied,
     flags: u64,
-    /// (device number, auditor's O_PATH fd) of each allowed source.
-    allowed: Vec<(u64, OwnedFd)>,
+    /// The device number of each allowed source.
+    allowed: Vec<u64>,
     /// `shift = true`: the caller's user namespace, to idmap the mount through.
     idmap: Option<OwnedFd>,
-    /// The mount data as `fsconfig` parameters (the idmapped path only).
+    /// The mount data as `fsconfig` parameters.
     options: Vec<(CString, Option<CString>)>,
 }
 
@@ -513,13 +516,17 @@ fn mount_attrs(flags: u64) -> u64 {
     for (f, attr) in [
         (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
         (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
-        (libc::MS_NOATIME, MOUNT_ATTR_NOATIME),
-        (libc::MS_STRICTATIME, MOUNT_ATTR_STRICTATIME),
         (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
     ] {
         if flags & f != 0 {
             a |= attr;
         }
+    }
+    // One atime mode, as mount(2) picks it: strictatime over noatime; relatime (0) otherwise.
+    if flags & libc::MS_STRICTATIME != 0 {
+        a |= MOUNT_ATTR_STRICTATIME;
+    } else if flags & libc::MS_NOATIME != 0 {
+        a |= MOUNT_ATTR_NOATIME;
     }
     a
 }
@@ -537,120 +544,110 @@ fn sb_flags(flags: u64) -> impl Iterator<Item = &'static std::ffi::CStr> {
     .map(|(_, name)| name)
 }
 
-/// `self/fd/N` without allocating (for the forked child).
-struct FdPath([u8; 32]);
-
-impl FdPath {
-    fn new(fd: i32) -> FdPath {
-        let mut b = [0u8; 32];
-        let prefix = b"self/fd/";
-        b[..prefix.len()].copy_from_slice(prefix);
-        let mut digits = [0u8; 12];
-        let mut n = fd.unsigned_abs();
-        let mut i = 0;
-        loop {
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            i += 1;
-            if n == 0 {
-                break;
-            }
-        }
-        for (j, d) in digits[..i].iter().rev().enumerate() {
-            b[prefix.len() + j] = *d;
-        }
-        FdPath(b)
-    }
-    fn as_ptr(&self) -> *const libc::c_char {
-        self.0.as_ptr().cast()
-    }
-}
-
-/// In the helper (cwd: auditor's /proc): create the file system with the new mount API,
-/// idmap the detached mount through `userns`, attach it on `target` (an O_PATH fd).
+/// In the helper: build the file system from the block device `rdev` where no host path can
+/// be reached, then attach it on `target` (the helper's O_PATH fd of the directory it resolved
+/// in the caller's root) in the caller's mount namespace `mntns`.
+///
+/// The superblock's options and its source are resolved in the fs root and working directory of
+/// the task that configures the mount (`FSCONFIG_CMD_CREATE` opens the source, and an xfs
+/// `logdev=`, a btrfs `device=` or an f2fs image's device list are opened then by path). So
+/// the helper unshares its mount namespace, makes an empty tmpfs its root and working directory,
+/// creates one node there — `/dev`, for the already-validated device number — and configures
+/// the mount from it: a path an option or a crafted image names finds nothing. Only then does
+/// it go back into the caller's mount namespace (`move_mount` accepts a target only in the
+/// caller's own namespace) and attach the detached mount, idmapped first if `userns` is given.
+/// Capabilities are cut down to what each step needs.
 ///
 /// # Safety
 /// For the forked helper: raw syscalls only, on data prepared before the fork.
-unsafe fn idmapped_mount(
+#[allow(clippy::too_many_arguments, reason = "one call site, in the forked helper, on data prepared before the fork")]
+unsafe fn build_and_attach(
     fstype: &CString,
-    source: &FdPath,
+    rdev: libc::dev_t,
     sb: &[&std::ffi::CStr],
     options: &[(CString, Option<CString>)],
     attrs: u64,
-    userns: RawFd,
+    userns: Option<RawFd>,
+    mntns: RawFd,
     target: RawFd,
 ) -> Result<(), i32> {
     let check = |r: libc::c_long| if r < 0 { Err(sys::errno()) } else { Ok(r) };
-    // SAFETY: a live C string; the fd returned is closed below.
-    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })? as RawFd;
-    let set_string = |k: *const libc::c_char, v: *const libc::c_char| {
-        // SAFETY: `fs` is live; `k` and `v` point into C strings that outlive this call.
-        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_STRING, k, v, 0) })
-    };
-    let set_flag = |k: *const libc::c_char| {
-        // SAFETY: as above, with no value.
-        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_FLAG, k, std::ptr::null::<u8>(), 0) })
-    };
-    let r = (|| -> Result<RawFd, i32> {
-        set_string(c"source".as_ptr(), source.as_ptr())?;
-        for f in sb {
-            set_flag(f.as_ptr())?;
+    // SAFETY (whole block): raw syscalls on live fds, C strings and structs of this frame.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS) as libc::c_long)?;
+        // The empty root: a private tmpfs, detached, never attached anywhere.
+        let tmp = check(libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC))? as RawFd;
+        let made = check(libc::syscall(libc::SYS_fsconfig, tmp, FSCONFIG_SET_STRING, c"mode".as_ptr(), c"0700".as_ptr(), 0))
+            .and_then(|_| {
+                check(libc::syscall(libc::SYS_fsconfig, tmp, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0))
+            })
+            .and_then(|_| check(libc::syscall(libc::SYS_fsmount, tmp, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)));
+        libc::close(tmp);
+        let tmp_mnt = made? as RawFd;
+        if libc::fchdir(tmp_mnt) != 0 || libc::chroot(c".".as_ptr()) != 0 {
+            return Err(sys::errno());
         }
-        for (k, v) in options {
-            match v {
-                Some(v) => set_string(k.as_ptr(), v.as_ptr())?,
-                None => set_flag(k.as_ptr())?,
-            };
+        libc::close(tmp_mnt);
+        if libc::mknodat(libc::AT_FDCWD, c"dev".as_ptr(), libc::S_IFBLK | 0o600, rdev) != 0 {
+            return Err(sys::errno());
         }
-        // SAFETY: `fs` is live; the command takes no key or value.
-        check(unsafe {
-            libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0)
-        })?;
-        // SAFETY: `fs` is live; the mount fd returned is closed below.
-        Ok(check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })? as RawFd)
-    })();
-    // SAFETY: our own fd, closed once.
-    unsafe { libc::close(fs) };
-    let mnt = r?;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns as u64 };
-    // SAFETY: `mnt` is live, the path an empty C string, `attr` a live mount_attr of its size.
-    let r = check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            mnt,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-    .and_then(|_| {
-        // SAFETY: both fds are live (`target`: the helper's O_PATH fd), empty C-string paths.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
+        // From here: mount and namespace calls only.
+        sys::set_caps(CAPS_TO_MOUNT, CAPS_TO_MOUNT)?;
+        let fs = check(libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC))? as RawFd;
+        let set_string = |k: *const libc::c_char, v: *const libc::c_char| {
+            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_STRING, k, v, 0))
+        };
+        let set_flag = |k: *const libc::c_char| {
+            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_FLAG, k, std::ptr::null::<u8>(), 0))
+        };
+        let r = (|| -> Result<RawFd, i32> {
+            set_string(c"source".as_ptr(), c"/dev".as_ptr())?;
+            for f in sb {
+                set_flag(f.as_ptr())?;
+            }
+            for (k, v) in options {
+                match v {
+                    Some(v) => set_string(k.as_ptr(), v.as_ptr())?,
+                    None => set_flag(k.as_ptr())?,
+                };
+            }
+            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0))?;
+            Ok(check(libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs))? as RawFd)
+        })();
+        libc::close(fs);
+        let mnt = r?;
+        if let Some(userns) = userns {
+            let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns as u64 };
+            check(libc::syscall(
+                libc::SYS_mount_setattr,
                 mnt,
                 c"".as_ptr(),
-                target,
-                c"".as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-            )
-        })
-    });
-    // SAFETY: our own fd, closed once (the attached mount stays).
-    unsafe { libc::close(mnt) };
-    r.map(|_| ())
+                libc::AT_EMPTY_PATH,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ))?;
+        }
+        check(libc::setns(mntns, libc::CLONE_NEWNS) as libc::c_long)?;
+        check(libc::syscall(
+            libc::SYS_move_mount,
+            mnt,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        ))?;
+        libc::close(mnt);
+    }
+    Ok(())
 }
+
+/// What the helper keeps once the device node exists: CAP_SYS_ADMIN (fsopen … move_mount) and
+/// CAP_SYS_CHROOT (setns into a mount namespace).
+const CAPS_TO_MOUNT: u32 = (1 << CAP_SYS_ADMIN) | (1 << CAP_SYS_CHROOT);
 
 impl Helper {
     /// Fork, mount in the child, return its errno (0: mounted).
     fn run(&self) -> std::io::Result<i32> {
-        // Auditor's own procfs, for `self/fd/N` once the helper is in the caller's namespace
-        // (whose /proc, if any, does not show the helper).
-        let proc_dir = std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open("/proc")?;
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = |path: &CString| OpenHow {
             flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
@@ -671,22 +668,14 @@ impl Helper {
         };
         let (src_how, src_from) = (how(&self.copied.source), from(&self.copied.source));
         let (tgt_how, tgt_from) = (how(&self.copied.target), from(&self.copied.target));
-        let data_ptr = self
-            .copied
-            .data
-            .as_ref()
-            .map_or(std::ptr::null(), |d| d.as_ptr());
-        let allowed: Vec<(u64, FdPath)> = self
-            .allowed
-            .iter()
-            .map(|(dev, fd)| (*dev, FdPath::new(fd.as_raw_fd())))
-            .collect();
+        let allowed = &self.allowed;
         let (fstype, options) = (&self.copied.fstype, &self.options);
         let sb: Vec<&std::ffi::CStr> = sb_flags(self.flags).collect();
         let attrs = mount_attrs(self.flags);
         let idmap = self.idmap.as_ref().map(|u| u.as_raw_fd());
+        let mntns = self.mntns.as_raw_fd();
         let child = || -> Result<(), i32> {
-            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+            sys::enter_root(mntns, self.root.as_raw_fd())?;
             // Resolve with the caller's file-system identity (which drops the file
             // capabilities, CAP_DAC_OVERRIDE included, until fsuid is 0 again).
             sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
@@ -700,9 +689,10 @@ impl Helper {
             if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
                 return Err(libc::ENOTBLK);
             }
-            let Some((_, source_path)) = allowed.iter().find(|(d, _)| *d == st.st_rdev) else {
+            let rdev = st.st_rdev;
+            if !allowed.contains(&rdev) {
                 return Err(libc::EPERM);
-            };
+            }
             let tgt = sys::openat2(tgt_from, self.copied.target.as_ptr(), &tgt_how)?;
             // SAFETY: as above.
             if unsafe { libc::fstat(tgt, &mut st) } != 0 {
@@ -711,30 +701,13 @@ impl Helper {
             if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
                 return Err(libc::ENOTDIR);
             }
-            let target_path = FdPath::new(tgt);
-            // SAFETY: raw syscalls on live fds, C strings and the copied mount data.
+            // SAFETY: raw syscalls.
             unsafe {
                 libc::syscall(libc::SYS_setfsuid, 0);
                 libc::syscall(libc::SYS_setfsgid, 0);
-                if libc::fchdir(proc_dir.as_raw_fd()) != 0 {
-                    return Err(sys::errno());
-                }
-                if let Some(userns) = idmap {
-                    // SAFETY: in the helper, on data prepared before the fork.
-                    return idmapped_mount(fstype, source_path, &sb, options, attrs, userns, tgt);
-                }
-                if libc::mount(
-                    source_path.as_ptr(),
-                    target_path.as_ptr(),
-                    self.copied.fstype.as_ptr(),
-                    self.flags as libc::c_ulong,
-                    data_ptr.cast(),
-                ) != 0
-                {
-                    return Err(sys::errno());
-                }
             }
-            Ok(())
+            // SAFETY: in the helper, on data prepared before the fork.
+            unsafe { build_and_attach(fstype, rdev, &sb, options, attrs, idmap, mntns, tgt) }
         };
         // SAFETY: the child makes only raw syscalls on data prepared above.
         unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
@@ -744,6 +717,100 @@ impl Helper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Root and the tools, or a skip (a failure under CI=true, where nothing may skip).
+    fn privileged(test: &str, tools: &[&str]) -> bool {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let missing: Vec<&&str> = tools.iter().filter(|t| which::which(t).is_err()).collect();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root && missing.is_empty() {
+            return true;
+        }
+        assert!(!ci, "{test}: needs root and {missing:?} (cargo xtask setup installs them); CI=true forbids skipping");
+        eprintln!("SKIP {test}: needs root and {missing:?}");
+        false
+    }
+
+    fn sh(cmd: &mut std::process::Command) -> String {
+        let o = cmd.output().expect("run tool");
+        assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+
+    /// A loop device on a sparse file in `dir`, detached on drop.
+    struct Loop(String);
+    impl Loop {
+        fn new(dir: &std::path::Path, name: &str, size: u64) -> Loop {
+            let image = dir.join(name);
+            std::fs::File::create(&image).and_then(|f| f.set_len(size)).expect("image");
+            Loop(sh(std::process::Command::new("losetup").args(["--find", "--show"]).arg(&image)))
+        }
+    }
+    impl Drop for Loop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("losetup").args(["-d", &self.0]).output();
+        }
+    }
+
+    fn open_path(p: &str) -> OwnedFd {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        OwnedFd::from(std::fs::File::options().read(true).custom_flags(libc::O_PATH).open(p).expect(p))
+    }
+
+    /// Defence in depth behind the option list: the helper configures the mount with an
+    /// empty tmpfs as its root, so even an option the list would refuse cannot make the kernel
+    /// open a host device by path. Here the list is bypassed (the helper is called directly)
+    /// with xfs's `logdev=` naming the real external log of the image: the mount fails, where
+    /// a helper resolving paths in the host's root mounted it.
+    #[test]
+    fn the_helper_resolves_no_host_path_even_for_an_option_the_list_would_refuse() {
+        let test = "the_helper_resolves_no_host_path_even_for_an_option_the_list_would_refuse";
+        if !privileged(test, &["mkfs.xfs", "losetup"]) {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = Loop::new(dir.path(), "data.img", 320 << 20);
+        let logdev = Loop::new(dir.path(), "log.img", 64 << 20);
+        sh(std::process::Command::new("mkfs.xfs").args(["-q", "-f", "-l", &format!("logdev={}", logdev.0), &data.0]));
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mnt");
+        let rdev = std::fs::metadata(&data.0).expect("stat").rdev();
+        let helper = |data_opts: &str| Helper {
+            mntns: OwnedFd::from(std::fs::File::open("/proc/self/ns/mnt").expect("mntns")),
+            root: open_path("/"),
+            cwd: open_path("/"),
+            creds: Creds { tgid: std::process::id(), fsuid: 0, fsgid: 0, groups: vec![], umask: 0o022, cap_eff: u64::MAX },
+            copied: Copied {
+                fstype: c"xfs".to_owned(),
+                source: CString::new(data.0.clone()).expect("c string"),
+                target: CString::new(mnt.display().to_string()).expect("c string"),
+                data: Some(CString::new(data_opts).expect("c string")),
+            },
+            flags: libc::MS_NOSUID | libc::MS_NODEV,
+            allowed: vec![rdev],
+            idmap: None,
+            options: split_options(data_opts.as_bytes()),
+        };
+        for path in [logdev.0.clone(), format!("/proc/1/root{}", logdev.0)] {
+            let e = helper(&format!("logdev={path}")).run().expect("helper");
+            assert_ne!(e, 0, "logdev={path} was opened: the image mounted");
+            let _ = nix::mount::umount(&mnt);
+        }
+        // Without its log the image cannot mount either (xfs needs it), but a plain file
+        // system built the same way does: the helper itself works.
+        let plain = Loop::new(dir.path(), "plain.img", 320 << 20);
+        sh(std::process::Command::new("mkfs.xfs").args(["-q", "-f", &plain.0]));
+        let mut h = helper("inode64");
+        h.copied.source = CString::new(plain.0.clone()).expect("c string");
+        h.allowed = vec![std::fs::metadata(&plain.0).expect("stat").rdev()];
+        assert_eq!(h.run().expect("helper"), 0);
+        let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let line = info.lines().find(|l| l.split(' ').nth(4) == Some(&mnt.display().to_string())).map(str::to_owned);
+        nix::mount::umount(&mnt).expect("umount");
+        let line = line.expect("mounted");
+        assert!(line.contains("nosuid") && line.contains("nodev"), "{line}");
+    }
 
     #[test]
     fn judges_on_flags() {
@@ -807,11 +874,5 @@ mod tests {
         ] {
             assert!(check_options(fs, data).is_err(), "{fs} {:?} accepted", std::str::from_utf8(data));
         }
-    }
-
-    #[test]
-    fn fd_paths() {
-        assert_eq!(&FdPath::new(7).0[..10], b"self/fd/7\0");
-        assert_eq!(&FdPath::new(1234).0[..13], b"self/fd/1234\0");
     }
 }
