@@ -223,6 +223,7 @@ fn emulate(
         Ok(errno) => fail(outcome, errno),
         Err(e) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-mknod: the helper failed");
+            outcome.detail("why", e.to_string());
             fail(outcome, libc::EIO);
         }
     }
@@ -277,7 +278,7 @@ struct Helper {
 
 impl Helper {
     /// Fork, create the node in the child, return its errno (0: created).
-    fn run(&self) -> std::io::Result<i32> {
+    fn run(&self) -> Result<i32, sys::HelperError> {
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = OpenHow {
             flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
@@ -310,8 +311,9 @@ impl Helper {
             }
             Ok(())
         };
+        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), self.start.as_raw_fd()];
         // SAFETY: the child makes only raw syscalls on data prepared above.
-        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
+        unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod prompt;
 pub mod refusals;
 pub mod setxattr;
 mod sys;
+pub use sys::{set_helper_limits, HelperError, DEFAULT_HELPER_TIMEOUT, MAX_HELPER_TIMEOUT};
 pub mod sysinfo;
 pub mod target;
 

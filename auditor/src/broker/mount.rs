@@ -434,6 +434,7 @@ fn emulate(
         }
         Err(e) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-mount: the helper failed");
+            outcome.detail("why", e.to_string());
             outcome.response = Response::Errno(libc::EIO);
         }
     }
@@ -647,7 +648,7 @@ const CAPS_TO_MOUNT: u32 = (1 << CAP_SYS_ADMIN) | (1 << CAP_SYS_CHROOT);
 
 impl Helper {
     /// Fork, mount in the child, return its errno (0: mounted).
-    fn run(&self) -> std::io::Result<i32> {
+    fn run(&self) -> Result<i32, sys::HelperError> {
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = |path: &CString| OpenHow {
             flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
@@ -709,8 +710,9 @@ impl Helper {
             // SAFETY: in the helper, on data prepared before the fork.
             unsafe { build_and_attach(fstype, rdev, &sb, options, attrs, idmap, mntns, tgt) }
         };
+        let keep = [mntns, self.root.as_raw_fd(), self.cwd.as_raw_fd(), idmap.unwrap_or(-1)];
         // SAFETY: the child makes only raw syscalls on data prepared above.
-        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
+        unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }
 }
 

@@ -245,6 +245,7 @@ fn emulate(
         }
         Err(e) => {
             tracing::warn!(pid = n.pid, error = %e, "emulate-setxattr: the helper failed");
+            outcome.detail("why", e.to_string());
             outcome.response = Response::Errno(libc::EIO);
         }
     }
@@ -276,7 +277,7 @@ struct Helper {
 
 impl Helper {
     /// Fork, set the attribute in the child, return its errno (0: set).
-    fn run(&self) -> std::io::Result<i32> {
+    fn run(&self) -> Result<i32, sys::HelperError> {
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
         let how = OpenHow {
             flags: (libc::O_RDONLY
@@ -343,8 +344,9 @@ impl Helper {
             }
             Ok(())
         };
+        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), from, file];
         // SAFETY: the child makes only raw syscalls on data prepared above.
-        unsafe { sys::fork_helper(|| child().err().unwrap_or(0)) }
+        unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }
 }
 

@@ -1,5 +1,11 @@
-//! Kernel ABI definitions the emulation helpers share (capget/capset and openat2), defined
-//! here once because libc does not provide them.
+//! What the emulation helpers share: the forked helper itself (one forking thread, a
+//! deadline, asynchronous reaping), and kernel ABI definitions libc does not provide
+//! (capget/capset, openat2).
+
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// `struct __user_cap_header_struct`.
 #[repr(C)]
@@ -34,7 +40,182 @@ pub(super) struct OpenHow {
 pub(super) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub(super) const RESOLVE_IN_ROOT: u64 = 0x10;
 
-/// Run `child` in a forked copy of this process and return the errno it reports (0: done).
+/// How long an emulation helper may take, in milliseconds ([`set_helper_limits`]).
+static HELPER_TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_HELPER_TIMEOUT.as_millis() as u64);
+/// Whether a helper stuck past its deadline may have the caller's stalled FUSE connection
+/// aborted ([`set_helper_limits`]).
+static ABORT_STALLED_FUSE: AtomicBool = AtomicBool::new(false);
+
+/// The default deadline of an emulation helper.
+pub const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest deadline accepted: LXC's seccomp proxy answers ENOSYS itself after 30 s.
+pub const MAX_HELPER_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Set, for the whole process, how long an emulation helper may take and whether a helper
+/// stuck past it may have the caller's stalled FUSE connections aborted.
+pub fn set_helper_limits(timeout: Duration, abort_stalled_fuse: bool) {
+    let ms = timeout.min(MAX_HELPER_TIMEOUT).as_millis().max(1);
+    HELPER_TIMEOUT_MS.store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    ABORT_STALLED_FUSE.store(abort_stalled_fuse, Ordering::Relaxed);
+}
+
+/// Why a helper gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("cannot start the helper: {0}")]
+    Start(std::io::Error),
+    #[error("the helper died without a result")]
+    Died,
+    /// Past its deadline (a path on a stalled file system, typically): killed, reaped later.
+    #[error("the helper did not finish within {}{}", humantime::format_duration(*after), if aborted.is_empty() { String::new() } else { format!("; aborted the stalled FUSE connection(s) {}", aborted.join(", ")) })]
+    TimedOut { after: Duration, aborted: Vec<String> },
+}
+
+/// A job for the forking thread: the function the child runs (never dropped in the child,
+/// which must not free memory), the fds it keeps, and where the fork's outcome goes.
+struct ForkRequest {
+    job: Box<dyn FnMut() -> i32 + Send + 'static>,
+    keep: Vec<RawFd>,
+    reply: std::sync::mpsc::SyncSender<std::io::Result<Forked>>,
+}
+
+/// A forked helper, seen from the parent.
+struct Forked {
+    pidfd: OwnedFd,
+    /// The read end of the pipe the child writes its errno to.
+    result: OwnedFd,
+}
+
+/// The thread every helper is forked from. It lives as long as the process, so the helpers'
+/// `PR_SET_PDEATHSIG` (which fires when the forking *thread* exits) fires exactly when
+/// auditor dies — never when a pool thread retires.
+fn forker() -> &'static std::sync::mpsc::Sender<ForkRequest> {
+    static FORKER: OnceLock<std::sync::mpsc::Sender<ForkRequest>> = OnceLock::new();
+    FORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<ForkRequest>();
+        let spawned = std::thread::Builder::new()
+            .name("auditor-forker".into())
+            .spawn(move || {
+                for mut req in rx {
+                    let r = fork_one(&mut req.job, &req.keep);
+                    // The job's captures are the requester's borrows: drop it before the
+                    // requester may return (it waits for this reply).
+                    drop(req.job);
+                    let _ = req.reply.send(r);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the helper-forking thread; emulations will fail");
+        }
+        tx
+    })
+}
+
+/// Fork one helper (on the forking thread).
+fn fork_one(job: &mut Box<dyn FnMut() -> i32 + Send + 'static>, keep: &[RawFd]) -> std::io::Result<Forked> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let mut keep: Vec<RawFd> = keep.to_vec();
+    keep.push(w.as_raw_fd());
+    keep.sort_unstable();
+    keep.dedup();
+    // SAFETY: a plain fork (SIGCHLD, no shared state); the child makes only raw syscalls on
+    // data prepared before the fork and ends with _exit; the parent continues normally.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: raw syscalls only (prctl, getppid, close_range, write, _exit) on data
+        // prepared before the fork; the job follows the same contract (see fork_helper).
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            // Nothing but what the job needs: no other container's listener, socket or file.
+            let mut from: u32 = 3;
+            for &fd in &keep {
+                let fd = fd as u32;
+                if fd > from {
+                    libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+                }
+                from = from.max(fd + 1);
+            }
+            libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+            let e = (**job)();
+            let b = e.to_ne_bytes();
+            libc::write(w.as_raw_fd(), b.as_ptr().cast(), 4);
+            libc::_exit(0)
+        }
+    }
+    drop(w);
+    // SAFETY: pidfd_open on our own unreaped child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: kill and waitpid on our own child.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    }
+    // SAFETY: pidfd_open just returned this fd; nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    Ok(Forked { pidfd, result: r })
+}
+
+/// Reap helpers that missed their deadline, whenever they end (one thread for all, polling
+/// their pidfds once a second): none is waited for by a broker, none is left a zombie.
+fn reaper() -> &'static std::sync::mpsc::Sender<OwnedFd> {
+    static REAPER: OnceLock<std::sync::mpsc::Sender<OwnedFd>> = OnceLock::new();
+    REAPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<OwnedFd>();
+        let spawned = std::thread::Builder::new().name("auditor-reaper".into()).spawn(move || {
+            let mut pending: Vec<OwnedFd> = Vec::new();
+            loop {
+                match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(fd) => pending.push(fd),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                pending.retain(|fd| !reaped(fd, false));
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the helper-reaping thread; stuck helpers stay zombies");
+        }
+        tx
+    })
+}
+
+/// `waitid(P_PIDFD)`: whether the helper has ended and is reaped (`block`: wait for it).
+fn reaped(pidfd: &OwnedFd, block: bool) -> bool {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        // SAFETY: a zeroed siginfo is a valid out-buffer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | if block { 0 } else { libc::WNOHANG };
+        // SAFETY: waitid on a live pidfd of our own child into a live siginfo.
+        let r = unsafe { libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
+        if r == 0 {
+            // SAFETY: waitid filled the siginfo; si_pid is 0 while the child runs (WNOHANG).
+            return unsafe { info.si_pid() } != 0;
+        }
+        match errno() {
+            libc::EINTR => continue,
+            // Already reaped (ECHILD) or not a child: nothing to wait for.
+            _ => return true,
+        }
+    }
+}
+
+/// Run `child` in a forked copy of this process (forked by the one forking thread, with only
+/// the fds in `keep` open, dying with auditor) and return the errno it reports (0: done) —
+/// or, past the deadline ([`set_helper_limits`]), give up on it at once: it is killed and
+/// reaped later, and its stalled FUSE connection aborted when that is allowed.
 ///
 /// The helper is how a handler acts as the caller: it enters the caller's mount namespace and
 /// root and takes its file-system identity, which a thread of a threaded process cannot do
@@ -43,34 +224,137 @@ pub(super) const RESOLVE_IN_ROOT: u64 = 0x10;
 /// # Safety
 /// `child` runs in the fork of a threaded process: it must make only raw syscalls on data
 /// prepared before the call — no allocation, no locks, no panics — and return.
-pub(super) unsafe fn fork_helper(child: impl FnOnce() -> i32) -> std::io::Result<i32> {
-    use std::os::fd::AsRawFd as _;
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-    // SAFETY: a plain fork (SIGCHLD, no shared state); the child follows the contract above
-    // and ends with _exit; the parent only closes, reads and waits.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if pid == 0 {
-        let e = child();
-        let b = e.to_ne_bytes();
-        // SAFETY: raw write of a live 4-byte buffer to our pipe, then _exit.
-        unsafe {
-            libc::write(w.as_raw_fd(), b.as_ptr().cast(), 4);
-            libc::_exit(0)
+pub(super) unsafe fn fork_helper(keep: &[RawFd], child: impl FnMut() -> i32) -> Result<i32, HelperError> {
+    /// The job crosses to the forking thread only to be forked: no thread of this process
+    /// ever calls it (only the forked child does, alone in its copy of the address space).
+    struct OnlyInTheChild<F>(F);
+    // SAFETY: see above — the value is moved to the forking thread and dropped there, never
+    // called or borrowed by it; `F`'s captures are the requester's borrows and raw pointers,
+    // which nothing in this process touches meanwhile.
+    unsafe impl<F> Send for OnlyInTheChild<F> {}
+    let deadline = Instant::now() + Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    impl<F: FnMut() -> i32> OnlyInTheChild<F> {
+        fn call(&mut self) -> i32 {
+            (self.0)()
         }
     }
-    drop(w);
+    let mut wrapped = OnlyInTheChild(child);
+    let job: Box<dyn FnMut() -> i32 + Send + '_> = Box::new(move || wrapped.call());
+    // SAFETY: only the lifetime changes. The forking thread calls the job only in the forked
+    // child (a copy of this address space taken while we wait below) and drops it before it
+    // replies; we do not return before the reply, so every borrow the job holds outlives
+    // every use of it.
+    let job: Box<dyn FnMut() -> i32 + Send + 'static> = unsafe { std::mem::transmute(job) };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    forker()
+        .send(ForkRequest { job, keep: keep.to_vec(), reply: tx })
+        .map_err(|_| HelperError::Start(std::io::Error::other("the helper-forking thread is gone")))?;
+    let forked = rx
+        .recv()
+        .map_err(|_| HelperError::Start(std::io::Error::other("the helper-forking thread is gone")))?
+        .map_err(HelperError::Start)?;
     let mut buf = [0u8; 4];
-    let got = nix::unistd::read(r.as_raw_fd(), &mut buf);
-    let pid = nix::unistd::Pid::from_raw(pid as i32);
-    while let Err(nix::Error::EINTR) = nix::sys::wait::waitpid(pid, None) {}
-    match got {
-        Ok(4) => Ok(i32::from_ne_bytes(buf)),
-        Ok(_) => Err(std::io::Error::other("the helper died without a result")),
-        Err(e) => Err(e.into()),
+    let mut got = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd { fd: forked.result.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return Err(give_up(forked.pidfd));
+        }
+        // SAFETY: read into the rest of a live buffer.
+        let r = unsafe { libc::read(forked.result.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
+        match r {
+            r if r > 0 => {
+                got += r as usize;
+                if got == 4 {
+                    break;
+                }
+            }
+            0 => break,
+            _ if errno() == libc::EINTR => {}
+            _ => break,
+        }
     }
+    // The child wrote its result and exits at once.
+    reaped(&forked.pidfd, true);
+    if got == 4 {
+        Ok(i32::from_ne_bytes(buf))
+    } else {
+        Err(HelperError::Died)
+    }
+}
+
+/// A helper past its deadline: kill it (it may sleep where SIGKILL cannot reach it, e.g. in
+/// a FUSE request its server has read), abort the stalled FUSE connections of its mount
+/// namespace when allowed, and leave the reaping to the reaper.
+fn give_up(pidfd: OwnedFd) -> HelperError {
+    let after = Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    let mut aborted = Vec::new();
+    if ABORT_STALLED_FUSE.load(Ordering::Relaxed) {
+        // The helper's pid, from the pidfd's fdinfo (the helper is not reaped yet).
+        if let Some(pid) = pid_of(&pidfd) {
+            aborted = abort_stalled_fuse(pid);
+        }
+    }
+    // SAFETY: pidfd_send_signal on our own child's live pidfd, no siginfo.
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0) };
+    if !reaped(&pidfd, false) {
+        let _ = reaper().send(pidfd);
+    }
+    HelperError::TimedOut { after, aborted }
+}
+
+/// The pid a pidfd refers to (its fdinfo's `Pid:` line).
+fn pid_of(pidfd: &OwnedFd) -> Option<u32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("Pid:")).and_then(|p| p.trim().parse().ok())
+}
+
+/// Abort the FUSE connections a stuck helper may be waiting on: those mounted in its mount
+/// namespace (the caller's) with requests waiting, except any the host's own mount namespace
+/// also shows (a host FUSE file system bind-mounted into containers, such as lxcfs, is never
+/// aborted for one container). Returns the connections aborted.
+fn abort_stalled_fuse(pid: u32) -> Vec<String> {
+    const CONNECTIONS: &str = "/sys/fs/fuse/connections";
+    let fuse_devs = |mountinfo: &str| -> Vec<String> {
+        mountinfo
+            .lines()
+            .filter(|l| l.split(" - ").nth(1).is_some_and(|t| t.starts_with("fuse ") || t.starts_with("fuse.") || t.starts_with("fuseblk")))
+            .filter_map(|l| l.split(' ').nth(2).map(str::to_owned))
+            .collect()
+    };
+    let Ok(theirs) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+        return Vec::new();
+    };
+    let ours = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let ours = fuse_devs(&ours);
+    if !std::path::Path::new(CONNECTIONS).join(".").exists()
+        || std::fs::read_dir(CONNECTIONS).is_ok_and(|mut d| d.next().is_none())
+    {
+        // fusectl not mounted yet: mount it where the kernel expects it (EBUSY: it is).
+        let _ = nix::mount::mount(Some("fusectl"), CONNECTIONS, Some("fusectl"), nix::mount::MsFlags::empty(), None::<&str>);
+    }
+    let mut aborted = Vec::new();
+    for dev in fuse_devs(&theirs) {
+        if ours.contains(&dev) || aborted.contains(&dev) {
+            continue;
+        }
+        // A FUSE superblock's device is anonymous (major 0): its connection is the minor.
+        let Some(("0", minor)) = dev.split_once(':') else { continue };
+        let dir = std::path::Path::new(CONNECTIONS).join(minor);
+        let waiting: u64 = std::fs::read_to_string(dir.join("waiting")).ok().and_then(|w| w.trim().parse().ok()).unwrap_or(0);
+        if waiting > 0 && std::fs::write(dir.join("abort"), "1").is_ok() {
+            tracing::warn!(connection = %minor, helper = pid, "aborted a stalled FUSE connection a helper was stuck on");
+            aborted.push(dev);
+        }
+    }
+    aborted
 }
 
 /// The calling thread's errno.

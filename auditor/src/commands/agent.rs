@@ -37,6 +37,18 @@ pub struct AgentArgs {
     /// the agent says so in its log and in every audit record (`policy_from`).
     #[arg(long)]
     pub policy_from_annotation: bool,
+    /// How long an emulation (mknod, mount, setxattr on the caller's behalf) may take before
+    /// the call is answered EIO without waiting for it (a path on a stalled FUSE or network
+    /// file system, say); the helper is killed and reaped in the background. At most 25s
+    /// (LXC's proxy gives up after 30 s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::commands::helper_timeout)]
+    pub helper_timeout: std::time::Duration,
+    /// When an emulation misses its deadline, abort the FUSE connections it may be stuck on:
+    /// those mounted in the caller's own mount namespace with requests waiting (never one the
+    /// host's mount namespace shows too). Without it a helper stuck in a request its FUSE
+    /// server has read stays until that server answers or dies.
+    #[arg(long)]
+    pub abort_stalled_fuse: bool,
     /// Append one JSON line per decision to this file (reopened on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
@@ -46,6 +58,7 @@ pub struct AgentArgs {
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
+    crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     if args.socket.is_none() && args.lxc_socket.is_none() {
         anyhow::bail!("nothing to listen on: give --socket PATH (runc, crun) and/or --lxc-socket PATH (LXC)");
     }

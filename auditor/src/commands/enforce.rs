@@ -81,6 +81,18 @@ pub struct EnforceArgs {
     /// (EPERM, recorded in the audit log).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, requires = "interactive")]
     pub prompt_timeout: std::time::Duration,
+    /// How long an emulation (mknod, mount, setxattr on the caller's behalf) may take before
+    /// the call is answered EIO without waiting for it (a path on a stalled FUSE or network
+    /// file system, say); the helper is killed and reaped in the background. At most 25s
+    /// (LXC's proxy gives up after 30 s).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::commands::helper_timeout)]
+    pub helper_timeout: std::time::Duration,
+    /// When an emulation misses its deadline, abort the FUSE connections it may be stuck on:
+    /// those mounted in the caller's own mount namespace with requests waiting (never one the
+    /// host's mount namespace shows too). Without it a helper stuck in a request its FUSE
+    /// server has read stays until that server answers or dies.
+    #[arg(long)]
+    pub abort_stalled_fuse: bool,
     /// How long the workload gets to end after auditor forwards it SIGINT or SIGTERM; then
     /// it is killed (SIGKILL). A second SIGINT or SIGTERM kills it at once.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -265,6 +277,7 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     if args.interactive && args.mode == ModeArg::Complain {
         anyhow::bail!("--interactive decides calls, --mode complain only records them: use one or the other");
     }
+    crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     let (policy, decider, mut filter) = compile_policy_with(
         &args.policy,
         &args.import.options()?,

@@ -57,3 +57,15 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `--helper-timeout`: a duration up to [`crate::broker::MAX_HELPER_TIMEOUT`].
+pub fn helper_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > crate::broker::MAX_HELPER_TIMEOUT {
+        return Err(format!(
+            "{s}: give a duration above 0 and at most {} (LXC answers a call itself after 30 s)",
+            humantime::format_duration(crate::broker::MAX_HELPER_TIMEOUT)
+        ));
+    }
+    Ok(d)
+}
