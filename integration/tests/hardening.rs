@@ -409,3 +409,48 @@ fn btrfs_needs_an_explicit_opt_in_and_never_takes_device_options() {
     assert!(out.contains("mount=0 errno=0\n"), "{out}");
     assert!(out.contains("umount=0"), "{out}");
 }
+
+/// sysinfo answered by the broker writes the caller's memory through /proc/PID/mem, which
+/// ignores page protections: a caller pointing it at read-only memory must get EFAULT, as the
+/// kernel gives, and that memory must stay as it was (before, auditor wrote it and answered 0).
+#[test]
+fn sysinfo_never_writes_where_the_caller_could_not() {
+    if !require_root("sysinfo_never_writes_where_the_caller_could_not") {
+        return;
+    }
+    let s = Scratch::new("harden-sysinfo");
+    let policy = s.write(
+        "policy.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nname = \"sysinfo\"\naction = \"notify\"\nhandler = \"sysinfo\"\n",
+    );
+    let log = s.0.join("audit.jsonl");
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &[&workload("sysinfo_ro")],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for name in ["rodata_page", "literal", "null"] {
+        assert!(
+            out.contains(&format!("{name}=-1 errno={}\n", libc::EFAULT)),
+            "{name}:\n{out}"
+        );
+    }
+    assert!(out.contains("untouched=1 literal_ok=1"), "{out}");
+    // The broker answered them (the records say so), it is not the kernel's own EFAULT.
+    let answered = records(&log)
+        .iter()
+        .filter(|r| r["syscall"] == "sysinfo" && r["result"] == "-EFAULT")
+        .count();
+    assert_eq!(answered, 3, "{:#?}", records(&log));
+}

@@ -116,7 +116,8 @@ fn fork_one(job: &mut Box<dyn FnMut() -> i32 + Send + 'static>, keep: &[RawFd]) 
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    let mut keep: Vec<RawFd> = keep.to_vec();
+    // Negative entries stand for "no fd" (an optional one the job does not have).
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 0).collect();
     keep.push(w.as_raw_fd());
     keep.sort_unstable();
     keep.dedup();
@@ -141,7 +142,7 @@ fn fork_one(job: &mut Box<dyn FnMut() -> i32 + Send + 'static>, keep: &[RawFd]) 
                 if fd > from {
                     libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
                 }
-                from = from.max(fd + 1);
+                from = from.max(fd.saturating_add(1));
             }
             libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
             let e = (**job)();
@@ -473,5 +474,31 @@ pub(super) fn install_interrupt() -> std::io::Result<()> {
 pub(super) fn interrupt(thread: libc::pthread_t) {
     if let Err(e) = nix::sys::pthread::pthread_kill(thread, INTERRUPT) {
         tracing::debug!(error = %e, "cannot interrupt the broker thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper sees the fds it keeps and none of the others (another container's listener,
+    /// say), whatever the forking process has open.
+    #[test]
+    fn helpers_inherit_only_the_fds_they_keep() {
+        let kept = std::fs::File::open("/proc/self/status").expect("file");
+        let other = std::fs::File::open("/proc/self/stat").expect("file");
+        let (k, o) = (kept.as_raw_fd(), other.as_raw_fd());
+        // SAFETY: the job makes raw fcntl calls only.
+        let r = unsafe {
+            fork_helper(&[k, -1], || {
+                let open = |fd| libc::fcntl(fd, libc::F_GETFD) >= 0;
+                match (open(k), open(o)) {
+                    (true, false) => 0,
+                    (false, _) => 1,
+                    (true, true) => 2,
+                }
+            })
+        };
+        assert_eq!(r.expect("helper"), 0, "1: the kept fd was closed, 2: another fd stayed open");
     }
 }

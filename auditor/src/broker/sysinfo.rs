@@ -4,9 +4,11 @@
 //! the container.
 //!
 //! The answer is written into the caller's memory through `/proc/PID/mem`, opened (with the
-//! caller's `/proc/PID/cgroup`) before `SECCOMP_IOCTL_NOTIF_ID_VALID` is checked, so that both
-//! stay bound to the caller even if it dies and its pid is reused. Nothing is decided on the
-//! caller's memory: the only pointer is where the answer goes.
+//! caller's `/proc/PID/cgroup` and `/proc/PID/maps`) before `SECCOMP_IOCTL_NOTIF_ID_VALID` is
+//! checked, so that all stay bound to the caller even if it dies and its pid is reused, and only
+//! into memory its maps show writable (`/proc/PID/mem` writes through page protections): the
+//! caller gets EFAULT where the kernel would give it. Nothing is decided on the caller's memory:
+//! the only pointer is where the answer goes.
 //!
 //! `totalram` is the smallest memory limit on the caller's cgroup path (cgroup v1 `memory`
 //! controller `memory.limit_in_bytes`, else cgroup v2 `memory.max`), if below the host's RAM;
@@ -181,13 +183,14 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
         let t = Target::open(n.pid)?;
         let mem = File::from(t.open_at("mem", libc::O_RDWR)?);
         let cgroup = File::from(t.open_at("cgroup", libc::O_RDONLY)?);
-        Ok::<_, super::target::TargetError>((mem, cgroup))
+        let maps = File::from(t.open_at("maps", libc::O_RDONLY)?);
+        Ok::<_, super::target::TargetError>((mem, cgroup, maps))
     })();
     // Opened first, then checked: the fds are bound to the caller still blocked in this call.
     if !fd.id_valid(n.id) {
         return None;
     }
-    let (mem, cgroup) = match opened {
+    let (mem, cgroup, maps) = match opened {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(pid = n.pid, error = %e, "sysinfo: cannot reach the caller");
@@ -216,6 +219,14 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
         outcome.detail("limit", l.to_string());
     }
     let bytes = answer(&host, limit);
+    // /proc/PID/mem writes with FOLL_FORCE, through any page protection: write only where the
+    // caller itself could, so that it gets EFAULT where the kernel would give it.
+    let maps = std::io::read_to_string(maps).unwrap_or_default();
+    if !writable(&maps, addr, bytes.len() as u64) {
+        outcome.detail("why", format!("{addr:#x} is not writable memory of the caller"));
+        outcome.response = Response::Errno(libc::EFAULT);
+        return Some(outcome);
+    }
     match mem.write_at(&bytes, addr) {
         Ok(n) if n == bytes.len() => {}
         _ => outcome.response = Response::Errno(libc::EFAULT),
@@ -223,9 +234,57 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
     Some(outcome)
 }
 
+/// Whether `[addr, addr + len)` lies in writable mappings of a `/proc/PID/maps` text
+/// (contiguous mappings may share the range).
+fn writable(maps: &str, addr: u64, len: u64) -> bool {
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let mut ranges: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms) = (f.next()?, f.next()?);
+            if perms.as_bytes().get(1) != Some(&b'w') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut at = addr;
+    for (a, b) in ranges {
+        if a <= at && at < b {
+            at = b;
+            if at >= end {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_only_into_writable_mappings() {
+        let maps = "00400000-00401000 r-xp 00000000 08:01 1 /bin/x\n\
+                    00600000-00601000 rw-p 00000000 08:01 1 /bin/x\n\
+                    00601000-00602000 rw-p 00000000 00:00 0 [heap]\n\
+                    7f0000000000-7f0000001000 r--p 00000000 00:00 0\n";
+        assert!(writable(maps, 0x600010, 112));
+        // Across two contiguous writable mappings.
+        assert!(writable(maps, 0x600fd0, 112));
+        // Read-only, executable, unmapped, NULL, past the end, wrapping.
+        assert!(!writable(maps, 0x7f0000000000, 112));
+        assert!(!writable(maps, 0x400000, 112));
+        assert!(!writable(maps, 0x601fd0, 112));
+        assert!(!writable(maps, 0, 112));
+        assert!(!writable(maps, u64::MAX - 10, 112));
+    }
 
     #[test]
     fn finds_the_memory_cgroup_on_hybrid_and_v2_hosts() {
