@@ -267,7 +267,7 @@ impl Setup {
                 .arg(&obs)
                 .args(["--format", "oci", "--listener"])
                 .arg(d.join("agent.sock"))
-                .args(["--listener-metadata", POLICY, "-o"])
+                .args(["--listener-metadata", POLICY, "--runtime", runtime.name(), "-o"])
                 .arg(&oci),
             Duration::from_secs(60),
         );
@@ -275,6 +275,11 @@ impl Setup {
         let profile: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&oci).expect("profile")).expect("JSON");
         assert_eq!(profile["listenerMetadata"], POLICY);
+        // For crun (and only crun: runc 1.1 refuses any flag) a notified call waits killable.
+        let killable = profile["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"));
+        assert_eq!(killable, runtime == Runtime::Crun, "{:#}", profile["flags"]);
         let notify = profile["syscalls"]
             .as_array()
             .expect("syscalls")

@@ -454,3 +454,58 @@ fn sysinfo_never_writes_where_the_caller_could_not() {
         .count();
     assert_eq!(answered, 3, "{:#?}", records(&log));
 }
+
+/// emulate-setxattr acts on an O_PATH handle of the file, never opening it (opening a device
+/// or a FIFO has effects of its own): inotify sees the attribute change and no open.
+#[test]
+fn setxattr_never_opens_its_target() {
+    if !require_root("setxattr_never_opens_its_target") {
+        return;
+    }
+    const CONTAINER_ROOT: u32 = 100_000;
+    let s = Scratch::new("harden-setxattr");
+    std::os::unix::fs::chown(&s.0, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).expect("chown");
+    // A FIFO: opening it read-only and non-blocking would be seen by its writers.
+    let fifo = s.0.join("fifo");
+    let c = std::ffi::CString::new(fifo.display().to_string()).expect("path");
+    // SAFETY: mkfifo with a live C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    std::os::unix::fs::chown(&fifo, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).expect("chown");
+    let policy = s.write(
+        "policy.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"setxattr\", \"lsetxattr\", \"fsetxattr\"]\naction = \"notify\"\nhandler = \"emulate-setxattr\"\n",
+    );
+    // SAFETY: inotify calls with a live C string; the fd is closed below.
+    let ino = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(ino >= 0);
+    // SAFETY: as above.
+    let w = unsafe { libc::inotify_add_watch(ino, c.as_ptr(), libc::IN_OPEN | libc::IN_ATTRIB) };
+    assert!(w >= 0);
+    let o = enforce(
+        &["--policy", &policy.display().to_string(), "--userns"],
+        &[
+            &workload("setxattr_try"),
+            "set",
+            &fifo.display().to_string(),
+            "trusted.overlay.opaque",
+            "y",
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut buf = [0u8; 4096];
+    // SAFETY: read into a live buffer of its length.
+    let n = unsafe { libc::read(ino, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: our own fd, closed once.
+    unsafe { libc::close(ino) };
+    assert!(out.contains("trusted.overlay.opaque=0"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    let mut masks = Vec::new();
+    let mut at = 0usize;
+    while n > 0 && at + 16 <= n as usize {
+        let mask = u32::from_ne_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
+        let len = u32::from_ne_bytes([buf[at + 12], buf[at + 13], buf[at + 14], buf[at + 15]]) as usize;
+        masks.push(mask);
+        at += 16 + len;
+    }
+    assert!(masks.iter().any(|m| m & libc::IN_ATTRIB != 0), "no attribute change seen: {masks:x?}");
+    assert!(!masks.iter().any(|m| m & libc::IN_OPEN != 0), "the FIFO was opened: {masks:x?}");
+}

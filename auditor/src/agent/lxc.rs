@@ -75,6 +75,10 @@ const KCMP_FILE: libc::c_int = 0;
 pub enum LxcError {
     #[error("{path}: exists and is not a socket; remove it or choose another --lxc-socket")]
     NotASocket { path: PathBuf },
+    #[error("socket directory {}: {why}", dir.display())]
+    SocketDir { dir: PathBuf, why: String },
+    #[error("{}: another process listens on this socket (is an agent already running?)", path.display())]
+    InUse { path: PathBuf },
     #[error("cannot remove the stale socket {path}")]
     RemoveStale {
         path: PathBuf,
@@ -339,13 +343,55 @@ impl AsRawFd for Sock {
     }
 }
 
-fn listen_on(path: &Path) -> Result<OwnedFd, LxcError> {
+/// Whether a process listens on the SOCK_SEQPACKET socket at `path` (a socket nobody listens
+/// on refuses the connection).
+fn live(path: &Path) -> Result<bool, std::io::Error> {
+    let probe = sock::socket(
+        sock::AddressFamily::Unix,
+        sock::SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = sock::UnixAddr::new(path)?;
+    match sock::connect(probe.as_raw_fd(), &addr) {
+        Ok(()) => Ok(true),
+        Err(nix::Error::ECONNREFUSED) => Ok(false),
+        // A listener of another socket type is somebody's too.
+        Err(nix::Error::EPROTOTYPE) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The socket this agent bound: removed when it stops, unless replaced since.
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Listen on `path` (its directory root's and writable by no one else): a stale socket there
+/// is replaced, a live one or any other file is left alone and refused.
+fn listen_on(path: &Path) -> Result<(OwnedFd, SocketFile), LxcError> {
+    super::check_socket_dir(path).map_err(|(dir, why)| LxcError::SocketDir { dir, why })?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            std::fs::remove_file(path).map_err(|source| LxcError::RemoveStale {
+            let remove = |source| LxcError::RemoveStale {
                 path: path.to_owned(),
                 source,
-            })?;
+            };
+            if live(path).map_err(remove)? {
+                return Err(LxcError::InUse { path: path.to_owned() });
+            }
+            std::fs::remove_file(path).map_err(remove)?;
         }
         Ok(_) => {
             return Err(LxcError::NotASocket {
@@ -376,23 +422,26 @@ fn listen_on(path: &Path) -> Result<OwnedFd, LxcError> {
     })?;
     let backlog = sock::Backlog::new(128).unwrap_or(sock::Backlog::MAXCONN);
     sock::listen(&fd, backlog).map_err(bind)?;
-    Ok(fd)
+    let m = std::fs::symlink_metadata(path).map_err(|e| bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    let file = {
+        use std::os::unix::fs::MetadataExt as _;
+        SocketFile { path: path.to_owned(), dev: m.dev(), ino: m.ino() }
+    };
+    Ok((fd, file))
 }
 
 /// Listen on `socket` and serve every LXC container that connects until `cancel` fires.
 pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Result<(), LxcError> {
     let kernel = notify::check_sizes()?;
-    let fd = listen_on(socket)?;
+    let (fd, _file) = listen_on(socket)?;
     // SAFETY: `Sock` owns the fd, so it stays open and the same while the AsyncFd lives.
     let listener = unsafe { AsyncFd::register_with_interest(Sock(fd), Interest::READABLE) }
         .map_err(|e| LxcError::Register {
             source: e.into_parts().1,
         })?;
     tracing::info!(socket = %socket.display(), "serving LXC's seccomp notify proxy");
-    let result = accept_loop(&listener, &ctx, kernel, &cancel).await;
-    // Ours if it is still the socket we bound (not replaced by another agent).
-    let _ = std::fs::remove_file(socket);
-    result
+    // The socket file goes with `_file`, if it is still the one bound here.
+    accept_loop(&listener, &ctx, kernel, &cancel).await
 }
 
 async fn accept_loop(
@@ -1003,13 +1052,37 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        drop(first);
-        // A socket left by an agent that died is replaced.
-        let _second = listen_on(&path).expect("listen again");
-        assert!(matches!(
-            listen_on(&dir.path().join("missing/lxc.sock")),
-            Err(LxcError::Bind { .. })
-        ));
+        // A live socket is never taken over.
+        assert!(matches!(listen_on(&path), Err(LxcError::InUse { .. })));
+        // A socket left by an agent that died (nobody listens) is replaced.
+        std::mem::forget(first.1);
+        drop(first.0);
+        let second = listen_on(&path).expect("listen again");
+        drop(second);
+        assert!(!path.exists(), "the agent removes its own socket");
+        // A missing directory is created root-only.
+        let nested = dir.path().join("missing/lxc.sock");
+        let third = listen_on(&nested).expect("listen in a new directory");
+        assert_eq!(std::fs::metadata(dir.path().join("missing")).expect("dir").permissions().mode() & 0o777, 0o700);
+        drop(third);
+    }
+
+    #[test]
+    fn the_socket_directory_must_be_roots_and_closed_to_others() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(matches!(listen_on(&open.join("lxc.sock")), Err(LxcError::SocketDir { .. })));
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).expect("chown");
+        assert!(matches!(listen_on(&theirs.join("lxc.sock")), Err(LxcError::SocketDir { .. })));
+        assert!(!open.join("lxc.sock").exists() && !theirs.join("lxc.sock").exists());
     }
 
     #[test]

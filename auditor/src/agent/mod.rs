@@ -26,3 +26,39 @@ pub struct Context {
 }
 
 pub type Shared = Arc<Context>;
+
+/// The directory of an agent socket must be root's and writable by no one else, or another
+/// user could put their own socket in the runtime's way; a missing directory is created 0700.
+/// `Err((dir, why))` otherwise.
+pub(crate) fn check_socket_dir(socket: &std::path::Path) -> Result<(), (std::path::PathBuf, String)> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    let dir = match socket.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let err = |why: String| (dir.clone(), why);
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| err(format!("cannot create it: {e}")))?;
+    }
+    let m = std::fs::metadata(&dir).map_err(|e| err(e.to_string()))?;
+    if !m.is_dir() {
+        return Err(err("not a directory".into()));
+    }
+    if m.uid() != 0 {
+        return Err(err(format!(
+            "owned by uid {}, not root; use a root-only directory such as /run/auditor",
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(err(format!(
+            "writable by group or others (mode {:o}): anyone could replace the socket; use a root-only directory such as /run/auditor",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -418,41 +418,10 @@ impl Drop for SocketFile {
     }
 }
 
-/// The directory must be root's and writable by no one else, or another user could put their
-/// own socket in the runtime's way. A missing directory is created 0700.
+/// The socket's directory, checked (and created 0700 if missing): see
+/// [`super::check_socket_dir`].
 fn check_dir(socket: &Path) -> Result<(), OciError> {
-    let dir = match socket.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let err = |why: String| OciError::SocketDir {
-        dir: dir.clone(),
-        why,
-    };
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| err(format!("cannot create it: {e}")))?;
-    }
-    let m = std::fs::metadata(&dir).map_err(|e| err(e.to_string()))?;
-    if !m.is_dir() {
-        return Err(err("not a directory".into()));
-    }
-    if m.uid() != 0 {
-        return Err(err(format!(
-            "owned by uid {}, not root; use a root-only directory such as /run/auditor",
-            m.uid()
-        )));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(err(format!(
-            "writable by group or others (mode {:o}): anyone could replace the socket; use a root-only directory such as /run/auditor",
-            m.mode() & 0o7777
-        )));
-    }
-    Ok(())
+    super::check_socket_dir(socket).map_err(|(dir, why)| OciError::SocketDir { dir, why })
 }
 
 /// Bind the root-only socket, removing a stale one (a socket nobody listens on).

@@ -10,24 +10,27 @@
 //! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
 //!   callers), chroots to its root and takes its fsuid, fsgid and groups with no effective
 //!   capability. It opens the file with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from
-//!   the caller's root (absolute paths) or its cwd or dirfd (taken with `pidfd_getfd`) —
-//!   read-only, non-blocking, no controlling tty, `O_NOFOLLOW` for `lsetxattr` — and checks
-//!   with `faccessat2(AT_EACCESS | AT_EMPTY_PATH)` (5.8) that the caller could write that very
-//!   file. Only then does it raise CAP_SYS_ADMIN, its one permitted capability, and set the
-//!   attribute on the fd it checked: a path swapped meanwhile changes nothing. The kernel's
+//!   the caller's root (absolute paths) or its cwd or dirfd (taken with `pidfd_getfd`) — as an
+//!   `O_PATH` handle, never opened for reading (opening a device or a FIFO has effects of its
+//!   own), `O_NOFOLLOW` for `lsetxattr` — and checks with `faccessat2(AT_EACCESS |
+//!   AT_EMPTY_PATH)` (5.8) that the caller could write that very file. Only then does it raise
+//!   CAP_SYS_ADMIN, its one permitted capability, and set the attribute on the handle it
+//!   checked, through `self/fd/N` of auditor's own procfs: a path swapped meanwhile changes
+//!   nothing. The kernel's
 //!   own check for `trusted.*` looks at the capability alone, not at the file, which is why
 //!   the write-access check is needed.
 //! - `fsetxattr`: the caller's fd is taken with `pidfd_getfd` (5.6) and used the same way.
 //!
 //! Limits: attributes on symlinks themselves (`lsetxattr` on a symlink) are refused with
-//! EPERM (an `O_PATH` fd cannot carry an xattr call, and a path would be resolved again); a
+//! EPERM (the kernel sets an attribute through a handle of a symlink on the file it points to,
+//! and a path would be resolved again); a
 //! file the caller could write only through a capability in its own user namespace (not by
 //! its ids and the mode bits) is refused with EACCES.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 
 use super::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 use super::target::{self, Creds};
@@ -279,12 +282,10 @@ impl Helper {
     /// Fork, set the attribute in the child, return its errno (0: set).
     fn run(&self) -> Result<i32, sys::HelperError> {
         let groups: Vec<libc::gid_t> = self.creds.groups.clone();
+        // A handle, never an open for reading: opening a device or a FIFO has effects of its
+        // own (a tape rewinds, a modem hangs up, a FIFO's writer sees a reader).
         let how = OpenHow {
-            flags: (libc::O_RDONLY
-                | libc::O_NONBLOCK
-                | libc::O_NOCTTY
-                | libc::O_CLOEXEC
-                | if self.follow { 0 } else { libc::O_NOFOLLOW }) as u64,
+            flags: (libc::O_PATH | libc::O_CLOEXEC | if self.follow { 0 } else { libc::O_NOFOLLOW }) as u64,
             mode: 0,
             resolve: RESOLVE_NO_MAGICLINKS
                 | if matches!(self.start, Start::Root) {
@@ -300,20 +301,34 @@ impl Helper {
         };
         let path = self.path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
         let empty = c"";
+        // Auditor's own procfs: the helper sets the attribute through `self/fd/N` of the
+        // handle it checked (an O_PATH fd cannot carry fsetxattr).
+        let proc_dir = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open("/proc")
+            .map_err(sys::HelperError::Start)?;
+        let proc_fd = proc_dir.as_raw_fd();
         let child = || -> Result<(), i32> {
             sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
             sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
             // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
             sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
-            let fd = if file >= 0 {
-                file
+            let (fd, handle) = if file >= 0 {
+                (file, false)
             } else {
-                match sys::openat2(from, path, &how) {
-                    Ok(fd) => fd,
-                    // O_NOFOLLOW on a symlink: see the module's limits.
-                    Err(libc::ELOOP) if !self.follow => return Err(libc::EPERM),
-                    Err(e) => return Err(e),
+                let fd = sys::openat2(from, path, &how)?;
+                // SAFETY: a zeroed stat is a valid out-buffer.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: fstat on a live fd into a live buffer.
+                if unsafe { libc::fstat(fd, &mut st) } != 0 {
+                    return Err(sys::errno());
                 }
+                // lsetxattr on a symlink itself: see the module's limits.
+                if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                    return Err(libc::EPERM);
+                }
+                (fd, true)
             };
             // SAFETY: raw syscall on a live fd and a static empty C string.
             let access = unsafe {
@@ -329,22 +344,40 @@ impl Helper {
                 return Err(sys::errno());
             }
             sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
-            // SAFETY: raw fsetxattr on a live fd, C string and value buffer of its length.
-            let r = unsafe {
-                libc::fsetxattr(
-                    fd,
-                    self.name.as_ptr(),
-                    self.value.as_ptr().cast(),
-                    self.value.len(),
-                    self.flags as libc::c_int,
-                )
+            let r = if handle {
+                let via = sys::FdPath::new(fd);
+                // SAFETY: raw fchdir and setxattr on live fds, C strings and a value buffer of
+                // its length; `self/fd/N` in auditor's procfs is the helper's own handle.
+                unsafe {
+                    if libc::fchdir(proc_fd) != 0 {
+                        return Err(sys::errno());
+                    }
+                    libc::setxattr(
+                        via.as_ptr(),
+                        self.name.as_ptr(),
+                        self.value.as_ptr().cast(),
+                        self.value.len(),
+                        self.flags as libc::c_int,
+                    )
+                }
+            } else {
+                // SAFETY: raw fsetxattr on a live fd, C string and value buffer of its length.
+                unsafe {
+                    libc::fsetxattr(
+                        fd,
+                        self.name.as_ptr(),
+                        self.value.as_ptr().cast(),
+                        self.value.len(),
+                        self.flags as libc::c_int,
+                    )
+                }
             };
             if r != 0 {
                 return Err(sys::errno());
             }
             Ok(())
         };
-        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), from, file];
+        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), from, file, proc_fd];
         // SAFETY: the child makes only raw syscalls on data prepared above.
         unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }

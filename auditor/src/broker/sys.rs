@@ -358,6 +358,37 @@ fn abort_stalled_fuse(pid: u32) -> Vec<String> {
     aborted
 }
 
+/// `self/fd/N` as a C string without allocating (for a forked helper whose working
+/// directory is auditor's own `/proc`).
+pub(super) struct FdPath([u8; 32]);
+
+impl FdPath {
+    pub(super) fn new(fd: RawFd) -> FdPath {
+        let mut b = [0u8; 32];
+        let prefix = b"self/fd/";
+        b[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd.unsigned_abs();
+        let mut i = 0;
+        loop {
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            i += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        for (j, d) in digits[..i].iter().rev().enumerate() {
+            b[prefix.len() + j] = *d;
+        }
+        FdPath(b)
+    }
+
+    pub(super) fn as_ptr(&self) -> *const libc::c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
 /// The calling thread's errno.
 pub(super) fn errno() -> i32 {
     // SAFETY: __errno_location always returns this thread's errno slot.
@@ -480,6 +511,12 @@ pub(super) fn interrupt(thread: libc::pthread_t) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_paths() {
+        assert_eq!(&FdPath::new(7).0[..10], b"self/fd/7\0");
+        assert_eq!(&FdPath::new(1234).0[..13], b"self/fd/1234\0");
+    }
 
     /// A helper sees the fds it keeps and none of the others (another container's listener,
     /// say), whatever the forking process has open.

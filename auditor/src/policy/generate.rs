@@ -105,6 +105,9 @@ pub struct RuntimeBaseline {
     pub syscalls: Vec<String>,
 }
 
+/// The OCI name of `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`.
+pub const WAIT_KILLABLE_RECV: &str = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV";
+
 /// The learned baseline for `runtime` (a given version, or the newest shipped one); see
 /// [`super::baselines`].
 pub fn baseline(runtime: Runtime, version: Option<&str>) -> Result<RuntimeBaseline, GenerateError> {
@@ -497,6 +500,19 @@ pub fn generate(
     }
     if let Some(b) = &options.baseline {
         merge_baseline(&mut policy, b);
+        // A notified call waits for the broker: with WAIT_KILLABLE_RECV (5.19) only a fatal
+        // signal interrupts that wait once the broker has received it, so the caller cannot
+        // be made to restart an emulation half done. crun takes the flag; runc 1.1 refuses any
+        // `flags` and Docker drops them, so it is written for crun alone.
+        if b.runtime == Runtime::Crun
+            && policy.rules.iter().any(|r| r.action.is_notify())
+            && !policy.flags.iter().any(|f| f == WAIT_KILLABLE_RECV)
+        {
+            policy.flags.push(WAIT_KILLABLE_RECV.to_owned());
+            report.notes.push(format!(
+                "{WAIT_KILLABLE_RECV}: set for crun (notified calls are interrupted only by a fatal signal once received); never for runc or Docker, which refuse or drop it"
+            ));
+        }
     }
     report.allowed.sort();
     Ok(Generated { policy, report })
@@ -1052,6 +1068,29 @@ mod tests {
             .rules
             .iter()
             .any(|r| r.names == ["fsopen"] && r.action == Action::Errno(ENOSYS)));
+        Ok(())
+    }
+
+    #[test]
+    fn wait_killable_recv_is_set_for_crun_only() -> Result<(), GenerateError> {
+        let observed = || {
+            let mut m = sys("mknodat", 1);
+            m.failures.insert("EPERM".into(), 1);
+            vec![obs(vec![m, sys("read", 3)])]
+        };
+        for (runtime, expected) in [(Runtime::Crun, true), (Runtime::Runc, false), (Runtime::Lxc, false)] {
+            let options = GenerateOptions {
+                baseline: Some(baseline(runtime, None)?),
+                ..GenerateOptions::default()
+            };
+            let g = generate(&observed(), &options)?;
+            assert!(g.policy.rules.iter().any(|r| r.action.is_notify()), "{runtime:?}: no notify rule");
+            assert_eq!(g.policy.flags.iter().any(|f| f == WAIT_KILLABLE_RECV), expected, "{runtime:?}");
+        }
+        // No notify rule, no flag.
+        let options = GenerateOptions { baseline: Some(baseline(Runtime::Crun, None)?), ..GenerateOptions::default() };
+        let g = generate(&[obs(vec![sys("read", 3)])], &options)?;
+        assert!(g.policy.flags.is_empty());
         Ok(())
     }
 
