@@ -71,9 +71,22 @@ struct Agent {
 
 impl Agent {
     fn start(s: &Scratch) -> Agent {
+        Agent::start_with(s, &[])
+    }
+
+    /// Started through `prefix` (a command that runs the rest of its arguments).
+    fn start_with(s: &Scratch, prefix: &[&str]) -> Agent {
         let socket = s.path("lxc.sock");
         let log = s.path("audit.jsonl");
-        let child = Command::new(auditor_bin())
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(auditor_bin());
+                c
+            }
+            None => Command::new(auditor_bin()),
+        };
+        let child = cmd
             .args(["agent", "--lxc-socket"])
             .arg(&socket)
             .arg("--policy-dir")
@@ -471,6 +484,73 @@ fn lxc_mknod_through_the_agent() {
         err.matches("LXC proxy: serving a container").count(),
         1,
         "{err}"
+    );
+}
+
+/// The agent in a pid namespace of its own (a container, a systemd service with
+/// PrivatePIDs): the pid LXC forwards means nothing there, so the agent must act through the
+/// `/proc/PID` directory LXC sends with each notification. Before, it looked the pid up in its
+/// own /proc and the call failed (or reached another process).
+#[test]
+fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
+    let test = "lxc_agent_in_its_own_pid_namespace_serves_the_right_process";
+    if !require_root(test)
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+        || require_tool(test, "unshare").is_none()
+    {
+        return;
+    }
+    clear_stale(Runtime::Lxc);
+    let s = Scratch::new();
+    std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
+    let mut agent = Agent::start_with(
+        &s,
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+    );
+    let c = LxcContainer::busybox().expect("lxc-create");
+    c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+    let rootfs = PathBuf::from("/var/lib/lxc").join(&c.name).join("rootfs");
+    let policy = s.path("policies/mknod-lxc.toml");
+    let profile = s.path("mknod.lxc");
+    let o = Command::new(auditor_bin())
+        .arg("merge")
+        .args([&policy, &policy])
+        .args(["--format", "lxc", "--lossy", "-o"])
+        .arg(&profile)
+        .output()
+        .expect("auditor merge");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile")).expect("profile");
+    let proxy = format!("unix:{}", agent.socket.display());
+    c.set_config(&[
+        ("lxc.seccomp.notify.proxy", &proxy),
+        ("lxc.seccomp.notify.cookie", "mknod-lxc"),
+    ])
+    .expect("proxy config");
+    let o = c
+        .execute_unprivileged(60, &["/bin/sh", "-c", "cd /tmp && mknod null c 1 3; echo mknod=$?"])
+        .expect("lxc-execute")
+        .output()
+        .expect("lxc-execute");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(out.contains("mknod=0"), "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}", agent.stderr());
+    let m = std::fs::symlink_metadata(rootfs.join("tmp/null")).expect("node created");
+    assert_eq!((libc::major(m.rdev()), libc::minor(m.rdev())), (1, 3));
+    assert_eq!((m.uid(), m.gid()), (CONTAINER_ROOT, CONTAINER_ROOT));
+    // Named after the caller's own cgroup, read through LXC's directory.
+    let start = Instant::now();
+    let mut recs = agent.records();
+    while recs.is_empty() && start.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+        recs = agent.records();
+    }
+    assert!(
+        recs.iter().any(|r| r["container"] == c.name.as_str() && r["decision"] == "emulated"),
+        "{recs:#?}"
     );
 }
 

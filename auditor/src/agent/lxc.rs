@@ -563,13 +563,35 @@ fn fd_target(fd: RawFd) -> String {
         .unwrap_or_else(|e| format!("unreadable ({e})"))
 }
 
-/// The container of `pid`: LXC puts its payload in a cgroup named `lxc.payload.NAME`.
-fn container_of(pid: i32) -> Option<String> {
-    if pid <= 0 {
-        return None;
+/// Check the `/proc/PID` directory LXC sent with a notification: a procfs directory whose task
+/// is the notification's caller (its `Pid:` is the notification's pid, both in LXC's pid
+/// namespace). Returns the caller's `/proc/PID/cgroup` text (LXC puts its payload in a cgroup
+/// named `lxc.payload.NAME`), read through it.
+pub fn verify_caller_dir(dir: &OwnedFd, pid: u32) -> Result<Option<String>, String> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let st = nix::sys::statfs::fstatfs(dir).map_err(|e| format!("fstatfs: {e}"))?;
+    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+        return Err(format!("not a procfs directory: {}", fd_target(dir.as_raw_fd())));
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    container_from_cgroup(&text)
+    let read = |name: &std::ffi::CStr| -> Result<String, String> {
+        // SAFETY: openat on a live directory fd with a NUL-terminated name; we own the result.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(format!("{name:?}: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: just opened, owned by nobody else.
+        let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        std::io::read_to_string(f).map_err(|e| format!("{name:?}: {e}"))
+    };
+    let status = read(c"status")?;
+    let shown: Option<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok());
+    if shown != Some(pid) {
+        return Err(format!("it is the directory of pid {shown:?}, the notification's caller is {pid}"));
+    }
+    Ok(read(c"cgroup").ok())
 }
 
 /// The `NAME` of the first `lxc.payload.NAME` component in a `/proc/PID/cgroup` text.
@@ -741,15 +763,25 @@ impl Connection {
             tracing::warn!(conn, error = %MessageError::Fds { got: fds.len() }, "LXC proxy: record refused (-ENOSYS)");
             return refuse;
         }
-        // /proc/PID and /proc/PID/mem: the handlers open what they need themselves.
+        // LXC's /proc/PID (fds[0]) stands for the caller wherever a handler looks it up: the
+        // pid is in LXC's pid namespace, which need not be the agent's. Its /proc/PID/mem
+        // (fds[1]) is not needed: the handlers open what they need through the directory.
         let notify_fd = fds.swap_remove(2);
+        let proc_dir = fds.swap_remove(0);
         drop(fds);
+        let caller = match verify_caller_dir(&proc_dir, m.notif.pid) {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
+                tracing::warn!(conn, pid = m.notif.pid, error = %e, "LXC proxy: the caller's /proc directory LXC sent does not check out; record refused (-ENOSYS)");
+                return refuse;
+            }
+        };
         let target = fd_target(notify_fd.as_raw_fd());
         if target != "anon_inode:seccomp notify" {
             tracing::warn!(conn, error = %MessageError::NotNotifyFd(target), "LXC proxy: record refused (-ENOSYS)");
             return refuse;
         }
-        let filter = match self.filter_for(notify_fd, m).await {
+        let filter = match self.filter_for(notify_fd, m, caller).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(conn, cookie = %m.cookie, error = %e, "LXC proxy: cannot serve the container (-ENOSYS)");
@@ -758,7 +790,10 @@ impl Connection {
         };
         let broker = filter.broker.clone();
         let n = m.notif;
-        match tokio::task::spawn_blocking(move || broker.respond(&n)).await {
+        let served = tokio::task::spawn_blocking(move || {
+            crate::broker::target::with_caller_dir(n.pid, proc_dir, || broker.respond(&n))
+        });
+        match served.await {
             Ok(Some(r)) => r,
             // The caller is gone: whatever LXC sends goes nowhere.
             Ok(None) => refuse,
@@ -771,7 +806,7 @@ impl Connection {
 
     /// The filter `fd` belongs to: one seen before on this connection, or a new one with its
     /// broker built from the policy the cookie names.
-    async fn filter_for(&mut self, fd: OwnedFd, m: &Message) -> Result<&Filter, String> {
+    async fn filter_for(&mut self, fd: OwnedFd, m: &Message, caller_cgroup: Option<String>) -> Result<&Filter, String> {
         if let Some(i) = self
             .filters
             .iter()
@@ -794,7 +829,7 @@ impl Connection {
             self.filters.remove(0);
         }
         let ctx = self.ctx.clone();
-        let (cookie, init_pid, caller) = (m.cookie.clone(), m.header.init_pid, m.notif.pid);
+        let (cookie, init_pid) = (m.cookie.clone(), m.header.init_pid);
         let conn = self.id;
         let built = tokio::task::spawn_blocking(move || -> Result<Filter, String> {
             let ours = fd.try_clone().map_err(|e| format!("cannot duplicate the notify fd: {e}"))?;
@@ -802,8 +837,9 @@ impl Connection {
                 .policies
                 .load(Some(&cookie))
                 .map_err(|e| e.to_string())?;
-            let container = container_of(init_pid)
-                .or_else(|| i32::try_from(caller).ok().and_then(container_of))
+            let container = caller_cgroup
+                .as_deref()
+                .and_then(container_from_cgroup)
                 .unwrap_or_else(|| format!("lxc-init-{init_pid}"));
             tracing::info!(conn, container = %container, policy = %loaded.name, path = %loaded.path.display(), "LXC proxy: serving a container");
             let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, Mode::Enforce, ctx.audit.clone())
@@ -1083,6 +1119,18 @@ mod tests {
         std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).expect("chown");
         assert!(matches!(listen_on(&theirs.join("lxc.sock")), Err(LxcError::SocketDir { .. })));
         assert!(!open.join("lxc.sock").exists() && !theirs.join("lxc.sock").exists());
+    }
+
+    #[test]
+    fn the_callers_proc_directory_must_be_the_callers() {
+        let open = |p: &str| OwnedFd::from(std::fs::File::open(p).expect(p));
+        let me = std::process::id();
+        let cgroup = verify_caller_dir(&open(&format!("/proc/{me}")), me).expect("our own directory");
+        assert!(cgroup.is_some());
+        // Another task's directory, or a directory that is not procfs, is refused.
+        assert!(verify_caller_dir(&open(&format!("/proc/{me}")), me + 1).is_err());
+        assert!(verify_caller_dir(&open("/proc/1"), me).is_err());
+        assert!(verify_caller_dir(&open("/"), me).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   CAP_MKNOD — so it can create a node only where the caller could create a file, and the
 //!   node belongs to the caller (its mapped root in a container),
 //! - resolves the parent directory from the caller's root (absolute paths, with
-//!   `openat2(RESOLVE_IN_ROOT)`) or from its cwd or dirfd (taken with `pidfd_getfd`), never
+//!   `openat2(RESOLVE_IN_ROOT)`) or from its cwd or dirfd (reopened through its `/proc/<tid>/fd`), never
 //!   following magic links, and creates the last component with `mknodat`.
 
 use std::collections::BTreeSet;
@@ -195,14 +195,15 @@ fn emulate(
     let start: OwnedFd = if parent.first() == Some(&b'/') || req.dirfd == libc::AT_FDCWD {
         cwd
     } else {
-        let got = target::pidfd_open(creds.tgid).and_then(|p| target::pidfd_getfd(&p, req.dirfd));
+        let got = target::Target::of_caller(n.pid).and_then(|t| t.fd_handle(req.dirfd, libc::O_DIRECTORY));
+        // Taken from the caller: re-check that it was the caller's, still in this very call.
+        if !fd.id_valid(n.id) {
+            return Err(Gone);
+        }
         match got {
             Ok(f) => f,
             Err(e) => {
-                if !fd.id_valid(n.id) {
-                    return Err(Gone);
-                }
-                fail(outcome, e.raw_os_error().unwrap_or(libc::EBADF));
+                fail(outcome, e.errno());
                 return Ok(());
             }
         }

@@ -10,7 +10,7 @@
 //! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
 //!   callers), chroots to its root and takes its fsuid, fsgid and groups with no effective
 //!   capability. It opens the file with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from
-//!   the caller's root (absolute paths) or its cwd or dirfd (taken with `pidfd_getfd`) — as an
+//!   the caller's root (absolute paths) or its cwd or dirfd (reopened through `/proc/<tid>/fd`) — as an
 //!   `O_PATH` handle, never opened for reading (opening a device or a FIFO has effects of its
 //!   own), `O_NOFOLLOW` for `lsetxattr` — and checks with `faccessat2(AT_EACCESS |
 //!   AT_EMPTY_PATH)` (5.8) that the caller could write that very file. Only then does it raise
@@ -19,7 +19,9 @@
 //!   nothing. The kernel's
 //!   own check for `trusted.*` looks at the capability alone, not at the file, which is why
 //!   the write-access check is needed.
-//! - `fsetxattr`: the caller's fd is taken with `pidfd_getfd` (5.6) and used the same way.
+//! - `fsetxattr`: the caller's fd is reopened as an `O_PATH` handle through its
+//!   `/proc/<tid>/fd/<fd>` (bound to the calling task, taken before the last `ID_VALID`) and
+//!   used the same way.
 //!
 //! Limits: attributes on symlinks themselves (`lsetxattr` on a symlink) are refused with
 //! EPERM (the kernel sets an attribute through a handle of a symlink on the file it points to,
@@ -206,13 +208,15 @@ fn emulate(
     // The file: the caller's fd, or where the path starts from.
     let (start, path) = match (req.object, copied.path) {
         (Object::Fd(cfd), _) => {
-            match target::pidfd_open(creds.tgid).and_then(|p| target::pidfd_getfd(&p, cfd)) {
+            let got = target::Target::of_caller(n.pid).and_then(|t| t.fd_handle(cfd, 0));
+            // Taken from the caller: re-check that it was the caller's, still in this call.
+            if !fd.id_valid(n.id) {
+                return Err(Gone);
+            }
+            match got {
                 Ok(f) => (Start::File(f), None),
                 Err(e) => {
-                    if !fd.id_valid(n.id) {
-                        return Err(Gone);
-                    }
-                    deny(outcome, e.raw_os_error().unwrap_or(libc::EBADF));
+                    deny(outcome, e.errno());
                     return Ok(());
                 }
             }
@@ -314,22 +318,19 @@ impl Helper {
             sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
             // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
             sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
-            let (fd, handle) = if file >= 0 {
-                (file, false)
-            } else {
-                let fd = sys::openat2(from, path, &how)?;
-                // SAFETY: a zeroed stat is a valid out-buffer.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                // SAFETY: fstat on a live fd into a live buffer.
-                if unsafe { libc::fstat(fd, &mut st) } != 0 {
-                    return Err(sys::errno());
-                }
-                // lsetxattr on a symlink itself: see the module's limits.
-                if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                    return Err(libc::EPERM);
-                }
-                (fd, true)
-            };
+            // Every file is an O_PATH handle: the one opened here, or the caller's fd reopened
+            // through its /proc/<tid>/fd.
+            let fd = if file >= 0 { file } else { sys::openat2(from, path, &how)? };
+            // SAFETY: a zeroed stat is a valid out-buffer.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat on a live fd into a live buffer.
+            if unsafe { libc::fstat(fd, &mut st) } != 0 {
+                return Err(sys::errno());
+            }
+            // lsetxattr on a symlink itself: see the module's limits.
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(libc::EPERM);
+            }
             // SAFETY: raw syscall on a live fd and a static empty C string.
             let access = unsafe {
                 libc::syscall(
@@ -344,33 +345,20 @@ impl Helper {
                 return Err(sys::errno());
             }
             sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
-            let r = if handle {
-                let via = sys::FdPath::new(fd);
-                // SAFETY: raw fchdir and setxattr on live fds, C strings and a value buffer of
-                // its length; `self/fd/N` in auditor's procfs is the helper's own handle.
-                unsafe {
-                    if libc::fchdir(proc_fd) != 0 {
-                        return Err(sys::errno());
-                    }
-                    libc::setxattr(
-                        via.as_ptr(),
-                        self.name.as_ptr(),
-                        self.value.as_ptr().cast(),
-                        self.value.len(),
-                        self.flags as libc::c_int,
-                    )
+            let via = sys::FdPath::new(fd);
+            // SAFETY: raw fchdir and setxattr on live fds, C strings and a value buffer of its
+            // length; `self/fd/N` in auditor's procfs is the helper's own handle.
+            let r = unsafe {
+                if libc::fchdir(proc_fd) != 0 {
+                    return Err(sys::errno());
                 }
-            } else {
-                // SAFETY: raw fsetxattr on a live fd, C string and value buffer of its length.
-                unsafe {
-                    libc::fsetxattr(
-                        fd,
-                        self.name.as_ptr(),
-                        self.value.as_ptr().cast(),
-                        self.value.len(),
-                        self.flags as libc::c_int,
-                    )
-                }
+                libc::setxattr(
+                    via.as_ptr(),
+                    self.name.as_ptr(),
+                    self.value.as_ptr().cast(),
+                    self.value.len(),
+                    self.flags as libc::c_int,
+                )
             };
             if r != 0 {
                 return Err(sys::errno());

@@ -180,7 +180,7 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
     let addr = n.data.args[0];
     let mut outcome = Outcome::new(Verdict::Emulated, Response::Value(0));
     let opened = (|| {
-        let t = Target::open(n.pid)?;
+        let t = Target::of_caller(n.pid)?;
         let mem = File::from(t.open_at("mem", libc::O_RDWR)?);
         let cgroup = File::from(t.open_at("cgroup", libc::O_RDONLY)?);
         let maps = File::from(t.open_at("maps", libc::O_RDONLY)?);

@@ -64,7 +64,65 @@ fn cstr(s: &'static str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+thread_local! {
+    /// `/proc/<tid>` of the caller of the notification this thread serves, as the process
+    /// that received the notification opened it ([`with_caller_dir`]).
+    static CALLER_DIR: std::cell::RefCell<Option<(u32, OwnedFd)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f` with `dir` standing for `/proc/<pid>` wherever this thread looks up the caller of
+/// a notification ([`Target::of_caller`]). LXC's seccomp proxy receives notifications itself
+/// and sends its own `/proc/<pid>` directory with each: the pid is in LXC's pid namespace,
+/// which need not be the agent's, so the agent must never look that pid up in its own /proc.
+pub fn with_caller_dir<T>(pid: u32, dir: OwnedFd, f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CALLER_DIR.with(|c| c.borrow_mut().take());
+        }
+    }
+    CALLER_DIR.with(|c| *c.borrow_mut() = Some((pid, dir)));
+    let _reset = Reset;
+    f()
+}
+
 impl Target {
+    /// The caller of a notification: `/proc/<pid>` — or the directory [`with_caller_dir`]
+    /// gave for it (the pid is then only a name in another pid namespace).
+    pub fn of_caller(pid: u32) -> Result<Target, TargetError> {
+        let given = CALLER_DIR.with(|c| {
+            c.borrow()
+                .as_ref()
+                .filter(|(p, _)| *p == pid)
+                .map(|(_, d)| d.try_clone())
+        });
+        match given {
+            Some(dir) => Ok(Target {
+                pid,
+                dir: dir.map_err(|source| TargetError::Open { pid, what: "", source })?,
+            }),
+            None => Target::open(pid),
+        }
+    }
+
+    /// The caller's file descriptor `fd`, as an `O_PATH` handle opened through
+    /// `/proc/<tid>/fd/<fd>` (bound to this task: a pid reused meanwhile cannot lend its fd).
+    pub fn fd_handle(&self, fd: i32, flags: libc::c_int) -> Result<OwnedFd, TargetError> {
+        let name = CString::new(format!("fd/{fd}")).unwrap_or_default();
+        // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
+        let r = unsafe {
+            libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags | libc::O_PATH | libc::O_CLOEXEC)
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            // A descriptor the caller does not have is EBADF to it.
+            let source = if e.raw_os_error() == Some(libc::ENOENT) { std::io::Error::from_raw_os_error(libc::EBADF) } else { e };
+            return Err(TargetError::Open { pid: self.pid, what: "fd", source });
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    }
+
     /// Open `/proc/<pid>` (pid as the notification gives it: the calling thread).
     pub fn open(pid: u32) -> Result<Target, TargetError> {
         let path = CString::new(format!("/proc/{pid}")).unwrap_or_default();
@@ -297,7 +355,7 @@ pub fn open_caller(
     with_userns: bool,
 ) -> Result<Caller, Unreachable> {
     let opened = (|| -> Result<Caller, TargetError> {
-        let t = Target::open(n.pid)?;
+        let t = Target::of_caller(n.pid)?;
         Ok(Caller {
             mem: t.mem()?,
             creds: t.creds()?,
@@ -357,7 +415,7 @@ impl ExeCache {
             }
             dirs.remove(&tid);
         }
-        let t = Target::open(tid).ok()?;
+        let t = Target::of_caller(tid).ok()?;
         let exe = t.exe()?.display().to_string();
         if dirs.len() >= EXE_CACHE_MAX {
             dirs.clear();
