@@ -572,7 +572,7 @@ fn notify_rules(
                             syscall: m.name.clone(),
                             calls: t.calls,
                             reason: format!(
-                                "{file_type} device {major}:{minor} is not one of the safe character devices (null, zero, full, random, urandom, tty, console)"
+                                "{file_type} device {major}:{minor} is not one of the safe character devices (whiteout 0:0, null, zero, full, random, urandom, tty, console, ptmx)"
                             ),
                         });
                     }

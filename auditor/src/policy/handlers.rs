@@ -111,16 +111,29 @@ impl fmt::Display for Device {
     }
 }
 
-/// Character devices that are safe in any container: null 1:3, zero 1:5, full 1:7, random 1:8,
-/// urandom 1:9, tty 5:0, console 5:1 (the set OCI runtimes create by default).
+/// Character devices that are safe in any container: the set LXD and Incus let an
+/// unprivileged container create through their mknod interception — what OCI runtimes create
+/// in every container anyway, plus the overlayfs whiteout. None gives access to hardware, to
+/// kernel memory, or to another container.
 pub const SAFE_DEVICES: &[Device] = &[
+    // 0:0, the overlayfs whiteout: marks a deleted file in an upper layer (what a runtime in
+    // the container writes when it unpacks image layers); no driver behind it.
+    Device { major: 0, minor: 0 },
+    // 1:3 null, 1:5 zero, 1:7 full: discard or produce zeros; no state, no hardware.
     Device { major: 1, minor: 3 },
     Device { major: 1, minor: 5 },
     Device { major: 1, minor: 7 },
+    // 1:8 random, 1:9 urandom: the kernel's random generator, readable by anyone.
     Device { major: 1, minor: 8 },
     Device { major: 1, minor: 9 },
+    // 5:0 tty: the opener's own controlling terminal, nothing else.
     Device { major: 5, minor: 0 },
+    // 5:1 console: opens the console of the container (its devpts/console bind), as the
+    // runtime set it up; the host console only if the runtime left it there.
     Device { major: 5, minor: 1 },
+    // 5:2 ptmx: allocates a pty in the devpts instance it is resolved against (the
+    // container's own, mounted newinstance by every runtime).
+    Device { major: 5, minor: 2 },
 ];
 
 /// A handler's validated configuration, what the broker acts on.
