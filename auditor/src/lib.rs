@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod launch;
 pub mod observe;
 pub mod policy;

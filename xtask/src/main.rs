@@ -1,11 +1,12 @@
 //! `cargo xtask`: the project's tasks. `setup` installs what a fresh machine lacks (idempotent),
 //! `test` runs every test (unit, then privileged integration), `demo` runs the main job, `bench`
-//! measures.
+//! measures, `fuzz` fuzzes the parsers of outside input.
 
 mod bench;
 mod bench_broker;
 mod bench_filter;
 mod bench_tui;
+mod fuzz;
 mod setup;
 mod util;
 
@@ -43,6 +44,8 @@ enum Task {
     BenchTui,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
+    /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +75,10 @@ fn main() -> anyhow::Result<()> {
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
             let broker = bench_broker::run(&bin, 5, 100_000, 2_000);
             learn.and(filter).and(tui).and(broker)
+        }
+        Task::Fuzz(args) => {
+            setup::run()?;
+            fuzz::run_fuzz(&args)
         }
         Task::BenchBroker => {
             let bin = util::target_dir()?.join("release").join("auditor");

@@ -206,11 +206,20 @@ fn fd_kind(fd: &OwnedFd) -> String {
         .map_or_else(|e| format!("unreadable: {e}"), |p| p.display().to_string())
 }
 
+/// Parse and check a message's JSON (no fds; what [`parse`] starts with).
+pub fn parse_message(data: &[u8]) -> Result<ProcessState, OciError> {
+    if data.len() > MAX_MESSAGE {
+        return Err(OciError::TooLarge);
+    }
+    let msg: ProcessState = serde_json::from_slice(data).map_err(OciError::Json)?;
+    check_id(&msg.state.id)?;
+    Ok(msg)
+}
+
 /// Parse a whole message and pick its seccomp listener fd out of `fds` (received in order);
 /// every other fd is closed.
 pub fn parse(data: &[u8], fds: Vec<OwnedFd>) -> Result<(ProcessState, OwnedFd), OciError> {
-    let msg: ProcessState = serde_json::from_slice(data).map_err(OciError::Json)?;
-    check_id(&msg.state.id)?;
+    let msg = parse_message(data)?;
     if msg.fds.len() != fds.len() {
         return Err(OciError::FdCount {
             names: msg.fds.len(),
