@@ -82,6 +82,13 @@ pub fn syscall_args(regs: &[u64; REGS_WORDS], a: u8) -> [u64; 6] {
             regs[R_BP] & m,
         ]
     } else {
-        [regs[R_DI], regs[R_SI], regs[R_DX], regs[R_R10], regs[R_R8], regs[R_R9]]
+        [
+            regs[R_DI],
+            regs[R_SI],
+            regs[R_DX],
+            regs[R_R10],
+            regs[R_R8],
+            regs[R_R9],
+        ]
     }
 }

@@ -6,14 +6,16 @@
 //! recorded (table full, ring buffer full) is counted, never dropped silently.
 
 use auditor_common::{
-    argflags, argspec, counters,
-    event,
+    argflags, argspec, counters, event,
     hash::{fnv64_byte, fnv64_u64, FNV64_OFFSET},
     ArgsEvent, ARG_STR_LEN,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_probe_read_user_str_bytes},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes,
+    },
 };
 
 use crate::{
@@ -93,7 +95,10 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, group: u32, e
     let all = arch::syscall_args(regs, a);
     let keep = argspec::scalars(spec);
     // The group is part of the tuple: each container's tuples are counted apart.
-    let mut h = fnv64_u64(FNV64_OFFSET, (nr as u64) | ((a as u64) << 16) | ((group as u64) << 32));
+    let mut h = fnv64_u64(
+        FNV64_OFFSET,
+        (nr as u64) | ((a as u64) << 16) | ((group as u64) << 32),
+    );
     let mut i = 0;
     while i < 6 {
         let v = if keep & (1 << i) != 0 { all[i] } else { 0 };
@@ -101,7 +106,11 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, group: u32, e
         h = fnv64_u64(h, v);
         i += 1;
     }
-    let errno = if (-4095..=-1).contains(&ret) { (-ret) as u64 } else { 0 };
+    let errno = if (-4095..=-1).contains(&ret) {
+        (-ret) as u64
+    } else {
+        0
+    };
     h = fnv64_u64(h, errno);
     ev.flags = 0;
     let mut ok = read_str(ev, 0, spec, &all, &mut h);
@@ -130,7 +139,7 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, group: u32, e
     if bump(&ARGS_SEEN, &h) {
         return;
     }
-    if ARGS_SEEN.insert(&h, &1, BPF_NOEXIST as u64).is_err() {
+    if ARGS_SEEN.insert(h, 1, BPF_NOEXIST as u64).is_err() {
         // Either another CPU inserted it just now (then count it here) or the table is full.
         if !bump(&ARGS_SEEN, &h) {
             count(group, counters::ARGS_TABLE_FULL);
@@ -153,6 +162,6 @@ pub fn capture(regs: &[u64; REGS_WORDS], nr: u16, a: u8, ret: i64, group: u32, e
     if EVENTS.output::<ArgsEvent>(&*ev, 0).is_err() {
         count(group, counters::RINGBUF_LOST_ARGS);
         // Forget the tuple so that a later call can still deliver it.
-        let _ = ARGS_SEEN.remove(&h);
+        let _ = ARGS_SEEN.remove(h);
     }
 }

@@ -1,7 +1,8 @@
 //! All maps and globals, in one place. Names are the `auditor_common::names` constants.
 
 use auditor_common::{
-    argspec, counters, slot, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, Settings, SysKey, SysStat,
+    argspec, counters, slot, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, Settings,
+    SysKey, SysStat,
 };
 use aya_ebpf::{
     macros::map,
@@ -77,10 +78,19 @@ static OFFSETS: Offsets = Offsets {
 };
 
 #[no_mangle]
-static CGROUP_FILTER: CgroupFilter = CgroupFilter { id: 0, level: 0, enabled: 0 };
+static CGROUP_FILTER: CgroupFilter = CgroupFilter {
+    id: 0,
+    level: 0,
+    enabled: 0,
+};
 
 #[no_mangle]
-static SETTINGS: Settings = Settings { emit_refusals: 0, groups: 0, cgroup_groups: 0, mntns_groups: 0 };
+static SETTINGS: Settings = Settings {
+    emit_refusals: 0,
+    groups: 0,
+    cgroup_groups: 0,
+    mntns_groups: 0,
+};
 
 #[inline(always)]
 pub fn settings() -> Settings {
@@ -143,12 +153,18 @@ pub fn flush_run(tid: u32, s: u64) {
         return;
     }
     let group = slot::group(s);
-    let key = SysKey { exe: slot::exe(s), nr: slot::last_nr(last), abi: slot::last_abi(last), _pad: 0, group };
-    match EXE_CALLS.get_ptr_mut(&key) {
+    let key = SysKey {
+        exe: slot::exe(s),
+        nr: slot::last_nr(last),
+        abi: slot::last_abi(last),
+        _pad: 0,
+        group,
+    };
+    match EXE_CALLS.get_ptr_mut(key) {
         // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
         Some(c) => unsafe { *c += n },
         None => {
-            if EXE_CALLS.insert(&key, &n, 0).is_err() {
+            if EXE_CALLS.insert(key, n, 0).is_err() {
                 count(group, counters::EXE_CALLS_FULL);
             }
         }
@@ -158,9 +174,5 @@ pub fn flush_run(tid: u32, s: u64) {
 /// The current thread's slot pointer and value (None if the thread id is beyond the array).
 #[inline(always)]
 pub fn task_slot(tid: u32) -> Option<(*mut u64, u64)> {
-    match TASKS.get_ptr_mut(tid) {
-        // SAFETY: a valid array element pointer returned by the map.
-        Some(p) => Some((p, unsafe { *p })),
-        None => None,
-    }
+    TASKS.get_ptr_mut(tid).map(|p| (p, unsafe { *p }))
 }

@@ -6,16 +6,16 @@ use auditor_common::{counters, event, hash, slot, ExecEvent, EXEC_NAME_LEN};
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 
 use crate::maps::{
-    bump, count, flush_run, offsets, settings, task_slot, CGROUP_GROUPS, EVENTS, EXEC_SCRATCH, EXES_SEEN, MNTNS_GROUPS,
+    bump, count, flush_run, offsets, settings, task_slot, CGROUP_GROUPS, EVENTS, EXEC_SCRATCH,
+    EXES_SEEN, MNTNS_GROUPS,
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
@@ -100,7 +100,7 @@ fn try_exec(ctx: &RawTracePointContext) {
     if bump(&EXES_SEEN, &key) {
         return;
     }
-    if EXES_SEEN.insert(&key, &1, BPF_NOEXIST as u64).is_err() {
+    if EXES_SEEN.insert(key, 1, BPF_NOEXIST as u64).is_err() {
         if bump(&EXES_SEEN, &key) {
             return;
         }
@@ -115,7 +115,7 @@ fn try_exec(ctx: &RawTracePointContext) {
     ev.header.time_ns = unsafe { bpf_ktime_get_boot_ns() };
     if EVENTS.output::<ExecEvent>(&*ev, 0).is_err() {
         count(group, counters::RINGBUF_LOST_EXEC);
-        let _ = EXES_SEEN.remove(&key);
+        let _ = EXES_SEEN.remove(key);
     }
 }
 
@@ -131,7 +131,7 @@ fn adopt_at_exec(ptr: *mut u64) -> Option<u64> {
         // SAFETY: no preconditions.
         let id = unsafe { bpf_get_current_cgroup_id() };
         // SAFETY: a plain read of a u32 value of a map lookup.
-        group = unsafe { CGROUP_GROUPS.get(&id) }.copied();
+        group = unsafe { CGROUP_GROUPS.get(id) }.copied();
     }
     if group.is_none() && set.mntns_groups != 0 {
         group = mntns_group();
@@ -153,17 +153,25 @@ fn mntns_group() -> Option<u32> {
     // fault-tolerant helper, with offsets from this kernel's BTF.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     // SAFETY: as above.
-    let nsproxy = unsafe { bpf_probe_read_kernel(task.wrapping_add(off.task_nsproxy as usize) as *const *const u8) }.ok()?;
+    let nsproxy = unsafe {
+        bpf_probe_read_kernel(task.wrapping_add(off.task_nsproxy as usize) as *const *const u8)
+    }
+    .ok()?;
     if nsproxy.is_null() {
         return None;
     }
     // SAFETY: as above.
-    let mnt = unsafe { bpf_probe_read_kernel(nsproxy.wrapping_add(off.nsproxy_mnt_ns as usize) as *const *const u8) }.ok()?;
+    let mnt = unsafe {
+        bpf_probe_read_kernel(nsproxy.wrapping_add(off.nsproxy_mnt_ns as usize) as *const *const u8)
+    }
+    .ok()?;
     if mnt.is_null() {
         return None;
     }
     // SAFETY: as above.
-    let inum = unsafe { bpf_probe_read_kernel(mnt.wrapping_add(off.mnt_ns_inum as usize) as *const u32) }.ok()?;
+    let inum =
+        unsafe { bpf_probe_read_kernel(mnt.wrapping_add(off.mnt_ns_inum as usize) as *const u32) }
+            .ok()?;
     // SAFETY: a plain read of a u32 value of a map lookup.
-    unsafe { MNTNS_GROUPS.get(&inum) }.copied()
+    unsafe { MNTNS_GROUPS.get(inum) }.copied()
 }

@@ -2,7 +2,9 @@
 //! and a recycled thread id starts untracked.
 
 use auditor_common::{counters, slot};
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
+};
 
 use crate::maps::{count, flush_run, task_slot};
 

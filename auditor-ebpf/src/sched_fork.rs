@@ -3,7 +3,9 @@
 
 use auditor_common::{counters, slot};
 use aya_ebpf::{
-    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_probe_read_kernel,
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -26,7 +28,9 @@ fn try_fork(ctx: &RawTracePointContext) {
     let child: *const u8 = ctx.arg(1);
     let off = offsets();
     // SAFETY: `child` is the tracepoint's `struct task_struct *`; the offset comes from BTF.
-    let pid = match unsafe { bpf_probe_read_kernel(child.wrapping_add(off.task_pid as usize) as *const i32) } {
+    let pid = match unsafe {
+        bpf_probe_read_kernel(child.wrapping_add(off.task_pid as usize) as *const i32)
+    } {
         Ok(p) if p > 0 => p as u32,
         _ => {
             count(group, counters::FORK_READ_FAILED);

@@ -90,12 +90,19 @@ fn errno_of(ret: i64) -> Option<u64> {
 
 #[inline(always)]
 fn add_outcome(group: u32, exe: u32, nr: u16, a: u8, kind: u8, errno: u64) {
-    let key = OutcomeKey { exe, nr, abi: a, kind, errno: errno as u32, group };
-    match OUTCOMES.get_ptr_mut(&key) {
+    let key = OutcomeKey {
+        exe,
+        nr,
+        abi: a,
+        kind,
+        errno: errno as u32,
+        group,
+    };
+    match OUTCOMES.get_ptr_mut(key) {
         // SAFETY: this CPU's copy of a per-CPU value; preemption is disabled here.
         Some(p) => unsafe { *p += 1 },
         None => {
-            if OUTCOMES.insert(&key, &1, 0).is_err() {
+            if OUTCOMES.insert(key, 1, 0).is_err() {
                 count(group, counters::OUTCOMES_FULL);
             }
         }
