@@ -70,7 +70,13 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 5] = [Config::Bare, Config::Floor, Config::Untracked, Config::Tracked, Config::Bpftrace];
+    const ALL: [Config; 5] = [
+        Config::Bare,
+        Config::Floor,
+        Config::Untracked,
+        Config::Tracked,
+        Config::Bpftrace,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -104,17 +110,31 @@ pub fn run(bin: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     ensure!(args.reps > 0, "--reps must be at least 1");
     ensure!(args.loss_secs > 0.0, "--loss-secs must be positive");
     // SAFETY: geteuid has no preconditions and cannot fail.
-    ensure!(unsafe { libc::geteuid() } == 0, "the benchmark loads eBPF programs: run it as root");
-    ensure!(bin.is_file(), "{}: auditor binary not found (build it first)", bin.display());
+    let root = unsafe { libc::geteuid() } == 0;
+    ensure!(root, "the benchmark loads eBPF programs: run it as root");
+    ensure!(
+        bin.is_file(),
+        "{}: auditor binary not found (build it first)",
+        bin.display()
+    );
     for tool in ["gcc", "bpftrace"] {
-        ensure!(have(tool), "{tool} not found on PATH (`cargo xtask setup` installs it)");
+        ensure!(
+            have(tool),
+            "{tool} not found on PATH (`cargo xtask setup` installs it)"
+        );
     }
     ensure_tracefs()?;
 
-    let work =
-        tempfile::Builder::new().prefix("auditor-bench-").tempdir().context("cannot create a temporary directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("auditor-bench-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
     let loop_bin = phase("bench: compile the workload", || compile_loop(work.path()))?;
-    let bench = Bench { auditor: bin.to_path_buf(), loop_bin, work: work.path().to_path_buf() };
+    let bench = Bench {
+        auditor: bin.to_path_buf(),
+        loop_bin,
+        work: work.path().to_path_buf(),
+    };
 
     let load_before = load_average();
     let mut samples: Vec<Vec<Timing>> = vec![Vec::new(); Config::ALL.len()];
@@ -153,12 +173,24 @@ pub fn run(bin: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         // Round up to a whole 100k for a readable figure.
         for_duration.max(5_000_000).div_ceil(100_000) * 100_000
     });
-    let loss = phase("bench: zero loss at full rate", || bench.zero_loss(loss_calls))?;
+    let loss = phase("bench: zero loss at full rate", || {
+        bench.zero_loss(loss_calls)
+    })?;
     if let Some(rss) = loss.rss_kib {
         peak_rss_kib = peak_rss_kib.max(rss);
     }
 
-    print!("{}", report(args, &wall, &cpu, peak_rss_kib, &loss, [load_before, load_after]));
+    print!(
+        "{}",
+        report(
+            args,
+            &wall,
+            &cpu,
+            peak_rss_kib,
+            &loss,
+            [load_before, load_after]
+        )
+    );
     if !loss.ok() {
         bail!(
             "observations were lost or miscounted: getppid counted {} of {}, loss.total {}",
@@ -177,7 +209,11 @@ fn ensure_tracefs() -> anyhow::Result<()> {
         run_cmd(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
             .context("bpftrace needs tracefs at /sys/kernel/tracing")?;
     }
-    ensure!(events.exists(), "{} is missing after mounting tracefs", events.display());
+    ensure!(
+        events.exists(),
+        "{} is missing after mounting tracefs",
+        events.display()
+    );
     Ok(())
 }
 
@@ -185,7 +221,12 @@ fn compile_loop(dir: &Path) -> anyhow::Result<PathBuf> {
     let src = dir.join("getppid_loop.c");
     let out = dir.join("getppid_loop");
     std::fs::write(&src, LOOP_SOURCE).with_context(|| format!("cannot write {}", src.display()))?;
-    run_cmd(Command::new("gcc").args(["-O2", "-Wall", "-Wextra", "-o"]).arg(&out).arg(&src))?;
+    run_cmd(
+        Command::new("gcc")
+            .args(["-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&out)
+            .arg(&src),
+    )?;
     Ok(out)
 }
 
@@ -251,19 +292,30 @@ impl Bench {
         let total = calls + warmup;
         match config {
             Config::Bare => {
-                let out = Proc::spawn("getppid_loop", self.loop_cmd(calls, warmup), self.file(config, "stderr"))?
-                    .finish(timeout)?;
+                let out = Proc::spawn(
+                    "getppid_loop",
+                    self.loop_cmd(calls, warmup),
+                    self.file(config, "stderr"),
+                )?
+                .finish(timeout)?;
                 let r = LoopOutput::parse(&out.stdout, calls, warmup)?;
-                Ok(Measurement { time: r.time, rss_kib: None })
+                Ok(Measurement {
+                    time: r.time,
+                    rss_kib: None,
+                })
             }
             Config::Floor => {
                 let mut cmd = Command::new(&self.auditor);
                 cmd.arg("bench-floor");
-                let mut floor = Proc::spawn("auditor bench-floor", cmd, self.file(config, "stderr"))?;
+                let mut floor =
+                    Proc::spawn("auditor bench-floor", cmd, self.file(config, "stderr"))?;
                 floor.wait_attached()?;
                 let time = self.run_loop_beside(config, calls, warmup)?;
                 floor.stop(libc::SIGINT)?.success()?;
-                Ok(Measurement { time, rss_kib: None })
+                Ok(Measurement {
+                    time,
+                    rss_kib: None,
+                })
             }
             Config::Untracked => {
                 let mut cmd = Command::new("sleep");
@@ -271,15 +323,26 @@ impl Bench {
                 let sleeper = Proc::spawn("sleep", cmd, self.file(config, "sleep.stderr"))?;
                 let obs = self.file(config, "json");
                 let mut cmd = Command::new(&self.auditor);
-                cmd.args(["learn", "--no-progress", "-o"]).arg(&obs).arg("--pid").arg(sleeper.pid().to_string());
-                let mut learn = Proc::spawn("auditor learn --pid", cmd, self.file(config, "stderr"))?;
+                cmd.args(["learn", "--no-progress", "-o"])
+                    .arg(&obs)
+                    .arg("--pid")
+                    .arg(sleeper.pid().to_string());
+                let mut learn =
+                    Proc::spawn("auditor learn --pid", cmd, self.file(config, "stderr"))?;
                 learn.wait_attached()?;
                 let time = self.run_loop_beside(config, calls, warmup)?;
                 // Interrupted, learn exits with 128 + SIGINT, having written its output.
                 let stopped = learn.stop(libc::SIGINT)?;
-                ensure!(obs.is_file(), "auditor learn --pid wrote no observation file ({})", stopped.stderr_tail);
+                ensure!(
+                    obs.is_file(),
+                    "auditor learn --pid wrote no observation file ({})",
+                    stopped.stderr_tail
+                );
                 drop(sleeper);
-                Ok(Measurement { time, rss_kib: None })
+                Ok(Measurement {
+                    time,
+                    rss_kib: None,
+                })
             }
             Config::Tracked => {
                 let (r, obs, rss) = self.tracked(config, calls, warmup, timeout)?;
@@ -289,7 +352,10 @@ impl Bench {
                     obs.getppid,
                     obs.lost
                 );
-                Ok(Measurement { time: r.time, rss_kib: Some(rss) })
+                Ok(Measurement {
+                    time: r.time,
+                    rss_kib: Some(rss),
+                })
             }
             Config::Bpftrace => {
                 let bt_out = self.file(config, "out");
@@ -304,11 +370,18 @@ impl Bench {
                     &loop_cmdline,
                 ]);
                 // bpftrace -c holds the child until the probes are attached.
-                let out = Proc::spawn("bpftrace", cmd, self.file(config, "stderr"))?.finish(timeout)?;
+                let out =
+                    Proc::spawn("bpftrace", cmd, self.file(config, "stderr"))?.finish(timeout)?;
                 let r = LoopOutput::parse(&out.stdout, calls, warmup)?;
                 let counted = bpftrace_count(&bt_out, libc::SYS_getppid)?;
-                ensure!(counted == total, "bpftrace counted {counted} getppid calls of {total}: was it attached?");
-                Ok(Measurement { time: r.time, rss_kib: None })
+                ensure!(
+                    counted == total,
+                    "bpftrace counted {counted} getppid calls of {total}: was it attached?"
+                );
+                Ok(Measurement {
+                    time: r.time,
+                    rss_kib: None,
+                })
             }
         }
     }
@@ -316,8 +389,12 @@ impl Bench {
     /// The loop while a tracer runs in the background.
     fn run_loop_beside(&self, config: Config, calls: u64, warmup: u64) -> anyhow::Result<Timing> {
         std::thread::sleep(SETTLE);
-        let out = Proc::spawn("getppid_loop", self.loop_cmd(calls, warmup), self.file(config, "loop.stderr"))?
-            .finish(Self::loop_timeout(calls))?;
+        let out = Proc::spawn(
+            "getppid_loop",
+            self.loop_cmd(calls, warmup),
+            self.file(config, "loop.stderr"),
+        )?
+        .finish(Self::loop_timeout(calls))?;
         Ok(LoopOutput::parse(&out.stdout, calls, warmup)?.time)
     }
 
@@ -332,9 +409,17 @@ impl Bench {
     ) -> anyhow::Result<(LoopOutput, Observed, u64)> {
         let obs_path = self.file(config, "json");
         let mut cmd = Command::new(&self.auditor);
-        cmd.args(["learn", "--no-progress", "-o"]).arg(&obs_path).arg("--").arg(&self.loop_bin);
+        cmd.args(["learn", "--no-progress", "-o"])
+            .arg(&obs_path)
+            .arg("--")
+            .arg(&self.loop_bin);
         cmd.arg(calls.to_string()).arg(warmup.to_string());
-        let out = Proc::spawn("auditor learn -- getppid_loop", cmd, self.file(config, "stderr"))?.finish(timeout)?;
+        let out = Proc::spawn(
+            "auditor learn -- getppid_loop",
+            cmd,
+            self.file(config, "stderr"),
+        )?
+        .finish(timeout)?;
         let r = LoopOutput::parse(&out.stdout, calls, warmup)?;
         let obs = Observed::read(&obs_path)?;
         // ru_maxrss is in KiB on Linux. wait4 reports the larger of auditor's own peak and that
@@ -369,17 +454,29 @@ impl LoopOutput {
         let line = stdout
             .lines()
             .find_map(|l| l.strip_prefix("getppid_loop "))
-            .with_context(|| format!("the workload printed no result; its output was: {stdout:?}"))?;
+            .with_context(|| {
+                format!("the workload printed no result; its output was: {stdout:?}")
+            })?;
         let field = |key: &str| -> anyhow::Result<&str> {
             line.split_whitespace()
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
                 .with_context(|| format!("no `{key}=` in the workload's output {line:?}"))
         };
-        let got_calls: u64 = field("calls")?.parse().context("bad calls= in the workload's output")?;
-        let got_warmup: u64 = field("warmup")?.parse().context("bad warmup= in the workload's output")?;
-        let total: u64 = field("total")?.parse().context("bad total= in the workload's output")?;
-        let wall: f64 = field("ns_per_call")?.parse().context("bad ns_per_call= in the workload's output")?;
-        let cpu: f64 = field("cpu_ns_per_call")?.parse().context("bad cpu_ns_per_call= in the workload's output")?;
+        let got_calls: u64 = field("calls")?
+            .parse()
+            .context("bad calls= in the workload's output")?;
+        let got_warmup: u64 = field("warmup")?
+            .parse()
+            .context("bad warmup= in the workload's output")?;
+        let total: u64 = field("total")?
+            .parse()
+            .context("bad total= in the workload's output")?;
+        let wall: f64 = field("ns_per_call")?
+            .parse()
+            .context("bad ns_per_call= in the workload's output")?;
+        let cpu: f64 = field("cpu_ns_per_call")?
+            .parse()
+            .context("bad cpu_ns_per_call= in the workload's output")?;
         ensure!(
             got_calls == calls && got_warmup == warmup && total == calls + warmup,
             "the workload ran {got_calls}+{got_warmup} calls ({total}), not {calls}+{warmup}"
@@ -388,7 +485,10 @@ impl LoopOutput {
             wall.is_finite() && wall > 0.0 && cpu.is_finite() && cpu > 0.0,
             "the workload reported {wall} ns/call ({cpu} ns/call of CPU time)"
         );
-        Ok(LoopOutput { total, time: Timing { wall, cpu } })
+        Ok(LoopOutput {
+            total,
+            time: Timing { wall, cpu },
+        })
     }
 }
 
@@ -404,27 +504,37 @@ impl Observed {
             .with_context(|| format!("auditor wrote no observation {}", path.display()))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        let syscalls = v["syscalls"].as_array().with_context(|| format!("{}: no `syscalls` array", path.display()))?;
+        let syscalls = v["syscalls"]
+            .as_array()
+            .with_context(|| format!("{}: no `syscalls` array", path.display()))?;
         let getppid = syscalls
             .iter()
             .filter(|s| s["name"] == "getppid")
-            .map(|s| s["count"].as_u64().context("a getppid entry without a numeric `count`"))
+            .map(|s| {
+                s["count"]
+                    .as_u64()
+                    .context("a getppid entry without a numeric `count`")
+            })
             .sum::<anyhow::Result<u64>>()
             .with_context(|| format!("{}", path.display()))?;
-        let lost =
-            v["loss"]["total"].as_u64().with_context(|| format!("{}: no numeric `loss.total`", path.display()))?;
+        let lost = v["loss"]["total"]
+            .as_u64()
+            .with_context(|| format!("{}: no numeric `loss.total`", path.display()))?;
         Ok(Observed { getppid, lost })
     }
 }
 
 /// The count bpftrace printed for syscall `nr` (`@[NR]: COUNT`).
 fn bpftrace_count(out: &Path, nr: libc::c_long) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(out).with_context(|| format!("bpftrace wrote no output {}", out.display()))?;
+    let text = std::fs::read_to_string(out)
+        .with_context(|| format!("bpftrace wrote no output {}", out.display()))?;
     let key = format!("@[{nr}]:");
     let Some(n) = text.lines().find_map(|l| l.strip_prefix(&key)) else {
         return Ok(0);
     };
-    n.trim().parse().with_context(|| format!("bad bpftrace count line {n:?}"))
+    n.trim()
+        .parse()
+        .with_context(|| format!("bad bpftrace count line {n:?}"))
 }
 
 /// A process this benchmark started; stopped (SIGTERM, then SIGKILL) and reaped on drop, so
@@ -447,7 +557,12 @@ struct Finished {
 impl Finished {
     fn success(self) -> anyhow::Result<Finished> {
         if !self.status.success() {
-            bail!("{} failed ({}): {}", self.name, self.status, self.stderr_tail);
+            bail!(
+                "{} failed ({}): {}",
+                self.name,
+                self.status,
+                self.stderr_tail
+            );
         }
         Ok(self)
     }
@@ -455,14 +570,19 @@ impl Finished {
 
 impl Proc {
     fn spawn(name: &'static str, mut cmd: Command, stderr: PathBuf) -> anyhow::Result<Proc> {
-        let err = File::create(&stderr).with_context(|| format!("cannot create {}", stderr.display()))?;
+        let err =
+            File::create(&stderr).with_context(|| format!("cannot create {}", stderr.display()))?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
             .spawn()
             .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
-        Ok(Proc { name, child: Some(child), stderr })
+        Ok(Proc {
+            name,
+            child: Some(child),
+            stderr,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -488,8 +608,15 @@ impl Proc {
         let t0 = Instant::now();
         loop {
             if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait().with_context(|| format!("cannot wait for {}", self.name))? {
-                    bail!("{} exited ({status}) before attaching: {}", self.name, self.stderr_tail());
+                if let Some(status) = child
+                    .try_wait()
+                    .with_context(|| format!("cannot wait for {}", self.name))?
+                {
+                    bail!(
+                        "{} exited ({status}) before attaching: {}",
+                        self.name,
+                        self.stderr_tail()
+                    );
                 }
             }
             let tps = raw_tracepoints(pid);
@@ -512,7 +639,11 @@ impl Proc {
     fn finish(mut self, timeout: Duration) -> anyhow::Result<Finished> {
         match self.wait(timeout)? {
             Some(f) => f.success(),
-            None => bail!("{} did not finish within {timeout:?}: {}", self.name, self.stderr_tail()),
+            None => bail!(
+                "{} did not finish within {timeout:?}: {}",
+                self.name,
+                self.stderr_tail()
+            ),
         }
     }
 
@@ -521,12 +652,18 @@ impl Proc {
         self.signal(sig);
         match self.wait(STOP_TIMEOUT)? {
             Some(f) => Ok(f),
-            None => bail!("{} did not stop within {STOP_TIMEOUT:?} of signal {sig}: {}", self.name, self.stderr_tail()),
+            None => bail!(
+                "{} did not stop within {STOP_TIMEOUT:?} of signal {sig}: {}",
+                self.name,
+                self.stderr_tail()
+            ),
         }
     }
 
     fn signal(&self, sig: libc::c_int) {
-        let Ok(pid) = libc::pid_t::try_from(self.pid()) else { return };
+        let Ok(pid) = libc::pid_t::try_from(self.pid()) else {
+            return;
+        };
         if pid > 0 && self.child.is_some() {
             // SAFETY: kill has no memory-safety preconditions; the pid is our own unreaped child,
             // so it cannot have been recycled for another process.
@@ -537,7 +674,9 @@ impl Proc {
     /// Reaps the process with wait4 (for its rusage), polling until `timeout`. `None` on
     /// timeout, after which the process is still ours (Drop kills it).
     fn wait(&mut self, timeout: Duration) -> anyhow::Result<Option<Finished>> {
-        let Some(child) = self.child.as_mut() else { bail!("{} was already reaped", self.name) };
+        let Some(child) = self.child.as_mut() else {
+            bail!("{} was already reaped", self.name)
+        };
         let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
         let t0 = Instant::now();
         loop {
@@ -596,14 +735,28 @@ impl Drop for Proc {
 
 /// The raw tracepoints a process has attached programs to (its bpf links' `tp_name`).
 fn raw_tracepoints(pid: u32) -> Vec<String> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
     fds.flatten()
-        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf_link"))
-        .filter_map(|fd| {
-            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy())).ok()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:bpf_link")
         })
-        .filter(|info| info.lines().any(|l| l.split_whitespace().eq(["link_type:", "raw_tracepoint"])))
-        .filter_map(|info| info.lines().find_map(|l| Some(l.strip_prefix("tp_name:")?.trim().to_string())))
+        .filter_map(|fd| {
+            std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()
+        })
+        .filter(|info| {
+            info.lines()
+                .any(|l| l.split_whitespace().eq(["link_type:", "raw_tracepoint"]))
+        })
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| Some(l.strip_prefix("tp_name:")?.trim().to_string()))
+        })
         .collect()
 }
 
@@ -631,11 +784,20 @@ struct Summary {
 
 impl Summary {
     fn new(samples: &[Vec<Timing>], clock: impl Fn(&Timing) -> f64) -> Summary {
-        let values: Vec<Vec<f64>> = samples.iter().map(|s| s.iter().map(&clock).collect()).collect();
+        let values: Vec<Vec<f64>> = samples
+            .iter()
+            .map(|s| s.iter().map(&clock).collect())
+            .collect();
         Summary {
             median: values.iter().map(|v| median(v)).collect(),
-            min: values.iter().map(|v| v.iter().copied().fold(f64::INFINITY, f64::min)).collect(),
-            max: values.iter().map(|v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max)).collect(),
+            min: values
+                .iter()
+                .map(|v| v.iter().copied().fold(f64::INFINITY, f64::min))
+                .collect(),
+            max: values
+                .iter()
+                .map(|v| v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+                .collect(),
         }
     }
 
@@ -647,7 +809,12 @@ impl Summary {
 
 /// The 1-minute load average, to tell a reader how busy the machine was.
 fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn report(
@@ -665,7 +832,10 @@ fn report(
         "auditor bench: getppid() loop, {} calls (+{} warm-up) x {} interleaved reps; median ns/call",
         args.calls, args.warmup, args.reps
     );
-    let _ = writeln!(s, "(wall = CLOCK_MONOTONIC, the measure; cpu = the loop thread's CPU time, for reference)");
+    let _ = writeln!(
+        s,
+        "(wall = CLOCK_MONOTONIC, the measure; cpu = the loop thread's CPU time, for reference)"
+    );
     let _ = writeln!(
         s,
         "{:<24} {:>8} {:>8} {:>17}   {:>8} {:>8}",
@@ -676,7 +846,10 @@ fn report(
         let (wall_added, cpu_added) = if c == Config::Bare {
             ("-".to_string(), "-".to_string())
         } else {
-            (format!("{:.1}", wall.added(c)), format!("{:.1}", cpu.added(c)))
+            (
+                format!("{:.1}", wall.added(c)),
+                format!("{:.1}", cpu.added(c)),
+            )
         };
         let _ = writeln!(
             s,
@@ -689,16 +862,28 @@ fn report(
     }
 
     let _ = writeln!(s);
-    let _ = writeln!(s, "{:<22} {:>6} {:>6} {:>7}   result (on wall)", "ratio of added costs", "wall", "cpu", "target");
+    let _ = writeln!(
+        s,
+        "{:<22} {:>6} {:>6} {:>7}   result (on wall)",
+        "ratio of added costs", "wall", "cpu", "target"
+    );
     let rows = [
         ("untracked / floor", Config::Untracked, Config::Floor, 1.5),
         ("tracked / floor", Config::Tracked, Config::Floor, 2.5),
-        ("untracked / bpftrace", Config::Untracked, Config::Bpftrace, 0.5),
+        (
+            "untracked / bpftrace",
+            Config::Untracked,
+            Config::Bpftrace,
+            0.5,
+        ),
         ("tracked / bpftrace", Config::Tracked, Config::Bpftrace, 0.5),
     ];
     for (name, num, den, target) in rows {
         let show = |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}"));
-        let (w, c) = (ratio(wall.added(num), wall.added(den)), ratio(cpu.added(num), cpu.added(den)));
+        let (w, c) = (
+            ratio(wall.added(num), wall.added(den)),
+            ratio(cpu.added(num), cpu.added(den)),
+        );
         let result = match w {
             Some(r) if r <= target => "PASS".to_string(),
             Some(r) => format!(
@@ -709,11 +894,24 @@ fn report(
             ),
             None => format!("n/a: {} added <= 0 ns, too noisy", den.slug()),
         };
-        let _ = writeln!(s, "{name:<22} {:>6} {:>6} {:>7}   {result}", show(w), show(c), format!("<= {target}"));
+        let _ = writeln!(
+            s,
+            "{name:<22} {:>6} {:>6} {:>7}   {result}",
+            show(w),
+            show(c),
+            format!("<= {target}")
+        );
     }
     if let [Some(before), Some(after)] = load {
-        let busy = if before.max(after) > 1.5 { "  -- the machine was busy: figures are noisy" } else { "" };
-        let _ = writeln!(s, "load average (1 min) before/after the repetitions: {before:.2} / {after:.2}{busy}");
+        let busy = if before.max(after) > 1.5 {
+            "  -- the machine was busy: figures are noisy"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "load average (1 min) before/after the repetitions: {before:.2} / {after:.2}{busy}"
+        );
     }
 
     let _ = writeln!(s);
@@ -737,7 +935,11 @@ fn report(
         if loss.ok() { "PASS" } else { "FAIL" }
     );
     if let Some(rss) = loss.rss_kib {
-        let _ = writeln!(s, "  (peak RSS during the zero-loss run: {:.1} MiB)", rss as f64 / 1024.0);
+        let _ = writeln!(
+            s,
+            "  (peak RSS during the zero-loss run: {:.1} MiB)",
+            rss as f64 / 1024.0
+        );
     }
     s
 }

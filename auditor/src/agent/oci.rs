@@ -517,10 +517,6 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a test fails loudly on any unexpected error"
-)]
 mod tests {
     use super::*;
 

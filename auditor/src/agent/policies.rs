@@ -22,10 +22,7 @@ pub const MAX_NAME_LEN: usize = 128;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyDirError {
     #[error("policy directory {}: {err} (create it, or pass --policy-dir)", dir.display())]
-    Dir {
-        dir: PathBuf,
-        err: std::io::Error,
-    },
+    Dir { dir: PathBuf, err: std::io::Error },
     #[error("policy name {name:?} is not allowed: {why} (use letters, digits, '.', '_', '-'; at most {MAX_NAME_LEN} characters)")]
     BadName { name: String, why: &'static str },
     #[error("no policy {name:?} in {}: expected {name}.toml or {name}.json there", dir.display())]
@@ -33,16 +30,13 @@ pub enum PolicyDirError {
     #[error("policy {name:?}: both {name}.toml and {name}.json exist in {}; keep one", dir.display())]
     Ambiguous { name: String, dir: PathBuf },
     #[error("{}: {err}", path.display())]
-    Read {
-        path: PathBuf,
-        err: std::io::Error,
-    },
+    Read { path: PathBuf, err: std::io::Error },
     #[error("{}: the file is larger than {} MiB", path.display(), MAX_INPUT_BYTES / (1024 * 1024))]
     TooLarge { path: PathBuf },
     #[error("{}: {err}", path.display())]
     Format {
         path: PathBuf,
-        err: FormatError,
+        err: Box<FormatError>,
     },
     #[error("{}: {first} ({errors} error(s); run `auditor check {}`)", path.display(), path.display())]
     Check {
@@ -53,7 +47,7 @@ pub enum PolicyDirError {
     #[error("{}: {err}", path.display())]
     Decide {
         path: PathBuf,
-        err: DecideError,
+        err: Box<DecideError>,
     },
 }
 
@@ -177,12 +171,11 @@ impl PolicyDir {
         if text.len() as u64 > MAX_INPUT_BYTES {
             return Err(PolicyDirError::TooLarge { path });
         }
-        let policy = formats::import(&text, &self.import).map_err(|err| {
-            PolicyDirError::Format {
+        let policy =
+            formats::import(&text, &self.import).map_err(|err| PolicyDirError::Format {
                 path: path.clone(),
-                err,
-            }
-        })?;
+                err: Box::new(err),
+            })?;
         let errors: Vec<_> = check::check(&policy)
             .into_iter()
             .filter(|f| f.severity == Severity::Error)
@@ -196,7 +189,7 @@ impl PolicyDir {
         }
         let decider = Decider::new(policy.clone()).map_err(|err| PolicyDirError::Decide {
             path: path.clone(),
-            err,
+            err: Box::new(err),
         })?;
         Ok(Loaded {
             name,
@@ -216,9 +209,22 @@ mod tests {
         assert_eq!(validate_name(None).unwrap(), "default");
         assert_eq!(validate_name(Some("")).unwrap(), "default");
         assert_eq!(validate_name(Some("web-1.v2_x")).unwrap(), "web-1.v2_x");
-        for bad in ["../etc/passwd", "a/b", ".hidden", "..", "a..b", "web..", "a b", "nul\0", "é"] {
+        for bad in [
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "..",
+            "a..b",
+            "web..",
+            "a b",
+            "nul\0",
+            "é",
+        ] {
             assert!(
-                matches!(validate_name(Some(bad)), Err(PolicyDirError::BadName { .. })),
+                matches!(
+                    validate_name(Some(bad)),
+                    Err(PolicyDirError::BadName { .. })
+                ),
                 "{bad:?} accepted"
             );
         }
@@ -243,7 +249,10 @@ mod tests {
         let l = d.load(Some("web")).unwrap();
         assert_eq!(l.name, "web");
         assert!(l.path.ends_with("web.toml"));
-        assert!(matches!(d.load(Some("db")), Err(PolicyDirError::NotFound { .. })));
+        assert!(matches!(
+            d.load(Some("db")),
+            Err(PolicyDirError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -251,14 +260,24 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("x.toml"), POLICY).unwrap();
         let (t, d) = dir_with(&[("both.toml", POLICY), ("both.json", "{}")]);
-        std::os::unix::fs::symlink(outside.path().join("x.toml"), t.path().join("esc.toml")).unwrap();
-        assert!(matches!(d.load(Some("esc")), Err(PolicyDirError::BadName { .. })));
-        assert!(matches!(d.load(Some("both")), Err(PolicyDirError::Ambiguous { .. })));
+        std::os::unix::fs::symlink(outside.path().join("x.toml"), t.path().join("esc.toml"))
+            .unwrap();
+        assert!(matches!(
+            d.load(Some("esc")),
+            Err(PolicyDirError::BadName { .. })
+        ));
+        assert!(matches!(
+            d.load(Some("both")),
+            Err(PolicyDirError::Ambiguous { .. })
+        ));
     }
 
     #[test]
     fn a_broken_policy_says_where() {
-        let (_t, d) = dir_with(&[("bad.toml", "version = 1\ndefault_action = \"errno\"\nbogus = 3\n")]);
+        let (_t, d) = dir_with(&[(
+            "bad.toml",
+            "version = 1\ndefault_action = \"errno\"\nbogus = 3\n",
+        )]);
         let e = d.load(Some("bad")).err().expect("must fail").to_string();
         assert!(e.contains("bad.toml"), "{e}");
     }

@@ -422,15 +422,23 @@ impl Broker {
         let broker = std::thread::Builder::new()
             .name("auditor-broker".into())
             .spawn(move || {
-                let r = inner.run(&thread_ending, &handle, &thread_cancel, thread_prompting.as_deref());
+                let r = inner.run(
+                    &thread_ending,
+                    &handle,
+                    &thread_cancel,
+                    thread_prompting.as_deref(),
+                );
                 thread_finished.store(true, Ordering::Release);
                 let _ = tx.send(r);
             })
             .map_err(|source| BrokerError::Thread { source })?;
         // The watcher: the broker thread's way out of a blocking receive.
         let watcher = {
-            let (inner, stop, broker) =
-                (self.inner.clone(), stop.clone(), std::os::unix::thread::JoinHandleExt::as_pthread_t(&broker));
+            let (inner, stop, broker) = (
+                self.inner.clone(),
+                stop.clone(),
+                std::os::unix::thread::JoinHandleExt::as_pthread_t(&broker),
+            );
             std::thread::Builder::new()
                 .name("auditor-brk-watch".into())
                 .spawn(move || watch(&inner.fd, &stop, broker, &ending, &finished))
@@ -480,7 +488,13 @@ impl Broker {
 /// notification) until every task of the filter is gone or `stop` is written, then sets
 /// `ending` and interrupts the broker thread's blocking receive until it has finished (a
 /// signal that lands just before the receive would be lost, hence the repeats).
-fn watch(fd: &NotifyFd, stop: &EventFd, broker: libc::pthread_t, ending: &AtomicBool, finished: &AtomicBool) {
+fn watch(
+    fd: &NotifyFd,
+    stop: &EventFd,
+    broker: libc::pthread_t,
+    ending: &AtomicBool,
+    finished: &AtomicBool,
+) {
     if let Err(e) = fd.wait_hangup(stop.as_fd()) {
         tracing::warn!(error = %e, "broker watcher: cannot wait on the listener; stopping the broker");
     }
@@ -502,7 +516,9 @@ struct Prompting {
 impl Prompting {
     fn lock(&self) -> std::sync::MutexGuard<'_, Prompter> {
         // A panic while holding it leaves consistent data (each step is one map update).
-        self.prompter.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.prompter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -566,7 +582,9 @@ struct Waiting {
 impl RecordQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // Each step under the lock is one push or one swap: consistent after a panic.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -590,7 +608,11 @@ impl Recorder {
                 Recorder::gather(&thread_inner, &thread_queue);
             })
             .map_err(|source| BrokerError::Thread { source })?;
-        Ok(Recorder { queue, thread, inner })
+        Ok(Recorder {
+            queue,
+            thread,
+            inner,
+        })
     }
 
     /// The record thread: wait for records, let more gather, deliver them all; until the
@@ -599,7 +621,10 @@ impl Recorder {
         let mut w = queue.lock();
         loop {
             while w.records.is_empty() && !w.done {
-                w = queue.wake.wait(w).unwrap_or_else(std::sync::PoisonError::into_inner);
+                w = queue
+                    .wake
+                    .wait(w)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             if w.records.is_empty() {
                 return; // done, and everything delivered
@@ -880,9 +905,17 @@ impl Inner {
         let exe = (self.audit.is_some() || self.live.is_some())
             .then(|| self.exes.exe(n.pid))
             .flatten();
-        match p.prompts.hold(key, HeldCall { n, start, exe }, Instant::now()) {
+        match p
+            .prompts
+            .hold(key, HeldCall { n, start, exe }, Instant::now())
+        {
             prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
-                tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), id, "held for a prompt");
+                tracing::debug!(
+                    pid = n.pid,
+                    syscall = d.syscall.unwrap_or("?"),
+                    id,
+                    "held for a prompt"
+                );
                 self.publish_prompt(p, id, d);
             }
             prompt::Hold::Decided { allow, call } => {
@@ -892,11 +925,19 @@ impl Inner {
             }
             prompt::Hold::Full(call) => {
                 self.stats.prompt_overflow.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(pid = n.pid, held = p.prompts.held(), "too many calls wait for a prompt: denied");
+                tracing::warn!(
+                    pid = n.pid,
+                    held = p.prompts.held(),
+                    "too many calls wait for a prompt: denied"
+                );
                 let mut o = prompt_outcome(false);
                 o.detail(
                     "prompt",
-                    format!("refused: {} calls already wait for an answer ({} so far)", p.prompts.held(), p.prompts.overflow),
+                    format!(
+                        "refused: {} calls already wait for an answer ({} so far)",
+                        p.prompts.held(),
+                        p.prompts.overflow
+                    ),
                 );
                 self.conclude_now(&call.n, d, call.start, o, Some(call.exe));
             }
@@ -934,7 +975,10 @@ impl Inner {
     fn on_answer(&self, p: &mut Prompter, a: crate::session::Answer) {
         let closed = p.prompts.answer(a.id, a.choice);
         let Some(first) = closed.first() else {
-            tracing::debug!(id = a.id, "an answer for a prompt that is no longer pending");
+            tracing::debug!(
+                id = a.id,
+                "an answer for a prompt that is no longer pending"
+            );
             return;
         };
         tracing::info!(id = a.id, choice = a.choice.as_str(), by = %a.by, "prompt answered");
@@ -946,11 +990,18 @@ impl Inner {
             if let Some(name) = name {
                 let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
                 let rule = prompt::always_rule(name, a.choice.allows(), &a.by, &now);
-                let (path, lock, live) = (p.policy_file.clone(), p.write_lock.clone(), self.live.clone());
+                let (path, lock, live) = (
+                    p.policy_file.clone(),
+                    p.write_lock.clone(),
+                    self.live.clone(),
+                );
                 let verb = if a.choice.allows() { "allow" } else { "deny" };
                 tokio::task::spawn_blocking(move || {
                     let text = match prompt::write_always(&path, &rule, &lock) {
-                        Ok(()) => format!("{}: added `{verb} {name}` (next launches compile it into the filter)", path.display()),
+                        Ok(()) => format!(
+                            "{}: added `{verb} {name}` (next launches compile it into the filter)",
+                            path.display()
+                        ),
                         Err(e) => {
                             tracing::warn!(error = %e, "always answer not written to the policy");
                             format!("{e}")
@@ -970,11 +1021,13 @@ impl Inner {
     /// Answer, record and un-show the calls of a closed prompt.
     fn close_prompt(&self, c: prompt::Closed<HeldCall>, allow: bool, answer: &str, by: &str) {
         if let Some(l) = &self.live {
-            l.send(crate::session::Event::PromptClosed(crate::session::PromptClosed {
-                id: c.id,
-                answer: answer.to_owned(),
-                by: by.to_owned(),
-            }));
+            l.send(crate::session::Event::PromptClosed(
+                crate::session::PromptClosed {
+                    id: c.id,
+                    answer: answer.to_owned(),
+                    by: by.to_owned(),
+                },
+            ));
         }
         for call in c.calls {
             let d = self.decider.decide(&call.n.data);
@@ -1006,9 +1059,12 @@ impl Inner {
         let syscall = d.syscall.unwrap_or("");
         let outcome = match d.handler.map(|h| &h.config) {
             Some(HandlerConfig::Mknod { devices }) => mknod::handle(&self.fd, n, syscall, devices),
-            Some(HandlerConfig::Mount { fstypes, sources, shift, allow_btrfs }) => {
-                mount::handle(&self.fd, n, fstypes, sources, *shift, *allow_btrfs)
-            }
+            Some(HandlerConfig::Mount {
+                fstypes,
+                sources,
+                shift,
+                allow_btrfs,
+            }) => mount::handle(&self.fd, n, fstypes, sources, *shift, *allow_btrfs),
             Some(HandlerConfig::Setxattr { prefixes }) => {
                 setxattr::handle(&self.fd, n, syscall, prefixes)
             }
@@ -1041,6 +1097,10 @@ impl Inner {
     /// Answer (`send`) or return the answer, and record it. `prompted`: the answer is a
     /// prompt's (the record's action is `prompt`), with the executable read while the call
     /// waited.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the hot path's one finishing step; a struct per call would be built and torn down for every notification"
+    )]
     fn conclude(
         &self,
         n: &SeccompNotif,

@@ -36,7 +36,9 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 
-use super::sys::{self, OpenHow, CAP_SYS_ADMIN, CAP_SYS_CHROOT, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use super::sys::{
+    self, OpenHow, CAP_SYS_ADMIN, CAP_SYS_CHROOT, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
+};
 use super::target::{self, Creds};
 use super::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
@@ -75,7 +77,15 @@ const DEVICE_OPTIONS: &[&str] = &["journal_dev", "journal_path", "logdev", "rtde
 
 /// Options the kernel itself parses out of any file system's data (`vfs_parse_sb_flag`); the
 /// per-mount ones (noatime, nosuid, …) are mount flags, never data.
-const GENERIC_OPTIONS: &[&str] = &["ro", "rw", "sync", "async", "dirsync", "lazytime", "nolazytime"];
+const GENERIC_OPTIONS: &[&str] = &[
+    "ro",
+    "rw",
+    "sync",
+    "async",
+    "dirsync",
+    "lazytime",
+    "nolazytime",
+];
 
 /// The options auditor passes on, per file-system type: those the file system's documentation
 /// (Documentation/filesystems/*.rst, `man 5 ext4`, `man 5 xfs`) gives for ordinary use. Left
@@ -86,69 +96,248 @@ const FS_OPTIONS: &[(&[&str], &[&str])] = &[
     (
         &["ext2", "ext3", "ext4"],
         &[
-            "acl", "noacl", "user_xattr", "nouser_xattr", "barrier", "nobarrier", "barrier=",
-            "commit=", "data=", "data_err=", "errors=", "discard", "nodiscard", "delalloc",
-            "nodelalloc", "auto_da_alloc", "noauto_da_alloc", "auto_da_alloc=", "block_validity",
-            "noblock_validity", "dioread_lock", "dioread_nolock", "init_itable", "init_itable=",
-            "noinit_itable", "journal_checksum", "nojournal_checksum", "journal_async_commit",
-            "journal_ioprio=", "noload", "norecovery", "inode_readahead_blks=", "stripe=",
-            "max_batch_time=", "min_batch_time=", "nombcache", "no_mbcache", "grpid", "bsdgroups",
-            "nogrpid", "sysvgroups", "resgid=", "resuid=", "sb=", "i_version", "nouid32", "quota",
-            "noquota", "usrquota", "grpquota", "prjquota", "prefetch_block_bitmaps",
-            "mb_optimize_scan=", "bh", "nobh", "oldalloc", "orlov",
+            "acl",
+            "noacl",
+            "user_xattr",
+            "nouser_xattr",
+            "barrier",
+            "nobarrier",
+            "barrier=",
+            "commit=",
+            "data=",
+            "data_err=",
+            "errors=",
+            "discard",
+            "nodiscard",
+            "delalloc",
+            "nodelalloc",
+            "auto_da_alloc",
+            "noauto_da_alloc",
+            "auto_da_alloc=",
+            "block_validity",
+            "noblock_validity",
+            "dioread_lock",
+            "dioread_nolock",
+            "init_itable",
+            "init_itable=",
+            "noinit_itable",
+            "journal_checksum",
+            "nojournal_checksum",
+            "journal_async_commit",
+            "journal_ioprio=",
+            "noload",
+            "norecovery",
+            "inode_readahead_blks=",
+            "stripe=",
+            "max_batch_time=",
+            "min_batch_time=",
+            "nombcache",
+            "no_mbcache",
+            "grpid",
+            "bsdgroups",
+            "nogrpid",
+            "sysvgroups",
+            "resgid=",
+            "resuid=",
+            "sb=",
+            "i_version",
+            "nouid32",
+            "quota",
+            "noquota",
+            "usrquota",
+            "grpquota",
+            "prjquota",
+            "prefetch_block_bitmaps",
+            "mb_optimize_scan=",
+            "bh",
+            "nobh",
+            "oldalloc",
+            "orlov",
         ],
     ),
     (
         &["xfs"],
         &[
-            "allocsize=", "attr2", "noattr2", "discard", "nodiscard", "grpid", "bsdgroups",
-            "nogrpid", "sysvgroups", "filestreams", "ikeep", "noikeep", "inode32", "inode64",
-            "largeio", "nolargeio", "noalign", "norecovery", "nouuid", "noquota", "uquota",
-            "usrquota", "uqnoenforce", "quota", "gquota", "grpquota", "gqnoenforce", "pquota",
-            "prjquota", "pqnoenforce", "qnoenforce", "sunit=", "swidth=", "swalloc", "wsync",
-            "logbufs=", "logbsize=",
+            "allocsize=",
+            "attr2",
+            "noattr2",
+            "discard",
+            "nodiscard",
+            "grpid",
+            "bsdgroups",
+            "nogrpid",
+            "sysvgroups",
+            "filestreams",
+            "ikeep",
+            "noikeep",
+            "inode32",
+            "inode64",
+            "largeio",
+            "nolargeio",
+            "noalign",
+            "norecovery",
+            "nouuid",
+            "noquota",
+            "uquota",
+            "usrquota",
+            "uqnoenforce",
+            "quota",
+            "gquota",
+            "grpquota",
+            "gqnoenforce",
+            "pquota",
+            "prjquota",
+            "pqnoenforce",
+            "qnoenforce",
+            "sunit=",
+            "swidth=",
+            "swalloc",
+            "wsync",
+            "logbufs=",
+            "logbsize=",
         ],
     ),
     (
         &["btrfs"],
         &[
-            "subvol=", "subvolid=", "compress", "compress=", "compress-force", "compress-force=",
-            "ssd", "nossd", "ssd_spread", "nossd_spread", "space_cache", "space_cache=",
-            "nospace_cache", "autodefrag", "noautodefrag", "commit=", "discard", "discard=",
-            "nodiscard", "datacow", "nodatacow", "datasum", "nodatasum", "flushoncommit",
-            "noflushoncommit", "barrier", "nobarrier", "max_inline=", "thread_pool=",
-            "skip_balance", "user_subvol_rm_allowed", "acl", "noacl",
+            "subvol=",
+            "subvolid=",
+            "compress",
+            "compress=",
+            "compress-force",
+            "compress-force=",
+            "ssd",
+            "nossd",
+            "ssd_spread",
+            "nossd_spread",
+            "space_cache",
+            "space_cache=",
+            "nospace_cache",
+            "autodefrag",
+            "noautodefrag",
+            "commit=",
+            "discard",
+            "discard=",
+            "nodiscard",
+            "datacow",
+            "nodatacow",
+            "datasum",
+            "nodatasum",
+            "flushoncommit",
+            "noflushoncommit",
+            "barrier",
+            "nobarrier",
+            "max_inline=",
+            "thread_pool=",
+            "skip_balance",
+            "user_subvol_rm_allowed",
+            "acl",
+            "noacl",
         ],
     ),
     (
         &["f2fs"],
         &[
-            "background_gc=", "disable_roll_forward", "norecovery", "discard", "nodiscard", "heap",
-            "noheap", "user_xattr", "nouser_xattr", "acl", "noacl", "active_logs=",
-            "disable_ext_identify", "inline_xattr", "noinline_xattr", "inline_xattr_size=",
-            "inline_data", "noinline_data", "inline_dentry", "noinline_dentry", "flush_merge",
-            "noflush_merge", "barrier", "nobarrier", "fastboot", "extent_cache", "noextent_cache",
-            "data_flush", "mode=", "io_bits=", "usrquota", "grpquota", "prjquota", "quota",
-            "noquota", "alloc_mode=", "fsync_mode=", "compress_algorithm=", "compress_log_size=",
-            "compress_extension=", "nocompress_extension=", "compress_chksum", "compress_mode=",
-            "compress_cache", "checkpoint=", "checkpoint_merge", "nocheckpoint_merge",
-            "gc_merge", "nogc_merge", "discard_unit=", "memory=", "age_extent_cache", "errors=",
+            "background_gc=",
+            "disable_roll_forward",
+            "norecovery",
+            "discard",
+            "nodiscard",
+            "heap",
+            "noheap",
+            "user_xattr",
+            "nouser_xattr",
+            "acl",
+            "noacl",
+            "active_logs=",
+            "disable_ext_identify",
+            "inline_xattr",
+            "noinline_xattr",
+            "inline_xattr_size=",
+            "inline_data",
+            "noinline_data",
+            "inline_dentry",
+            "noinline_dentry",
+            "flush_merge",
+            "noflush_merge",
+            "barrier",
+            "nobarrier",
+            "fastboot",
+            "extent_cache",
+            "noextent_cache",
+            "data_flush",
+            "mode=",
+            "io_bits=",
+            "usrquota",
+            "grpquota",
+            "prjquota",
+            "quota",
+            "noquota",
+            "alloc_mode=",
+            "fsync_mode=",
+            "compress_algorithm=",
+            "compress_log_size=",
+            "compress_extension=",
+            "nocompress_extension=",
+            "compress_chksum",
+            "compress_mode=",
+            "compress_cache",
+            "checkpoint=",
+            "checkpoint_merge",
+            "nocheckpoint_merge",
+            "gc_merge",
+            "nogc_merge",
+            "discard_unit=",
+            "memory=",
+            "age_extent_cache",
+            "errors=",
         ],
     ),
     (
         &["vfat", "msdos", "fat"],
         &[
-            "uid=", "gid=", "umask=", "dmask=", "fmask=", "allow_utime=", "codepage=",
-            "iocharset=", "shortname=", "utf8", "utf8=", "uni_xlate", "nonumtail", "tz=",
-            "time_offset=", "quiet", "showexec", "usefree", "flush", "sys_immutable", "errors=",
-            "discard", "dos1xfloppy", "check=", "rodir",
+            "uid=",
+            "gid=",
+            "umask=",
+            "dmask=",
+            "fmask=",
+            "allow_utime=",
+            "codepage=",
+            "iocharset=",
+            "shortname=",
+            "utf8",
+            "utf8=",
+            "uni_xlate",
+            "nonumtail",
+            "tz=",
+            "time_offset=",
+            "quiet",
+            "showexec",
+            "usefree",
+            "flush",
+            "sys_immutable",
+            "errors=",
+            "discard",
+            "dos1xfloppy",
+            "check=",
+            "rodir",
         ],
     ),
     (
         &["exfat"],
         &[
-            "uid=", "gid=", "umask=", "dmask=", "fmask=", "allow_utime=", "iocharset=",
-            "errors=", "discard", "keep_last_dots", "sys_tz", "time_offset=",
+            "uid=",
+            "gid=",
+            "umask=",
+            "dmask=",
+            "fmask=",
+            "allow_utime=",
+            "iocharset=",
+            "errors=",
+            "discard",
+            "keep_last_dots",
+            "sys_tz",
+            "time_offset=",
         ],
     ),
 ];
@@ -188,7 +377,9 @@ fn check_options(fstype: &str, data: &[u8]) -> Result<(), String> {
             Some(_) => specific.iter().any(|o| o.strip_suffix('=') == Some(key)),
         };
         if !known {
-            return Err(format!("option `{key}` is not among those allowed for {fstype}"));
+            return Err(format!(
+                "option `{key}` is not among those allowed for {fstype}"
+            ));
         }
         if let Some(v) = value {
             if !value_allowed(key, v) {
@@ -407,14 +598,21 @@ fn emulate(
         })
         .collect();
     if shift {
-        outcome.detail("shift", "idmapped through the caller's user namespace".into());
+        outcome.detail(
+            "shift",
+            "idmapped through the caller's user namespace".into(),
+        );
     }
     let helper = Helper {
         mntns,
         root,
         cwd,
         creds,
-        options: c.data.as_ref().map(|d| split_options(d.as_bytes())).unwrap_or_default(),
+        options: c
+            .data
+            .as_ref()
+            .map(|d| split_options(d.as_bytes()))
+            .unwrap_or_default(),
         copied: c,
         flags: flags | libc::MS_NOSUID | libc::MS_NODEV,
         allowed,
@@ -479,7 +677,10 @@ fn split_options(data: &[u8]) -> Vec<(CString, Option<CString>)> {
     data.split(|&b| b == b',')
         .filter(|o| !o.is_empty())
         .filter_map(|o| match o.iter().position(|&b| b == b'=') {
-            Some(i) => Some((CString::new(&o[..i]).ok()?, Some(CString::new(&o[i + 1..]).ok()?))),
+            Some(i) => Some((
+                CString::new(&o[..i]).ok()?,
+                Some(CString::new(&o[i + 1..]).ok()?),
+            )),
             None => Some((CString::new(o).ok()?, None)),
         })
         .collect()
@@ -561,7 +762,10 @@ fn sb_flags(flags: u64) -> impl Iterator<Item = &'static std::ffi::CStr> {
 ///
 /// # Safety
 /// For the forked helper: raw syscalls only, on data prepared before the fork.
-#[allow(clippy::too_many_arguments, reason = "one call site, in the forked helper, on data prepared before the fork")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, in the forked helper, on data prepared before the fork"
+)]
 unsafe fn build_and_attach(
     fstype: &CString,
     rdev: libc::dev_t,
@@ -573,16 +777,41 @@ unsafe fn build_and_attach(
     target: RawFd,
 ) -> Result<(), i32> {
     let check = |r: libc::c_long| if r < 0 { Err(sys::errno()) } else { Ok(r) };
-    // SAFETY (whole block): raw syscalls on live fds, C strings and structs of this frame.
+    // SAFETY: raw syscalls on live fds, C strings and structs of this frame, in the helper.
     unsafe {
         check(libc::unshare(libc::CLONE_NEWNS) as libc::c_long)?;
         // The empty root: a private tmpfs, detached, never attached anywhere.
-        let tmp = check(libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC))? as RawFd;
-        let made = check(libc::syscall(libc::SYS_fsconfig, tmp, FSCONFIG_SET_STRING, c"mode".as_ptr(), c"0700".as_ptr(), 0))
-            .and_then(|_| {
-                check(libc::syscall(libc::SYS_fsconfig, tmp, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0))
-            })
-            .and_then(|_| check(libc::syscall(libc::SYS_fsmount, tmp, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)));
+        let tmp = check(libc::syscall(
+            libc::SYS_fsopen,
+            c"tmpfs".as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))? as RawFd;
+        let made = check(libc::syscall(
+            libc::SYS_fsconfig,
+            tmp,
+            FSCONFIG_SET_STRING,
+            c"mode".as_ptr(),
+            c"0700".as_ptr(),
+            0,
+        ))
+        .and_then(|_| {
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                tmp,
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            ))
+        })
+        .and_then(|_| {
+            check(libc::syscall(
+                libc::SYS_fsmount,
+                tmp,
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            ))
+        });
         libc::close(tmp);
         let tmp_mnt = made? as RawFd;
         if libc::fchdir(tmp_mnt) != 0 || libc::chroot(c".".as_ptr()) != 0 {
@@ -594,12 +823,30 @@ unsafe fn build_and_attach(
         }
         // From here: mount and namespace calls only.
         sys::set_caps(CAPS_TO_MOUNT, CAPS_TO_MOUNT)?;
-        let fs = check(libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC))? as RawFd;
+        let fs = check(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))? as RawFd;
         let set_string = |k: *const libc::c_char, v: *const libc::c_char| {
-            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_STRING, k, v, 0))
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                fs,
+                FSCONFIG_SET_STRING,
+                k,
+                v,
+                0,
+            ))
         };
         let set_flag = |k: *const libc::c_char| {
-            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_SET_FLAG, k, std::ptr::null::<u8>(), 0))
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                fs,
+                FSCONFIG_SET_FLAG,
+                k,
+                std::ptr::null::<u8>(),
+                0,
+            ))
         };
         let r = (|| -> Result<RawFd, i32> {
             set_string(c"source".as_ptr(), c"/dev".as_ptr())?;
@@ -612,13 +859,25 @@ unsafe fn build_and_attach(
                     None => set_flag(k.as_ptr())?,
                 };
             }
-            check(libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, std::ptr::null::<u8>(), std::ptr::null::<u8>(), 0))?;
+            check(libc::syscall(
+                libc::SYS_fsconfig,
+                fs,
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<u8>(),
+                std::ptr::null::<u8>(),
+                0,
+            ))?;
             Ok(check(libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs))? as RawFd)
         })();
         libc::close(fs);
         let mnt = r?;
         if let Some(userns) = userns {
-            let attr = MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns as u64 };
+            let attr = MountAttr {
+                attr_set: MOUNT_ATTR_IDMAP,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: userns as u64,
+            };
             check(libc::syscall(
                 libc::SYS_mount_setattr,
                 mnt,
@@ -710,7 +969,12 @@ impl Helper {
             // SAFETY: in the helper, on data prepared before the fork.
             unsafe { build_and_attach(fstype, rdev, &sb, options, attrs, idmap, mntns, tgt) }
         };
-        let keep = [mntns, self.root.as_raw_fd(), self.cwd.as_raw_fd(), idmap.unwrap_or(-1)];
+        let keep = [
+            mntns,
+            self.root.as_raw_fd(),
+            self.cwd.as_raw_fd(),
+            idmap.unwrap_or(-1),
+        ];
         // SAFETY: the child makes only raw syscalls on data prepared above.
         unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }
@@ -736,7 +1000,11 @@ mod tests {
 
     fn sh(cmd: &mut std::process::Command) -> String {
         let o = cmd.output().expect("run tool");
-        assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
 
@@ -745,19 +1013,31 @@ mod tests {
     impl Loop {
         fn new(dir: &std::path::Path, name: &str, size: u64) -> Loop {
             let image = dir.join(name);
-            std::fs::File::create(&image).and_then(|f| f.set_len(size)).expect("image");
-            Loop(sh(std::process::Command::new("losetup").args(["--find", "--show"]).arg(&image)))
+            std::fs::File::create(&image)
+                .and_then(|f| f.set_len(size))
+                .expect("image");
+            Loop(sh(std::process::Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&image)))
         }
     }
     impl Drop for Loop {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("losetup").args(["-d", &self.0]).output();
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &self.0])
+                .output();
         }
     }
 
     fn open_path(p: &str) -> OwnedFd {
         use std::os::unix::fs::OpenOptionsExt as _;
-        OwnedFd::from(std::fs::File::options().read(true).custom_flags(libc::O_PATH).open(p).expect(p))
+        OwnedFd::from(
+            std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH)
+                .open(p)
+                .expect(p),
+        )
     }
 
     /// Defence in depth behind the option list: the helper configures the mount with an
@@ -774,7 +1054,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = Loop::new(dir.path(), "data.img", 320 << 20);
         let logdev = Loop::new(dir.path(), "log.img", 64 << 20);
-        sh(std::process::Command::new("mkfs.xfs").args(["-q", "-f", "-l", &format!("logdev={}", logdev.0), &data.0]));
+        sh(std::process::Command::new("mkfs.xfs").args([
+            "-q",
+            "-f",
+            "-l",
+            &format!("logdev={}", logdev.0),
+            &data.0,
+        ]));
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mnt");
         let rdev = std::fs::metadata(&data.0).expect("stat").rdev();
@@ -782,7 +1068,14 @@ mod tests {
             mntns: OwnedFd::from(std::fs::File::open("/proc/self/ns/mnt").expect("mntns")),
             root: open_path("/"),
             cwd: open_path("/"),
-            creds: Creds { tgid: std::process::id(), fsuid: 0, fsgid: 0, groups: vec![], umask: 0o022, cap_eff: u64::MAX },
+            creds: Creds {
+                tgid: std::process::id(),
+                fsuid: 0,
+                fsgid: 0,
+                groups: vec![],
+                umask: 0o022,
+                cap_eff: u64::MAX,
+            },
             copied: Copied {
                 fstype: c"xfs".to_owned(),
                 source: CString::new(data.0.clone()).expect("c string"),
@@ -808,7 +1101,10 @@ mod tests {
         h.allowed = vec![std::fs::metadata(&plain.0).expect("stat").rdev()];
         assert_eq!(h.run().expect("helper"), 0);
         let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-        let line = info.lines().find(|l| l.split(' ').nth(4) == Some(&mnt.display().to_string())).map(str::to_owned);
+        let line = info
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(&mnt.display().to_string()))
+            .map(str::to_owned);
         nix::mount::umount(&mnt).expect("umount");
         let line = line.expect("mounted");
         assert!(line.contains("nosuid") && line.contains("nodev"), "{line}");
@@ -838,14 +1134,26 @@ mod tests {
     fn refuses_options_naming_devices() {
         assert!(check_options("ext4", b"errors=remount-ro,ro").is_ok());
         let named = |r: Result<(), String>, opt: &str| {
-            assert!(matches!(&r, Err(m) if m.contains(&format!("`{opt}"))), "{r:?}");
+            assert!(
+                matches!(&r, Err(m) if m.contains(&format!("`{opt}"))),
+                "{r:?}"
+            );
         };
-        named(check_options("ext4", b"data=ordered,journal_dev=0x801"), "journal_dev");
-        named(check_options("ext4", b"journal_path=/dev/sda"), "journal_path");
+        named(
+            check_options("ext4", b"data=ordered,journal_dev=0x801"),
+            "journal_dev",
+        );
+        named(
+            check_options("ext4", b"journal_path=/dev/sda"),
+            "journal_path",
+        );
         // Multi-device file systems: refused outright, whatever the type.
         named(check_options("xfs", b"logdev=/dev/loop1"), "logdev");
         named(check_options("xfs", b"rtdev=1/root/dev/sdb"), "rtdev");
-        named(check_options("btrfs", b"device=/dev/sdb,subvol=a"), "device");
+        named(
+            check_options("btrfs", b"device=/dev/sdb,subvol=a"),
+            "device",
+        );
     }
 
     #[test]
@@ -874,7 +1182,11 @@ mod tests {
             ("iso9660", b"map=off"),
             ("ext4", b"bogus"),
         ] {
-            assert!(check_options(fs, data).is_err(), "{fs} {:?} accepted", std::str::from_utf8(data));
+            assert!(
+                check_options(fs, data).is_err(),
+                "{fs} {:?} accepted",
+                std::str::from_utf8(data)
+            );
         }
     }
 }

@@ -99,7 +99,11 @@ impl Target {
         match given {
             Some(dir) => Ok(Target {
                 pid,
-                dir: dir.map_err(|source| TargetError::Open { pid, what: "", source })?,
+                dir: dir.map_err(|source| TargetError::Open {
+                    pid,
+                    what: "",
+                    source,
+                })?,
             }),
             None => Target::open(pid),
         }
@@ -111,13 +115,25 @@ impl Target {
         let name = CString::new(format!("fd/{fd}")).unwrap_or_default();
         // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
         let r = unsafe {
-            libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags | libc::O_PATH | libc::O_CLOEXEC)
+            libc::openat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_PATH | libc::O_CLOEXEC,
+            )
         };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             // A descriptor the caller does not have is EBADF to it.
-            let source = if e.raw_os_error() == Some(libc::ENOENT) { std::io::Error::from_raw_os_error(libc::EBADF) } else { e };
-            return Err(TargetError::Open { pid: self.pid, what: "fd", source });
+            let source = if e.raw_os_error() == Some(libc::ENOENT) {
+                std::io::Error::from_raw_os_error(libc::EBADF)
+            } else {
+                e
+            };
+            return Err(TargetError::Open {
+                pid: self.pid,
+                what: "fd",
+                source,
+            });
         }
         // SAFETY: fd was just opened and is owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(r) })
@@ -384,8 +400,11 @@ const EXE_CACHE_MAX: usize = 128;
 /// reused tid never reads another process's link (it fails, and the directory is reopened).
 #[derive(Default)]
 pub struct ExeCache {
-    dirs: std::sync::Mutex<std::collections::HashMap<u32, (Target, Option<(std::time::Instant, String)>)>>,
+    dirs: std::sync::Mutex<std::collections::HashMap<u32, ExeEntry>>,
 }
+
+/// A kept `/proc/TID` directory and its last reading of the executable (when, what).
+type ExeEntry = (Target, Option<(std::time::Instant, String)>);
 
 impl ExeCache {
     /// The executable of thread `tid`, read now, if it can be read.
@@ -401,7 +420,10 @@ impl ExeCache {
 
     fn read(&self, tid: u32, max_age: Option<std::time::Duration>) -> Option<String> {
         let now = std::time::Instant::now();
-        let mut dirs = self.dirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut dirs = self
+            .dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((t, last)) = dirs.get_mut(&tid) {
             if let (Some(age), Some((when, exe))) = (max_age, &*last) {
                 if now.duration_since(*when) < age {
@@ -434,8 +456,14 @@ mod exe_cache_tests {
         let cache = ExeCache::default();
         let me = std::process::id();
         let mine = std::fs::read_link("/proc/self/exe").unwrap();
-        assert_eq!(cache.exe(me).as_deref(), Some(mine.display().to_string().as_str()));
-        assert_eq!(cache.exe(me).as_deref(), Some(mine.display().to_string().as_str()));
+        assert_eq!(
+            cache.exe(me).as_deref(),
+            Some(mine.display().to_string().as_str())
+        );
+        assert_eq!(
+            cache.exe(me).as_deref(),
+            Some(mine.display().to_string().as_str())
+        );
         // A child that execs: the cached directory shows the new executable.
         let mut child = std::process::Command::new("/bin/sh")
             .args(["-c", "read x; exec /bin/sleep 5"])
@@ -444,7 +472,10 @@ mod exe_cache_tests {
             .unwrap();
         let pid = child.id();
         let before = cache.exe(pid).unwrap();
-        assert!(before.ends_with("sh") || before.contains("dash") || before.contains("bash"), "{before}");
+        assert!(
+            before.ends_with("sh") || before.contains("dash") || before.contains("bash"),
+            "{before}"
+        );
         use std::io::Write as _;
         child.stdin.take().unwrap().write_all(b"go\n").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

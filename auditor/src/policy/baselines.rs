@@ -57,7 +57,7 @@ pub fn get(runtime: &str, version: Option<&str>) -> Option<&'static Baseline> {
         .iter()
         .filter(|b| b.runtime == runtime && version.is_none_or(|v| v == b.version))
         .collect();
-    found.sort_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)));
+    found.sort_by_key(|b| version_key(&b.version));
     found.pop()
 }
 
@@ -66,17 +66,34 @@ fn version_key(v: &str) -> Vec<u64> {
 }
 
 /// The text of `baselines.json` (given as `text`) with `runtime`/`version` set to `syscalls`.
-pub fn updated(text: &str, runtime: &str, version: &str, kernel: &str, syscalls: &[String]) -> Result<String, BaselineError> {
+pub fn updated(
+    text: &str,
+    runtime: &str,
+    version: &str,
+    kernel: &str,
+    syscalls: &[String],
+) -> Result<String, BaselineError> {
     let mut file = parse(text)?;
     let mut syscalls = syscalls.to_vec();
     syscalls.sort();
     syscalls.dedup();
-    let entry = Baseline { runtime: runtime.into(), version: version.into(), kernel: kernel.into(), syscalls };
-    match file.baselines.iter_mut().find(|b| b.runtime == runtime && b.version == version) {
+    let entry = Baseline {
+        runtime: runtime.into(),
+        version: version.into(),
+        kernel: kernel.into(),
+        syscalls,
+    };
+    match file
+        .baselines
+        .iter_mut()
+        .find(|b| b.runtime == runtime && b.version == version)
+    {
         Some(b) => *b = entry,
         None => file.baselines.push(entry),
     }
-    file.baselines.sort_by(|a, b| (&a.runtime, version_key(&a.version)).cmp(&(&b.runtime, version_key(&b.version))));
+    file.baselines.sort_by(|a, b| {
+        (&a.runtime, version_key(&a.version)).cmp(&(&b.runtime, version_key(&b.version)))
+    });
     let mut s = serde_json::to_string_pretty(&file)?;
     s.push('\n');
     Ok(s)
@@ -92,7 +109,12 @@ mod tests {
         assert_eq!(f.format, FORMAT);
         assert_eq!(f.version, 1);
         for b in &f.baselines {
-            assert!(b.syscalls.iter().any(|s| s == "execve"), "{} {} lacks execve", b.runtime, b.version);
+            assert!(
+                b.syscalls.iter().any(|s| s == "execve"),
+                "{} {} lacks execve",
+                b.runtime,
+                b.version
+            );
         }
         Ok(())
     }
@@ -100,7 +122,13 @@ mod tests {
     #[test]
     fn update_replaces_one_entry_and_keeps_order() -> Result<(), BaselineError> {
         let empty = format!("{{\"format\":\"{FORMAT}\",\"version\":1,\"baselines\":[]}}");
-        let a = updated(&empty, "runc", "1.1.5", "k", &["write".into(), "execve".into(), "write".into()])?;
+        let a = updated(
+            &empty,
+            "runc",
+            "1.1.5",
+            "k",
+            &["write".into(), "execve".into(), "write".into()],
+        )?;
         let b = updated(&a, "crun", "1.8.1", "k", &["execve".into()])?;
         let c = updated(&b, "runc", "1.1.5", "k", &["execve".into()])?;
         let f = parse(&c)?;
@@ -108,7 +136,10 @@ mod tests {
         assert_eq!(f.baselines[0].runtime, "crun");
         assert_eq!(f.baselines[1].syscalls, vec!["execve".to_string()]);
         let f = parse(&a)?;
-        assert_eq!(f.baselines[0].syscalls, vec!["execve".to_string(), "write".to_string()]);
+        assert_eq!(
+            f.baselines[0].syscalls,
+            vec!["execve".to_string(), "write".to_string()]
+        );
         Ok(())
     }
 }

@@ -59,6 +59,23 @@ pub fn libseccomp_knows(abi: Abi, name: &str) -> bool {
     libseccomp_number(abi, name).is_some()
 }
 
+/// A note for an exported profile that names syscalls this host's libseccomp cannot resolve:
+/// a runtime built with it drops those names (runc 1.1 silently), so their rules are not
+/// enforced by the profile. `None` when it knows them all.
+pub fn unenforceable_note(names: &[&str]) -> Option<String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !libseccomp_knows(Abi::X86_64, n))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "this host's libseccomp cannot name {}: a runtime built with it (runc 1.1 and crun 1.8 on Debian 12) drops these names and does not enforce their rule from the profile; such a runtime answers syscalls newer than its table with ENOSYS by itself, and `auditor enforce` refuses them by number",
+            unknown.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,21 +166,4 @@ mod tests {
             |v| format!("{}.{}.{}", v.major, v.minor, v.micro),
         )
     }
-}
-
-/// A note for an exported profile that names syscalls this host's libseccomp cannot resolve:
-/// a runtime built with it drops those names (runc 1.1 silently), so their rules are not
-/// enforced by the profile. `None` when it knows them all.
-pub fn unenforceable_note(names: &[&str]) -> Option<String> {
-    let unknown: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| !libseccomp_knows(Abi::X86_64, n))
-        .collect();
-    (!unknown.is_empty()).then(|| {
-        format!(
-            "this host's libseccomp cannot name {}: a runtime built with it (runc 1.1 and crun 1.8 on Debian 12) drops these names and does not enforce their rule from the profile; such a runtime answers syscalls newer than its table with ENOSYS by itself, and `auditor enforce` refuses them by number",
-            unknown.join(", ")
-        )
-    })
 }
