@@ -6,7 +6,8 @@ fn main() -> anyhow::Result<()> {
     let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?;
     let object = std::path::Path::new(&out_dir).join("auditor");
     println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
-    let skip = std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let skip =
+        std::env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         // For work that never loads programs (policy, formats): an empty object makes any load
         // fail with a clear error instead of failing the build.

@@ -35,5 +35,9 @@ pub fn exe_id(name: &[u8]) -> u32 {
         }
         h = fnv32_byte(h, b);
     }
-    if h == 0 { 1 } else { h }
+    if h == 0 {
+        1
+    } else {
+        h
+    }
 }

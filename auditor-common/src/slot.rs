@@ -48,7 +48,8 @@ pub const fn group_bits(group: u32) -> u64 {
 /// The group a slot belongs to.
 #[inline(always)]
 pub const fn group(slot: u64) -> u32 {
-    (((slot >> GROUP_LO_SHIFT) & GROUP_HALF_MASK) | (((slot >> GROUP_HI_SHIFT) & GROUP_HALF_MASK) << 5)) as u32
+    (((slot >> GROUP_LO_SHIFT) & GROUP_HALF_MASK)
+        | (((slot >> GROUP_HI_SHIFT) & GROUP_HALF_MASK) << 5)) as u32
 }
 
 /// A slot for a thread of `group` that starts being tracked.

@@ -18,14 +18,19 @@ pub enum FsError {
 /// Write `data` to `path` atomically (see the module doc); a replaced file keeps its mode
 /// and owner.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
-    let err = |source| FsError::Write { path: path.to_owned(), source };
+    let err = |source| FsError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     // A file that is replaced keeps its mode and owner (a policy file that runc reads stays
     // readable); a new one gets 0666 less the umask, as a shell redirection would.
-    let existing = std::fs::metadata(path).ok().filter(std::fs::Metadata::is_file);
+    let existing = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file);
     let mut tmp = tempfile::Builder::new()
         .prefix(".auditor-")
         .suffix(".tmp")
@@ -35,11 +40,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
     tmp.write_all(data).map_err(err)?;
     if let Some(m) = &existing {
         let f = tmp.as_file();
-        if (m.uid(), m.gid()) != (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()) {
+        if (m.uid(), m.gid())
+            != (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        {
             // Best effort: only root may give a file away.
             let _ = std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid()));
         }
-        f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(err)?;
+        f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))
+            .map_err(err)?;
     }
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
@@ -49,15 +60,24 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
 /// Check early that `path` can be written atomically (its directory exists and is writable), so
 /// that a long learning run does not end in an unwritable output.
 pub fn check_writable(path: &Path) -> Result<(), FsError> {
-    let err = |source| FsError::Write { path: path.to_owned(), source };
+    let err = |source| FsError::Write {
+        path: path.to_owned(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     if path.is_dir() {
-        return Err(err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory")));
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
     }
-    tempfile::Builder::new().prefix(".auditor-").tempfile_in(dir).map_err(err)?;
+    tempfile::Builder::new()
+        .prefix(".auditor-")
+        .tempfile_in(dir)
+        .map_err(err)?;
     Ok(())
 }
 
@@ -79,7 +99,8 @@ mod tests {
     }
 
     #[test]
-    fn a_replaced_file_keeps_its_mode_and_a_new_one_follows_the_umask() -> Result<(), Box<dyn std::error::Error>> {
+    fn a_replaced_file_keeps_its_mode_and_a_new_one_follows_the_umask(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("policy.toml");
         std::fs::write(&p, "old")?;
@@ -91,7 +112,13 @@ mod tests {
         let fresh = dir.path().join("fresh.json");
         write_atomic(&fresh, b"x")?;
         let probe = dir.path().join("probe");
-        drop(std::fs::OpenOptions::new().write(true).create_new(true).mode(0o666).open(&probe)?);
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o666)
+                .open(&probe)?,
+        );
         assert_eq!(
             std::fs::metadata(&fresh)?.permissions().mode() & 0o7777,
             std::fs::metadata(&probe)?.permissions().mode() & 0o7777

@@ -24,7 +24,9 @@ pub const TARGETS: &[Target] = &[
 
 /// A native (TOML) policy. What parses must write back and parse to the same policy.
 pub fn native_policy(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(p) = crate::policy::model::parse_native(text) {
         let again = crate::policy::model::to_native(&p);
         // Where each rule was read from differs between the two texts; nothing else may.
@@ -35,7 +37,11 @@ pub fn native_policy(data: &[u8]) {
         };
         match crate::policy::model::parse_native(&again) {
             Ok(q) => {
-                assert_eq!(rules(&p), rules(&q), "a policy written back reads differently:\n{again}");
+                assert_eq!(
+                    rules(&p),
+                    rules(&q),
+                    "a policy written back reads differently:\n{again}"
+                );
                 assert_eq!(p.default_action, q.default_action, "{again}");
                 assert_eq!(p.architectures, q.architectures, "{again}");
             }
@@ -46,7 +52,9 @@ pub fn native_policy(data: &[u8]) {
 
 /// An OCI/Docker seccomp profile (or a native policy: `import` takes either).
 pub fn oci_import(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = crate::policy::formats::import(text, &crate::policy::formats::ImportOptions::default());
 }
 
@@ -84,7 +92,9 @@ pub fn session_protocol(data: &[u8]) {
 
 /// An observation file (`auditor learn -o`), as `generate` and `merge` read it.
 pub fn observation(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = crate::observe::parse(std::path::Path::new("fuzz-input.json"), text);
 }
 
@@ -97,7 +107,8 @@ mod tests {
         let mut seen = 0;
         for (name, run) in super::TARGETS {
             let dir = root.join(name);
-            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let entries =
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
             for e in entries.flatten() {
                 let data = std::fs::read(e.path()).expect("corpus file");
                 let r = std::panic::catch_unwind(|| run(&data));
@@ -105,6 +116,9 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= super::TARGETS.len(), "the corpus is missing ({seen} inputs)");
+        assert!(
+            seen >= super::TARGETS.len(),
+            "the corpus is missing ({seen} inputs)"
+        );
     }
 }

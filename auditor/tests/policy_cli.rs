@@ -315,7 +315,8 @@ fn bad_observations_are_located() -> TestResult {
     ])?;
     assert_eq!(r.code, Some(2));
     assert!(
-        r.stderr.contains("no learned baseline for runtime runc 0.0.1"),
+        r.stderr
+            .contains("no learned baseline for runtime runc 0.0.1"),
         "{}",
         r.stderr
     );

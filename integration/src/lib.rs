@@ -9,8 +9,8 @@ pub mod runtimes;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// Path of the auditor binary under test.
 pub fn auditor_bin() -> PathBuf {
@@ -25,7 +25,10 @@ pub fn auditor_bin() -> PathBuf {
 
 /// `auditor ARGS…`, capturing output.
 pub fn auditor(args: &[&str]) -> Output {
-    Command::new(auditor_bin()).args(args).output().expect("run auditor")
+    Command::new(auditor_bin())
+        .args(args)
+        .output()
+        .expect("run auditor")
 }
 
 /// True when running under CI (`CI=true`): privileged tests must not skip there.
@@ -50,13 +53,19 @@ pub fn require_root(test: &str) -> bool {
 /// A name unique to this test process and call, for cgroups, containers, files.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A tool from the system (strace, runc, …): its path, or a failure under CI / skip elsewhere.
 pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
     });
     if found.is_none() {
         if in_ci() {
@@ -97,12 +106,24 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
         });
         rx
     };
-    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     // What a reader has sent by `deadline` (its pipe's end, or as much as came).
     let collect = |rx: &std::sync::mpsc::Receiver<Option<Vec<u8>>>, deadline: Instant| {
         let mut v = Vec::new();
-        while let Ok(Some(chunk)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(Some(chunk)) =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             v.extend_from_slice(&chunk);
         }
         v
@@ -127,5 +148,9 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
         }
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    Output { status, stdout: collect(&out, deadline), stderr: collect(&err, deadline) }
+    Output {
+        status,
+        stdout: collect(&out, deadline),
+        stderr: collect(&err, deadline),
+    }
 }

@@ -45,12 +45,23 @@ impl Runtime {
 
     /// `runc --version` → "1.1.5+ds1"'s release part "1.1.5"; `lxc-start --version` → "5.0.2".
     pub fn version(self) -> anyhow::Result<String> {
-        let prog = if self == Runtime::Lxc { "lxc-start" } else { self.name() };
-        let out = Command::new(prog).arg("--version").output().with_context(|| format!("{prog} --version"))?;
+        let prog = if self == Runtime::Lxc {
+            "lxc-start"
+        } else {
+            self.name()
+        };
+        let out = Command::new(prog)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("{prog} --version"))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let first = text.lines().next().context("empty --version output")?;
-        let v = if self == Runtime::Lxc { first.split_whitespace().next() } else { first.split_whitespace().nth(2) }
-            .context("unexpected --version output")?;
+        let v = if self == Runtime::Lxc {
+            first.split_whitespace().next()
+        } else {
+            first.split_whitespace().nth(2)
+        }
+        .context("unexpected --version output")?;
         Ok(v.split(['+', '~', '-']).next().unwrap_or(v).to_string())
     }
 }
@@ -64,7 +75,9 @@ pub struct LxcContainer {
 impl LxcContainer {
     pub fn busybox() -> anyhow::Result<Self> {
         let name = unique_name("auditor-rt");
-        let o = Command::new("lxc-create").args(["-n", &name, "-t", "busybox"]).output()?;
+        let o = Command::new("lxc-create")
+            .args(["-n", &name, "-t", "busybox"])
+            .output()?;
         if !o.status.success() {
             bail!("lxc-create: {}", String::from_utf8_lossy(&o.stderr));
         }
@@ -76,23 +89,36 @@ impl LxcContainer {
             .filter(|l| !l.starts_with("lxc.net.0.") && !l.starts_with("lxc.apparmor."))
             .map(|l| format!("{l}\n"))
             .collect();
-        std::fs::write(&cfg, format!("{text}lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n"))?;
+        std::fs::write(
+            &cfg,
+            format!("{text}lxc.net.0.type = empty\nlxc.apparmor.profile = unconfined\n"),
+        )?;
         Ok(c)
     }
 
     pub fn config_path(&self) -> PathBuf {
-        PathBuf::from("/var/lib/lxc").join(&self.name).join("config")
+        PathBuf::from("/var/lib/lxc")
+            .join(&self.name)
+            .join("config")
     }
 
     /// Use `profile` (LXC seccomp policy text) as the container's seccomp profile.
     pub fn set_seccomp(&self, profile: &str) -> anyhow::Result<()> {
-        let path = PathBuf::from("/var/lib/lxc").join(&self.name).join("auditor-seccomp");
+        let path = PathBuf::from("/var/lib/lxc")
+            .join(&self.name)
+            .join("auditor-seccomp");
         std::fs::write(&path, profile)?;
         let cfg = self.config_path();
         let text = std::fs::read_to_string(&cfg)?;
-        let text: String =
-            text.lines().filter(|l| !l.starts_with("lxc.seccomp.profile")).map(|l| format!("{l}\n")).collect();
-        std::fs::write(&cfg, format!("{text}lxc.seccomp.profile = {}\n", path.display()))?;
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("lxc.seccomp.profile"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &cfg,
+            format!("{text}lxc.seccomp.profile = {}\n", path.display()),
+        )?;
         Ok(())
     }
 
@@ -102,7 +128,11 @@ impl LxcContainer {
         let text = std::fs::read_to_string(&cfg)?;
         let mut text: String = text
             .lines()
-            .filter(|l| !entries.iter().any(|(k, _)| l.split('=').next().is_some_and(|lk| lk.trim() == *k)))
+            .filter(|l| {
+                !entries
+                    .iter()
+                    .any(|(k, _)| l.split('=').next().is_some_and(|lk| lk.trim() == *k))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         for (k, v) in entries {
@@ -115,18 +145,30 @@ impl LxcContainer {
     /// Make the container unprivileged: its ids 0..65536 map to `first_host_id`.. on the host,
     /// the rootfs is handed to those ids and the container directory made traversable by them.
     pub fn unprivileged(&self, first_host_id: u32) -> anyhow::Result<()> {
-        let (u, g) = (format!("u 0 {first_host_id} 65536"), format!("g 0 {first_host_id} 65536"));
+        let (u, g) = (
+            format!("u 0 {first_host_id} 65536"),
+            format!("g 0 {first_host_id} 65536"),
+        );
         let cfg = self.config_path();
         let text = std::fs::read_to_string(&cfg)?;
-        let text: String =
-            text.lines().filter(|l| !l.starts_with("lxc.idmap")).map(|l| format!("{l}\n")).collect();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("lxc.idmap"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         std::fs::write(&cfg, format!("{text}lxc.idmap = {u}\nlxc.idmap = {g}\n"))?;
         let dir = PathBuf::from("/var/lib/lxc").join(&self.name);
         // The busybox template creates everything as root: a plain recursive chown shifts it.
         let ids = format!("{first_host_id}:{first_host_id}");
-        let o = Command::new("chown").args(["-hR", &ids]).arg(dir.join("rootfs")).output()?;
+        let o = Command::new("chown")
+            .args(["-hR", &ids])
+            .arg(dir.join("rootfs"))
+            .output()?;
         if !o.status.success() {
-            bail!("chown of the rootfs: {}", String::from_utf8_lossy(&o.stderr));
+            bail!(
+                "chown of the rootfs: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         Ok(())
@@ -137,10 +179,18 @@ impl LxcContainer {
     /// /etc/subuid ranges this host does not have; root may write the maps itself, which LXC
     /// does when they are not on PATH. The command runs with PATH=/bin inside, under
     /// `timeout SECS` (lxc-execute can hang when the container's init is refused).
-    pub fn execute_unprivileged(&self, timeout_secs: u32, args: &[&str]) -> anyhow::Result<Command> {
+    pub fn execute_unprivileged(
+        &self,
+        timeout_secs: u32,
+        args: &[&str],
+    ) -> anyhow::Result<Command> {
         let find = |tool: &str| {
             std::env::var_os("PATH")
-                .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(tool)).find(|p| p.is_file()))
+                .and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|d| d.join(tool))
+                        .find(|p| p.is_file())
+                })
                 .ok_or_else(|| anyhow::anyhow!("{tool} is not installed"))
         };
         let mut c = Command::new(find("timeout")?);
@@ -154,7 +204,12 @@ impl LxcContainer {
 
     /// Run `args` in the container to completion.
     pub fn run_command(&self, args: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = vec!["lxc-execute".into(), "-n".into(), self.name.clone(), "--".into()];
+        let mut v: Vec<String> = vec![
+            "lxc-execute".into(),
+            "-n".into(),
+            self.name.clone(),
+            "--".into(),
+        ];
         v.extend(args.iter().map(|a| a.to_string()));
         v
     }
@@ -162,8 +217,12 @@ impl LxcContainer {
 
 impl Drop for LxcContainer {
     fn drop(&mut self) {
-        let _ = Command::new("lxc-stop").args(["-n", &self.name, "-k"]).output();
-        let _ = Command::new("lxc-destroy").args(["-n", &self.name, "-f"]).output();
+        let _ = Command::new("lxc-stop")
+            .args(["-n", &self.name, "-k"])
+            .output();
+        let _ = Command::new("lxc-destroy")
+            .args(["-n", &self.name, "-f"])
+            .output();
         remove_lxc_cgroups(&self.name);
     }
 }
@@ -212,8 +271,12 @@ impl Bundle {
         for d in ["bin", "proc", "dev", "sys", "tmp", "etc"] {
             std::fs::create_dir_all(rootfs.join(d))?;
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).context("copy /bin/busybox (busybox-static)")?;
-        let st = Command::new(runtime.name()).arg("spec").current_dir(&dir).status()?;
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .context("copy /bin/busybox (busybox-static)")?;
+        let st = Command::new(runtime.name())
+            .arg("spec")
+            .current_dir(&dir)
+            .status()?;
         if !st.success() {
             bail!("{} spec failed", runtime.name());
         }
@@ -240,7 +303,13 @@ impl Bundle {
         let bundle = self.dir.display().to_string();
         match self.runtime {
             // (`busybox` refuses to make a Bundle for LXC.)
-            Runtime::Runc | Runtime::Lxc => vec!["runc".into(), "run".into(), "--bundle".into(), bundle, self.id.clone()],
+            Runtime::Runc | Runtime::Lxc => vec![
+                "runc".into(),
+                "run".into(),
+                "--bundle".into(),
+                bundle,
+                self.id.clone(),
+            ],
             Runtime::Crun => crun_on_this_host(&format!("run --bundle {bundle} {}", self.id)),
         }
     }
@@ -255,7 +324,10 @@ impl Bundle {
                 v
             }
             Runtime::Crun => {
-                let quoted: Vec<String> = args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+                let quoted: Vec<String> = args
+                    .iter()
+                    .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+                    .collect();
                 crun_on_this_host(&format!("exec {} {}", self.id, quoted.join(" ")))
             }
         }
@@ -320,9 +392,16 @@ impl Bundle {
 
     /// Send SIGKILL to the container's processes (`runc kill ID KILL`).
     pub fn kill(&self) -> anyhow::Result<()> {
-        let o = Command::new(self.runtime.name()).args(["kill", &self.id, "KILL"]).output()?;
+        let o = Command::new(self.runtime.name())
+            .args(["kill", &self.id, "KILL"])
+            .output()?;
         if !o.status.success() {
-            bail!("{} kill {}: {}", self.runtime.name(), self.id, String::from_utf8_lossy(&o.stderr));
+            bail!(
+                "{} kill {}: {}",
+                self.runtime.name(),
+                self.id,
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         Ok(())
     }
@@ -330,7 +409,9 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = Command::new(self.runtime.name()).args(["delete", "-f", &self.id]).output();
+        let _ = Command::new(self.runtime.name())
+            .args(["delete", "-f", &self.id])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -346,15 +427,23 @@ pub fn clear_stale(runtime: Runtime) {
     };
     if runtime == Runtime::Lxc {
         if let Ok(out) = Command::new("lxc-ls").arg("-1").output() {
-            for name in String::from_utf8_lossy(&out.stdout).split_whitespace().filter(|l| dead(l)) {
-                let _ = Command::new("lxc-destroy").args(["-n", name, "-f"]).output();
+            for name in String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter(|l| dead(l))
+            {
+                let _ = Command::new("lxc-destroy")
+                    .args(["-n", name, "-f"])
+                    .output();
             }
         }
         // Cgroups of containers destroyed by earlier runs (see `remove_lxc_cgroups`).
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup/unified") {
             for e in rd.flatten() {
                 let f = e.file_name().to_string_lossy().into_owned();
-                let Some(name) = f.strip_prefix("lxc.monitor.").or_else(|| f.strip_prefix("lxc.payload.")) else {
+                let Some(name) = f
+                    .strip_prefix("lxc.monitor.")
+                    .or_else(|| f.strip_prefix("lxc.payload."))
+                else {
                     continue;
                 };
                 if dead(name) {
@@ -365,8 +454,13 @@ pub fn clear_stale(runtime: Runtime) {
         return;
     }
     if let Ok(out) = Command::new(runtime.name()).args(["list", "-q"]).output() {
-        for id in String::from_utf8_lossy(&out.stdout).lines().filter(|l| dead(l)) {
-            let _ = Command::new(runtime.name()).args(["delete", "-f", id]).output();
+        for id in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| dead(l))
+        {
+            let _ = Command::new(runtime.name())
+                .args(["delete", "-f", id])
+                .output();
         }
     }
     if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
@@ -434,9 +528,17 @@ fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> 
         .args(&cmd)
         .output()
         .context("run auditor learn")?;
-    let obs = auditor::observe::load(&out)
-        .with_context(|| format!("no observation; auditor said: {}", String::from_utf8_lossy(&o.stderr)))?;
-    let mut r = Refused { runtime: BTreeSet::new(), workload: BTreeSet::new(), ok: o.status.success() };
+    let obs = auditor::observe::load(&out).with_context(|| {
+        format!(
+            "no observation; auditor said: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })?;
+    let mut r = Refused {
+        runtime: BTreeSet::new(),
+        workload: BTreeSet::new(),
+        ok: o.status.success(),
+    };
     for s in &obs.syscalls {
         for exe in s.refused_executables.keys() {
             if exe == WORKLOAD {
@@ -467,7 +569,10 @@ pub fn learn_baseline(runtime: Runtime, max_rounds: usize) -> anyhow::Result<BTr
             return Ok(baseline);
         }
     }
-    bail!("{}: no fixpoint after {max_rounds} rounds (so far: {baseline:?})", runtime.name())
+    bail!(
+        "{}: no fixpoint after {max_rounds} rounds (so far: {baseline:?})",
+        runtime.name()
+    )
 }
 
 impl Bundle {
@@ -487,4 +592,3 @@ impl Bundle {
         self.dir.join("rootfs")
     }
 }
-

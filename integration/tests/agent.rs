@@ -267,7 +267,13 @@ impl Setup {
                 .arg(&obs)
                 .args(["--format", "oci", "--listener"])
                 .arg(d.join("agent.sock"))
-                .args(["--listener-metadata", POLICY, "--runtime", runtime.name(), "-o"])
+                .args([
+                    "--listener-metadata",
+                    POLICY,
+                    "--runtime",
+                    runtime.name(),
+                    "-o",
+                ])
                 .arg(&oci),
             Duration::from_secs(60),
         );
@@ -276,9 +282,10 @@ impl Setup {
             serde_json::from_str(&std::fs::read_to_string(&oci).expect("profile")).expect("JSON");
         assert_eq!(profile["listenerMetadata"], POLICY);
         // For crun (and only crun: runc 1.1 refuses any flag) a notified call waits killable.
-        let killable = profile["flags"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|f| f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"));
+        let killable = profile["flags"].as_array().is_some_and(|f| {
+            f.iter()
+                .any(|f| f == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+        });
         assert_eq!(killable, runtime == Runtime::Crun, "{:#}", profile["flags"]);
         let notify = profile["syscalls"]
             .as_array()
@@ -666,7 +673,8 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
     );
     // Each record says which policy decided and what chose it.
     assert!(
-        mine.iter().all(|r| r["policy"] == POLICY && r["policy_from"] == "org.auditor.policy"),
+        mine.iter()
+            .all(|r| r["policy"] == POLICY && r["policy_from"] == "org.auditor.policy"),
         "{mine:#?}"
     );
     let log = agent.log_text();
@@ -718,7 +726,11 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
     b.annotate("org.auditor.policy", POLICY).expect("annotate");
     let o = s.run(&b);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(!out.contains("mknod=0"), "the annotation chose the policy:\n{}", text(&o));
+    assert!(
+        !out.contains("mknod=0"),
+        "the annotation chose the policy:\n{}",
+        text(&o)
+    );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
         "{}",
@@ -726,26 +738,39 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
     );
     let log = agent.wait_log(|l| l.contains("no policy \"default\""));
     assert!(
-        log.lines().any(|l| l.contains("annotation") && l.contains("ignored") && l.contains(&b.id)),
+        log.lines()
+            .any(|l| l.contains("annotation") && l.contains("ignored") && l.contains(&b.id)),
         "the agent says it ignored the annotation: {log}"
     );
     assert!(emulated(&agent.records(), &b.id).is_empty());
 
     // With a `default` policy the container is served by it, and its records say why.
     std::fs::copy(
-        s.scratch.dir.join("policies").join(format!("{POLICY}.toml")),
+        s.scratch
+            .dir
+            .join("policies")
+            .join(format!("{POLICY}.toml")),
         s.scratch.dir.join("policies").join("default.toml"),
     )
     .expect("default policy");
     let b = s.bundle(MKNOD_SCRIPT, &profile);
-    b.annotate("org.auditor.policy", "no-such-policy").expect("annotate");
+    b.annotate("org.auditor.policy", "no-such-policy")
+        .expect("annotate");
     let o = s.run(&b);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("mknod=0"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}",
+        text(&o)
+    );
     let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
     let mine = emulated(&records, &b.id);
     assert_eq!(mine.len(), 1, "{records:#?}");
     assert_eq!(mine[0]["policy"], "default", "{:#}", mine[0]);
-    assert_eq!(mine[0]["policy_from"], "default (annotation ignored)", "{:#}", mine[0]);
+    assert_eq!(
+        mine[0]["policy_from"], "default (annotation ignored)",
+        "{:#}",
+        mine[0]
+    );
 }
 
 #[test]

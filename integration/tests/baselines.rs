@@ -16,7 +16,8 @@ fn check(runtime: Runtime) {
         return;
     }
     let version = runtime.version().expect("runtime version");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../auditor/src/policy/baselines.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../auditor/src/policy/baselines.json");
     if std::env::var_os("UPDATE_BASELINES").is_some() {
         let mut learned = std::collections::BTreeSet::new();
         for _ in 0..RUNS {
@@ -26,14 +27,30 @@ fn check(runtime: Runtime) {
         let text = std::fs::read_to_string(&path).expect("read baselines.json");
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         let learned: Vec<String> = learned.iter().cloned().collect();
-        let new = auditor::policy::baselines::updated(&text, runtime.name(), &version, kernel.trim(), &learned)
-            .expect("update baselines");
+        let new = auditor::policy::baselines::updated(
+            &text,
+            runtime.name(),
+            &version,
+            kernel.trim(),
+            &learned,
+        )
+        .expect("update baselines");
         auditor::fsutil::write_atomic(&path, new.as_bytes()).expect("write baselines.json");
-        eprintln!("{}: {} syscalls written to {}", runtime.name(), learned.len(), path.display());
+        eprintln!(
+            "{}: {} syscalls written to {}",
+            runtime.name(),
+            learned.len(),
+            path.display()
+        );
         return;
     }
-    let shipped = auditor::policy::baselines::get(runtime.name(), Some(&version))
-        .unwrap_or_else(|| panic!("no shipped baseline for {} {version}: run `cargo xtask baselines`", runtime.name()));
+    let shipped =
+        auditor::policy::baselines::get(runtime.name(), Some(&version)).unwrap_or_else(|| {
+            panic!(
+                "no shipped baseline for {} {version}: run `cargo xtask baselines`",
+                runtime.name()
+            )
+        });
     let shipped: std::collections::BTreeSet<String> = shipped.syscalls.iter().cloned().collect();
     let mut seen = std::collections::BTreeSet::new();
     for run in 1..=RUNS {
@@ -49,7 +66,11 @@ fn check(runtime: Runtime) {
         if seen == shipped {
             return;
         }
-        eprintln!("{}: run {run} did not use {:?}; learning again", runtime.name(), shipped.difference(&seen).collect::<Vec<_>>());
+        eprintln!(
+            "{}: run {run} did not use {:?}; learning again",
+            runtime.name(),
+            shipped.difference(&seen).collect::<Vec<_>>()
+        );
     }
     // Shipped syscalls that no run used now: the diff is reported, not failed — a call such as
     // runc's futex happens only under contention, and allowing a call the runtime makes
@@ -91,7 +112,12 @@ fn generated_profile_runs_in_runc_only_with_the_runtime_baseline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let obs = dir.path().join("obs.json");
     let bin = integration::auditor_bin();
-    let o = Command::new(&bin).args(["learn", "--no-progress", "-o"]).arg(&obs).args(["--", WORKLOAD, "true"]).output().expect("learn");
+    let o = Command::new(&bin)
+        .args(["learn", "--no-progress", "-o"])
+        .arg(&obs)
+        .args(["--", WORKLOAD, "true"])
+        .output()
+        .expect("learn");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let run_with = |extra: &[&str]| -> bool {
         let profile = dir.path().join(format!("profile{}.json", extra.len()));
@@ -103,15 +129,34 @@ fn generated_profile_runs_in_runc_only_with_the_runtime_baseline() {
             .args(extra)
             .output()
             .expect("generate");
-        assert!(o.status.success(), "generate {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
-        let seccomp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile")).expect("json");
+        assert!(
+            o.status.success(),
+            "generate {extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let seccomp: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&profile).expect("profile"))
+                .expect("json");
         let bundle = Bundle::busybox(Runtime::Runc, &[WORKLOAD, "true"]).expect("bundle");
-        bundle.edit(|c| c["linux"]["seccomp"] = seccomp).expect("edit");
+        bundle
+            .edit(|c| c["linux"]["seccomp"] = seccomp)
+            .expect("edit");
         let cmd = bundle.run_command();
-        Command::new(&cmd[0]).args(&cmd[1..]).output().expect("runc").status.success()
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .output()
+            .expect("runc")
+            .status
+            .success()
     };
-    assert!(!run_with(&[]), "without the baseline runc's own init is refused");
-    assert!(run_with(&["--runtime", "runc"]), "with --runtime runc the container runs");
+    assert!(
+        !run_with(&[]),
+        "without the baseline runc's own init is refused"
+    );
+    assert!(
+        run_with(&["--runtime", "runc"]),
+        "with --runtime runc the container runs"
+    );
 }
 
 /// auditor's LXC export loads in real LXC: a profile generated from the bare workload runs an
@@ -121,14 +166,22 @@ fn generated_lxc_profile_runs_in_lxc_only_with_the_runtime_baseline() {
     use integration::runtimes::{clear_stale, LxcContainer, WORKLOAD};
     use std::process::Command;
     let test = "generated_lxc_profile_runs_in_lxc_only_with_the_runtime_baseline";
-    if !require_root(test) || require_tool(test, "lxc-execute").is_none() || require_tool(test, "timeout").is_none() {
+    if !require_root(test)
+        || require_tool(test, "lxc-execute").is_none()
+        || require_tool(test, "timeout").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Lxc);
     let dir = tempfile::tempdir().expect("tempdir");
     let obs = dir.path().join("obs.json");
     let bin = integration::auditor_bin();
-    let o = Command::new(&bin).args(["learn", "--no-progress", "-o"]).arg(&obs).args(["--", WORKLOAD, "true"]).output().expect("learn");
+    let o = Command::new(&bin)
+        .args(["learn", "--no-progress", "-o"])
+        .arg(&obs)
+        .args(["--", WORKLOAD, "true"])
+        .output()
+        .expect("learn");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let run_with = |extra: &[&str]| -> bool {
         let profile = dir.path().join(format!("profile{}.lxc", extra.len()));
@@ -140,13 +193,30 @@ fn generated_lxc_profile_runs_in_lxc_only_with_the_runtime_baseline() {
             .args(extra)
             .output()
             .expect("generate");
-        assert!(o.status.success(), "generate {extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "generate {extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let c = LxcContainer::busybox().expect("lxc container");
-        c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile")).expect("set profile");
+        c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile"))
+            .expect("set profile");
         // lxc-execute can hang when its own init is refused: bound it.
         let cmd = c.run_command(&[WORKLOAD, "true"]);
-        Command::new("timeout").arg("15").args(&cmd).output().expect("lxc-execute").status.success()
+        Command::new("timeout")
+            .arg("15")
+            .args(&cmd)
+            .output()
+            .expect("lxc-execute")
+            .status
+            .success()
     };
-    assert!(!run_with(&[]), "without the baseline LXC's own init is refused");
-    assert!(run_with(&["--runtime", "lxc"]), "with --runtime lxc the container runs");
+    assert!(
+        !run_with(&[]),
+        "without the baseline LXC's own init is refused"
+    );
+    assert!(
+        run_with(&["--runtime", "lxc"]),
+        "with --runtime lxc the container runs"
+    );
 }

@@ -43,13 +43,23 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).expect("daemon log"))
             .spawn()
             .expect("start auditor daemon");
-        let mut d = Daemon { child: Some(child), dir, socket, out, log };
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            socket,
+            out,
+            log,
+        };
         let t0 = Instant::now();
         while !d.log_text().contains("listening on") {
             if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("auditor daemon exited ({st}):\n{}", d.log_text());
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "daemon not ready:\n{}", d.log_text());
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "daemon not ready:\n{}",
+                d.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         d
@@ -60,7 +70,9 @@ impl Daemon {
     }
 
     fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// The hook's argv for this daemon.
@@ -142,12 +154,17 @@ fn hooked_bundle(daemon: &Daemon, args: &[&str]) -> Bundle {
     let b = Bundle::busybox(Runtime::Runc, args).expect("bundle");
     let hook = daemon.hook_args();
     let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
-    b.add_hook("createRuntime", &auditor_bin(), &hook).expect("hook");
+    b.add_hook("createRuntime", &auditor_bin(), &hook)
+        .expect("hook");
     b
 }
 
 fn runc(args: &[&str]) -> std::process::Output {
-    Command::new("runc").args(args).stdin(Stdio::null()).output().expect("run runc")
+    Command::new("runc")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runc")
 }
 
 /// `runc run` of bundle `b` in the foreground, to its end.
@@ -177,7 +194,11 @@ fn runc_run_detached(b: &Bundle) {
 
 fn state_pid(id: &str) -> u32 {
     let o = runc(&["state", id]);
-    assert!(o.status.success(), "runc state: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "runc state: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("state json");
     v["pid"].as_u64().expect("pid") as u32
 }
@@ -226,7 +247,10 @@ fn strace_workload(path: &Path, init: u32) -> BTreeSet<String> {
         }
         set.insert(name.to_string());
     }
-    assert!(after_exec, "strace never saw the workload's execve:\n{text}");
+    assert!(
+        after_exec,
+        "strace never saw the workload's execve:\n{text}"
+    );
     set
 }
 
@@ -239,7 +263,12 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
     let daemon = Daemon::start();
     let b = hooked_bundle(
         &daemon,
-        &["/bin/busybox", "sh", "-c", "echo hello > /dev/null; /bin/busybox ls / | /bin/busybox wc -l; /bin/busybox uname -a"],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo hello > /dev/null; /bin/busybox ls / | /bin/busybox wc -l; /bin/busybox uname -a",
+        ],
     );
     let out = std::fs::File::create(b.dir.join("stdout")).expect("stdout file");
     let o = Command::new("runc")
@@ -251,7 +280,11 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
         .stderr(out)
         .status()
         .expect("runc create");
-    assert!(o.success(), "runc create failed: {}", std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default());
+    assert!(
+        o.success(),
+        "runc create failed: {}",
+        std::fs::read_to_string(b.dir.join("stdout")).unwrap_or_default()
+    );
     // The hook returned, so the daemon tracks the container's init (waiting in `runc init`).
     let pid = state_pid(&b.id);
     let trace = b.dir.join("strace.out");
@@ -267,15 +300,26 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
     let t0 = Instant::now();
     loop {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let tracer = status.lines().find_map(|l| l.strip_prefix("TracerPid:")).map(str::trim).unwrap_or("0");
+        let tracer = status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .map(str::trim)
+            .unwrap_or("0");
         if tracer != "0" {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "strace did not attach");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "strace did not attach"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let o = runc(&["start", &b.id]);
-    assert!(o.status.success(), "runc start: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "runc start: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let t0 = Instant::now();
     while strace.try_wait().expect("wait strace").is_none() {
         if t0.elapsed() > Duration::from_secs(30) {
@@ -291,11 +335,18 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
         obs.target
     );
     assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
-    assert!(obs.executables.iter().any(|e| e.path == "/bin/busybox"), "{:?}", obs.executables);
+    assert!(
+        obs.executables.iter().any(|e| e.path == "/bin/busybox"),
+        "{:?}",
+        obs.executables
+    );
 
     let ours = workload_names(&obs);
     let theirs = strace_workload(&trace, pid);
-    assert!(theirs.len() > 10, "strace saw almost nothing of the workload: {theirs:?}");
+    assert!(
+        theirs.len() > 10,
+        "strace saw almost nothing of the workload: {theirs:?}"
+    );
     eprintln!("workload syscalls (strace = auditor): {theirs:?}");
     // Documented differences: runc's init closes its exec fifo and the like after tracking
     // began but strace attached only in the created state — both sides only compare what
@@ -303,10 +354,22 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
     // call in auditor's accounting); busybox's `ls`, `wc` and `uname` are execs of
     // /bin/busybox again, also attributed to /bin/busybox. Nothing else may differ.
     let explained = ["execve"];
-    let missing: Vec<_> = theirs.difference(&ours).filter(|n| !explained.contains(&n.as_str())).collect();
-    assert!(missing.is_empty(), "strace saw workload syscalls the daemon missed: {missing:?}\nours: {ours:?}");
-    let extra: Vec<_> = ours.difference(&theirs).filter(|n| !explained.contains(&n.as_str())).collect();
-    assert!(extra.is_empty(), "the daemon saw workload syscalls strace did not: {extra:?}\nstrace: {theirs:?}");
+    let missing: Vec<_> = theirs
+        .difference(&ours)
+        .filter(|n| !explained.contains(&n.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "strace saw workload syscalls the daemon missed: {missing:?}\nours: {ours:?}"
+    );
+    let extra: Vec<_> = ours
+        .difference(&theirs)
+        .filter(|n| !explained.contains(&n.as_str()))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "the daemon saw workload syscalls strace did not: {extra:?}\nstrace: {theirs:?}"
+    );
     // The runtime's init is marked apart, and it is where the workload's execve came from.
     let init = runtime_names(&obs);
     assert!(init.contains("execve"), "runtime init calls: {init:?}");
@@ -320,20 +383,29 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
 #[test]
 fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() {
     let test = "crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace";
-    if !require_root(test) || require_tool(test, "crun").is_none() || require_tool(test, "unshare").is_none() {
+    if !require_root(test)
+        || require_tool(test, "crun").is_none()
+        || require_tool(test, "unshare").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Crun);
     let daemon = Daemon::start();
     let b = Bundle::busybox(
         Runtime::Crun,
-        &["/bin/busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r"],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r",
+        ],
     )
     .expect("bundle");
     let mut hook = daemon.hook_args();
     hook[5] = "crun".into();
     let hook: Vec<&str> = hook.iter().map(String::as_str).collect();
-    b.add_hook("createRuntime", &auditor_bin(), &hook).expect("hook");
+    b.add_hook("createRuntime", &auditor_bin(), &hook)
+        .expect("hook");
     let cmd = b.run_command();
     let run = KillOnDrop(
         Command::new(&cmd[0])
@@ -348,19 +420,30 @@ fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() 
     let crun = |args: &str| {
         Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(format!("(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun {args}"))
+            .arg(format!(
+                "(umount /sys/fs/cgroup/unified 2>/dev/null || true) && exec crun {args}"
+            ))
             .stdin(Stdio::null())
             .output()
             .expect("crun")
     };
     let t0 = Instant::now();
-    while !String::from_utf8_lossy(&crun(&format!("state {}", b.id)).stdout).contains("\"running\"") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "crun container did not start:\n{}", daemon.log_text());
+    while !String::from_utf8_lossy(&crun(&format!("state {}", b.id)).stdout).contains("\"running\"")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "crun container did not start:\n{}",
+            daemon.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // A process that joins later: found at its exec in the container's mount namespace.
     let o = crun(&format!("exec {} /bin/busybox sync", b.id));
-    assert!(o.status.success(), "crun exec: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "crun exec: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     std::fs::write(b.rootfs().join("tmp/go"), b"").expect("signal the workload");
     let obs = daemon.observation(&b.id);
     drop(run);
@@ -378,7 +461,10 @@ fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() 
     // marked apart.
     let init = runtime_names(&obs);
     for n in ["pivot_root", "execve"] {
-        assert!(init.contains(n), "{n} missing from the runtime's init: {init:?}");
+        assert!(
+            init.contains(n),
+            "{n} missing from the runtime's init: {init:?}"
+        );
     }
     assert!(!work.contains("pivot_root"), "{work:?}");
     assert_eq!(obs.processes.tracked_threads, obs.processes.exited_threads);
@@ -397,21 +483,44 @@ fn a_container_that_exits_at_once_is_captured_whole() {
     for round in 0..3 {
         let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
         let o = runc_run(&b);
-        assert!(o.status.success(), "round {round}: runc run --rm: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "round {round}: runc run --rm: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let obs = daemon.observation(&b.id);
         assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
         let work = workload_names(&obs);
         // busybox-static `true`: from its first instruction to its exit.
         for n in ["execve", "arch_prctl", "exit_group"] {
             let s = obs.syscalls.iter().find(|s| s.name == n);
-            assert!(s.is_some(), "round {round}: {n} missing: {:?}", obs.syscalls.iter().map(|s| &s.name).collect::<Vec<_>>());
+            assert!(
+                s.is_some(),
+                "round {round}: {n} missing: {:?}",
+                obs.syscalls.iter().map(|s| &s.name).collect::<Vec<_>>()
+            );
         }
-        assert!(work.contains("exit_group"), "round {round}: workload {work:?}");
-        assert!(work.contains("arch_prctl"), "round {round}: workload {work:?}");
+        assert!(
+            work.contains("exit_group"),
+            "round {round}: workload {work:?}"
+        );
+        assert!(
+            work.contains("arch_prctl"),
+            "round {round}: workload {work:?}"
+        );
         // Nothing of another round's container leaks in: one execve of busybox, one exit.
-        let execs: u64 = obs.executables.iter().filter(|e| e.path == "/bin/busybox").map(|e| e.execs).sum();
+        let execs: u64 = obs
+            .executables
+            .iter()
+            .filter(|e| e.path == "/bin/busybox")
+            .map(|e| e.execs)
+            .sum();
         assert_eq!(execs, 1, "round {round}: {:?}", obs.executables);
-        let exit_group = obs.syscalls.iter().find(|s| s.name == "exit_group").map(|s| s.count);
+        let exit_group = obs
+            .syscalls
+            .iter()
+            .find(|s| s.name == "exit_group")
+            .map(|s| s.count);
         assert_eq!(exit_group, Some(1), "round {round}");
     }
     // One id, run again at once: the next registration may come before the daemon noticed the
@@ -419,15 +528,28 @@ fn a_container_that_exits_at_once_is_captured_whole() {
     let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
     for round in 0..3 {
         let o = runc_run(&b);
-        assert!(o.status.success(), "same id, round {round}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "same id, round {round}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let t0 = Instant::now();
     while daemon.log_text().matches("observation written").count() < 6 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "not every run was written:\n{}", daemon.log_text());
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "not every run was written:\n{}",
+            daemon.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let obs = daemon.observation(&b.id);
-    let execs: u64 = obs.executables.iter().filter(|e| e.path == "/bin/busybox").map(|e| e.execs).sum();
+    let execs: u64 = obs
+        .executables
+        .iter()
+        .filter(|e| e.path == "/bin/busybox")
+        .map(|e| e.execs)
+        .sum();
     assert_eq!(execs, 1, "one run per file: {:?}", obs.executables);
     assert!(daemon.alive());
     assert!(daemon.stop().success(), "daemon exit status");
@@ -447,15 +569,29 @@ fn the_hook_works_as_a_prestart_hook_too() {
     // The older hook point (deprecated by the OCI spec, still run by runc and podman).
     b.add_hook("prestart", &auditor_bin(), &hook).expect("hook");
     let o = runc_run(&b);
-    assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "runc run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let obs = daemon.observation(&b.id);
     assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
     let work = workload_names(&obs);
-    assert!(obs.syscalls.iter().any(|s| s.name == "execve"), "execve missing");
+    assert!(
+        obs.syscalls.iter().any(|s| s.name == "execve"),
+        "execve missing"
+    );
     for n in ["arch_prctl", "uname", "exit_group"] {
-        assert!(work.contains(n), "{n} missing from the workload's calls: {work:?}");
+        assert!(
+            work.contains(n),
+            "{n} missing from the workload's calls: {work:?}"
+        );
     }
-    assert!(daemon.stop().success(), "daemon exit status:\n{}", daemon.log_text());
+    assert!(
+        daemon.stop().success(),
+        "daemon exit status:\n{}",
+        daemon.log_text()
+    );
 }
 
 #[test]
@@ -476,7 +612,10 @@ fn concurrent_containers_are_kept_apart() {
     let bundles: Vec<Bundle> = markers
         .iter()
         .map(|(_, cmd)| {
-            let script = format!("/bin/busybox usleep 300000; /bin/busybox {}; exit 0", cmd.join(" "));
+            let script = format!(
+                "/bin/busybox usleep 300000; /bin/busybox {}; exit 0",
+                cmd.join(" ")
+            );
             hooked_bundle(&daemon, &["/bin/busybox", "sh", "-c", &script])
         })
         .collect();
@@ -485,24 +624,50 @@ fn concurrent_containers_are_kept_apart() {
         .map(|b| {
             let (dir, id) = (b.dir.clone(), b.id.clone());
             std::thread::spawn(move || {
-                Command::new("runc").args(["run", "--bundle"]).arg(&dir).arg(&id).stdin(Stdio::null()).output()
+                Command::new("runc")
+                    .args(["run", "--bundle"])
+                    .arg(&dir)
+                    .arg(&id)
+                    .stdin(Stdio::null())
+                    .output()
             })
         })
         .collect();
     for r in runs {
         let o = r.join().expect("runc thread").expect("runc run");
-        assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "runc run: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     for (b, (marker, _)) in bundles.iter().zip(markers) {
         let obs = daemon.observation(&b.id);
         assert_eq!(obs.loss.total, 0, "{}: lost: {:?}", b.id, obs.loss.counters);
         let work = workload_names(&obs);
-        assert!(work.contains(marker), "{}: its own {marker} missing: {work:?}", b.id);
+        assert!(
+            work.contains(marker),
+            "{}: its own {marker} missing: {work:?}",
+            b.id
+        );
         for (other, _) in markers.iter().filter(|(m, _)| *m != marker) {
-            assert!(!work.contains(*other), "{}: {other} of another container leaked in: {work:?}", b.id);
+            assert!(
+                !work.contains(*other),
+                "{}: {other} of another container leaked in: {work:?}",
+                b.id
+            );
         }
-        let execs: u64 = obs.executables.iter().filter(|e| e.path == "/bin/busybox").map(|e| e.execs).sum();
-        assert_eq!(execs, 3, "{}: sh, usleep and the marker: {:?}", b.id, obs.executables);
+        let execs: u64 = obs
+            .executables
+            .iter()
+            .filter(|e| e.path == "/bin/busybox")
+            .map(|e| e.execs)
+            .sum();
+        assert_eq!(
+            execs, 3,
+            "{}: sh, usleep and the marker: {:?}",
+            b.id, obs.executables
+        );
     }
 }
 
@@ -513,30 +678,60 @@ fn sigterm_writes_running_containers_and_stops_cleanly() {
         return;
     }
     let mut daemon = Daemon::start();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&daemon.socket).expect("socket").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&daemon.socket)
+            .expect("socket")
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600, "the socket is root-only");
-    let b = hooked_bundle(&daemon, &["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 60"]);
+    let b = hooked_bundle(
+        &daemon,
+        &["/bin/busybox", "sh", "-c", "exec /bin/busybox sleep 60"],
+    );
     runc_run_detached(&b);
     // Until its sleep has started.
     let pid = state_pid(&b.id);
     let t0 = Instant::now();
     while !std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("busybox"))
-        || !std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().contains("sleep")
+        || !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .contains("sleep")
     {
-        assert!(t0.elapsed() < Duration::from_secs(10), "the container did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the container did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // A process that joins later, adopted at its exec in the container's cgroup: `sync` is its own.
     let o = runc(&["exec", &b.id, "/bin/busybox", "sync"]);
-    assert!(o.status.success(), "runc exec: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(!daemon.out.join(format!("{}.json", b.id)).exists(), "written while still running");
-    assert!(daemon.stop().success(), "daemon exit status:\n{}", daemon.log_text());
-    let obs = auditor::observe::load(&daemon.out.join(format!("{}.json", b.id))).expect("written at shutdown");
+    assert!(
+        o.status.success(),
+        "runc exec: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !daemon.out.join(format!("{}.json", b.id)).exists(),
+        "written while still running"
+    );
+    assert!(
+        daemon.stop().success(),
+        "daemon exit status:\n{}",
+        daemon.log_text()
+    );
+    let obs = auditor::observe::load(&daemon.out.join(format!("{}.json", b.id)))
+        .expect("written at shutdown");
     let work = workload_names(&obs);
     for n in ["sync", "clock_nanosleep"] {
         assert!(work.contains(n), "{n} missing: {work:?}");
     }
-    assert!(obs.executables.iter().any(|e| e.path == "/bin/busybox" && e.execs >= 3), "{:?}", obs.executables);
+    assert!(
+        obs.executables
+            .iter()
+            .any(|e| e.path == "/bin/busybox" && e.execs >= 3),
+        "{:?}",
+        obs.executables
+    );
     assert!(!daemon.socket.exists(), "socket removed at shutdown");
 }
 
@@ -548,7 +743,15 @@ fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) ->
     let log = b.dir.join("learn.log");
     let mut learn = KillOnDrop(
         Command::new(auditor_bin())
-            .args(["learn", "--no-progress", "--container", &b.id, "--runtime", runtime, "-o"])
+            .args([
+                "learn",
+                "--no-progress",
+                "--container",
+                &b.id,
+                "--runtime",
+                runtime,
+                "-o",
+            ])
             .arg(&out)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -557,10 +760,20 @@ fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) ->
             .expect("auditor learn"),
     );
     let t0 = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("learning") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "learn did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("learning")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "learn did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         if let Some(st) = learn.0.try_wait().expect("wait") {
-            panic!("learn exited ({st}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!(
+                "learn exited ({st}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -582,7 +795,10 @@ fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) ->
         std::thread::sleep(Duration::from_millis(50));
     };
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(st.success(), "learn --container --runtime {runtime}: {st}\n{text}");
+    assert!(
+        st.success(),
+        "learn --container --runtime {runtime}: {st}\n{text}"
+    );
     auditor::observe::load(&out).expect("observation")
 }
 
@@ -594,16 +810,29 @@ fn learn_attaches_to_a_running_container_by_id() {
     }
     let b = Bundle::busybox(
         Runtime::Runc,
-        &["/bin/busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r"],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r",
+        ],
     )
     .expect("bundle");
     runc_run_detached(&b);
     // A process that joins later (`runc exec`) is learned too: `sync` is its own.
     let obs = learn_running_container(&b, "runc", || {
         let o = runc(&["exec", &b.id, "/bin/busybox", "sync"]);
-        assert!(o.status.success(), "runc exec: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "runc exec: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     });
-    assert!(matches!(&obs.target, Target::Container { id, .. } if *id == b.id), "{:?}", obs.target);
+    assert!(
+        matches!(&obs.target, Target::Container { id, .. } if *id == b.id),
+        "{:?}",
+        obs.target
+    );
     let names: BTreeSet<_> = obs.syscalls.iter().map(|s| s.name.as_str()).collect();
     for n in ["uname", "clock_nanosleep", "sync", "exit_group"] {
         assert!(names.contains(n), "{n} missing: {names:?}");
@@ -614,13 +843,21 @@ fn learn_attaches_to_a_running_container_by_id() {
 #[test]
 fn learn_attaches_to_a_running_crun_container_by_id() {
     let test = "learn_attaches_to_a_running_crun_container_by_id";
-    if !require_root(test) || require_tool(test, "crun").is_none() || require_tool(test, "unshare").is_none() {
+    if !require_root(test)
+        || require_tool(test, "crun").is_none()
+        || require_tool(test, "unshare").is_none()
+    {
         return;
     }
     clear_stale(Runtime::Crun);
     let b = Bundle::busybox(
         Runtime::Crun,
-        &["/bin/busybox", "sh", "-c", "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r"],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /tmp/go ]; do /bin/busybox usleep 20000; done; /bin/busybox uname -r",
+        ],
     )
     .expect("bundle");
     // crun as this host needs it (no cgroup2 mount, see TOOLCHAIN.md); detached, the
@@ -659,14 +896,28 @@ fn learn_container_refuses_an_unknown_id_clearly() {
     }
     let id = unique_name("auditor-rt");
     let o = Command::new(auditor_bin())
-        .args(["learn", "--no-progress", "--container", &id, "-o", "/dev/null"])
+        .args([
+            "learn",
+            "--no-progress",
+            "--container",
+            &id,
+            "-o",
+            "/dev/null",
+        ])
         .output()
         .expect("auditor learn");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains(&id) && err.contains("runc state"), "{err}");
     let o = Command::new(auditor_bin())
-        .args(["learn", "--no-progress", "--container", "../../etc", "-o", "/dev/null"])
+        .args([
+            "learn",
+            "--no-progress",
+            "--container",
+            "../../etc",
+            "-o",
+            "/dev/null",
+        ])
         .output()
         .expect("auditor learn");
     assert_eq!(o.status.code(), Some(2));
@@ -682,7 +933,8 @@ fn daemon_survives_garbage_clients_and_still_serves() {
     let mut daemon = Daemon::start();
     let reply = |payload: &[u8]| -> String {
         let mut s = UnixStream::connect(&daemon.socket).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let _ = s.write_all(payload);
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut text = String::new();
@@ -698,7 +950,11 @@ fn daemon_survives_garbage_clients_and_still_serves() {
         b"",
     ] {
         let r = reply(payload);
-        assert!(r.contains("\"ok\":false"), "{:?} -> {r}", String::from_utf8_lossy(payload));
+        assert!(
+            r.contains("\"ok\":false"),
+            "{:?} -> {r}",
+            String::from_utf8_lossy(payload)
+        );
     }
     // Far more than a request may hold.
     let r = reply(&vec![b'{'; 200_000]);
@@ -707,11 +963,19 @@ fn daemon_survives_garbage_clients_and_still_serves() {
     drop(UnixStream::connect(&daemon.socket).expect("connect"));
     let _silent = UnixStream::connect(&daemon.socket).expect("connect");
     assert!(daemon.alive(), "daemon died:\n{}", daemon.log_text());
-    assert!(daemon.log_text().contains("rejected a malformed request"), "{}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("rejected a malformed request"),
+        "{}",
+        daemon.log_text()
+    );
     // It still learns containers.
     let b = hooked_bundle(&daemon, &["/bin/busybox", "true"]);
     let o = runc_run(&b);
-    assert!(o.status.success(), "runc run: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "runc run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let obs = daemon.observation(&b.id);
     assert!(workload_names(&obs).contains("exit_group"));
     assert!(!daemon.out.join("..").join("etc").exists());
@@ -736,7 +1000,11 @@ fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("auditor hook");
-        c.stdin.take().expect("stdin").write_all(stdin).expect("state");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("state");
         let o = c.wait_with_output().expect("hook");
         (o, t0.elapsed())
     };
@@ -777,17 +1045,28 @@ fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
     let _open_stdin = c.stdin.take();
     let o = c.wait_with_output().expect("hook");
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no OCI state on stdin"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no OCI state on stdin"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(t0.elapsed() < Duration::from_secs(5));
 
     // runc refuses to create a container whose hook fails, in bounded time.
     let b = Bundle::busybox(Runtime::Runc, &["/bin/busybox", "true"]).expect("bundle");
     let missing = dir.path().join("missing.sock").display().to_string();
-    b.add_hook("createRuntime", &auditor_bin(), &["auditor", "hook", "--timeout", "2s", "--socket", &missing])
-        .expect("hook");
+    b.add_hook(
+        "createRuntime",
+        &auditor_bin(),
+        &["auditor", "hook", "--timeout", "2s", "--socket", &missing],
+    )
+    .expect("hook");
     let t0 = Instant::now();
     let o = runc_run(&b);
-    assert!(!o.status.success(), "runc ran a container whose hook failed");
+    assert!(
+        !o.status.success(),
+        "runc ran a container whose hook failed"
+    );
     assert!(t0.elapsed() < Duration::from_secs(20));
 }
 

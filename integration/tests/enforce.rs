@@ -473,7 +473,9 @@ const EXT4_SHIFT_IMAGE: &str = "auditor-enforce-ext4shift.img";
 /// Root, and the tools the ext4 mount tests use.
 fn ext4_ready(test: &str) -> bool {
     require_root(test)
-        && ["mkfs.ext4", "losetup", "debugfs"].iter().all(|t| integration::require_tool(test, t).is_some())
+        && ["mkfs.ext4", "losetup", "debugfs"]
+            .iter()
+            .all(|t| integration::require_tool(test, t).is_some())
 }
 
 /// A 16 MiB ext4 image in `s` (root directory owned by `root_owner`), attached to a loop device.
@@ -485,21 +487,39 @@ fn ext4_on_loop(s: &Scratch, name: &str, root_owner: u32) -> (std::path::PathBuf
         .expect("image file");
     run_tool(
         Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", &format!("root_owner={root_owner}:{root_owner}")])
+            .args([
+                "-q",
+                "-F",
+                "-E",
+                &format!("root_owner={root_owner}:{root_owner}"),
+            ])
             .arg(&image),
     );
     let dev = LoopDevice(
-        run_tool(Command::new("losetup").args(["--find", "--show"]).arg(&image))
-            .trim()
-            .to_owned(),
+        run_tool(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .arg(&image),
+        )
+        .trim()
+        .to_owned(),
     );
     (image, dev)
 }
 
 /// The owner debugfs reports for `path` in `image`.
 fn debugfs_owner(image: &Path, path: &str) -> Option<u32> {
-    let stat = run_tool(Command::new("debugfs").args(["-R", &format!("stat {path}")]).arg(image));
-    stat.split("User:").nth(1)?.split_whitespace().next()?.parse().ok()
+    let stat = run_tool(
+        Command::new("debugfs")
+            .args(["-R", &format!("stat {path}")])
+            .arg(image),
+    );
+    stat.split("User:")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -660,11 +680,22 @@ errno = "ENOSYS"
     let log = s.path("audit.jsonl");
     let run = |policy: &Path| {
         let o = enforce(
-            &["--policy", &policy.display().to_string(), "--userns", "--audit-log", &log.display().to_string()],
+            &[
+                "--policy",
+                &policy.display().to_string(),
+                "--userns",
+                "--audit-log",
+                &log.display().to_string(),
+            ],
             &[&workload("mount_ext4"), &dev.0, &mnt.display().to_string()],
         );
         let out = text(&o.stdout);
-        assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", text(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "stdout:\n{out}\nstderr:\n{}",
+            text(&o.stderr)
+        );
         out
     };
     // Without shift the root directory is host root's, unmapped in the container: mounted,
@@ -678,7 +709,12 @@ errno = "ENOSYS"
     let out = run(&policy(true));
     assert!(out.contains("mount=0 errno=0\n"), "{out}");
     assert!(out.contains("write=1\n"), "{out}");
-    let opts: Vec<&str> = out.lines().find_map(|l| l.strip_prefix("opts=")).unwrap_or_default().split(',').collect();
+    let opts: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("opts="))
+        .unwrap_or_default()
+        .split(',')
+        .collect();
     for o in ["nosuid", "nodev", "idmapped"] {
         assert!(opts.contains(&o), "{o} missing: {out}");
     }
@@ -686,11 +722,19 @@ errno = "ENOSYS"
     let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     assert!(!host_mounts.contains(&mnt.display().to_string()));
     drop(dev);
-    assert_eq!(debugfs_owner(&image, "/hello"), Some(0), "stored as the file system's root");
+    assert_eq!(
+        debugfs_owner(&image, "/hello"),
+        Some(0),
+        "stored as the file system's root"
+    );
     let recs = records(&log);
     assert!(
-        recs.iter().any(|r| r["syscall"] == "mount" && r["decision"] == "emulated" && r["result"] == "0"
-            && r["decoded"]["shift"].as_str().is_some_and(|v| v.contains("idmapped"))),
+        recs.iter().any(|r| r["syscall"] == "mount"
+            && r["decision"] == "emulated"
+            && r["result"] == "0"
+            && r["decoded"]["shift"]
+                .as_str()
+                .is_some_and(|v| v.contains("idmapped"))),
         "{recs:#?}"
     );
 }

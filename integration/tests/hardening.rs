@@ -497,15 +497,26 @@ fn setxattr_never_opens_its_target() {
     let n = unsafe { libc::read(ino, buf.as_mut_ptr().cast(), buf.len()) };
     // SAFETY: our own fd, closed once.
     unsafe { libc::close(ino) };
-    assert!(out.contains("trusted.overlay.opaque=0"), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("trusted.overlay.opaque=0"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut masks = Vec::new();
     let mut at = 0usize;
     while n > 0 && at + 16 <= n as usize {
         let mask = u32::from_ne_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
-        let len = u32::from_ne_bytes([buf[at + 12], buf[at + 13], buf[at + 14], buf[at + 15]]) as usize;
+        let len =
+            u32::from_ne_bytes([buf[at + 12], buf[at + 13], buf[at + 14], buf[at + 15]]) as usize;
         masks.push(mask);
         at += 16 + len;
     }
-    assert!(masks.iter().any(|m| m & libc::IN_ATTRIB != 0), "no attribute change seen: {masks:x?}");
-    assert!(!masks.iter().any(|m| m & libc::IN_OPEN != 0), "the FIFO was opened: {masks:x?}");
+    assert!(
+        masks.iter().any(|m| m & libc::IN_ATTRIB != 0),
+        "no attribute change seen: {masks:x?}"
+    );
+    assert!(
+        !masks.iter().any(|m| m & libc::IN_OPEN != 0),
+        "the FIFO was opened: {masks:x?}"
+    );
 }

@@ -53,7 +53,13 @@ fn run(args: &[&str], env_run_dir: &Path) -> Output {
 
 /// `auditor enforce --interactive` of `program extra` under `policy`, prompts timing out after
 /// `timeout`, with an audit log; nobody answers.
-fn enforce_interactive(policy: &Path, timeout: &str, log: &Path, program: &str, run_dir: &Path) -> Output {
+fn enforce_interactive(
+    policy: &Path,
+    timeout: &str,
+    log: &Path,
+    program: &str,
+    run_dir: &Path,
+) -> Output {
     run(
         &[
             "enforce",

@@ -509,7 +509,8 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
         &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
     );
     let c = LxcContainer::busybox().expect("lxc-create");
-    c.unprivileged(CONTAINER_ROOT).expect("unprivileged container");
+    c.unprivileged(CONTAINER_ROOT)
+        .expect("unprivileged container");
     let rootfs = PathBuf::from("/var/lib/lxc").join(&c.name).join("rootfs");
     let policy = s.path("policies/mknod-lxc.toml");
     let profile = s.path("mknod.lxc");
@@ -521,7 +522,8 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
         .output()
         .expect("auditor merge");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile")).expect("profile");
+    c.set_seccomp(&std::fs::read_to_string(&profile).expect("profile"))
+        .expect("profile");
     let proxy = format!("unix:{}", agent.socket.display());
     c.set_config(&[
         ("lxc.seccomp.notify.proxy", &proxy),
@@ -529,7 +531,14 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
     ])
     .expect("proxy config");
     let o = c
-        .execute_unprivileged(60, &["/bin/sh", "-c", "cd /tmp && mknod null c 1 3; echo mknod=$?"])
+        .execute_unprivileged(
+            60,
+            &[
+                "/bin/sh",
+                "-c",
+                "cd /tmp && mknod null c 1 3; echo mknod=$?",
+            ],
+        )
         .expect("lxc-execute")
         .output()
         .expect("lxc-execute");
@@ -537,7 +546,11 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     );
-    assert!(out.contains("mknod=0"), "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}", agent.stderr());
+    assert!(
+        out.contains("mknod=0"),
+        "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
+        agent.stderr()
+    );
     let m = std::fs::symlink_metadata(rootfs.join("tmp/null")).expect("node created");
     assert_eq!((libc::major(m.rdev()), libc::minor(m.rdev())), (1, 3));
     assert_eq!((m.uid(), m.gid()), (CONTAINER_ROOT, CONTAINER_ROOT));
@@ -549,7 +562,8 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
         recs = agent.records();
     }
     assert!(
-        recs.iter().any(|r| r["container"] == c.name.as_str() && r["decision"] == "emulated"),
+        recs.iter()
+            .any(|r| r["container"] == c.name.as_str() && r["decision"] == "emulated"),
         "{recs:#?}"
     );
 }

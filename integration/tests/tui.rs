@@ -371,7 +371,10 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
         s.contains("getppid") && s.contains("denied") && s.contains("workload.log")
     });
     assert!(screen.contains("● live"), "{screen}");
-    assert!(!screen.contains("mark2"), "the workload wrote over the UI:\n{screen}");
+    assert!(
+        !screen.contains("mark2"),
+        "the workload wrote over the UI:\n{screen}"
+    );
     // The detail pane names the rule that matched.
     tmux.keys(&["Enter"]);
     tmux.wait_for("the detail pane", Duration::from_secs(15), |s| {
@@ -400,7 +403,9 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
     }
     let records = std::fs::read_to_string(&log).expect("the audit log");
     assert!(
-        records.lines().any(|l| l.contains("\"getppid\"") && l.contains("\"denied\"")),
+        records
+            .lines()
+            .any(|l| l.contains("\"getppid\"") && l.contains("\"denied\"")),
         "audit log:\n{records}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,7 +24,8 @@ pub struct FuzzArgs {
 
 /// The targets, from fuzz/Cargo.toml's `[[bin]]` entries.
 fn all_targets() -> anyhow::Result<Vec<String>> {
-    let manifest = std::fs::read_to_string(workspace_root().join("fuzz/Cargo.toml")).context("fuzz/Cargo.toml")?;
+    let manifest = std::fs::read_to_string(workspace_root().join("fuzz/Cargo.toml"))
+        .context("fuzz/Cargo.toml")?;
     Ok(manifest
         .lines()
         .filter_map(|l| l.strip_prefix("name = \""))
@@ -36,9 +37,15 @@ fn all_targets() -> anyhow::Result<Vec<String>> {
 
 pub fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<()> {
     if !have("cargo-fuzz") {
-        phase("cargo-fuzz", || run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"])))?;
+        phase("cargo-fuzz", || {
+            run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+        })?;
     }
-    let targets = if args.targets.is_empty() { all_targets()? } else { args.targets.clone() };
+    let targets = if args.targets.is_empty() {
+        all_targets()?
+    } else {
+        args.targets.clone()
+    };
     let known = all_targets()?;
     if let Some(t) = targets.iter().find(|t| !known.contains(t)) {
         bail!("no fuzz target `{t}` (targets: {})", known.join(", "));
@@ -61,10 +68,16 @@ pub fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<()> {
                 .arg(&corpus)
                 .arg("--")
                 .arg(format!("-max_total_time={}", args.secs))
-                .args(["-print_final_stats=1", "-max_len=65536", "-timeout=10", "-rss_limit_mb=2048"]);
+                .args([
+                    "-print_final_stats=1",
+                    "-max_len=65536",
+                    "-timeout=10",
+                    "-rss_limit_mb=2048",
+                ]);
             if args.jobs > 1 {
                 // libFuzzer's jobs write fuzz-N.log in the working directory.
-                cmd.arg(format!("-jobs={}", args.jobs)).arg(format!("-workers={}", args.jobs));
+                cmd.arg(format!("-jobs={}", args.jobs))
+                    .arg(format!("-workers={}", args.jobs));
             }
             let o = cmd
                 .current_dir(&root)
@@ -76,9 +89,19 @@ pub fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<()> {
         })?;
         let err = String::from_utf8_lossy(&out.stderr);
         // libFuzzer's last status line ("#N DONE cov: C ft: F corp: … exec/s: E") and its final stats.
-        let done = err.lines().rev().find(|l| l.contains("DONE") || l.contains("cov:")).unwrap_or("");
-        let execs = err.lines().find(|l| l.starts_with("stat::number_of_executed_units")).unwrap_or("");
-        let rate = err.lines().find(|l| l.starts_with("stat::average_exec_per_sec")).unwrap_or("");
+        let done = err
+            .lines()
+            .rev()
+            .find(|l| l.contains("DONE") || l.contains("cov:"))
+            .unwrap_or("");
+        let execs = err
+            .lines()
+            .find(|l| l.starts_with("stat::number_of_executed_units"))
+            .unwrap_or("");
+        let rate = err
+            .lines()
+            .find(|l| l.starts_with("stat::average_exec_per_sec"))
+            .unwrap_or("");
         eprintln!("xtask: fuzz {t}: {done}\nxtask:   {execs}\nxtask:   {rate}");
         if !out.status.success() {
             let tail: Vec<&str> = err.lines().rev().take(40).collect();
@@ -87,7 +110,10 @@ pub fn run_fuzz(args: &FuzzArgs) -> anyhow::Result<()> {
         }
     }
     if !failed.is_empty() {
-        bail!("fuzz targets failed: {} (inputs in fuzz/artifacts/TARGET/)", failed.join(", "));
+        bail!(
+            "fuzz targets failed: {} (inputs in fuzz/artifacts/TARGET/)",
+            failed.join(", ")
+        );
     }
     Ok(())
 }

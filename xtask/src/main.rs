@@ -23,7 +23,10 @@ struct Cli {
 enum Task {
     /// Install Debian packages, rust-src for nightly and bpf-linker, if missing.
     Setup,
-    /// Set up, build, and run the whole test suite (unit + privileged integration tests).
+    /// Check formatting (rustfmt) and lints (clippy, -D warnings) of every crate, the eBPF one
+    /// with its own toolchain and target. `test` runs it first.
+    Lint,
+    /// Set up, build, and run the whole test suite (lint, unit and privileged integration tests).
     Test {
         /// Only run integration tests whose name contains this.
         #[arg(long)]
@@ -52,6 +55,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
         Task::Setup => setup::run(),
+        Task::Lint => {
+            setup::run()?;
+            lint()
+        }
         Task::Test { filter } => test(filter),
         Task::Demo => demo(),
         Task::Baselines => {
@@ -59,8 +66,21 @@ fn main() -> anyhow::Result<()> {
             let bin = build_release()?;
             util::phase("learn runtime baselines", || {
                 util::cargo_env(
-                    &["test", "-p", "integration", "--release", "--test", "baselines", "--", "--test-threads", "1"],
-                    &[("AUDITOR_BIN", bin.as_os_str()), ("UPDATE_BASELINES", std::ffi::OsStr::new("1"))],
+                    &[
+                        "test",
+                        "-p",
+                        "integration",
+                        "--release",
+                        "--test",
+                        "baselines",
+                        "--",
+                        "--test-threads",
+                        "1",
+                    ],
+                    &[
+                        ("AUDITOR_BIN", bin.as_os_str()),
+                        ("UPDATE_BASELINES", std::ffi::OsStr::new("1")),
+                    ],
                 )
             })
         }
@@ -97,14 +117,68 @@ fn main() -> anyhow::Result<()> {
 
 /// Build auditor (release) and return the binary's path.
 fn build_release() -> anyhow::Result<std::path::PathBuf> {
-    util::phase("build (release)", || util::cargo(&["build", "--release", "-p", "auditor"]))?;
+    util::phase("build (release)", || {
+        util::cargo(&["build", "--release", "-p", "auditor"])
+    })?;
     Ok(util::target_dir()?.join("release").join("auditor"))
+}
+
+/// rustfmt and clippy, as CI enforces them: the workspace on stable, the eBPF crate on
+/// nightly for its BPF target (its own target dir, so that its build-std artefacts stay apart),
+/// the fuzz crate's formatting.
+fn lint() -> anyhow::Result<()> {
+    util::phase("rustfmt", || {
+        util::cargo(&["fmt", "--all", "--", "--check"])?;
+        util::cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"])
+    })?;
+    util::phase("clippy", || {
+        util::cargo(&[
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "auditor-ebpf",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    let ebpf_target = util::target_dir()?.join("ebpf-clippy");
+    util::phase("clippy (eBPF, nightly)", || {
+        util::run(
+            std::process::Command::new("cargo")
+                .args([
+                    "+nightly",
+                    "clippy",
+                    "-p",
+                    "auditor-ebpf",
+                    "--target",
+                    "bpfel-unknown-none",
+                    "-Z",
+                    "build-std=core",
+                    "--target-dir",
+                ])
+                .arg(&ebpf_target)
+                .args(["--", "-D", "warnings"])
+                .current_dir(util::workspace_root()),
+        )
+    })
 }
 
 fn test(filter: Option<String>) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     setup::run()?;
-    util::phase("unit tests", || util::cargo(&["test", "--workspace", "--exclude", "integration", "--exclude", "auditor-ebpf"]))?;
+    lint()?;
+    util::phase("unit tests", || {
+        util::cargo(&[
+            "test",
+            "--workspace",
+            "--exclude",
+            "integration",
+            "--exclude",
+            "auditor-ebpf",
+        ])
+    })?;
     let bin = build_release()?;
     util::phase("integration tests (privileged)", || {
         let mut args = vec!["test", "-p", "integration", "--release", "--"];
@@ -114,7 +188,10 @@ fn test(filter: Option<String>) -> anyhow::Result<()> {
         args.extend(["--test-threads", "2"]);
         util::cargo_env(&args, &[("AUDITOR_BIN", bin.as_os_str())])
     })?;
-    eprintln!("xtask: all tests passed in {:.0}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: all tests passed in {:.0}s",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -140,22 +217,52 @@ fn demo() -> anyhow::Result<()> {
 
         eprintln!("\n== 1. learn: the workload in an unprivileged container (--userns), where the kernel refuses mknod ==");
         // The workload's own failure is what is being learned, not a demo failure.
-        let _ = std::process::Command::new(&bin).args(["learn", "--userns", "-o"]).arg(&obs).arg("--").args(workload).status()?;
+        let _ = std::process::Command::new(&bin)
+            .args(["learn", "--userns", "-o"])
+            .arg(&obs)
+            .arg("--")
+            .args(workload)
+            .status()?;
 
-        eprintln!("\n== 2. generate: a reviewable native policy (mknodat becomes a notify rule) ==");
-        util::run(std::process::Command::new(&bin).arg("generate").arg(&obs).arg("-o").arg(&policy))?;
+        eprintln!(
+            "\n== 2. generate: a reviewable native policy (mknodat becomes a notify rule) =="
+        );
+        util::run(
+            std::process::Command::new(&bin)
+                .arg("generate")
+                .arg(&obs)
+                .arg("-o")
+                .arg(&policy),
+        )?;
         let text = std::fs::read_to_string(&policy)?;
-        for block in text.split("\n\n").filter(|b| b.contains("name = \"mknod") || b.contains("default_action")) {
+        for block in text
+            .split("\n\n")
+            .filter(|b| b.contains("name = \"mknod") || b.contains("default_action"))
+        {
             eprintln!("{block}\n");
         }
-        eprintln!("== 3. check it, and export it for runc/crun (notify goes to auditor's listener) ==");
-        let _ = std::process::Command::new(&bin).arg("check").arg(&policy).status()?;
+        eprintln!(
+            "== 3. check it, and export it for runc/crun (notify goes to auditor's listener) =="
+        );
+        let _ = std::process::Command::new(&bin)
+            .arg("check")
+            .arg(&policy)
+            .status()?;
         let metadata = format!("policy={}", policy.display());
         util::run(
             std::process::Command::new(&bin)
                 .arg("generate")
                 .arg(&obs)
-                .args(["--format", "oci", "--listener", "/run/auditor/agent.sock", "--listener-metadata", &metadata, "--lossy", "-o"])
+                .args([
+                    "--format",
+                    "oci",
+                    "--listener",
+                    "/run/auditor/agent.sock",
+                    "--listener-metadata",
+                    &metadata,
+                    "--lossy",
+                    "-o",
+                ])
                 .arg(&oci),
         )?;
 
@@ -179,7 +286,10 @@ fn demo() -> anyhow::Result<()> {
             (rdev & 0xff) | ((rdev >> 12) & 0xfff00)
         );
         eprintln!("audit log:");
-        for line in std::fs::read_to_string(&audit)?.lines().filter(|l| l.contains("mknod")) {
+        for line in std::fs::read_to_string(&audit)?
+            .lines()
+            .filter(|l| l.contains("mknod"))
+        {
             eprintln!("  {line}");
         }
         eprintln!(

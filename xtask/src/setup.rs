@@ -56,15 +56,31 @@ pub fn run_setup() -> anyhow::Result<()> {
         .args(["component", "list", "--toolchain", "nightly", "--installed"])
         .output()
         .context("rustup is needed (the nightly toolchain builds the eBPF programs)")?;
-    if !String::from_utf8_lossy(&has_src.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    if !String::from_utf8_lossy(&has_src.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         phase("rust-src for nightly", || {
-            sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+            sh(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))
         })?;
     }
     if !have("bpf-linker") {
         phase("bpf-linker (LLVM 22)", || {
             sh(Command::new("cargo")
-                .args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22", "--locked"])
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--no-default-features",
+                    "--features",
+                    "llvm-22",
+                    "--locked",
+                ])
                 .env("LLVM_PREFIX", "/usr/lib/llvm-22"))
         })?;
     }

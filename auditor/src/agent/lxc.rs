@@ -372,7 +372,9 @@ struct SocketFile {
 impl Drop for SocketFile {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt as _;
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino) {
+        if std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -389,7 +391,9 @@ fn listen_on(path: &Path) -> Result<(OwnedFd, SocketFile), LxcError> {
                 source,
             };
             if live(path).map_err(remove)? {
-                return Err(LxcError::InUse { path: path.to_owned() });
+                return Err(LxcError::InUse {
+                    path: path.to_owned(),
+                });
             }
             std::fs::remove_file(path).map_err(remove)?;
         }
@@ -422,10 +426,15 @@ fn listen_on(path: &Path) -> Result<(OwnedFd, SocketFile), LxcError> {
     })?;
     let backlog = sock::Backlog::new(128).unwrap_or(sock::Backlog::MAXCONN);
     sock::listen(&fd, backlog).map_err(bind)?;
-    let m = std::fs::symlink_metadata(path).map_err(|e| bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    let m = std::fs::symlink_metadata(path)
+        .map_err(|e| bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
     let file = {
         use std::os::unix::fs::MetadataExt as _;
-        SocketFile { path: path.to_owned(), dev: m.dev(), ino: m.ino() }
+        SocketFile {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        }
     };
     Ok((fd, file))
 }
@@ -571,11 +580,20 @@ pub fn verify_caller_dir(dir: &OwnedFd, pid: u32) -> Result<Option<String>, Stri
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let st = nix::sys::statfs::fstatfs(dir).map_err(|e| format!("fstatfs: {e}"))?;
     if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
-        return Err(format!("not a procfs directory: {}", fd_target(dir.as_raw_fd())));
+        return Err(format!(
+            "not a procfs directory: {}",
+            fd_target(dir.as_raw_fd())
+        ));
     }
     let read = |name: &std::ffi::CStr| -> Result<String, String> {
         // SAFETY: openat on a live directory fd with a NUL-terminated name; we own the result.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return Err(format!("{name:?}: {}", std::io::Error::last_os_error()));
         }
@@ -589,7 +607,9 @@ pub fn verify_caller_dir(dir: &OwnedFd, pid: u32) -> Result<Option<String>, Stri
         .find_map(|l| l.strip_prefix("Pid:"))
         .and_then(|p| p.trim().parse().ok());
     if shown != Some(pid) {
-        return Err(format!("it is the directory of pid {shown:?}, the notification's caller is {pid}"));
+        return Err(format!(
+            "it is the directory of pid {shown:?}, the notification's caller is {pid}"
+        ));
     }
     Ok(read(c"cgroup").ok())
 }
@@ -806,7 +826,12 @@ impl Connection {
 
     /// The filter `fd` belongs to: one seen before on this connection, or a new one with its
     /// broker built from the policy the cookie names.
-    async fn filter_for(&mut self, fd: OwnedFd, m: &Message, caller_cgroup: Option<String>) -> Result<&Filter, String> {
+    async fn filter_for(
+        &mut self,
+        fd: OwnedFd,
+        m: &Message,
+        caller_cgroup: Option<String>,
+    ) -> Result<&Filter, String> {
         if let Some(i) = self
             .filters
             .iter()
@@ -1099,7 +1124,14 @@ mod tests {
         // A missing directory is created root-only.
         let nested = dir.path().join("missing/lxc.sock");
         let third = listen_on(&nested).expect("listen in a new directory");
-        assert_eq!(std::fs::metadata(dir.path().join("missing")).expect("dir").permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("missing"))
+                .expect("dir")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
         drop(third);
     }
 
@@ -1113,11 +1145,17 @@ mod tests {
         let open = dir.path().join("open");
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        assert!(matches!(listen_on(&open.join("lxc.sock")), Err(LxcError::SocketDir { .. })));
+        assert!(matches!(
+            listen_on(&open.join("lxc.sock")),
+            Err(LxcError::SocketDir { .. })
+        ));
         let theirs = dir.path().join("theirs");
         std::fs::create_dir(&theirs).expect("mkdir");
         std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).expect("chown");
-        assert!(matches!(listen_on(&theirs.join("lxc.sock")), Err(LxcError::SocketDir { .. })));
+        assert!(matches!(
+            listen_on(&theirs.join("lxc.sock")),
+            Err(LxcError::SocketDir { .. })
+        ));
         assert!(!open.join("lxc.sock").exists() && !theirs.join("lxc.sock").exists());
     }
 
@@ -1125,7 +1163,8 @@ mod tests {
     fn the_callers_proc_directory_must_be_the_callers() {
         let open = |p: &str| OwnedFd::from(std::fs::File::open(p).expect(p));
         let me = std::process::id();
-        let cgroup = verify_caller_dir(&open(&format!("/proc/{me}")), me).expect("our own directory");
+        let cgroup =
+            verify_caller_dir(&open(&format!("/proc/{me}")), me).expect("our own directory");
         assert!(cgroup.is_some());
         // Another task's directory, or a directory that is not procfs, is refused.
         assert!(verify_caller_dir(&open(&format!("/proc/{me}")), me + 1).is_err());

@@ -2,9 +2,9 @@
 //! and crun through the OCI `listenerPath` protocol, LXC through `lxc.seccomp.notify.proxy` —
 //! serving each container's notifications with the broker and handlers of `auditor enforce`.
 
-pub mod policies;
 pub mod lxc;
 pub mod oci;
+pub mod policies;
 
 use std::sync::Arc;
 
@@ -30,7 +30,9 @@ pub type Shared = Arc<Context>;
 /// The directory of an agent socket must be root's and writable by no one else, or another
 /// user could put their own socket in the runtime's way; a missing directory is created 0700.
 /// `Err((dir, why))` otherwise.
-pub(crate) fn check_socket_dir(socket: &std::path::Path) -> Result<(), (std::path::PathBuf, String)> {
+pub(crate) fn check_socket_dir(
+    socket: &std::path::Path,
+) -> Result<(), (std::path::PathBuf, String)> {
     use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
     let dir = match socket.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read {path}: {source} (auditor needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    #[error(
+        "cannot read {path}: {source} (auditor needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
+    )]
     Read {
         path: String,
         #[source]
@@ -73,8 +75,10 @@ impl Btf {
     /// The running kernel's BTF.
     pub fn from_sys_fs() -> Result<Self, BtfError> {
         let path = "/sys/kernel/btf/vmlinux";
-        let data = std::fs::read(path)
-            .map_err(|source| BtfError::Read { path: path.into(), source })?;
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&data)
     }
 
@@ -95,7 +99,11 @@ impl Btf {
             .get(hdr_len + str_off..hdr_len + str_off + str_len)
             .ok_or(BtfError::Malformed("string section out of bounds"))?
             .to_vec();
-        let mut btf = Btf { strings, composites: HashMap::new(), structs_by_name: HashMap::new() };
+        let mut btf = Btf {
+            strings,
+            composites: HashMap::new(),
+            structs_by_name: HashMap::new(),
+        };
         let mut o = 0usize;
         let mut id = 1u32;
         while o < types.len() {
@@ -121,7 +129,11 @@ impl Btf {
                     members.push(Member {
                         name: u32_at(types, mo)?,
                         type_id: u32_at(types, mo + 4)?,
-                        offset: if kind_flag { raw_off & 0x00ff_ffff } else { raw_off },
+                        offset: if kind_flag {
+                            raw_off & 0x00ff_ffff
+                        } else {
+                            raw_off
+                        },
                     });
                 }
                 if kind == KIND_STRUCT && name_off != 0 {
@@ -154,7 +166,10 @@ impl Btf {
             .ok_or_else(|| BtfError::NoStruct(strukt.into()))?;
         self.find(id, member, 0)?
             .map(|bits| bits / 8)
-            .ok_or_else(|| BtfError::NoMember { strukt: strukt.into(), member: member.into() })
+            .ok_or_else(|| BtfError::NoMember {
+                strukt: strukt.into(),
+                member: member.into(),
+            })
     }
 
     fn find(&self, id: u32, member: &str, depth: u32) -> Result<Option<u32>, BtfError> {
@@ -187,15 +202,30 @@ mod tests {
         let mut t = Vec::new();
         let mut push = |v: u32| t.extend_from_slice(&v.to_le_bytes());
         // id 1: int (name "int" at 9), size 4, INT extra
-        push(9); push(KIND_INT << 24); push(4); push(32);
+        push(9);
+        push(KIND_INT << 24);
+        push(4);
+        push(32);
         // id 2: union {b @0, c @0}, size 8
-        push(0); push((KIND_UNION << 24) | 2); push(8);
-        push(5); push(1); push(0);
-        push(7); push(1); push(0);
+        push(0);
+        push((KIND_UNION << 24) | 2);
+        push(8);
+        push(5);
+        push(1);
+        push(0);
+        push(7);
+        push(1);
+        push(0);
         // id 3: struct s {a @0, <anon union> @64 bits}
-        push(1); push((KIND_STRUCT << 24) | 2); push(16);
-        push(3); push(1); push(0);
-        push(0); push(2); push(64);
+        push(1);
+        push((KIND_STRUCT << 24) | 2);
+        push(16);
+        push(3);
+        push(1);
+        push(0);
+        push(0);
+        push(2);
+        push(64);
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.push(1);
@@ -216,8 +246,14 @@ mod tests {
         assert_eq!(btf.member_offset("s", "a")?, 0);
         assert_eq!(btf.member_offset("s", "b")?, 8);
         assert_eq!(btf.member_offset("s", "c")?, 8);
-        assert!(matches!(btf.member_offset("s", "zz"), Err(BtfError::NoMember { .. })));
-        assert!(matches!(btf.member_offset("t", "a"), Err(BtfError::NoStruct(_))));
+        assert!(matches!(
+            btf.member_offset("s", "zz"),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert!(matches!(
+            btf.member_offset("t", "a"),
+            Err(BtfError::NoStruct(_))
+        ));
         Ok(())
     }
 

@@ -117,24 +117,36 @@ impl Snapshot {
 /// An event from the ring buffer.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Exec { header: EventHeader, filename: Vec<u8> },
+    Exec {
+        header: EventHeader,
+        filename: Vec<u8>,
+    },
     Args(Box<ArgsEvent>),
     /// A call a seccomp filter refused (only with `emit_refusals`).
     Refused(RefusedEvent),
     /// Bytes that did not decode (wrong size or kind): a bug, reported, never trusted.
-    Malformed { len: usize, kind: u16 },
+    Malformed {
+        len: usize,
+        kind: u16,
+    },
 }
 
 /// Decode one ring buffer record.
 pub fn decode_event(bytes: &[u8]) -> Event {
-    let kind = bytes.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])).unwrap_or(0);
+    let kind = bytes
+        .get(0..2)
+        .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+        .unwrap_or(0);
     match kind {
         event::EXEC if bytes.len() == std::mem::size_of::<ExecEvent>() => {
             // SAFETY: the length matches, ExecEvent is repr(C) of integers and byte arrays
             // only (every bit pattern valid), and read_unaligned copes with any alignment.
             let e: ExecEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
             let n = (e.len as usize).saturating_sub(1).min(e.filename.len());
-            Event::Exec { header: e.header, filename: e.filename[..n].to_vec() }
+            Event::Exec {
+                header: e.header,
+                filename: e.filename[..n].to_vec(),
+            }
         }
         event::ARGS if bytes.len() == std::mem::size_of::<ArgsEvent>() => {
             // SAFETY: as above, for ArgsEvent.
@@ -145,13 +157,19 @@ pub fn decode_event(bytes: &[u8]) -> Event {
             // SAFETY: as above, for RefusedEvent.
             Event::Refused(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
         }
-        _ => Event::Malformed { len: bytes.len(), kind },
+        _ => Event::Malformed {
+            len: bytes.len(),
+            kind,
+        },
     }
 }
 
 fn read_pid_max() -> Result<u32, BpfError> {
-    let s = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .map_err(|source| BpfError::Proc { what: "/proc/sys/kernel/pid_max", source })?;
+    let s =
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").map_err(|source| BpfError::Proc {
+            what: "/proc/sys/kernel/pid_max",
+            source,
+        })?;
     s.trim().parse().map_err(|_| BpfError::Proc {
         what: "/proc/sys/kernel/pid_max",
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a number"),
@@ -170,17 +188,25 @@ pub fn kernel_offsets() -> Result<Offsets, BpfError> {
         pid_max: read_pid_max()?,
         task_nsproxy: b.member_offset("task_struct", "nsproxy")?,
         nsproxy_mnt_ns: b.member_offset("nsproxy", "mnt_ns")?,
-        mnt_ns_inum: b.member_offset("mnt_namespace", "ns")? + b.member_offset("ns_common", "inum")?,
+        mnt_ns_inum: b.member_offset("mnt_namespace", "ns")?
+            + b.member_offset("ns_common", "inum")?,
     })
 }
 
-fn load_object(offsets: &Offsets, cgroup: &CgroupFilter, settings: &Settings) -> Result<Ebpf, BpfError> {
+fn load_object(
+    offsets: &Offsets,
+    cgroup: &CgroupFilter,
+    settings: &Settings,
+) -> Result<Ebpf, BpfError> {
     let groups = settings.groups.max(1);
     if OBJECT.is_empty() {
         return Err(BpfError::NoObject);
     }
     // Raise RLIMIT_MEMLOCK for kernels that still charge BPF memory to it (< 5.11).
-    let rl = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let rl = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit with a valid, initialised struct; failure only matters on old kernels.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) };
     EbpfLoader::new()
@@ -203,8 +229,10 @@ fn attach(ebpf: &mut Ebpf, programs: &[(&'static str, &'static str)]) -> Result<
             .ok_or(BpfError::MissingProgram(name))?
             .try_into()
             .map_err(|source| BpfError::Program { name, source })?;
-        prog.load().map_err(|source| BpfError::Program { name, source })?;
-        prog.attach(tp).map_err(|source| BpfError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| BpfError::Program { name, source })?;
+        prog.attach(tp)
+            .map_err(|source| BpfError::Program { name, source })?;
     }
     Ok(())
 }
@@ -224,7 +252,9 @@ impl Observer {
         };
         let mut ebpf = load_object(&offsets, &cgroup, &settings)?;
         {
-            let map = ebpf.map_mut(names::MAP_ARG_SPECS).ok_or(BpfError::MissingMap(names::MAP_ARG_SPECS))?;
+            let map = ebpf
+                .map_mut(names::MAP_ARG_SPECS)
+                .ok_or(BpfError::MissingMap(names::MAP_ARG_SPECS))?;
             let mut specs: Array<&mut MapData, u32> =
                 Array::try_from(map).map_err(map_err(names::MAP_ARG_SPECS))?;
             for &(abi, nr, spec) in &config.arg_specs {
@@ -238,7 +268,11 @@ impl Observer {
         // Lifecycle hooks first, so that a fork between attaching sys_enter and sched_process_fork
         // cannot escape.
         attach(&mut ebpf, &names::OBSERVER_PROGRAMS)?;
-        Ok(Observer { ebpf, pid_max: offsets.pid_max, groups })
+        Ok(Observer {
+            ebpf,
+            pid_max: offsets.pid_max,
+            groups,
+        })
     }
 
     /// Number of groups this observer keeps apart.
@@ -255,12 +289,21 @@ impl Observer {
     /// [`Observer::track`] in group `group`.
     pub fn track_in(&mut self, group: u32, tid: u32, exe: u32, flags: u64) -> Result<(), BpfError> {
         if tid >= self.pid_max {
-            return Err(BpfError::TidOutOfRange { tid, pid_max: self.pid_max });
+            return Err(BpfError::TidOutOfRange {
+                tid,
+                pid_max: self.pid_max,
+            });
         }
         self.check_group(group)?;
-        let map = self.ebpf.map_mut(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
-        let mut tasks: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
-        tasks.set(tid, slot::new_in(group, exe, flags), 0).map_err(map_err(names::MAP_TASKS))?;
+        let map = self
+            .ebpf
+            .map_mut(names::MAP_TASKS)
+            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let mut tasks: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
+        tasks
+            .set(tid, slot::new_in(group, exe, flags), 0)
+            .map_err(map_err(names::MAP_TASKS))?;
         self.clear_pending(tid)
     }
 
@@ -269,15 +312,22 @@ impl Observer {
         if tid >= self.pid_max {
             return Ok(None);
         }
-        let map = self.ebpf.map(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
-        let tasks: Array<&MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
+        let map = self
+            .ebpf
+            .map(names::MAP_TASKS)
+            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let tasks: Array<&MapData, u64> =
+            Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
         let s = tasks.get(&tid, 0).map_err(map_err(names::MAP_TASKS))?;
         Ok((s != 0).then(|| slot::group(s)))
     }
 
     fn check_group(&self, group: u32) -> Result<(), BpfError> {
         if group >= self.groups {
-            return Err(BpfError::GroupOutOfRange { group, groups: self.groups });
+            return Err(BpfError::GroupOutOfRange {
+                group,
+                groups: self.groups,
+            });
         }
         Ok(())
     }
@@ -332,38 +382,61 @@ impl Observer {
     /// it only when no thread of the group is alive.
     pub fn reset_group(&mut self, group: u32) -> Result<(), BpfError> {
         self.check_group(group)?;
-        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| BpfError::Proc { what: "possible CPUs", source: e })?;
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| BpfError::Proc {
+            what: "possible CPUs",
+            source: e,
+        })?;
         {
             let name = names::MAP_CALLS;
             let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
-            let mut a: PerCpuArray<&mut MapData, SysStat> = PerCpuArray::try_from(map).map_err(map_err(name))?;
+            let mut a: PerCpuArray<&mut MapData, SysStat> =
+                PerCpuArray::try_from(map).map_err(map_err(name))?;
             for i in argspec::group_index(group, 0, 0)..argspec::group_index(group + 1, 0, 0) {
                 let v = a.get(&i, 0).map_err(map_err(name))?;
                 if v.iter().any(|s| s.count > 0) {
                     let zero = aya::maps::PerCpuValues::try_from(vec![SysStat::default(); ncpus])
-                        .map_err(|source| BpfError::Proc { what: "possible CPUs", source })?;
+                        .map_err(|source| BpfError::Proc {
+                        what: "possible CPUs",
+                        source,
+                    })?;
                     a.set(i, zero, 0).map_err(map_err(name))?;
                 }
             }
         }
         for (name, from, to) in [
-            (names::MAP_ARG_READ_FAILS, argspec::group_index(group, 0, 0), argspec::group_index(group + 1, 0, 0)),
-            (names::MAP_COUNTERS, counters::index(group, 0), counters::index(group + 1, 0)),
+            (
+                names::MAP_ARG_READ_FAILS,
+                argspec::group_index(group, 0, 0),
+                argspec::group_index(group + 1, 0, 0),
+            ),
+            (
+                names::MAP_COUNTERS,
+                counters::index(group, 0),
+                counters::index(group + 1, 0),
+            ),
         ] {
             let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
-            let mut a: PerCpuArray<&mut MapData, u64> = PerCpuArray::try_from(map).map_err(map_err(name))?;
+            let mut a: PerCpuArray<&mut MapData, u64> =
+                PerCpuArray::try_from(map).map_err(map_err(name))?;
             for i in from..to {
                 let v = a.get(&i, 0).map_err(map_err(name))?;
                 if v.iter().any(|&n| n > 0) {
-                    let zero = aya::maps::PerCpuValues::try_from(vec![0u64; ncpus])
-                        .map_err(|source| BpfError::Proc { what: "possible CPUs", source })?;
+                    let zero =
+                        aya::maps::PerCpuValues::try_from(vec![0u64; ncpus]).map_err(|source| {
+                            BpfError::Proc {
+                                what: "possible CPUs",
+                                source,
+                            }
+                        })?;
                     a.set(i, zero, 0).map_err(map_err(name))?;
                 }
             }
         }
         remove_keys::<SysKey>(&mut self.ebpf, names::MAP_EXE_CALLS, |k| k.group == group)?;
         remove_keys::<OutcomeKey>(&mut self.ebpf, names::MAP_OUTCOMES, |k| k.group == group)?;
-        remove_keys::<u64>(&mut self.ebpf, names::MAP_EXES_SEEN, |k| (k >> 32) as u32 == group)?;
+        remove_keys::<u64>(&mut self.ebpf, names::MAP_EXES_SEEN, |k| {
+            (k >> 32) as u32 == group
+        })?;
         // Argument tuples are keyed by a hash: the daemon passes the ones it read.
         Ok(())
     }
@@ -372,7 +445,8 @@ impl Observer {
     pub fn forget_args(&mut self, hashes: &[u64]) -> Result<(), BpfError> {
         let name = names::MAP_ARGS_SEEN;
         let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
-        let mut m: PerCpuHashMap<&mut MapData, u64, u64> = PerCpuHashMap::try_from(map).map_err(map_err(name))?;
+        let mut m: PerCpuHashMap<&mut MapData, u64, u64> =
+            PerCpuHashMap::try_from(map).map_err(map_err(name))?;
         for h in hashes {
             match m.remove(h) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
@@ -383,8 +457,12 @@ impl Observer {
     }
 
     fn clear_pending(&mut self, tid: u32) -> Result<(), BpfError> {
-        let map = self.ebpf.map_mut(names::MAP_PENDING).ok_or(BpfError::MissingMap(names::MAP_PENDING))?;
-        let mut pending: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_PENDING))?;
+        let map = self
+            .ebpf
+            .map_mut(names::MAP_PENDING)
+            .ok_or(BpfError::MissingMap(names::MAP_PENDING))?;
+        let mut pending: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(map_err(names::MAP_PENDING))?;
         pending.set(tid, 0, 0).map_err(map_err(names::MAP_PENDING))
     }
 
@@ -393,15 +471,22 @@ impl Observer {
         if tid >= self.pid_max {
             return Ok(());
         }
-        let map = self.ebpf.map_mut(names::MAP_TASKS).ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
-        let mut tasks: Array<&mut MapData, u64> = Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
+        let map = self
+            .ebpf
+            .map_mut(names::MAP_TASKS)
+            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let mut tasks: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
         tasks.set(tid, 0, 0).map_err(map_err(names::MAP_TASKS))?;
         self.clear_pending(tid)
     }
 
     /// Take the ring buffer (once) for an event reader.
     pub fn take_events(&mut self) -> Result<EventReader, BpfError> {
-        let map = self.ebpf.take_map(names::MAP_EVENTS).ok_or(BpfError::MissingMap(names::MAP_EVENTS))?;
+        let map = self
+            .ebpf
+            .take_map(names::MAP_EVENTS)
+            .ok_or(BpfError::MissingMap(names::MAP_EVENTS))?;
         let ring = RingBuf::try_from(map).map_err(map_err(names::MAP_EVENTS))?;
         Ok(EventReader { ring })
     }
@@ -416,13 +501,19 @@ impl Observer {
     /// (initial + forked + adopted - exited) are never under-counted by a concurrent fork.
     pub fn counters_of(&self, group: u32) -> Result<Vec<u64>, BpfError> {
         self.check_group(group)?;
-        let map = self.ebpf.map(names::MAP_COUNTERS).ok_or(BpfError::MissingMap(names::MAP_COUNTERS))?;
-        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(map_err(names::MAP_COUNTERS))?;
+        let map = self
+            .ebpf
+            .map(names::MAP_COUNTERS)
+            .ok_or(BpfError::MissingMap(names::MAP_COUNTERS))?;
+        let arr: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(map_err(names::MAP_COUNTERS))?;
         let mut out = vec![0u64; counters::COUNT as usize];
         let order = std::iter::once(counters::TASKS_EXITED)
             .chain((0..counters::COUNT).filter(|&i| i != counters::TASKS_EXITED));
         for i in order {
-            let v = arr.get(&counters::index(group, i), 0).map_err(map_err(names::MAP_COUNTERS))?;
+            let v = arr
+                .get(&counters::index(group, i), 0)
+                .map_err(map_err(names::MAP_COUNTERS))?;
             out[i as usize] = v.iter().sum();
         }
         Ok(out)
@@ -434,16 +525,25 @@ impl Observer {
     }
 
     fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
-        let map = self.ebpf.map(names::MAP_CALLS).ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
+        let map = self
+            .ebpf
+            .map(names::MAP_CALLS)
+            .ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
         let calls: PerCpuArray<&MapData, SysStat> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
         let max = u32::from(auditor_common::abi::MAX_NR);
         let base = argspec::group_index(group, 0, 0);
         let mut out = Vec::new();
         for i in 0..argspec::TABLE_LEN {
-            let v = calls.get(&(base + i), 0).map_err(map_err(names::MAP_CALLS))?;
+            let v = calls
+                .get(&(base + i), 0)
+                .map_err(map_err(names::MAP_CALLS))?;
             if v.iter().any(|s| s.count > 0) {
-                out.push(((i / max) as u8, (i % max) as u16, v.iter().copied().collect()));
+                out.push((
+                    (i / max) as u8,
+                    (i % max) as u16,
+                    v.iter().copied().collect(),
+                ));
             }
         }
         Ok(out)
@@ -458,11 +558,15 @@ impl Observer {
     /// `args_seen` holds every group's, the caller picks those of its events.
     pub fn snapshot_of(&self, group: u32) -> Result<Snapshot, BpfError> {
         let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
-        let mut snap = Snapshot { counters: self.counters_of(group)?, ..Default::default() };
+        let mut snap = Snapshot {
+            counters: self.counters_of(group)?,
+            ..Default::default()
+        };
 
         snap.calls = self.calls(group)?;
         let exe_calls: PerCpuHashMap<&MapData, SysKey, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?).map_err(map_err(names::MAP_EXE_CALLS))?;
+            PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?)
+                .map_err(map_err(names::MAP_EXE_CALLS))?;
         let mut per_exe: HashMap<SysKey, u64> = HashMap::new();
         for item in exe_calls.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_EXE_CALLS))?;
@@ -480,7 +584,9 @@ impl Observer {
             if s == 0 || slot::group(s) != group {
                 continue;
             }
-            let n = pending.get(&(tid as u32), 0).map_err(map_err(names::MAP_PENDING))?;
+            let n = pending
+                .get(&(tid as u32), 0)
+                .map_err(map_err(names::MAP_PENDING))?;
             let last = slot::last(s);
             if n > 0 && u64::from(slot::last_nr(last)) != slot::NR_NONE {
                 let k = SysKey {
@@ -495,7 +601,8 @@ impl Observer {
         }
         snap.exe_calls = per_exe.into_iter().collect();
         let outcomes: PerCpuHashMap<&MapData, OutcomeKey, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?).map_err(map_err(names::MAP_OUTCOMES))?;
+            PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?)
+                .map_err(map_err(names::MAP_OUTCOMES))?;
         for item in outcomes.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_OUTCOMES))?;
             if k.group == group {
@@ -503,22 +610,29 @@ impl Observer {
             }
         }
         let fails: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(get(names::MAP_ARG_READ_FAILS)?).map_err(map_err(names::MAP_ARG_READ_FAILS))?;
+            PerCpuArray::try_from(get(names::MAP_ARG_READ_FAILS)?)
+                .map_err(map_err(names::MAP_ARG_READ_FAILS))?;
         let base = argspec::group_index(group, 0, 0);
         for i in 0..argspec::TABLE_LEN {
-            let v: u64 = fails.get(&(base + i), 0).map_err(map_err(names::MAP_ARG_READ_FAILS))?.iter().sum();
+            let v: u64 = fails
+                .get(&(base + i), 0)
+                .map_err(map_err(names::MAP_ARG_READ_FAILS))?
+                .iter()
+                .sum();
             if v > 0 {
                 snap.arg_read_fails.push((i, v));
             }
         }
         let args: PerCpuHashMap<&MapData, u64, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_ARGS_SEEN)?).map_err(map_err(names::MAP_ARGS_SEEN))?;
+            PerCpuHashMap::try_from(get(names::MAP_ARGS_SEEN)?)
+                .map_err(map_err(names::MAP_ARGS_SEEN))?;
         for item in args.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_ARGS_SEEN))?;
             snap.args_seen.insert(k, v.iter().sum());
         }
         let exes: PerCpuHashMap<&MapData, u64, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_EXES_SEEN)?).map_err(map_err(names::MAP_EXES_SEEN))?;
+            PerCpuHashMap::try_from(get(names::MAP_EXES_SEEN)?)
+                .map_err(map_err(names::MAP_EXES_SEEN))?;
         for item in exes.iter() {
             let (k, v) = item.map_err(map_err(names::MAP_EXES_SEEN))?;
             if (k >> 32) as u32 == group {
@@ -536,7 +650,8 @@ fn remove_keys<K: aya::Pod + Eq + std::hash::Hash>(
     matches: impl Fn(&K) -> bool,
 ) -> Result<(), BpfError> {
     let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
-    let mut m: PerCpuHashMap<&mut MapData, K, u64> = PerCpuHashMap::try_from(map).map_err(map_err(name))?;
+    let mut m: PerCpuHashMap<&mut MapData, K, u64> =
+        PerCpuHashMap::try_from(map).map_err(map_err(name))?;
     let mut doomed = Vec::new();
     for k in m.keys() {
         let k = k.map_err(map_err(name))?;
@@ -611,7 +726,14 @@ mod tests {
     #[test]
     fn decodes_exec_events_and_rejects_bad_sizes() {
         let mut e = ExecEvent {
-            header: EventHeader { kind: event::EXEC, group: 3, tid: 7, tgid: 7, exe: 42, time_ns: 1 },
+            header: EventHeader {
+                kind: event::EXEC,
+                group: 3,
+                tid: 7,
+                tgid: 7,
+                exe: 42,
+                time_ns: 1,
+            },
             len: 8,
             _pad: 0,
             filename: [0; auditor_common::EXEC_NAME_LEN],
@@ -619,7 +741,10 @@ mod tests {
         e.filename[..7].copy_from_slice(b"/bin/sh");
         // SAFETY: ExecEvent is plain old data; viewing it as bytes is sound.
         let bytes = unsafe {
-            std::slice::from_raw_parts((&e as *const ExecEvent).cast::<u8>(), std::mem::size_of::<ExecEvent>())
+            std::slice::from_raw_parts(
+                (&e as *const ExecEvent).cast::<u8>(),
+                std::mem::size_of::<ExecEvent>(),
+            )
         };
         match decode_event(bytes) {
             Event::Exec { header, filename } => {
@@ -630,10 +755,19 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(decode_event(&bytes[..10]), Event::Malformed { len: 10, .. }));
-        assert!(matches!(decode_event(&[]), Event::Malformed { len: 0, kind: 0 }));
+        assert!(matches!(
+            decode_event(&bytes[..10]),
+            Event::Malformed { len: 10, .. }
+        ));
+        assert!(matches!(
+            decode_event(&[]),
+            Event::Malformed { len: 0, kind: 0 }
+        ));
         let mut wrong = bytes.to_vec();
         wrong[0] = 99;
-        assert!(matches!(decode_event(&wrong), Event::Malformed { kind: 99, .. }));
+        assert!(matches!(
+            decode_event(&wrong),
+            Event::Malformed { kind: 99, .. }
+        ));
     }
 }

@@ -311,12 +311,16 @@ mod tests {
     }
 
     #[test]
-    fn the_log_is_private_and_never_opened_through_a_symlink() -> Result<(), Box<dyn std::error::Error>> {
+    fn the_log_is_private_and_never_opened_through_a_symlink(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("audit.jsonl");
         AuditLog::open(&path)?.finish();
-        assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
         // A link planted where the log goes: refused, and its target left alone.
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "untouched")?;

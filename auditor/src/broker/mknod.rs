@@ -195,7 +195,8 @@ fn emulate(
     let start: OwnedFd = if parent.first() == Some(&b'/') || req.dirfd == libc::AT_FDCWD {
         cwd
     } else {
-        let got = target::Target::of_caller(n.pid).and_then(|t| t.fd_handle(req.dirfd, libc::O_DIRECTORY));
+        let got = target::Target::of_caller(n.pid)
+            .and_then(|t| t.fd_handle(req.dirfd, libc::O_DIRECTORY));
         // Taken from the caller: re-check that it was the caller's, still in this very call.
         if !fd.id_valid(n.id) {
             return Err(Gone);
@@ -312,7 +313,11 @@ impl Helper {
             }
             Ok(())
         };
-        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), self.start.as_raw_fd()];
+        let keep = [
+            self.mntns.as_raw_fd(),
+            self.root.as_raw_fd(),
+            self.start.as_raw_fd(),
+        ];
         // SAFETY: the child makes only raw syscalls on data prepared above.
         unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }

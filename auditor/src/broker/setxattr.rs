@@ -289,7 +289,8 @@ impl Helper {
         // A handle, never an open for reading: opening a device or a FIFO has effects of its
         // own (a tape rewinds, a modem hangs up, a FIFO's writer sees a reader).
         let how = OpenHow {
-            flags: (libc::O_PATH | libc::O_CLOEXEC | if self.follow { 0 } else { libc::O_NOFOLLOW }) as u64,
+            flags: (libc::O_PATH | libc::O_CLOEXEC | if self.follow { 0 } else { libc::O_NOFOLLOW })
+                as u64,
             mode: 0,
             resolve: RESOLVE_NO_MAGICLINKS
                 | if matches!(self.start, Start::Root) {
@@ -320,7 +321,11 @@ impl Helper {
             sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
             // Every file is an O_PATH handle: the one opened here, or the caller's fd reopened
             // through its /proc/<tid>/fd.
-            let fd = if file >= 0 { file } else { sys::openat2(from, path, &how)? };
+            let fd = if file >= 0 {
+                file
+            } else {
+                sys::openat2(from, path, &how)?
+            };
             // SAFETY: a zeroed stat is a valid out-buffer.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             // SAFETY: fstat on a live fd into a live buffer.
@@ -365,7 +370,13 @@ impl Helper {
             }
             Ok(())
         };
-        let keep = [self.mntns.as_raw_fd(), self.root.as_raw_fd(), from, file, proc_fd];
+        let keep = [
+            self.mntns.as_raw_fd(),
+            self.root.as_raw_fd(),
+            from,
+            file,
+            proc_fd,
+        ];
         // SAFETY: the child makes only raw syscalls on data prepared above.
         unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }

@@ -68,7 +68,10 @@ pub enum HelperError {
     Died,
     /// Past its deadline (a path on a stalled file system, typically): killed, reaped later.
     #[error("the helper did not finish within {}{}", humantime::format_duration(*after), if aborted.is_empty() { String::new() } else { format!("; aborted the stalled FUSE connection(s) {}", aborted.join(", ")) })]
-    TimedOut { after: Duration, aborted: Vec<String> },
+    TimedOut {
+        after: Duration,
+        aborted: Vec<String>,
+    },
 }
 
 /// A job for the forking thread: the function the child runs (never dropped in the child,
@@ -112,7 +115,10 @@ fn forker() -> &'static std::sync::mpsc::Sender<ForkRequest> {
 }
 
 /// Fork one helper (on the forking thread).
-fn fork_one(job: &mut Box<dyn FnMut() -> i32 + Send + 'static>, keep: &[RawFd]) -> std::io::Result<Forked> {
+fn fork_one(
+    job: &mut Box<dyn FnMut() -> i32 + Send + 'static>,
+    keep: &[RawFd],
+) -> std::io::Result<Forked> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
@@ -225,7 +231,10 @@ fn reaped(pidfd: &OwnedFd, block: bool) -> bool {
 /// # Safety
 /// `child` runs in the fork of a threaded process: it must make only raw syscalls on data
 /// prepared before the call — no allocation, no locks, no panics — and return.
-pub(super) unsafe fn fork_helper(keep: &[RawFd], child: impl FnMut() -> i32) -> Result<i32, HelperError> {
+pub(super) unsafe fn fork_helper(
+    keep: &[RawFd],
+    child: impl FnMut() -> i32,
+) -> Result<i32, HelperError> {
     /// The job crosses to the forking thread only to be forked: no thread of this process
     /// ever calls it (only the forked child does, alone in its copy of the address space).
     struct OnlyInTheChild<F>(F);
@@ -233,7 +242,8 @@ pub(super) unsafe fn fork_helper(keep: &[RawFd], child: impl FnMut() -> i32) -> 
     // called or borrowed by it; `F`'s captures are the requester's borrows and raw pointers,
     // which nothing in this process touches meanwhile.
     unsafe impl<F> Send for OnlyInTheChild<F> {}
-    let deadline = Instant::now() + Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    let deadline =
+        Instant::now() + Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
     impl<F: FnMut() -> i32> OnlyInTheChild<F> {
         fn call(&mut self) -> i32 {
             (self.0)()
@@ -248,17 +258,29 @@ pub(super) unsafe fn fork_helper(keep: &[RawFd], child: impl FnMut() -> i32) -> 
     let job: Box<dyn FnMut() -> i32 + Send + 'static> = unsafe { std::mem::transmute(job) };
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     forker()
-        .send(ForkRequest { job, keep: keep.to_vec(), reply: tx })
-        .map_err(|_| HelperError::Start(std::io::Error::other("the helper-forking thread is gone")))?;
+        .send(ForkRequest {
+            job,
+            keep: keep.to_vec(),
+            reply: tx,
+        })
+        .map_err(|_| {
+            HelperError::Start(std::io::Error::other("the helper-forking thread is gone"))
+        })?;
     let forked = rx
         .recv()
-        .map_err(|_| HelperError::Start(std::io::Error::other("the helper-forking thread is gone")))?
+        .map_err(|_| {
+            HelperError::Start(std::io::Error::other("the helper-forking thread is gone"))
+        })?
         .map_err(HelperError::Start)?;
     let mut buf = [0u8; 4];
     let mut got = 0;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd { fd: forked.result.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: forked.result.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
         // SAFETY: poll on one live pollfd.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -269,7 +291,13 @@ pub(super) unsafe fn fork_helper(keep: &[RawFd], child: impl FnMut() -> i32) -> 
             return Err(give_up(forked.pidfd));
         }
         // SAFETY: read into the rest of a live buffer.
-        let r = unsafe { libc::read(forked.result.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
+        let r = unsafe {
+            libc::read(
+                forked.result.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                4 - got,
+            )
+        };
         match r {
             r if r > 0 => {
                 got += r as usize;
@@ -304,7 +332,15 @@ fn give_up(pidfd: OwnedFd) -> HelperError {
         }
     }
     // SAFETY: pidfd_send_signal on our own child's live pidfd, no siginfo.
-    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
     if !reaped(&pidfd, false) {
         let _ = reaper().send(pidfd);
     }
@@ -314,7 +350,9 @@ fn give_up(pidfd: OwnedFd) -> HelperError {
 /// The pid a pidfd refers to (its fdinfo's `Pid:` line).
 fn pid_of(pidfd: &OwnedFd) -> Option<u32> {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
-    info.lines().find_map(|l| l.strip_prefix("Pid:")).and_then(|p| p.trim().parse().ok())
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
 }
 
 /// Abort the FUSE connections a stuck helper may be waiting on: those mounted in its mount
@@ -326,7 +364,11 @@ fn abort_stalled_fuse(pid: u32) -> Vec<String> {
     let fuse_devs = |mountinfo: &str| -> Vec<String> {
         mountinfo
             .lines()
-            .filter(|l| l.split(" - ").nth(1).is_some_and(|t| t.starts_with("fuse ") || t.starts_with("fuse.") || t.starts_with("fuseblk")))
+            .filter(|l| {
+                l.split(" - ").nth(1).is_some_and(|t| {
+                    t.starts_with("fuse ") || t.starts_with("fuse.") || t.starts_with("fuseblk")
+                })
+            })
             .filter_map(|l| l.split(' ').nth(2).map(str::to_owned))
             .collect()
     };
@@ -339,7 +381,13 @@ fn abort_stalled_fuse(pid: u32) -> Vec<String> {
         || std::fs::read_dir(CONNECTIONS).is_ok_and(|mut d| d.next().is_none())
     {
         // fusectl not mounted yet: mount it where the kernel expects it (EBUSY: it is).
-        let _ = nix::mount::mount(Some("fusectl"), CONNECTIONS, Some("fusectl"), nix::mount::MsFlags::empty(), None::<&str>);
+        let _ = nix::mount::mount(
+            Some("fusectl"),
+            CONNECTIONS,
+            Some("fusectl"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
     }
     let mut aborted = Vec::new();
     for dev in fuse_devs(&theirs) {
@@ -347,9 +395,14 @@ fn abort_stalled_fuse(pid: u32) -> Vec<String> {
             continue;
         }
         // A FUSE superblock's device is anonymous (major 0): its connection is the minor.
-        let Some(("0", minor)) = dev.split_once(':') else { continue };
+        let Some(("0", minor)) = dev.split_once(':') else {
+            continue;
+        };
         let dir = std::path::Path::new(CONNECTIONS).join(minor);
-        let waiting: u64 = std::fs::read_to_string(dir.join("waiting")).ok().and_then(|w| w.trim().parse().ok()).unwrap_or(0);
+        let waiting: u64 = std::fs::read_to_string(dir.join("waiting"))
+            .ok()
+            .and_then(|w| w.trim().parse().ok())
+            .unwrap_or(0);
         if waiting > 0 && std::fs::write(dir.join("abort"), "1").is_ok() {
             tracing::warn!(connection = %minor, helper = pid, "aborted a stalled FUSE connection a helper was stuck on");
             aborted.push(dev);
@@ -490,9 +543,14 @@ extern "C" fn interrupted(_: libc::c_int) {}
 /// makes a blocking `SECCOMP_IOCTL_NOTIF_RECV` return `EINTR`. Idempotent.
 pub(super) fn install_interrupt() -> std::io::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
-    static INSTALLED: std::sync::OnceLock<Result<(), nix::errno::Errno>> = std::sync::OnceLock::new();
+    static INSTALLED: std::sync::OnceLock<Result<(), nix::errno::Errno>> =
+        std::sync::OnceLock::new();
     let r = INSTALLED.get_or_init(|| {
-        let action = SigAction::new(SigHandler::Handler(interrupted), SaFlags::empty(), SigSet::empty());
+        let action = SigAction::new(
+            SigHandler::Handler(interrupted),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
         // SAFETY: the handler does nothing, so it is async-signal-safe; no other code of
         // auditor handles or relies on this signal's default disposition.
         unsafe { sigaction(INTERRUPT, &action) }.map(|_| ())
@@ -536,6 +594,10 @@ mod tests {
                 }
             })
         };
-        assert_eq!(r.expect("helper"), 0, "1: the kept fd was closed, 2: another fd stayed open");
+        assert_eq!(
+            r.expect("helper"),
+            0,
+            "1: the kept fd was closed, 2: another fd stayed open"
+        );
     }
 }

@@ -223,7 +223,10 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
     // caller itself could, so that it gets EFAULT where the kernel would give it.
     let maps = std::io::read_to_string(maps).unwrap_or_default();
     if !writable(&maps, addr, bytes.len() as u64) {
-        outcome.detail("why", format!("{addr:#x} is not writable memory of the caller"));
+        outcome.detail(
+            "why",
+            format!("{addr:#x} is not writable memory of the caller"),
+        );
         outcome.response = Response::Errno(libc::EFAULT);
         return Some(outcome);
     }
@@ -249,7 +252,10 @@ fn writable(maps: &str, addr: u64, len: u64) -> bool {
                 return None;
             }
             let (a, b) = range.split_once('-')?;
-            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
         })
         .collect();
     ranges.sort_unstable();

@@ -60,7 +60,9 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
     crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     if args.socket.is_none() && args.lxc_socket.is_none() {
-        anyhow::bail!("nothing to listen on: give --socket PATH (runc, crun) and/or --lxc-socket PATH (LXC)");
+        anyhow::bail!(
+            "nothing to listen on: give --socket PATH (runc, crun) and/or --lxc-socket PATH (LXC)"
+        );
     }
     let policies = PolicyDir::open(&args.policy_dir, args.import.options()?)?;
     let audit = match &args.audit_log {
@@ -132,7 +134,10 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
     drop(ctx);
     if let Some(a) = audit {
         let s = a.finish();
-        eprintln!("auditor agent: {} decision(s) logged, {} dropped", s.records, s.dropped);
+        eprintln!(
+            "auditor agent: {} decision(s) logged, {} dropped",
+            s.records, s.dropped
+        );
     }
     result.map(|()| ExitCode::SUCCESS)
 }

@@ -6,7 +6,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     super::require_root("auditor bench-floor")?;
     let _floor = crate::bpf::Floor::load()?;
     eprintln!("floor programs attached; interrupt to detach");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -275,7 +275,9 @@ impl LearnUnder {
 pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
     let file = args.policy.display();
     if args.interactive && args.mode == ModeArg::Complain {
-        anyhow::bail!("--interactive decides calls, --mode complain only records them: use one or the other");
+        anyhow::bail!(
+            "--interactive decides calls, --mode complain only records them: use one or the other"
+        );
     }
     crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     let (policy, decider, mut filter) = compile_policy_with(
@@ -399,9 +401,8 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         Err(e) if ui.is_some() || args.interactive => {
             child.signal(Signal::SIGKILL);
             let _ = child.wait();
-            return Err(e).context(
-                "--tui and --interactive need the live session (run auditor as root)",
-            );
+            return Err(e)
+                .context("--tui and --interactive need the live session (run auditor as root)");
         }
         Err(e) => {
             tracing::warn!(error = %e, "no live session for auditor tui");
@@ -412,7 +413,9 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
         Some(p) => b.with_live(p.sender()),
         None => b,
     });
-    let answers = live.as_mut().and_then(crate::session::Publisher::take_answers);
+    let answers = live
+        .as_mut()
+        .and_then(crate::session::Publisher::take_answers);
     let broker = match (broker, answers) {
         (Some(b), Some(answers)) if args.interactive => Some(b.with_interactive(Interactive {
             timeout: args.prompt_timeout,

@@ -30,7 +30,10 @@ pub fn run(args: &HookArgs) -> anyhow::Result<ExitCode> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut input = Vec::new();
-        let r = std::io::stdin().take(protocol::MAX_STATE as u64 + 1).read_to_end(&mut input).map(|_| input);
+        let r = std::io::stdin()
+            .take(protocol::MAX_STATE as u64 + 1)
+            .read_to_end(&mut input)
+            .map(|_| input);
         let _ = tx.send(r);
     });
     let input = match rx.recv_timeout(args.timeout) {
@@ -40,7 +43,8 @@ pub fn run(args: &HookArgs) -> anyhow::Result<ExitCode> {
             humantime::format_duration(args.timeout)
         ),
     };
-    let state = protocol::parse_state(&input).context("auditor hook expects the runtime's OCI state on stdin")?;
+    let state = protocol::parse_state(&input)
+        .context("auditor hook expects the runtime's OCI state on stdin")?;
     let pid = state.pid.unwrap_or(0);
     let req = protocol::Request::Register(protocol::Register {
         id: state.id.clone(),

@@ -51,7 +51,10 @@ fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTar
             cgroup: cgroup.as_ref().map(|(d, _)| d.display().to_string()),
         };
         let target = match cgroup {
-            Some((dir, _)) => Target::Cgroup { filter: cgroup_filter(&dir)?, path: dir },
+            Some((dir, _)) => Target::Cgroup {
+                filter: cgroup_filter(&dir)?,
+                path: dir,
+            },
             None => Target::Pid(pid),
         };
         return Ok((target, Some(ContainerTarget { model })));
@@ -67,7 +70,10 @@ fn parse_plain_target(args: &LearnArgs) -> anyhow::Result<Target> {
         return Ok(Target::Pid(pid));
     }
     if let Some(dir) = &args.cgroup {
-        return Ok(Target::Cgroup { path: dir.clone(), filter: cgroup_filter(dir)? });
+        return Ok(Target::Cgroup {
+            path: dir.clone(),
+            filter: cgroup_filter(dir)?,
+        });
     }
     Ok(Target::Command(launch::Command::new(&args.command)?))
 }
@@ -80,12 +86,21 @@ fn cgroup_filter(dir: &Path) -> anyhow::Result<CgroupFilter> {
     if st.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC || !dir.is_dir() {
         bail!("{}: not a cgroup v2 directory ({hint})", dir.display());
     }
-    let canon = dir.canonicalize().with_context(|| format!("{}", dir.display()))?;
+    let canon = dir
+        .canonicalize()
+        .with_context(|| format!("{}", dir.display()))?;
     let root = cgroup2_mount_root(&canon)
         .with_context(|| format!("{}: cannot find its cgroup2 mount ({hint})", dir.display()))?;
-    let level = canon.strip_prefix(&root).map(|rel| rel.components().count()).unwrap_or(0);
+    let level = canon
+        .strip_prefix(&root)
+        .map(|rel| rel.components().count())
+        .unwrap_or(0);
     let meta = std::fs::metadata(&canon).with_context(|| format!("{}", canon.display()))?;
-    Ok(CgroupFilter { id: std::os::unix::fs::MetadataExt::ino(&meta), level: level as u32, enabled: 1 })
+    Ok(CgroupFilter {
+        id: std::os::unix::fs::MetadataExt::ino(&meta),
+        level: level as u32,
+        enabled: 1,
+    })
 }
 
 /// The cgroup2 mount point that contains `dir` (the longest matching one).
@@ -107,10 +122,16 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
             // The command name may hold spaces and parentheses: the fields follow its last ')'.
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
             if let Some(pp) = ppid {
                 parent_of.push((p, pp));
             }
@@ -132,7 +153,9 @@ fn descendants(pid: u32) -> Vec<u32> {
 /// Whether a task exists and has not exited (a zombie has).
 fn task_alive(tid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
         !matches!(state, Some("Z" | "X" | "x") | None)
     })
 }
@@ -140,9 +163,13 @@ fn task_alive(tid: u32) -> bool {
 /// Whether any live thread on the host is tracked (the exit program untracks a thread as it
 /// exits, so a tracked live thread belongs to the workload).
 fn any_tracked_alive(observer: &Observer) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else { return true };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    };
     for p in rd.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
         for tid in container::threads_of(pid) {
             // An unreadable map is not evidence of the end.
             if observer.group_of(tid).map_or(true, |g| g.is_some()) && task_alive(tid) {
@@ -155,7 +182,9 @@ fn any_tracked_alive(observer: &Observer) -> bool {
 
 /// The executable of a running process, for tasks that exec'd before tracking began.
 fn exe_of(pid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned())
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Processes in a cgroup directory and all below it.
@@ -176,7 +205,11 @@ fn cgroup_procs(dir: &Path, out: &mut Vec<u32>) {
 ///
 /// A thread that is tracked already was forked by a tracked thread after tracking began: the
 /// kernel counted it (`TASKS_FORKED`), so it is left alone rather than counted twice.
-fn track_running(observer: &mut Observer, pid: u32, collected: &mut build::Collected) -> anyhow::Result<()> {
+fn track_running(
+    observer: &mut Observer,
+    pid: u32,
+    collected: &mut build::Collected,
+) -> anyhow::Result<()> {
     let exe = exe_of(pid).map(|p| {
         let id = exe_id(p.as_bytes());
         collected.exe_names.entry(id).or_insert(p);
@@ -214,7 +247,11 @@ enum Stop {
 pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let (target, container) = parse_target(args)?;
     // --userns / --policy: the launcher's container and complain-mode broker (enforce's).
-    let mut under = super::enforce::LearnUnder::new(args.userns.as_deref(), args.rootfs.as_deref(), args.policy.as_deref())?;
+    let mut under = super::enforce::LearnUnder::new(
+        args.userns.as_deref(),
+        args.rootfs.as_deref(),
+        args.policy.as_deref(),
+    )?;
     let notified = under.notified();
     super::require_root("auditor learn")?;
     crate::fsutil::check_writable(&args.output)?;
@@ -235,16 +272,24 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     };
     // Signals are handled from before the workload starts, so that an early Ctrl-C still ends
     // in a written observation.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let signals = {
         let _in_rt = rt.enter();
         use tokio::signal::unix::{signal, SignalKind};
-        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
     };
     let mut observer = Observer::load(&config)?;
     let mut events = observer.take_events()?;
 
-    let mut collected = build::Collected { start_boot_ns: build::boot_ns(), ..Default::default() };
+    let mut collected = build::Collected {
+        start_boot_ns: build::boot_ns(),
+        ..Default::default()
+    };
     let started = SystemTime::now();
     let t0 = Instant::now();
 
@@ -260,12 +305,20 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             if let Some(broker) = under.broker(listener) {
                 // Runs while `watch` drives the runtime; ends with the workload (POLLHUP).
                 rt.spawn(async move {
-                    if let Err(e) = broker.serve(tokio_util::sync::CancellationToken::new()).await {
+                    if let Err(e) = broker
+                        .serve(tokio_util::sync::CancellationToken::new())
+                        .await
+                    {
                         eprintln!("auditor: broker stopped: {e:#}");
                     }
                 });
             }
-            (model::Target::Command { argv: cmd.argv.clone() }, Some(child))
+            (
+                model::Target::Command {
+                    argv: cmd.argv.clone(),
+                },
+                Some(child),
+            )
         }
         Target::Pid(pid) => {
             track_running(&mut observer, *pid, &mut collected)?;
@@ -286,7 +339,12 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             for pid in procs {
                 track_running(&mut observer, pid, &mut collected)?;
             }
-            (model::Target::Cgroup { path: path.display().to_string() }, None)
+            (
+                model::Target::Cgroup {
+                    path: path.display().to_string(),
+                },
+                None,
+            )
         }
     };
 
@@ -300,7 +358,8 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         collected.initial_threads,
         args.output.display()
     );
-    let progress = ui.is_none() && !args.json && !args.no_progress && std::io::stderr().is_terminal();
+    let progress =
+        ui.is_none() && !args.json && !args.no_progress && std::io::stderr().is_terminal();
     // The live session for `auditor tui` (see crate::session); learning goes on without it,
     // unless it was asked to show it (--tui).
     let live = match start_live(&model_target, &args.output, started) {
@@ -313,7 +372,10 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     };
     let ui = match (ui, &live) {
         (Some(ui), Some((p, _))) => {
-            eprintln!("auditor: workload output goes to {}", ui.log_path().display());
+            eprintln!(
+                "auditor: workload output goes to {}",
+                ui.log_path().display()
+            );
             Some(ui.start(p.path(), args.ui.policy_out.clone())?)
         }
         _ => None,
@@ -327,7 +389,12 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         args.duration,
         progress,
         signals,
-        live.as_ref().map(|(p, run)| LiveLearn { sender: p.sender(), run: run.clone(), t0, ticks: 0 }),
+        live.as_ref().map(|(p, run)| LiveLearn {
+            sender: p.sender(),
+            run: run.clone(),
+            t0,
+            ticks: 0,
+        }),
     ))?;
 
     // Everything the workload did is in the maps now (the programs run synchronously in its
@@ -353,7 +420,10 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     observe::save(&args.output, &obs)?;
     if let Some((p, _)) = live {
         p.send(LiveEvent::Observation(Box::new(obs.clone())));
-        p.finish(&format!("learning ended; observation written to {}", args.output.display()));
+        p.finish(&format!(
+            "learning ended; observation written to {}",
+            args.output.display()
+        ));
     }
     // The UI shows the end of learning until the user closes it.
     if let Some(ui) = ui {
@@ -366,8 +436,15 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         eprintln!("observation written to {}", args.output.display());
     }
     if obs.loss.total > 0 {
-        tracing::warn!(lost = obs.loss.total, "observations were lost; see `loss` in the output");
-        eprintln!("auditor: warning: {} observations were lost (see `loss` in {})", obs.loss.total, args.output.display());
+        tracing::warn!(
+            lost = obs.loss.total,
+            "observations were lost; see `loss` in the output"
+        );
+        eprintln!(
+            "auditor: warning: {} observations were lost (see `loss` in {})",
+            obs.loss.total,
+            args.output.display()
+        );
     }
     Ok(match (stop, exit) {
         (_, Some(e)) => ExitCode::from(e.status().clamp(0, 255) as u8),
@@ -390,7 +467,9 @@ fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
     for ev in events {
         match ev {
             Event::Exec { header, filename } => {
-                collected.exe_names.insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
+                collected
+                    .exe_names
+                    .insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
             }
             Event::Args(a) => collected.args_events.push(*a),
             // Not requested by learn (refusals are counted in the maps).
@@ -404,7 +483,10 @@ fn absorb(collected: &mut build::Collected, events: Vec<Event>) {
 }
 
 /// Wait for the end of learning while reading events and showing progress.
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 async fn watch(
     observer: &Observer,
     events: &mut EventReader,
@@ -526,7 +608,9 @@ fn start_live(
         details.command.clone_from(argv);
     }
     details.details.insert("target".into(), describe(target));
-    details.details.insert("output".into(), output.display().to_string());
+    details
+        .details
+        .insert("output".into(), output.display().to_string());
     let p = Publisher::start(SessionKind::Learn, details)?;
     let run = build::RunInfo {
         host: build::host(),
@@ -556,7 +640,10 @@ impl LiveLearn {
             elapsed_ms,
             calls: c.get(counters::SYSCALLS as usize).copied().unwrap_or(0),
             distinct: observer.distinct_syscalls().map_or(0, |n| n as u64),
-            lost: build::LOSS_COUNTERS.iter().filter_map(|&i| c.get(i as usize)).sum(),
+            lost: build::LOSS_COUNTERS
+                .iter()
+                .filter_map(|&i| c.get(i as usize))
+                .sum(),
         }));
         if self.ticks % 4 != 1 || !self.sender.has_clients() {
             return;
@@ -574,8 +661,9 @@ impl LiveLearn {
             duration_ms: elapsed_ms,
             ..self.run.clone()
         };
-        self.sender.send(LiveEvent::Observation(Box::new(build::build(collected, run))));
+        self.sender
+            .send(LiveEvent::Observation(Box::new(build::build(
+                collected, run,
+            ))));
     }
 }
-
-

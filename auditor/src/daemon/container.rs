@@ -26,7 +26,10 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// The host pid of a running container's init, from `RUNTIME [--root DIR] state ID`.
 pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, DaemonError> {
-    super::protocol::check_id(id).map_err(|e| DaemonError::Container { id: id.into(), msg: e.to_string() })?;
+    super::protocol::check_id(id).map_err(|e| DaemonError::Container {
+        id: id.into(),
+        msg: e.to_string(),
+    })?;
     let mut cmd = Command::new(runtime.name());
     if let Some(r) = root {
         cmd.arg("--root").arg(r);
@@ -34,7 +37,11 @@ pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, 
     cmd.args(["state", id]);
     let out = cmd.output().map_err(|e| DaemonError::Container {
         id: id.into(),
-        msg: format!("cannot run `{} state`: {e} (is {} installed?)", runtime.name(), runtime.name()),
+        msg: format!(
+            "cannot run `{} state`: {e} (is {} installed?)",
+            runtime.name(),
+            runtime.name()
+        ),
     })?;
     if !out.status.success() {
         return Err(DaemonError::Container {
@@ -54,13 +61,19 @@ pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, 
     }
     let st: State = serde_json::from_slice(&out.stdout).map_err(|e| DaemonError::Container {
         id: id.into(),
-        msg: format!("`{} state` printed something that is not its JSON state: {e}", runtime.name()),
+        msg: format!(
+            "`{} state` printed something that is not its JSON state: {e}",
+            runtime.name()
+        ),
     })?;
     match (st.pid, st.status.as_deref()) {
         (Some(pid), Some("running" | "created" | "paused")) if pid > 0 => Ok(pid),
         (_, status) => Err(DaemonError::Container {
             id: id.into(),
-            msg: format!("the container is not running (status {})", status.unwrap_or("unknown")),
+            msg: format!(
+                "the container is not running (status {})",
+                status.unwrap_or("unknown")
+            ),
         }),
     }
 }
@@ -86,7 +99,10 @@ pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
 /// The v2 cgroup path in a /proc/PID/cgroup text (its `0::` line) if it is the container's
 /// own: its last component names the container.
 fn own_v2_path<'a>(cgroup_file: &'a str, id: &str) -> Option<&'a str> {
-    let rel = cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
+    let rel = cgroup_file
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim();
     let last = Path::new(rel).file_name()?.to_str()?;
     last.contains(id).then_some(rel)
 }
@@ -103,9 +119,15 @@ pub fn own_mntns(pid: u32) -> Option<u32> {
 /// Whether any process of the host is in the mount namespace with inode number `inum`.
 pub fn any_in_mntns(inum: u32) -> bool {
     use std::os::unix::fs::MetadataExt as _;
-    let Ok(rd) = std::fs::read_dir("/proc") else { return true };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    };
     rd.flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .any(|e| std::fs::metadata(e.path().join("ns/mnt")).is_ok_and(|m| m.ino() as u32 == inum))
 }
 
@@ -135,13 +157,18 @@ pub fn populated(dir: &Path, ino: u64) -> Option<bool> {
 /// Whether the cgroup v2 directory `dir` holds processes (`cgroup.events`); None if unreadable.
 pub fn cgroup_populated(dir: &Path) -> Option<bool> {
     let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
-    s.lines().find_map(|l| l.strip_prefix("populated ")).map(|v| v.trim() == "1")
+    s.lines()
+        .find_map(|l| l.strip_prefix("populated "))
+        .map(|v| v.trim() == "1")
 }
 
 /// All thread ids of a process.
 pub fn threads_of(pid: u32) -> Vec<u32> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -154,7 +181,10 @@ mod tests {
         let runc = "9:name=systemd:/c1\n1:cpu:/c1\n0::/c1\n";
         assert_eq!(own_v2_path(runc, "c1"), Some("/c1"));
         let systemd = "0::/system.slice/runc-c1.scope\n";
-        assert_eq!(own_v2_path(systemd, "c1"), Some("/system.slice/runc-c1.scope"));
+        assert_eq!(
+            own_v2_path(systemd, "c1"),
+            Some("/system.slice/runc-c1.scope")
+        );
         // crun with cgroup2 unmounted: still in the shell's cgroup, shared with the host.
         assert_eq!(own_v2_path("0::/user.slice/session-3.scope\n", "c1"), None);
         assert_eq!(own_v2_path("0::/\n", "c1"), None);

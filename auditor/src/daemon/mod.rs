@@ -42,7 +42,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: another auditor daemon is listening there (stop it, or give another --socket)")]
+    #[error(
+        "{path}: another auditor daemon is listening there (stop it, or give another --socket)"
+    )]
     InUse { path: PathBuf },
     #[error("container {id}: {msg}")]
     Container { id: String, msg: String },
@@ -104,7 +106,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| DaemonError::Io { path: PathBuf::from("(runtime)"), what: "starting tokio", source })?;
+        .map_err(|source| DaemonError::Io {
+            path: PathBuf::from("(runtime)"),
+            what: "starting tokio",
+            source,
+        })?;
     rt.block_on(serve(config))
 }
 
@@ -113,17 +119,21 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         let path = path.to_owned();
         move |source| DaemonError::Io { path, what, source }
     };
-    std::fs::create_dir_all(&config.output_dir).map_err(io(&config.output_dir, "creating the output directory"))?;
-    crate::fsutil::check_writable(&config.output_dir.join("probe.json"))
-        .map_err(|e| DaemonError::Io {
+    std::fs::create_dir_all(&config.output_dir)
+        .map_err(io(&config.output_dir, "creating the output directory"))?;
+    crate::fsutil::check_writable(&config.output_dir.join("probe.json")).map_err(|e| {
+        DaemonError::Io {
             path: config.output_dir.clone(),
             what: "output directory not writable",
             source: std::io::Error::other(e.to_string()),
-        })?;
+        }
+    })?;
     let listener = bind(&config.socket)?;
     use tokio::signal::unix::{signal, SignalKind};
-    let mut sigterm = signal(SignalKind::terminate()).map_err(io(&config.socket, "installing signal handlers"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(io(&config.socket, "installing signal handlers"))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(io(&config.socket, "installing signal handlers"))?;
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(io(&config.socket, "installing signal handlers"))?;
 
     let groups = config.max_containers.clamp(1, slot::MAX_GROUPS);
     let mut observer = Observer::load(&ObserverConfig {
@@ -208,7 +218,10 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     let _ = std::fs::remove_file(&config.socket);
     if learner.orphan_events > 0 {
-        tracing::warn!(records = learner.orphan_events, "ring buffer records of no tracked container");
+        tracing::warn!(
+            records = learner.orphan_events,
+            "ring buffer records of no tracked container"
+        );
     }
     eprintln!("auditor daemon: stopped");
     Ok(())
@@ -229,7 +242,9 @@ fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::InUse { path: path.to_owned() });
+            return Err(DaemonError::InUse {
+                path: path.to_owned(),
+            });
         }
         std::fs::remove_file(path).map_err(io("removing a stale socket"))?;
     }
@@ -238,7 +253,8 @@ fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     let l = UnixListener::bind(path);
     nix::sys::stat::umask(old);
     let l = l.map_err(io("binding the socket"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io("restricting the socket"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("restricting the socket"))?;
     Ok(l)
 }
 
@@ -267,10 +283,18 @@ async fn serve_client(mut stream: UnixStream, tx: mpsc::Sender<Job>) {
         Some(0) => match read_request(&mut stream).await {
             Ok(Request::Register(register)) => {
                 let (rtx, rrx) = oneshot::channel();
-                if tx.send(Job { register, reply: rtx }).await.is_err() {
+                if tx
+                    .send(Job {
+                        register,
+                        reply: rtx,
+                    })
+                    .await
+                    .is_err()
+                {
                     Reply::err("the daemon is shutting down")
                 } else {
-                    rrx.await.unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
+                    rrx.await
+                        .unwrap_or_else(|_| Reply::err("the daemon is shutting down"))
                 }
             }
             Err(msg) => {
@@ -310,7 +334,12 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     };
     match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(r) => r?,
-        Err(_) => return Err(format!("no complete request within {}s", READ_TIMEOUT.as_secs())),
+        Err(_) => {
+            return Err(format!(
+                "no complete request within {}s",
+                READ_TIMEOUT.as_secs()
+            ))
+        }
     }
     protocol::parse_request(&buf).map_err(|e| e.to_string())
 }
@@ -322,14 +351,22 @@ impl Learner {
 
     /// Start tracking a container. Answers only once its init's threads are tracked.
     fn register(&mut self, r: Register) -> Reply {
-        if let Some(&g) = self.tracked.iter().find(|(_, t)| t.id == r.id).map(|(g, _)| g) {
+        if let Some(&g) = self
+            .tracked
+            .iter()
+            .find(|(_, t)| t.id == r.id)
+            .map(|(g, _)| g)
+        {
             // The same id again right after the first container ended, before the next tick
             // noticed: write the first one's file now.
             if self.finished().contains(&g) {
                 self.finish(g, false);
             } else {
                 tracing::warn!(id = %r.id, "container registered twice");
-                return Reply::err(format!("container {} is already tracked and still running", r.id));
+                return Reply::err(format!(
+                    "container {} is already tracked and still running",
+                    r.id
+                ));
             }
         }
         if !Path::new(&format!("/proc/{}", r.pid)).exists() {
@@ -358,9 +395,19 @@ impl Learner {
 
     fn start(&mut self, group: u32, r: &Register) -> Result<u64, DaemonError> {
         let cgroup = container::own_cgroup(r.pid, &r.id);
-        let mntns = if cgroup.is_none() { container::own_mntns(r.pid) } else { None };
+        let mntns = if cgroup.is_none() {
+            container::own_mntns(r.pid)
+        } else {
+            None
+        };
         let mut tids = Vec::new();
-        match self.track_init(group, r, cgroup.as_ref().map(|(_, id)| *id), mntns, &mut tids) {
+        match self.track_init(
+            group,
+            r,
+            cgroup.as_ref().map(|(_, id)| *id),
+            mntns,
+            &mut tids,
+        ) {
             Ok(()) => {}
             Err(e) => {
                 // Leave nothing of the group behind: its slots, its adoption keys.
@@ -378,7 +425,11 @@ impl Learner {
         }
         let threads = tids.len() as u64;
         let initial_tids = tids;
-        let collected = build::Collected { start_boot_ns: build::boot_ns(), initial_threads: threads, ..Default::default() };
+        let collected = build::Collected {
+            start_boot_ns: build::boot_ns(),
+            initial_threads: threads,
+            ..Default::default()
+        };
         self.tracked.insert(
             group,
             Tracked {
@@ -465,7 +516,9 @@ impl Learner {
             };
             match ev {
                 Event::Exec { header, filename } => {
-                    t.collected.exe_names.insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
+                    t.collected
+                        .exe_names
+                        .insert(header.exe, String::from_utf8_lossy(&filename).into_owned());
                 }
                 Event::Args(a) => t.collected.args_events.push(*a),
                 Event::Refused(_) | Event::Malformed { .. } => {}
@@ -525,7 +578,9 @@ impl Learner {
 
     /// Write the observation of the container in `group` and recycle the group.
     fn finish(&mut self, group: u32, shutdown: bool) {
-        let Some(mut t) = self.tracked.remove(&group) else { return };
+        let Some(mut t) = self.tracked.remove(&group) else {
+            return;
+        };
         if let Some((_, id)) = &t.cgroup {
             if let Err(e) = self.observer.forget_cgroup(*id) {
                 tracing::error!(id = %t.id, error = %e, "cannot stop adopting the cgroup");
@@ -538,13 +593,18 @@ impl Learner {
         }
         match self.observer.snapshot_of(group) {
             Ok(s) => t.collected.snapshot = s,
-            Err(e) => tracing::error!(id = %t.id, error = %e, "cannot read the maps; the observation is incomplete"),
+            Err(e) => {
+                tracing::error!(id = %t.id, error = %e, "cannot read the maps; the observation is incomplete")
+            }
         }
         // A thread caught before its first exec'd name is known: name it from /proc if alive.
         if shutdown {
             if let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", t.pid)) {
                 let p = p.to_string_lossy().into_owned();
-                t.collected.exe_names.entry(exe_id(p.as_bytes())).or_insert(p);
+                t.collected
+                    .exe_names
+                    .entry(exe_id(p.as_bytes()))
+                    .or_insert(p);
             }
         }
         let hashes: Vec<u64> = t.collected.args_events.iter().map(|a| a.hash).collect();
@@ -573,7 +633,10 @@ impl Learner {
                 "observation written"
             ),
             Err(source) => {
-                let e = DaemonError::Save { id: t.id.clone(), source };
+                let e = DaemonError::Save {
+                    id: t.id.clone(),
+                    source,
+                };
                 tracing::error!(error = %e, "observation lost");
                 eprintln!("auditor daemon: error: {e}");
             }
@@ -587,11 +650,17 @@ impl Learner {
         // A thread that exited just before it was tracked keeps its slot: clear it, so that a
         // recycled thread id does not start in the next container of this group.
         for &tid in &t.initial_tids {
-            if !Path::new(&format!("/proc/{tid}")).exists() && self.observer.group_of(tid).ok().flatten() == Some(group) {
+            if !Path::new(&format!("/proc/{tid}")).exists()
+                && self.observer.group_of(tid).ok().flatten() == Some(group)
+            {
                 let _ = self.observer.untrack(tid);
             }
         }
-        if let Err(e) = self.observer.reset_group(group).and_then(|()| self.observer.forget_args(&hashes)) {
+        if let Err(e) = self
+            .observer
+            .reset_group(group)
+            .and_then(|()| self.observer.forget_args(&hashes))
+        {
             // Never reuse a group whose counts could leak into another container's file.
             tracing::error!(group, error = %e, "cannot reset group; it is retired");
             return;
@@ -599,7 +668,6 @@ impl Learner {
         self.free.push(group);
     }
 }
-
 
 /// Send one request to a daemon and wait for its reply, at most `timeout` in all.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, String> {
@@ -612,16 +680,23 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply,
             socket.display()
         )
     })?;
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    s.set_write_timeout(Some(left())).map_err(|e| e.to_string())?;
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    s.set_write_timeout(Some(left()))
+        .map_err(|e| e.to_string())?;
     let mut text = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     text.push(b'\n');
-    s.write_all(&text).map_err(|e| format!("sending to the daemon at {}: {e}", socket.display()))?;
+    s.write_all(&text)
+        .map_err(|e| format!("sending to the daemon at {}: {e}", socket.display()))?;
     let _ = s.shutdown(std::net::Shutdown::Write);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        s.set_read_timeout(Some(left())).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(left()))
+            .map_err(|e| e.to_string())?;
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -630,7 +705,12 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply,
                     return Err("the daemon's reply is too large".into());
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(format!(
                     "the auditor daemon at {} did not answer within {}s",
                     socket.display(),

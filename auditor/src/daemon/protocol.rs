@@ -52,10 +52,18 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(output: String) -> Self {
-        Reply { ok: true, error: None, output: Some(output) }
+        Reply {
+            ok: true,
+            error: None,
+            output: Some(output),
+        }
     }
     pub fn err(msg: impl Into<String>) -> Self {
-        Reply { ok: false, error: Some(msg.into()), output: None }
+        Reply {
+            ok: false,
+            error: Some(msg.into()),
+            output: None,
+        }
     }
 }
 
@@ -93,10 +101,15 @@ pub enum ProtocolError {
 /// Parse the OCI state a hook reads on stdin.
 pub fn parse_state(bytes: &[u8]) -> Result<OciState, ProtocolError> {
     if bytes.len() > MAX_STATE {
-        return Err(ProtocolError::TooLarge { what: "the OCI state", max: MAX_STATE });
+        return Err(ProtocolError::TooLarge {
+            what: "the OCI state",
+            max: MAX_STATE,
+        });
     }
-    let st: OciState = serde_json::from_slice(bytes)
-        .map_err(|e| ProtocolError::Json { what: "the OCI state on stdin", msg: e.to_string() })?;
+    let st: OciState = serde_json::from_slice(bytes).map_err(|e| ProtocolError::Json {
+        what: "the OCI state on stdin",
+        msg: e.to_string(),
+    })?;
     check_id(&st.id)?;
     match st.pid {
         None => Err(ProtocolError::NoPid),
@@ -108,10 +121,15 @@ pub fn parse_state(bytes: &[u8]) -> Result<OciState, ProtocolError> {
 /// Parse and validate a request.
 pub fn parse_request(bytes: &[u8]) -> Result<Request, ProtocolError> {
     if bytes.len() > MAX_MESSAGE {
-        return Err(ProtocolError::TooLarge { what: "the request", max: MAX_MESSAGE });
+        return Err(ProtocolError::TooLarge {
+            what: "the request",
+            max: MAX_MESSAGE,
+        });
     }
-    let req: Request =
-        serde_json::from_slice(bytes).map_err(|e| ProtocolError::Json { what: "a request", msg: e.to_string() })?;
+    let req: Request = serde_json::from_slice(bytes).map_err(|e| ProtocolError::Json {
+        what: "a request",
+        msg: e.to_string(),
+    })?;
     let Request::Register(r) = &req;
     check_id(&r.id)?;
     if r.pid == 0 {
@@ -127,7 +145,9 @@ pub fn check_id(id: &str) -> Result<(), ProtocolError> {
         && id.len() <= 255
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -148,16 +168,36 @@ mod tests {
         assert_eq!(st.id, "c1");
         assert_eq!(st.pid, Some(21710));
         assert_eq!(st.annotations.get("a").map(String::as_str), Some("b"));
-        assert_eq!(parse_state(br#"{"id":"c1","status":"stopped"}"#), Err(ProtocolError::NoPid));
-        assert_eq!(parse_state(br#"{"id":"c1","pid":0}"#), Err(ProtocolError::BadPid));
-        assert!(matches!(parse_state(br#"{"id":"../etc/passwd","pid":3}"#), Err(ProtocolError::BadId { .. })));
-        assert!(matches!(parse_state(b"not json"), Err(ProtocolError::Json { .. })));
-        assert!(matches!(parse_state(&vec![b' '; MAX_STATE + 1]), Err(ProtocolError::TooLarge { .. })));
+        assert_eq!(
+            parse_state(br#"{"id":"c1","status":"stopped"}"#),
+            Err(ProtocolError::NoPid)
+        );
+        assert_eq!(
+            parse_state(br#"{"id":"c1","pid":0}"#),
+            Err(ProtocolError::BadPid)
+        );
+        assert!(matches!(
+            parse_state(br#"{"id":"../etc/passwd","pid":3}"#),
+            Err(ProtocolError::BadId { .. })
+        ));
+        assert!(matches!(
+            parse_state(b"not json"),
+            Err(ProtocolError::Json { .. })
+        ));
+        assert!(matches!(
+            parse_state(&vec![b' '; MAX_STATE + 1]),
+            Err(ProtocolError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn requests_round_trip_and_garbage_is_refused() {
-        let req = Request::Register(Register { id: "a.b-c_1".into(), pid: 42, bundle: None, runtime: Some("runc".into()) });
+        let req = Request::Register(Register {
+            id: "a.b-c_1".into(),
+            pid: 42,
+            bundle: None,
+            runtime: Some("runc".into()),
+        });
         let text = serde_json::to_vec(&req).expect("serialize");
         assert_eq!(parse_request(&text), Ok(req));
         for bad in [
@@ -171,7 +211,11 @@ mod tests {
             br#"{"register":{"id":"x","pid":0}}"#,
             br#"{"register":{"id":"x","pid":-1}}"#,
         ] {
-            assert!(parse_request(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_request(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let reply: Reply = serde_json::from_str(r#"{"ok":false,"error":"x"}"#).expect("reply");
         assert_eq!(reply, Reply::err("x"));

@@ -1,7 +1,11 @@
 //! Which syscalls' arguments are captured (the ones a policy depends on), how the kernel side
 //! copies them (`auditor_common::argspec`), and how user space decodes what it copied.
 
-use auditor_common::{argflags, argspec::{spec, NONE}, ArgsEvent};
+use auditor_common::{
+    argflags,
+    argspec::{spec, NONE},
+    ArgsEvent,
+};
 
 use super::model::{Abi, Arguments};
 use crate::syscalls::{self, decode};
@@ -77,7 +81,9 @@ fn string(ev: &ArgsEvent, slot: usize) -> Option<String> {
     if ev.flags & (argflags::STR_OK << slot) == 0 {
         return None;
     }
-    let n = (ev.str_len[slot] as usize).saturating_sub(1).min(ev.strs[slot].len());
+    let n = (ev.str_len[slot] as usize)
+        .saturating_sub(1)
+        .min(ev.strs[slot].len());
     Some(String::from_utf8_lossy(&ev.strs[slot][..n]).into_owned())
 }
 
@@ -92,8 +98,11 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
     let a = &ev.args;
     Some(match name {
         "mknod" | "mknodat" => {
-            let (dirfd, mode, dev) =
-                if name == "mknod" { (None, a[1], a[2]) } else { (Some(a[0] as i32), a[2], a[3]) };
+            let (dirfd, mode, dev) = if name == "mknod" {
+                (None, a[1], a[2])
+            } else {
+                (Some(a[0] as i32), a[2], a[3])
+            };
             let (major, minor) = decode_dev(dev);
             Arguments::Mknod {
                 dirfd,
@@ -111,10 +120,22 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
             flags: a[3],
             flag_names: decode::mount_flag_names(a[3]),
         },
-        "umount2" => Arguments::Umount { target: string(ev, 0), flags: a[1] },
-        "setxattr" | "lsetxattr" | "fsetxattr" => Arguments::Xattr { name: string(ev, 0), flags: a[4] },
-        "setxattrat" => Arguments::Xattr { name: string(ev, 0), flags: a[2] },
-        "bpf" => Arguments::Bpf { cmd: a[0], cmd_name: decode::bpf_cmd_name(a[0]) },
+        "umount2" => Arguments::Umount {
+            target: string(ev, 0),
+            flags: a[1],
+        },
+        "setxattr" | "lsetxattr" | "fsetxattr" => Arguments::Xattr {
+            name: string(ev, 0),
+            flags: a[4],
+        },
+        "setxattrat" => Arguments::Xattr {
+            name: string(ev, 0),
+            flags: a[2],
+        },
+        "bpf" => Arguments::Bpf {
+            cmd: a[0],
+            cmd_name: decode::bpf_cmd_name(a[0]),
+        },
         "socket" => {
             let ty = a[1] & !(libc::SOCK_NONBLOCK as u64 | libc::SOCK_CLOEXEC as u64);
             Arguments::Socket {
@@ -125,15 +146,35 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
                 protocol: a[2],
             }
         }
-        "clone" | "unshare" => Arguments::Namespaces { flags: a[0], namespaces: decode::namespace_names(a[0]) },
-        "setns" => Arguments::Namespaces { flags: a[1], namespaces: decode::namespace_names(a[1]) },
+        "clone" | "unshare" => Arguments::Namespaces {
+            flags: a[0],
+            namespaces: decode::namespace_names(a[0]),
+        },
+        "setns" => Arguments::Namespaces {
+            flags: a[1],
+            namespaces: decode::namespace_names(a[1]),
+        },
         "clone3" => {
-            let flags = if ev.flags & argflags::MEM_OK != 0 { ev.mem } else { 0 };
-            Arguments::Namespaces { flags, namespaces: decode::namespace_names(flags) }
+            let flags = if ev.flags & argflags::MEM_OK != 0 {
+                ev.mem
+            } else {
+                0
+            };
+            Arguments::Namespaces {
+                flags,
+                namespaces: decode::namespace_names(flags),
+            }
         }
-        "ioctl" => Arguments::Ioctl { request: a[1] & 0xffff_ffff },
-        "prctl" => Arguments::Prctl { option: a[0], option_name: decode::prctl_option_name(a[0]) },
-        "personality" => Arguments::Personality { persona: a[0] & 0xffff_ffff },
+        "ioctl" => Arguments::Ioctl {
+            request: a[1] & 0xffff_ffff,
+        },
+        "prctl" => Arguments::Prctl {
+            option: a[0],
+            option_name: decode::prctl_option_name(a[0]),
+        },
+        "personality" => Arguments::Personality {
+            persona: a[0] & 0xffff_ffff,
+        },
         _ => return None,
     })
 }

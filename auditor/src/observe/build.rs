@@ -71,18 +71,25 @@ pub fn exe_name(c: &Collected, target: &Target, id: u32) -> String {
             _ => "(unknown: running before tracking)".into(),
         };
     }
-    c.exe_names.get(&id).cloned().unwrap_or_else(|| format!("(executable {id:08x}, name lost)"))
+    c.exe_names
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("(executable {id:08x}, name lost)"))
 }
 
 fn syscall_name(abi: Abi, nr: u32) -> String {
-    syscalls::name(abi, nr).map(str::to_string).unwrap_or_else(|| format!("{abi}_unknown_{nr}"))
+    syscalls::name(abi, nr)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{abi}_unknown_{nr}"))
 }
 
 fn errno_label(errno: u32) -> String {
     if errno == 0 {
         return "none".into();
     }
-    syscalls::errno_name(errno).map(str::to_string).unwrap_or_else(|| format!("E{errno}"))
+    syscalls::errno_name(errno)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("E{errno}"))
 }
 
 /// Now on CLOCK_BOOTTIME, in ns (the clock of the kernel's event times); 0 if unreadable.
@@ -96,8 +103,14 @@ pub fn boot_ns() -> u64 {
 pub fn host() -> Host {
     let u = nix::sys::utsname::uname().ok();
     Host {
-        kernel: u.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
-        arch: u.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default(),
+        kernel: u
+            .as_ref()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        arch: u
+            .as_ref()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default(),
     }
 }
 
@@ -122,7 +135,9 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
     };
 
     for (abi_id, nr, per_cpu) in &c.snapshot.calls {
-        let Some(abi) = abi_from_id(*abi_id) else { continue };
+        let Some(abi) = abi_from_id(*abi_id) else {
+            continue;
+        };
         let nr = u32::from(*nr);
         let count: u64 = per_cpu.iter().map(|s| s.count).sum();
         if count == 0 {
@@ -142,19 +157,25 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
         }
     }
     for (key, n) in &c.snapshot.exe_calls {
-        let Some(abi) = abi_from_id(key.abi) else { continue };
+        let Some(abi) = abi_from_id(key.abi) else {
+            continue;
+        };
         if *n == 0 {
             continue;
         }
         let nr = u32::from(key.nr);
         ensure(&mut by_call, abi, nr);
         if let Some(s) = by_call.get_mut(&(abi, nr)) {
-            *s.executables.entry(exe_name(c, &run.target, key.exe)).or_default() += n;
+            *s.executables
+                .entry(exe_name(c, &run.target, key.exe))
+                .or_default() += n;
         }
     }
 
     for (key, n) in &c.snapshot.outcomes {
-        let Some(abi) = abi_from_id(key.abi) else { continue };
+        let Some(abi) = abi_from_id(key.abi) else {
+            continue;
+        };
         let nr = u32::from(key.nr);
         if *n == 0 {
             continue;
@@ -173,7 +194,9 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
             };
             *map.entry(label).or_default() += n;
             if key.kind == outcome::REFUSED {
-                *s.refused_executables.entry(exe_name(c, &run.target, key.exe)).or_default() += n;
+                *s.refused_executables
+                    .entry(exe_name(c, &run.target, key.exe))
+                    .or_default() += n;
             }
         }
     }
@@ -181,7 +204,9 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
     for &(idx, n) in &c.snapshot.arg_read_fails {
         let abi_id = (idx / u32::from(auditor_common::abi::MAX_NR)) as u8;
         let nr = idx % u32::from(auditor_common::abi::MAX_NR);
-        let Some(abi) = abi_from_id(abi_id) else { continue };
+        let Some(abi) = abi_from_id(abi_id) else {
+            continue;
+        };
         ensure(&mut by_call, abi, nr);
         if let Some(s) = by_call.get_mut(&(abi, nr)) {
             s.argument_read_failures += n;
@@ -191,16 +216,37 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
     // Argument tuples: decode, merge identical decodings, bound.
     let mut tuples: BTreeMap<(Abi, u32), Vec<ArgumentTuple>> = BTreeMap::new();
     for ev in &c.args_events {
-        let Some(abi) = abi_from_id(ev.abi) else { continue };
+        let Some(abi) = abi_from_id(ev.abi) else {
+            continue;
+        };
         let nr = u32::from(ev.nr);
         let name = syscall_name(abi, nr);
-        let Some(args) = decode(&name, ev) else { continue };
-        let calls = c.snapshot.args_seen.get(&ev.hash).copied().unwrap_or(1).max(1);
-        let result = if (-4095..=-1).contains(&ev.ret) { errno_label((-ev.ret) as u32) } else { "ok".into() };
+        let Some(args) = decode(&name, ev) else {
+            continue;
+        };
+        let calls = c
+            .snapshot
+            .args_seen
+            .get(&ev.hash)
+            .copied()
+            .unwrap_or(1)
+            .max(1);
+        let result = if (-4095..=-1).contains(&ev.ret) {
+            errno_label((-ev.ret) as u32)
+        } else {
+            "ok".into()
+        };
         let list = tuples.entry((abi, nr)).or_default();
-        match list.iter_mut().find(|t| t.args == args && t.result == result) {
+        match list
+            .iter_mut()
+            .find(|t| t.args == args && t.result == result)
+        {
             Some(t) => t.calls += calls,
-            None => list.push(ArgumentTuple { calls, result, args }),
+            None => list.push(ArgumentTuple {
+                calls,
+                result,
+                args,
+            }),
         }
     }
     for ((abi, nr), mut list) in tuples {
@@ -232,18 +278,23 @@ pub fn build(c: &Collected, run: RunInfo) -> Observation {
     for id in &c.initial_exes {
         *exes.entry(exe_name(c, &run.target, *id)).or_default() += 1;
     }
-    let executables = exes.into_iter().map(|(path, execs)| Executable { path, execs }).collect();
+    let executables = exes
+        .into_iter()
+        .map(|(path, execs)| Executable { path, execs })
+        .collect();
 
     let mut loss = Loss::default();
     for &i in LOSS_COUNTERS {
         let v = c.snapshot.counter(i);
         if v > 0 {
-            loss.counters.insert(counters::NAMES[i as usize].to_string(), v);
+            loss.counters
+                .insert(counters::NAMES[i as usize].to_string(), v);
             loss.total += v;
         }
     }
     if c.malformed_events > 0 {
-        loss.counters.insert("malformed_events".into(), c.malformed_events);
+        loss.counters
+            .insert("malformed_events".into(), c.malformed_events);
         loss.total += c.malformed_events;
     }
 
@@ -275,8 +326,13 @@ mod tests {
 
     fn run() -> RunInfo {
         RunInfo {
-            host: Host { kernel: "k".into(), arch: "x86_64".into() },
-            target: Target::Command { argv: vec!["w".into()] },
+            host: Host {
+                kernel: "k".into(),
+                arch: "x86_64".into(),
+            },
+            target: Target::Command {
+                argv: vec!["w".into()],
+            },
             started_at: "s".into(),
             ended_at: "e".into(),
             duration_ms: 1,
@@ -287,7 +343,14 @@ mod tests {
         let mut strs = [[0u8; auditor_common::ARG_STR_LEN]; auditor_common::ARG_STR_SLOTS];
         strs[0][..path.len()].copy_from_slice(path);
         ArgsEvent {
-            header: EventHeader { kind: event::ARGS, group: 0, tid: 1, tgid: 1, exe: 7, time_ns: 0 },
+            header: EventHeader {
+                kind: event::ARGS,
+                group: 0,
+                tid: 1,
+                tgid: 1,
+                exe: 7,
+                time_ns: 0,
+            },
             hash,
             nr,
             abi: abi::X86_64,
@@ -304,37 +367,130 @@ mod tests {
 
     #[test]
     fn aggregates_counts_errors_refusals_and_arguments() {
-        let mut c = Collected { start_boot_ns: 1_000_000, ..Default::default() };
+        let mut c = Collected {
+            start_boot_ns: 1_000_000,
+            ..Default::default()
+        };
         c.exe_names.insert(7, "/usr/bin/mknod".into());
         c.snapshot.counters = vec![0; counters::COUNT as usize];
         // read (0) on two CPUs; first seen is the minimum.
         c.snapshot.calls.push((
             abi::X86_64,
             0,
-            vec![SysStat { count: 3, first_seen_ns: 3_000_000 }, SysStat { count: 2, first_seen_ns: 2_000_000 }],
+            vec![
+                SysStat {
+                    count: 3,
+                    first_seen_ns: 3_000_000,
+                },
+                SysStat {
+                    count: 2,
+                    first_seen_ns: 2_000_000,
+                },
+            ],
         ));
-        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 0, abi: abi::X86_64, _pad: 0, group: 0 }, 5));
-        c.snapshot.calls.push((abi::X86_64, 259, vec![SysStat { count: 2, first_seen_ns: 4_000_000 }]));
-        c.snapshot.exe_calls.push((SysKey { exe: 7, nr: 259, abi: abi::X86_64, _pad: 0, group: 0 }, 2));
+        c.snapshot.exe_calls.push((
+            SysKey {
+                exe: 7,
+                nr: 0,
+                abi: abi::X86_64,
+                _pad: 0,
+                group: 0,
+            },
+            5,
+        ));
+        c.snapshot.calls.push((
+            abi::X86_64,
+            259,
+            vec![SysStat {
+                count: 2,
+                first_seen_ns: 4_000_000,
+            }],
+        ));
+        c.snapshot.exe_calls.push((
+            SysKey {
+                exe: 7,
+                nr: 259,
+                abi: abi::X86_64,
+                _pad: 0,
+                group: 0,
+            },
+            2,
+        ));
         // i386 getpid (20) is not x86_64 writev (20).
-        c.snapshot.calls.push((abi::I386, 20, vec![SysStat { count: 1, first_seen_ns: 5_000_000 }]));
-        let ok = |kind, errno, n| (OutcomeKey { exe: 7, nr: 259, abi: abi::X86_64, kind, errno, group: 0 }, n);
+        c.snapshot.calls.push((
+            abi::I386,
+            20,
+            vec![SysStat {
+                count: 1,
+                first_seen_ns: 5_000_000,
+            }],
+        ));
+        let ok = |kind, errno, n| {
+            (
+                OutcomeKey {
+                    exe: 7,
+                    nr: 259,
+                    abi: abi::X86_64,
+                    kind,
+                    errno,
+                    group: 0,
+                },
+                n,
+            )
+        };
         c.snapshot.outcomes.push(ok(outcome::FAILED, 1, 2));
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 110, abi: abi::X86_64, kind: outcome::REFUSED, errno: 13, group: 0 }, 4));
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 0, abi: abi::X86_64, kind: outcome::RESTART, errno: 512, group: 0 }, 1));
+        c.snapshot.outcomes.push((
+            OutcomeKey {
+                exe: 7,
+                nr: 110,
+                abi: abi::X86_64,
+                kind: outcome::REFUSED,
+                errno: 13,
+                group: 0,
+            },
+            4,
+        ));
+        c.snapshot.outcomes.push((
+            OutcomeKey {
+                exe: 7,
+                nr: 0,
+                abi: abi::X86_64,
+                kind: outcome::RESTART,
+                errno: 512,
+                group: 0,
+            },
+            1,
+        ));
         // rt_sigreturn (15) "fails" with whatever the interrupted call returned: not recorded.
-        c.snapshot.outcomes.push((OutcomeKey { exe: 7, nr: 15, abi: abi::X86_64, kind: outcome::FAILED, errno: 2, group: 0 }, 1));
+        c.snapshot.outcomes.push((
+            OutcomeKey {
+                exe: 7,
+                nr: 15,
+                abi: abi::X86_64,
+                kind: outcome::FAILED,
+                errno: 2,
+                group: 0,
+            },
+            1,
+        ));
         // Two events that decode to the same tuple merge; counts come from the kernel table.
         c.args_events.push(args_event(259, -1, 11, b"/dev/x"));
         c.args_events.push(args_event(259, -1, 12, b"/dev/x"));
         c.snapshot.args_seen.insert(11, 1);
         c.snapshot.args_seen.insert(12, 1);
-        c.snapshot.arg_read_fails.push((auditor_common::argspec::index(abi::X86_64, 259), 3));
+        c.snapshot
+            .arg_read_fails
+            .push((auditor_common::argspec::index(abi::X86_64, 259), 3));
         c.snapshot.exes_seen.insert(7, 2);
         c.snapshot.counters[counters::RINGBUF_LOST_ARGS as usize] = 2;
 
         let obs = build(&c, run());
-        let get = |abi: Abi, name: &str| obs.syscalls.iter().find(|s| s.abi == abi && s.name == name).cloned();
+        let get = |abi: Abi, name: &str| {
+            obs.syscalls
+                .iter()
+                .find(|s| s.abi == abi && s.name == name)
+                .cloned()
+        };
         let read = get(Abi::X86_64, "read").expect("read");
         assert_eq!(read.count, 5);
         assert_eq!(read.executables.get("/usr/bin/mknod"), Some(&5));
@@ -347,16 +503,27 @@ mod tests {
         assert_eq!(m.arguments.len(), 1, "identical decodings merge");
         assert_eq!(m.arguments[0].calls, 2);
         assert_eq!(m.arguments[0].result, "EPERM");
-        assert!(matches!(&m.arguments[0].args, Arguments::Mknod { file_type, major: 1, minor: 3, .. } if file_type == "char"));
+        assert!(
+            matches!(&m.arguments[0].args, Arguments::Mknod { file_type, major: 1, minor: 3, .. } if file_type == "char")
+        );
         let refused = get(Abi::X86_64, "getppid").expect("refused-only syscall listed");
         assert_eq!(refused.count, 0);
         assert_eq!(refused.refused.get("EACCES"), Some(&4));
         assert_eq!(refused.refused_executables.get("/usr/bin/mknod"), Some(&4));
-        assert!(refused.executables.is_empty(), "refused calls are not calls that ran");
+        assert!(
+            refused.executables.is_empty(),
+            "refused calls are not calls that ran"
+        );
         assert!(get(Abi::I386, "getpid").is_some());
         assert!(get(Abi::X86_64, "writev").is_none());
         assert!(get(Abi::X86_64, "rt_sigreturn").is_none_or(|s| s.failures.is_empty()));
-        assert_eq!(obs.executables, vec![Executable { path: "/usr/bin/mknod".into(), execs: 2 }]);
+        assert_eq!(
+            obs.executables,
+            vec![Executable {
+                path: "/usr/bin/mknod".into(),
+                execs: 2
+            }]
+        );
         assert_eq!(obs.loss.total, 2);
         assert_eq!(obs.loss.counters.get("ringbuf_lost_args"), Some(&2));
     }
@@ -370,7 +537,11 @@ mod tests {
             c.args_events.push(args_event(259, 0, i, path.as_bytes()));
         }
         let obs = build(&c, run());
-        let m = obs.syscalls.iter().find(|s| s.name == "mknodat").expect("mknodat");
+        let m = obs
+            .syscalls
+            .iter()
+            .find(|s| s.name == "mknodat")
+            .expect("mknodat");
         assert_eq!(m.arguments.len(), MAX_TUPLES_PER_SYSCALL);
         assert_eq!(m.arguments_overflow, 10);
     }

@@ -18,14 +18,23 @@ pub enum ObserveError {
         source: std::io::Error,
     },
     #[error("{path}:{line}:{column}: not a valid observation file: {msg}")]
-    Parse { path: PathBuf, line: usize, column: usize, msg: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        msg: String,
+    },
     #[error(
         "{path}: format `{format}` version {version} is not an auditor observation this version \
          reads (expected `{}` version {}); re-run `auditor learn` or upgrade auditor",
         model::FORMAT,
         model::VERSION
     )]
-    Version { path: PathBuf, format: String, version: u32 },
+    Version {
+        path: PathBuf,
+        format: String,
+        version: u32,
+    },
     #[error(transparent)]
     Write(#[from] crate::fsutil::FsError),
 }
@@ -47,21 +56,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Observation, ObserveError> {
     let head: Head = serde_json::from_str(text).map_err(perr)?;
     let (format, version) = (head.format.unwrap_or_default(), head.version.unwrap_or(0));
     if format != model::FORMAT || version != model::VERSION {
-        return Err(ObserveError::Version { path: path.to_owned(), format, version });
+        return Err(ObserveError::Version {
+            path: path.to_owned(),
+            format,
+            version,
+        });
     }
     serde_json::from_str(text).map_err(perr)
 }
 
 /// Read an observation file.
 pub fn load(path: &Path) -> Result<Observation, ObserveError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ObserveError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ObserveError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(path, &text)
 }
 
 /// The JSON text of an observation (stable field order, pretty, trailing newline).
 pub fn to_json(obs: &Observation) -> String {
-    let mut s = serde_json::to_string_pretty(obs).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(obs).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }
@@ -82,8 +98,13 @@ mod tests {
             format: FORMAT_NAME.into(),
             version: model::VERSION,
             auditor_version: "0.1.0".into(),
-            host: Host { kernel: "6.18".into(), arch: "x86_64".into() },
-            target: Target::Command { argv: vec!["sh".into()] },
+            host: Host {
+                kernel: "6.18".into(),
+                arch: "x86_64".into(),
+            },
+            target: Target::Command {
+                argv: vec!["sh".into()],
+            },
             started_at: "2026-11-29T00:00:00.000Z".into(),
             ended_at: "2026-11-29T00:00:01.000Z".into(),
             duration_ms: 1000,
@@ -113,8 +134,14 @@ mod tests {
                 arguments_overflow: 0,
                 argument_read_failures: 0,
             }],
-            executables: vec![Executable { path: "/usr/bin/mknod".into(), execs: 1 }],
-            processes: Processes { tracked_threads: 1, exited_threads: 1 },
+            executables: vec![Executable {
+                path: "/usr/bin/mknod".into(),
+                execs: 1,
+            }],
+            processes: Processes {
+                tracked_threads: 1,
+                exited_threads: 1,
+            },
             loss: Loss::default(),
         }
     }
@@ -131,7 +158,11 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_a_location() {
-        let text = to_json(&sample()).replacen("\"duration_ms\"", "\"surprise\": 1,\n  \"duration_ms\"", 1);
+        let text = to_json(&sample()).replacen(
+            "\"duration_ms\"",
+            "\"surprise\": 1,\n  \"duration_ms\"",
+            1,
+        );
         match parse(Path::new("o.json"), &text) {
             Err(ObserveError::Parse { line, msg, .. }) => {
                 assert!(line > 1);
@@ -144,10 +175,19 @@ mod tests {
     #[test]
     fn other_formats_and_versions_are_refused_clearly() {
         let text = to_json(&sample()).replace("\"version\": 1", "\"version\": 99");
-        assert!(matches!(parse(Path::new("o.json"), &text), Err(ObserveError::Version { version: 99, .. })));
-        let e = parse(Path::new("p.json"), r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#);
+        assert!(matches!(
+            parse(Path::new("o.json"), &text),
+            Err(ObserveError::Version { version: 99, .. })
+        ));
+        let e = parse(
+            Path::new("p.json"),
+            r#"{"defaultAction": "SCMP_ACT_ERRNO"}"#,
+        );
         assert!(matches!(e, Err(ObserveError::Version { .. })));
-        let e = parse(Path::new("t.json"), "{\"format\": \"auditor-observation\", \"ver");
+        let e = parse(
+            Path::new("t.json"),
+            "{\"format\": \"auditor-observation\", \"ver",
+        );
         assert!(matches!(e, Err(ObserveError::Parse { .. })));
         let e = parse(Path::new("e.json"), "");
         assert!(matches!(e, Err(ObserveError::Parse { .. })));
@@ -159,7 +199,10 @@ mod tests {
         let p = dir.path().join("obs.json");
         save(&p, &sample())?;
         assert_eq!(load(&p)?, sample());
-        assert!(matches!(load(&dir.path().join("missing.json")), Err(ObserveError::Read { .. })));
+        assert!(matches!(
+            load(&dir.path().join("missing.json")),
+            Err(ObserveError::Read { .. })
+        ));
         Ok(())
     }
 }

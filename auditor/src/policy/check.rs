@@ -145,7 +145,11 @@ pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
     let abis = abis(policy);
     let lenient_names = policy.source == SourceFormat::Oci || has_foreign_arch(policy);
 
-    let default_location = Some(policy.default_location.unwrap_or(Location { line: 1, column: 1 }));
+    let default_location = Some(
+        policy
+            .default_location
+            .unwrap_or(Location { line: 1, column: 1 }),
+    );
     if policy.default_action.is_notify() && !options.interactive {
         out.push(Finding {
             severity: Severity::Error,
@@ -165,18 +169,28 @@ pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
         });
     }
     if options.interactive {
-        let decided: std::collections::BTreeSet<&str> =
-            policy.rules.iter().flat_map(|r| r.names.iter().map(String::as_str)).collect();
+        let decided: std::collections::BTreeSet<&str> = policy
+            .rules
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect();
         let exempt: Vec<&str> = ["execve", "write"]
             .into_iter()
             .filter(|n| !decided.contains(n))
             .collect();
         if !exempt.is_empty() {
-            let verb = if exempt.len() == 1 { "it is" } else { "they are" };
+            let verb = if exempt.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            };
             let what = if policy.default_action.is_notify() {
                 format!("{verb} allowed")
             } else {
-                format!("{verb} given the default action ({})", policy.default_action)
+                format!(
+                    "{verb} given the default action ({})",
+                    policy.default_action
+                )
             };
             out.push(Finding {
                 severity: Severity::Warning,
@@ -391,7 +405,9 @@ mod tests {
         let plain = validate(&p);
         assert_eq!(plain.len(), 1, "{plain:?}");
         assert!(
-            plain[0].message.contains("only `auditor enforce --interactive`"),
+            plain[0]
+                .message
+                .contains("only `auditor enforce --interactive`"),
             "{}",
             plain[0]
         );
@@ -399,7 +415,11 @@ mod tests {
         let interactive = CheckOptions { interactive: true };
         assert!(validate_with(&p, interactive).is_empty());
         // Every rule decides execve and write: nothing to warn about either.
-        assert!(check_with(&p, interactive).is_empty(), "{:?}", check_with(&p, interactive));
+        assert!(
+            check_with(&p, interactive).is_empty(),
+            "{:?}",
+            check_with(&p, interactive)
+        );
         Ok(())
     }
 
@@ -411,7 +431,11 @@ mod tests {
         assert!(validate(&p).is_empty());
         let f = validate_with(&p, CheckOptions { interactive: true });
         assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].message.contains("needs a native (TOML) policy"), "{}", f[0]);
+        assert!(
+            f[0].message.contains("needs a native (TOML) policy"),
+            "{}",
+            f[0]
+        );
         Ok(())
     }
 

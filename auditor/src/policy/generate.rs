@@ -423,7 +423,8 @@ pub fn generate(
                     .iter()
                     .any(|r| r.names.iter().any(|n| n == companion))
                 {
-                    extra_rules.push(Rule::new([*companion], Action::Errno(*errno)).with_comment(*why));
+                    extra_rules
+                        .push(Rule::new([*companion], Action::Errno(*errno)).with_comment(*why));
                 }
             }
         }
@@ -1078,17 +1079,31 @@ mod tests {
             m.failures.insert("EPERM".into(), 1);
             vec![obs(vec![m, sys("read", 3)])]
         };
-        for (runtime, expected) in [(Runtime::Crun, true), (Runtime::Runc, false), (Runtime::Lxc, false)] {
+        for (runtime, expected) in [
+            (Runtime::Crun, true),
+            (Runtime::Runc, false),
+            (Runtime::Lxc, false),
+        ] {
             let options = GenerateOptions {
                 baseline: Some(baseline(runtime, None)?),
                 ..GenerateOptions::default()
             };
             let g = generate(&observed(), &options)?;
-            assert!(g.policy.rules.iter().any(|r| r.action.is_notify()), "{runtime:?}: no notify rule");
-            assert_eq!(g.policy.flags.iter().any(|f| f == WAIT_KILLABLE_RECV), expected, "{runtime:?}");
+            assert!(
+                g.policy.rules.iter().any(|r| r.action.is_notify()),
+                "{runtime:?}: no notify rule"
+            );
+            assert_eq!(
+                g.policy.flags.iter().any(|f| f == WAIT_KILLABLE_RECV),
+                expected,
+                "{runtime:?}"
+            );
         }
         // No notify rule, no flag.
-        let options = GenerateOptions { baseline: Some(baseline(Runtime::Crun, None)?), ..GenerateOptions::default() };
+        let options = GenerateOptions {
+            baseline: Some(baseline(Runtime::Crun, None)?),
+            ..GenerateOptions::default()
+        };
         let g = generate(&[obs(vec![sys("read", 3)])], &options)?;
         assert!(g.policy.flags.is_empty());
         Ok(())

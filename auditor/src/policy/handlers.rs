@@ -196,7 +196,11 @@ const REGISTRY: &[HandlerSpec] = &[
         // mount_setattr could clear the forced nosuid/nodev of a mount auditor made (it is not
         // locked the way inherited mounts are): refused.
         companions: &[
-            ("fsopen", super::model::ENOSYS, "answered with ENOSYS so that the caller falls back to mount"),
+            (
+                "fsopen",
+                super::model::ENOSYS,
+                "answered with ENOSYS so that the caller falls back to mount",
+            ),
             (
                 "mount_setattr",
                 super::model::EPERM,
@@ -254,17 +258,18 @@ pub const FORCED_COMMENT: &str = "forced by auditor: these calls would bypass a 
 
 /// The syscalls `policy` must refuse because of the handlers its notify rules use.
 pub fn forced_refusals(policy: &super::model::Policy) -> Vec<&'static str> {
-    let used: BTreeSet<&str> = policy
-        .rules
-        .iter()
-        .filter_map(|r| match &r.action {
-            super::model::Action::Notify(n) => Some(r.names.iter().filter_map(move |name| {
-                resolve(n.handler.as_deref(), name).ok().map(|h| h.name)
-            })),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let used: BTreeSet<&str> =
+        policy
+            .rules
+            .iter()
+            .filter_map(|r| match &r.action {
+                super::model::Action::Notify(n) => Some(r.names.iter().filter_map(move |name| {
+                    resolve(n.handler.as_deref(), name).ok().map(|h| h.name)
+                })),
+                _ => None,
+            })
+            .flatten()
+            .collect();
     FORCED_REFUSALS
         .iter()
         .filter(|(h, _)| used.contains(h))
@@ -283,7 +288,11 @@ pub fn harden(policy: &super::model::Policy) -> (super::model::Policy, Vec<&'sta
     let mut p = policy.clone();
     let mut forced = Vec::new();
     for name in forced_refusals(policy) {
-        let named: Vec<&Rule> = p.rules.iter().filter(|r| r.names.iter().any(|n| n == name)).collect();
+        let named: Vec<&Rule> = p
+            .rules
+            .iter()
+            .filter(|r| r.names.iter().any(|n| n == name))
+            .collect();
         let needs = if named.is_empty() {
             lets_through(&p.default_action)
         } else {
@@ -306,7 +315,10 @@ pub fn harden(policy: &super::model::Policy) -> (super::model::Policy, Vec<&'sta
         return (policy.clone(), forced);
     }
     p.rules.retain(|r| !r.names.is_empty());
-    p.rules.push(Rule::new(forced.iter().copied(), Action::Errno(super::model::ENOSYS)).with_comment(FORCED_COMMENT));
+    p.rules.push(
+        Rule::new(forced.iter().copied(), Action::Errno(super::model::ENOSYS))
+            .with_comment(FORCED_COMMENT),
+    );
     (p, forced)
 }
 
@@ -584,25 +596,41 @@ mod tests {
         let h = lookup("emulate-mount")?;
         let mut p = Params::new();
         p.insert("fstypes".into(), ParamValue::strings(["ext4"]));
-        assert!(matches!(h.config(&p)?, HandlerConfig::Mount { shift: false, .. }));
+        assert!(matches!(
+            h.config(&p)?,
+            HandlerConfig::Mount { shift: false, .. }
+        ));
         p.insert("shift".into(), ParamValue::Bool(true));
-        assert!(matches!(h.config(&p)?, HandlerConfig::Mount { shift: true, .. }));
+        assert!(matches!(
+            h.config(&p)?,
+            HandlerConfig::Mount { shift: true, .. }
+        ));
         p.insert("shift".into(), ParamValue::strings(["yes"]));
         let e = err(h.config(&p).map(|_| ()));
         assert!(e.contains("`shift`") && e.contains("true or false"), "{e}");
         Ok(())
     }
 
-    fn mount_policy(default: crate::policy::model::Action, extra: Vec<crate::policy::model::Rule>) -> crate::policy::model::Policy {
+    fn mount_policy(
+        default: crate::policy::model::Action,
+        extra: Vec<crate::policy::model::Rule>,
+    ) -> crate::policy::model::Policy {
         use crate::policy::model::{Action, Notify, Policy, Rule};
         let mut params = Params::new();
         params.insert("fstypes".into(), ParamValue::strings(["ext4"]));
         let mut rules = vec![Rule::new(
             ["mount"],
-            Action::Notify(Notify { handler: Some("emulate-mount".into()), params }),
+            Action::Notify(Notify {
+                handler: Some("emulate-mount".into()),
+                params,
+            }),
         )];
         rules.extend(extra);
-        Policy { default_action: default, rules, ..Policy::default() }
+        Policy {
+            default_action: default,
+            rules,
+            ..Policy::default()
+        }
     }
 
     #[test]
@@ -613,7 +641,10 @@ mod tests {
         assert_eq!(forced.len(), 8, "{forced:?}");
         let last = p.rules.last().expect("a rule");
         assert_eq!(last.action, Action::Errno(ENOSYS));
-        assert!(last.names.iter().any(|n| n == "fsopen") && last.names.iter().any(|n| n == "open_tree_attr"));
+        assert!(
+            last.names.iter().any(|n| n == "fsopen")
+                && last.names.iter().any(|n| n == "open_tree_attr")
+        );
         // An explicit allow is overridden; an explicit refusal is kept as it is.
         let (p, forced) = harden(&mount_policy(
             Action::Errno(1),
@@ -625,14 +656,24 @@ mod tests {
         assert_eq!(forced, vec!["fsopen"]);
         assert_eq!(p.rules[1].names, vec!["read"]);
         assert_eq!(p.rules[2].names, vec!["mount_setattr"]);
-        assert_eq!(p.rules.last().map(|r| r.names.clone()), Some(vec!["fsopen".to_owned()]));
+        assert_eq!(
+            p.rules.last().map(|r| r.names.clone()),
+            Some(vec!["fsopen".to_owned()])
+        );
         // No handler that needs it: the policy is left alone.
-        let plain = crate::policy::model::Policy { default_action: Action::Allow, ..Default::default() };
+        let plain = crate::policy::model::Policy {
+            default_action: Action::Allow,
+            ..Default::default()
+        };
         assert!(harden(&plain).1.is_empty());
         // setxattr's handler forces the *xattrat calls.
         let mut p = plain.clone();
-        p.rules.push(Rule::new(["setxattr"], Action::Notify(Default::default())));
-        assert_eq!(harden(&p).1, vec!["setxattrat", "getxattrat", "listxattrat", "removexattrat"]);
+        p.rules
+            .push(Rule::new(["setxattr"], Action::Notify(Default::default())));
+        assert_eq!(
+            harden(&p).1,
+            vec!["setxattrat", "getxattrat", "listxattrat", "removexattrat"]
+        );
     }
 
     #[test]

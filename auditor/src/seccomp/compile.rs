@@ -186,7 +186,9 @@ pub fn compile_with(
             // another architecture of the filter a pseudo number and translates it per arch.
             let Ok(sys) = ScmpSyscall::from_name(name) else {
                 if let Some(f) = forced.iter().find(|f| **f == name.as_str()) {
-                    if rule.action == Action::Errno(crate::policy::model::ENOSYS) && !forced_by_number.contains(f) {
+                    if rule.action == Action::Errno(crate::policy::model::ENOSYS)
+                        && !forced_by_number.contains(f)
+                    {
                         forced_by_number.push(*f);
                     }
                     continue;
@@ -253,7 +255,11 @@ pub fn compile_with(
 fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
     use crate::observe::model::Abi;
     use crate::syscalls::{number, X32_SYSCALL_BIT};
-    let arches: Vec<Arch> = if arches.is_empty() { vec![Arch::X86_64] } else { arches.to_vec() };
+    let arches: Vec<Arch> = if arches.is_empty() {
+        vec![Arch::X86_64]
+    } else {
+        arches.to_vec()
+    };
     let mut out: Vec<(u32, Vec<u32>)> = Vec::new();
     let mut add = |audit: u32, nr: Option<u32>| {
         let Some(nr) = nr else { return };
@@ -266,8 +272,14 @@ fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
     for a in arches {
         for n in names {
             match a {
-                Arch::X86_64 => add(crate::broker::decide::AUDIT_ARCH_X86_64, number(Abi::X86_64, n)),
-                Arch::X32 => add(crate::broker::decide::AUDIT_ARCH_X86_64, number(Abi::X32, n).map(|nr| nr | X32_SYSCALL_BIT)),
+                Arch::X86_64 => add(
+                    crate::broker::decide::AUDIT_ARCH_X86_64,
+                    number(Abi::X86_64, n),
+                ),
+                Arch::X32 => add(
+                    crate::broker::decide::AUDIT_ARCH_X86_64,
+                    number(Abi::X32, n).map(|nr| nr | X32_SYSCALL_BIT),
+                ),
                 Arch::X86 => add(crate::broker::decide::AUDIT_ARCH_I386, number(Abi::I386, n)),
                 // auditor's tables cover the x86 family only; other architectures keep what
                 // libseccomp could do (callers warn about the names it skipped).
@@ -327,7 +339,10 @@ pub fn export_bpf(compiled: &Compiled) -> Result<Vec<u8>, CompileError> {
     file.rewind().map_err(err)?;
     let mut out = Vec::new();
     if !compiled.forced_by_number.is_empty() {
-        for i in refusal_prefix(&numbers_by_arch(&compiled.arches, &compiled.forced_by_number)) {
+        for i in refusal_prefix(&numbers_by_arch(
+            &compiled.arches,
+            &compiled.forced_by_number,
+        )) {
             out.extend_from_slice(&i.code.to_ne_bytes());
             out.extend_from_slice(&[i.jt, i.jf]);
             out.extend_from_slice(&i.k.to_ne_bytes());
@@ -480,9 +495,13 @@ mod tests {
     #[test]
     fn interactive_filters_notify_what_no_rule_decides_except_the_launchers_calls(
     ) -> Result<(), CompileError> {
-        use crate::seccomp::notify::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
+        use crate::seccomp::notify::{
+            SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF,
+        };
         const X86_64: u32 = 0xc000_003e;
-        let nr = |n: &str| crate::syscalls::number(crate::observe::model::Abi::X86_64, n).map_or(-1, |n| n as i32);
+        let nr = |n: &str| {
+            crate::syscalls::number(crate::observe::model::Abi::X86_64, n).map_or(-1, |n| n as i32)
+        };
         let mut p = policy(vec![
             Rule::new(["read"], Action::Allow),
             Rule::new(["getppid"], Action::Errno(1)),
@@ -523,13 +542,24 @@ mod tests {
 
     #[test]
     fn a_mount_handler_forces_the_new_mount_api_out_even_by_number() -> Result<(), CompileError> {
-        use crate::seccomp::notify::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF};
+        use crate::seccomp::notify::{
+            SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF,
+        };
         const X86_64: u32 = 0xc000_003e;
         const I386: u32 = 0x4000_0003;
         let mut params = crate::policy::model::Params::new();
-        params.insert("fstypes".into(), crate::policy::model::ParamValue::strings(["ext4"]));
+        params.insert(
+            "fstypes".into(),
+            crate::policy::model::ParamValue::strings(["ext4"]),
+        );
         let mut p = policy(vec![
-            Rule::new(["mount"], Action::Notify(Notify { handler: Some("emulate-mount".into()), params })),
+            Rule::new(
+                ["mount"],
+                Action::Notify(Notify {
+                    handler: Some("emulate-mount".into()),
+                    params,
+                }),
+            ),
             // What a careless or hostile policy file says: ignored.
             Rule::new(["fsopen", "move_mount"], Action::Allow),
         ]);
@@ -547,7 +577,11 @@ mod tests {
             assert_eq!(run(&bpf, X86_64, nr | 0x4000_0000), enosys, "x32 {nr}");
             assert_eq!(run(&bpf, I386, nr), enosys, "i386 {nr}");
         }
-        assert_eq!(run(&bpf, X86_64, 165), SECCOMP_RET_USER_NOTIF, "mount is still notified");
+        assert_eq!(
+            run(&bpf, X86_64, 165),
+            SECCOMP_RET_USER_NOTIF,
+            "mount is still notified"
+        );
         assert_eq!(run(&bpf, X86_64, 39), SECCOMP_RET_ALLOW, "getpid");
         Ok(())
     }

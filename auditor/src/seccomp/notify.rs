@@ -389,8 +389,16 @@ impl NotifyFd {
     /// here costs the round trip nothing.
     pub fn wait_hangup(&self, stop: BorrowedFd<'_>) -> Result<(), NotifyError> {
         let mut pfds = [
-            libc::pollfd { fd: self.fd.as_raw_fd(), events: 0, revents: 0 },
-            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         loop {
             // SAFETY: two valid pollfds in a live array.

@@ -307,7 +307,9 @@ mod tests {
         let mut w = c.take_writer().ok_or("no writer")?;
         assert!(c.take_writer().is_none());
         // A line that is not a message is skipped; the next one still counts.
-        w.write.write_all(b"{\"type\":\"answer\",\"id\":2,\"choice\":\"maybe\"}\n").await?;
+        w.write
+            .write_all(b"{\"type\":\"answer\",\"id\":2,\"choice\":\"maybe\"}\n")
+            .await?;
         w.send(&ClientMessage::Answer {
             id: 2,
             choice: Choice::DenyAlways,

@@ -54,8 +54,7 @@ impl Arity {
 
     /// Read every `sys_enter_*/format` below `dir` (an `events/syscalls` directory).
     pub fn load_from(dir: &Path) -> Result<Arity, String> {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut by_name = HashMap::new();
         for e in entries.flatten() {
             let file = e.file_name();
@@ -89,7 +88,9 @@ fn events_dir() -> Option<PathBuf> {
         Some("tracefs"),
         at,
         Some("tracefs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC,
+        nix::mount::MsFlags::MS_NOSUID
+            | nix::mount::MsFlags::MS_NODEV
+            | nix::mount::MsFlags::MS_NOEXEC,
         None::<&str>,
     ) {
         tracing::debug!(error = %e, "cannot mount tracefs");
@@ -103,9 +104,7 @@ fn events_dir() -> Option<PathBuf> {
 pub fn parse_format(text: &str) -> Option<u8> {
     let mut lines = text.lines().map(str::trim);
     lines.find(|l| l.starts_with("field:") && l.contains(" __syscall_nr;"))?;
-    let n = lines
-        .take_while(|l| l.starts_with("field:"))
-        .count();
+    let n = lines.take_while(|l| l.starts_with("field:")).count();
     u8::try_from(n.min(6)).ok()
 }
 
@@ -131,9 +130,15 @@ mod tests {
         std::fs::write(ev.join("format"), READ).unwrap();
         let a = Arity::load_from(dir.path()).unwrap();
         assert_eq!(a.of("read"), Some(3));
-        assert_eq!(a.significant(Some("read"), [1, 2, 3, 4, 5, 6]), [1, 2, 3, 0, 0, 0]);
+        assert_eq!(
+            a.significant(Some("read"), [1, 2, 3, 4, 5, 6]),
+            [1, 2, 3, 0, 0, 0]
+        );
         // Unknown: every register counts.
-        assert_eq!(a.significant(Some("nope"), [1, 2, 3, 4, 5, 6]), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            a.significant(Some("nope"), [1, 2, 3, 4, 5, 6]),
+            [1, 2, 3, 4, 5, 6]
+        );
         assert_eq!(a.significant(None, [1; 6]), [1; 6]);
     }
 

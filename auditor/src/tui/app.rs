@@ -229,7 +229,10 @@ pub enum Effect {
         contents: String,
     },
     /// Send this answer to the session.
-    Answer { id: u64, choice: Choice },
+    Answer {
+        id: u64,
+        choice: Choice,
+    },
 }
 
 /// Rows of chrome around the live table (title, tabs, header, status, borders).

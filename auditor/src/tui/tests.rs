@@ -747,10 +747,7 @@ fn prompts_are_shown_oldest_first_and_each_key_answers_the_shown_one() {
     let mut app = prompt_app();
     assert_eq!(app.prompts.len(), 2);
     assert_eq!(app.shown_prompt().map(|p| (p.id, p.calls)), Some((1, 2)));
-    for (c, choice) in [
-        ('A', Choice::AllowAlways),
-        ('d', Choice::DenyOnce),
-    ] {
+    for (c, choice) in [('A', Choice::AllowAlways), ('d', Choice::DenyOnce)] {
         let id = app.shown_prompt().map(|p| p.id);
         assert_eq!(
             Some(update(&mut app, ch(c))),
@@ -794,7 +791,10 @@ fn esc_puts_the_prompt_aside_bang_and_new_prompts_bring_it_back() {
     update(&mut app, ch('!'));
     assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
     update(&mut app, key(KeyCode::Esc));
-    update(&mut app, session(Message::Prompt(prompt(3, "sethostname", 1))));
+    update(
+        &mut app,
+        session(Message::Prompt(prompt(3, "sethostname", 1))),
+    );
     assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
 }
 

@@ -57,7 +57,10 @@ fn draw_prompt(app: &App, f: &mut Frame, area: Rect) {
         Line::from(vec![
             Span::styled(p.syscall.clone(), header_style().fg(Color::Yellow)),
             Span::raw(format!(" ({}) by pid {} ", p.arch, p.pid)),
-            Span::raw(tail(exe, inner.saturating_sub(p.syscall.len() + p.arch.len() + 16))),
+            Span::raw(tail(
+                exe,
+                inner.saturating_sub(p.syscall.len() + p.arch.len() + 16),
+            )),
         ]),
         Line::raw(head(&format!("args {}", p.args.join(" ")), inner)),
         Line::raw(head(
@@ -70,7 +73,10 @@ fn draw_prompt(app: &App, f: &mut Frame, area: Rect) {
             inner,
         )),
         Line::styled(
-            head("No rule decides it; only the numbers above are judged.", inner),
+            head(
+                "No rule decides it; only the numbers above are judged.",
+                inner,
+            ),
             Style::new().fg(Color::DarkGray),
         ),
         Line::raw(""),
@@ -643,10 +649,7 @@ const HELP: &[(&str, &str)] = &[
         "Learning: syscall list or candidate policy pane",
     ),
     ("w", "write the candidate policy (atomically)"),
-    (
-        "a A d D",
-        "prompt: allow once / always, deny once / always",
-    ),
+    ("a A d D", "prompt: allow once / always, deny once / always"),
     ("Esc, !", "prompt: put it aside, show it again"),
     ("q, Esc, Ctrl-C", "quit (Esc closes the detail first)"),
 ];

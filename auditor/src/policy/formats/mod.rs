@@ -118,7 +118,11 @@ pub fn export(
             forced.join(", ")
         ));
     }
-    let policy = if format == Format::Native { policy } else { &hardened };
+    let policy = if format == Format::Native {
+        policy
+    } else {
+        &hardened
+    };
     let (text, dropped) = match format {
         Format::Native => {
             let mut p = policy.clone();
