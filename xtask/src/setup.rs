@@ -70,6 +70,32 @@ pub fn run_setup() -> anyhow::Result<()> {
             ]))
         })?;
     }
+    // The lint gate (`cargo xtask lint`): rustfmt and clippy on stable, clippy on nightly for
+    // the eBPF crate.
+    for (toolchain, component) in [
+        ("stable", "rustfmt"),
+        ("stable", "clippy"),
+        ("nightly", "clippy"),
+    ] {
+        let installed = Command::new("rustup")
+            .args(["component", "list", "--toolchain", toolchain, "--installed"])
+            .output()
+            .context("rustup is needed")?;
+        if !String::from_utf8_lossy(&installed.stdout)
+            .lines()
+            .any(|l| l.starts_with(component))
+        {
+            phase(&format!("{component} for {toolchain}"), || {
+                sh(Command::new("rustup").args([
+                    "component",
+                    "add",
+                    component,
+                    "--toolchain",
+                    toolchain,
+                ]))
+            })?;
+        }
+    }
     if !have("bpf-linker") {
         phase("bpf-linker (LLVM 22)", || {
             sh(Command::new("cargo")
