@@ -20,10 +20,19 @@ fn main() {
             continue;
         }
         let stem = p.file_stem().and_then(|s| s.to_str()).expect("file name");
+        // `// gcc: FLAGS` on a line of the source: extra flags (e.g. -static, for a workload
+        // that runs inside a busybox container without a libc).
+        let source = std::fs::read_to_string(&p).expect("workload source");
+        let extra: Vec<&str> = source
+            .lines()
+            .find_map(|l| l.strip_prefix("// gcc: "))
+            .map(|f| f.split_whitespace().collect())
+            .unwrap_or_default();
         let status = Command::new("gcc")
             .args(["-O1", "-Wall", "-pthread", "-o"])
             .arg(format!("{out}/{stem}"))
             .arg(&p)
+            .args(&extra)
             .status()
             .expect("gcc is needed to build the test workloads (cargo xtask setup installs it)");
         assert!(status.success(), "gcc failed on {}", p.display());

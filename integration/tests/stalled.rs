@@ -146,6 +146,12 @@ fn a_mknod_stuck_on_a_stalled_fuse_server_is_answered_at_the_deadline() {
     struct Cleanup(PathBuf);
     impl Drop for Cleanup {
         fn drop(&mut self) {
+            // The container's FUSE server, if the test failed before the script ended it.
+            let _ = Command::new("pkill")
+                .arg("-9")
+                .arg("-f")
+                .arg(self.0.join("fuse"))
+                .output();
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
@@ -155,10 +161,10 @@ fn a_mknod_stuck_on_a_stalled_fuse_server_is_answered_at_the_deadline() {
     let log = dir.join("audit.jsonl");
     let fuse = dir.join("fuse");
     let script = format!(
-        "{server} /dev/fuse {fuse} 2>{dir}/fuse.log & \
+        "{server} /dev/fuse {fuse} 2>{dir}/fuse.log & s=$!; \
          while ! grep -q ' {fuse} ' /proc/self/mountinfo; do sleep 0.05; done; \
          (mknod {fuse}/x/null c 1 3; echo stalled=$?) & m=$!; sleep 0.5; \
-         mknod {dir}/null c 1 3; echo served=$?; wait $m; kill %1",
+         mknod {dir}/null c 1 3; echo served=$?; wait $m; kill $s",
         server = workload("stall_fuse"),
         fuse = fuse.display(),
         dir = dir.display()
@@ -287,4 +293,231 @@ fn sigterm_with_a_helper_stuck_in_fuse_ends_auditor_within_the_deadline() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success() || status.code().is_some(), "{status:?}");
+}
+
+/// `auditor agent` serving real runc containers: one rootful container mounts its own stalling
+/// FUSE file system and mknods into it; a second container is served normally meanwhile; the
+/// stuck call is answered at the deadline; and SIGTERM to the agent with a helper stuck ends
+/// it within the deadline.
+#[test]
+fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
+    use integration::runtimes::{clear_stale, Bundle, Runtime};
+    let test = "the_agent_serves_other_containers_while_one_stalls_and_stops_on_time";
+    if !ready(test) || require_tool(test, "runc").is_none() {
+        return;
+    }
+    clear_stale(Runtime::Runc);
+    clear_stale_mounts();
+    let dir = std::env::temp_dir().join(unique_name(PREFIX));
+    std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    std::fs::write(dir.join("policies/mknod.toml"), MKNOD_POLICY).expect("policy");
+    let socket = dir.join("agent.sock");
+    let audit = dir.join("audit.jsonl");
+    let mut agent = Command::new(auditor_bin())
+        .args([
+            "agent",
+            "--helper-timeout",
+            "6s",
+            "--abort-stalled-fuse",
+            "--socket",
+        ])
+        .arg(&socket)
+        .arg("--policy-dir")
+        .arg(dir.join("policies"))
+        .arg("--audit-log")
+        .arg(&audit)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent.log")).expect("log"))
+        .spawn()
+        .expect("start the agent");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let t = Instant::now();
+    while !socket.exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no agent socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": socket.display().to_string(),
+        "listenerMetadata": "mknod",
+        "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_NOTIFY"}],
+    });
+    // A rootful container with /dev/fuse and CAP_SYS_ADMIN, mounting the stalling server.
+    let stalling = || {
+        let b = Bundle::busybox(
+            Runtime::Runc,
+            &[
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "/stall_fuse /dev/fuse /mnt 2>/tmp/fuse.log & \
+                 while ! busybox grep -q ' /mnt ' /proc/self/mountinfo; do busybox sleep 0.05; done; \
+                 busybox mknod /mnt/x/null c 1 3; echo stalled=$?",
+            ],
+        )
+        .expect("bundle");
+        std::fs::copy(workload("stall_fuse"), b.dir.join("rootfs/stall_fuse")).expect("copy");
+        std::fs::create_dir_all(b.dir.join("rootfs/mnt")).expect("mnt");
+        b.edit(|c| {
+            for set in ["bounding", "effective", "permitted"] {
+                if let Some(caps) = c["process"]["capabilities"][set].as_array_mut() {
+                    caps.push("CAP_SYS_ADMIN".into());
+                }
+            }
+            c["linux"]["devices"] = serde_json::json!([{
+                "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438
+            }]);
+            if let Some(rules) = c["linux"]["resources"]["devices"].as_array_mut() {
+                rules.push(serde_json::json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}));
+            }
+            // A tmpfs /tmp, writable, for the server's log.
+            if let Some(m) = c["mounts"].as_array_mut() {
+                m.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+            }
+            c["root"]["readonly"] = serde_json::json!(false);
+        })
+        .expect("edit");
+        b.set_seccomp(&profile).expect("seccomp");
+        b
+    };
+    let stuck = stalling();
+    let runner = {
+        let argv = stuck.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(60))
+        })
+    };
+    // Stuck once the agent's helper resolves /mnt/x (a record only comes at the deadline).
+    let t = Instant::now();
+    let log = dir.join("agent.log");
+    while !stuck_waiting() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the container never stalled: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Meanwhile another container is served at once.
+    let other = Bundle::busybox(
+        Runtime::Runc,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox mknod /tmp/null c 1 3; echo mknod=$?",
+        ],
+    )
+    .expect("bundle");
+    other.edit(|c| {
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}));
+        }
+    })
+    .expect("edit");
+    other.set_seccomp(&profile).expect("seccomp");
+    let t = Instant::now();
+    let o = {
+        let argv = other.run_command();
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        run_with_timeout(&mut c, Duration::from_secs(60))
+    };
+    let served_in = t.elapsed();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = runner.join().expect("runner");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("stalled=1"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        served_in < Duration::from_secs(5),
+        "the other container waited {served_in:?}"
+    );
+    let recs = records(&audit);
+    let why = recs
+        .iter()
+        .find(|r| r["container"] == stuck.id.as_str() && r["result"] == "-EIO")
+        .and_then(|r| r["decoded"]["why"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no EIO record for the stuck container: {recs:#?}"));
+    assert!(
+        why.contains("did not finish within 6s") && why.contains("aborted"),
+        "{why}"
+    );
+
+    // SIGTERM with a helper stuck: the agent ends within the deadline.
+    let stuck_again = stalling();
+    let runner = {
+        let argv = stuck_again.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(60))
+        })
+    };
+    let t = Instant::now();
+    while !stuck_waiting() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the second container never stalled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent = Kill(&mut agent);
+    // SAFETY: kill with our own child's pid.
+    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(_)) = agent.0.try_wait() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(12),
+            "the agent did not stop within 12 s of SIGTERM with a helper stuck"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = runner.join();
+}
+
+/// Whether some FUSE connection has a request waiting (fusectl, mounted here if needed).
+fn stuck_waiting() -> bool {
+    let base = Path::new("/sys/fs/fuse/connections");
+    if std::fs::read_dir(base).is_ok_and(|mut d| d.next().is_none()) {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "fusectl"])
+            .arg(base)
+            .output();
+    }
+    std::fs::read_dir(base).is_ok_and(|d| {
+        d.flatten().any(|e| {
+            std::fs::read_to_string(e.path().join("waiting"))
+                .is_ok_and(|w| w.trim().parse::<u64>().is_ok_and(|n| n > 0))
+        })
+    })
 }

@@ -2,7 +2,8 @@
 // is an empty directory, and every lookup in it is read by this server and never answered,
 // so the caller sleeps in the kernel where SIGKILL cannot reach it (a request its server has
 // read). Prints "mounted" and then "stalled /NAME" on stderr. Usage: stall_fuse DEVICE DIR,
-// DEVICE being /dev/fuse or another node of it (10:229).
+// DEVICE being /dev/fuse or another node of it (10:229). Static, to run in a busybox container.
+// gcc: -static
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
