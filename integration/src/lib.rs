@@ -154,3 +154,43 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
         stderr: collect(&err, deadline),
     }
 }
+
+/// The path of a test workload (`integration/workloads/NAME.c`, built by build.rs) where a
+/// container's root can execute it. The checkout, and so the build's output, may sit under a
+/// directory others cannot search (`/root`, mode 0700, for a root user's clone), and a
+/// `--userns` workload runs as an unprivileged host uid: so each workload is copied, once per
+/// test process, into a directory under the system temp dir that every user can search.
+pub fn workload(name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    static COPIED: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let built = std::path::Path::new(env!("OUT_DIR")).join(name);
+    let mut dir = COPIED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = dir.get_or_insert_with(|| {
+        // Directories of earlier test processes that are gone.
+        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = n.strip_prefix("auditor-workloads-") {
+                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let d = std::env::temp_dir().join(format!("auditor-workloads-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("workload dir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        d
+    });
+    let to = dir.join(name);
+    if !to.exists() {
+        // Copied next to its final name, then renamed: a concurrent test never runs half a file.
+        let tmp = dir.join(format!(".{name}.{}", unique_name("copy")));
+        std::fs::copy(&built, &tmp).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&tmp, &to).expect("rename");
+    }
+    to.display().to_string()
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, unique_name};
+use integration::{auditor_bin, require_root, unique_name, workload};
 
 /// Host uid/gid of root inside `--userns` (auditor's documented default range).
 const CONTAINER_ROOT: u32 = 100_000;
@@ -16,10 +16,6 @@ const CONTAINER_ROOT: u32 = 100_000;
 #[path = "support/loopdev.rs"]
 mod loopdev;
 use loopdev::{clear_stale_loop_devices, run_tool, LoopDevice};
-
-fn workload(name: &str) -> String {
-    Path::new(env!("OUT_DIR")).join(name).display().to_string()
-}
 
 /// A scratch directory under /tmp (not nodev, so device nodes in it work), removed on drop,
 /// optionally owned by the container's root so the workload can write to it.

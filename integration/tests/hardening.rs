@@ -3,15 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use integration::{auditor_bin, require_root, require_tool, unique_name};
+use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
 
 #[path = "support/loopdev.rs"]
 mod loopdev;
 use loopdev::{attach_new, run_tool, LoopDevice};
-
-fn workload(name: &str) -> String {
-    Path::new(env!("OUT_DIR")).join(name).display().to_string()
-}
 
 /// A scratch directory, removed on drop.
 struct Scratch(PathBuf);

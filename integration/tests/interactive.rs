@@ -8,15 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, require_tool, unique_name};
+use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
 
 #[path = "support/tmux.rs"]
 mod tmux;
 use tmux::Tmux;
-
-fn workload(name: &str) -> String {
-    Path::new(env!("OUT_DIR")).join(name).display().to_string()
-}
 
 /// A scratch directory, removed on drop (also when the test fails).
 struct Scratch(PathBuf);

@@ -8,11 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use auditor::observe::model::{Abi, Arguments, Observation, SyscallObservation};
-use integration::{auditor_bin, require_root, require_tool, unique_name};
-
-fn workload(name: &str) -> String {
-    Path::new(env!("OUT_DIR")).join(name).display().to_string()
-}
+use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(unique_name(name))

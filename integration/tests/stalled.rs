@@ -7,15 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, require_tool, run_with_timeout, unique_name};
+use integration::{
+    auditor_bin, require_root, require_tool, run_with_timeout, unique_name, workload,
+};
 
 const PREFIX: &str = "auditor-stall";
 
 const MKNOD_POLICY: &str = "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"mknod\", \"mknodat\"]\naction = \"notify\"\nhandler = \"emulate-mknod\"\nparams = { devices = [\"c 1:3\"] }\n";
-
-fn workload(name: &str) -> String {
-    Path::new(env!("OUT_DIR")).join(name).display().to_string()
-}
 
 /// Mount points of earlier runs that died (their FUSE server gone, the mount left).
 fn clear_stale_mounts() {

@@ -37,6 +37,16 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot execute {}: the container's root (host uid {uid}) cannot search {} (mode {mode:o}, owner uid {owner}); put the program where any user can reach it (e.g. /usr/local/bin or /tmp), or let others search that directory (`chmod o+x {}`)", path.display(), dir.display(), dir.display())]
+    Unreachable {
+        path: PathBuf,
+        /// The first directory on the way that the mapped root cannot search.
+        dir: PathBuf,
+        mode: u32,
+        owner: u32,
+        /// The host uid of the container's root.
+        uid: u32,
+    },
     #[error("{op} failed: {source}")]
     Sys {
         op: &'static str,
@@ -55,6 +65,26 @@ pub enum LaunchError {
     Filter(#[from] filter::FilterError),
     #[error(transparent)]
     Userns(#[from] userns::UsernsError),
+}
+
+/// The first directory on the way to `path` (outermost first) that `uid`/`gid`, holding no
+/// capability, cannot search: its path, mode and owner.
+pub fn unsearchable(path: &Path, uid: u32, gid: u32) -> Option<(PathBuf, u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+    dirs.reverse();
+    dirs.into_iter().find_map(|d| {
+        let m = std::fs::metadata(d).ok()?;
+        let mode = m.mode();
+        let can = if m.uid() == uid {
+            mode & 0o100 != 0
+        } else if m.gid() == gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        (!can).then(|| (d.to_path_buf(), mode & 0o7777, m.uid()))
+    })
 }
 
 /// Steps of the child's set-up, reported to the parent with the errno when one fails.
@@ -586,9 +616,28 @@ impl Held {
                 .into_iter()
                 .find(|s| *s as u32 == tag & !MSG_FAILED)
             {
-                Some(Stage::Exec) => LaunchError::Exec {
-                    path: path.clone(),
-                    source,
+                Some(Stage::Exec) => match (errno, userns) {
+                    // In a user namespace the workload runs as the mapped root, an unprivileged
+                    // host uid: say which directory keeps it from the program.
+                    (libc::EACCES, Some(range)) => {
+                        match unsearchable(&path, range.host, range.host) {
+                            Some((dir, mode, owner)) => LaunchError::Unreachable {
+                                path: path.clone(),
+                                dir,
+                                mode,
+                                owner,
+                                uid: range.host,
+                            },
+                            None => LaunchError::Exec {
+                                path: path.clone(),
+                                source,
+                            },
+                        }
+                    }
+                    _ => LaunchError::Exec {
+                        path: path.clone(),
+                        source,
+                    },
                 },
                 Some(stage) => LaunchError::Setup {
                     stage: stage.describe(),
@@ -723,6 +772,25 @@ impl Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_directory_the_mapped_root_cannot_search() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let t = tempfile::tempdir().expect("tempdir");
+        let closed = t.path().join("closed");
+        std::fs::create_dir_all(closed.join("bin")).expect("mkdir");
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let prog = closed.join("bin/prog");
+        let (dir, mode, _) = unsearchable(&prog, 100_000, 100_000).expect("unreachable");
+        assert_eq!((dir, mode), (closed.clone(), 0o700));
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        assert_eq!(unsearchable(&prog, 100_000, 100_000), None);
+        // Its owner may search it.
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&closed).expect("stat"));
+        assert_eq!(unsearchable(&prog, owner, u32::MAX), None);
+    }
 
     #[test]
     fn resolves_through_path_and_rejects_missing() {
