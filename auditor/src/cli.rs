@@ -99,7 +99,7 @@ pub struct LearnArgs {
     #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup", "container"])]
     pub policy: Option<PathBuf>,
     #[command(flatten)]
-    pub ui: crate::commands::tui::LiveUiArgs,
+    pub ui: crate::commands::shared::LiveUiArgs,
     /// The command to start and learn, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

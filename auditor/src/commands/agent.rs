@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use super::check::ImportArgs;
+use super::shared::ImportArgs;
 use crate::agent::{self, policies::PolicyDir, Context};
 use crate::broker::audit::AuditLog;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::check::{load_policy, ImportArgs};
+use super::shared::{load_policy, ImportArgs};
 use crate::policy::diff;
 
 /// `auditor diff A B [--json]`

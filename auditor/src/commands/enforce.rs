@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use super::check::{load_policy, ImportArgs};
+use super::shared::{compile_policy_with, userns_of, ImportArgs};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -26,12 +26,9 @@ use crate::broker::audit::{AuditLog, AuditSender};
 use crate::broker::decide::Decider;
 use crate::broker::refusals::{self, Answered};
 use crate::broker::{prompt, Broker, Interactive, Mode};
-use crate::launch::filter::Filter;
-use crate::launch::userns::{IdRange, Userns, DEFAULT_RANGE};
 use crate::launch::{self, Options};
 use crate::policy::check::CheckOptions;
-use crate::policy::model::{Policy, SourceFormat};
-use crate::seccomp::{compile, notify};
+use crate::seccomp::notify;
 
 /// How the policy is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -67,7 +64,7 @@ pub struct EnforceArgs {
     #[command(flatten)]
     pub import: ImportArgs,
     #[command(flatten)]
-    pub ui: super::tui::LiveUiArgs,
+    pub ui: super::shared::LiveUiArgs,
     /// Ask a person about every call the policy does not decide, instead of taking the default
     /// action: the call waits while a prompt is shown (with --tui, or in `auditor tui`
     /// attached to this session): allow once, allow always, deny once, deny always. Always
@@ -144,131 +141,6 @@ impl Stopping {
         }
         child.signal(Signal::SIGKILL);
         self.killed = true;
-    }
-}
-
-/// Load, check and compile a policy into its filter program.
-fn compile_policy(
-    path: &std::path::Path,
-    import: &crate::policy::formats::ImportOptions,
-) -> anyhow::Result<(Policy, Decider, Filter)> {
-    compile_policy_with(path, import, CheckOptions::default())
-}
-
-/// [`compile_policy`] for a use of the policy (interactive: notify by default).
-fn compile_policy_with(
-    path: &std::path::Path,
-    import: &crate::policy::formats::ImportOptions,
-    options: CheckOptions,
-) -> anyhow::Result<(Policy, Decider, Filter)> {
-    let file = path.display();
-    let policy = load_policy(path, import)?;
-    if options.interactive && policy.source != SourceFormat::Native {
-        anyhow::bail!(
-            "{file}: --interactive needs a native (TOML) policy: always answers are appended to the policy file with a comment saying who decided and when, and an OCI JSON profile cannot keep comments. Convert it to a native policy first (`auditor merge -o policy.toml {file} {file}` writes it as TOML) and enforce that"
-        );
-    }
-    let decider = Decider::new(policy.clone()).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    let compiled = match compile::compile_with(&policy, options) {
-        Ok(c) => c,
-        Err(compile::CompileError::Validate { problems }) => {
-            for p in &problems {
-                match p.location {
-                    Some(_) => eprintln!("{file}:{p}"),
-                    None => eprintln!("{file}: {p}"),
-                }
-            }
-            anyhow::bail!(
-                "{file}: the policy cannot be enforced ({} error(s) above)",
-                problems.len()
-            );
-        }
-        Err(e) => anyhow::bail!("{file}: {e}"),
-    };
-    for name in &compiled.skipped {
-        eprintln!("auditor: warning: libseccomp cannot resolve `{name}`; its rule is skipped");
-    }
-    let bpf = compile::export_bpf(&compiled).with_context(|| format!("{file}: export"))?;
-    let filter = Filter::from_bpf(&bpf).with_context(|| format!("{file}: filter"))?;
-    Ok((policy, decider, filter))
-}
-
-/// `--userns[=RANGE]` and `--rootfs DIR`.
-fn userns_of(
-    userns: Option<&str>,
-    rootfs: Option<&std::path::Path>,
-) -> anyhow::Result<Option<Userns>> {
-    Ok(match userns {
-        None => None,
-        Some(r) => {
-            let range = if r.is_empty() {
-                DEFAULT_RANGE
-            } else {
-                IdRange::parse(r)?
-            };
-            Some(Userns::new(range, rootfs)?)
-        }
-    })
-}
-
-/// How `auditor learn --userns/--policy` launches its workload: in the same kind of container
-/// `enforce --userns` makes and, with a policy, under that policy in complain mode with its
-/// notify handlers active (refusals allowed, emulations performed), so that learning sees what
-/// the workload does after a granted mknod or mount.
-pub(crate) struct LearnUnder {
-    pub options: Options,
-    decider: Option<Decider>,
-}
-
-impl LearnUnder {
-    pub(crate) fn new(
-        userns: Option<&str>,
-        rootfs: Option<&std::path::Path>,
-        policy: Option<&std::path::Path>,
-    ) -> anyhow::Result<LearnUnder> {
-        let userns = userns_of(userns, rootfs)?;
-        let (filter, decider) = match policy {
-            None => (None, None),
-            Some(p) => {
-                let (_, decider, mut filter) = compile_policy(p, &Default::default())?;
-                filter.complain();
-                if filter.needs_listener() {
-                    notify::check_sizes()?;
-                }
-                (Some(filter), Some(decider))
-            }
-        };
-        Ok(LearnUnder {
-            options: Options {
-                filter,
-                userns,
-                stdio: None,
-            },
-            decider,
-        })
-    }
-
-    /// Syscalls the policy hands to a notify handler.
-    pub(crate) fn notified(&self) -> std::collections::BTreeSet<String> {
-        self.decider
-            .iter()
-            .flat_map(|d| &d.policy().rules)
-            .filter(|r| matches!(r.action, crate::policy::model::Action::Notify(_)))
-            .flat_map(|r| r.names.iter().cloned())
-            .collect()
-    }
-
-    /// The broker for the listener `release_with_listener` gave, if any.
-    pub(crate) fn broker(self, listener: Option<std::os::fd::OwnedFd>) -> Option<Broker> {
-        match (listener, self.decider) {
-            (Some(fd), Some(d)) => Some(Broker::new(
-                notify::NotifyFd::new(fd),
-                d,
-                Mode::Complain,
-                None,
-            )),
-            _ => None,
-        }
     }
 }
 
@@ -628,31 +500,4 @@ fn start_live(
         d.insert("audit log".into(), a.display().to_string());
     }
     crate::session::Publisher::start(crate::session::SessionKind::Enforce, details)
-}
-
-/// A call the broker emulated looks to the observer like a refusal that returned no error (the
-/// filter skipped it; it never entered the kernel's syscall table). Under `learn --policy` it
-/// was granted, not refused: drop those refusals of the notified syscalls, so that the round
-/// keeps the earlier round's notify rule instead of adding an allow rule beside it.
-pub(crate) fn drop_emulated(
-    obs: &mut crate::observe::model::Observation,
-    notified: &std::collections::BTreeSet<String>,
-) {
-    for s in &mut obs.syscalls {
-        if notified.contains(&s.name) {
-            if let Some(n) = s.refused.remove("none") {
-                // Per-executable refusals do not say which errno: take the emulated ones off
-                // the largest counts first (one executable in practice).
-                let mut left = n;
-                for c in s.refused_executables.values_mut() {
-                    let take = left.min(*c);
-                    *c -= take;
-                    left -= take;
-                }
-                s.refused_executables.retain(|_, c| *c > 0);
-            }
-        }
-    }
-    obs.syscalls
-        .retain(|s| !(s.count == 0 && s.refused.is_empty() && notified.contains(&s.name)));
 }

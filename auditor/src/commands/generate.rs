@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::check::read_input;
+use super::shared::read_input;
 use crate::observe::model::Observation;
 use crate::policy::formats::{self, ExportOptions, Format};
 use crate::policy::generate::{self, GenerateOptions, Runtime};

@@ -247,7 +247,7 @@ enum Stop {
 pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let (target, container) = parse_target(args)?;
     // --userns / --policy: the launcher's container and complain-mode broker (enforce's).
-    let mut under = super::enforce::LearnUnder::new(
+    let mut under = super::shared::LearnUnder::new(
         args.userns.as_deref(),
         args.rootfs.as_deref(),
         args.policy.as_deref(),
@@ -416,7 +416,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             duration_ms: t0.elapsed().as_millis() as u64,
         },
     );
-    super::enforce::drop_emulated(&mut obs, &notified);
+    super::shared::drop_emulated(&mut obs, &notified);
     observe::save(&args.output, &obs)?;
     if let Some((p, _)) = live {
         p.send(LiveEvent::Observation(Box::new(obs.clone())));

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::check::{load_policy, read_input, ImportArgs};
+use super::shared::{load_policy, read_input, ImportArgs};
 use crate::policy::formats::{self, ExportOptions, Format};
 use crate::policy::merge;
 use crate::policy::model::NativeDocument;

@@ -16,6 +16,7 @@ pub mod compile;
 pub mod diff;
 pub mod generate;
 pub mod merge;
+pub mod shared;
 
 use std::process::ExitCode;
 

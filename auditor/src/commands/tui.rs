@@ -29,43 +29,6 @@ pub struct TuiArgs {
     pub wait: Option<std::time::Duration>,
 }
 
-/// `--tui [--workload-log FILE] [--policy-out FILE]` of `learn` and `enforce`.
-#[derive(Debug, Args)]
-pub struct LiveUiArgs {
-    /// Watch this session in the live terminal UI (as `auditor tui` would), drawn on the
-    /// controlling terminal. The workload's stdout and stderr go to a log file named on screen
-    /// (its stdin is /dev/null). q closes the UI only: the session goes on to its end as
-    /// without --tui; Ctrl-C in the UI stops the session as Ctrl-C does without it. Needs root
-    /// (the session socket).
-    #[arg(long)]
-    pub tui: bool,
-    /// With --tui: where the workload's output (and auditor's own messages while the UI is
-    /// open) goes; default `auditor-<learn|enforce>-<PID>.log` in the current directory.
-    #[arg(long, value_name = "FILE", requires = "tui")]
-    pub workload_log: Option<PathBuf>,
-    /// With --tui: where the `w` key writes the candidate policy (atomically).
-    #[arg(
-        long = "tui-policy-out",
-        value_name = "FILE",
-        requires = "tui",
-        default_value = "candidate-policy.toml"
-    )]
-    pub policy_out: PathBuf,
-}
-
-impl LiveUiArgs {
-    /// The UI's log file and terminal, checked before anything starts; `None` without --tui.
-    pub fn prepare(
-        &self,
-        kind: session::SessionKind,
-    ) -> anyhow::Result<Option<crate::tui::inprocess::Prepared>> {
-        if !self.tui {
-            return Ok(None);
-        }
-        crate::tui::inprocess::Prepared::new(kind, self.workload_log.as_deref()).map(Some)
-    }
-}
-
 fn print_sessions(list: &[session::SessionInfo]) {
     for s in list {
         println!(

@@ -10,52 +10,17 @@
 //! as Ctrl-C does without `--tui` (raw mode turns Ctrl-C into a key, not a signal). When the
 //! session ends with the UI open, the UI shows the end and stays until `q`.
 
-use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use super::run::{Options, RunError};
+use super::stderr::{redirect_stderr, restore_stderr};
 use crate::launch;
 use crate::session::SessionKind;
-
-/// auditor's stderr while the UI has it pointed at the log file, else -1.
-static SAVED_STDERR: AtomicI32 = AtomicI32::new(-1);
-
-/// Put auditor's stderr back on what it was before the UI opened (idempotent; also called by
-/// the UI's panic hook so that a panic message reaches the terminal).
-pub fn restore_stderr() {
-    let saved = SAVED_STDERR.swap(-1, Ordering::SeqCst);
-    if saved >= 0 {
-        // SAFETY: `saved` is the fd `redirect_stderr` dup'ed and nobody else owns; dup2 and
-        // close have no memory preconditions.
-        unsafe {
-            libc::dup2(saved, 2);
-            libc::close(saved);
-        }
-    }
-}
-
-/// Point fd 2 at `log`, keeping a copy of the old one for [`restore_stderr`].
-fn redirect_stderr(log: RawFd) -> std::io::Result<()> {
-    // SAFETY: dup/dup2 on open fds; the copy is owned by SAVED_STDERR until restored.
-    let saved = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) };
-    if saved < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::dup2(log, 2) } < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: our own copy, unused.
-        unsafe { libc::close(saved) };
-        return Err(e);
-    }
-    SAVED_STDERR.store(saved, Ordering::SeqCst);
-    Ok(())
-}
 
 /// The log file and terminal of an in-process UI, prepared before the workload starts.
 #[derive(Debug)]

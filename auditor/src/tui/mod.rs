@@ -8,6 +8,7 @@
 pub mod app;
 pub mod inprocess;
 pub mod run;
+mod stderr;
 pub mod view;
 pub mod widgets;
 

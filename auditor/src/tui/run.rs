@@ -97,7 +97,7 @@ fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
-        super::inprocess::restore_stderr();
+        super::stderr::restore_stderr();
         previous(info);
     }));
 }
