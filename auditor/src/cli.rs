@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -76,8 +77,14 @@ pub struct LearnArgs {
     #[arg(long, value_name = "ID", conflicts_with_all = ["pid", "cgroup"])]
     pub container: Option<String>,
     /// With --container: the runtime that runs it.
-    #[arg(long, value_enum, default_value = "runc", requires = "container")]
-    pub runtime: crate::daemon::container::Runtime,
+    #[arg(
+        long,
+        default_value = "runc",
+        requires = "container",
+        value_parser = clap::builder::PossibleValuesParser::new(["runc", "crun"])
+            .map(|s| if s == "crun" { crate::policy::generate::Runtime::Crun } else { crate::policy::generate::Runtime::Runc })
+    )]
+    pub runtime: crate::policy::generate::Runtime,
     /// With --container: the runtime's state directory (its --root).
     #[arg(long, value_name = "DIR", requires = "container")]
     pub root: Option<PathBuf>,

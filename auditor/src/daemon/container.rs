@@ -6,21 +6,8 @@ use std::process::Command;
 
 use super::DaemonError;
 
-/// The runtimes whose state auditor reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Runtime {
-    Runc,
-    Crun,
-}
-
-impl Runtime {
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Runc => "runc",
-            Runtime::Crun => "crun",
-        }
-    }
-}
+/// The runtimes whose state auditor reads: runc and crun (`RUNTIME state ID`).
+pub use crate::policy::generate::Runtime;
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
@@ -30,6 +17,12 @@ pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, 
         id: id.into(),
         msg: e.to_string(),
     })?;
+    if runtime == Runtime::Lxc {
+        return Err(DaemonError::Container {
+            id: id.into(),
+            msg: "LXC keeps no OCI state to read: learn an LXC container with `auditor learn --cgroup` on its lxc.payload cgroup".into(),
+        });
+    }
     let mut cmd = Command::new(runtime.name());
     if let Some(r) = root {
         cmd.arg("--root").arg(r);

@@ -68,7 +68,8 @@ impl Default for GenerateOptions {
     }
 }
 
-/// A container runtime.
+/// A container runtime (the one `Runtime` of auditor: baselines, `generate --runtime`,
+/// `learn --container --runtime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Runtime {
     Runc,
@@ -77,6 +78,11 @@ pub enum Runtime {
 }
 
 impl Runtime {
+    /// Its name, as its command and auditor's options spell it.
+    pub fn name(self) -> &'static str {
+        self.as_str()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Runc => "runc",
