@@ -15,9 +15,10 @@
 use std::os::fd::RawFd;
 
 use crate::seccomp::notify::{
-    self, SockFilter, SockFprog, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-    SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ERRNO,
-    SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF,
+    self, SockFilter, SockFprog, BPF_JMP_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, SECCOMP_DATA_ARCH,
+    SECCOMP_DATA_NR, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD,
+    SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF,
 };
 
 /// Errors preparing a filter.
@@ -32,15 +33,6 @@ pub enum FilterError {
     #[error("notify rules need the native x86_64 ABI for the listener hand-over; this build targets another architecture")]
     ForeignArch,
 }
-
-// Classic BPF opcodes (linux/filter.h).
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JMP_JEQ_K: u16 = 0x15;
-const BPF_RET_K: u16 = 0x06;
-
-/// Offsets in `struct seccomp_data`.
-const OFF_NR: u32 = 0;
-const OFF_ARCH: u32 = 4;
 
 /// `AUDIT_ARCH_X86_64`: the hand-over call is made in the native ABI of the machine auditor
 /// was built for.
@@ -141,9 +133,9 @@ impl Filter {
             // Jump offsets are relative to the next instruction; PREFIX_LEN is the first
             // instruction of the policy's program.
             out.extend([
-                ins(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
+                ins(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
                 ins(BPF_JMP_JEQ_K, 0, 3, arch),
-                ins(BPF_LD_W_ABS, 0, 0, OFF_NR),
+                ins(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
                 ins(BPF_JMP_JEQ_K, 0, 1, HANDOVER_NR),
                 ins(BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF),
             ]);

@@ -293,22 +293,21 @@ fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
 /// A program prefix that answers `ERRNO(ENOSYS)` to the syscalls `by_arch` lists and falls
 /// through to the next instruction (libseccomp's program) for everything else.
 fn refusal_prefix(by_arch: &[(u32, Vec<u32>)]) -> Vec<crate::seccomp::notify::SockFilter> {
-    use crate::seccomp::notify::{SockFilter, SECCOMP_RET_ERRNO};
-    const LD_W_ABS: u16 = 0x20;
-    const JEQ_K: u16 = 0x15;
-    const JA: u16 = 0x05;
-    const RET_K: u16 = 0x06;
+    use crate::seccomp::notify::{
+        SockFilter, BPF_JMP_JA as JA, BPF_JMP_JEQ_K as JEQ_K, BPF_LD_W_ABS as LD_W_ABS,
+        BPF_RET_K as RET_K, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, SECCOMP_RET_ERRNO,
+    };
     let ins = |code, jt, jf, k| SockFilter { code, jt, jf, k };
     let mut prog = Vec::new();
     // Jumps to the shared `ret` are patched once its position is known.
     let mut to_ret = Vec::new();
     let mut to_end = Vec::new();
     for (arch, nrs) in by_arch {
-        prog.push(ins(LD_W_ABS, 0, 0, 4));
+        prog.push(ins(LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH));
         // Not this architecture: skip `ld nr`, the comparisons and the `ja`.
         let skip = u8::try_from(nrs.len() + 2).unwrap_or(u8::MAX);
         prog.push(ins(JEQ_K, 0, skip, *arch));
-        prog.push(ins(LD_W_ABS, 0, 0, 0));
+        prog.push(ins(LD_W_ABS, 0, 0, SECCOMP_DATA_NR));
         for nr in nrs {
             to_ret.push(prog.len());
             prog.push(ins(JEQ_K, 0, 0, *nr));

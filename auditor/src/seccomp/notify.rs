@@ -144,6 +144,16 @@ pub struct SeccompNotifSizes {
     pub seccomp_data: u16,
 }
 
+// Classic BPF opcodes (linux/filter.h), for the programs auditor writes or rewrites itself.
+pub const BPF_LD_W_ABS: u16 = 0x20;
+pub const BPF_JMP_JEQ_K: u16 = 0x15;
+pub const BPF_JMP_JA: u16 = 0x05;
+pub const BPF_RET_K: u16 = 0x06;
+
+/// Offsets in `struct seccomp_data`.
+pub const SECCOMP_DATA_NR: u32 = 0;
+pub const SECCOMP_DATA_ARCH: u32 = 4;
+
 /// One classic BPF instruction (`struct sock_filter`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
