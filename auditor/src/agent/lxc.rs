@@ -362,27 +362,9 @@ fn live(path: &Path) -> Result<bool, std::io::Error> {
     }
 }
 
-/// The socket this agent bound: removed when it stops, unless replaced since.
-struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        use std::os::unix::fs::MetadataExt as _;
-        if std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
-        {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Listen on `path` (its directory root's and writable by no one else): a stale socket there
 /// is replaced, a live one or any other file is left alone and refused.
-fn listen_on(path: &Path) -> Result<(OwnedFd, SocketFile), LxcError> {
+fn listen_on(path: &Path) -> Result<(OwnedFd, super::SocketFile), LxcError> {
     super::check_socket_dir(path).map_err(|(dir, why)| LxcError::SocketDir { dir, why })?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -426,16 +408,8 @@ fn listen_on(path: &Path) -> Result<(OwnedFd, SocketFile), LxcError> {
     })?;
     let backlog = sock::Backlog::new(128).unwrap_or(sock::Backlog::MAXCONN);
     sock::listen(&fd, backlog).map_err(bind)?;
-    let m = std::fs::symlink_metadata(path)
+    let file = super::SocketFile::bound(path)
         .map_err(|e| bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
-    let file = {
-        use std::os::unix::fs::MetadataExt as _;
-        SocketFile {
-            path: path.to_owned(),
-            dev: m.dev(),
-            ino: m.ino(),
-        }
-    };
     Ok((fd, file))
 }
 

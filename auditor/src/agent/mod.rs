@@ -64,3 +64,35 @@ pub(crate) fn check_socket_dir(
     }
     Ok(())
 }
+
+/// The socket file an agent bound: removed when the agent stops, unless replaced since (by
+/// another agent, say) — told apart by device and inode.
+pub(crate) struct SocketFile {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    /// The socket just bound at `path`.
+    pub(crate) fn bound(path: &std::path::Path) -> std::io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt as _;
+        if std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

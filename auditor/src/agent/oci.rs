@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::policies::{Loaded, PolicyDirError};
-use super::Shared;
+use super::{Shared, SocketFile};
 use crate::broker::{Broker, Mode};
 use crate::seccomp::notify::{self, NotifyError, NotifyFd};
 
@@ -410,23 +410,6 @@ async fn connection(
     }
 }
 
-/// The socket file this agent created; removed when the agent stops, unless replaced since.
-struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        if std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
-        {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// The socket's directory, checked (and created 0700 if missing): see
 /// [`super::check_socket_dir`].
 fn check_dir(socket: &Path) -> Result<(), OciError> {
@@ -468,12 +451,7 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), OciError> {
     };
     let l = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-    let m = std::fs::symlink_metadata(path).map_err(bind_err)?;
-    let file = SocketFile {
-        path: path.into(),
-        dev: m.dev(),
-        ino: m.ino(),
-    };
+    let file = SocketFile::bound(path).map_err(bind_err)?;
     l.set_nonblocking(true).map_err(bind_err)?;
     let l = UnixListener::from_std(l).map_err(bind_err)?;
     Ok((l, file))
@@ -519,6 +497,7 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt as _;
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         nix::unistd::pipe().unwrap()
