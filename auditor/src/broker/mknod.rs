@@ -155,6 +155,7 @@ fn emulate(
         root,
         mntns,
         cwd,
+        target: caller,
         ..
     } = match target::open_caller(fd, n, false) {
         Ok(c) => c,
@@ -195,8 +196,7 @@ fn emulate(
     let start: OwnedFd = if parent.first() == Some(&b'/') || req.dirfd == libc::AT_FDCWD {
         cwd
     } else {
-        let got = target::Target::of_caller(n.pid)
-            .and_then(|t| t.fd_handle(req.dirfd, libc::O_DIRECTORY));
+        let got = caller.fd_handle(req.dirfd, libc::O_DIRECTORY);
         // Taken from the caller: re-check that it was the caller's, still in this very call.
         if !fd.id_valid(n.id) {
             return Err(Gone);

@@ -491,6 +491,7 @@ fn emulate(
         cwd,
         mntns,
         userns,
+        ..
     } = match target::open_caller(fd, n, true) {
         Ok(c) => c,
         Err(target::Unreachable::Gone) => return Err(Gone),

@@ -169,6 +169,7 @@ fn emulate(
         root,
         mntns,
         cwd,
+        target: caller,
         ..
     } = match target::open_caller(fd, n, false) {
         Ok(c) => c,
@@ -208,7 +209,7 @@ fn emulate(
     // The file: the caller's fd, or where the path starts from.
     let (start, path) = match (req.object, copied.path) {
         (Object::Fd(cfd), _) => {
-            let got = target::Target::of_caller(n.pid).and_then(|t| t.fd_handle(cfd, 0));
+            let got = caller.fd_handle(cfd, 0);
             // Taken from the caller: re-check that it was the caller's, still in this call.
             if !fd.id_valid(n.id) {
                 return Err(Gone);

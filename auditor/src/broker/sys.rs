@@ -242,8 +242,8 @@ pub(super) unsafe fn fork_helper(
     // called or borrowed by it; `F`'s captures are the requester's borrows and raw pointers,
     // which nothing in this process touches meanwhile.
     unsafe impl<F> Send for OnlyInTheChild<F> {}
-    let deadline =
-        Instant::now() + Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    let timeout = Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    let deadline = Instant::now() + timeout;
     impl<F: FnMut() -> i32> OnlyInTheChild<F> {
         fn call(&mut self) -> i32 {
             (self.0)()
@@ -288,7 +288,7 @@ pub(super) unsafe fn fork_helper(
             continue;
         }
         if n <= 0 {
-            return Err(give_up(forked.pidfd));
+            return Err(give_up(forked.pidfd, timeout));
         }
         // SAFETY: read into the rest of a live buffer.
         let r = unsafe {
@@ -322,8 +322,7 @@ pub(super) unsafe fn fork_helper(
 /// A helper past its deadline: kill it (it may sleep where SIGKILL cannot reach it, e.g. in
 /// a FUSE request its server has read), abort the stalled FUSE connections of its mount
 /// namespace when allowed, and leave the reaping to the reaper.
-fn give_up(pidfd: OwnedFd) -> HelperError {
-    let after = Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+fn give_up(pidfd: OwnedFd, after: Duration) -> HelperError {
     let mut aborted = Vec::new();
     if ABORT_STALLED_FUSE.load(Ordering::Relaxed) {
         // The helper's pid, from the pidfd's fdinfo (the helper is not reaped yet).

@@ -354,6 +354,8 @@ pub struct Caller {
     pub mntns: OwnedFd,
     /// Only when asked for (`with_userns`).
     pub userns: Option<OwnedFd>,
+    /// Its `/proc/TID`, for what a handler takes later (a dirfd or fd of the caller's).
+    pub target: Target,
 }
 
 /// Why [`open_caller`] has no caller.
@@ -383,6 +385,7 @@ pub fn open_caller(
             } else {
                 None
             },
+            target: t,
         })
     })();
     if !fd.id_valid(n.id) {
