@@ -194,3 +194,13 @@ pub fn workload(name: &str) -> String {
     }
     to.display().to_string()
 }
+
+/// The decision records of an audit log (`--audit-log`), without its closing summary line.
+pub fn audit_records(log: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r.get("summary").is_none())
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, unique_name, workload};
+use integration::{audit_records as records, auditor_bin, require_root, unique_name, workload};
 
 /// Host uid/gid of root inside `--userns` (auditor's documented default range).
 const CONTAINER_ROOT: u32 = 100_000;
@@ -88,15 +88,6 @@ fn enforce(args: &[&str], cmd: &[&str]) -> Output {
 
 fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
-}
-
-fn records(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| r.get("summary").is_none())
-        .collect()
 }
 
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
+use integration::{
+    audit_records as records, auditor_bin, require_root, require_tool, unique_name, workload,
+};
 
 #[path = "support/loopdev.rs"]
 mod loopdev;
@@ -201,16 +203,6 @@ params = { fstypes = ["ext4"] }
         err.contains("cannot name") && err.contains("open_tree_attr"),
         "{err}"
     );
-}
-
-/// The audit records of `log`.
-fn records(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| r.get("summary").is_none())
-        .collect()
 }
 
 /// A policy that emulates mount of `fstype` from `sources`, with extra parameters.

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::{
-    auditor_bin, require_root, require_tool, run_with_timeout, unique_name, workload,
+    audit_records as records, auditor_bin, require_root, require_tool, run_with_timeout,
+    unique_name, workload,
 };
 
 const PREFIX: &str = "auditor-stall";
@@ -82,19 +83,9 @@ impl Stall {
             .map(str::to_owned)
     }
 
-    /// Requests waiting on the connection (fusectl; mounted by auditor or here).
+    /// Requests waiting on the connection.
     fn waiting(&self, conn: &str) -> u64 {
-        let base = Path::new("/sys/fs/fuse/connections");
-        if std::fs::read_dir(base).is_ok_and(|mut d| d.next().is_none()) {
-            let _ = Command::new("mount")
-                .args(["-t", "fusectl", "fusectl"])
-                .arg(base)
-                .output();
-        }
-        std::fs::read_to_string(base.join(conn).join("waiting"))
-            .ok()
-            .and_then(|w| w.trim().parse().ok())
-            .unwrap_or(0)
+        waiting(&fuse_connections().join(conn))
     }
 
     fn policy(&self) -> PathBuf {
@@ -113,17 +104,23 @@ impl Drop for Stall {
     }
 }
 
-fn ready(test: &str) -> bool {
-    require_root(test) && require_tool(test, "umount").is_some() && Path::new("/dev/fuse").exists()
+/// A test's scratch directory, removed on drop — with the container FUSE server started from
+/// it, if the test failed before its script ended it.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self.0.join("fuse"))
+            .output();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-fn records(log: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| r.get("summary").is_none())
-        .collect()
+fn ready(test: &str) -> bool {
+    require_root(test) && require_tool(test, "umount").is_some() && Path::new("/dev/fuse").exists()
 }
 
 /// A rootful container (its own mount namespace, host root inside, as runc runs one without a
@@ -141,18 +138,6 @@ fn a_mknod_stuck_on_a_stalled_fuse_server_is_answered_at_the_deadline() {
     clear_stale_mounts();
     let dir = std::env::temp_dir().join(unique_name(PREFIX));
     std::fs::create_dir_all(dir.join("fuse")).expect("scratch dir");
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            // The container's FUSE server, if the test failed before the script ended it.
-            let _ = Command::new("pkill")
-                .arg("-9")
-                .arg("-f")
-                .arg(self.0.join("fuse"))
-                .output();
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
     let _cleanup = Cleanup(dir.clone());
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, MKNOD_POLICY).expect("policy");
@@ -310,12 +295,6 @@ fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
     std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .expect("chmod");
-    struct Cleanup(PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
     let _cleanup = Cleanup(dir.clone());
     std::fs::write(dir.join("policies/mknod.toml"), MKNOD_POLICY).expect("policy");
     let socket = dir.join("agent.sock");
@@ -503,8 +482,13 @@ fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
     let _ = runner.join();
 }
 
-/// Whether some FUSE connection has a request waiting (fusectl, mounted here if needed).
+/// Whether some FUSE connection has a request waiting.
 fn stuck_waiting() -> bool {
+    std::fs::read_dir(fuse_connections()).is_ok_and(|d| d.flatten().any(|e| waiting(&e.path()) > 0))
+}
+
+/// fusectl's directory of FUSE connections (mounted by auditor, or here if nobody has yet).
+fn fuse_connections() -> &'static Path {
     let base = Path::new("/sys/fs/fuse/connections");
     if std::fs::read_dir(base).is_ok_and(|mut d| d.next().is_none()) {
         let _ = Command::new("mount")
@@ -512,10 +496,13 @@ fn stuck_waiting() -> bool {
             .arg(base)
             .output();
     }
-    std::fs::read_dir(base).is_ok_and(|d| {
-        d.flatten().any(|e| {
-            std::fs::read_to_string(e.path().join("waiting"))
-                .is_ok_and(|w| w.trim().parse::<u64>().is_ok_and(|n| n > 0))
-        })
-    })
+    base
+}
+
+/// Requests waiting on the FUSE connection whose fusectl directory is `conn`.
+fn waiting(conn: &Path) -> u64 {
+    std::fs::read_to_string(conn.join("waiting"))
+        .ok()
+        .and_then(|w| w.trim().parse().ok())
+        .unwrap_or(0)
 }
