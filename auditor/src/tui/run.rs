@@ -102,12 +102,20 @@ fn install_panic_hook() {
     }));
 }
 
-fn setup() -> Result<(TerminalGuard, Terminal<CrosstermBackend<std::fs::File>>), RunError> {
+/// The terminal's output: one frame goes out in one write (ratatui flushes after each draw),
+/// so the terminal never shows half a frame and a remote session gets one packet, not hundreds.
+type Tty = std::io::BufWriter<std::fs::File>;
+
+/// Large enough for a full frame of a big terminal with colours.
+const FRAME_BUFFER: usize = 256 * 1024;
+
+fn setup() -> Result<(TerminalGuard, Terminal<CrosstermBackend<Tty>>), RunError> {
     let err = |source| RunError::Terminal { source };
     let mut tty = open_tty().map_err(err)?;
     enable_raw_mode().map_err(err)?;
     let guard = TerminalGuard;
     crossterm::execute!(tty, EnterAlternateScreen, EnableMouseCapture).map_err(err)?;
+    let tty = std::io::BufWriter::with_capacity(FRAME_BUFFER, tty);
     let mut terminal = Terminal::new(CrosstermBackend::new(tty)).map_err(err)?;
     terminal.hide_cursor().map_err(err)?;
     terminal.clear().map_err(err)?;
