@@ -142,10 +142,12 @@ fn allow_always_on_the_prompt_lets_the_calls_run_and_writes_the_rule_back() {
     ));
     // Both threads call getppid with the same arguments: one prompt for both calls.
     let screen = tmux.wait_for("the prompt", Duration::from_secs(20), |s| {
-        s.contains("Decide · 1 of 1 pending") && s.contains("getppid") && s.contains("2 calls held")
+        s.contains("Decide · 1 of 1 pending")
+            && s.contains("getppid")
+            && s.contains("2 calls held")
+            && s.contains("A allow always")
     });
     assert!(screen.contains("⚑ 1 pending"), "{screen}");
-    assert!(screen.contains("A allow always"), "{screen}");
     tmux.keys(&["A"]);
     tmux.wait_for("the end of the session", Duration::from_secs(20), |s| {
         s.contains("ended: the workload exited") && !s.contains("pending")

@@ -75,14 +75,27 @@ impl Tmux {
         o.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
     }
 
-    /// Wait until the screen satisfies `pred`; panics with the last screen after `within`.
+    /// Wait until the screen satisfies `pred` and is settled (the same in two captures 50 ms
+    /// apart, so a frame caught while the terminal was still drawing it is never returned);
+    /// a screen that keeps changing (live counters) is returned after it has matched five
+    /// captures in a row. Panics with the last screen after `within`.
     pub fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) -> String {
         let t = Instant::now();
+        let mut last: Option<String> = None;
+        let mut matched = 0;
         loop {
             let s = self.screen();
             if pred(&s) {
-                return s;
+                matched += 1;
+                if last.as_deref() == Some(s.as_str()) || matched >= 5 {
+                    return s;
+                }
+                last = Some(s);
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
             }
+            matched = 0;
+            last = None;
             if t.elapsed() > within {
                 panic!("timed out waiting for {what}; screen:\n{s}");
             }
