@@ -7,7 +7,6 @@
 pub mod agent;
 pub mod bpf;
 pub mod broker;
-pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod fsutil;

@@ -2,7 +2,7 @@
 use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
-    let cli = auditor::cli::Cli::parse();
-    auditor::cli::init_tracing(cli.verbose);
+    let cli = auditor::commands::cli::Cli::parse();
+    auditor::commands::cli::init_tracing(cli.verbose);
     auditor::commands::run(cli)
 }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use auditor::observe::model::{Abi, Observation, Target};
+use auditor::observe::model::{Observation, Target};
+use auditor::syscalls::Abi;
 use integration::runtimes::{clear_stale, Bundle, Runtime};
 use integration::{auditor_bin, require_root, require_tool, unique_name};
 

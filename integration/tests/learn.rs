@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use auditor::observe::model::{Abi, Arguments, Observation, SyscallObservation};
+use auditor::observe::model::{Arguments, Observation, SyscallObservation};
+use auditor::syscalls::Abi;
 use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
 
 fn tmp(name: &str) -> PathBuf {

@@ -551,9 +551,8 @@ fn fd_target(fd: RawFd) -> String {
 /// namespace). Returns the caller's `/proc/PID/cgroup` text (LXC puts its payload in a cgroup
 /// named `lxc.payload.NAME`), read through it.
 pub fn verify_caller_dir(dir: &OwnedFd, pid: u32) -> Result<Option<String>, String> {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     let st = nix::sys::statfs::fstatfs(dir).map_err(|e| format!("fstatfs: {e}"))?;
-    if st.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
+    if st.filesystem_type().0 as i64 != libc::PROC_SUPER_MAGIC {
         return Err(format!(
             "not a procfs directory: {}",
             fd_target(dir.as_raw_fd())
@@ -887,7 +886,7 @@ mod tests {
             flags: 0,
             data: SeccompData {
                 nr: 133,
-                arch: 0xc000_003e,
+                arch: crate::syscalls::AUDIT_ARCH_X86_64,
                 instruction_pointer: 0x7fff_0000_1234,
                 args: [1, 2, 0o20644, 0x103, 5, 6],
             },

@@ -256,6 +256,45 @@ fn finish(mut out: BufWriter<File>, mut summary: Summary, dropped: &AtomicU64) -
     summary
 }
 
+/// The live session's form of a record (the session knows nothing of the broker).
+impl From<&Record> for crate::session::Decision {
+    fn from(r: &Record) -> Self {
+        crate::session::Decision {
+            time: r.time.clone(),
+            pid: r.pid,
+            exe: r.exe.clone(),
+            syscall: r.syscall.clone(),
+            arch: r.arch.clone(),
+            args: r.args.clone(),
+            decoded: r.decoded.clone(),
+            rule: r.rule,
+            action: r.action.clone(),
+            decision: r.decision.clone(),
+            result: r.result.clone(),
+            latency_us: r.latency_us,
+        }
+    }
+}
+
+impl From<Record> for crate::session::Decision {
+    fn from(r: Record) -> Self {
+        crate::session::Decision {
+            time: r.time,
+            pid: r.pid,
+            exe: r.exe,
+            syscall: r.syscall,
+            arch: r.arch,
+            args: r.args,
+            decoded: r.decoded,
+            rule: r.rule,
+            action: r.action,
+            decision: r.decision,
+            result: r.result,
+            latency_us: r.latency_us,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,15 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::observe::model::Abi;
 use crate::policy::handlers::{self, HandlerConfig, HandlerSpec};
 use crate::policy::model::{Action, Condition, Op, Policy};
 use crate::seccomp::notify::SeccompData;
-use crate::syscalls::X32_SYSCALL_BIT;
-
-/// `AUDIT_ARCH_X86_64` and `AUDIT_ARCH_I386` (linux/audit.h).
-pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+use crate::syscalls::Abi;
 
 /// Handlers this broker can run. A policy naming a registry handler missing here is refused
 /// before the workload starts rather than failing at run time.
@@ -40,15 +35,7 @@ pub enum DecideError {
     },
 }
 
-/// The ABI of a call from its `AUDIT_ARCH_*` and number.
-pub fn abi_of(arch: u32, nr: i32) -> Option<Abi> {
-    match arch {
-        AUDIT_ARCH_X86_64 if (nr as u32) & X32_SYSCALL_BIT != 0 => Some(Abi::X32),
-        AUDIT_ARCH_X86_64 => Some(Abi::X86_64),
-        AUDIT_ARCH_I386 => Some(Abi::I386),
-        _ => None,
-    }
-}
+pub use crate::syscalls::abi_of;
 
 /// A notify rule's handler, resolved once.
 #[derive(Debug)]
@@ -207,7 +194,7 @@ errno = "EACCES"
     fn data(nr: i64, args: [u64; 6]) -> SeccompData {
         SeccompData {
             nr: nr as i32,
-            arch: AUDIT_ARCH_X86_64,
+            arch: crate::syscalls::AUDIT_ARCH_X86_64,
             instruction_pointer: 0,
             args,
         }

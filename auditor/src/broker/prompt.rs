@@ -361,7 +361,7 @@ mod tests {
     fn key(pid: u32, nr: i32, a0: u64) -> Key {
         Key {
             pid,
-            arch: 0xc000_003e,
+            arch: crate::syscalls::AUDIT_ARCH_X86_64,
             nr,
             args: [a0, 0, 0, 0, 0, 0],
         }
@@ -399,7 +399,10 @@ mod tests {
         let ids: Vec<u64> = closed.iter().map(|c| c.id).collect();
         assert_eq!(ids, vec![2, 1]);
         assert_eq!(p.pending(), 1);
-        assert_eq!(p.always(0xc000_003e, 39), Some(false));
+        assert_eq!(
+            p.always(crate::syscalls::AUDIT_ARCH_X86_64, 39),
+            Some(false)
+        );
         assert_eq!(
             p.hold(key(9, 39, 7), 4, now),
             Hold::Decided {
@@ -409,7 +412,7 @@ mod tests {
         );
         // Another ABI is another syscall.
         let mut k = key(9, 39, 7);
-        k.arch = 0x4000_0003;
+        k.arch = crate::syscalls::AUDIT_ARCH_I386;
         assert!(matches!(p.hold(k, 5, now), Hold::New(_)));
     }
 

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime};
 use auditor_common::abi;
 
 use super::audit::Record;
-use super::decide::{Decider, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+use super::decide::Decider;
 use crate::seccomp::notify::SeccompData;
 use crate::syscalls::X32_SYSCALL_BIT;
+use crate::syscalls::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
 
 /// Notifications the broker answered without CONTINUE, by (thread, number without the x32
 /// bit), not yet seen by the observer.

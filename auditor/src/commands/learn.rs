@@ -7,11 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _};
 use auditor_common::{counters, hash::exe_id, slot, CgroupFilter};
+use clap::builder::TypedValueParser as _;
+use clap::Args;
 use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;
 
 use crate::bpf::{Event, EventReader, Observer, ObserverConfig};
-use crate::cli::LearnArgs;
 use crate::daemon::container;
 use crate::launch;
 use crate::observe::{self, build, model};
@@ -19,14 +20,71 @@ use crate::session::protocol::Progress;
 use crate::session::publisher::SessionDetails;
 use crate::session::{Event as LiveEvent, Publisher, SessionKind, SessionSender};
 
+/// `auditor learn [-o FILE] [--duration DUR] (-- CMD [ARGS...] | --pid PID | --cgroup DIR)`
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Where to write the observation file (JSON, written atomically).
+    #[arg(short, long, default_value = "observation.json")]
+    pub output: PathBuf,
+    /// Stop learning after this long (e.g. 30s, 5m); a command started by auditor is then
+    /// terminated.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print the observation as JSON on stdout instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not show the live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Learn a running process and every descendant it creates from now on.
+    #[arg(long, conflicts_with = "cgroup")]
+    pub pid: Option<u32>,
+    /// Learn a running OCI container by id (its init pid from `RUNTIME state ID`; scoped by its
+    /// own cgroup v2 where it has one, else by its processes and their descendants).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["pid", "cgroup"])]
+    pub container: Option<String>,
+    /// With --container: the runtime that runs it.
+    #[arg(
+        long,
+        default_value = "runc",
+        requires = "container",
+        value_parser = clap::builder::PossibleValuesParser::new(["runc", "crun"])
+            .map(|s| if s == "crun" { crate::policy::generate::Runtime::Crun } else { crate::policy::generate::Runtime::Runc })
+    )]
+    pub runtime: crate::policy::generate::Runtime,
+    /// With --container: the runtime's state directory (its --root).
+    #[arg(long, value_name = "DIR", requires = "container")]
+    pub root: Option<PathBuf>,
+    /// Learn every task in a cgroup v2 directory and its child cgroups, including tasks that
+    /// join later.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
+    /// Run the command as an unprivileged container, as `auditor enforce --userns` does (root
+    /// inside mapped to HOST_UID:COUNT, default 100000:65536), so that what is learned is what
+    /// will be enforced.
+    #[arg(long, value_name = "RANGE", num_args = 0..=1, require_equals = true, default_missing_value = "100000:65536", conflicts_with_all = ["pid", "cgroup", "container"])]
+    pub userns: Option<String>,
+    /// With --userns: the container's root file system (must contain a `proc` directory).
+    #[arg(long, value_name = "DIR", requires = "userns")]
+    pub rootfs: Option<PathBuf>,
+    /// Run the command under this policy with its notify handlers active, refusals recorded but
+    /// not enforced (complain mode): a second round sees what the workload does after a granted
+    /// mknod or mount. `generate` then merges the rounds.
+    #[arg(long, value_name = "POLICY", conflicts_with_all = ["pid", "cgroup", "container"])]
+    pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub ui: crate::commands::shared::LiveUiArgs,
+    /// The command to start and learn, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
 /// What to learn, validated.
 enum Target {
     Command(launch::Command),
     Pid(u32),
     Cgroup { path: PathBuf, filter: CgroupFilter },
 }
-
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 /// A running container (`--container`): what the observation names, and whether its
 /// existing descendants are tracked too (pid scope).
@@ -83,7 +141,7 @@ fn cgroup_filter(dir: &Path) -> anyhow::Result<CgroupFilter> {
     let hint = "give a cgroup v2 directory, e.g. /sys/fs/cgroup/unified/my.scope on a hybrid host";
     let st = nix::sys::statfs::statfs(dir)
         .with_context(|| format!("{}: not a cgroup v2 directory ({hint})", dir.display()))?;
-    if st.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC || !dir.is_dir() {
+    if st.filesystem_type().0 as i64 != libc::CGROUP2_SUPER_MAGIC || !dir.is_dir() {
         bail!("{}: not a cgroup v2 directory ({hint})", dir.display());
     }
     let canon = dir

@@ -2,6 +2,7 @@
 //! and an exit status.
 
 pub mod bench_floor;
+pub mod cli;
 pub mod learn;
 // containers
 pub mod daemon;
@@ -20,7 +21,7 @@ pub mod shared;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use cli::{Cli, Command};
 
 /// Exit status for bad input and failures of auditor itself.
 pub const EXIT_ERROR: u8 = 2;

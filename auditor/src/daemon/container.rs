@@ -9,8 +9,6 @@ use super::DaemonError;
 /// The runtimes whose state auditor reads: runc and crun (`RUNTIME state ID`).
 pub use crate::policy::generate::Runtime;
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// The host pid of a running container's init, from `RUNTIME [--root DIR] state ID`.
 pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, DaemonError> {
     super::protocol::check_id(id).map_err(|e| DaemonError::Container {
@@ -82,7 +80,7 @@ pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
     let root = cgroup2_mount()?;
     let dir = root.join(rel.trim_start_matches('/'));
     let st = nix::sys::statfs::statfs(&dir).ok()?;
-    if st.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC {
+    if st.filesystem_type().0 as i64 != libc::CGROUP2_SUPER_MAGIC {
         return None;
     }
     let meta = std::fs::metadata(&dir).ok()?;

@@ -37,7 +37,7 @@ pub enum FilterError {
 /// `AUDIT_ARCH_X86_64`: the hand-over call is made in the native ABI of the machine auditor
 /// was built for.
 #[cfg(target_arch = "x86_64")]
-const NATIVE_AUDIT_ARCH: Option<u32> = Some(0xc000_003e);
+const NATIVE_AUDIT_ARCH: Option<u32> = Some(crate::syscalls::AUDIT_ARCH_X86_64);
 #[cfg(not(target_arch = "x86_64"))]
 const NATIVE_AUDIT_ARCH: Option<u32> = None;
 

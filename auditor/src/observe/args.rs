@@ -1,13 +1,14 @@
 //! Which syscalls' arguments are captured (the ones a policy depends on), how the kernel side
 //! copies them (`auditor_common::argspec`), and how user space decodes what it copied.
 
+use crate::syscalls::Abi;
 use auditor_common::{
     argflags,
     argspec::{spec, NONE},
     ArgsEvent,
 };
 
-use super::model::{Abi, Arguments};
+use super::model::Arguments;
 use crate::syscalls::{self, decode};
 
 /// (syscall name, spec). Register indices are syscall argument positions.

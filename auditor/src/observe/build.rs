@@ -1,5 +1,6 @@
 //! Turning what the kernel side recorded into an [`Observation`]. Pure: no I/O, no clocks.
 
+use crate::syscalls::Abi;
 use std::collections::{BTreeMap, HashMap};
 
 use auditor_common::{counters, outcome, ArgsEvent};

@@ -110,7 +110,7 @@ mod tests {
             duration_ms: 1000,
             syscalls: vec![SyscallObservation {
                 name: "mknodat".into(),
-                abi: Abi::X86_64,
+                abi: crate::syscalls::Abi::X86_64,
                 nr: 259,
                 count: 1,
                 first_seen_ms: 1.5,

@@ -17,6 +17,7 @@
 //!     arguments that could not be read (never recorded as a wrong value).
 //! - `loss`: everything that could not be recorded; all zero in a complete observation.
 
+use crate::syscalls::Abi;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -78,32 +79,6 @@ pub enum Target {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<String>,
     },
-}
-
-/// The ABI a syscall was made through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Abi {
-    X86_64,
-    /// i386: a 32-bit process, or `int $0x80` from a 64-bit one.
-    I386,
-    X32,
-}
-
-impl Abi {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Abi::X86_64 => "x86_64",
-            Abi::I386 => "i386",
-            Abi::X32 => "x32",
-        }
-    }
-}
-
-impl std::fmt::Display for Abi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ pub fn render(obs: &Observation) -> String {
         .iter()
         .map(|s| {
             s.name.len()
-                + if s.abi == super::model::Abi::X86_64 {
+                + if s.abi == crate::syscalls::Abi::X86_64 {
                     0
                 } else {
                     s.abi.as_str().len() + 3
@@ -27,7 +27,7 @@ pub fn render(obs: &Observation) -> String {
         "SYSCALL", "CALLS", "FAILED"
     );
     for s in &obs.syscalls {
-        let name = if s.abi == super::model::Abi::X86_64 {
+        let name = if s.abi == crate::syscalls::Abi::X86_64 {
             s.name.clone()
         } else {
             format!("{} ({})", s.name, s.abi)

@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::handlers::{self, FD_HANDOVER_SYSCALLS};
 use super::model::{Action, Condition, Location, Op, Policy, SourceFormat};
-use crate::observe::model::Abi;
+use crate::syscalls::Abi;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,7 +82,7 @@ pub const RISKY: &[(&str, &str)] = &[
     ("setns", "joins other namespaces given a descriptor"),
 ];
 
-const CLONE_NEWUSER: u64 = 0x1000_0000;
+const CLONE_NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
 
 /// The ABIs whose tables the policy's names are checked against.
 fn abis(policy: &Policy) -> Vec<Abi> {

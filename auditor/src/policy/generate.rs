@@ -10,6 +10,7 @@
 //!   handler's parameters narrow by what the workload asked for (paths, types, names). Anything
 //!   else is left to the default action and reported, never silently allowed.
 
+use crate::syscalls::Abi;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -18,7 +19,7 @@ use super::model::{
     Action, Arch, Condition, Notify, Op, ParamValue, Params, Policy, Provenance, Rule, ENOSYS,
     EPERM,
 };
-use crate::observe::model::{Abi, ArgumentTuple, Arguments, Observation, SyscallObservation};
+use crate::observe::model::{ArgumentTuple, Arguments, Observation, SyscallObservation};
 
 /// Errors generating a policy.
 #[derive(Debug, thiserror::Error)]
@@ -731,9 +732,15 @@ fn notify_rules(
 }
 
 /// CLONE_NEW* flags clone(2) accepts (CLONE_NEWTIME shares its bit with the exit signal there).
-const CLONE_NS_MASK: u64 = 0x7E02_0000;
+const CLONE_NS_MASK: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
 /// CLONE_NEW* flags unshare(2) accepts, CLONE_NEWTIME (0x80) included.
-const UNSHARE_NS_MASK: u64 = CLONE_NS_MASK | 0x80;
+const UNSHARE_NS_MASK: u64 = CLONE_NS_MASK | linux_raw_sys::general::CLONE_NEWTIME as u64;
 /// At most this many distinct values become argument rules; more means the argument is not
 /// really constant and a rule per value would only slow the filter.
 const MAX_TIGHTEN_VALUES: usize = 32;

@@ -39,9 +39,9 @@ pub enum HandlerError {
 }
 
 /// S_IFMT and the file types of mknod's mode argument (include/uapi/linux/stat.h).
-pub const S_IFMT: u64 = 0o170000;
-pub const S_IFCHR: u64 = 0o020000;
-pub const S_IFBLK: u64 = 0o060000;
+pub const S_IFMT: u64 = libc::S_IFMT as u64;
+pub const S_IFCHR: u64 = libc::S_IFCHR as u64;
+pub const S_IFBLK: u64 = libc::S_IFBLK as u64;
 
 /// Syscalls a notify rule must never cover. A runtime loads the filter in the container's init
 /// and then hands the listener fd to the supervisor over a socket or pipe: if one of these were

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
-use crate::observe::model::Abi;
+use crate::syscalls::Abi;
 
 /// The native format's version this code reads and writes.
 pub const VERSION: i64 = 1;
@@ -460,9 +460,9 @@ impl Default for Policy {
     }
 }
 
-pub const EPERM: u32 = 1;
-pub const EACCES: u32 = 13;
-pub const ENOSYS: u32 = 38;
+pub const EPERM: u32 = libc::EPERM as u32;
+pub const EACCES: u32 = libc::EACCES as u32;
+pub const ENOSYS: u32 = libc::ENOSYS as u32;
 
 impl Policy {
     /// Every (rule index, name) pair.

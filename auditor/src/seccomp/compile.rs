@@ -253,7 +253,7 @@ pub fn compile_with(
 /// The numbers of `names` per audit architecture (`AUDIT_ARCH_*`) of the filter's
 /// architectures; x32 calls arrive as x86_64 with the x32 bit set.
 fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
-    use crate::observe::model::Abi;
+    use crate::syscalls::Abi;
     use crate::syscalls::{number, X32_SYSCALL_BIT};
     let arches: Vec<Arch> = if arches.is_empty() {
         vec![Arch::X86_64]
@@ -272,15 +272,12 @@ fn numbers_by_arch(arches: &[Arch], names: &[&str]) -> Vec<(u32, Vec<u32>)> {
     for a in arches {
         for n in names {
             match a {
-                Arch::X86_64 => add(
-                    crate::broker::decide::AUDIT_ARCH_X86_64,
-                    number(Abi::X86_64, n),
-                ),
+                Arch::X86_64 => add(crate::syscalls::AUDIT_ARCH_X86_64, number(Abi::X86_64, n)),
                 Arch::X32 => add(
-                    crate::broker::decide::AUDIT_ARCH_X86_64,
+                    crate::syscalls::AUDIT_ARCH_X86_64,
                     number(Abi::X32, n).map(|nr| nr | X32_SYSCALL_BIT),
                 ),
-                Arch::X86 => add(crate::broker::decide::AUDIT_ARCH_I386, number(Abi::I386, n)),
+                Arch::X86 => add(crate::syscalls::AUDIT_ARCH_I386, number(Abi::I386, n)),
                 // auditor's tables cover the x86 family only; other architectures keep what
                 // libseccomp could do (callers warn about the names it skipped).
                 _ => {}
@@ -497,9 +494,9 @@ mod tests {
         use crate::seccomp::notify::{
             SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF,
         };
-        const X86_64: u32 = 0xc000_003e;
+        const X86_64: u32 = crate::syscalls::AUDIT_ARCH_X86_64;
         let nr = |n: &str| {
-            crate::syscalls::number(crate::observe::model::Abi::X86_64, n).map_or(-1, |n| n as i32)
+            crate::syscalls::number(crate::syscalls::Abi::X86_64, n).map_or(-1, |n| n as i32)
         };
         let mut p = policy(vec![
             Rule::new(["read"], Action::Allow),
@@ -544,8 +541,8 @@ mod tests {
         use crate::seccomp::notify::{
             SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF,
         };
-        const X86_64: u32 = 0xc000_003e;
-        const I386: u32 = 0x4000_0003;
+        const X86_64: u32 = crate::syscalls::AUDIT_ARCH_X86_64;
+        const I386: u32 = crate::syscalls::AUDIT_ARCH_I386;
         let mut params = crate::policy::model::Params::new();
         params.insert(
             "fstypes".into(),
@@ -573,7 +570,11 @@ mod tests {
         // with the x32 bit on x32.
         for nr in [428, 429, 430, 431, 432, 433, 442, 467] {
             assert_eq!(run(&bpf, X86_64, nr), enosys, "x86_64 {nr}");
-            assert_eq!(run(&bpf, X86_64, nr | 0x4000_0000), enosys, "x32 {nr}");
+            assert_eq!(
+                run(&bpf, X86_64, nr | crate::syscalls::X32_SYSCALL_BIT as i32),
+                enosys,
+                "x32 {nr}"
+            );
             assert_eq!(run(&bpf, I386, nr), enosys, "i386 {nr}");
         }
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use libseccomp::{ScmpArch, ScmpSyscall};
 
-use crate::observe::model::Abi;
+use crate::syscalls::Abi;
 use crate::syscalls::X32_SYSCALL_BIT;
 
 fn arch(abi: Abi) -> ScmpArch {

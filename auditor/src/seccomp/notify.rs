@@ -52,38 +52,40 @@ pub enum NotifyError {
 
 // --- seccomp(2) operations and filter flags (include/uapi/linux/seccomp.h) -------------------
 
-pub const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
-pub const SECCOMP_GET_NOTIF_SIZES: libc::c_uint = 3;
+pub const SECCOMP_SET_MODE_FILTER: libc::c_uint = libc::SECCOMP_SET_MODE_FILTER;
+pub const SECCOMP_GET_NOTIF_SIZES: libc::c_uint = libc::SECCOMP_GET_NOTIF_SIZES;
 /// Return a listener fd for the filter's `SECCOMP_RET_USER_NOTIF` (5.0).
-pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint = 1 << 3;
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_uint =
+    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_uint;
 /// Once a notification is received, only a fatal signal interrupts the waiting task (5.19): a
 /// stray signal would otherwise withdraw a call the broker is emulating.
-pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_uint = 1 << 5;
+pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_uint =
+    libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as libc::c_uint;
 
 // --- filter return values ----------------------------------------------------------------------
 
-pub const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-pub const SECCOMP_RET_KILL_THREAD: u32 = 0x0000_0000;
-pub const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
-pub const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-pub const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
-pub const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
-pub const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
-pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-pub const SECCOMP_RET_ACTION_FULL: u32 = 0xffff_0000;
-pub const SECCOMP_RET_DATA: u32 = 0x0000_ffff;
+pub const SECCOMP_RET_KILL_PROCESS: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+pub const SECCOMP_RET_KILL_THREAD: u32 = libc::SECCOMP_RET_KILL_THREAD;
+pub const SECCOMP_RET_TRAP: u32 = libc::SECCOMP_RET_TRAP;
+pub const SECCOMP_RET_ERRNO: u32 = libc::SECCOMP_RET_ERRNO;
+pub const SECCOMP_RET_USER_NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+pub const SECCOMP_RET_TRACE: u32 = libc::SECCOMP_RET_TRACE;
+pub const SECCOMP_RET_LOG: u32 = libc::SECCOMP_RET_LOG;
+pub const SECCOMP_RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+pub const SECCOMP_RET_ACTION_FULL: u32 = libc::SECCOMP_RET_ACTION_FULL;
+pub const SECCOMP_RET_DATA: u32 = libc::SECCOMP_RET_DATA;
 
 // --- notification flags ------------------------------------------------------------------------
 
 /// Response flag: let the call run in the kernel as if it had not been notified (5.5).
-pub const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+pub const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` flag: wake the broker on the CPU of the notifying task and
-/// the task on the broker's (6.6). Not in Debian 12's headers.
+/// the task on the broker's (6.6). Not in Debian 12's headers nor in the `libc` crate.
 pub const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
 /// ADDFD: put the fd at `newfd` (5.9).
-pub const SECCOMP_ADDFD_FLAG_SETFD: u32 = 1;
+pub const SECCOMP_ADDFD_FLAG_SETFD: u32 = libc::SECCOMP_ADDFD_FLAG_SETFD as u32;
 /// ADDFD: add the fd and answer the notification with its number, atomically (5.14).
-pub const SECCOMP_ADDFD_FLAG_SEND: u32 = 2;
+pub const SECCOMP_ADDFD_FLAG_SEND: u32 = libc::SECCOMP_ADDFD_FLAG_SEND as u32;
 
 // --- wire structures -----------------------------------------------------------------------------
 
@@ -145,14 +147,14 @@ pub struct SeccompNotifSizes {
 }
 
 // Classic BPF opcodes (linux/filter.h), for the programs auditor writes or rewrites itself.
-pub const BPF_LD_W_ABS: u16 = 0x20;
-pub const BPF_JMP_JEQ_K: u16 = 0x15;
-pub const BPF_JMP_JA: u16 = 0x05;
-pub const BPF_RET_K: u16 = 0x06;
+pub const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+pub const BPF_JMP_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+pub const BPF_JMP_JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
+pub const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
 
 /// Offsets in `struct seccomp_data`.
-pub const SECCOMP_DATA_NR: u32 = 0;
-pub const SECCOMP_DATA_ARCH: u32 = 4;
+pub const SECCOMP_DATA_NR: u32 = std::mem::offset_of!(SeccompData, nr) as u32;
+pub const SECCOMP_DATA_ARCH: u32 = std::mem::offset_of!(SeccompData, arch) as u32;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[repr(C)]
@@ -176,25 +178,22 @@ pub struct SockFprog {
 
 // --- ioctl numbers -----------------------------------------------------------------------------
 
-const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
-    // asm-generic/ioctl.h: dir << 30 | size << 16 | type << 8 | nr; type is '!'.
-    (dir << 30) | ((size as u64) << 16) | ((b'!' as u64) << 8) | nr
-}
-const IOC_WRITE: u64 = 1;
-const IOC_READ: u64 = 2;
-
-pub const SECCOMP_IOCTL_NOTIF_RECV: u64 =
-    ioc(IOC_READ | IOC_WRITE, 0, std::mem::size_of::<SeccompNotif>());
-pub const SECCOMP_IOCTL_NOTIF_SEND: u64 = ioc(
-    IOC_READ | IOC_WRITE,
-    1,
-    std::mem::size_of::<SeccompNotifResp>(),
-);
-pub const SECCOMP_IOCTL_NOTIF_ID_VALID: u64 = ioc(IOC_WRITE, 2, std::mem::size_of::<u64>());
-pub const SECCOMP_IOCTL_NOTIF_ADDFD: u64 =
-    ioc(IOC_WRITE, 3, std::mem::size_of::<SeccompNotifAddfd>());
+pub const SECCOMP_IOCTL_NOTIF_RECV: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_RECV;
+pub const SECCOMP_IOCTL_NOTIF_SEND: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_SEND;
+pub const SECCOMP_IOCTL_NOTIF_ID_VALID: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_ID_VALID;
+pub const SECCOMP_IOCTL_NOTIF_ADDFD: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_ADDFD;
 /// 6.6; not in Debian 12's headers.
-pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: u64 = ioc(IOC_WRITE, 4, std::mem::size_of::<u64>());
+pub const SECCOMP_IOCTL_NOTIF_SET_FLAGS: libc::Ioctl = libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS;
+// libc's structures are the kernel's: the ioctl numbers above encode their sizes, which must
+// be ours.
+const _: () =
+    assert!(std::mem::size_of::<libc::seccomp_notif>() == std::mem::size_of::<SeccompNotif>());
+const _: () = assert!(
+    std::mem::size_of::<libc::seccomp_notif_resp>() == std::mem::size_of::<SeccompNotifResp>()
+);
+const _: () = assert!(
+    std::mem::size_of::<libc::seccomp_notif_addfd>() == std::mem::size_of::<SeccompNotifAddfd>()
+);
 
 /// The kernel's structure sizes; a mismatch with ours means this build cannot talk to it.
 pub fn check_sizes() -> Result<SeccompNotifSizes, NotifyError> {

@@ -211,44 +211,6 @@ pub struct Decision {
     pub latency_us: u64,
 }
 
-impl From<&crate::broker::audit::Record> for Decision {
-    fn from(r: &crate::broker::audit::Record) -> Self {
-        Decision {
-            time: r.time.clone(),
-            pid: r.pid,
-            exe: r.exe.clone(),
-            syscall: r.syscall.clone(),
-            arch: r.arch.clone(),
-            args: r.args.clone(),
-            decoded: r.decoded.clone(),
-            rule: r.rule,
-            action: r.action.clone(),
-            decision: r.decision.clone(),
-            result: r.result.clone(),
-            latency_us: r.latency_us,
-        }
-    }
-}
-
-impl From<crate::broker::audit::Record> for Decision {
-    fn from(r: crate::broker::audit::Record) -> Self {
-        Decision {
-            time: r.time,
-            pid: r.pid,
-            exe: r.exe,
-            syscall: r.syscall,
-            arch: r.arch,
-            args: r.args,
-            decoded: r.decoded,
-            rule: r.rule,
-            action: r.action,
-            decision: r.decision,
-            result: r.result,
-            latency_us: r.latency_us,
-        }
-    }
-}
-
 /// Learning counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {

@@ -42,8 +42,8 @@ const MOUNT_FLAGS: &[(u64, &str)] = &[
 
 /// Old `mount(2)` callers put this magic in the upper 16 bits; the kernel strips it
 /// (`path_mount`: `if ((flags & MS_MGC_MSK) == MS_MGC_VAL) flags &= ~MS_MGC_MSK`).
-const MS_MGC_VAL: u64 = 0xC0ED_0000;
-const MS_MGC_MSK: u64 = 0xFFFF_0000;
+const MS_MGC_VAL: u64 = libc::MS_MGC_VAL;
+const MS_MGC_MSK: u64 = libc::MS_MGC_MSK;
 
 /// Names of the bits set in a `mount(2)` `flags` argument, lowest bit first. Bits without a
 /// name come last, together, as one hexadecimal number (`"0x200"`).
@@ -68,14 +68,15 @@ pub fn mount_flag_names(flags: u64) -> Vec<String> {
 
 /// `CLONE_NEW*` flags and the short names `/proc/<pid>/ns/` uses for them.
 const NAMESPACES: &[(u64, &str)] = &[
-    (0x0002_0000, "mnt"),    // CLONE_NEWNS
-    (0x0400_0000, "uts"),    // CLONE_NEWUTS
-    (0x0800_0000, "ipc"),    // CLONE_NEWIPC
-    (0x1000_0000, "user"),   // CLONE_NEWUSER
-    (0x2000_0000, "pid"),    // CLONE_NEWPID
-    (0x4000_0000, "net"),    // CLONE_NEWNET
-    (0x0200_0000, "cgroup"), // CLONE_NEWCGROUP
-    (0x0000_0080, "time"),   // CLONE_NEWTIME, Linux 5.6
+    (libc::CLONE_NEWNS as u64, "mnt"),
+    (libc::CLONE_NEWUTS as u64, "uts"),
+    (libc::CLONE_NEWIPC as u64, "ipc"),
+    (libc::CLONE_NEWUSER as u64, "user"),
+    (libc::CLONE_NEWPID as u64, "pid"),
+    (libc::CLONE_NEWNET as u64, "net"),
+    (libc::CLONE_NEWCGROUP as u64, "cgroup"),
+    // Linux 5.6; not in the libc crate for glibc targets.
+    (linux_raw_sys::general::CLONE_NEWTIME as u64, "time"),
 ];
 
 /// The namespaces in a `CLONE_NEW*` mask (`unshare(2)`, `setns(2)`, `clone3(2)` flags), as
@@ -152,8 +153,8 @@ pub fn socket_domain_name(domain: u64) -> String {
     lookup(SOCKET_DOMAINS, domain).map_or_else(|| domain.to_string(), str::to_owned)
 }
 
-const SOCK_NONBLOCK: u64 = 0o4000;
-const SOCK_CLOEXEC: u64 = 0o2_000_000;
+const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
+const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
 
 const SOCKET_TYPES: &[(u64, &str)] = &[
     (1, "SOCK_STREAM"),
@@ -309,7 +310,7 @@ pub fn bpf_cmd_name(cmd: u64) -> String {
         .map_or_else(|| cmd.to_string(), |&name| name.to_owned())
 }
 
-const S_IFMT: u32 = 0o170_000;
+const S_IFMT: u32 = libc::S_IFMT;
 
 /// The kind of file a `mknod(2)`/`mknodat(2)` mode creates (or `stat` reports): `"regular"`
 /// (also for type 0, which mknod treats as regular), `"char"`, `"block"`, `"fifo"`, `"socket"`,

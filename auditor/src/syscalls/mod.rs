@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::observe::model::Abi;
-
+mod abi;
 pub mod arity;
 pub mod decode;
 mod errno;
@@ -17,9 +16,7 @@ mod i386;
 mod x32;
 mod x86_64;
 
-/// Set in the syscall number of every x32 call (`__X32_SYSCALL_BIT`); the tables store x32
-/// numbers without it.
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+pub use abi::{abi_of, Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 
 /// The ABIs, in the order used for iteration elsewhere.
 pub const ABIS: [Abi; 3] = [Abi::X86_64, Abi::I386, Abi::X32];

@@ -3,6 +3,7 @@
 //! Snapshots are the screen's text, one file per case in `src/tui/snapshots/`; run with
 //! `UPDATE_SNAPSHOTS=1` to rewrite them after an intended change, and review the diff.
 
+use crate::syscalls::Abi;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use ratatui::Terminal;
 
 use super::app::{update, App, Effect, LearnFocus, Link, Msg, View, MAX_ROWS};
 use super::view::view;
-use crate::observe::model::{Abi, Host, Loss, Observation, Processes, SyscallObservation, Target};
+use crate::observe::model::{Host, Loss, Observation, Processes, SyscallObservation, Target};
 use crate::session::protocol::{
     Choice, Decision, Hello, Message, Progress, Prompt, PromptClosed, SessionKind, Snapshot,
     Status, Totals,

@@ -571,7 +571,7 @@ fn draw_learning(app: &App, f: &mut Frame, area: Rect) {
             } else if !failed.is_empty() {
                 style = style.fg(Color::Yellow);
             }
-            let name = if s.abi == crate::observe::model::Abi::X86_64 {
+            let name = if s.abi == crate::syscalls::Abi::X86_64 {
                 s.name.clone()
             } else {
                 format!("{} ({})", s.name, s.abi)

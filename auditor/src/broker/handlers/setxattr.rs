@@ -34,9 +34,9 @@ use std::fs::File;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 
-use super::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
-use super::target::{self, Creds};
-use super::{Outcome, Verdict};
+use crate::broker::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use crate::broker::target::{self, Creds};
+use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
 
 /// `XATTR_NAME_MAX` and `XATTR_SIZE_MAX` (include/uapi/linux/limits.h).

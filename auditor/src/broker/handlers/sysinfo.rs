@@ -20,10 +20,10 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-use super::decide::AUDIT_ARCH_I386;
-use super::target::Target;
-use super::{Outcome, Verdict};
+use crate::broker::target::Target;
+use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+use crate::syscalls::AUDIT_ARCH_I386;
 
 /// Size of the x86_64 `struct sysinfo` (include/uapi/linux/sysinfo.h).
 pub const SYSINFO_SIZE: usize = 112;
@@ -184,7 +184,7 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
         let mem = File::from(t.open_at("mem", libc::O_RDWR)?);
         let cgroup = File::from(t.open_at("cgroup", libc::O_RDONLY)?);
         let maps = File::from(t.open_at("maps", libc::O_RDONLY)?);
-        Ok::<_, super::target::TargetError>((mem, cgroup, maps))
+        Ok::<_, crate::broker::target::TargetError>((mem, cgroup, maps))
     })();
     // Opened first, then checked: the fds are bound to the caller still blocked in this call.
     if !fd.id_valid(n.id) {

@@ -19,9 +19,9 @@ use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 
-use super::sys::{self, OpenHow, CAP_MKNOD, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
-use super::target::{self, Creds};
-use super::{Outcome, Verdict};
+use crate::broker::sys::{self, OpenHow, CAP_MKNOD, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+use crate::broker::target::{self, Creds};
+use crate::broker::{Outcome, Verdict};
 use crate::policy::handlers::{Device, S_IFBLK, S_IFCHR, S_IFMT};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
 

@@ -36,11 +36,11 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 
-use super::sys::{
+use crate::broker::sys::{
     self, OpenHow, CAP_SYS_ADMIN, CAP_SYS_CHROOT, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS,
 };
-use super::target::{self, Creds};
-use super::{Outcome, Verdict};
+use crate::broker::target::{self, Creds};
+use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
 
 /// Flags that change an existing mount rather than create a file system.
@@ -67,8 +67,8 @@ const ALLOWED_FLAGS: u64 = libc::MS_RDONLY
     | libc::MS_SILENT;
 
 /// `MS_MGC_VAL`: a magic number old callers put in the upper 16 bits; the kernel strips it.
-const MS_MGC_MSK: u64 = 0xffff_0000;
-const MS_MGC_VAL: u64 = 0xc0ed_0000;
+const MS_MGC_MSK: u64 = libc::MS_MGC_MSK;
+const MS_MGC_VAL: u64 = libc::MS_MGC_VAL;
 
 /// Mount options that make the file system open another device (multi-device file systems,
 /// external journals and logs): always refused. The kernel would resolve the path the option
@@ -391,7 +391,7 @@ fn check_options(fstype: &str, data: &[u8]) -> Result<(), String> {
 }
 
 /// `NS_GET_USERNS` (linux/nsfs.h): the user namespace that owns a namespace (4.9).
-const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_USERNS: libc::c_ulong = libc::NS_GET_USERNS;
 
 /// What the flags alone decide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -687,22 +687,19 @@ fn split_options(data: &[u8]) -> Vec<(CString, Option<CString>)> {
         .collect()
 }
 
-// The new mount API (include/uapi/linux/mount.h).
-const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-const MOUNT_ATTR_NOATIME: u64 = 0x10;
-const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+// The new mount API (include/uapi/linux/mount.h), from the kernel's headers as rustix has
+// them (the libc crate has only the two CLOEXEC flags).
+use linux_raw_sys::general::fsconfig_command;
+const FSCONFIG_SET_FLAG: libc::c_uint = fsconfig_command::FSCONFIG_SET_FLAG as libc::c_uint;
+const FSCONFIG_SET_STRING: libc::c_uint = fsconfig_command::FSCONFIG_SET_STRING as libc::c_uint;
+const FSCONFIG_CMD_CREATE: libc::c_uint = fsconfig_command::FSCONFIG_CMD_CREATE as libc::c_uint;
+const FSOPEN_CLOEXEC: libc::c_uint = libc::FSOPEN_CLOEXEC;
+const FSMOUNT_CLOEXEC: libc::c_uint = libc::FSMOUNT_CLOEXEC;
+use linux_raw_sys::general::{
+    MOUNT_ATTR_IDMAP, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MOUNT_ATTR_STRICTATIME,
+    MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH,
+};
 
 /// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]
@@ -731,7 +728,7 @@ fn mount_attrs(flags: u64) -> u64 {
     } else if flags & libc::MS_NOATIME != 0 {
         a |= MOUNT_ATTR_NOATIME;
     }
-    a
+    u64::from(a)
 }
 
 /// The superblock flags of mount(2) flags, as the `fsconfig` flag names the kernel parses.
@@ -874,7 +871,7 @@ unsafe fn build_and_attach(
         let mnt = r?;
         if let Some(userns) = userns {
             let attr = MountAttr {
-                attr_set: MOUNT_ATTR_IDMAP,
+                attr_set: u64::from(MOUNT_ATTR_IDMAP),
                 attr_clr: 0,
                 propagation: 0,
                 userns_fd: userns as u64,

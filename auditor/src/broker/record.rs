@@ -1,0 +1,265 @@
+//! Records of decisions: the broker thread hands raw facts to a record thread, which formats
+//! them for the audit log and the live session.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::audit::Record;
+use super::outcome::{action_text, result_text, Verdict};
+use super::{BrokerError, Inner};
+use crate::seccomp::notify::Response;
+
+/// How long the record thread lets the broker thread's records gather before it takes them:
+/// it wakes at most about 20 times a second however busy the broker is. Every wake-up of
+/// another thread costs the CPU the workload and the broker share (measured: two threads
+/// waking 100 times a second cost a minimal C supervisor ~10% of its throughput on this kind
+/// of VM).
+const GATHER: Duration = Duration::from_millis(50);
+/// Records waiting for the record thread at most; beyond, they are dropped and counted (the
+/// audit log's and the live session's drop counts), so a flood costs bounded memory (a few
+/// MiB) — the record thread falls that far behind only if it is starved.
+const MAX_WAITING: usize = 32_768;
+
+/// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
+/// off the broker's path, by [`Inner::record_of`].
+pub(super) struct Raw {
+    pub(super) time: SystemTime,
+    pub(super) pid: u32,
+    pub(super) exe: Option<String>,
+    pub(super) nr: i32,
+    pub(super) arch: u32,
+    pub(super) abi: Option<crate::syscalls::Abi>,
+    pub(super) syscall: Option<&'static str>,
+    pub(super) args: [u64; 6],
+    pub(super) decoded: BTreeMap<String, String>,
+    pub(super) rule: Option<usize>,
+    /// Answered by a person (the record's action is `prompt`).
+    pub(super) prompted: bool,
+    pub(super) verdict: Verdict,
+    pub(super) response: Response,
+    pub(super) latency_us: u64,
+}
+
+/// The thread that turns the broker thread's raw facts into records and hands them on, so
+/// that formatting never delays the next notification.
+///
+/// The broker thread appends under an uncontended lock and wakes the record thread only when
+/// the queue was empty; the record thread then lets records gather for [`GATHER`] and takes
+/// them all at once (swapping buffers, so that neither side allocates once warm).
+pub(super) struct Recorder {
+    queue: Arc<RecordQueue>,
+    thread: std::thread::JoinHandle<()>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct RecordQueue {
+    state: std::sync::Mutex<Waiting>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    records: Vec<Raw>,
+    /// The buffer the record thread gave back, empty, for the next swap.
+    spare: Vec<Raw>,
+    done: bool,
+}
+
+impl RecordQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        // Each step under the lock is one push or one swap: consistent after a panic.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Decisions of one gathering the live session shows (see [`Inner::deliver_batch`]).
+const SHOWN_PER_BATCH: usize = 32;
+
+impl Recorder {
+    pub(super) fn start(inner: Arc<Inner>) -> Result<Recorder, BrokerError> {
+        let queue = Arc::new(RecordQueue::default());
+        let (thread_inner, thread_queue) = (inner.clone(), queue.clone());
+        let thread = std::thread::Builder::new()
+            .name("auditor-records".into())
+            .spawn(move || {
+                // A batch thread: its wake-up never preempts the workload or the broker
+                // thread on their CPU (it still gets its fair share under load).
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+                if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+                    tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH for the record thread");
+                }
+                Recorder::gather(&thread_inner, &thread_queue);
+            })
+            .map_err(|source| BrokerError::Thread { source })?;
+        Ok(Recorder {
+            queue,
+            thread,
+            inner,
+        })
+    }
+
+    /// The record thread: wait for records, let more gather, deliver them all; until the
+    /// broker thread is done and everything is delivered.
+    fn gather(inner: &Inner, queue: &RecordQueue) {
+        let mut w = queue.lock();
+        loop {
+            while w.records.is_empty() && !w.done {
+                w = queue
+                    .wake
+                    .wait(w)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if w.records.is_empty() {
+                return; // done, and everything delivered
+            }
+            if !w.done {
+                w = queue
+                    .wake
+                    .wait_timeout_while(w, GATHER, |w| !w.done)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+            let next = std::mem::take(&mut w.spare);
+            let mut batch = std::mem::replace(&mut w.records, next);
+            drop(w);
+            inner.deliver_batch(&mut batch);
+            batch.clear();
+            w = queue.lock();
+            w.spare = batch;
+        }
+    }
+
+    /// Hand over the records in `out` (emptying it); never blocks on the record thread.
+    pub(super) fn push(&self, out: &mut Vec<Raw>) {
+        let (was_empty, lost) = {
+            let mut w = self.queue.lock();
+            let was_empty = w.records.is_empty();
+            let room = MAX_WAITING.saturating_sub(w.records.len()).min(out.len());
+            w.records.extend(out.drain(..room));
+            (was_empty, out.len() as u64)
+        };
+        out.clear();
+        if was_empty {
+            self.queue.wake.notify_one();
+        }
+        if lost > 0 {
+            if let Some(a) = &self.inner.audit {
+                a.count_dropped(lost);
+            }
+            if let Some(l) = &self.inner.live {
+                l.count_dropped(lost);
+            }
+        }
+    }
+
+    /// Deliver what is waiting, then end.
+    pub(super) fn finish(self) {
+        self.queue.lock().done = true;
+        self.queue.wake.notify_one();
+        let _ = self.thread.join();
+    }
+}
+
+impl Inner {
+    /// The record of a decision, for the audit log and the live session.
+    fn record_of(&self, r: Raw) -> Record {
+        let policy = self.decider.policy();
+        let action = r
+            .rule
+            .and_then(|i| policy.rules.get(i))
+            .map_or(&policy.default_action, |rule| &rule.action);
+        Record {
+            time: humantime::format_rfc3339_micros(r.time).to_string(),
+            container: self.container.clone(),
+            policy: self.policy.as_ref().map(|(n, _)| n.clone()),
+            policy_from: self.policy.as_ref().map(|(_, f)| (*f).to_owned()),
+            pid: r.pid,
+            exe: r.exe,
+            syscall: r
+                .syscall
+                .map_or_else(|| format!("nr:{}", r.nr), str::to_owned),
+            arch: match r.abi {
+                Some(abi) => format!("{abi:?}").to_lowercase(),
+                None => format!("{:#x}", r.arch),
+            },
+            args: r.args.iter().map(|a| format!("{a:#x}")).collect(),
+            decoded: r.decoded,
+            rule: r.rule.map(|i| i + 1),
+            action: if r.prompted {
+                "prompt".to_owned()
+            } else {
+                action_text(action)
+            },
+            decision: r.verdict.as_str().into(),
+            result: if r.verdict == Verdict::Gone {
+                "none".into()
+            } else {
+                result_text(r.response)
+            },
+            latency_us: r.latency_us,
+        }
+    }
+
+    /// [`Inner::deliver`] for a batch of the broker thread: every record to the audit log; to
+    /// the live session the batch's totals and its last [`SHOWN_PER_BATCH`] decisions (a
+    /// person reads a sample at these rates; the totals stay exact), so that formatting and
+    /// folding every decision does not take the CPU the workload and the broker need.
+    fn deliver_batch(&self, batch: &mut Vec<Raw>) {
+        let Some(live) = &self.live else {
+            return self.deliver(batch);
+        };
+        let show_from = batch.len().saturating_sub(SHOWN_PER_BATCH);
+        let mut totals = crate::session::protocol::Totals::default();
+        let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
+        for (i, raw) in batch.drain(..).enumerate() {
+            let decision = raw.verdict.as_str();
+            let unknown;
+            let syscall = match raw.syscall {
+                Some(s) => s,
+                None => {
+                    unknown = format!("nr:{}", raw.nr);
+                    &unknown
+                }
+            };
+            match &raw.exe {
+                Some(e) => totals.add_parts(syscall, decision, e),
+                None => totals.add_parts(syscall, decision, &format!("pid {}", raw.pid)),
+            }
+            let show = i >= show_from;
+            match (&self.audit, show) {
+                (None, false) => {}
+                (None, true) => shown.push(self.record_of(raw).into()),
+                (Some(a), false) => a.record(self.record_of(raw)),
+                (Some(a), true) => {
+                    let record = self.record_of(raw);
+                    shown.push((&record).into());
+                    a.record(record);
+                }
+            }
+        }
+        live.send(crate::session::Event::Decisions(Box::new(
+            crate::session::DecisionBatch { totals, shown },
+        )));
+    }
+
+    /// Hand records to the audit log and the live session (never blocks).
+    pub(super) fn deliver(&self, batch: &mut Vec<Raw>) {
+        for raw in batch.drain(..) {
+            let record = self.record_of(raw);
+            match (&self.live, &self.audit) {
+                (Some(l), Some(a)) => {
+                    l.send(crate::session::Event::Decision((&record).into()));
+                    a.record(record);
+                }
+                (Some(l), None) => l.send(crate::session::Event::Decision(record.into())),
+                (None, Some(a)) => a.record(record),
+                (None, None) => {}
+            }
+        }
+    }
+}
