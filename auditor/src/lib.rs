@@ -11,6 +11,7 @@ pub mod commands;
 pub mod daemon;
 pub mod fsutil;
 pub mod fuzzing;
+pub mod host;
 pub mod launch;
 pub mod observe;
 pub mod policy;

@@ -541,9 +541,7 @@ fn same_file(a: RawFd, b: RawFd) -> bool {
 
 /// What `/proc/self/fd/N` says the fd is.
 fn fd_target(fd: RawFd) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("unreadable ({e})"))
+    crate::host::proc::fd_path(fd).unwrap_or_else(|e| format!("unreadable ({e})"))
 }
 
 /// Check the `/proc/PID` directory LXC sent with a notification: a procfs directory whose task
@@ -552,7 +550,7 @@ fn fd_target(fd: RawFd) -> String {
 /// named `lxc.payload.NAME`), read through it.
 pub fn verify_caller_dir(dir: &OwnedFd, pid: u32) -> Result<Option<String>, String> {
     let st = nix::sys::statfs::fstatfs(dir).map_err(|e| format!("fstatfs: {e}"))?;
-    if st.filesystem_type().0 as i64 != libc::PROC_SUPER_MAGIC {
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
         return Err(format!(
             "not a procfs directory: {}",
             fd_target(dir.as_raw_fd())

@@ -202,8 +202,7 @@ fn check_id(id: &str) -> Result<(), OciError> {
 
 /// What the link of an fd in /proc/self/fd says, e.g. `anon_inode:seccomp notify`.
 fn fd_kind(fd: &OwnedFd) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_or_else(|e| format!("unreadable: {e}"), |p| p.display().to_string())
+    crate::host::proc::fd_path(fd.as_raw_fd()).unwrap_or_else(|e| format!("unreadable: {e}"))
 }
 
 /// Parse and check a message's JSON (no fds; what [`parse`] starts with).

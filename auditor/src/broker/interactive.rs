@@ -182,7 +182,7 @@ impl Inner {
         start: (Instant, SystemTime),
     ) {
         let key = prompt::Key {
-            pid: prompt::tgid(n.pid),
+            pid: crate::host::proc::tgid(n.pid),
             arch: n.data.arch,
             nr: n.data.nr,
             // Registers the syscall does not take hold leftovers: they do not count.

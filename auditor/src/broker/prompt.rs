@@ -224,19 +224,6 @@ impl<T> Prompts<T> {
     }
 }
 
-/// The thread group id of a thread (`Tgid:` of `/proc/<tid>/status`); the tid itself when it
-/// cannot be read (the thread is gone, or is a process's main thread anyway).
-pub fn tgid(tid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(tid)
-}
-
 /// Errors writing an always answer back to the policy.
 #[derive(Debug, thiserror::Error)]
 pub enum WritebackError {

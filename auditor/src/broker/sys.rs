@@ -2,7 +2,7 @@
 //! deadline, asynchronous reaping), and kernel ABI definitions libc does not provide
 //! (capget/capset, openat2).
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -158,20 +158,18 @@ fn fork_one(
         }
     }
     drop(w);
-    // SAFETY: pidfd_open on our own unreaped child.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if pidfd < 0 {
-        let e = std::io::Error::last_os_error();
-        // SAFETY: kill and waitpid on our own child.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+    // Our own unreaped child: its pid cannot be reused before we take the pidfd.
+    match crate::host::pidfd::open(pid as u32) {
+        Ok(pidfd) => Ok(Forked { pidfd, result: r }),
+        Err(e) => {
+            // SAFETY: kill and waitpid on our own child.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+            Err(e)
         }
-        return Err(e);
     }
-    // SAFETY: pidfd_open just returned this fd; nothing else owns it.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
-    Ok(Forked { pidfd, result: r })
 }
 
 /// Reap helpers that missed their deadline, whenever they end (one thread for all, polling
@@ -326,7 +324,7 @@ fn give_up(pidfd: OwnedFd, after: Duration) -> HelperError {
     let mut aborted = Vec::new();
     if ABORT_STALLED_FUSE.load(Ordering::Relaxed) {
         // The helper's pid, from the pidfd's fdinfo (the helper is not reaped yet).
-        if let Some(pid) = pid_of(&pidfd) {
+        if let Some(pid) = crate::host::pidfd::pid_of(&pidfd) {
             aborted = abort_stalled_fuse(pid);
         }
     }
@@ -344,14 +342,6 @@ fn give_up(pidfd: OwnedFd, after: Duration) -> HelperError {
         let _ = reaper().send(pidfd);
     }
     HelperError::TimedOut { after, aborted }
-}
-
-/// The pid a pidfd refers to (its fdinfo's `Pid:` line).
-fn pid_of(pidfd: &OwnedFd) -> Option<u32> {
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("Pid:"))
-        .and_then(|p| p.trim().parse().ok())
 }
 
 /// Abort the FUSE connections a stuck helper may be waiting on: those mounted in its mount

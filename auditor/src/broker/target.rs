@@ -273,29 +273,6 @@ pub fn read_cstring(mem: &File, addr: u64) -> Result<CString, i32> {
     Err(libc::ENAMETOOLONG)
 }
 
-/// A pidfd for the thread group `tgid` (5.3).
-pub fn pidfd_open(tgid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; the result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tgid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// A duplicate of the caller's fd `fd` (5.6; needs ptrace access, which host root has).
-pub fn pidfd_getfd(pidfd: &OwnedFd, fd: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_getfd takes a pidfd, a target fd number and flags; the result is a new fd
-    // we own (O_CLOEXEC is set by the kernel).
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

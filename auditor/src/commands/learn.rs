@@ -122,7 +122,7 @@ fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTar
 
 fn parse_plain_target(args: &LearnArgs) -> anyhow::Result<Target> {
     if let Some(pid) = args.pid {
-        if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+        if !crate::host::proc::exists(pid) {
             bail!("no process with pid {pid}: check the pid (e.g. with `ps -p {pid}`)");
         }
         return Ok(Target::Pid(pid));
@@ -139,124 +139,42 @@ fn parse_plain_target(args: &LearnArgs) -> anyhow::Result<Target> {
 /// The id and level of a cgroup v2 directory.
 fn cgroup_filter(dir: &Path) -> anyhow::Result<CgroupFilter> {
     let hint = "give a cgroup v2 directory, e.g. /sys/fs/cgroup/unified/my.scope on a hybrid host";
-    let st = nix::sys::statfs::statfs(dir)
-        .with_context(|| format!("{}: not a cgroup v2 directory ({hint})", dir.display()))?;
-    if st.filesystem_type().0 as i64 != libc::CGROUP2_SUPER_MAGIC || !dir.is_dir() {
+    if !crate::host::cgroup::is_v2_dir(dir) {
         bail!("{}: not a cgroup v2 directory ({hint})", dir.display());
     }
     let canon = dir
         .canonicalize()
         .with_context(|| format!("{}", dir.display()))?;
-    let root = cgroup2_mount_root(&canon)
+    let root = crate::host::cgroup::mount_root_of(&canon)
         .with_context(|| format!("{}: cannot find its cgroup2 mount ({hint})", dir.display()))?;
     let level = canon
         .strip_prefix(&root)
         .map(|rel| rel.components().count())
         .unwrap_or(0);
-    let meta = std::fs::metadata(&canon).with_context(|| format!("{}", canon.display()))?;
+    let id = crate::host::cgroup::id(&canon).with_context(|| format!("{}", canon.display()))?;
     Ok(CgroupFilter {
-        id: std::os::unix::fs::MetadataExt::ino(&meta),
+        id,
         level: level as u32,
         enabled: 1,
-    })
-}
-
-/// The cgroup2 mount point that contains `dir` (the longest matching one).
-fn cgroup2_mount_root(dir: &Path) -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            let mnt = pre.split_whitespace().nth(4)?;
-            (fstype == "cgroup2").then(|| PathBuf::from(mnt))
-        })
-        .filter(|m| dir.starts_with(m))
-        .max_by_key(|m| m.as_os_str().len())
-}
-
-/// Every process below `pid` (by parent pid), children before grandchildren.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of = Vec::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            // The command name may hold spaces and parentheses: the fields follow its last ')'.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            if let Some(pp) = ppid {
-                parent_of.push((p, pp));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(parent) = frontier.pop() {
-        for &(p, pp) in &parent_of {
-            if pp == parent && !out.contains(&p) {
-                out.push(p);
-                frontier.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// Whether a task exists and has not exited (a zombie has).
-fn task_alive(tid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, Some("Z" | "X" | "x") | None)
     })
 }
 
 /// Whether any live thread on the host is tracked (the exit program untracks a thread as it
 /// exits, so a tracked live thread belongs to the workload).
 fn any_tracked_alive(observer: &Observer) -> bool {
-    let Ok(rd) = std::fs::read_dir("/proc") else {
+    let Ok(pids) = crate::host::proc::pids() else {
         return true;
     };
-    for p in rd.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        for tid in container::threads_of(pid) {
+    for pid in pids {
+        for tid in crate::host::proc::threads(pid) {
             // An unreadable map is not evidence of the end.
-            if observer.group_of(tid).map_or(true, |g| g.is_some()) && task_alive(tid) {
+            if observer.group_of(tid).map_or(true, |g| g.is_some()) && crate::host::proc::alive(tid)
+            {
                 return true;
             }
         }
     }
     false
-}
-
-/// The executable of a running process, for tasks that exec'd before tracking began.
-fn exe_of(pid: u32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
-/// Processes in a cgroup directory and all below it.
-fn cgroup_procs(dir: &Path, out: &mut Vec<u32>) {
-    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        out.extend(s.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-    }
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                cgroup_procs(&e.path(), out);
-            }
-        }
-    }
 }
 
 /// Track the running process `pid` (all its threads) with FRESH slots.
@@ -268,20 +186,20 @@ fn track_running(
     pid: u32,
     collected: &mut build::Collected,
 ) -> anyhow::Result<()> {
-    let exe = exe_of(pid).map(|p| {
+    let exe = crate::host::proc::exe(pid).map(|p| {
         let id = exe_id(p.as_bytes());
         collected.exe_names.entry(id).or_insert(p);
         id
     });
     let mut any = false;
-    for tid in container::threads_of(pid) {
+    for tid in crate::host::proc::threads(pid) {
         if observer.group_of(tid)?.is_some() {
             continue;
         }
         observer.track(tid, exe.unwrap_or(0), slot::FRESH)?;
         // A thread that exited between listing and tracking never sends an exit: undo it so a
         // recycled id is not tracked by mistake.
-        if !Path::new(&format!("/proc/{pid}/task/{tid}")).exists() {
+        if !crate::host::proc::thread_exists(pid, tid) {
             observer.untrack(tid)?;
             continue;
         }
@@ -385,7 +303,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
             }
             if container.is_some() {
                 // A container scoped by pid: the processes its init already started belong to it.
-                for p in descendants(*pid) {
+                for p in crate::host::proc::descendants(*pid) {
                     track_running(&mut observer, p, &mut collected)?;
                 }
             }
@@ -393,7 +311,7 @@ pub fn run(args: &LearnArgs) -> anyhow::Result<ExitCode> {
         }
         Target::Cgroup { path, .. } => {
             let mut procs = Vec::new();
-            cgroup_procs(path, &mut procs);
+            crate::host::cgroup::procs_below(path, &mut procs);
             for pid in procs {
                 track_running(&mut observer, pid, &mut collected)?;
             }
@@ -600,14 +518,14 @@ async fn watch(
                         // being tracked may be counted by both sides): once the root is gone,
                         // the tasks themselves decide, once a second.
                         scans += 1;
-                        if scans.is_multiple_of(4) && !task_alive(*root) && !any_tracked_alive(observer) {
+                        if scans.is_multiple_of(4) && !crate::host::proc::alive(*root) && !any_tracked_alive(observer) {
                             break Stop::WorkloadExited;
                         }
                     }
                     Target::Cgroup { path, .. } => {
                         // A task that joined and left between two polls still counts: it was adopted.
                         let seen = collected.initial_threads + c[counters::TASKS_ADOPTED as usize] + c[counters::TASKS_FORKED as usize];
-                        match container::cgroup_populated(path) {
+                        match crate::host::cgroup::populated(path) {
                             Some(true) => was_populated = true,
                             Some(false) if was_populated || seen > 0 => break Stop::WorkloadExited,
                             None => break Stop::WorkloadExited, // the cgroup was removed

@@ -11,7 +11,6 @@ use clap::Args;
 
 use crate::broker::decide::Decider;
 use crate::broker::{Broker, Mode};
-use crate::launch::filter::Filter;
 use crate::launch::userns::{IdRange, Userns, DEFAULT_RANGE};
 use crate::launch::Options;
 use crate::policy::check::CheckOptions;
@@ -19,6 +18,7 @@ use crate::policy::formats::{self, ImportOptions, DOCKER_DEFAULT_CAPS};
 use crate::policy::model::SourceFormat;
 use crate::policy::model::{Arch, Policy};
 use crate::policy::MAX_INPUT_BYTES;
+use crate::seccomp::program::Filter;
 use crate::seccomp::{compile, notify};
 use crate::session;
 

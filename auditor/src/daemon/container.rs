@@ -77,62 +77,20 @@ pub fn init_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<u32, 
 pub fn own_cgroup(pid: u32, id: &str) -> Option<(PathBuf, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let rel = own_v2_path(&text, id)?;
-    let root = cgroup2_mount()?;
+    let root = crate::host::cgroup::mount_point()?;
     let dir = root.join(rel.trim_start_matches('/'));
-    let st = nix::sys::statfs::statfs(&dir).ok()?;
-    if st.filesystem_type().0 as i64 != libc::CGROUP2_SUPER_MAGIC {
+    if !crate::host::cgroup::is_v2_dir(&dir) {
         return None;
     }
-    let meta = std::fs::metadata(&dir).ok()?;
-    Some((dir, std::os::unix::fs::MetadataExt::ino(&meta)))
+    Some((dir.clone(), crate::host::cgroup::id(&dir).ok()?))
 }
 
 /// The v2 cgroup path in a /proc/PID/cgroup text (its `0::` line) if it is the container's
 /// own: its last component names the container.
 fn own_v2_path<'a>(cgroup_file: &'a str, id: &str) -> Option<&'a str> {
-    let rel = cgroup_file
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))?
-        .trim();
+    let rel = crate::host::cgroup::v2_line(cgroup_file)?;
     let last = Path::new(rel).file_name()?.to_str()?;
     last.contains(id).then_some(rel)
-}
-
-/// The inode number of the process's mount namespace, if it is not the daemon's own (a
-/// container that shares the host's mount namespace cannot be told apart by it).
-pub fn own_mntns(pid: u32) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt as _;
-    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?.ino();
-    let ours = std::fs::metadata("/proc/self/ns/mnt").ok()?.ino();
-    (theirs != ours).then_some(theirs as u32)
-}
-
-/// Whether any process of the host is in the mount namespace with inode number `inum`.
-pub fn any_in_mntns(inum: u32) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    rd.flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .any(|e| std::fs::metadata(e.path().join("ns/mnt")).is_ok_and(|m| m.ino() as u32 == inum))
-}
-
-/// The (first, shortest) cgroup2 mount point of this mount namespace.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split_whitespace().next()?;
-            let mnt = pre.split_whitespace().nth(4)?;
-            (fstype == "cgroup2").then(|| PathBuf::from(mnt))
-        })
-        .min_by_key(|m| m.as_os_str().len())
 }
 
 /// Whether the cgroup v2 directory with inode `ino` still holds processes (None: it is gone —
@@ -142,25 +100,7 @@ pub fn populated(dir: &Path, ino: u64) -> Option<bool> {
     if std::os::unix::fs::MetadataExt::ino(&meta) != ino {
         return None;
     }
-    cgroup_populated(dir)
-}
-
-/// Whether the cgroup v2 directory `dir` holds processes (`cgroup.events`); None if unreadable.
-pub fn cgroup_populated(dir: &Path) -> Option<bool> {
-    let s = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("populated "))
-        .map(|v| v.trim() == "1")
-}
-
-/// All thread ids of a process.
-pub fn threads_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::host::cgroup::populated(dir)
 }
 
 #[cfg(test)]

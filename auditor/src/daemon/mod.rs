@@ -369,7 +369,7 @@ impl Learner {
                 ));
             }
         }
-        if !Path::new(&format!("/proc/{}", r.pid)).exists() {
+        if !crate::host::proc::exists(r.pid) {
             return Reply::err(format!("container {}: no process with pid {}", r.id, r.pid));
         }
         let Some(group) = self.free.pop() else {
@@ -396,7 +396,7 @@ impl Learner {
     fn start(&mut self, group: u32, r: &Register) -> Result<u64, DaemonError> {
         let cgroup = container::own_cgroup(r.pid, &r.id);
         let mntns = if cgroup.is_none() {
-            container::own_mntns(r.pid)
+            crate::host::proc::own_mntns(r.pid)
         } else {
             None
         };
@@ -464,10 +464,10 @@ impl Learner {
             // inside the container's mount namespace.
             self.observer.adopt_mntns(inum, group)?;
         }
-        for tid in container::threads_of(r.pid) {
+        for tid in crate::host::proc::threads(r.pid) {
             // Executable 0: the runtime's init, until the workload's execve.
             self.observer.track_in(group, tid, 0, slot::FRESH)?;
-            if !Path::new(&format!("/proc/{}/task/{tid}", r.pid)).exists() {
+            if !crate::host::proc::thread_exists(r.pid, tid) {
                 // Exited meanwhile: it sends no exit, and its id may be recycled.
                 self.observer.untrack(tid)?;
                 continue;
@@ -561,12 +561,12 @@ impl Learner {
     /// tracked and never as exited; this keeps such a container from waiting forever. Checked
     /// only once the init is gone, so it costs nothing while a container runs.
     fn gone_anyway(&self, t: &Tracked, alive: u64) -> bool {
-        if Path::new(&format!("/proc/{}", t.pid)).exists() {
+        if crate::host::proc::exists(t.pid) {
             return false;
         }
         let left = match (&t.cgroup, t.mntns) {
             (Some((dir, ino)), _) => container::populated(dir, *ino) == Some(true),
-            (None, Some(inum)) => container::any_in_mntns(inum),
+            (None, Some(inum)) => crate::host::proc::any_in_mntns(inum),
             // Nothing else to tell by: trust the counts.
             (None, None) => return false,
         };
@@ -599,8 +599,7 @@ impl Learner {
         }
         // A thread caught before its first exec'd name is known: name it from /proc if alive.
         if shutdown {
-            if let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", t.pid)) {
-                let p = p.to_string_lossy().into_owned();
+            if let Some(p) = crate::host::proc::exe(t.pid) {
                 t.collected
                     .exe_names
                     .entry(exe_id(p.as_bytes()))
@@ -650,7 +649,7 @@ impl Learner {
         // A thread that exited just before it was tracked keeps its slot: clear it, so that a
         // recycled thread id does not start in the next container of this group.
         for &tid in &t.initial_tids {
-            if !Path::new(&format!("/proc/{tid}")).exists()
+            if !crate::host::proc::exists(tid)
                 && self.observer.group_of(tid).ok().flatten() == Some(group)
             {
                 let _ = self.observer.untrack(tid);

@@ -267,7 +267,7 @@ pub fn spawn_held_with(cmd: &Command, options: &Options) -> Result<Held, LaunchE
     let (go_r, go_w) = pipe_cloexec()?;
     let (st_r, st_w) = pipe_cloexec()?;
     let prepared_filter = match &options.filter {
-        Some(f) => Some(f.prepare()?),
+        Some(f) => Some(filter::prepare(f)?),
         None => None,
     };
     let prepared_userns = match &options.userns {
@@ -467,7 +467,7 @@ fn readable_within(fd: &OwnedFd, ms: i32) -> Result<bool, LaunchError> {
 /// The workload's fd `n`, if it is a seccomp listener (before the child's `seccomp()` the
 /// number is free: EBADF).
 fn take_listener(pidfd: &OwnedFd, n: i32) -> Option<OwnedFd> {
-    let fd = crate::broker::target::pidfd_getfd(pidfd, n).ok()?;
+    let fd = crate::host::pidfd::getfd(pidfd, n).ok()?;
     let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
     (link.as_os_str() == "anon_inode:seccomp notify").then_some(fd)
 }
@@ -551,7 +551,7 @@ fn take_over(
     loop {
         if let (Some(w), Some(n)) = (workload, number) {
             if pidfd.is_none() {
-                let fd = crate::broker::target::pidfd_open(w.as_raw() as u32).map_err(|e| {
+                let fd = crate::host::pidfd::open(w.as_raw() as u32).map_err(|e| {
                     LaunchError::Setup {
                         stage: "pidfd_open of the workload",
                         source: e,

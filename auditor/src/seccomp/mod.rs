@@ -4,3 +4,4 @@
 pub mod compile;
 pub mod names;
 pub mod notify;
+pub mod program;

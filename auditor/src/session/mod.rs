@@ -124,11 +124,6 @@ pub fn ensure_dir(dir: &Path) -> Result<(), SessionError> {
     Ok(())
 }
 
-/// Whether a process with this pid exists.
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 /// Sessions with a socket in `dir`, sorted by name; sockets of dead processes are removed.
 pub fn list_sessions(dir: &Path) -> Result<Vec<SessionInfo>, SessionError> {
     let rd = match std::fs::read_dir(dir) {
@@ -148,7 +143,7 @@ pub fn list_sessions(dir: &Path) -> Result<Vec<SessionInfo>, SessionError> {
             continue;
         };
         let path = entry.path();
-        if !alive(pid) {
+        if !crate::host::proc::exists(pid) {
             tracing::debug!(path = %path.display(), "removing the socket of a session that is gone");
             let _ = std::fs::remove_file(&path);
             continue;
