@@ -1,0 +1,127 @@
+use super::*;
+
+const SAMPLE: &str = r#"# A reviewed policy.
+version = 1
+default_action = "errno"
+default_errno = "EPERM"   # the safe answer
+architectures = ["x86_64"]
+
+# The basics.
+[[rule]]
+names = ["read", "write"]
+action = "allow"
+
+[[rule]]
+name = "socket"
+action = "allow"
+args = [{ index = 0, op = "==", value = 1 }]
+comment = "AF_UNIX only"
+
+[[rule]]
+name = "mknodat"
+action = "notify"
+handler = "emulate-mknod"
+params = { devices = ["c 1:3"] }
+args = [{ index = 2, op = "masked-equal", mask = 0o170000, value = 0o020000 }]
+provenance = { inputs = 1, of = 2, calls = 3, executables = ["/bin/mknod"] }
+"#;
+
+#[test]
+fn parses_a_policy() -> Result<(), ModelError> {
+    let p = parse_native(SAMPLE)?;
+    assert_eq!(p.default_action, Action::Errno(EPERM));
+    assert_eq!(p.architectures, vec![Arch::X86_64]);
+    assert_eq!(p.rules.len(), 3);
+    assert_eq!(
+        p.rules[1].args,
+        vec![Condition {
+            index: 0,
+            op: Op::Eq,
+            value: 1
+        }]
+    );
+    assert_eq!(p.rules[1].comment.as_deref(), Some("AF_UNIX only"));
+    let Action::Notify(n) = &p.rules[2].action else {
+        panic!("not notify")
+    };
+    assert_eq!(n.handler.as_deref(), Some("emulate-mknod"));
+    assert_eq!(
+        n.params.get("devices"),
+        Some(&ParamValue::strings(["c 1:3"]))
+    );
+    assert_eq!(p.rules[2].args[0].op, Op::MaskedEq { mask: 0o170000 });
+    assert_eq!(p.rules[2].provenance.as_ref().map(|p| p.calls), Some(3));
+    assert_eq!(
+        p.rules[0].name_location(1),
+        Some(Location {
+            line: 9,
+            column: 18
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn render_then_parse_is_identity() -> Result<(), ModelError> {
+    let p = parse_native(SAMPLE)?;
+    let again = parse_native(&to_native(&p))?;
+    assert_eq!(p.rules.len(), again.rules.len());
+    for (a, b) in p.rules.iter().zip(&again.rules) {
+        assert!(a.same_effect(b), "{a:?} != {b:?}");
+        assert_eq!(a.comment, b.comment);
+        assert_eq!(a.provenance, b.provenance);
+    }
+    assert_eq!(p.default_action, again.default_action);
+    Ok(())
+}
+
+fn err(text: &str) -> String {
+    match parse_native(text) {
+        Ok(p) => panic!("accepted: {p:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unknown_fields_are_located_errors() {
+    let e = err(
+        "version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = \"read\"\nacton = \"allow\"\n",
+    );
+    assert!(e.starts_with("5:1: unknown field `acton` in a rule"), "{e}");
+    assert!(e.contains("did you mean `action`?"), "{e}");
+}
+
+#[test]
+fn duplicate_keys_are_errors() {
+    let e = err("version = 1\ndefault_action = \"allow\"\ndefault_action = \"log\"\n");
+    assert!(e.starts_with("3:"), "{e}");
+    assert!(e.to_lowercase().contains("duplicate"), "{e}");
+}
+
+#[test]
+fn bad_values_are_located_errors() {
+    let e = err("version = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPREM\"\n");
+    assert!(e.starts_with("3:17: unknown errno name \"EPREM\""), "{e}");
+    let e = err("version = 2\ndefault_action = \"allow\"\n");
+    assert!(e.starts_with("1:11: policy version 2"), "{e}");
+    let e = err("version = 1\ndefault_action = \"alow\"\n");
+    assert!(e.contains("did you mean \"allow\""), "{e}");
+    let e = err("version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = \"x\"\naction = \"allow\"\nargs = [{ index = 6, op = \"==\", value = 1 }]\n");
+    assert!(e.contains("argument index 6 out of range"), "{e}");
+    let e =
+        err("version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = 3\naction = \"allow\"\n");
+    assert!(e.starts_with("4:8: `name` must be a string"), "{e}");
+    let e = err("");
+    assert!(e.contains("missing `version`"), "{e}");
+}
+
+#[test]
+fn push_rule_keeps_the_text_before_it() -> Result<(), ModelError> {
+    let mut d = NativeDocument::parse(SAMPLE)?;
+    d.push_rule(&Rule::new(["getpid"], Action::Allow).with_comment("new"))?;
+    let out = d.render();
+    assert!(out.starts_with(SAMPLE), "{out}");
+    let p = parse_native(&out)?;
+    assert_eq!(p.rules.len(), 4);
+    Ok(())
+}
