@@ -158,10 +158,50 @@ pub enum HandlerConfig {
     Sysinfo,
 }
 
+/// The notify handlers auditor has: the registry's key, and what code matches on (the broker's
+/// dispatch table is over [`HandlerConfig`], one variant per kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HandlerKind {
+    Mknod,
+    Mount,
+    Setxattr,
+    Sysinfo,
+}
+
+impl HandlerKind {
+    /// The handler's name in a policy (`handler = "emulate-mknod"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HandlerKind::Mknod => "emulate-mknod",
+            HandlerKind::Mount => "emulate-mount",
+            HandlerKind::Setxattr => "emulate-setxattr",
+            HandlerKind::Sysinfo => "sysinfo",
+        }
+    }
+}
+
+impl fmt::Display for HandlerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl HandlerConfig {
+    /// The handler this configuration is for.
+    pub fn kind(&self) -> HandlerKind {
+        match self {
+            HandlerConfig::Mknod { .. } => HandlerKind::Mknod,
+            HandlerConfig::Mount { .. } => HandlerKind::Mount,
+            HandlerConfig::Setxattr { .. } => HandlerKind::Setxattr,
+            HandlerConfig::Sysinfo => HandlerKind::Sysinfo,
+        }
+    }
+}
+
 /// One handler in the registry.
 #[derive(Debug)]
 pub struct HandlerSpec {
-    pub name: &'static str,
+    pub kind: HandlerKind,
     /// Syscalls it serves.
     pub syscalls: &'static [&'static str],
     pub summary: &'static str,
@@ -178,7 +218,7 @@ pub struct HandlerSpec {
 
 const REGISTRY: &[HandlerSpec] = &[
     HandlerSpec {
-        name: "emulate-mknod",
+        kind: HandlerKind::Mknod,
         syscalls: &["mknod", "mknodat"],
         summary: "creates the allowed character devices on the caller's behalf",
         params: &["devices"],
@@ -186,7 +226,7 @@ const REGISTRY: &[HandlerSpec] = &[
         companions: &[],
     },
     HandlerSpec {
-        name: "emulate-mount",
+        kind: HandlerKind::Mount,
         syscalls: &["mount"],
         summary: "mounts the allowed file-system types from the allowed sources, nosuid and nodev",
         params: &["fstypes", "sources", "shift", "allow_btrfs"],
@@ -209,7 +249,7 @@ const REGISTRY: &[HandlerSpec] = &[
         ],
     },
     HandlerSpec {
-        name: "emulate-setxattr",
+        kind: HandlerKind::Setxattr,
         syscalls: &["setxattr", "lsetxattr", "fsetxattr"],
         summary: "sets extended attributes whose names start with an allowed prefix",
         params: &["prefixes"],
@@ -217,7 +257,7 @@ const REGISTRY: &[HandlerSpec] = &[
         companions: &[],
     },
     HandlerSpec {
-        name: "sysinfo",
+        kind: HandlerKind::Sysinfo,
         syscalls: &["sysinfo"],
         summary: "reports the workload's cgroup memory and CPU limits instead of the host's",
         params: &[],
@@ -233,9 +273,9 @@ const REGISTRY: &[HandlerSpec] = &[
 /// rule served by one of these handlers, compiling or exporting it refuses them with ENOSYS
 /// (so that libmount and libc fall back to the call the handler serves), whatever the policy
 /// says of them — see [`harden`].
-pub const FORCED_REFUSALS: &[(&str, &[&str])] = &[
+pub const FORCED_REFUSALS: &[(HandlerKind, &[&str])] = &[
     (
-        "emulate-mount",
+        HandlerKind::Mount,
         &[
             "open_tree",
             "move_mount",
@@ -248,7 +288,7 @@ pub const FORCED_REFUSALS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "emulate-setxattr",
+        HandlerKind::Setxattr,
         &["setxattrat", "getxattrat", "listxattrat", "removexattrat"],
     ),
 ];
@@ -258,13 +298,13 @@ pub const FORCED_COMMENT: &str = "forced by auditor: these calls would bypass a 
 
 /// The syscalls `policy` must refuse because of the handlers its notify rules use.
 pub fn forced_refusals(policy: &super::model::Policy) -> Vec<&'static str> {
-    let used: BTreeSet<&str> =
+    let used: BTreeSet<HandlerKind> =
         policy
             .rules
             .iter()
             .filter_map(|r| match &r.action {
                 super::model::Action::Notify(n) => Some(r.names.iter().filter_map(move |name| {
-                    resolve(n.handler.as_deref(), name).ok().map(|h| h.name)
+                    resolve(n.handler.as_deref(), name).ok().map(|h| h.kind)
                 })),
                 _ => None,
             })
@@ -329,7 +369,7 @@ pub fn all() -> &'static [HandlerSpec] {
 
 /// A handler by name.
 pub fn get(name: &str) -> Option<&'static HandlerSpec> {
-    REGISTRY.iter().find(|h| h.name == name)
+    REGISTRY.iter().find(|h| h.name() == name)
 }
 
 /// The handler that serves `syscall` by default (what an imported `SCMP_ACT_NOTIFY` gets).
@@ -340,7 +380,7 @@ pub fn for_syscall(syscall: &str) -> Option<&'static HandlerSpec> {
 /// A handler by name, with a did-you-mean when unknown.
 pub fn lookup(name: &str) -> Result<&'static HandlerSpec, HandlerError> {
     get(name).ok_or_else(|| {
-        let names: Vec<&str> = REGISTRY.iter().map(|h| h.name).collect();
+        let names: Vec<&str> = REGISTRY.iter().map(HandlerSpec::name).collect();
         HandlerError::UnknownHandler {
             name: name.to_owned(),
             fix: match super::model::suggest(name, &names) {
@@ -388,21 +428,26 @@ pub fn config_for(
 }
 
 impl HandlerSpec {
+    /// The handler's name in a policy.
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
     /// Parameters a notify rule gets when it gives none.
     pub fn default_params(&self) -> Params {
         let mut p = Params::new();
-        match self.name {
-            "emulate-mknod" => {
+        match self.kind {
+            HandlerKind::Mknod => {
                 p.insert(
                     "devices".into(),
                     ParamValue::strings(SAFE_DEVICES.iter().map(|d| d.to_string())),
                 );
             }
-            "emulate-setxattr" => {
+            HandlerKind::Setxattr => {
                 p.insert("prefixes".into(), ParamValue::strings(["trusted.overlay."]));
             }
             // mount allows nothing until told which file systems and sources.
-            _ => {}
+            HandlerKind::Mount | HandlerKind::Sysinfo => {}
         }
         p
     }
@@ -412,7 +457,7 @@ impl HandlerSpec {
         for key in params.keys() {
             if !self.params.contains(&key.as_str()) {
                 return Err(HandlerError::UnknownParam {
-                    handler: self.name.to_owned(),
+                    handler: self.name().to_owned(),
                     param: key.clone(),
                     fix: match super::model::suggest(key, self.params) {
                         Some(s) => format!("did you mean `{s}`?"),
@@ -437,15 +482,15 @@ impl HandlerSpec {
                 Some(_) => Err(self.bad(k, "must be a list of strings")),
             }
         };
-        Ok(match self.name {
-            "emulate-mknod" => {
+        Ok(match self.kind {
+            HandlerKind::Mknod => {
                 let mut devices = BTreeSet::new();
                 for s in strings("devices")? {
                     devices.insert(Device::parse(&s).map_err(|m| self.bad("devices", &m))?);
                 }
                 HandlerConfig::Mknod { devices }
             }
-            "emulate-mount" => HandlerConfig::Mount {
+            HandlerKind::Mount => HandlerConfig::Mount {
                 fstypes: strings("fstypes")?.into_iter().collect(),
                 sources: strings("sources")?.into_iter().collect(),
                 shift: match get("shift") {
@@ -459,7 +504,7 @@ impl HandlerSpec {
                     Some(_) => return Err(self.bad("allow_btrfs", "must be true or false")),
                 },
             },
-            "emulate-setxattr" => {
+            HandlerKind::Setxattr => {
                 let prefixes = strings("prefixes")?;
                 if let Some(p) = prefixes.iter().find(|p| !p.contains('.')) {
                     return Err(self.bad(
@@ -471,13 +516,13 @@ impl HandlerSpec {
                 }
                 HandlerConfig::Setxattr { prefixes }
             }
-            _ => HandlerConfig::Sysinfo,
+            HandlerKind::Sysinfo => HandlerConfig::Sysinfo,
         })
     }
 
     fn bad(&self, param: &str, message: &str) -> HandlerError {
         HandlerError::BadParam {
-            handler: self.name.to_owned(),
+            handler: self.name().to_owned(),
             param: param.to_owned(),
             message: message.to_owned(),
         }
@@ -522,15 +567,15 @@ mod tests {
     #[test]
     fn every_handler_serves_syscalls_and_validates_its_defaults() {
         for h in all() {
-            assert!(!h.syscalls.is_empty(), "{}", h.name);
+            assert!(!h.syscalls.is_empty(), "{}", h.name());
             for s in h.syscalls {
                 assert!(
                     !FD_HANDOVER_SYSCALLS.contains(s),
                     "{} serves a hand-over syscall",
-                    h.name
+                    h.name()
                 );
             }
-            assert!(h.config(&h.default_params()).is_ok(), "{}", h.name);
+            assert!(h.config(&h.default_params()).is_ok(), "{}", h.name());
         }
     }
 
@@ -579,9 +624,9 @@ mod tests {
         assert!(e.contains("did you mean `devices`"), "{e}");
         assert!(err(lookup("emulate-mknd").map(|_| ())).contains("emulate-mknod"));
         assert!(resolve(None, "write").is_err());
-        assert_eq!(resolve(None, "mknodat")?.name, "emulate-mknod");
+        assert_eq!(resolve(None, "mknodat")?.kind, HandlerKind::Mknod);
         let (spec, cfg) = config_for(&crate::policy::model::Notify::default(), "mknod")?;
-        assert_eq!(spec.name, "emulate-mknod");
+        assert_eq!(spec.name(), "emulate-mknod");
         assert_eq!(
             cfg,
             HandlerConfig::Mknod {

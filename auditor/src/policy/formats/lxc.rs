@@ -74,7 +74,7 @@ pub fn export(policy: &Policy) -> (String, Vec<String>) {
         if let Action::Notify(n) = &r.action {
             for name in &r.names {
                 let faithful = handlers::for_syscall(name).is_some_and(|spec| {
-                    n.handler.as_deref().is_none_or(|h| h == spec.name)
+                    n.handler.as_deref().is_none_or(|h| h == spec.name())
                         && (n.params.is_empty() || n.params == spec.default_params())
                 });
                 if !faithful {

@@ -406,7 +406,7 @@ pub fn export(
             // defaults, which is only faithful if that is what the rule says.
             for name in &r.names {
                 let faithful = handlers::for_syscall(name).is_some_and(|spec| {
-                    n.handler.as_deref().is_none_or(|h| h == spec.name)
+                    n.handler.as_deref().is_none_or(|h| h == spec.name())
                         && (n.params.is_empty() || n.params == spec.default_params())
                 });
                 if !faithful {

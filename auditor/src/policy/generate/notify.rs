@@ -1,0 +1,205 @@
+//! Notify rules for calls the kernel refused for lack of privilege, narrowed to what the
+//! workload asked for.
+
+use std::collections::BTreeSet;
+
+use super::merge::is_privilege;
+use super::{privilege_errnos, Denied, Merged, Report};
+use crate::observe::model::{ArgumentTuple, Arguments};
+use crate::policy::handlers::{self, Device, HandlerKind, SAFE_DEVICES};
+use crate::policy::model::{Action, Condition, Notify, Op, ParamValue, Params, Rule};
+
+/// Notify rules (and narrowed allow rules for what succeeded) for a syscall a handler serves.
+pub(super) fn notify_rules(
+    m: &Merged,
+    spec: &handlers::HandlerSpec,
+    of: u32,
+    report: &mut Report,
+) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let mut params = Params::new();
+    let why = format!(
+        "{} of {} calls failed with {} (no privilege here); {} {}",
+        m.privilege_failures(),
+        m.count,
+        privilege_errnos(m),
+        spec.name(),
+        spec.summary
+    );
+    let denied_tuples: Vec<&ArgumentTuple> = m
+        .arguments
+        .iter()
+        .filter(|t| is_privilege(&t.result))
+        .collect();
+    match spec.kind {
+        HandlerKind::Mknod => {
+            let mut devices = BTreeSet::new();
+            for t in &denied_tuples {
+                if let Arguments::Mknod {
+                    file_type,
+                    major,
+                    minor,
+                    ..
+                } = &t.args
+                {
+                    let dev = Device {
+                        major: *major,
+                        minor: *minor,
+                    };
+                    if file_type == "char" && SAFE_DEVICES.contains(&dev) {
+                        devices.insert(dev);
+                    } else {
+                        report.denied.push(Denied {
+                            syscall: m.name.clone(),
+                            calls: t.calls,
+                            reason: format!(
+                                "{file_type} device {major}:{minor} is not one of the safe character devices (whiteout 0:0, null, zero, full, random, urandom, tty, console, ptmx)"
+                            ),
+                        });
+                    }
+                }
+            }
+            if denied_tuples.is_empty() {
+                report.notes.push(format!(
+                    "{}: no arguments were recorded; the handler allows only the safe character devices",
+                    m.name
+                ));
+                devices.extend(SAFE_DEVICES.iter().copied());
+            }
+            // Calls that succeeded (fifos, sockets, overlay whiteouts 0:0) stay allowed, narrowed
+            // to their file type (and device number for device nodes).
+            for t in m.arguments.iter().filter(|t| !is_privilege(&t.result)) {
+                if let Arguments::Mknod {
+                    file_type,
+                    major,
+                    minor,
+                    ..
+                } = &t.args
+                {
+                    let mode = if m.name == "mknod" { 1 } else { 2 };
+                    let ty = match file_type.as_str() {
+                        "char" => handlers::S_IFCHR,
+                        "block" => handlers::S_IFBLK,
+                        "fifo" => 0o010000,
+                        "socket" => 0o140000,
+                        _ => 0o100000,
+                    };
+                    let mut conds = vec![Condition {
+                        index: mode,
+                        op: Op::MaskedEq {
+                            mask: handlers::S_IFMT,
+                        },
+                        value: ty,
+                    }];
+                    if file_type == "char" || file_type == "block" {
+                        conds.push(Condition {
+                            index: mode + 1,
+                            op: Op::MaskedEq { mask: 0xffff_ffff },
+                            value: Device {
+                                major: *major,
+                                minor: *minor,
+                            }
+                            .encoded(),
+                        });
+                    }
+                    let rule = Rule::new([m.name.clone()], Action::Allow)
+                        .with_args(conds)
+                        .with_comment(format!(
+                            "{file_type} {major}:{minor} succeeded without help"
+                        ));
+                    if !rules.iter().any(|r: &Rule| r.same_effect(&rule)) {
+                        rules.push(rule);
+                    }
+                }
+            }
+            if devices.is_empty() {
+                return rules;
+            }
+            params.insert(
+                "devices".into(),
+                ParamValue::strings(devices.iter().map(|d| d.to_string())),
+            );
+        }
+        HandlerKind::Mount => {
+            let mut fstypes = BTreeSet::new();
+            let mut sources = BTreeSet::new();
+            for t in &m.arguments {
+                if let Arguments::Mount { source, fstype, .. } = &t.args {
+                    match (source, fstype) {
+                        (Some(s), Some(f)) => {
+                            sources.insert(s.clone());
+                            fstypes.insert(f.clone());
+                        }
+                        _ => report.denied.push(Denied {
+                            syscall: m.name.clone(),
+                            calls: t.calls,
+                            reason: "source or file-system type could not be read; add them to the handler's params by hand".into(),
+                        }),
+                    }
+                }
+            }
+            if fstypes.is_empty() {
+                report.denied.push(Denied {
+                    syscall: m.name.clone(),
+                    calls: m.privilege_failures(),
+                    reason: "no mount arguments were recorded, so no file system can be allowed"
+                        .into(),
+                });
+                return rules;
+            }
+            params.insert("fstypes".into(), ParamValue::strings(fstypes));
+            params.insert("sources".into(), ParamValue::strings(sources));
+        }
+        HandlerKind::Setxattr => {
+            let prefix = "trusted.overlay.";
+            let mut ok = false;
+            for t in &denied_tuples {
+                if let Arguments::Xattr { name, .. } = &t.args {
+                    match name {
+                        Some(n) if n.starts_with(prefix) => ok = true,
+                        other => report.denied.push(Denied {
+                            syscall: m.name.clone(),
+                            calls: t.calls,
+                            reason: format!(
+                                "attribute {} is outside {prefix}*",
+                                other.as_deref().unwrap_or("(unreadable)")
+                            ),
+                        }),
+                    }
+                }
+            }
+            if !ok && !denied_tuples.is_empty() {
+                return rules;
+            }
+            params.insert("prefixes".into(), ParamValue::strings([prefix]));
+        }
+        HandlerKind::Sysinfo => {}
+    }
+    let notify = Action::Notify(Notify {
+        handler: Some(spec.name().to_owned()),
+        params,
+    });
+    let cfg = match &notify {
+        Action::Notify(n) => spec.config(&n.params).ok(),
+        _ => None,
+    };
+    let alternatives = cfg.map(|c| spec.narrowing(&m.name, &c)).unwrap_or_default();
+    let provenance = m.provenance(of);
+    if alternatives.is_empty() {
+        let mut r = Rule::new([m.name.clone()], notify).with_comment(why);
+        r.provenance = Some(provenance);
+        // Calls that succeeded cannot be told apart by the filter: the handler serves them all.
+        rules.retain(|r| r.action != Action::Allow);
+        rules.push(r);
+    } else {
+        for (i, conds) in alternatives.into_iter().enumerate() {
+            let mut r = Rule::new([m.name.clone()], notify.clone()).with_args(conds);
+            if i == 0 {
+                r = r.with_comment(why.clone());
+                r.provenance = Some(provenance.clone());
+            }
+            rules.push(r);
+        }
+    }
+    rules
+}
