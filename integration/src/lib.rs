@@ -5,7 +5,15 @@
 //! cannot run for lack of privilege or a kernel feature fails under `CI=true` and is only
 //! skipped (with a message) elsewhere.
 
+pub mod loopdev;
 pub mod runtimes;
+pub mod scratch;
+pub mod tmux;
+
+pub use scratch::{
+    describe, enforce, text, wait_for, Reaped, Scratch, ALLOW_ALL_POLICY, CONTAINER_ROOT,
+    MKNOD_NOTIFY,
+};
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -7,13 +7,14 @@
 //! busybox-static; under CI=true it fails rather than skips when it cannot run.
 
 use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::runtimes::{self, Bundle, Runtime};
-use integration::{auditor_bin, in_ci, require_root, require_tool, run_with_timeout, unique_name};
+use integration::{
+    auditor_bin, describe, in_ci, require_root, require_tool, run_with_timeout, Scratch,
+};
 
 const PREFIX: &str = "auditor-agent";
 /// The native policy's name in the agent's policy directory (the profile's listenerMetadata).
@@ -24,15 +25,6 @@ const POLICY: &str = "busybox-mknod";
 const LEARN_SCRIPT: &str = "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox mknod /tmp/blk b 8 0; echo blk=$?; \
      busybox stat -c dev=%t:%T /tmp/null; busybox rm -f /tmp/null; i=0; while [ $i -lt 2 ]; do i=$((i+1)); done; \
      busybox sleep 0; echo learned";
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn command(argv: &[String]) -> Command {
     let mut c = Command::new(&argv[0]);
@@ -55,45 +47,6 @@ fn can_run(test: &str, runtime: Runtime) -> bool {
     true
 }
 
-/// Scratch directories of earlier runs that died.
-fn clear_stale_scratch() {
-    if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name
-                .strip_prefix(&format!("{PREFIX}-"))
-                .and_then(|r| r.split('-').next())
-            else {
-                continue;
-            };
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
-/// A root-only scratch directory (socket, policies, audit log), removed on drop.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        clear_stale_scratch();
-        let dir = std::env::temp_dir().join(unique_name(PREFIX));
-        std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        Scratch { dir }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A running `auditor agent`, stopped (SIGTERM, then SIGKILL) on drop.
 struct Agent {
     child: Child,
@@ -109,15 +62,15 @@ impl Agent {
 
     /// Started with extra flags.
     fn start_with(s: &Scratch, flags: &[&str]) -> Agent {
-        let socket = s.dir.join("agent.sock");
-        let audit = s.dir.join("audit.jsonl");
-        let log = s.dir.join("agent.log");
+        let socket = s.dir().join("agent.sock");
+        let audit = s.dir().join("audit.jsonl");
+        let log = s.dir().join("agent.log");
         let child = Command::new(auditor_bin())
             .arg("agent")
             .arg("--socket")
             .arg(&socket)
             .arg("--policy-dir")
-            .arg(s.dir.join("policies"))
+            .arg(s.dir().join("policies"))
             .arg("--audit-log")
             .arg(&audit)
             .args(flags)
@@ -225,8 +178,8 @@ impl Setup {
             runtimes::clear_stale(Runtime::Runc);
             runtimes::clear_stale(Runtime::Crun);
         });
-        let scratch = Scratch::new();
-        let d = &scratch.dir;
+        let scratch = Scratch::private_with_policies(PREFIX);
+        let d = scratch.dir();
         let bundle =
             Bundle::busybox(runtime, &["/bin/busybox", "sh", "-c", LEARN_SCRIPT]).expect("bundle");
         bundle.user_namespace().expect("user namespace");
@@ -243,7 +196,7 @@ impl Setup {
         assert!(
             out.contains("learned") && out.contains("mknod=1"),
             "learning the container (mknod must fail in the user namespace): {}",
-            text(&o)
+            describe(&o)
         );
         drop(bundle);
         let native = d.join("policies").join(format!("{POLICY}.toml"));
@@ -258,7 +211,7 @@ impl Setup {
         assert!(
             o.status.success(),
             "auditor generate (native): {}",
-            text(&o)
+            describe(&o)
         );
         let oci = d.join("profile.json");
         let o = run_with_timeout(
@@ -277,7 +230,11 @@ impl Setup {
                 .arg(&oci),
             Duration::from_secs(60),
         );
-        assert!(o.status.success(), "auditor generate (oci): {}", text(&o));
+        assert!(
+            o.status.success(),
+            "auditor generate (oci): {}",
+            describe(&o)
+        );
         let profile: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&oci).expect("profile")).expect("JSON");
         assert_eq!(profile["listenerMetadata"], POLICY);
@@ -364,7 +321,7 @@ fn mknod_through_the_agent(test: &str, runtime: Runtime) {
     assert!(
         out.contains("mknod=1") && out.contains("blk=1"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     drop(b);
 
@@ -376,10 +333,10 @@ fn mknod_through_the_agent(test: &str, runtime: Runtime) {
     assert!(
         out.contains("mknod=0") && out.contains("dev=1:3"),
         "{}\nagent: {}",
-        text(&o),
+        describe(&o),
         agent.log_text()
     );
-    assert!(out.contains("blk=1"), "{}", text(&o));
+    assert!(out.contains("blk=1"), "{}", describe(&o));
     let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
     let mine = emulated(&records, &b.id);
     assert_eq!(mine.len(), 1, "{records:#?}\nagent: {}", agent.log_text());
@@ -518,7 +475,7 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
         "{}\nagent: {}",
-        text(&o),
+        describe(&o),
         agent.log_text()
     );
     let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
@@ -568,7 +525,7 @@ fn twenty_runc_containers_without_cross_talk() {
             out.contains("mknod=0") && out.contains("dev=1:3"),
             "{}: {}\nagent: {}",
             b.id,
-            text(o),
+            describe(o),
             agent.log_text()
         );
     }
@@ -652,14 +609,14 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
     assert!(
         out.contains("mknod=0") && out.contains("dev=1:3"),
         "exec: {}\nagent: {}",
-        text(&o),
+        describe(&o),
         agent.log_text()
     );
     let container = runner.join().expect("runner thread");
     assert!(
         String::from_utf8_lossy(&container.stdout).contains("mknod=0"),
         "{}",
-        text(&container)
+        describe(&container)
     );
     let records = agent.wait_records(|r| emulated(r, &b.id).len() >= 2);
     let mine = emulated(&records, &b.id);
@@ -696,7 +653,7 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let log = agent.wait_log(|l| l.contains("no policy \"default\""));
     assert!(
@@ -729,12 +686,12 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
     assert!(
         !out.contains("mknod=0"),
         "the annotation chose the policy:\n{}",
-        text(&o)
+        describe(&o)
     );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let log = agent.wait_log(|l| l.contains("no policy \"default\""));
     assert!(
@@ -747,10 +704,10 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
     // With a `default` policy the container is served by it, and its records say why.
     std::fs::copy(
         s.scratch
-            .dir
+            .dir()
             .join("policies")
             .join(format!("{POLICY}.toml")),
-        s.scratch.dir.join("policies").join("default.toml"),
+        s.scratch.dir().join("policies").join("default.toml"),
     )
     .expect("default policy");
     let b = s.bundle(MKNOD_SCRIPT, &profile);
@@ -760,7 +717,7 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let records = agent.wait_records(|r| !emulated(r, &b.id).is_empty());
     let mine = emulated(&records, &b.id);
@@ -797,7 +754,7 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
     // SIGTERM: the agent stops cleanly, closing the fds it held (and removing its socket).
     drop(agent);
     assert!(
-        !s.scratch.dir.join("agent.sock").exists(),
+        !s.scratch.dir().join("agent.sock").exists(),
         "the stopped agent left its socket"
     );
     let agent = Agent::start(&s.scratch);
@@ -807,12 +764,12 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
     assert!(
         out.contains("first=0") && out.contains("second=1"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     // The new agent serves new containers.
     let b = s.bundle(MKNOD_SCRIPT, &s.profile);
@@ -820,7 +777,7 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
         "{}\nagent: {}",
-        text(&o),
+        describe(&o),
         agent.log_text()
     );
 }

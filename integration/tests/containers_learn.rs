@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use auditor::observe::model::{Observation, Target};
 use auditor::syscalls::Abi;
 use integration::runtimes::{clear_stale, Bundle, Runtime};
-use integration::{auditor_bin, require_root, require_tool, unique_name};
+use integration::{auditor_bin, require_root, require_tool, unique_name, Reaped};
 
 const RUNTIME_INIT: &str = auditor::observe::build::RUNTIME_INIT;
 
@@ -408,7 +408,7 @@ fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() 
     b.add_hook("createRuntime", &auditor_bin(), &hook)
         .expect("hook");
     let cmd = b.run_command();
-    let run = KillOnDrop(
+    let run = Reaped(
         Command::new(&cmd[0])
             .args(&cmd[1..])
             .stdin(Stdio::null())
@@ -742,7 +742,7 @@ fn sigterm_writes_running_containers_and_stops_cleanly() {
 fn learn_running_container(b: &Bundle, runtime: &str, joiners: impl FnOnce()) -> Observation {
     let out = b.dir.join("obs.json");
     let log = b.dir.join("learn.log");
-    let mut learn = KillOnDrop(
+    let mut learn = Reaped(
         Command::new(auditor_bin())
             .args([
                 "learn",
@@ -1069,14 +1069,4 @@ fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
         "runc ran a container whose hook failed"
     );
     assert!(t0.elapsed() < Duration::from_secs(20));
-}
-
-/// A child killed (and reaped) on drop.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

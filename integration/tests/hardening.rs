@@ -1,49 +1,13 @@
 //! Broker hardening: attacks a hostile workload makes for real against `auditor enforce`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use integration::{
-    audit_records as records, auditor_bin, require_root, require_tool, unique_name, workload,
+    audit_records as records, auditor_bin, enforce, require_root, require_tool, workload, Scratch,
 };
 
-#[path = "support/loopdev.rs"]
-mod loopdev;
-use loopdev::{attach_new, run_tool, LoopDevice};
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(prefix: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique_name(prefix));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).expect("write scratch file");
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn enforce(args: &[&str], cmd: &[&str]) -> Output {
-    Command::new(auditor_bin())
-        .arg("enforce")
-        .args(args)
-        .arg("--")
-        .args(cmd)
-        .output()
-        .expect("run auditor")
-}
+use integration::loopdev::{attach_new, run_tool, LoopDevice};
 
 /// The `NAME=RET errno=E` lines of the bypass_calls workload.
 fn errnos(out: &str) -> Vec<(String, i32)> {

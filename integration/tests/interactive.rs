@@ -8,36 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, require_tool, unique_name, workload};
+use integration::{auditor_bin, require_root, require_tool, text, workload, Reaped, Scratch};
 
-#[path = "support/tmux.rs"]
-mod tmux;
-use tmux::Tmux;
-
-/// A scratch directory, removed on drop (also when the test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(prefix: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(unique_name(prefix));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use integration::tmux::Tmux;
 
 fn run(args: &[&str], env_run_dir: &Path) -> Output {
     Command::new(auditor_bin())
@@ -431,19 +404,6 @@ fn deny_always_from_an_attached_auditor_tui_names_the_client_and_writes_an_errno
             && added.contains("denied (EPERM) always by uid 0 (root) pid "),
         "{added}"
     );
-}
-
-/// A process killed and reaped on drop unless it has exited (a failing test leaves nothing
-/// running).
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 #[test]

@@ -10,57 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::runtimes::{clear_stale, LxcContainer, Runtime};
-use integration::{auditor_bin, require_root, require_tool, unique_name};
+use integration::{auditor_bin, require_root, require_tool, Scratch, MKNOD_NOTIFY};
 
 /// Host uid/gid of the container's root (its `lxc.idmap`).
 const CONTAINER_ROOT: u32 = 100_000;
 
-const MKNOD_NOTIFY: &str = r#"version = 1
-default_action = "allow"
-
-[[rule]]
-names = ["mknod", "mknodat"]
-action = "notify"
-handler = "emulate-mknod"
-params = { devices = ["c 1:3"] }
-comment = "/dev/null only"
-"#;
-
 /// No notify line: the kernel alone decides mknod (and refuses it in the user namespace).
 const LXC_PLAIN_PROFILE: &str = "2\ndenylist\n[all]\nkexec_load errno 1\n";
-
-/// A scratch directory: policies, the socket, the audit log. Removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        // Left by earlier runs that were killed: their test process is gone.
-        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let pid = name
-                    .strip_prefix("lxc-agent-")
-                    .and_then(|r| r.split('-').next());
-                if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = std::env::temp_dir().join(unique_name("lxc-agent"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("policies")).expect("scratch dir");
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The agent, killed and reaped on drop.
 struct Agent {
@@ -339,7 +295,7 @@ fn lxc_agent_survives_a_hostile_client() {
     if !require_root(test) {
         return;
     }
-    let s = Scratch::new();
+    let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
     let mut agent = Agent::start(&s);
     // Several clients at once, one of them idle: none blocks the others.
@@ -377,7 +333,7 @@ fn lxc_mknod_through_the_agent() {
         return;
     }
     clear_stale(Runtime::Lxc);
-    let s = Scratch::new();
+    let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
     let mut agent = Agent::start(&s);
 
@@ -502,7 +458,7 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
         return;
     }
     clear_stale(Runtime::Lxc);
-    let s = Scratch::new();
+    let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
     let mut agent = Agent::start_with(
         &s,
@@ -580,7 +536,7 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
         return;
     }
     clear_stale(Runtime::Lxc);
-    let s = Scratch::new();
+    let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
     let mut first = Agent::start(&s);
 
@@ -670,7 +626,7 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
         return;
     }
     clear_stale(Runtime::Lxc);
-    let s = Scratch::new();
+    let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/null-only.toml"), MKNOD_NOTIFY).expect("policy");
     std::fs::write(
         s.path("policies/zero-only.toml"),

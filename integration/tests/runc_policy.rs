@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use integration::{auditor_bin, in_ci, require_root, require_tool, run_with_timeout, unique_name};
+use integration::{
+    auditor_bin, describe, in_ci, require_root, require_tool, run_with_timeout, unique_name,
+};
 
 const PREFIX: &str = "auditor-policy";
 /// The profile's default errno: EOPNOTSUPP (95), which nothing in this workload would get from
@@ -56,15 +58,6 @@ fn clear_stale(runc: &Path) {
     }
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A bundle: rootfs with busybox and a few applet links, and runc's default config.json.
 fn make_bundle(runc: &Path, dir: &Path) {
     let rootfs = dir.join("rootfs");
@@ -81,7 +74,7 @@ fn make_bundle(runc: &Path, dir: &Path) {
         .current_dir(dir)
         .output()
         .expect("runc spec");
-    assert!(o.status.success(), "runc spec: {}", text(&o));
+    assert!(o.status.success(), "runc spec: {}", describe(&o));
 }
 
 /// Write config.json with this workload and (optionally) this seccomp profile.
@@ -165,12 +158,12 @@ fn runc_runs_the_learned_workload_under_the_generated_profile() {
     assert!(
         o.status.success(),
         "auditor learn -- runc run: {}",
-        text(&o)
+        describe(&o)
     );
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("learned-ok"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let observed = std::fs::read_to_string(&obs).expect("observation written");
     assert!(
@@ -193,7 +186,7 @@ fn runc_runs_the_learned_workload_under_the_generated_profile() {
         ])
         .arg(&profile_path);
     let o = run_with_timeout(&mut generate, Duration::from_secs(60));
-    assert!(o.status.success(), "auditor generate: {}", text(&o));
+    assert!(o.status.success(), "auditor generate: {}", describe(&o));
     let profile: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&profile_path).expect("profile written"))
             .expect("profile is JSON");
@@ -208,12 +201,12 @@ fn runc_runs_the_learned_workload_under_the_generated_profile() {
     assert!(
         o.status.success(),
         "the learned workload under its profile: {}",
-        text(&o)
+        describe(&o)
     );
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("learned-ok"),
         "{}",
-        text(&o)
+        describe(&o)
     );
 
     // 4. A syscall outside the profile (link/linkat: a hard link) fails with the profile's errno…
@@ -222,7 +215,7 @@ fn runc_runs_the_learned_workload_under_the_generated_profile() {
     let name = unique_name(PREFIX);
     cleanup.containers.push(name.clone());
     let o = runc_run(&runc, &dir, &name);
-    let out = text(&o);
+    let out = describe(&o);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("before"),
         "{out}"
@@ -242,6 +235,6 @@ fn runc_runs_the_learned_workload_under_the_generated_profile() {
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("rc=0"),
         "control run without a profile: {}",
-        text(&o)
+        describe(&o)
     );
 }

@@ -7,13 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, unique_name};
-
-fn scratch(prefix: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name(prefix));
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
+use integration::{auditor_bin, require_root, Scratch};
 
 /// A policy that allows everything but getppid (so that a filter is really installed).
 fn policy(dir: &Path) -> PathBuf {
@@ -115,7 +109,8 @@ impl Drop for Enforce {
 fn enforce_stops_on_sigint_when_started_with_sigint_ignored() {
     // Seen as "enforce did not stop on SIGINT" in full test runs started in the background:
     // the workload was forked before auditor's handler replaced the inherited SIG_IGN.
-    let dir = scratch("sig-ignored");
+    let scratch = Scratch::new("sig-ignored");
+    let dir = scratch.dir().to_path_buf();
     let p = policy(&dir);
     let mut e = Enforce::start(
         &dir,
@@ -143,7 +138,8 @@ fn enforce_stops_on_sigint_when_started_with_sigint_ignored() {
 
 #[test]
 fn enforce_kills_a_workload_that_ignores_the_signal_after_the_stop_timeout() {
-    let dir = scratch("sig-trapped");
+    let scratch = Scratch::new("sig-trapped");
+    let dir = scratch.dir().to_path_buf();
     let p = policy(&dir);
     let mut e = Enforce::start(
         &dir,
@@ -182,7 +178,8 @@ fn enforce_kills_a_workload_that_ignores_the_signal_after_the_stop_timeout() {
 
 #[test]
 fn a_second_sigint_kills_at_once() {
-    let dir = scratch("sig-twice");
+    let scratch = Scratch::new("sig-twice");
+    let dir = scratch.dir().to_path_buf();
     let p = policy(&dir);
     let mut e = Enforce::start(
         &dir,
@@ -225,7 +222,8 @@ fn enforce_userns_stops_its_init_which_only_gets_signals_it_handles() {
     }
     // The workload is pid 1 of its pid namespace: a SIGINT it has no handler for is dropped
     // (sleep has none; a shell's -c mode has one).
-    let dir = scratch("sig-userns");
+    let scratch = Scratch::new("sig-userns");
+    let dir = scratch.dir().to_path_buf();
     let p = policy(&dir);
     let mut e = Enforce::start(
         &dir,

@@ -1,15 +1,13 @@
 //! `auditor tui` in a real terminal (tmux): a real `auditor enforce` or `auditor learn` session
 //! publishes, the UI attaches, and the test reads decisions and syscalls off the screen.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use integration::{auditor_bin, require_root, require_tool, unique_name};
+use integration::{auditor_bin, require_root, require_tool, Scratch};
 
-#[path = "support/tmux.rs"]
-mod tmux;
-use tmux::Tmux;
+use integration::tmux::Tmux;
 
 /// A background auditor session; interrupted (then killed) on drop.
 struct Session(Child);
@@ -77,12 +75,6 @@ fn tui_command(run_dir: &Path, session: &str, extra: &str) -> String {
     )
 }
 
-fn scratch(prefix: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(unique_name(prefix));
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
-
 #[test]
 fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
     if !require_root("tui_shows_live_enforce_decisions_in_a_real_terminal")
@@ -90,7 +82,8 @@ fn tui_shows_live_enforce_decisions_in_a_real_terminal() {
     {
         return;
     }
-    let dir = scratch("tui-enforce");
+    let scratch = Scratch::new("tui-enforce");
+    let dir = scratch.dir().to_path_buf();
     let run_dir = dir.join("run");
     let policy = dir.join("policy.toml");
     std::fs::write(
@@ -184,7 +177,8 @@ fn tui_shows_learning_and_writes_the_candidate_policy() {
     {
         return;
     }
-    let dir = scratch("tui-learn");
+    let scratch = Scratch::new("tui-learn");
+    let dir = scratch.dir().to_path_buf();
     let run_dir = dir.join("run");
     let obs = dir.join("obs.json");
     let out = dir.join("candidate.toml");
@@ -274,7 +268,8 @@ fn learn_tui_shows_syscalls_and_sends_the_workload_output_to_its_log() {
     {
         return;
     }
-    let dir = scratch("tui-learn-inprocess");
+    let scratch = Scratch::new("tui-learn-inprocess");
+    let dir = scratch.dir().to_path_buf();
     let run_dir = dir.join("run");
     let obs = dir.join("obs.json");
     let wlog = dir.join("workload.log");
@@ -345,7 +340,8 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
     {
         return;
     }
-    let dir = scratch("tui-enforce-inprocess");
+    let scratch = Scratch::new("tui-enforce-inprocess");
+    let dir = scratch.dir().to_path_buf();
     let run_dir = dir.join("run");
     let policy = dir.join("policy.toml");
     std::fs::write(

@@ -1,10 +1,9 @@
-//! A private tmux server for real-terminal tests (shared by tests/tui.rs and
-//! tests/interactive.rs through `#[path]`).
+//! A private tmux server for the real-terminal tests (tests/tui.rs, tests/interactive.rs).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use integration::unique_name;
+use crate::unique_name;
 
 /// A private tmux server with one session; killed on drop.
 pub struct Tmux {

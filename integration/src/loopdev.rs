@@ -1,7 +1,5 @@
-//! Loop devices for the mount tests (shared through `#[path]` by tests/enforce.rs and
-//! tests/hardening.rs): attached to an image in a test's scratch directory, detached on drop;
-//! devices left by an earlier run of the same test (same image name) are detached first.
-
+//! Loop devices for the mount tests: attached to an image in a test's scratch directory, detached
+//! on drop; devices left by an earlier run of the same test (same image name) are detached first.
 use std::path::Path;
 use std::process::Command;
 
