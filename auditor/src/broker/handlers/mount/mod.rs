@@ -1,0 +1,344 @@
+//! `emulate-mount`: mount the allowed file-system types from the allowed block devices on the
+//! caller's behalf — what LXD does for unprivileged containers, where the kernel refuses
+//! every file system without `FS_USERNS_MOUNT` (ext4, xfs, …).
+//!
+//! - Calls that create no new file system (bind, move, propagation changes, remount) and file
+//!   systems not in the allowed set are left to the kernel (CONTINUE): it judges them with the
+//!   caller's own privileges, whatever the pointers hold by then. A remount must keep `nosuid`
+//!   and `nodev` (decided on the flags alone): a mount auditor made is not locked the way
+//!   inherited ones are, so clearing them would open the block devices an image may contain.
+//! - For an allowed type, the type, source, target and options are copied once, then checked
+//!   with `ID_VALID`. The caller must hold CAP_SYS_ADMIN over its own mount namespace (it could
+//!   mount a tmpfs there): auditor adds only the block device, never a mount namespace.
+//! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
+//!   callers), chroots to its root and, with the caller's fsuid, fsgid and groups, resolves the
+//!   source and target from its root or cwd with `openat2` (no magic links). The source must
+//!   be a block device whose device number is one of the allowed sources' — stat'ed in
+//!   auditor's mount namespace when the call arrives —, never compared as a string.
+//! - The file system is built where no host path is reachable: the helper unshares its mount
+//!   namespace, takes an empty tmpfs as its root and working directory, makes one block-device
+//!   node there for the validated device number, and configures the mount from it with the new
+//!   mount API (`fsopen`, `fsconfig`, `fsmount`), so that neither an option nor a crafted image
+//!   can make the kernel open a host path. Options are checked against a list per file-system
+//!   type first (never one naming another device, never `errors=panic`), btrfs only with
+//!   `allow_btrfs = true`. The helper then goes back into the caller's mount namespace and
+//!   attaches the mount with `move_mount` onto the directory fd it resolved: no path is
+//!   resolved again. `nosuid` and `nodev` are forced; the caller's atime mode is kept.
+//!
+//! The file system's owner is host root: files keep their on-disk ids (files the container's
+//! root writes belong to its mapped host uid) — unless the rule says `shift = true`: then the
+//! mount is idmapped (5.12; `mount_setattr(MOUNT_ATTR_IDMAP)`) through the caller's user
+//! namespace, as LXD's `security.syscalls.intercept.mount.shift` does, so the container sees
+//! on-disk uid 0 as its root and what its root writes is stored as uid 0.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+
+use crate::broker::sys::CAP_SYS_ADMIN;
+use crate::broker::target::{self};
+use crate::broker::{Outcome, Verdict};
+use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
+
+mod build;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use build::Helper;
+use options::{check_options, split_options};
+
+/// Flags that change an existing mount rather than create a file system.
+const NOT_NEW: u64 = libc::MS_REMOUNT
+    | libc::MS_BIND
+    | libc::MS_MOVE
+    | libc::MS_SHARED
+    | libc::MS_PRIVATE
+    | libc::MS_SLAVE
+    | libc::MS_UNBINDABLE;
+
+/// Flags a new mount may carry (everything else is refused with EINVAL).
+const ALLOWED_FLAGS: u64 = libc::MS_RDONLY
+    | libc::MS_NOSUID
+    | libc::MS_NODEV
+    | libc::MS_NOEXEC
+    | libc::MS_SYNCHRONOUS
+    | libc::MS_DIRSYNC
+    | libc::MS_NOATIME
+    | libc::MS_NODIRATIME
+    | libc::MS_RELATIME
+    | libc::MS_STRICTATIME
+    | libc::MS_LAZYTIME
+    | libc::MS_SILENT;
+
+/// `MS_MGC_VAL`: a magic number old callers put in the upper 16 bits; the kernel strips it.
+const MS_MGC_MSK: u64 = libc::MS_MGC_MSK;
+const MS_MGC_VAL: u64 = libc::MS_MGC_VAL;
+
+/// `NS_GET_USERNS` (linux/nsfs.h): the user namespace that owns a namespace (4.9).
+const NS_GET_USERNS: libc::c_ulong = libc::NS_GET_USERNS;
+
+/// What the flags alone decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// No new file system (bind, move, propagation, a remount keeping nosuid and nodev): the
+    /// kernel checks it with the caller's own privileges.
+    Kernel,
+    /// A remount that drops nosuid or nodev.
+    Refuse,
+    /// A new file system: look at its type.
+    NewMount,
+}
+
+/// Judge a mount(2) call on its flags (the fourth argument).
+pub fn judge(flags: u64) -> Judgement {
+    let flags = if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags & !MS_MGC_MSK
+    } else {
+        flags
+    };
+    if flags & libc::MS_REMOUNT != 0 {
+        let kept = libc::MS_NOSUID | libc::MS_NODEV;
+        // A remount of propagation only (no MS_BIND/flags) is not a thing: MS_REMOUNT always
+        // sets the per-mount or superblock flags given.
+        return if flags & kept == kept {
+            Judgement::Kernel
+        } else {
+            Judgement::Refuse
+        };
+    }
+    if flags & NOT_NEW != 0 {
+        return Judgement::Kernel;
+    }
+    Judgement::NewMount
+}
+
+/// Serve one mount notification. `None`: the caller went away; nobody to answer.
+pub fn handle(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    fstypes: &BTreeSet<String>,
+    sources: &BTreeSet<String>,
+    shift: bool,
+    allow_btrfs: bool,
+) -> Option<Outcome> {
+    let a = &n.data.args;
+    let flags = a[3];
+    let mut outcome = Outcome::new(Verdict::Allowed, Response::Continue);
+    outcome.detail("flags", format!("{flags:#x}"));
+    match judge(flags) {
+        Judgement::Kernel => return Some(outcome),
+        Judgement::Refuse => {
+            outcome.verdict = Verdict::Denied;
+            outcome.response = Response::Errno(libc::EPERM);
+            outcome.detail("why", "remount without nosuid,nodev".into());
+            return Some(outcome);
+        }
+        Judgement::NewMount => {}
+    }
+    match emulate(fd, n, fstypes, sources, shift, allow_btrfs, &mut outcome) {
+        Ok(()) => Some(outcome),
+        Err(Gone) => None,
+    }
+}
+
+/// The caller went away mid-emulation.
+struct Gone;
+
+/// What the helper needs, copied from the caller.
+pub(super) struct Copied {
+    pub(super) fstype: CString,
+    pub(super) source: CString,
+    pub(super) target: CString,
+    pub(super) data: Option<CString>,
+}
+
+fn deny(outcome: &mut Outcome, errno: i32, why: &str) {
+    outcome.verdict = Verdict::Denied;
+    outcome.response = Response::Errno(errno);
+    outcome.detail("why", why.to_owned());
+}
+
+fn emulate(
+    fd: &NotifyFd,
+    n: &SeccompNotif,
+    fstypes: &BTreeSet<String>,
+    sources: &BTreeSet<String>,
+    shift: bool,
+    allow_btrfs: bool,
+    outcome: &mut Outcome,
+) -> Result<(), Gone> {
+    let a = &n.data.args;
+    let target::Caller {
+        mem,
+        creds,
+        root,
+        cwd,
+        mntns,
+        userns,
+        ..
+    } = match target::open_caller(fd, n, true) {
+        Ok(c) => c,
+        Err(target::Unreachable::Gone) => return Err(Gone),
+        Err(target::Unreachable::Failed(e)) => {
+            tracing::warn!(pid = n.pid, error = %e, "emulate-mount: cannot reach the caller");
+            deny(outcome, e.errno(), "cannot reach the caller");
+            return Ok(());
+        }
+    };
+    // Copy everything once; the decision and the mount use only these copies.
+    let copy = (|| -> Result<Copied, i32> {
+        if a[2] == 0 {
+            return Err(libc::EINVAL);
+        }
+        let fstype = target::read_cstring(&mem, a[2])?;
+        let source = if a[0] == 0 {
+            CString::default()
+        } else {
+            target::read_cstring(&mem, a[0])?
+        };
+        let target = target::read_cstring(&mem, a[1])?;
+        let data = if a[4] == 0 {
+            None
+        } else {
+            Some(target::read_cstring(&mem, a[4])?)
+        };
+        Ok(Copied {
+            fstype,
+            source,
+            target,
+            data,
+        })
+    })();
+    if !fd.id_valid(n.id) {
+        return Err(Gone);
+    }
+    let c = match copy {
+        Ok(c) => c,
+        Err(e) => {
+            deny(outcome, e, "cannot copy the arguments");
+            return Ok(());
+        }
+    };
+    let fstype = String::from_utf8_lossy(c.fstype.as_bytes()).into_owned();
+    outcome.detail("fstype", fstype.clone());
+    outcome.detail(
+        "source",
+        String::from_utf8_lossy(c.source.as_bytes()).into_owned(),
+    );
+    outcome.detail(
+        "target",
+        String::from_utf8_lossy(c.target.as_bytes()).into_owned(),
+    );
+    if let Some(d) = &c.data {
+        outcome.detail("data", String::from_utf8_lossy(d.as_bytes()).into_owned());
+    }
+    if !fstypes.contains(&fstype) {
+        // Not ours to grant: the kernel decides with the caller's own privileges (a tmpfs or
+        // proc works in a user namespace; ext4 does not).
+        return Ok(());
+    }
+    let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
+    if flags & !ALLOWED_FLAGS != 0 {
+        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
+        return Ok(());
+    }
+    if fstype == "btrfs" && !allow_btrfs {
+        deny(
+            outcome,
+            libc::EPERM,
+            "btrfs needs allow_btrfs = true in the rule: it assembles a file system from every registered device with the image's fsid",
+        );
+        return Ok(());
+    }
+    if let Some(d) = &c.data {
+        if let Err(why) = check_options(&fstype, d.as_bytes()) {
+            deny(outcome, libc::EPERM, &why);
+            return Ok(());
+        }
+    }
+    let userns = userns.filter(|u| owns(u, &mntns));
+    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || userns.is_none() {
+        deny(
+            outcome,
+            libc::EPERM,
+            "the caller cannot mount in its own mount namespace",
+        );
+        return Ok(());
+    }
+    if c.source.as_bytes().is_empty() {
+        deny(outcome, libc::ENOTBLK, "no source");
+        return Ok(());
+    }
+    // The allowed sources' device numbers, now, in auditor's mount namespace: block devices
+    // only.
+    let allowed: Vec<u64> = sources
+        .iter()
+        .filter_map(|s| {
+            let m = std::fs::metadata(s).ok()?;
+            if !m.file_type().is_block_device() {
+                tracing::warn!(source = %s, "emulate-mount: allowed source is not a block device; ignored");
+                return None;
+            }
+            Some(m.rdev())
+        })
+        .collect();
+    if shift {
+        outcome.detail(
+            "shift",
+            "idmapped through the caller's user namespace".into(),
+        );
+    }
+    let helper = Helper {
+        mntns,
+        root,
+        cwd,
+        creds,
+        options: c
+            .data
+            .as_ref()
+            .map(|d| split_options(d.as_bytes()))
+            .unwrap_or_default(),
+        copied: c,
+        flags: flags | libc::MS_NOSUID | libc::MS_NODEV,
+        allowed,
+        idmap: if shift { userns } else { None },
+    };
+    outcome.verdict = Verdict::Emulated;
+    outcome.response = Response::Value(0);
+    match helper.run() {
+        Ok(0) => {}
+        Ok(e) => {
+            outcome.verdict = if e == libc::EPERM {
+                Verdict::Denied
+            } else {
+                Verdict::Emulated
+            };
+            outcome.response = Response::Errno(e);
+        }
+        Err(e) => {
+            tracing::warn!(pid = n.pid, error = %e, "emulate-mount: the helper failed");
+            outcome.detail("why", e.to_string());
+            outcome.response = Response::Errno(libc::EIO);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the user namespace `userns` owns the mount namespace `mntns`.
+fn owns(userns: &OwnedFd, mntns: &OwnedFd) -> bool {
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new fd we own.
+    let owner = unsafe { libc::ioctl(mntns.as_raw_fd(), NS_GET_USERNS as libc::Ioctl) };
+    if owner < 0 {
+        return false;
+    }
+    // SAFETY: just returned by the kernel, owned by nobody else.
+    let owner = unsafe { OwnedFd::from_raw_fd(owner) };
+    let ino = |fd: &OwnedFd| {
+        nix::sys::stat::fstat(fd.as_raw_fd())
+            .ok()
+            .map(|s| (s.st_dev, s.st_ino))
+    };
+    ino(&owner).is_some_and(|o| Some(o) == ino(userns))
+}
