@@ -1,3 +1,5 @@
+//! Tests of policy generation from observations.
+
 use super::*;
 use crate::observe::model::{ArgumentTuple, Arguments, SyscallObservation};
 use crate::observe::model::{Host, Loss, Processes, Target};

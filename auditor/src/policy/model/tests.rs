@@ -1,3 +1,5 @@
+//! Tests of the native format: reading, located errors, writing back, in-place editing.
+
 use super::*;
 
 const SAMPLE: &str = r#"# A reviewed policy.

@@ -1,3 +1,5 @@
+//! Tests of emulate-mount: flags, options per file system, and the helper run for real.
+
 use super::*;
 use crate::broker::target::Creds;
 
