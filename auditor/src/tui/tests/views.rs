@@ -1,0 +1,348 @@
+//! Views: colours and snapshots of every screen, tiny terminals.
+
+use std::path::PathBuf;
+
+use crossterm::event::KeyCode;
+use ratatui::style::Color;
+
+use crate::session::protocol::{Choice, Message, Prompt, PromptClosed, SessionKind, Snapshot};
+use crate::tui::app::{update, App, Effect, Msg};
+
+use super::*;
+
+#[test]
+fn decisions_are_coloured_by_decision() {
+    let app = enforce_app(4);
+    assert_eq!(cell_fg(&app, 100, 30, "emulated"), Some(Color::Cyan));
+    assert_eq!(cell_fg(&app, 100, 30, "denied"), Some(Color::Red));
+    assert_eq!(cell_fg(&app, 100, 30, "complain"), Some(Color::Yellow));
+}
+
+#[test]
+fn snapshot_connecting_empty() {
+    let app = App::new(
+        "/run/auditor/enforce-4242.sock",
+        PathBuf::from("candidate-policy.toml"),
+    );
+    snapshot("connecting_empty", &app, 80, 24);
+}
+
+#[test]
+fn snapshot_live_empty() {
+    snapshot("live_empty", &enforce_app(0), 80, 24);
+}
+
+#[test]
+fn snapshot_live_80x24() {
+    snapshot("live_80x24", &enforce_app(40), 80, 24);
+}
+
+#[test]
+fn snapshot_live_wide_with_detail_and_filter() {
+    let mut app = enforce_app(40);
+    update(&mut app, Msg::Resize(120, 30));
+    update(&mut app, ch('k'));
+    update(&mut app, ch('a'));
+    update(&mut app, key(KeyCode::Enter));
+    snapshot("live_wide_detail_filter", &app, 120, 30);
+}
+
+#[test]
+fn snapshot_live_narrow() {
+    let mut app = enforce_app(40);
+    update(&mut app, Msg::Resize(60, 16));
+    snapshot("live_narrow_60x16", &app, 60, 16);
+}
+
+#[test]
+fn snapshot_live_search_prompt_and_ended() {
+    let mut app = enforce_app(8);
+    update(
+        &mut app,
+        session(Message::End {
+            reason: "workload exited with status 0".into(),
+        }),
+    );
+    update(&mut app, ch('/'));
+    for c in "mkn".chars() {
+        update(&mut app, ch(c));
+    }
+    snapshot("live_search_ended", &app, 80, 24);
+}
+
+#[test]
+fn snapshot_summary() {
+    let mut app = enforce_app(40);
+    for s in 0..30u32 {
+        update(&mut app, Msg::Second);
+        for i in 0..(s % 7) {
+            update(
+                &mut app,
+                session(Message::Decision(decision(i, "getppid", "denied"))),
+            );
+        }
+    }
+    update(&mut app, key(KeyCode::Tab));
+    snapshot("summary_80x24", &app, 80, 24);
+}
+
+#[test]
+fn snapshot_summary_empty() {
+    let mut app = enforce_app(0);
+    update(&mut app, ch('2'));
+    snapshot("summary_empty", &app, 80, 24);
+}
+
+#[test]
+fn snapshot_learning() {
+    snapshot("learning_80x24", &learn_app(), 80, 24);
+}
+
+#[test]
+fn snapshot_learning_narrow() {
+    snapshot("learning_narrow_60x20", &learn_app(), 60, 20);
+}
+
+#[test]
+fn snapshot_learning_empty() {
+    let mut app = App::new(
+        "/run/auditor/learn-4242.sock",
+        PathBuf::from("candidate-policy.toml"),
+    );
+    update(&mut app, session(hello(SessionKind::Learn)));
+    snapshot("learning_empty", &app, 80, 24);
+}
+
+#[test]
+fn snapshot_help() {
+    let mut app = enforce_app(5);
+    update(&mut app, ch('?'));
+    snapshot("help_80x24", &app, 80, 24);
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 8)] {
+        let mut app = enforce_app(20);
+        for v in ['1', '2', '3'] {
+            update(&mut app, ch(v));
+            update(&mut app, key(KeyCode::Enter));
+            let _ = render(&app, w, h);
+            update(&mut app, ch('?'));
+            let _ = render(&app, w, h);
+            update(&mut app, ch('x'));
+        }
+        let _ = render(&learn_app(), w, h);
+    }
+}
+
+#[test]
+fn a_batch_of_session_messages_ends_in_the_same_state_as_one_by_one() {
+    let msgs = |from: u32, n: u32| -> Vec<Message> {
+        (from..from + n)
+            .map(|i| {
+                let s = if i % 3 == 0 { "ioctl" } else { "getppid" };
+                Message::Decision(decision(i, s, "allowed"))
+            })
+            .collect()
+    };
+    // Following with no filter (the fast path), paused, and filtered; past the row bound.
+    for setup in ["follow", "paused", "filtered"] {
+        let mut one = enforce_app(20);
+        let mut batched = enforce_app(20);
+        for app in [&mut one, &mut batched] {
+            update(app, Msg::Resize(100, 30));
+            match setup {
+                "paused" => {
+                    update(app, ch('k'));
+                    update(app, ch('k'));
+                }
+                "filtered" => {
+                    update(app, ch('/'));
+                    for c in "ioctl".chars() {
+                        update(app, ch(c));
+                    }
+                    update(app, key(KeyCode::Enter));
+                }
+                _ => {}
+            }
+        }
+        // Past the row bound where the selection is settled without a scan; a filter scans
+        // all rows for every decision applied one by one (slow in debug builds).
+        let n = match setup {
+            "filtered" => 300,
+            _ => u32::try_from(crate::tui::app::MAX_ROWS).unwrap_or(u32::MAX) + 500,
+        };
+        for m in msgs(100, n) {
+            update(&mut one, session(m));
+        }
+        update(&mut batched, Msg::SessionBatch(msgs(100, n)));
+        assert_eq!(one.selected, batched.selected, "{setup}");
+        assert_eq!(one.offset, batched.offset, "{setup}");
+        assert_eq!(one.rows.len(), batched.rows.len(), "{setup}");
+        assert_eq!(one.totals.decisions, batched.totals.decisions, "{setup}");
+        assert_eq!(render(&one, 100, 30), render(&batched, 100, 30), "{setup}");
+    }
+}
+
+// ---- interactive prompts ------------------------------------------------------------------
+
+fn prompt(id: u64, syscall: &str, calls: u64) -> Prompt {
+    Prompt {
+        id,
+        time: "2026-01-01T00:00:05Z".into(),
+        pid: 4711,
+        exe: Some("/usr/lib/very/long/path/to/the/workload/bin/worker".into()),
+        syscall: syscall.into(),
+        arch: "x86_64".into(),
+        args: vec![
+            "0x0".into(),
+            "0x7ffd1000".into(),
+            "0x2".into(),
+            "0x0".into(),
+            "0x0".into(),
+            "0x0".into(),
+        ],
+        calls,
+        deadline: "2026-01-01T00:00:35Z".into(),
+    }
+}
+
+/// An enforce session with two prompts pending.
+fn prompt_app() -> App {
+    let mut app = enforce_app(6);
+    update(&mut app, session(Message::Prompt(prompt(1, "getppid", 1))));
+    update(&mut app, session(Message::Prompt(prompt(2, "uname", 1))));
+    // A second identical call joined prompt 1.
+    update(&mut app, session(Message::Prompt(prompt(1, "getppid", 2))));
+    app
+}
+
+#[test]
+fn prompts_are_shown_oldest_first_and_each_key_answers_the_shown_one() {
+    let mut app = prompt_app();
+    assert_eq!(app.prompts.len(), 2);
+    assert_eq!(app.shown_prompt().map(|p| (p.id, p.calls)), Some((1, 2)));
+    for (c, choice) in [('A', Choice::AllowAlways), ('d', Choice::DenyOnce)] {
+        let id = app.shown_prompt().map(|p| p.id);
+        assert_eq!(
+            Some(update(&mut app, ch(c))),
+            id.map(|id| Effect::Answer { id, choice })
+        );
+    }
+    assert!(app.prompts.is_empty());
+    assert!(app
+        .status
+        .as_deref()
+        .is_some_and(|s| s.contains("deny-once") && s.contains("uname")));
+    // With no prompt, `a` is the live view's action filter again.
+    assert_eq!(update(&mut app, ch('a')), Effect::None);
+    assert!(app.filter.action.is_some());
+    let mut app = prompt_app();
+    assert_eq!(
+        update(&mut app, ch('a')),
+        Effect::Answer {
+            id: 1,
+            choice: Choice::AllowOnce
+        }
+    );
+    assert_eq!(
+        update(&mut app, ch('D')),
+        Effect::Answer {
+            id: 2,
+            choice: Choice::DenyAlways
+        }
+    );
+}
+
+#[test]
+fn esc_puts_the_prompt_aside_bang_and_new_prompts_bring_it_back() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    assert!(!app.quit, "Esc with a prompt open must not quit");
+    assert!(app.shown_prompt().is_none());
+    // Keys act on the views again.
+    assert_eq!(update(&mut app, ch('A')), Effect::None);
+    assert_eq!(app.prompts.len(), 2);
+    update(&mut app, ch('!'));
+    assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
+    update(&mut app, key(KeyCode::Esc));
+    update(
+        &mut app,
+        session(Message::Prompt(prompt(3, "sethostname", 1))),
+    );
+    assert_eq!(app.shown_prompt().map(|p| p.id), Some(1));
+}
+
+#[test]
+fn closed_prompts_leave_and_the_snapshot_brings_the_pending_ones() {
+    let mut app = prompt_app();
+    update(
+        &mut app,
+        session(Message::PromptClosed(PromptClosed {
+            id: 1,
+            answer: "timeout".into(),
+            by: "timeout after 30s".into(),
+        })),
+    );
+    assert_eq!(app.prompts.len(), 1);
+    assert!(app
+        .status
+        .as_deref()
+        .is_some_and(|s| s.contains("getppid") && s.contains("timed out")));
+    // A client that attaches later gets the pending prompts in its snapshot.
+    let mut late = App::new("s", PathBuf::from("c.toml"));
+    update(&mut late, session(hello(SessionKind::Enforce)));
+    update(
+        &mut late,
+        session(Message::Snapshot(Snapshot {
+            prompts: vec![prompt(5, "uname", 3)],
+            ..Default::default()
+        })),
+    );
+    assert_eq!(late.shown_prompt().map(|p| (p.id, p.calls)), Some((5, 3)));
+    // The end of the session takes them away: nobody can answer them.
+    update(
+        &mut late,
+        session(Message::End {
+            reason: "workload exited".into(),
+        }),
+    );
+    assert!(late.prompts.is_empty());
+}
+
+#[test]
+fn the_pending_count_is_visible_in_every_view() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    for v in ['1', '2', '3'] {
+        update(&mut app, ch(v));
+        let screen = render(&app, 80, 24);
+        assert!(screen.contains("⚑ 2 pending"), "view {v}:\n{screen}");
+    }
+}
+
+#[test]
+fn snapshot_prompt_80x24() {
+    snapshot("prompt_80x24", &prompt_app(), 80, 24);
+}
+
+#[test]
+fn snapshot_prompt_narrow() {
+    snapshot("prompt_narrow_60x16", &prompt_app(), 60, 16);
+}
+
+#[test]
+fn snapshot_prompt_aside_in_the_summary() {
+    let mut app = prompt_app();
+    update(&mut app, key(KeyCode::Esc));
+    update(&mut app, ch('2'));
+    snapshot("prompt_aside_summary_80x24", &app, 80, 24);
+}
+
+#[test]
+fn tiny_terminals_with_a_prompt_do_not_panic() {
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 8)] {
+        let _ = render(&prompt_app(), w, h);
+    }
+}
