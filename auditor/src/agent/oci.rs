@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -200,11 +200,6 @@ fn check_id(id: &str) -> Result<(), OciError> {
     Ok(())
 }
 
-/// What the link of an fd in /proc/self/fd says, e.g. `anon_inode:seccomp notify`.
-fn fd_kind(fd: &OwnedFd) -> String {
-    crate::host::proc::fd_path(fd.as_raw_fd()).unwrap_or_else(|e| format!("unreadable: {e}"))
-}
-
 /// Parse and check a message's JSON (no fds; what [`parse`] starts with).
 pub fn parse_message(data: &[u8]) -> Result<ProcessState, OciError> {
     if data.len() > MAX_MESSAGE {
@@ -238,10 +233,7 @@ pub fn parse(data: &[u8], fds: Vec<OwnedFd>) -> Result<(ProcessState, OwnedFd), 
         }
     }
     let fd = listener.ok_or(OciError::SeccompFdCount { count: 0 })?;
-    let kind = fd_kind(&fd);
-    if kind != "anon_inode:seccomp notify" {
-        return Err(OciError::NotListener { what: kind });
-    }
+    notify::check_listener(fd.as_fd()).map_err(|what| OciError::NotListener { what })?;
     Ok((msg, fd))
 }
 

@@ -26,13 +26,6 @@ pub fn mount_point() -> Option<PathBuf> {
         .min_by_key(|m| m.as_os_str().len())
 }
 
-/// The v2 cgroup path of a process (its `0::` line of `/proc/PID/cgroup`), relative to the
-/// cgroup2 root, with its leading `/`.
-pub fn v2_path(pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    v2_line(&text).map(str::to_owned)
-}
-
 /// The path of the `0::` line of a `/proc/PID/cgroup` text.
 pub fn v2_line(cgroup_file: &str) -> Option<&str> {
     cgroup_file

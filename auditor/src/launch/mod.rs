@@ -468,8 +468,9 @@ fn readable_within(fd: &OwnedFd, ms: i32) -> Result<bool, LaunchError> {
 /// number is free: EBADF).
 fn take_listener(pidfd: &OwnedFd, n: i32) -> Option<OwnedFd> {
     let fd = crate::host::pidfd::getfd(pidfd, n).ok()?;
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-    (link.as_os_str() == "anon_inode:seccomp notify").then_some(fd)
+    crate::seccomp::notify::check_listener(std::os::fd::AsFd::as_fd(&fd))
+        .is_ok()
+        .then_some(fd)
 }
 
 /// Answer the child's hand-over call (the first notification of its filter) so that it goes on

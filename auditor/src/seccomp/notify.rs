@@ -195,6 +195,19 @@ const _: () = assert!(
     std::mem::size_of::<libc::seccomp_notif_addfd>() == std::mem::size_of::<SeccompNotifAddfd>()
 );
 
+/// What `/proc/self/fd/N` shows for a seccomp listener fd.
+pub const LISTENER_LINK: &str = "anon_inode:seccomp notify";
+
+/// Whether `fd` is a seccomp listener; if not, what it is instead (its `/proc/self/fd` link,
+/// for the message).
+pub fn check_listener(fd: BorrowedFd<'_>) -> Result<(), String> {
+    match crate::host::proc::fd_path(fd.as_raw_fd()) {
+        Ok(link) if link == LISTENER_LINK => Ok(()),
+        Ok(link) => Err(link),
+        Err(e) => Err(format!("unreadable ({e})")),
+    }
+}
+
 /// The kernel's structure sizes; a mismatch with ours means this build cannot talk to it.
 pub fn check_sizes() -> Result<SeccompNotifSizes, NotifyError> {
     let mut sizes = SeccompNotifSizes::default();

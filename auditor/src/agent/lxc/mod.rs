@@ -545,9 +545,8 @@ impl Connection {
                 return refuse;
             }
         };
-        let target = fd_target(notify_fd.as_raw_fd());
-        if target != "anon_inode:seccomp notify" {
-            tracing::warn!(conn, error = %MessageError::NotNotifyFd(target), "LXC proxy: record refused (-ENOSYS)");
+        if let Err(what) = notify::check_listener(notify_fd.as_fd()) {
+            tracing::warn!(conn, error = %MessageError::NotNotifyFd(what), "LXC proxy: record refused (-ENOSYS)");
             return refuse;
         }
         let filter = match self.filter_for(notify_fd, m, caller).await {
@@ -637,11 +636,6 @@ impl Connection {
         self.filters.push(built);
         self.filters.last().ok_or_else(|| "unreachable".to_owned())
     }
-}
-
-/// Whether `fd` is the kind of fd LXC sends as the notify fd (for tests and diagnostics).
-pub fn is_notify_fd(fd: impl AsFd) -> bool {
-    fd_target(fd.as_fd().as_raw_fd()) == "anon_inode:seccomp notify"
 }
 
 #[cfg(test)]
