@@ -476,6 +476,7 @@ impl Policy {
 
 mod document;
 mod read;
+mod shape;
 mod write;
 
 pub use document::NativeDocument;

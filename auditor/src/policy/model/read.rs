@@ -1,9 +1,11 @@
-//! Reading the native format: TOML parsed by `toml_edit`, then checked field by field into a
-//! [`Policy`], every error located (line:column of the key or value) and with a fix.
+//! Reading the native format: serde gives the document's shape (`shape`), then each value is
+//! checked into a [`Policy`], every error located (line:column of the key or value) and with a
+//! fix.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
+use serde::Deserialize;
+use serde_spanned::Spanned;
 
+use super::shape::{shape_error, RawCondition, RawPolicy, RawProvenance, RawRule, Val};
 use super::{
     Action, Arch, Condition, Location, ModelError, Notify, Op, Origin, ParamValue, Params, Policy,
     Provenance, Rule, VERSION,
@@ -18,7 +20,9 @@ pub fn parse_native(text: &str) -> Result<Policy, ModelError> {
             e.message().trim_end().replace('\n', "; ")
         ),
     })?;
-    Reader { text }.policy(doc.as_table())
+    let raw = RawPolicy::deserialize(toml_edit::de::Deserializer::from(doc))
+        .map_err(|e| shape_error(text, &e))?;
+    Reader { text }.policy(raw)
 }
 
 struct Reader<'a> {
@@ -37,91 +41,18 @@ pub(super) fn invalid(
     }
 }
 
-const TOP_FIELDS: &[&str] = &[
-    "version",
-    "default_action",
-    "default_errno",
-    "architectures",
-    "rule",
-    "listener_path",
-    "listener_metadata",
-    "flags",
-];
-const RULE_FIELDS: &[&str] = &[
-    "name",
-    "names",
-    "action",
-    "errno",
-    "handler",
-    "params",
-    "args",
-    "comment",
-    "provenance",
-];
-const ARG_FIELDS: &[&str] = &["index", "op", "value", "mask"];
-const PROVENANCE_FIELDS: &[&str] = &["inputs", "of", "calls", "executables"];
+type Value = Spanned<Val>;
 
-enum Node<'t> {
-    Table(&'t toml_edit::Table),
-    Inline(&'t toml_edit::InlineTable),
-}
-
-impl<'a> Reader<'a> {
-    fn loc(&self, span: Option<Range<usize>>) -> Location {
-        Location::of_span(self.text, span)
+impl Reader<'_> {
+    fn loc<T>(&self, v: &Spanned<T>) -> Location {
+        Location::of_span(self.text, Some(v.span()))
     }
 
-    fn item_loc(&self, item: &toml_edit::Item) -> Location {
-        self.loc(item.span())
-    }
-
-    fn value_loc(&self, v: &toml_edit::Value) -> Location {
-        self.loc(v.span())
-    }
-
-    /// Keys of a table or inline table, each with its location; rejects keys not in `known`.
-    fn fields<'t>(
-        &self,
-        node: &Node<'t>,
-        known: &[&str],
-        what: &str,
-    ) -> Result<BTreeMap<String, (Location, Field<'t>)>, ModelError> {
-        let mut out = BTreeMap::new();
-        let entries: Vec<(String, Location, Field<'t>)> = match node {
-            Node::Table(t) => t
-                .iter()
-                .filter_map(|(k, _)| t.get_key_value(k))
-                .map(|(k, i)| (k.get().to_owned(), self.loc(k.span()), Field::Item(i)))
-                .collect(),
-            Node::Inline(t) => t
-                .iter()
-                .filter_map(|(k, _)| t.get_key_value(k))
-                .map(|(k, v)| (k.get().to_owned(), self.loc(k.span()), Field::Item(v)))
-                .collect(),
-        };
-        for (key, loc, field) in entries {
-            if !known.contains(&key.as_str()) {
-                let fix = match suggest(&key, known) {
-                    Some(s) => format!("did you mean `{s}`? known fields: {}", known.join(", ")),
-                    None => format!("known fields: {}", known.join(", ")),
-                };
-                return Err(invalid(
-                    loc,
-                    format!("unknown field `{key}` in {what}"),
-                    fix,
-                ));
-            }
-            out.insert(key, (loc, field));
-        }
-        Ok(out)
-    }
-
-    fn policy(&self, root: &toml_edit::Table) -> Result<Policy, ModelError> {
+    fn policy(&self, raw: RawPolicy) -> Result<Policy, ModelError> {
         let start = Location { line: 1, column: 1 };
-        let f = self.fields(&Node::Table(root), TOP_FIELDS, "the policy")?;
         let mut policy = Policy::default();
 
-        match f.get("version") {
+        match &raw.version {
             None => {
                 return Err(invalid(
                     start,
@@ -129,7 +60,7 @@ impl<'a> Reader<'a> {
                     format!("add `version = {VERSION}` at the top"),
                 ))
             }
-            Some((_, v)) => {
+            Some(v) => {
                 let (loc, n) = self.int(v, "version")?;
                 if n != VERSION {
                     return Err(invalid(
@@ -141,11 +72,12 @@ impl<'a> Reader<'a> {
             }
         }
 
-        let default_errno = match f.get("default_errno") {
-            Some((_, v)) => Some(self.errno(v)?),
-            None => None,
-        };
-        match f.get("default_action") {
+        let default_errno = raw
+            .default_errno
+            .as_ref()
+            .map(|v| self.errno(v))
+            .transpose()?;
+        match &raw.default_action {
             None => {
                 return Err(invalid(
                     start,
@@ -153,7 +85,7 @@ impl<'a> Reader<'a> {
                     "add e.g. `default_action = \"errno\"` and `default_errno = \"EPERM\"`",
                 ))
             }
-            Some((_, v)) => {
+            Some(v) => {
                 let (loc, kind) = self.string(v, "default_action")?;
                 policy.default_location = Some(loc);
                 policy.default_action =
@@ -168,7 +100,7 @@ impl<'a> Reader<'a> {
             }
         }
 
-        if let Some((_, v)) = f.get("architectures") {
+        if let Some(v) = &raw.architectures {
             for (loc, s) in self.strings(v, "architectures")? {
                 let arch = Arch::from_native(&s).ok_or_else(|| {
                     let known: Vec<&str> = Arch::all().map(Arch::as_str).collect();
@@ -186,61 +118,50 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        if let Some((_, v)) = f.get("listener_path") {
+        if let Some(v) = &raw.listener_path {
             policy.listener_path = Some(self.string(v, "listener_path")?.1);
         }
-        if let Some((_, v)) = f.get("listener_metadata") {
+        if let Some(v) = &raw.listener_metadata {
             policy.listener_metadata = Some(self.string(v, "listener_metadata")?.1);
         }
-        if let Some((_, v)) = f.get("flags") {
+        if let Some(v) = &raw.flags {
             policy.flags = self
                 .strings(v, "flags")?
                 .into_iter()
                 .map(|(_, s)| s)
                 .collect();
         }
-
-        if let Some((loc, field)) = f.get("rule") {
-            let tables = match field {
-                Field::Item(toml_edit::Item::ArrayOfTables(a)) => a,
-                _ => {
-                    return Err(invalid(
-                        *loc,
-                        "`rule` must be an array of tables",
-                        "write each rule as a `[[rule]]` section",
-                    ))
-                }
-            };
-            for t in tables.iter() {
-                policy.rules.push(self.rule(t)?);
+        if let Some(rules) = raw.rule {
+            for rule in &rules.get_ref().0 {
+                policy.rules.push(self.rule(rule)?);
             }
         }
         Ok(policy)
     }
 
-    fn rule(&self, t: &toml_edit::Table) -> Result<Rule, ModelError> {
-        let at = self.loc(t.span());
-        let f = self.fields(&Node::Table(t), RULE_FIELDS, "a rule")?;
+    fn rule(&self, raw: &Spanned<RawRule>) -> Result<Rule, ModelError> {
+        let at = self.loc(raw);
+        let r = raw.get_ref();
         let mut names = Vec::new();
         let mut name_locs = Vec::new();
-        match (f.get("name"), f.get("names")) {
-            (Some((loc, _)), Some(_)) => {
+        match (&r.name, &r.names) {
+            (Some(v), Some(_)) => {
                 return Err(invalid(
-                    *loc,
+                    self.loc(v),
                     "a rule has both `name` and `names`",
                     "keep one: `name = \"x\"` for one syscall, `names = [..]` for a group",
                 ))
             }
-            (Some((_, v)), None) => {
+            (Some(v), None) => {
                 let (loc, s) = self.string(v, "name")?;
                 names.push(s);
                 name_locs.push(loc);
             }
-            (None, Some((_, v))) => {
+            (None, Some(v)) => {
                 let list = self.strings(v, "names")?;
                 if list.is_empty() {
                     return Err(invalid(
-                        self.field_loc(v),
+                        self.loc(v),
                         "`names` is empty",
                         "list at least one syscall, or delete the rule",
                     ));
@@ -268,19 +189,17 @@ impl<'a> Reader<'a> {
             }
         }
 
-        let errno = match f.get("errno") {
-            Some((_, v)) => Some(self.errno(v)?),
+        let errno = r.errno.as_ref().map(|v| self.errno(v)).transpose()?;
+        let handler = r
+            .handler
+            .as_ref()
+            .map(|v| self.string(v, "handler"))
+            .transpose()?;
+        let params = match &r.params {
+            Some(v) => Some((self.loc(v), self.params(v)?)),
             None => None,
         };
-        let handler = match f.get("handler") {
-            Some((_, v)) => Some(self.string(v, "handler")?),
-            None => None,
-        };
-        let params = match f.get("params") {
-            Some((loc, v)) => Some((*loc, self.params(v)?)),
-            None => None,
-        };
-        let action = match f.get("action") {
+        let action = match &r.action {
             None => {
                 return Err(invalid(
                     at,
@@ -288,41 +207,31 @@ impl<'a> Reader<'a> {
                     "add e.g. `action = \"allow\"`",
                 ))
             }
-            Some((_, v)) => {
+            Some(v) => {
                 let (loc, kind) = self.string(v, "action")?;
                 self.action(loc, &kind, errno, handler, params, "errno")?
             }
         };
 
         let mut args = Vec::new();
-        if let Some((_, v)) = f.get("args") {
-            let arr = match v.value().and_then(|v| v.as_array()) {
-                Some(a) => a,
-                None => {
-                    return Err(invalid(
-                        self.field_loc(v),
-                        "`args` must be an array of inline tables",
-                        "e.g. `args = [{ index = 0, op = \"==\", value = 1 }]`",
-                    ))
-                }
-            };
-            for item in arr.iter() {
-                args.push(self.condition(item)?);
+        if let Some(list) = &r.args {
+            for c in &list.get_ref().0 {
+                args.push(self.condition(c)?);
             }
             if args.len() > 6 {
                 return Err(invalid(
-                    self.field_loc(v),
+                    self.loc(list),
                     "more than six argument conditions",
                     "a syscall has at most six arguments",
                 ));
             }
         }
-        let comment = match f.get("comment") {
-            Some((_, v)) => Some(self.string(v, "comment")?.1),
+        let comment = match &r.comment {
+            Some(v) => Some(self.string(v, "comment")?.1),
             None => None,
         };
-        let provenance = match f.get("provenance") {
-            Some((_, v)) => Some(self.provenance(v)?),
+        let provenance = match &r.provenance {
+            Some(p) => Some(self.provenance(p.get_ref())?),
             None => None,
         };
         Ok(Rule {
@@ -413,26 +322,19 @@ impl<'a> Reader<'a> {
         Ok(action)
     }
 
-    fn condition(&self, v: &toml_edit::Value) -> Result<Condition, ModelError> {
-        let loc = self.value_loc(v);
-        let t = v.as_inline_table().ok_or_else(|| {
-            invalid(
-                loc,
-                "an argument condition must be an inline table",
-                "e.g. `{ index = 0, op = \"==\", value = 1 }`",
-            )
-        })?;
-        let f = self.fields(&Node::Inline(t), ARG_FIELDS, "an argument condition")?;
-        let need = |k: &str| {
-            f.get(k).ok_or_else(|| {
+    fn condition(&self, raw: &Spanned<RawCondition>) -> Result<Condition, ModelError> {
+        let loc = self.loc(raw);
+        let c = raw.get_ref();
+        fn need<'v>(v: &'v Option<Value>, k: &str, loc: Location) -> Result<&'v Value, ModelError> {
+            v.as_ref().ok_or_else(|| {
                 invalid(
                     loc,
                     format!("argument condition without `{k}`"),
                     "conditions need `index`, `op` and `value`",
                 )
             })
-        };
-        let (iloc, index) = self.int(&need("index")?.1, "index")?;
+        }
+        let (iloc, index) = self.int(need(&c.index, "index", loc)?, "index")?;
         if !(0..=5).contains(&index) {
             return Err(invalid(
                 iloc,
@@ -440,12 +342,9 @@ impl<'a> Reader<'a> {
                 "syscall arguments are numbered 0 to 5",
             ));
         }
-        let (oloc, op) = self.string(&need("op")?.1, "op")?;
-        let (_, value) = self.u64(&need("value")?.1, "value")?;
-        let mask = match f.get("mask") {
-            Some((_, m)) => Some(self.u64(m, "mask")?),
-            None => None,
-        };
+        let (oloc, op) = self.string(need(&c.op, "op", loc)?, "op")?;
+        let (_, value) = self.u64(need(&c.value, "value", loc)?, "value")?;
+        let mask = c.mask.as_ref().map(|m| self.u64(m, "mask")).transpose()?;
         let op = match (op.as_str(), mask) {
             ("masked-equal", Some((_, mask))) => Op::MaskedEq { mask },
             ("masked-equal", None) => {
@@ -483,33 +382,18 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn provenance(&self, field: &Field<'_>) -> Result<Provenance, ModelError> {
-        let loc = self.field_loc(field);
-        let node = match field {
-            Field::Item(toml_edit::Item::Table(t)) => Node::Table(t),
-            Field::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
-                Node::Inline(t)
-            }
-            _ => {
-                return Err(invalid(
-                    loc,
-                    "`provenance` must be a table",
-                    "e.g. `provenance = { inputs = 1, of = 1, calls = 10 }`",
-                ))
-            }
-        };
-        let f = self.fields(&node, PROVENANCE_FIELDS, "provenance")?;
+    fn provenance(&self, raw: &RawProvenance) -> Result<Provenance, ModelError> {
         let mut p = Provenance::default();
-        if let Some((_, v)) = f.get("inputs") {
+        if let Some(v) = &raw.inputs {
             p.inputs = u32::try_from(self.u64(v, "inputs")?.1).unwrap_or(u32::MAX);
         }
-        if let Some((_, v)) = f.get("of") {
+        if let Some(v) = &raw.of {
             p.of = u32::try_from(self.u64(v, "of")?.1).unwrap_or(u32::MAX);
         }
-        if let Some((_, v)) = f.get("calls") {
+        if let Some(v) = &raw.calls {
             p.calls = self.u64(v, "calls")?.1;
         }
-        if let Some((_, v)) = f.get("executables") {
+        if let Some(v) = &raw.executables {
             p.executables = self
                 .strings(v, "executables")?
                 .into_iter()
@@ -519,54 +403,32 @@ impl<'a> Reader<'a> {
         Ok(p)
     }
 
-    fn params(&self, field: &Field<'_>) -> Result<Params, ModelError> {
-        let loc = self.field_loc(field);
-        let mut out = Params::new();
-        let pairs: Vec<(String, &toml_edit::Value)> = match field {
-            Field::Item(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
-                t.iter().map(|(k, v)| (k.to_owned(), v)).collect()
-            }
-            Field::Item(toml_edit::Item::Table(t)) => {
-                let mut v = Vec::new();
-                for (k, item) in t.iter() {
-                    match item.as_value() {
-                        Some(x) => v.push((k.to_owned(), x)),
-                        None => {
-                            return Err(invalid(
-                                self.item_loc(item),
-                                format!("parameter `{k}` must be a value"),
-                                "use strings, integers, booleans or arrays",
-                            ))
-                        }
-                    }
-                }
-                v
-            }
-            _ => {
-                return Err(invalid(
-                    loc,
-                    "`params` must be a table",
-                    "e.g. `params = { devices = [\"c 1:3\"] }`",
-                ))
-            }
+    fn params(&self, v: &Value) -> Result<Params, ModelError> {
+        let Val::Table(pairs) = v.get_ref() else {
+            return Err(invalid(
+                self.loc(v),
+                "`params` must be a table",
+                "e.g. `params = { devices = [\"c 1:3\"] }`",
+            ));
         };
+        let mut out = Params::new();
         for (k, v) in pairs {
-            out.insert(k, self.param(v)?);
+            out.insert(k.clone(), self.param(v)?);
         }
         Ok(out)
     }
 
-    fn param(&self, v: &toml_edit::Value) -> Result<ParamValue, ModelError> {
-        Ok(match v {
-            toml_edit::Value::String(s) => ParamValue::Str(s.value().clone()),
-            toml_edit::Value::Integer(i) => ParamValue::Int(*i.value()),
-            toml_edit::Value::Boolean(b) => ParamValue::Bool(*b.value()),
-            toml_edit::Value::Array(a) => {
+    fn param(&self, v: &Value) -> Result<ParamValue, ModelError> {
+        Ok(match v.get_ref() {
+            Val::Str(s) => ParamValue::Str(s.clone()),
+            Val::Int(i) => ParamValue::Int(*i),
+            Val::Bool(b) => ParamValue::Bool(*b),
+            Val::List(a) => {
                 ParamValue::List(a.iter().map(|x| self.param(x)).collect::<Result<_, _>>()?)
             }
-            _ => {
+            Val::Float | Val::Table(_) => {
                 return Err(invalid(
-                    self.value_loc(v),
+                    self.loc(v),
                     "handler parameters are strings, integers, booleans or arrays of them",
                     "",
                 ))
@@ -574,17 +436,11 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn field_loc(&self, f: &Field<'_>) -> Location {
-        match f {
-            Field::Item(i) => self.item_loc(i),
-        }
-    }
-
-    fn string(&self, f: &Field<'_>, key: &str) -> Result<(Location, String), ModelError> {
-        let loc = self.field_loc(f);
-        match f.value().and_then(|v| v.as_str()) {
-            Some(s) => Ok((loc, s.to_owned())),
-            None => Err(invalid(
+    fn string(&self, v: &Value, key: &str) -> Result<(Location, String), ModelError> {
+        let loc = self.loc(v);
+        match v.get_ref() {
+            Val::Str(s) => Ok((loc, s.clone())),
+            _ => Err(invalid(
                 loc,
                 format!("`{key}` must be a string"),
                 format!("write it in quotes: {key} = \"...\""),
@@ -592,20 +448,20 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strings(&self, f: &Field<'_>, key: &str) -> Result<Vec<(Location, String)>, ModelError> {
-        let loc = self.field_loc(f);
-        let arr = f.value().and_then(|v| v.as_array()).ok_or_else(|| {
-            invalid(
-                loc,
+    fn strings(&self, v: &Value, key: &str) -> Result<Vec<(Location, String)>, ModelError> {
+        let Val::List(items) = v.get_ref() else {
+            return Err(invalid(
+                self.loc(v),
                 format!("`{key}` must be an array of strings"),
                 format!("e.g. {key} = [\"a\", \"b\"]"),
-            )
-        })?;
-        arr.iter()
-            .map(|v| match v.as_str() {
-                Some(s) => Ok((self.value_loc(v), s.to_owned())),
-                None => Err(invalid(
-                    self.value_loc(v),
+            ));
+        };
+        items
+            .iter()
+            .map(|item| match item.get_ref() {
+                Val::Str(s) => Ok((self.loc(item), s.clone())),
+                _ => Err(invalid(
+                    self.loc(item),
                     format!("`{key}` must contain only strings"),
                     "put each entry in quotes",
                 )),
@@ -613,59 +469,55 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    fn int(&self, f: &Field<'_>, key: &str) -> Result<(Location, i64), ModelError> {
-        let loc = self.field_loc(f);
-        match f.value().and_then(|v| v.as_integer()) {
-            Some(n) => Ok((loc, n)),
-            None => Err(invalid(loc, format!("`{key}` must be an integer"), "")),
+    fn int(&self, v: &Value, key: &str) -> Result<(Location, i64), ModelError> {
+        let loc = self.loc(v);
+        match v.get_ref() {
+            Val::Int(n) => Ok((loc, *n)),
+            _ => Err(invalid(loc, format!("`{key}` must be an integer"), "")),
         }
     }
 
     /// A non-negative integer; TOML integers are i64, so values above i64::MAX are written as
     /// strings ("0xffffffffffffffff").
-    fn u64(&self, f: &Field<'_>, key: &str) -> Result<(Location, u64), ModelError> {
-        let loc = self.field_loc(f);
-        let v = f.value();
-        if let Some(n) = v.and_then(|v| v.as_integer()) {
-            return u64::try_from(n).map(|n| (loc, n)).map_err(|_| {
-                invalid(loc, format!("`{key}` must not be negative"), "write a negative 64-bit value as its two's complement, e.g. \"0xffffffffffffffff\"")
-            });
+    fn u64(&self, v: &Value, key: &str) -> Result<(Location, u64), ModelError> {
+        let loc = self.loc(v);
+        match v.get_ref() {
+            Val::Int(n) => u64::try_from(*n).map(|n| (loc, n)).map_err(|_| {
+                invalid(
+                    loc,
+                    format!("`{key}` must not be negative"),
+                    "write a negative 64-bit value as its two's complement, e.g. \"0xffffffffffffffff\"",
+                )
+            }),
+            Val::Str(s) if let Some(n) = parse_u64(s) => Ok((loc, n)),
+            _ => Err(invalid(
+                loc,
+                format!("`{key}` must be a non-negative integer"),
+                "e.g. 1, 0x10, 0o644, or a string \"0xffffffffffffffff\" above 2^63",
+            )),
         }
-        if let Some(s) = v.and_then(|v| v.as_str()) {
-            if let Some(n) = parse_u64(s) {
-                return Ok((loc, n));
-            }
-        }
-        Err(invalid(
-            loc,
-            format!("`{key}` must be a non-negative integer"),
-            "e.g. 1, 0x10, 0o644, or a string \"0xffffffffffffffff\" above 2^63",
-        ))
     }
 
-    fn errno(&self, f: &Field<'_>) -> Result<(Location, u32), ModelError> {
-        let loc = self.field_loc(f);
-        let v = f.value();
-        if let Some(n) = v.and_then(|v| v.as_integer()) {
-            return match u32::try_from(n) {
+    fn errno(&self, v: &Value) -> Result<(Location, u32), ModelError> {
+        let loc = self.loc(v);
+        match v.get_ref() {
+            Val::Int(n) => match u32::try_from(*n) {
                 Ok(n) if (1..=4095).contains(&n) => Ok((loc, n)),
                 _ => Err(invalid(
                     loc,
                     format!("errno {n} out of range"),
                     "an errno is 1 to 4095, or a name like \"EPERM\"",
                 )),
-            };
-        }
-        if let Some(s) = v.and_then(|v| v.as_str()) {
-            return parse_errno(s)
+            },
+            Val::Str(s) => parse_errno(s)
                 .map(|n| (loc, n))
-                .ok_or_else(|| invalid(loc, format!("unknown errno name \"{s}\""), errno_fix(s)));
+                .ok_or_else(|| invalid(loc, format!("unknown errno name \"{s}\""), errno_fix(s))),
+            _ => Err(invalid(
+                loc,
+                "an errno must be a name (\"EPERM\") or a number (1)",
+                "",
+            )),
         }
-        Err(invalid(
-            loc,
-            "an errno must be a name (\"EPERM\") or a number (1)",
-            "",
-        ))
     }
 }
 
@@ -708,16 +560,4 @@ pub fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(k, d)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(_, d)| *d)
         .map(|(k, _)| k)
-}
-
-enum Field<'t> {
-    Item(&'t toml_edit::Item),
-}
-
-impl<'t> Field<'t> {
-    fn value(&self) -> Option<&'t toml_edit::Value> {
-        match self {
-            Field::Item(i) => i.as_value(),
-        }
-    }
 }

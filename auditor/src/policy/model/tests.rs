@@ -93,6 +93,87 @@ fn unknown_fields_are_located_errors() {
     assert!(e.contains("did you mean `action`?"), "{e}");
 }
 
+/// Every table with fixed keys names itself and its keys when one is unknown: the lists the
+/// errors quote are the ones serde checks against.
+#[test]
+fn each_table_reports_its_own_unknown_keys() {
+    const HEAD: &str = "version = 1\ndefault_action = \"allow\"\n";
+    let cases = [
+        (format!("{HEAD}flgas = []\n"), "3:1: unknown field `flgas` in the policy", "flags"),
+        (
+            format!("{HEAD}[[rule]]\nname = \"read\"\ncoment = \"x\"\naction = \"allow\"\n"),
+            "5:1: unknown field `coment` in a rule",
+            "comment",
+        ),
+        (
+            format!("{HEAD}[[rule]]\nname = \"read\"\naction = \"allow\"\nargs = [{{ index = 0, op = \"==\", valeu = 1 }}]\n"),
+            "6:33: unknown field `valeu` in an argument condition",
+            "value",
+        ),
+        (
+            format!("{HEAD}[[rule]]\nname = \"read\"\naction = \"allow\"\nprovenance = {{ input = 1 }}\n"),
+            "6:16: unknown field `input` in provenance",
+            "inputs",
+        ),
+    ];
+    for (text, start, fix) in cases {
+        let e = err(&text);
+        assert!(e.starts_with(start), "{e}");
+        assert!(e.contains(&format!("did you mean `{fix}`?")), "{e}");
+    }
+}
+
+#[test]
+fn wrong_shapes_are_located_errors() {
+    const HEAD: &str = "version = 1\ndefault_action = \"allow\"\n";
+    let e = err(&format!("{HEAD}rule = 3\n"));
+    assert!(
+        e.starts_with("3:8: `rule` must be an array of tables"),
+        "{e}"
+    );
+    let e = err(&format!("{HEAD}[rule]\nname = \"read\"\n"));
+    assert!(e.contains("`rule` must be an array of tables"), "{e}");
+    let e = err(&format!(
+        "{HEAD}[[rule]]\nname = \"read\"\naction = \"allow\"\nargs = [3]\n"
+    ));
+    assert!(
+        e.starts_with("6:9: an argument condition must be an inline table"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}[[rule]]\nname = \"read\"\naction = \"allow\"\nargs = 3\n"
+    ));
+    assert!(
+        e.starts_with("6:8: `args` must be an array of inline tables"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}[[rule]]\nname = \"read\"\naction = \"allow\"\nprovenance = 1\n"
+    ));
+    assert!(e.starts_with("6:14: `provenance` must be a table"), "{e}");
+    let e = err(&format!(
+        "{HEAD}[[rule]]\nname = \"mknod\"\naction = \"notify\"\nparams = {{ devices = 1.5 }}\n"
+    ));
+    assert!(e.contains("handler parameters are strings"), "{e}");
+}
+
+/// Conditions may also be written as `[[rule.args]]` sections: the same tables, another syntax.
+#[test]
+fn conditions_may_be_sections() -> Result<(), ModelError> {
+    let p = parse_native(
+        "version = 1\ndefault_action = \"allow\"\n[[rule]]\nname = \"socket\"\naction = \"allow\"\n[[rule.args]]\nindex = 0\nop = \"==\"\nvalue = 1\n",
+    )?;
+    assert_eq!(
+        p.rules[0].args,
+        vec![Condition {
+            index: 0,
+            op: Op::Eq,
+            value: 1
+        }]
+    );
+    Ok(())
+}
+
 #[test]
 fn duplicate_keys_are_errors() {
     let e = err("version = 1\ndefault_action = \"allow\"\ndefault_action = \"log\"\n");
