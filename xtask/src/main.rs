@@ -3,9 +3,6 @@
 //! measures, `fuzz` fuzzes the parsers of outside input.
 
 mod bench;
-mod bench_broker;
-mod bench_filter;
-mod bench_tui;
 mod fuzz;
 mod setup;
 mod util;
@@ -89,11 +86,11 @@ fn main() -> anyhow::Result<()> {
             let bin = build_release()?;
             let learn = bench::run(&bin, &args);
             // The filter-cost benchmark runs even if the learning one reported a failure.
-            let filter = bench_filter::run_filter_cost(&bin, 7, 2_000_000);
+            let filter = bench::run_filter_cost(&bin, 7, 2_000_000);
             // The live UI under load (issue 5), also whatever the others reported.
-            let tui = bench_tui::run_tui_load(&bin, 3);
+            let tui = bench::run_tui_load(&bin, 3);
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
-            let broker = bench_broker::run(&bin, 5, 100_000, 2_000);
+            let broker = bench::run_broker(&bin, 5, 100_000, 2_000);
             learn.and(filter).and(tui).and(broker)
         }
         Task::Fuzz(args) => {
@@ -102,15 +99,15 @@ fn main() -> anyhow::Result<()> {
         }
         Task::BenchBroker => {
             let bin = util::target_dir()?.join("release").join("auditor");
-            bench_broker::run(&bin, 5, 100_000, 2_000)
+            bench::run_broker(&bin, 5, 100_000, 2_000)
         }
         Task::BenchTui => {
             let bin = util::target_dir()?.join("release").join("auditor");
-            bench_tui::run_tui_load(&bin, 3)
+            bench::run_tui_load(&bin, 3)
         }
         Task::BenchFilter => {
             let bin = util::target_dir()?.join("release").join("auditor");
-            bench_filter::run_filter_cost(&bin, 7, 2_000_000)
+            bench::run_filter_cost(&bin, 7, 2_000_000)
         }
     }
 }

@@ -21,8 +21,8 @@ use anyhow::{bail, Context as _};
 
 use crate::util::phase;
 
-const WORKLOAD: &str = include_str!("../bench/notify_workload.c");
-const SUPERVISOR: &str = include_str!("../bench/notify_supervisor.c");
+const WORKLOAD: &str = include_str!("../../bench/notify_workload.c");
+const SUPERVISOR: &str = include_str!("../../bench/notify_supervisor.c");
 
 const POLICY: &str = r#"version = 1
 default_action = "allow"
