@@ -10,17 +10,22 @@
 //! parent takes its listener fd with `pidfd_getfd` ([`filter`]); with [`Options::userns`] it
 //! runs as an unprivileged container ([`userns`]).
 
+mod child;
 pub mod filter;
+mod handover;
 pub mod userns;
+
+pub use child::{Child, Exit};
+use handover::{read_msg, take_over};
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 #[derive(Debug, thiserror::Error)]
@@ -417,173 +422,6 @@ unsafe fn relay(workload: libc::pid_t, status_fd: RawFd) -> ! {
     }
 }
 
-/// Read one status message; `None` at end of file (every copy of the write end closed).
-fn read_msg(fd: &OwnedFd) -> Result<Option<(u32, i32)>, LaunchError> {
-    let mut buf = [0u8; 8];
-    let mut got = 0;
-    loop {
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf[got..]) {
-            Ok(0) => return Ok(None),
-            Ok(n) => {
-                got += n;
-                if got == 8 {
-                    let tag = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-                    let value = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-                    return Ok(Some((tag, value)));
-                }
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(source) => return Err(LaunchError::Sys { op: "read", source }),
-        }
-    }
-}
-
-/// How long the parent waits for the child to install its filter and make the hand-over call.
-const HANDOVER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether `fd` becomes readable within `ms` milliseconds.
-fn readable_within(fd: &OwnedFd, ms: i32) -> Result<bool, LaunchError> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd on our stack.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if r < 0 {
-        let e = nix::Error::last();
-        return if e == nix::Error::EINTR {
-            Ok(false)
-        } else {
-            Err(LaunchError::Sys {
-                op: "poll",
-                source: e,
-            })
-        };
-    }
-    Ok(r > 0)
-}
-
-/// The workload's fd `n`, if it is a seccomp listener (before the child's `seccomp()` the
-/// number is free: EBADF).
-fn take_listener(pidfd: &OwnedFd, n: i32) -> Option<OwnedFd> {
-    let fd = crate::host::pidfd::getfd(pidfd, n).ok()?;
-    crate::seccomp::notify::check_listener(std::os::fd::AsFd::as_fd(&fd))
-        .is_ok()
-        .then_some(fd)
-}
-
-/// Answer the child's hand-over call (the first notification of its filter) so that it goes on
-/// to `execve`.
-fn answer_handover(
-    listener: &OwnedFd,
-    workload: Pid,
-    fd_number: i32,
-    deadline: Instant,
-) -> Result<(), LaunchError> {
-    use crate::seccomp::notify::{NotifyFd, Response};
-    let no = |why: String| LaunchError::NoListener { why };
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(no(
-                "the child did not make its hand-over call in time".into()
-            ));
-        }
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
-        // SAFETY: one valid pollfd on our stack.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 && nix::Error::last() != nix::Error::EINTR {
-            return Err(LaunchError::Sys {
-                op: "poll",
-                source: nix::Error::last(),
-            });
-        }
-        if pfd.revents & libc::POLLIN != 0 {
-            break;
-        }
-        if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-            return Err(no("the child exited after installing its filter".into()));
-        }
-    }
-    // Borrow the fd as a NotifyFd for the two ioctls, without taking it over.
-    let dup = listener.try_clone().map_err(|e| LaunchError::Setup {
-        stage: "dup of the seccomp listener",
-        source: e,
-    })?;
-    let nfd = NotifyFd::new(dup);
-    let n = nfd
-        .recv()
-        .map_err(|e| no(format!("receiving the hand-over call: {e}")))?;
-    let expected = n.data.nr == filter::HANDOVER_NR as i32
-        && n.pid == workload.as_raw() as u32
-        && n.data.args[0] == fd_number as u64;
-    if !expected {
-        let _ = nfd.send(n.id, Response::Errno(libc::ENOSYS));
-        return Err(no(format!(
-            "the first notification was not the hand-over call (pid {}, nr {}, arg {})",
-            n.pid, n.data.nr, n.data.args[0]
-        )));
-    }
-    nfd.send(n.id, Response::Value(0))
-        .map_err(|e| no(format!("answering the hand-over call: {e}")))
-}
-
-/// The parent's side of the hand-over: follow the status pipe until the child announces its
-/// listener's fd number, take the fd as soon as the filter is in place, answer the hand-over
-/// call. Returns the workload's pid and the listener.
-fn take_over(
-    status: &OwnedFd,
-    pid: Pid,
-    in_userns: bool,
-    stage_error: &dyn Fn(u32, i32) -> LaunchError,
-) -> Result<(Pid, OwnedFd), LaunchError> {
-    let deadline = Instant::now() + HANDOVER_TIMEOUT;
-    let no = |why: &str| LaunchError::NoListener { why: why.into() };
-    // With a user namespace the workload is the reaper's child; its pid comes first.
-    let mut workload = (!in_userns).then_some(pid);
-    let mut number: Option<i32> = None;
-    let mut pidfd: Option<OwnedFd> = None;
-    loop {
-        if let (Some(w), Some(n)) = (workload, number) {
-            if pidfd.is_none() {
-                let fd = crate::host::pidfd::open(w.as_raw() as u32).map_err(|e| {
-                    LaunchError::Setup {
-                        stage: "pidfd_open of the workload",
-                        source: e,
-                    }
-                })?;
-                pidfd = Some(fd);
-            }
-            if let Some(fd) = pidfd.as_ref().and_then(|p| take_listener(p, n)) {
-                answer_handover(&fd, w, n, deadline)?;
-                return Ok((w, fd));
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(no("the child did not install its filter in time"));
-        }
-        // Between the announcement and seccomp() there are only a few instructions: poll
-        // briefly then.
-        let wait_ms = if number.is_some() { 1 } else { 100 };
-        if !readable_within(status, wait_ms)? {
-            continue;
-        }
-        match read_msg(status)? {
-            None => return Err(no("the child exited before installing its filter")),
-            Some((MSG_UNSHARED, _)) => {}
-            Some((MSG_WORKLOAD_PID, p)) => workload = Some(Pid::from_raw(p)),
-            Some((MSG_LISTENER_FD, n)) => number = Some(n),
-            Some((tag, e)) => return Err(stage_error(tag, e)),
-        }
-    }
-}
-
 impl Held {
     /// The child's pid (host pid namespace).
     pub fn pid(&self) -> u32 {
@@ -709,147 +547,5 @@ impl Held {
     }
 }
 
-/// A running workload.
-#[derive(Debug, Clone, Copy)]
-pub struct Child {
-    /// Our direct child (with a user namespace: the reaper that relays the exit status).
-    pid: Pid,
-    /// The workload itself, in our pid namespace.
-    workload: Pid,
-}
-
-/// How a workload ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-}
-
-impl Exit {
-    /// The exit status a shell would report: the code, or 128 + the signal.
-    pub fn status(self) -> i32 {
-        match self {
-            Exit::Code(c) => c,
-            Exit::Signal(s) => 128 + s,
-        }
-    }
-}
-
-impl Child {
-    pub fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
-    }
-
-    /// The workload's pid in our pid namespace (differs from [`Child::pid`] with a user
-    /// namespace, where the workload is pid 1 of its own).
-    pub fn workload_pid(&self) -> u32 {
-        self.workload.as_raw() as u32
-    }
-
-    /// Block until the child ends.
-    pub fn wait(&self) -> Result<Exit, LaunchError> {
-        loop {
-            match waitpid(self.pid, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
-                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig as i32)),
-                Ok(_) => continue,
-                Err(nix::Error::EINTR) => continue,
-                Err(source) => {
-                    return Err(LaunchError::Sys {
-                        op: "waitpid",
-                        source,
-                    })
-                }
-            }
-        }
-    }
-
-    /// Send a signal to the workload (errors such as "already gone" are ignored).
-    pub fn signal(&self, sig: Signal) {
-        let _ = nix::sys::signal::kill(self.workload, sig);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_the_directory_the_mapped_root_cannot_search() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let t = tempfile::tempdir().expect("tempdir");
-        let closed = t.path().join("closed");
-        std::fs::create_dir_all(closed.join("bin")).expect("mkdir");
-        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        let prog = closed.join("bin/prog");
-        let (dir, mode, _) = unsearchable(&prog, 100_000, 100_000).expect("unreachable");
-        assert_eq!((dir, mode), (closed.clone(), 0o700));
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
-        assert_eq!(unsearchable(&prog, 100_000, 100_000), None);
-        // Its owner may search it.
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&closed).expect("stat"));
-        assert_eq!(unsearchable(&prog, owner, u32::MAX), None);
-    }
-
-    #[test]
-    fn resolves_through_path_and_rejects_missing() {
-        let c = Command::new(&["sh".into(), "-c".into(), "true".into()]);
-        assert!(c.is_ok_and(|c| c.path.is_absolute()));
-        assert!(matches!(
-            Command::new(&["no-such-command-xyz".into()]),
-            Err(LaunchError::NotFound(_))
-        ));
-        assert!(matches!(Command::new(&[]), Err(LaunchError::Empty)));
-        assert!(matches!(
-            Command::new(&["/etc/passwd".into()]),
-            Err(LaunchError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn held_child_runs_only_after_release_and_reports_status() -> Result<(), LaunchError> {
-        let cmd = Command::new(&["sh".into(), "-c".into(), "exit 7".into()])?;
-        let held = spawn_held(&cmd)?;
-        let child = held.release()?;
-        assert_eq!(child.wait()?, Exit::Code(7));
-        Ok(())
-    }
-
-    #[test]
-    fn stdio_goes_where_options_say() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let log = dir.path().join("out.log");
-        let cmd = Command::new(&[
-            "sh".into(),
-            "-c".into(),
-            "read x || echo eof; echo out; echo err >&2".into(),
-        ])?;
-        let options = Options {
-            stdio: Some(Stdio {
-                stdin: std::fs::File::open("/dev/null")?.into(),
-                output: std::fs::File::create(&log)?.into(),
-            }),
-            ..Options::default()
-        };
-        let child = spawn_held_with(&cmd, &options)?.release()?;
-        assert_eq!(child.wait()?, Exit::Code(0));
-        assert_eq!(std::fs::read_to_string(&log)?, "eof\nout\nerr\n");
-        Ok(())
-    }
-
-    #[test]
-    fn abandoned_child_never_runs() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let marker = dir.path().join("ran");
-        let cmd = Command::new(&[
-            "sh".into(),
-            "-c".into(),
-            format!("touch {}", marker.display()),
-        ])?;
-        spawn_held(&cmd)?.abort();
-        assert!(!marker.exists());
-        Ok(())
-    }
-}
+mod tests;
