@@ -1,0 +1,214 @@
+//! What keys, the mouse wheel and the selection do to the state.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::{App, Choice, Effect, Filter, LearnFocus, View};
+
+impl App {
+    pub(super) fn move_selection(&mut self, delta: isize) {
+        let seqs = self.visible_seqs();
+        let Some(&last) = seqs.last() else { return };
+        let cur = self
+            .selected
+            .and_then(|s| seqs.binary_search(&s).ok())
+            .unwrap_or(seqs.len() - 1);
+        let new = cur.saturating_add_signed(delta).min(seqs.len() - 1);
+        // Moving down onto the newest row resumes following, like `tail -f` viewers.
+        if delta > 0 && seqs[new] == last {
+            self.follow = true;
+        } else if delta < 0 {
+            self.follow = false;
+        }
+        self.selected = Some(seqs[new]);
+        self.settle();
+    }
+
+    pub(super) fn select_edge(&mut self, last: bool) {
+        let seqs = self.visible_seqs();
+        self.selected = if last { seqs.last() } else { seqs.first() }.copied();
+        self.follow = last;
+        self.settle();
+    }
+
+    pub(super) fn scroll(&mut self, delta: isize) {
+        match self.view {
+            View::Live => self.move_selection(delta),
+            View::Summary => {
+                let max = self.totals.by_syscall.len().saturating_sub(1);
+                self.summary_scroll = self.summary_scroll.saturating_add_signed(delta).min(max);
+            }
+            View::Learning => match self.learn_focus {
+                LearnFocus::Syscalls => {
+                    let max = self
+                        .observation
+                        .as_ref()
+                        .map_or(0, |o| o.syscalls.len().saturating_sub(1));
+                    self.learn_scroll = self.learn_scroll.saturating_add_signed(delta).min(max);
+                }
+                LearnFocus::Policy => {
+                    let lines = match self.candidate.as_ref().map(|c| &c.text) {
+                        Some(Ok(t)) => t.lines().count(),
+                        _ => 0,
+                    };
+                    self.policy_scroll = self
+                        .policy_scroll
+                        .saturating_add_signed(delta)
+                        .min(lines.saturating_sub(1));
+                }
+            },
+        }
+    }
+
+    /// Toggle one filter to the selected row's value.
+    pub(super) fn toggle_filter(&mut self, which: char) {
+        let Some(d) = self.selected_decision().cloned() else {
+            self.status = Some("select a decision first".into());
+            return;
+        };
+        match which {
+            's' => toggle(&mut self.filter.syscall, d.syscall),
+            'a' => toggle(&mut self.filter.action, d.decision),
+            _ => toggle(&mut self.filter.pid, d.pid),
+        }
+        self.settle();
+    }
+
+    pub(super) fn on_key(&mut self, k: KeyEvent) -> Effect {
+        if k.kind == KeyEventKind::Release {
+            return Effect::None;
+        }
+        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c')) {
+            self.quit = true;
+            return Effect::None;
+        }
+        if let Some(buf) = &mut self.input {
+            match k.code {
+                KeyCode::Enter => {
+                    self.filter.search = std::mem::take(buf);
+                    self.input = None;
+                    self.settle();
+                }
+                KeyCode::Esc => self.input = None,
+                KeyCode::Backspace => {
+                    buf.pop();
+                }
+                KeyCode::Char(c) => buf.push(c),
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if self.help {
+            // Any key closes the help; q still quits.
+            self.help = false;
+            if !matches!(k.code, KeyCode::Char('q')) {
+                return Effect::None;
+            }
+        }
+        if self.shown_prompt().is_some() {
+            match k.code {
+                KeyCode::Char('a') => return self.answer(Choice::AllowOnce),
+                KeyCode::Char('A') => return self.answer(Choice::AllowAlways),
+                KeyCode::Char('d') => return self.answer(Choice::DenyOnce),
+                KeyCode::Char('D') => return self.answer(Choice::DenyAlways),
+                KeyCode::Esc => {
+                    self.prompt_hidden = true;
+                    return Effect::None;
+                }
+                _ => {}
+            }
+        }
+        let page = isize::try_from(self.page()).unwrap_or(1);
+        match k.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Esc => {
+                if self.detail {
+                    self.detail = false;
+                    self.settle();
+                } else {
+                    self.quit = true;
+                }
+            }
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
+            KeyCode::BackTab => {
+                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
+            }
+            KeyCode::Char('1') => self.view = View::Live,
+            KeyCode::Char('2') => self.view = View::Summary,
+            KeyCode::Char('3') => self.view = View::Learning,
+            KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
+            KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
+            KeyCode::PageDown => self.scroll(page),
+            KeyCode::PageUp => self.scroll(-page),
+            KeyCode::Home | KeyCode::Char('g') => match self.view {
+                View::Live => self.select_edge(false),
+                _ => self.scroll(isize::MIN / 2),
+            },
+            KeyCode::End | KeyCode::Char('G') => match self.view {
+                View::Live => self.select_edge(true),
+                _ => self.scroll(isize::MAX / 2),
+            },
+            KeyCode::Left | KeyCode::Char('h') if self.view == View::Learning => {
+                self.learn_focus = LearnFocus::Syscalls
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.view == View::Learning => {
+                self.learn_focus = LearnFocus::Policy
+            }
+            KeyCode::Char(' ') | KeyCode::Char('f') if self.view == View::Live => {
+                self.follow = !self.follow;
+                self.settle();
+            }
+            KeyCode::Enter if self.view == View::Live => {
+                self.detail = !self.detail;
+                self.settle();
+            }
+            KeyCode::Char('/') => {
+                self.view = View::Live;
+                self.input = Some(self.filter.search.clone());
+            }
+            KeyCode::Char(c @ ('s' | 'a' | 'p')) if self.view == View::Live => {
+                self.toggle_filter(c)
+            }
+            KeyCode::Char('c') => {
+                self.filter = Filter::default();
+                self.settle();
+            }
+            KeyCode::Char('w') => return self.write_policy(),
+            KeyCode::Char('!') => {
+                if self.prompts.is_empty() {
+                    self.status = Some("no call waits for a decision".into());
+                } else {
+                    self.prompt_hidden = false;
+                }
+            }
+            _ => {}
+        }
+        Effect::None
+    }
+
+    pub(super) fn write_policy(&mut self) -> Effect {
+        match self.candidate.as_ref().map(|c| &c.text) {
+            Some(Ok(text)) => Effect::WritePolicy {
+                path: self.policy_out.clone(),
+                contents: text.clone(),
+            },
+            Some(Err(e)) => {
+                self.status = Some(format!("no candidate policy to write: {e}"));
+                Effect::None
+            }
+            None => {
+                self.status =
+                    Some("no candidate policy yet (it forms while a learn session runs)".into());
+                Effect::None
+            }
+        }
+    }
+}
+
+fn toggle<T: PartialEq>(slot: &mut Option<T>, value: T) {
+    if slot.as_ref() == Some(&value) {
+        *slot = None;
+    } else {
+        *slot = Some(value);
+    }
+}

@@ -1,0 +1,117 @@
+//! How the session's messages (hello, decisions, progress, observations, prompts, end) change the
+//! state.
+
+use super::{App, Candidate, Link, Row, View, MAX_ROWS};
+use crate::observe::model::Observation;
+use crate::policy::generate::{generate, GenerateOptions};
+use crate::policy::model::to_native;
+use crate::session::protocol::{Decision, Message, SessionKind};
+
+impl App {
+    pub(super) fn push_decision(&mut self, d: Decision) {
+        if self.rows.len() == MAX_ROWS {
+            self.rows.pop_front();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.rows.push_back(Row { seq, decision: d });
+    }
+
+    pub(super) fn on_session(&mut self, m: Message) {
+        if self.absorb(m) {
+            self.settle();
+        }
+    }
+
+    pub(super) fn on_session_batch(&mut self, batch: Vec<Message>) {
+        let mut moved = false;
+        for m in batch {
+            moved |= self.absorb(m);
+        }
+        if moved {
+            self.settle();
+        }
+    }
+
+    /// Take in a session message; whether the rows changed (the selection must be settled).
+    pub(super) fn absorb(&mut self, m: Message) -> bool {
+        match m {
+            Message::Hello(h) => {
+                self.link = Link::Live;
+                if h.kind == Some(SessionKind::Learn)
+                    && self.rows.is_empty()
+                    && self.view == View::Live
+                {
+                    self.view = View::Learning;
+                }
+                self.hello = Some(h);
+            }
+            Message::Snapshot(s) => {
+                self.rows.clear();
+                for d in s.decisions {
+                    self.push_decision(d);
+                }
+                self.totals = s.totals;
+                self.session_dropped = s.session_dropped;
+                if let Some(p) = s.progress {
+                    self.progress = Some(p);
+                }
+                if let Some(o) = s.observation {
+                    self.set_observation(o);
+                }
+                self.prompts = s.prompts;
+                return true;
+            }
+            Message::Decision(d) => {
+                self.totals.add(&d);
+                self.push_decision(d);
+                return true;
+            }
+            Message::Progress(p) => self.progress = Some(p),
+            Message::Observation(o) => self.set_observation(o),
+            Message::Status(s) => {
+                self.totals = s.totals;
+                self.session_dropped = s.session_dropped;
+            }
+            Message::Dropped { total } => self.client_dropped = total,
+            Message::Notice { text } => self.status = Some(text),
+            Message::End { reason } => {
+                self.link = Link::Ended(reason);
+                // Nobody can answer them any more.
+                self.prompts.clear();
+            }
+            Message::Prompt(p) => self.on_prompt(p),
+            Message::PromptClosed(c) => {
+                if let Some(p) = self.prompts.iter().find(|p| p.id == c.id) {
+                    if c.answer == "timeout" {
+                        self.status = Some(format!(
+                            "prompt for {} of pid {} timed out: denied",
+                            p.syscall, p.pid
+                        ));
+                    }
+                }
+                self.prompts.retain(|p| p.id != c.id);
+            }
+        }
+        false
+    }
+
+    pub(super) fn set_observation(&mut self, o: Box<Observation>) {
+        let candidate = match generate(std::slice::from_ref(&*o), &GenerateOptions::default()) {
+            Ok(g) => Candidate {
+                text: Ok(to_native(&g.policy)),
+                allowed: g.report.allowed.len(),
+                notified: g.report.notified.len(),
+                left_denied: g.report.denied.len(),
+            },
+            Err(e) => Candidate {
+                text: Err(e.to_string()),
+                allowed: 0,
+                notified: 0,
+                left_denied: 0,
+            },
+        };
+        self.candidate = Some(candidate);
+        self.observation = Some(o);
+    }
+}
