@@ -2,12 +2,14 @@
 //! (no tracefs needed), and read what they recorded as plain data.
 
 pub mod btf;
+mod events;
+mod snapshot;
 
-use std::collections::HashMap;
+pub use events::{decode_event, Event, EventReader, ReadinessFd};
+pub use snapshot::Snapshot;
 
 use auditor_common::{
-    argspec, counters, event, names, slot, ArgsEvent, CgroupFilter, EventHeader, ExecEvent,
-    Offsets, OutcomeKey, RefusedEvent, Settings, SysKey, SysStat,
+    argspec, counters, names, slot, CgroupFilter, Offsets, OutcomeKey, Settings, SysKey, SysStat,
 };
 use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -88,80 +90,6 @@ pub struct Observer {
     ebpf: Ebpf,
     pid_max: u32,
     groups: u32,
-}
-
-/// Everything the maps hold at one moment, as plain data.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// (abi, nr) with calls, one value per possible CPU.
-    pub calls: Vec<(u8, u16, Vec<SysStat>)>,
-    /// Calls per (executable, abi, nr), summed over CPUs, runs still pending included.
-    pub exe_calls: Vec<(SysKey, u64)>,
-    pub outcomes: Vec<(OutcomeKey, u64)>,
-    /// Summed over CPUs, indexed by `auditor_common::counters`.
-    pub counters: Vec<u64>,
-    /// (argspec index, failed reads).
-    pub arg_read_fails: Vec<(u32, u64)>,
-    /// Argument tuple hash -> calls.
-    pub args_seen: HashMap<u64, u64>,
-    /// Executable id -> execs.
-    pub exes_seen: HashMap<u32, u64>,
-}
-
-impl Snapshot {
-    pub fn counter(&self, idx: u32) -> u64 {
-        self.counters.get(idx as usize).copied().unwrap_or(0)
-    }
-}
-
-/// An event from the ring buffer.
-#[derive(Debug, Clone)]
-pub enum Event {
-    Exec {
-        header: EventHeader,
-        filename: Vec<u8>,
-    },
-    Args(Box<ArgsEvent>),
-    /// A call a seccomp filter refused (only with `emit_refusals`).
-    Refused(RefusedEvent),
-    /// Bytes that did not decode (wrong size or kind): a bug, reported, never trusted.
-    Malformed {
-        len: usize,
-        kind: u16,
-    },
-}
-
-/// Decode one ring buffer record.
-pub fn decode_event(bytes: &[u8]) -> Event {
-    let kind = bytes
-        .get(0..2)
-        .map(|b| u16::from_ne_bytes([b[0], b[1]]))
-        .unwrap_or(0);
-    match kind {
-        event::EXEC if bytes.len() == std::mem::size_of::<ExecEvent>() => {
-            // SAFETY: the length matches, ExecEvent is repr(C) of integers and byte arrays
-            // only (every bit pattern valid), and read_unaligned copes with any alignment.
-            let e: ExecEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            let n = (e.len as usize).saturating_sub(1).min(e.filename.len());
-            Event::Exec {
-                header: e.header,
-                filename: e.filename[..n].to_vec(),
-            }
-        }
-        event::ARGS if bytes.len() == std::mem::size_of::<ArgsEvent>() => {
-            // SAFETY: as above, for ArgsEvent.
-            let e: ArgsEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            Event::Args(Box::new(e))
-        }
-        event::REFUSED if bytes.len() == std::mem::size_of::<RefusedEvent>() => {
-            // SAFETY: as above, for RefusedEvent.
-            Event::Refused(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
-        }
-        _ => Event::Malformed {
-            len: bytes.len(),
-            kind,
-        },
-    }
 }
 
 fn read_pid_max() -> Result<u32, BpfError> {
@@ -490,157 +418,6 @@ impl Observer {
         let ring = RingBuf::try_from(map).map_err(map_err(names::MAP_EVENTS))?;
         Ok(EventReader { ring })
     }
-
-    /// The counters of group 0, summed over CPUs: cheap, for progress display.
-    pub fn counters(&self) -> Result<Vec<u64>, BpfError> {
-        self.counters_of(0)
-    }
-
-    /// The counters of `group`, summed over CPUs. `TASKS_EXITED` is read first, so that a
-    /// thread counted as exited is always counted as forked or adopted too: live threads
-    /// (initial + forked + adopted - exited) are never under-counted by a concurrent fork.
-    pub fn counters_of(&self, group: u32) -> Result<Vec<u64>, BpfError> {
-        self.check_group(group)?;
-        let map = self
-            .ebpf
-            .map(names::MAP_COUNTERS)
-            .ok_or(BpfError::MissingMap(names::MAP_COUNTERS))?;
-        let arr: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(map_err(names::MAP_COUNTERS))?;
-        let mut out = vec![0u64; counters::COUNT as usize];
-        let order = std::iter::once(counters::TASKS_EXITED)
-            .chain((0..counters::COUNT).filter(|&i| i != counters::TASKS_EXITED));
-        for i in order {
-            let v = arr
-                .get(&counters::index(group, i), 0)
-                .map_err(map_err(names::MAP_COUNTERS))?;
-            out[i as usize] = v.iter().sum();
-        }
-        Ok(out)
-    }
-
-    /// Number of distinct syscalls (per ABI) recorded so far in group 0.
-    pub fn distinct_syscalls(&self) -> Result<usize, BpfError> {
-        Ok(self.calls(0)?.len())
-    }
-
-    fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
-        let map = self
-            .ebpf
-            .map(names::MAP_CALLS)
-            .ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
-        let calls: PerCpuArray<&MapData, SysStat> =
-            PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
-        let max = u32::from(auditor_common::abi::MAX_NR);
-        let base = argspec::group_index(group, 0, 0);
-        let mut out = Vec::new();
-        for i in 0..argspec::TABLE_LEN {
-            let v = calls
-                .get(&(base + i), 0)
-                .map_err(map_err(names::MAP_CALLS))?;
-            if v.iter().any(|s| s.count > 0) {
-                out.push((
-                    (i / max) as u8,
-                    (i % max) as u16,
-                    v.iter().copied().collect(),
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Read everything the maps hold (group 0).
-    pub fn snapshot(&self) -> Result<Snapshot, BpfError> {
-        self.snapshot_of(0)
-    }
-
-    /// Read everything the maps hold for `group`. Argument tuples are keyed by hash only:
-    /// `args_seen` holds every group's, the caller picks those of its events.
-    pub fn snapshot_of(&self, group: u32) -> Result<Snapshot, BpfError> {
-        let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
-        let mut snap = Snapshot {
-            counters: self.counters_of(group)?,
-            ..Default::default()
-        };
-
-        snap.calls = self.calls(group)?;
-        let exe_calls: PerCpuHashMap<&MapData, SysKey, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?)
-                .map_err(map_err(names::MAP_EXE_CALLS))?;
-        let mut per_exe: HashMap<SysKey, u64> = HashMap::new();
-        for item in exe_calls.iter() {
-            let (k, v) = item.map_err(map_err(names::MAP_EXE_CALLS))?;
-            if k.group == group {
-                *per_exe.entry(k).or_default() += v.iter().sum::<u64>();
-            }
-        }
-        // Runs of live threads not yet flushed (a thread still looping on one syscall).
-        let tasks: Array<&MapData, u64> =
-            Array::try_from(get(names::MAP_TASKS)?).map_err(map_err(names::MAP_TASKS))?;
-        let pending: Array<&MapData, u64> =
-            Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
-        for (tid, s) in tasks.iter().enumerate() {
-            let s = s.map_err(map_err(names::MAP_TASKS))?;
-            if s == 0 || slot::group(s) != group {
-                continue;
-            }
-            let n = pending
-                .get(&(tid as u32), 0)
-                .map_err(map_err(names::MAP_PENDING))?;
-            let last = slot::last(s);
-            if n > 0 && u64::from(slot::last_nr(last)) != slot::NR_NONE {
-                let k = SysKey {
-                    exe: slot::exe(s),
-                    nr: slot::last_nr(last),
-                    abi: slot::last_abi(last),
-                    _pad: 0,
-                    group,
-                };
-                *per_exe.entry(k).or_default() += n;
-            }
-        }
-        snap.exe_calls = per_exe.into_iter().collect();
-        let outcomes: PerCpuHashMap<&MapData, OutcomeKey, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?)
-                .map_err(map_err(names::MAP_OUTCOMES))?;
-        for item in outcomes.iter() {
-            let (k, v) = item.map_err(map_err(names::MAP_OUTCOMES))?;
-            if k.group == group {
-                snap.outcomes.push((k, v.iter().sum()));
-            }
-        }
-        let fails: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(get(names::MAP_ARG_READ_FAILS)?)
-                .map_err(map_err(names::MAP_ARG_READ_FAILS))?;
-        let base = argspec::group_index(group, 0, 0);
-        for i in 0..argspec::TABLE_LEN {
-            let v: u64 = fails
-                .get(&(base + i), 0)
-                .map_err(map_err(names::MAP_ARG_READ_FAILS))?
-                .iter()
-                .sum();
-            if v > 0 {
-                snap.arg_read_fails.push((i, v));
-            }
-        }
-        let args: PerCpuHashMap<&MapData, u64, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_ARGS_SEEN)?)
-                .map_err(map_err(names::MAP_ARGS_SEEN))?;
-        for item in args.iter() {
-            let (k, v) = item.map_err(map_err(names::MAP_ARGS_SEEN))?;
-            snap.args_seen.insert(k, v.iter().sum());
-        }
-        let exes: PerCpuHashMap<&MapData, u64, u64> =
-            PerCpuHashMap::try_from(get(names::MAP_EXES_SEEN)?)
-                .map_err(map_err(names::MAP_EXES_SEEN))?;
-        for item in exes.iter() {
-            let (k, v) = item.map_err(map_err(names::MAP_EXES_SEEN))?;
-            if (k >> 32) as u32 == group {
-                snap.exes_seen.insert(k as u32, v.iter().sum());
-            }
-        }
-        Ok(snap)
-    }
 }
 
 /// Remove the keys of a per-CPU hash map that `matches` selects.
@@ -668,43 +445,6 @@ fn remove_keys<K: aya::Pod + Eq + std::hash::Hash>(
     Ok(())
 }
 
-/// Reads the observer's ring buffer. Owns its fd; register it with a reactor for readiness.
-pub struct EventReader {
-    ring: RingBuf<MapData>,
-}
-
-impl EventReader {
-    /// Drain every record available now.
-    pub fn drain(&mut self, out: &mut Vec<Event>) {
-        while let Some(item) = self.ring.next() {
-            out.push(decode_event(&item));
-        }
-    }
-}
-
-impl std::os::fd::AsRawFd for EventReader {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.ring.as_raw_fd()
-    }
-}
-
-impl EventReader {
-    /// The ring buffer's fd, borrowed, to register with a reactor for readiness (the reader
-    /// keeps owning it: it must outlive the registration).
-    pub fn readiness_fd(&self) -> ReadinessFd {
-        ReadinessFd(std::os::fd::AsRawFd::as_raw_fd(self))
-    }
-}
-
-/// See [`EventReader::readiness_fd`].
-pub struct ReadinessFd(std::os::fd::RawFd);
-
-impl std::os::fd::AsRawFd for ReadinessFd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0
-    }
-}
-
 /// Empty programs on the syscall hooks: the benchmark's floor.
 pub struct Floor {
     _ebpf: Ebpf,
@@ -716,58 +456,5 @@ impl Floor {
         let mut ebpf = load_object(&offsets, &CgroupFilter::default(), &Settings::default())?;
         attach(&mut ebpf, &names::FLOOR_PROGRAMS)?;
         Ok(Floor { _ebpf: ebpf })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_exec_events_and_rejects_bad_sizes() {
-        let mut e = ExecEvent {
-            header: EventHeader {
-                kind: event::EXEC,
-                group: 3,
-                tid: 7,
-                tgid: 7,
-                exe: 42,
-                time_ns: 1,
-            },
-            len: 8,
-            _pad: 0,
-            filename: [0; auditor_common::EXEC_NAME_LEN],
-        };
-        e.filename[..7].copy_from_slice(b"/bin/sh");
-        // SAFETY: ExecEvent is plain old data; viewing it as bytes is sound.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&e as *const ExecEvent).cast::<u8>(),
-                std::mem::size_of::<ExecEvent>(),
-            )
-        };
-        match decode_event(bytes) {
-            Event::Exec { header, filename } => {
-                assert_eq!(header.tid, 7);
-                assert_eq!(header.exe, 42);
-                assert_eq!(header.group, 3);
-                assert_eq!(filename, b"/bin/sh");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            decode_event(&bytes[..10]),
-            Event::Malformed { len: 10, .. }
-        ));
-        assert!(matches!(
-            decode_event(&[]),
-            Event::Malformed { len: 0, kind: 0 }
-        ));
-        let mut wrong = bytes.to_vec();
-        wrong[0] = 99;
-        assert!(matches!(
-            decode_event(&wrong),
-            Event::Malformed { kind: 99, .. }
-        ));
     }
 }
