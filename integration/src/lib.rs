@@ -5,6 +5,7 @@
 //! cannot run for lack of privilege or a kernel feature fails under `CI=true` and is only
 //! skipped (with a message) elsewhere.
 
+pub mod agent;
 pub mod learner;
 pub mod loopdev;
 pub mod runtimes;

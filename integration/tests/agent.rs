@@ -7,10 +7,11 @@
 //! busybox-static; under CI=true it fails rather than skips when it cannot run.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use integration::agent::Agent;
 use integration::runtimes::{self, Bundle, Runtime};
 use integration::{
     auditor_bin, describe, in_ci, require_root, require_tool, run_with_timeout, Scratch,
@@ -45,119 +46,6 @@ fn can_run(test: &str, runtime: Runtime) -> bool {
         return false;
     }
     true
-}
-
-/// A running `auditor agent`, stopped (SIGTERM, then SIGKILL) on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    audit: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(s: &Scratch) -> Agent {
-        Agent::start_with(s, &[])
-    }
-
-    /// Started with extra flags.
-    fn start_with(s: &Scratch, flags: &[&str]) -> Agent {
-        let socket = s.dir().join("agent.sock");
-        let audit = s.dir().join("audit.jsonl");
-        let log = s.dir().join("agent.log");
-        let child = Command::new(auditor_bin())
-            .arg("agent")
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--policy-dir")
-            .arg(s.dir().join("policies"))
-            .arg("--audit-log")
-            .arg(&audit)
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("agent log"))
-            .spawn()
-            .expect("start auditor agent");
-        let mut a = Agent {
-            child,
-            socket,
-            audit,
-            log,
-        };
-        let start = Instant::now();
-        while !a.socket.exists() {
-            if let Ok(Some(st)) = a.child.try_wait() {
-                panic!("auditor agent exited ({st}): {}", a.log_text());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the agent's socket did not appear: {}",
-                a.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        a
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The agent's log once `done` holds for it (or after 15 s).
-    fn wait_log(&self, done: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let l = self.log_text();
-            if done(&l) || start.elapsed() > Duration::from_secs(15) {
-                return l;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.audit)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// The records once `done` holds for them (the writer flushes when the broker idles).
-    fn wait_records(&self, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
-        let start = Instant::now();
-        loop {
-            let r = self.records();
-            if done(&r) || start.elapsed() > Duration::from_secs(15) {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) on our own child, which we have not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let start = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if start.elapsed() > Duration::from_secs(5) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// What a test needs: scratch dir, the policy in it, the notify profile and its plain twin.
@@ -326,7 +214,7 @@ fn mknod_through_the_agent(test: &str, runtime: Runtime) {
     drop(b);
 
     // Through the agent: the char device is made on the container's behalf, the block one is not.
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::oci(&s.scratch);
     let b = s.bundle(MKNOD_SCRIPT, &s.profile);
     let o = s.run(&b);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -407,7 +295,7 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
         return;
     }
     let s = Setup::new(Runtime::Runc);
-    let mut agent = Agent::start(&s.scratch);
+    let mut agent = Agent::oci(&s.scratch);
 
     // Hostile clients: garbage, a valid message without its fd, and one that never finishes.
     let send = |bytes: &[u8]| {
@@ -437,17 +325,14 @@ fn the_agent_survives_garbage_and_a_container_killed_mid_notification() {
     );
     // Freeze the agent: the container's next mknod waits in the kernel for an answer that
     // cannot come; kill the container while it waits, then let the agent go on.
-    let agent_pid = i32::try_from(agent.child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child, which we have not reaped.
-    unsafe { libc::kill(agent_pid, libc::SIGSTOP) };
+    agent.signal(libc::SIGSTOP);
     let waiting = waiting_in_mknodat(&looping);
     let killed = looping.kill();
     let start = Instant::now();
     while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(agent_pid, libc::SIGCONT) };
+    agent.signal(libc::SIGCONT);
     killed.expect("kill the container");
     assert!(
         waiting,
@@ -503,7 +388,7 @@ fn twenty_runc_containers_without_cross_talk() {
         return;
     }
     let s = Setup::new(Runtime::Runc);
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::oci(&s.scratch);
     let bundles: Vec<Bundle> = (0..20)
         .map(|i| {
             s.bundle(
@@ -574,7 +459,7 @@ fn exec_brings_another_fd(test: &str, runtime: Runtime) {
         return;
     }
     let s = Setup::new(runtime);
-    let agent = Agent::start_with(&s.scratch, &["--policy-from-annotation"]);
+    let agent = Agent::oci_with(&s.scratch, &["--policy-from-annotation"]);
     // No listenerMetadata: the container's annotation names the policy.
     let mut profile = s.profile.clone();
     if let Some(obj) = profile.as_object_mut() {
@@ -673,7 +558,7 @@ fn the_workloads_annotation_picks_no_policy_unless_the_agent_allows_it() {
         return;
     }
     let s = Setup::new(Runtime::Runc);
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::oci(&s.scratch);
     let mut profile = s.profile.clone();
     if let Some(obj) = profile.as_object_mut() {
         obj.remove("listenerMetadata");
@@ -737,7 +622,7 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
         return;
     }
     let s = Setup::new(Runtime::Runc);
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::oci(&s.scratch);
     // One mknod while the agent runs, another after it restarted (signalled by /go, which the
     // test writes into the rootfs).
     let b = s.bundle(
@@ -757,7 +642,7 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
         !s.scratch.dir().join("agent.sock").exists(),
         "the stopped agent left its socket"
     );
-    let agent = Agent::start(&s.scratch);
+    let agent = Agent::oci(&s.scratch);
     std::fs::write(b.dir.join("rootfs/go"), "").expect("signal the container");
     let o = runner.join().expect("runner thread");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();

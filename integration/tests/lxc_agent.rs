@@ -2,119 +2,18 @@
 //! seccomp profile notifies mknod, with `lxc.seccomp.notify.proxy` pointing at the agent; and
 //! the agent against a hostile SOCK_SEQPACKET client.
 
-use std::io::Read as _;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use integration::agent::Agent;
 use integration::runtimes::{clear_stale, LxcContainer, Runtime};
-use integration::{auditor_bin, require_root, require_tool, Scratch, MKNOD_NOTIFY};
-
-/// Host uid/gid of the container's root (its `lxc.idmap`).
-const CONTAINER_ROOT: u32 = 100_000;
+use integration::{auditor_bin, require_root, require_tool, Scratch, CONTAINER_ROOT, MKNOD_NOTIFY};
 
 /// No notify line: the kernel alone decides mknod (and refuses it in the user namespace).
 const LXC_PLAIN_PROFILE: &str = "2\ndenylist\n[all]\nkexec_load errno 1\n";
-
-/// The agent, killed and reaped on drop.
-struct Agent {
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(s: &Scratch) -> Agent {
-        Agent::start_with(s, &[])
-    }
-
-    /// Started through `prefix` (a command that runs the rest of its arguments).
-    fn start_with(s: &Scratch, prefix: &[&str]) -> Agent {
-        let socket = s.path("lxc.sock");
-        let log = s.path("audit.jsonl");
-        let mut cmd = match prefix.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(auditor_bin());
-                c
-            }
-            None => Command::new(auditor_bin()),
-        };
-        let child = cmd
-            .args(["agent", "--lxc-socket"])
-            .arg(&socket)
-            .arg("--policy-dir")
-            .arg(s.path("policies"))
-            .arg("--audit-log")
-            .arg(&log)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start auditor agent");
-        let mut a = Agent {
-            child: Some(child),
-            socket,
-            log,
-        };
-        let start = Instant::now();
-        while !a.socket.exists() {
-            assert!(a.alive(), "the agent exited: {}", a.stderr());
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no socket after 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        a
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-
-    /// Stop the agent (SIGTERM) and return its stderr.
-    fn stderr(&mut self) -> String {
-        let Some(mut c) = self.child.take() else {
-            return String::new();
-        };
-        // SAFETY: kill has no memory preconditions; the pid is our own child, not yet reaped.
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        let mut err = String::new();
-        if let Some(mut e) = c.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        err
-    }
-
-    fn records(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|r| r.get("summary").is_none())
-            .collect()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 // --- a raw SOCK_SEQPACKET client ----------------------------------------------------------------
 
@@ -285,7 +184,7 @@ fn hostile_client(agent: &mut Agent) {
     assert!(
         agent.alive(),
         "the agent died of a hostile client: {}",
-        agent.stderr()
+        agent.stop()
     );
 }
 
@@ -297,10 +196,10 @@ fn lxc_agent_survives_a_hostile_client() {
     }
     let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
-    let mut agent = Agent::start(&s);
+    let mut agent = Agent::lxc(&s);
     // Several clients at once, one of them idle: none blocks the others.
     let fds = |a: &Agent| {
-        let pid = a.child.as_ref().map_or(0, Child::id);
+        let pid = a.pid().unwrap_or(0);
         std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
     };
     let baseline = fds(&agent);
@@ -309,7 +208,7 @@ fn lxc_agent_survives_a_hostile_client() {
     hostile_client(&mut agent);
     hostile_client(&mut agent);
     drop(idle);
-    assert!(agent.alive(), "{}", agent.stderr());
+    assert!(agent.alive(), "{}", agent.stop());
     // Every fd that came with the records, and every connection, is closed again.
     let start = Instant::now();
     while fds(&agent) > baseline && start.elapsed() < Duration::from_secs(15) {
@@ -319,7 +218,7 @@ fn lxc_agent_survives_a_hostile_client() {
     // The socket is root-only.
     let mode = std::fs::metadata(&agent.socket).expect("socket").mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
-    let err = agent.stderr();
+    let err = agent.stop();
     assert!(err.contains("record rejected"), "{err}");
 }
 
@@ -335,7 +234,7 @@ fn lxc_mknod_through_the_agent() {
     clear_stale(Runtime::Lxc);
     let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
-    let mut agent = Agent::start(&s);
+    let mut agent = Agent::lxc(&s);
 
     let c = LxcContainer::busybox().expect("lxc-create");
     c.unprivileged(CONTAINER_ROOT)
@@ -398,7 +297,7 @@ fn lxc_mknod_through_the_agent() {
     assert!(
         out.contains("mknod=0"),
         "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
-        agent.stderr()
+        agent.stop()
     );
     assert!(out.contains("write=0"), "{out}");
     assert!(out.contains("stat=character special file 1:3 0:0"), "{out}");
@@ -435,7 +334,7 @@ fn lxc_mknod_through_the_agent() {
     );
     // Both calls came with their own copy of the notify fd: one broker served them.
     assert!(agent.alive(), "the agent exited");
-    let err = agent.stderr();
+    let err = agent.stop();
     assert_eq!(
         err.matches("LXC proxy: serving a container").count(),
         1,
@@ -460,7 +359,7 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
     clear_stale(Runtime::Lxc);
     let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
-    let mut agent = Agent::start_with(
+    let mut agent = Agent::lxc_via(
         &s,
         &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
     );
@@ -505,7 +404,7 @@ fn lxc_agent_in_its_own_pid_namespace_serves_the_right_process() {
     assert!(
         out.contains("mknod=0"),
         "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
-        agent.stderr()
+        agent.stop()
     );
     let m = std::fs::symlink_metadata(rootfs.join("tmp/null")).expect("node created");
     assert_eq!((libc::major(m.rdev()), libc::minor(m.rdev())), (1, 3));
@@ -538,7 +437,7 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     clear_stale(Runtime::Lxc);
     let s = Scratch::private_with_policies("lxc-agent");
     std::fs::write(s.path("policies/mknod-lxc.toml"), MKNOD_NOTIFY).expect("policy");
-    let mut first = Agent::start(&s);
+    let mut first = Agent::lxc(&s);
 
     let c = LxcContainer::busybox().expect("lxc-create");
     c.unprivileged(CONTAINER_ROOT)
@@ -579,17 +478,14 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "mknod a never returned: {}",
-            first.stderr()
+            first.stop()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The agent dies without cleaning up; another takes its place on the same path.
-    if let Some(mut a) = first.child.take() {
-        let _ = a.kill();
-        let _ = a.wait();
-    }
+    first.crash();
     let _ = std::fs::remove_file(&first.socket);
-    let mut second = Agent::start(&s);
+    let mut second = Agent::lxc(&s);
     std::fs::write(rootfs.join("tmp/go"), "").expect("go");
 
     let o = run
@@ -606,11 +502,11 @@ fn lxc_container_is_served_again_after_an_agent_restart() {
     assert!(
         out.contains("b=0"),
         "stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
-        second.stderr()
+        second.stop()
     );
     let m = std::fs::symlink_metadata(rootfs.join("tmp/b")).expect("node b created");
     assert!(m.file_type().is_char_device());
-    let log = second.stderr();
+    let log = second.stop();
     assert!(log.contains("LXC proxy: serving a container"), "{log}");
 }
 
@@ -635,7 +531,7 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
             .replace("/dev/null only", "/dev/zero only"),
     )
     .expect("policy");
-    let mut agent = Agent::start(&s);
+    let mut agent = Agent::lxc(&s);
     let proxy = format!("unix:{}", agent.socket.display());
     let script = "cd /tmp && for i in 1 2 3; do \
                   mknod null$i c 1 3; echo null$i=$?; mknod zero$i c 1 5; echo zero$i=$?; done";
@@ -723,7 +619,7 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
             );
         }
     }
-    let err = agent.stderr();
+    let err = agent.stop();
     assert_eq!(
         err.matches("LXC proxy: serving a container").count(),
         2,

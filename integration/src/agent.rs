@@ -1,0 +1,191 @@
+//! `auditor agent` started for a test: its runtime socket (OCI `--socket` or LXC
+//! `--lxc-socket`), audit log and log in the test's scratch dir, its policies in the scratch's
+//! `policies/`; stopped (SIGTERM, then SIGKILL) and reaped on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{audit_records, auditor_bin, Scratch};
+
+/// Which runtime protocol the agent serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// runc/crun's seccomp agent (`listenerPath`), on `agent.sock`.
+    Oci,
+    /// LXC's `lxc.seccomp.notify.proxy`, on `lxc.sock`.
+    Lxc,
+}
+
+/// A running `auditor agent`.
+pub struct Agent {
+    child: Option<Child>,
+    /// The runtime socket it serves.
+    pub socket: PathBuf,
+    /// Its `--audit-log`.
+    pub audit: PathBuf,
+    /// Its standard error.
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// The OCI agent of scratch dir `s`.
+    pub fn oci(s: &Scratch) -> Agent {
+        Agent::start(s, Protocol::Oci, &[], &[])
+    }
+
+    /// The OCI agent with extra flags.
+    pub fn oci_with(s: &Scratch, flags: &[&str]) -> Agent {
+        Agent::start(s, Protocol::Oci, flags, &[])
+    }
+
+    /// The LXC proxy agent of scratch dir `s`.
+    pub fn lxc(s: &Scratch) -> Agent {
+        Agent::start(s, Protocol::Lxc, &[], &[])
+    }
+
+    /// The LXC proxy agent, started through `prefix` (a command that runs the rest of its
+    /// arguments, e.g. `unshare --pid --fork`).
+    pub fn lxc_via(s: &Scratch, prefix: &[&str]) -> Agent {
+        Agent::start(s, Protocol::Lxc, &[], prefix)
+    }
+
+    /// Start the agent and wait (up to 20 s) for its socket; panics with its log if it exits.
+    pub fn start(s: &Scratch, protocol: Protocol, flags: &[&str], prefix: &[&str]) -> Agent {
+        let (socket, flag) = match protocol {
+            Protocol::Oci => (s.path("agent.sock"), "--socket"),
+            Protocol::Lxc => (s.path("lxc.sock"), "--lxc-socket"),
+        };
+        let audit = s.path("audit.jsonl");
+        let log = s.path("agent.log");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(auditor_bin());
+                c
+            }
+            None => Command::new(auditor_bin()),
+        };
+        let child = cmd
+            .arg("agent")
+            .arg(flag)
+            .arg(&socket)
+            .arg("--policy-dir")
+            .arg(s.path("policies"))
+            .arg("--audit-log")
+            .arg(&audit)
+            .args(flags)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start auditor agent");
+        let mut a = Agent {
+            child: Some(child),
+            socket,
+            audit,
+            log,
+        };
+        let start = Instant::now();
+        while !a.socket.exists() {
+            assert!(a.alive(), "auditor agent exited: {}", a.log_text());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the agent's socket did not appear: {}",
+                a.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    /// Its pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send it `signal` (e.g. SIGSTOP to freeze it).
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) on our own child, which we have not reaped yet.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    /// Kill it (SIGKILL) as a crash would, leaving its socket file behind.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// What it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The log once `done` holds for it (or after 15 s).
+    pub fn wait_log(&self, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let l = self.log_text();
+            if done(&l) || start.elapsed() > Duration::from_secs(15) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The decision records of its audit log so far.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        audit_records(&self.audit)
+    }
+
+    /// The records once `done` holds for them (the writer flushes when the broker idles), or
+    /// after 15 s.
+    pub fn wait_records(
+        &self,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let r = self.records();
+            if done(&r) || start.elapsed() > Duration::from_secs(15) {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop it (SIGTERM; SIGKILL after 5 s) and return its whole log.
+    pub fn stop(&mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                // SAFETY: kill(2) on our own child, which we have not reaped yet.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let start = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.log_text()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
