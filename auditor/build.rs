@@ -25,6 +25,12 @@ fn main() -> anyhow::Result<()> {
     // source would otherwise build that checkout's programs.
     let manifest = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
     let root_dir = format!("{manifest}/../auditor-ebpf");
+    // aya-build relays everything the nested cargo prints on stderr as `cargo:warning=` lines, so
+    // its progress ("Compiling core ...") would show as forty warnings in every build. Quiet
+    // cargo prints no progress; the eBPF crate's own compiler messages (real warnings, errors)
+    // still come through its JSON output and are relayed.
+    // (The build script is single-threaded here: setting the environment races nothing.)
+    std::env::set_var("CARGO_TERM_QUIET", "true");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "auditor-ebpf",
