@@ -1,7 +1,9 @@
 //! The audit log: one JSON Lines record per decision, written by its own thread so that the
-//! broker never waits for the disk. The broker hands records over a bounded channel with
-//! `try_send`; when the writer falls behind, records are dropped and counted (the count is in
-//! the summary), never queued without bound. SIGHUP reopens the file (log rotation).
+//! broker's receive loop never waits for the disk. Records reach the writer over a bounded
+//! channel; when it is full the sender waits for room (backpressure: a record is lost data, in
+//! complain mode above all), up to [`STALL_LIMIT`]. Only a writer stalled that long (a hung file
+//! system) makes records drop, counted in the summary, and then at once until it moves again:
+//! a stalled disk slows the broker, it never hangs it. SIGHUP reopens the file (log rotation).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -30,8 +32,13 @@ pub enum AuditError {
     },
 }
 
-/// Records waiting for the writer; beyond this they are dropped and counted.
+/// Records waiting for the writer; beyond this a sender waits for room.
 pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// How long a record waits for room before the writer is taken for stalled and records are
+/// dropped (and counted) instead. The writer keeps up with the broker's full rate: waiting is
+/// for bursts, not for a healthy disk.
+pub const STALL_LIMIT: Duration = Duration::from_secs(2);
 
 /// One decision.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -91,11 +98,14 @@ enum Msg {
     Finish,
 }
 
-/// The broker's handle: cheap to clone, never blocks.
+/// The broker's handle: cheap to clone; waits for room only while the writer is behind (at
+/// most [`STALL_LIMIT`], and not at all once the writer is known to be stalled).
 #[derive(Clone, Debug)]
 pub struct AuditSender {
     tx: SyncSender<Msg>,
     dropped: Arc<AtomicU64>,
+    /// The writer made no room for [`STALL_LIMIT`]: drop without waiting until it does.
+    stalled: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -105,19 +115,52 @@ impl std::fmt::Debug for Msg {
 }
 
 impl AuditSender {
-    /// Queue a record, or count it as dropped if the writer is behind.
     /// Records lost before they reached this sender (the broker's own queue was full).
     pub fn count_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Whether the writer is taken for stalled (records are being dropped).
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    /// Queue a record; while the writer is behind, wait for room (see [`STALL_LIMIT`]).
     pub fn record(&self, r: Record) {
-        match self.tx.try_send(Msg::Record(Box::new(r))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut msg = Msg::Record(Box::new(r));
+        let mut waiting_since = None;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => {
+                    if waiting_since.is_some() || self.stalled() {
+                        self.stalled.store(false, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+                Err(TrySendError::Full(m)) => {
+                    if self.stalled() {
+                        break;
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= STALL_LIMIT {
+                        if !self.stalled.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                limit = ?STALL_LIMIT,
+                                "audit log: the writer made no room; dropping records (counted) until it does"
+                            );
+                        }
+                        break;
+                    }
+                    msg = m;
+                    // The writer takes everything queued at once: a short pause finds room.
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
             }
         }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -160,7 +203,11 @@ impl AuditLog {
             .spawn(move || writer(file, &thread_path, &rx, &thread_reopen, &thread_dropped))
             .map_err(|source| AuditError::Spawn { source })?;
         Ok(AuditLog {
-            sender: AuditSender { tx, dropped },
+            sender: AuditSender {
+                tx,
+                dropped,
+                stalled: Arc::new(AtomicBool::new(false)),
+            },
             reopen,
             thread,
             path: path.to_owned(),
@@ -347,6 +394,59 @@ mod tests {
             .last()
             .is_some_and(|l| l.starts_with("{\"summary\"")));
         Ok(())
+    }
+
+    /// Far more records than the channel holds, as fast as one thread can send them: every one
+    /// is written (the sender waits for room), none dropped.
+    #[test]
+    fn a_burst_beyond_the_channel_is_written_whole() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path)?;
+        let s = log.sender();
+        const N: u64 = 20 * CHANNEL_CAPACITY as u64;
+        for _ in 0..N {
+            s.record(rec("getppid", "complain"));
+        }
+        let summary = log.finish();
+        assert_eq!((summary.records, summary.dropped), (N, 0));
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(text.lines().count() as u64, N + 1);
+        Ok(())
+    }
+
+    /// A writer that takes nothing (a hung file system): the first record waits
+    /// [`STALL_LIMIT`] and is dropped, later ones are dropped at once; a moving writer ends it.
+    #[test]
+    fn a_stalled_writer_costs_records_never_a_hang() {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(1);
+        let s = AuditSender {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            stalled: Arc::new(AtomicBool::new(false)),
+        };
+        s.record(rec("getppid", "complain")); // fits
+        let t = Instant::now();
+        s.record(rec("getppid", "complain"));
+        let waited = t.elapsed();
+        assert!(
+            waited >= STALL_LIMIT && waited < STALL_LIMIT * 2,
+            "{waited:?}"
+        );
+        assert!(s.stalled());
+        let t = Instant::now();
+        s.record(rec("getppid", "complain"));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 2);
+        // The writer moves again: records go through and the stall is over.
+        assert!(rx.try_recv().is_ok());
+        s.record(rec("getppid", "complain"));
+        assert!(!s.stalled());
+        assert_eq!(s.dropped.load(Ordering::Relaxed), 2);
     }
 
     #[test]

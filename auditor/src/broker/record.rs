@@ -16,9 +16,10 @@ use crate::seccomp::notify::Response;
 /// waking 100 times a second cost a minimal C supervisor ~10% of its throughput on this kind
 /// of VM).
 const GATHER: Duration = Duration::from_millis(50);
-/// Records waiting for the record thread at most; beyond, they are dropped and counted (the
-/// audit log's and the live session's drop counts), so a flood costs bounded memory (a few
-/// MiB) — the record thread falls that far behind only if it is starved.
+/// Records waiting for the record thread at most, so a flood costs bounded memory (a few MiB).
+/// With an audit log the broker thread then waits for room (a record is lost data); without
+/// one (the live session samples anyway) the excess is dropped and counted. The record thread
+/// falls that far behind only if it is starved, or held up by a writer that is behind.
 const MAX_WAITING: usize = 32_768;
 
 /// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
@@ -57,6 +58,8 @@ pub(super) struct Recorder {
 struct RecordQueue {
     state: std::sync::Mutex<Waiting>,
     wake: std::sync::Condvar,
+    /// Signalled when the record thread has taken the waiting records (room for more).
+    room: std::sync::Condvar,
 }
 
 #[derive(Default)]
@@ -120,13 +123,16 @@ impl Recorder {
             if !w.done {
                 w = queue
                     .wake
-                    .wait_timeout_while(w, GATHER, |w| !w.done)
+                    // Until done, or until half the room is used (a broker waiting for room
+                    // must not wait for the rest of the gathering too).
+                    .wait_timeout_while(w, GATHER, |w| !w.done && w.records.len() < MAX_WAITING / 2)
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
             let next = std::mem::take(&mut w.spare);
             let mut batch = std::mem::replace(&mut w.records, next);
             drop(w);
+            queue.room.notify_all();
             inner.deliver_batch(&mut batch);
             batch.clear();
             w = queue.lock();
@@ -134,11 +140,25 @@ impl Recorder {
         }
     }
 
-    /// Hand over the records in `out` (emptying it); never blocks on the record thread.
+    /// Hand over the records in `out` (emptying it). Blocks only when [`MAX_WAITING`] records
+    /// wait and an audit log must get them all: until the record thread takes them, or the
+    /// audit log's writer is found stalled (then the excess is dropped and counted).
     pub(super) fn push(&self, out: &mut Vec<Raw>) {
         let (was_empty, lost) = {
             let mut w = self.queue.lock();
             let was_empty = w.records.is_empty();
+            if let Some(audit) = &self.inner.audit {
+                while w.records.len() + out.len() > MAX_WAITING && !w.done && !audit.stalled() {
+                    // Wake the record thread (it ends a gathering at half the room), then wait.
+                    self.queue.wake.notify_one();
+                    w = self
+                        .queue
+                        .room
+                        .wait_timeout(w, super::audit::STALL_LIMIT)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+            }
             let room = MAX_WAITING.saturating_sub(w.records.len()).min(out.len());
             w.records.extend(out.drain(..room));
             (was_empty, out.len() as u64)
