@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod broker;
 pub mod commands;
 pub mod daemon;
+pub mod doctor;
 pub mod fsutil;
 pub mod fuzzing;
 pub mod host;

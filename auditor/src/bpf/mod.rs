@@ -34,7 +34,8 @@ pub enum BpfError {
     },
     #[error(
         "loading the eBPF programs failed: {source}\n  (auditor needs root or CAP_BPF+CAP_PERFMON, \
-         and a kernel with BPF, raw tracepoints and BTF)"
+         and a kernel with BPF, raw tracepoints and BTF: `auditor doctor` shows what this host \
+         lacks)"
     )]
     Load {
         #[source]

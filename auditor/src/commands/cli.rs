@@ -27,6 +27,9 @@ pub enum Command {
     Daemon(super::daemon::DaemonArgs),
     /// OCI hook (createRuntime/prestart): register the container with `auditor daemon`.
     Hook(super::hook::HookArgs),
+    /// What this host offers auditor (kernel, eBPF, seccomp, namespaces, privileges, runtimes)
+    /// and what each missing piece disables; exit 1 when a chosen mode cannot run.
+    Doctor(super::doctor::DoctorArgs),
     // enforce commands
     /// Run a workload under a policy's seccomp filter, with auditor's broker deciding the
     /// calls the policy marks notify.

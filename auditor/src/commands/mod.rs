@@ -6,6 +6,7 @@ pub mod cli;
 pub mod learn;
 // containers
 pub mod daemon;
+pub mod doctor;
 pub mod hook;
 // enforce commands
 pub mod agent;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::BenchFloor => bench_floor::run(),
         Command::Daemon(args) => daemon::run(&args),
         Command::Hook(args) => hook::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
         Command::Tui(args) => tui::run(&args),

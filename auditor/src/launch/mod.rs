@@ -58,7 +58,9 @@ pub enum LaunchError {
         #[source]
         source: nix::Error,
     },
-    #[error("setting up the workload failed: {stage}")]
+    #[error(
+        "setting up the workload failed: {stage} (`auditor doctor` shows what this host lacks)"
+    )]
     Setup {
         stage: &'static str,
         #[source]

@@ -4,4 +4,5 @@
 pub mod compile;
 pub mod names;
 pub mod notify;
+pub mod probe;
 pub mod program;

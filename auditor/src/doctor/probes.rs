@@ -1,0 +1,415 @@
+//! The probes behind `auditor doctor`, one function per area, each returning its checks. Each
+//! fact is probed where it can be: the eBPF programs are loaded, a seccomp listener is made, a
+//! user namespace is created (in a child); files and sysctls are read where that is the fact.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::{Check, Mode, Status};
+
+/// Every check, in the order the table shows them.
+pub fn all() -> Vec<Check> {
+    let mut v = kernel();
+    v.extend(privileges());
+    v.extend(ebpf());
+    v.extend(seccomp());
+    v.extend(namespaces());
+    v.extend(runtimes());
+    v
+}
+
+fn read(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn fs_type(path: &str) -> Option<nix::sys::statfs::FsType> {
+    nix::sys::statfs::statfs(path)
+        .ok()
+        .map(|s| s.filesystem_type())
+}
+
+fn kernel() -> Vec<Check> {
+    let mut v = Vec::new();
+    match nix::sys::utsname::uname() {
+        Ok(u) => {
+            let release = u.release().to_string_lossy().into_owned();
+            let machine = u.machine().to_string_lossy().into_owned();
+            let status = if machine == "x86_64" {
+                Status::Ok
+            } else {
+                Status::Missing
+            };
+            v.push(
+                Check::new("kernel", "release", status)
+                    .detail(format!("Linux {release} on {machine}"))
+                    .needed(
+                        "everything: auditor's syscall tables and eBPF programs are for x86_64 (with i386 and x32 callers)",
+                        &Mode::ALL,
+                    ),
+            );
+        }
+        Err(e) => v.push(
+            Check::new("kernel", "release", Status::Warn).detail(format!("uname failed: {e}")),
+        ),
+    }
+    let lockdown = read("/sys/kernel/security/lockdown");
+    let mode = lockdown.as_deref().and_then(|l| {
+        l.split_whitespace()
+            .find(|w| w.starts_with('['))
+            .map(|w| w.trim_matches(|c| c == '[' || c == ']').to_owned())
+    });
+    v.push(match mode.as_deref() {
+        None => Check::new("kernel", "lockdown", Status::Ok).detail("no lockdown LSM"),
+        Some("none") => Check::new("kernel", "lockdown", Status::Ok).detail("none"),
+        Some("integrity") => Check::new("kernel", "lockdown", Status::Ok)
+            .detail("integrity (reading kernel memory from eBPF is still allowed)"),
+        Some(other) => Check::new("kernel", "lockdown", Status::Missing)
+            .detail(other.to_owned())
+            .needed(
+                "learning: confidentiality lockdown forbids the eBPF reads of kernel memory the observer makes",
+                &[Mode::Learn, Mode::Daemon],
+            ),
+    });
+    v
+}
+
+/// Capability numbers (linux/capability.h) auditor's modes use.
+const CAPS: [(u32, &str, &str, &[Mode]); 6] = [
+    (
+        21,
+        "CAP_SYS_ADMIN",
+        "loading eBPF programs, setns and mount for emulated calls",
+        &[Mode::Learn, Mode::Daemon, Mode::Agent],
+    ),
+    (39, "CAP_BPF", "loading eBPF programs", &[Mode::Learn, Mode::Daemon]),
+    (
+        38,
+        "CAP_PERFMON",
+        "attaching tracepoint programs",
+        &[Mode::Learn, Mode::Daemon],
+    ),
+    (
+        19,
+        "CAP_SYS_PTRACE",
+        "reading a container process's memory and fds (pidfd_getfd, /proc/PID/mem), which are not auditor's children",
+        &[Mode::Agent],
+    ),
+    (
+        27,
+        "CAP_MKNOD",
+        "emulating mknod for containers",
+        &[Mode::Agent],
+    ),
+    (
+        7,
+        "CAP_SETUID",
+        "--userns: mapping the container's ids",
+        &[Mode::Userns],
+    ),
+];
+
+fn privileges() -> Vec<Check> {
+    let euid = nix::unistd::geteuid();
+    let eff = read("/proc/self/status")
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .map(|h| h.trim().to_owned())
+        })
+        .and_then(|h| u64::from_str_radix(&h, 16).ok())
+        .unwrap_or(0);
+    let mut v = vec![Check::new(
+        "privileges",
+        "user",
+        if euid.is_root() {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
+    )
+    .detail(format!("uid {euid}, effective capabilities {eff:#x}"))];
+    let missing: Vec<_> = CAPS.iter().filter(|c| eff & (1 << c.0) == 0).collect();
+    if missing.is_empty() {
+        v.push(
+            Check::new("privileges", "capabilities", Status::Ok)
+                .detail("every capability auditor's modes use"),
+        );
+    }
+    for (_, name, what, modes) in missing {
+        v.push(
+            Check::new("privileges", *name, Status::Missing)
+                .detail("not in the effective set")
+                .needed(what, modes),
+        );
+    }
+    v
+}
+
+fn ebpf() -> Vec<Check> {
+    let mut v = Vec::new();
+    let btf = Path::new("/sys/kernel/btf/vmlinux");
+    v.push(match std::fs::metadata(btf) {
+        Ok(m) => Check::new("ebpf", "BTF", Status::Ok)
+            .detail(format!("{} ({} KiB)", btf.display(), m.len() / 1024)),
+        Err(e) => Check::new("ebpf", "BTF", Status::Missing)
+            .detail(format!("{}: {e}", btf.display()))
+            .needed(
+                "learning: the observer reads kernel struct offsets from BTF (CONFIG_DEBUG_INFO_BTF)",
+                &[Mode::Learn, Mode::Daemon],
+            ),
+    });
+    // The real probe: auditor's own empty programs on the raw syscall tracepoints.
+    v.push(match crate::bpf::Floor::load() {
+        Ok(floor) => {
+            drop(floor);
+            Check::new("ebpf", "programs load", Status::Ok)
+                .detail("raw tracepoints sys_enter and sys_exit attach")
+        }
+        Err(e) => Check::new("ebpf", "programs load", Status::Missing)
+            .detail(format!("{e:#}"))
+            .needed(
+                "learning: loading and attaching the eBPF observer",
+                &[Mode::Learn, Mode::Daemon],
+            ),
+    });
+    let pid_max = read("/proc/sys/kernel/pid_max").unwrap_or_default();
+    v.push(Check::new("ebpf", "pid_max", Status::Info).detail(format!(
+        "{pid_max}: the observer's per-thread table takes 8 bytes per possible thread"
+    )));
+    v.push(
+        match fs_type("/sys/fs/bpf") {
+            Some(t) if t.0 == 0xcafe_4a11 => Check::new("ebpf", "bpffs", Status::Ok),
+            _ => Check::new("ebpf", "bpffs", Status::Info),
+        }
+        .detail("/sys/fs/bpf (pinning; no mode needs it today)"),
+    );
+    v.push(
+        match fs_type("/sys/kernel/tracing") {
+            Some(t) if t.0 == 0x7472_6163 => Check::new("ebpf", "tracefs", Status::Ok),
+            _ => Check::new("ebpf", "tracefs", Status::Info),
+        }
+        .detail("/sys/kernel/tracing (auditor uses raw tracepoints and does not need it)"),
+    );
+    v
+}
+
+fn seccomp() -> Vec<Check> {
+    let f = match crate::seccomp::probe::probe() {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![Check::new("seccomp", "probe", Status::Missing)
+                .detail(format!("{e:#}"))
+                .needed(
+                    "enforcing: the seccomp probe could not run",
+                    &[Mode::Enforce, Mode::Agent],
+                )]
+        }
+    };
+    let yes_no = |b: bool| if b { "supported" } else { "not supported" };
+    let required = |ok: bool| if ok { Status::Ok } else { Status::Missing };
+    let optional = |ok: bool| if ok { Status::Ok } else { Status::Warn };
+    let mut v = vec![
+        Check::new("seccomp", "filters", required(f.filter))
+            .detail(yes_no(f.filter))
+            .needed(
+                "enforcing any policy (CONFIG_SECCOMP_FILTER)",
+                &[Mode::Enforce, Mode::Agent, Mode::Userns],
+            ),
+        Check::new("seccomp", "user notification", required(f.new_listener))
+            .detail(format!("SECCOMP_FILTER_FLAG_NEW_LISTENER (5.0): {}", yes_no(f.new_listener)))
+            .needed(
+                "notify rules: emulation, complain mode, interactive decisions, the agent",
+                &[Mode::Enforce, Mode::Agent],
+            ),
+        Check::new("seccomp", "ADDFD", optional(f.addfd))
+            .detail(format!("SECCOMP_IOCTL_NOTIF_ADDFD (5.9): {}", yes_no(f.addfd)))
+            .needed("handlers that return a file descriptor to the caller", &[]),
+        Check::new("seccomp", "WAIT_KILLABLE_RECV", optional(f.wait_killable_recv))
+            .detail(format!(
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (5.19): {}",
+                yes_no(f.wait_killable_recv)
+            ))
+            .needed(
+                "killable waits: a signal to a caller whose call the broker holds interrupts it (restarted calls may repeat)",
+                &[],
+            ),
+        Check::new("seccomp", "SYNC_WAKE_UP", optional(f.sync_wake_up))
+            .detail(format!(
+                "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (6.6): {}",
+                yes_no(f.sync_wake_up)
+            ))
+            .needed(
+                "same-CPU wake-ups: without them a notified call costs several times more",
+                &[],
+            ),
+    ];
+    // The launcher takes a workload's listener out of its fd table.
+    let getfd = crate::host::pidfd::open(std::process::id())
+        .and_then(|p| crate::host::pidfd::getfd(&p, 0))
+        .map(drop);
+    v.push(
+        match getfd {
+            Ok(()) => Check::new("seccomp", "pidfd_getfd", Status::Ok).detail("5.6: supported"),
+            Err(e) => Check::new("seccomp", "pidfd_getfd", Status::Missing).detail(e.to_string()),
+        }
+        .needed(
+            "`auditor enforce`: taking the workload's seccomp listener",
+            &[Mode::Enforce],
+        ),
+    );
+    v
+}
+
+fn namespaces() -> Vec<Check> {
+    let mut v = Vec::new();
+    let max = read("/proc/sys/user/max_user_namespaces");
+    let unpriv = read("/proc/sys/kernel/unprivileged_userns_clone");
+    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    let mut sysctls = vec![format!(
+        "user.max_user_namespaces={}",
+        max.as_deref().unwrap_or("?")
+    )];
+    if let Some(u) = &unpriv {
+        sysctls.push(format!("kernel.unprivileged_userns_clone={u}"));
+    }
+    if let Some(a) = &apparmor {
+        sysctls.push(format!("kernel.apparmor_restrict_unprivileged_userns={a}"));
+    }
+    // The real probe: a child creates a user and a mount namespace.
+    let probe = userns_probe();
+    v.push(
+        match &probe {
+            Ok(()) => Check::new("namespaces", "user namespaces", Status::Ok)
+                .detail(format!("created one ({})", sysctls.join(", "))),
+            Err(e) => Check::new("namespaces", "user namespaces", Status::Missing).detail(format!(
+                "unshare(CLONE_NEWUSER|CLONE_NEWNS): {e} ({})",
+                sysctls.join(", ")
+            )),
+        }
+        .needed(
+            "--userns: unprivileged containers (and learning what they are refused)",
+            &[Mode::Userns],
+        ),
+    );
+    let cgroup = match fs_type("/sys/fs/cgroup") {
+        Some(nix::sys::statfs::CGROUP2_SUPER_MAGIC) => {
+            Check::new("namespaces", "cgroups", Status::Ok).detail("unified (v2)")
+        }
+        Some(_) if Path::new("/sys/fs/cgroup/unified").is_dir() => {
+            Check::new("namespaces", "cgroups", Status::Warn)
+                .detail("hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified)")
+                .needed(
+                    "crun refuses hybrid layouts; the daemon adopts `runc exec` processes by mount namespace where a container has no v2 cgroup",
+                    &[],
+                )
+        }
+        Some(_) => Check::new("namespaces", "cgroups", Status::Warn)
+            .detail("legacy (v1 only)")
+            .needed(
+                "the daemon adopts `runc exec` processes by mount namespace (no v2 cgroup)",
+                &[],
+            ),
+        None => Check::new("namespaces", "cgroups", Status::Warn).detail("/sys/fs/cgroup not mounted"),
+    };
+    v.push(cgroup);
+    v
+}
+
+/// Create a user and a mount namespace in a forked child.
+fn userns_probe() -> Result<(), nix::Error> {
+    // SAFETY: the child makes one raw unshare call and exits.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: unshare with flags only; _exit skips the parent's handlers.
+            unsafe {
+                let r = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS);
+                libc::_exit(if r == 0 { 0 } else { *libc::__errno_location() })
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => loop {
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return Ok(()),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, e)) => {
+                    return Err(nix::Error::from_raw(e))
+                }
+                Ok(nix::sys::wait::WaitStatus::Signaled(..)) => return Err(nix::Error::EINTR),
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        },
+    }
+}
+
+/// Runtimes and engines auditor works with: (binary, version flag, what for).
+const RUNTIMES: [(&str, &str, &str); 6] = [
+    ("runc", "--version", "OCI runtime: `agent --socket`, `hook`"),
+    ("crun", "--version", "OCI runtime: `agent --socket`, `hook`"),
+    ("lxc-start", "--version", "LXC: `agent --lxc-socket`"),
+    (
+        "podman",
+        "--version",
+        "engine (through its OCI runtime and hooks.d)",
+    ),
+    ("docker", "--version", "engine (through its OCI runtime)"),
+    ("containerd", "--version", "Docker's container manager"),
+];
+
+/// Where podman (and CRI-O) look for OCI hooks.
+const HOOK_DIRS: [&str; 2] = [
+    "/usr/share/containers/oci/hooks.d",
+    "/etc/containers/oci/hooks.d",
+];
+
+fn runtimes() -> Vec<Check> {
+    let mut v = Vec::new();
+    for (bin, flag, what) in RUNTIMES {
+        let Ok(path) = which::which(bin) else {
+            v.push(
+                Check::new("runtimes", bin, Status::Info).detail(format!("not installed ({what})")),
+            );
+            continue;
+        };
+        let version = Command::new(&path)
+            .arg(flag)
+            .output()
+            .ok()
+            .map(|o| {
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        let mut detail = format!("{} ({version})", path.display());
+        if bin == "podman" {
+            detail.push_str(if hooks_d_wired() {
+                "; auditor's hook is in hooks.d"
+            } else {
+                "; auditor's hook is not in hooks.d"
+            });
+        }
+        v.push(Check::new("runtimes", bin, Status::Ok).detail(detail));
+    }
+    v
+}
+
+/// Whether a hooks.d file runs `auditor hook`.
+fn hooks_d_wired() -> bool {
+    HOOK_DIRS.iter().any(|d| {
+        std::fs::read_dir(d).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.contains("auditor") && t.contains("hook"))
+            })
+        })
+    })
+}
