@@ -30,6 +30,10 @@ pub enum Command {
     /// What this host offers auditor (kernel, eBPF, seccomp, namespaces, privileges, runtimes)
     /// and what each missing piece disables; exit 1 when a chosen mode cannot run.
     Doctor(super::doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(super::docs::CompletionsArgs),
+    /// Write man pages (auditor.1 and one per subcommand) into a directory.
+    Manpages(super::docs::ManpagesArgs),
     // enforce commands
     /// Run a workload under a policy's seccomp filter, with auditor's broker deciding the
     /// calls the policy marks notify.

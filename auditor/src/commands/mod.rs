@@ -6,6 +6,7 @@ pub mod cli;
 pub mod learn;
 // containers
 pub mod daemon;
+pub mod docs;
 pub mod doctor;
 pub mod hook;
 // enforce commands
@@ -34,6 +35,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Daemon(args) => daemon::run(&args),
         Command::Hook(args) => hook::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Manpages(args) => docs::manpages(&args),
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
         Command::Tui(args) => tui::run(&args),
