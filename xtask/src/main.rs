@@ -46,6 +46,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
     Fuzz(fuzz::FuzzArgs),
+    /// Set up, build, and put the Debian package together in target/dist/ (packaging/).
+    Dist,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +60,11 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test { filter } => test(filter),
         Task::Demo => demo(),
+        Task::Dist => {
+            setup::run()?;
+            let bin = build_release()?;
+            dist(&bin)
+        }
         Task::Baselines => {
             setup::run()?;
             let bin = build_release()?;
@@ -113,6 +120,35 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Build auditor (release) and return the binary's path.
+/// The Debian package of `bin`, by packaging/build-deb.sh, in target/dist/.
+fn dist(bin: &std::path::Path) -> anyhow::Result<()> {
+    let manifest = std::fs::read_to_string(util::workspace_root().join("Cargo.toml"))?;
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(|| anyhow::anyhow!("no version in the workspace Cargo.toml"))?
+        .to_owned();
+    let out = util::target_dir()?.join("dist");
+    util::phase("package (dpkg-deb)", || {
+        let script = util::workspace_root().join("packaging/build-deb.sh");
+        let o = std::process::Command::new(&script)
+            .arg(bin)
+            .arg(&version)
+            .arg(&out)
+            .output()?;
+        if !o.status.success() {
+            anyhow::bail!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        eprintln!("xtask: {}", String::from_utf8_lossy(&o.stdout).trim());
+        Ok(())
+    })
+}
+
 fn build_release() -> anyhow::Result<std::path::PathBuf> {
     util::phase("build (release)", || {
         util::cargo(&["build", "--release", "-p", "auditor"])
