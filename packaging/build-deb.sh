@@ -29,8 +29,9 @@ mkdir -p "$stage/usr/share/man/man1"
 "$bin" manpages "$stage/usr/share/man/man1" 2>/dev/null
 gzip -9n "$stage"/usr/share/man/man1/*.1
 
-# Where the services keep policies, observations and the audit log (root only).
-install -d -m 0755 "$stage/etc/auditor"
+# The services' configuration (a conffile: an edited copy survives upgrades), and where they
+# keep policies, observations and the audit log (root only).
+install -D -m 0644 "$here/config.toml" "$stage/etc/auditor/config.toml"
 install -d -m 0700 "$stage/etc/auditor/policies" "$stage/var/lib/auditor" \
     "$stage/var/lib/auditor/observations" "$stage/var/log/auditor"
 
@@ -63,6 +64,7 @@ if [ "$1" = purge ]; then
 fi
 POSTRM
 chmod 0755 "$stage/DEBIAN/postrm"
+echo /etc/auditor/config.toml > "$stage/DEBIAN/conffiles"
 
 mkdir -p "$out"
 deb="$out/auditor_${version}_${arch}.deb"

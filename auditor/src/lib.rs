@@ -8,6 +8,7 @@ pub mod agent;
 pub mod bpf;
 pub mod broker;
 pub mod commands;
+pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod fsutil;

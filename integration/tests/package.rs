@@ -1,8 +1,9 @@
 //! The Debian package (packaging/build-deb.sh, as `cargo xtask dist` builds it) installed for
 //! real with dpkg: the binary, units, hooks.d file, completions and man pages are in place;
 //! `auditor doctor` and a learn → generate → enforce round run from the installed binary; the
-//! daemon and the agent start from their units' `ExecStart` lines (no systemd runs here) and stop
-//! cleanly on SIGTERM; purging removes every file. Needs root and dpkg; it refuses to touch an
+//! daemon and the agent start from their units' `ExecStart` lines (no systemd runs here), with
+//! their settings from the installed /etc/auditor/config.toml, and stop cleanly on SIGTERM;
+//! purging removes every file. Needs root and dpkg; it refuses to touch an
 //! auditor package it did not install.
 
 use std::path::Path;
@@ -160,6 +161,7 @@ fn the_debian_package_installs_runs_and_purges() {
         "/usr/share/man/man1/auditor-doctor.1.gz",
         "/usr/share/man/man1/auditor-agent.1.gz",
         "/etc/auditor/policies",
+        "/etc/auditor/config.toml",
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
@@ -182,8 +184,14 @@ fn the_debian_package_installs_runs_and_purges() {
             .output()
             .expect("run the installed auditor")
     };
-    let o = installed(&["doctor", "--mode", "learn,enforce"]);
+    let o = installed(&["doctor", "--mode", "learn,enforce,agent,daemon"]);
     assert!(o.status.success(), "doctor: {}", describe(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("/etc/auditor/config.toml (read)")
+            && text.contains("policies in /etc/auditor/policies"),
+        "the installed configuration is not the one in effect: {text}"
+    );
 
     // The main job, by the installed binary: learn, generate, enforce.
     let obs = s.path("obs.json");

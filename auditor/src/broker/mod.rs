@@ -32,6 +32,18 @@ pub use outcome::{Mode, Outcome, Verdict};
 pub use serve::MAX_EMULATIONS;
 pub use sys::{set_helper_limits, HelperError, DEFAULT_HELPER_TIMEOUT, MAX_HELPER_TIMEOUT};
 
+/// A helper timeout as written (`"5s"`): above 0 and at most [`MAX_HELPER_TIMEOUT`].
+pub fn check_helper_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > MAX_HELPER_TIMEOUT {
+        return Err(format!(
+            "{s}: give a duration above 0 and at most {} (LXC answers a call itself after 30 s)",
+            humantime::format_duration(MAX_HELPER_TIMEOUT)
+        ));
+    }
+    Ok(d)
+}
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

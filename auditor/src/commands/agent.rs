@@ -18,53 +18,63 @@ use crate::broker::audit::AuditLog;
 /// `auditor agent`
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The OCI seccomp agent socket runc and crun connect to (the profile's `listenerPath`).
+    /// The OCI seccomp agent socket runc and crun connect to (the profile's `listenerPath`)
+    /// [config: agent.socket].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// The socket LXC's `lxc.seccomp.notify.proxy` points at (`unix:PATH`).
+    /// The socket LXC's `lxc.seccomp.notify.proxy` points at (`unix:PATH`) [config:
+    /// agent.lxc_socket].
     #[arg(long, value_name = "PATH")]
     pub lxc_socket: Option<PathBuf>,
     /// The directory of policies: NAME.toml (native) or NAME.json (OCI); a container names
     /// its policy in `listenerMetadata`, LXC's notify cookie or (with
     /// --policy-from-annotation) its `org.auditor.policy` annotation; `default`
-    /// serves those that name none.
+    /// serves those that name none [config: agent.policy_dir].
     #[arg(long, value_name = "DIR")]
-    pub policy_dir: PathBuf,
+    pub policy_dir: Option<PathBuf>,
     /// Let a container name its policy with the `org.auditor.policy` annotation when its
     /// profile's `listenerMetadata` names none. Off by default: CRI-O and podman copy pod and
     /// user annotations onto containers, so with this on the workload's author picks the
     /// policy (among those in --policy-dir). Without it such a container gets `default`, and
-    /// the agent says so in its log and in every audit record (`policy_from`).
+    /// the agent says so in its log and in every audit record (`policy_from`) [config:
+    /// agent.policy_from_annotation].
     #[arg(long)]
     pub policy_from_annotation: bool,
     /// How long an emulation (mknod, mount, setxattr on the caller's behalf) may take before
     /// the call is answered EIO without waiting for it (a path on a stalled FUSE or network
     /// file system, say); the helper is killed and reaped in the background. At most 25s
-    /// (LXC's proxy gives up after 30 s).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::commands::helper_timeout)]
-    pub helper_timeout: std::time::Duration,
+    /// (LXC's proxy gives up after 30 s) [config: agent.helper_timeout; default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::commands::helper_timeout)]
+    pub helper_timeout: Option<std::time::Duration>,
     /// When an emulation misses its deadline, abort the FUSE connections it may be stuck on:
     /// those mounted in the caller's own mount namespace with requests waiting (never one the
     /// host's mount namespace shows too). Without it a helper stuck in a request its FUSE
-    /// server has read stays until that server answers or dies.
+    /// server has read stays until that server answers or dies [config:
+    /// agent.abort_stalled_fuse].
     #[arg(long)]
     pub abort_stalled_fuse: bool,
-    /// Append one JSON line per decision to this file (reopened on SIGHUP).
+    /// Append one JSON line per decision to this file (reopened on SIGHUP) [config:
+    /// agent.audit_log].
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
 
-pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
+    let import = args.import.options()?;
+    let args = &config.agent(crate::config::AgentFlags {
+        socket: args.socket.clone(),
+        lxc_socket: args.lxc_socket.clone(),
+        policy_dir: args.policy_dir.clone(),
+        audit_log: args.audit_log.clone(),
+        policy_from_annotation: args.policy_from_annotation,
+        helper_timeout: args.helper_timeout,
+        abort_stalled_fuse: args.abort_stalled_fuse,
+    })?;
     crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
-    if args.socket.is_none() && args.lxc_socket.is_none() {
-        anyhow::bail!(
-            "nothing to listen on: give --socket PATH (runc, crun) and/or --lxc-socket PATH (LXC)"
-        );
-    }
-    let policies = PolicyDir::open(&args.policy_dir, args.import.options()?)?;
+    let policies = PolicyDir::open(&args.policy_dir, import)?;
     let audit = match &args.audit_log {
         Some(p) => Some(AuditLog::open(p)?),
         None => None,

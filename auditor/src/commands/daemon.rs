@@ -3,28 +3,31 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::daemon::{self, protocol};
+use crate::daemon;
 
 /// `auditor daemon [--socket PATH] [--output-dir DIR] [--max-containers N]`
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// The Unix socket `auditor hook` registers containers on (root-only, mode 0600).
-    #[arg(long, default_value = protocol::DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// Where observation files go, one per container: ID.json.
-    #[arg(long, default_value = "/var/lib/auditor/observations")]
-    pub output_dir: PathBuf,
-    /// Containers tracked at once (each costs ~48 KiB of counters per CPU).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub max_containers: u32,
+    /// The Unix socket `auditor hook` registers containers on (root-only, mode 0600)
+    /// [config: daemon.socket; default: /run/auditor/daemon.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Where observation files go, one per container: ID.json [config: daemon.output_dir;
+    /// default: /var/lib/auditor/observations].
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Containers tracked at once (each costs ~48 KiB of counters per CPU) [config:
+    /// daemon.max_containers; default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_containers: Option<u32>,
 }
 
-pub fn run(args: &DaemonArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &DaemonArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor daemon")?;
-    daemon::run(daemon::Config {
+    daemon::run(config.daemon(crate::config::DaemonFlags {
         socket: args.socket.clone(),
         output_dir: args.output_dir.clone(),
         max_containers: args.max_containers,
-    })?;
+    })?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,10 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: &DoctorArgs,
+    config: Result<crate::config::Loaded, crate::config::ConfigError>,
+) -> anyhow::Result<ExitCode> {
     let mut modes = if args.modes.is_empty() {
         Mode::ALL.to_vec()
     } else {
@@ -28,7 +31,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     };
     modes.sort();
     modes.dedup();
-    let report = Report::collect();
+    let report = Report::collect(&config);
     if args.json {
         println!("{}", report.to_json(&modes));
     } else {

@@ -13,18 +13,29 @@ use crate::daemon::{self, protocol};
 /// `auditor hook [--socket PATH] [--timeout DUR] [--runtime NAME]` (OCI state on stdin)
 #[derive(Debug, clap::Args)]
 pub struct HookArgs {
-    /// The daemon's socket.
-    #[arg(long, default_value = protocol::DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// Give up (and fail the container's creation) if the daemon has not answered by then.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    /// The daemon's socket [config: hook.socket; default: /run/auditor/daemon.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Give up (and fail the container's creation) if the daemon has not answered by then
+    /// [config: hook.timeout; default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
     /// The runtime running the hook, recorded in the observation (runc, crun).
     #[arg(long)]
     pub runtime: Option<String>,
 }
 
-pub fn run(args: &HookArgs) -> anyhow::Result<ExitCode> {
+/// The hook's settings: flag, else configuration, else default.
+struct Settings {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+pub fn run(args: &HookArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
+    let (socket, timeout) = config.hook(args.socket.clone(), args.timeout)?;
+    let settings = Settings { socket, timeout };
+    let runtime = args.runtime.clone();
+    let args = &settings;
     // The runtime writes the state and closes stdin; anything else (a terminal, a writer that
     // never closes) must not hang the container's creation: the read shares the timeout.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -50,7 +61,7 @@ pub fn run(args: &HookArgs) -> anyhow::Result<ExitCode> {
         id: state.id.clone(),
         pid,
         bundle: (!state.bundle.is_empty()).then(|| state.bundle.clone()),
-        runtime: args.runtime.clone(),
+        runtime,
     });
     let reply = daemon::request(&args.socket, &req, args.timeout).map_err(anyhow::Error::msg)?;
     if !reply.ok {

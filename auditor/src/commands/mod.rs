@@ -29,18 +29,26 @@ use cli::{Cli, Command};
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Read only by the commands that use it: a broken file never stops `generate` or `learn`.
+    let config = || crate::config::load(cli.config.as_deref());
     let result = match cli.command {
         Command::Learn(args) => learn::run(&args),
         Command::BenchFloor => bench_floor::run(),
-        Command::Daemon(args) => daemon::run(&args),
-        Command::Hook(args) => hook::run(&args),
-        Command::Doctor(args) => doctor::run(&args),
+        Command::Daemon(args) => config()
+            .map_err(Into::into)
+            .and_then(|c| daemon::run(&args, &c)),
+        Command::Hook(args) => config()
+            .map_err(Into::into)
+            .and_then(|c| hook::run(&args, &c)),
+        Command::Doctor(args) => doctor::run(&args, config()),
         Command::Completions(args) => docs::completions(&args),
         Command::Manpages(args) => docs::manpages(&args),
         // enforce commands
         Command::Enforce(args) => enforce::run(&args),
         Command::Tui(args) => tui::run(&args),
-        Command::Agent(args) => agent::run(&args),
+        Command::Agent(args) => config()
+            .map_err(Into::into)
+            .and_then(|c| agent::run(&args, &c)),
         // policy commands
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),
@@ -67,12 +75,5 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
 
 /// `--helper-timeout`: a duration up to [`crate::broker::MAX_HELPER_TIMEOUT`].
 pub fn helper_timeout(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.is_zero() || d > crate::broker::MAX_HELPER_TIMEOUT {
-        return Err(format!(
-            "{s}: give a duration above 0 and at most {} (LXC answers a call itself after 30 s)",
-            humantime::format_duration(crate::broker::MAX_HELPER_TIMEOUT)
-        ));
-    }
-    Ok(d)
+    crate::broker::check_helper_timeout(s)
 }

@@ -132,11 +132,11 @@ struct JsonReport<'a> {
 }
 
 impl Report {
-    /// Probe this host.
-    pub fn collect() -> Report {
-        Report {
-            checks: probes::all(),
-        }
+    /// Probe this host; `config` is the configuration as the services would load it.
+    pub fn collect(config: &Result<crate::config::Loaded, crate::config::ConfigError>) -> Report {
+        let mut checks = probes::all();
+        checks.extend(probes::configuration(config));
+        Report { checks }
     }
 
     /// The checks that stop `mode`.

@@ -413,3 +413,66 @@ fn hooks_d_wired() -> bool {
         })
     })
 }
+
+/// The configuration the services would run with: its file, and the effective settings of the
+/// daemon and the agent (flags given to them would still win).
+pub fn configuration(
+    config: &Result<crate::config::Loaded, crate::config::ConfigError>,
+) -> Vec<Check> {
+    use crate::config::Source;
+    let loaded = match config {
+        Ok(l) => l,
+        Err(e) => {
+            return vec![Check::new("configuration", "file", Status::Missing)
+            .detail(e.to_string())
+            .needed(
+                "the services: `auditor daemon`, `agent` and `hook` refuse a broken configuration",
+                &[Mode::Agent, Mode::Daemon],
+            )]
+        }
+    };
+    let mut v = vec![match &loaded.source {
+        Source::File(p) => Check::new("configuration", "file", Status::Ok)
+            .detail(format!("{} (read)", p.display())),
+        Source::Absent(p) => Check::new("configuration", "file", Status::Info).detail(format!(
+            "{} absent: built-in defaults and flags",
+            p.display()
+        )),
+    }];
+    let daemon = loaded.daemon(crate::config::DaemonFlags::default());
+    v.push(match daemon {
+        Ok(d) => Check::new("configuration", "daemon", Status::Info).detail(format!(
+            "socket {}, observations in {}, at most {} containers",
+            d.socket.display(),
+            d.output_dir.display(),
+            d.max_containers
+        )),
+        Err(e) => Check::new("configuration", "daemon", Status::Missing)
+            .detail(format!("{e:#}"))
+            .needed("`auditor daemon`", &[Mode::Daemon]),
+    });
+    let agent = loaded.agent(crate::config::AgentFlags::default());
+    v.push(match agent {
+        Ok(a) => {
+            let mut parts = Vec::new();
+            if let Some(s) = &a.socket {
+                parts.push(format!("socket {}", s.display()));
+            }
+            if let Some(s) = &a.lxc_socket {
+                parts.push(format!("LXC socket {}", s.display()));
+            }
+            parts.push(format!("policies in {}", a.policy_dir.display()));
+            if let Some(l) = &a.audit_log {
+                parts.push(format!("audit log {}", l.display()));
+            }
+            parts.push(format!(
+                "helper timeout {}",
+                humantime::format_duration(a.helper_timeout)
+            ));
+            Check::new("configuration", "agent", Status::Info).detail(parts.join(", "))
+        }
+        Err(e) => Check::new("configuration", "agent", Status::Info)
+            .detail(format!("flags needed: {e:#}")),
+    });
+    v
+}
