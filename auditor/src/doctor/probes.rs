@@ -397,9 +397,38 @@ fn runtimes() -> Vec<Check> {
                 "; auditor's hook is not in hooks.d"
             });
         }
+        if bin == "lxc-start" {
+            let (all, proxied, ours) = lxc_wiring(Path::new("/var/lib/lxc"));
+            detail.push_str(&format!(
+                "; {proxied} of {all} containers in /var/lib/lxc set lxc.seccomp.notify.proxy, {ours} to a socket in /run/auditor/"
+            ));
+        }
         v.push(Check::new("runtimes", bin, Status::Ok).detail(detail));
     }
     v
+}
+
+/// LXC containers under `dir`: how many, how many send notifications to a proxy, and how many
+/// of those to a socket in /run/auditor/ (auditor's agent).
+fn lxc_wiring(dir: &Path) -> (usize, usize, usize) {
+    let (mut all, mut proxied, mut ours) = (0, 0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("config")) else {
+            continue;
+        };
+        all += 1;
+        let proxy = text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "lxc.seccomp.notify.proxy").then(|| v.trim().to_owned())
+        });
+        if let Some(p) = proxy {
+            proxied += 1;
+            if p.starts_with("unix:/run/auditor/") {
+                ours += 1;
+            }
+        }
+    }
+    (all, proxied, ours)
 }
 
 /// Whether a hooks.d file runs `auditor hook`.
@@ -475,4 +504,27 @@ pub fn configuration(
             .detail(format!("flags needed: {e:#}")),
     });
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_lxc_containers_wired_to_the_agent() {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (name, config) in [
+            (
+                "a",
+                "lxc.seccomp.notify.proxy = unix:/run/auditor/lxc.sock\n",
+            ),
+            ("b", "lxc.seccomp.notify.proxy=unix:/other.sock\n"),
+            ("c", "lxc.uts.name = c\n"),
+        ] {
+            std::fs::create_dir(d.path().join(name)).expect("mkdir");
+            std::fs::write(d.path().join(name).join("config"), config).expect("write");
+        }
+        assert_eq!(lxc_wiring(d.path()), (3, 2, 1));
+        assert_eq!(lxc_wiring(&d.path().join("none")), (0, 0, 0));
+    }
 }
