@@ -42,6 +42,10 @@ enum Task {
     /// Only the live-UI load benchmark, with an already built release binary.
     #[command(hide = true)]
     BenchTui,
+    /// Only the large-inputs benchmark (generate, merge, check on 1,000 files), with an
+    /// already built release binary.
+    #[command(hide = true)]
+    BenchLarge,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -98,7 +102,8 @@ fn main() -> anyhow::Result<()> {
             let tui = bench::run_tui_load(&bin, 3);
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
             let broker = bench::run_broker(&bin, 5, 100_000, 2_000);
-            learn.and(filter).and(tui).and(broker)
+            let large = bench::run_large(&bin, 1_000);
+            learn.and(filter).and(tui).and(broker).and(large)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -112,6 +117,10 @@ fn main() -> anyhow::Result<()> {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_tui_load(&bin, 3)
         }
+        Task::BenchLarge => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_large(&bin, 1_000)
+        }
         Task::BenchFilter => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_filter_cost(&bin, 7, 2_000_000)
@@ -119,7 +128,6 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Build auditor (release) and return the binary's path.
 /// The Debian package of `bin`, by packaging/build-deb.sh, in target/dist/.
 fn dist(bin: &std::path::Path) -> anyhow::Result<()> {
     let manifest = std::fs::read_to_string(util::workspace_root().join("Cargo.toml"))?;
@@ -149,6 +157,7 @@ fn dist(bin: &std::path::Path) -> anyhow::Result<()> {
     })
 }
 
+/// Build auditor (release) and return the binary's path.
 fn build_release() -> anyhow::Result<std::path::PathBuf> {
     util::phase("build (release)", || {
         util::cargo(&["build", "--release", "-p", "auditor"])

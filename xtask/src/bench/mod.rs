@@ -27,12 +27,14 @@ use crate::util::{have, phase, run as run_cmd};
 
 mod broker;
 mod filter;
+mod large;
 mod proc;
 mod report;
 mod tui;
 
 pub use broker::run as run_broker;
 pub use filter::run_filter_cost;
+pub use large::run_large;
 use proc::Proc;
 use report::{load_average, report, Summary};
 pub use tui::run_tui_load;
