@@ -9,9 +9,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
-/// Per-thread slot (see `auditor_common::slot`); user space sizes it to `kernel.pid_max`.
+/// Per-thread slot (see `auditor_common::slot`); user space sizes it to `kernel.pid_max` and
+/// reads it through a shared mapping (`BPF_F_MMAPABLE`): one pass over memory instead of one
+/// syscall per possible thread (4 M of them where pid_max is 4194304).
 #[map]
-pub static TASKS: Array<u64> = Array::with_max_entries(32768, 0);
+pub static TASKS: Array<u64> = Array::with_max_entries(32768, auditor_common::MAP_F_MMAPABLE);
 
 /// Per-CPU counts per (group, abi, nr): an array, so the lookup is inlined; user space sizes it
 /// to `groups * TABLE_LEN`.

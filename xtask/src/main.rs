@@ -46,6 +46,9 @@ enum Task {
     /// already built release binary.
     #[command(hide = true)]
     BenchLarge,
+    /// Only the start-up and memory benchmark, with an already built release binary.
+    #[command(hide = true)]
+    BenchStartup,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -103,7 +106,13 @@ fn main() -> anyhow::Result<()> {
             // The seccomp-notify broker against a minimal C supervisor (issue 4).
             let broker = bench::run_broker(&bin, 5, 100_000, 2_000);
             let large = bench::run_large(&bin, 1_000);
-            learn.and(filter).and(tui).and(broker).and(large)
+            let startup = bench::run_startup(&bin, 9);
+            learn
+                .and(filter)
+                .and(tui)
+                .and(broker)
+                .and(large)
+                .and(startup)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -116,6 +125,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchTui => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_tui_load(&bin, 3)
+        }
+        Task::BenchStartup => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_startup(&bin, 9)
         }
         Task::BenchLarge => {
             let bin = util::target_dir()?.join("release").join("auditor");

@@ -4,6 +4,7 @@
 pub mod btf;
 mod events;
 mod snapshot;
+mod tasks;
 
 pub use events::{decode_event, Event, EventReader, ReadinessFd};
 pub use snapshot::Snapshot;
@@ -56,6 +57,12 @@ pub enum BpfError {
         name: &'static str,
         #[source]
         source: aya::maps::MapError,
+    },
+    #[error("mapping eBPF map `{name}`: {source}")]
+    Mmap {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("thread id {tid} is beyond kernel.pid_max ({pid_max}) at load time")]
     TidOutOfRange { tid: u32, pid_max: u32 },

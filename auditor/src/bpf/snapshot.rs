@@ -117,12 +117,10 @@ impl Observer {
             }
         }
         // Runs of live threads not yet flushed (a thread still looping on one syscall).
-        let tasks: Array<&MapData, u64> =
-            Array::try_from(get(names::MAP_TASKS)?).map_err(map_err(names::MAP_TASKS))?;
+        let tasks = super::tasks::TasksView::of(&self.ebpf)?;
         let pending: Array<&MapData, u64> =
             Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
         for (tid, s) in tasks.iter().enumerate() {
-            let s = s.map_err(map_err(names::MAP_TASKS))?;
             if s == 0 || slot::group(s) != group {
                 continue;
             }

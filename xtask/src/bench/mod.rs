@@ -30,6 +30,7 @@ mod filter;
 mod large;
 mod proc;
 mod report;
+mod startup;
 mod tui;
 
 pub use broker::run as run_broker;
@@ -37,6 +38,7 @@ pub use filter::run_filter_cost;
 pub use large::run_large;
 use proc::Proc;
 use report::{load_average, report, Summary};
+pub use startup::run_startup;
 pub use tui::run_tui_load;
 
 /// The workload, compiled at bench time.
