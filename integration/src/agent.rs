@@ -2,8 +2,8 @@
 //! `--lxc-socket`), audit log and log in the test's scratch dir, its policies in the scratch's
 //! `policies/`; stopped (SIGTERM, then SIGKILL) and reaped on drop.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{audit_records, auditor_bin, Scratch};
@@ -50,14 +50,21 @@ impl Agent {
         Agent::start(s, Protocol::Lxc, &[], prefix)
     }
 
-    /// Start the agent and wait (up to 20 s) for its socket; panics with its log if it exits.
+    /// Start the agent in scratch dir `s` and wait (up to 20 s) for its socket; panics with its
+    /// log if it exits.
     pub fn start(s: &Scratch, protocol: Protocol, flags: &[&str], prefix: &[&str]) -> Agent {
+        Agent::start_in(s.dir(), protocol, flags, prefix)
+    }
+
+    /// [`Agent::start`] in any directory (its socket, audit log and log go there; its policies
+    /// are `DIR/policies`).
+    pub fn start_in(dir: &Path, protocol: Protocol, flags: &[&str], prefix: &[&str]) -> Agent {
         let (socket, flag) = match protocol {
-            Protocol::Oci => (s.path("agent.sock"), "--socket"),
-            Protocol::Lxc => (s.path("lxc.sock"), "--lxc-socket"),
+            Protocol::Oci => (dir.join("agent.sock"), "--socket"),
+            Protocol::Lxc => (dir.join("lxc.sock"), "--lxc-socket"),
         };
-        let audit = s.path("audit.jsonl");
-        let log = s.path("agent.log");
+        let audit = dir.join("audit.jsonl");
+        let log = dir.join("agent.log");
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -71,7 +78,7 @@ impl Agent {
             .arg(flag)
             .arg(&socket)
             .arg("--policy-dir")
-            .arg(s.path("policies"))
+            .arg(dir.join("policies"))
             .arg("--audit-log")
             .arg(&audit)
             .args(flags)
@@ -118,6 +125,23 @@ impl Agent {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Wait up to `timeout` for it to exit (after a signal); its status, or `None` if it still
+    /// runs (it is then stopped on drop).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use integration::agent::{Agent, Protocol};
 use integration::{
     audit_records as records, auditor_bin, require_root, require_tool, run_with_timeout,
     unique_name, workload,
@@ -297,38 +298,14 @@ fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
         .expect("chmod");
     let _cleanup = Cleanup(dir.clone());
     std::fs::write(dir.join("policies/mknod.toml"), MKNOD_POLICY).expect("policy");
-    let socket = dir.join("agent.sock");
-    let audit = dir.join("audit.jsonl");
-    let mut agent = Command::new(auditor_bin())
-        .args([
-            "agent",
-            "--helper-timeout",
-            "6s",
-            "--abort-stalled-fuse",
-            "--socket",
-        ])
-        .arg(&socket)
-        .arg("--policy-dir")
-        .arg(dir.join("policies"))
-        .arg("--audit-log")
-        .arg(&audit)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("agent.log")).expect("log"))
-        .spawn()
-        .expect("start the agent");
-    struct Kill<'a>(&'a mut Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let t = Instant::now();
-    while !socket.exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "no agent socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Stopped on drop, even when an assertion fails first.
+    let mut agent = Agent::start_in(
+        &dir,
+        Protocol::Oci,
+        &["--helper-timeout", "6s", "--abort-stalled-fuse"],
+        &[],
+    );
+    let (socket, audit) = (agent.socket.clone(), agent.audit.clone());
     let profile = serde_json::json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": socket.display().to_string(),
@@ -384,12 +361,11 @@ fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
     };
     // Stuck once the agent's helper resolves /mnt/x (a record only comes at the deadline).
     let t = Instant::now();
-    let log = dir.join("agent.log");
     while !stuck_waiting() {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "the container never stalled: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            agent.log_text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -465,20 +441,11 @@ fn the_agent_serves_other_containers_while_one_stalls_and_stops_on_time() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let agent = Kill(&mut agent);
-    // SAFETY: kill with our own child's pid.
-    unsafe { libc::kill(agent.0.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    loop {
-        if let Ok(Some(_)) = agent.0.try_wait() {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(12),
-            "the agent did not stop within 12 s of SIGTERM with a helper stuck"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    agent.signal(libc::SIGTERM);
+    assert!(
+        agent.wait_exit(Duration::from_secs(12)).is_some(),
+        "the agent did not stop within 12 s of SIGTERM with a helper stuck"
+    );
     let _ = runner.join();
 }
 
