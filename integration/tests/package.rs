@@ -1,6 +1,7 @@
 //! The Debian package (packaging/build-deb.sh, as `cargo xtask dist` builds it) installed for
 //! real with dpkg: the binary, units, hooks.d file, completions and man pages are in place;
-//! `auditor doctor` and a learn → generate → enforce round run from the installed binary; the
+//! `auditor doctor` and the demo (learn in --userns, generate, check, export, enforce with the
+//! broker emulating mknod) run from the installed binary; the
 //! daemon and the agent start from their units' `ExecStart` lines (no systemd runs here), with
 //! their settings from the installed /etc/auditor/config.toml, and stop cleanly on SIGTERM;
 //! purging removes every file. Needs root and dpkg; it refuses to touch an
@@ -193,37 +194,99 @@ fn the_debian_package_installs_runs_and_purges() {
         "the installed configuration is not the one in effect: {text}"
     );
 
-    // The main job, by the installed binary: learn, generate, enforce.
-    let obs = s.path("obs.json");
-    let policy = s.path("policy.toml");
-    let (obs, policy) = (obs.to_str().expect("path"), policy.to_str().expect("path"));
+    // The demo (`cargo xtask demo`), by the installed binary: a workload in an unprivileged
+    // container is refused mknod while learned; the generated policy makes it a notify rule;
+    // enforced, the broker creates the node for it, and the audit log says so.
+    let work = Scratch::for_container("auditor-package-demo");
+    let devdir = work.path("dev");
+    std::fs::create_dir(&devdir).expect("dev dir");
+    std::fs::set_permissions(&devdir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .expect("chmod");
+    let node = devdir.join("null");
+    let script = format!(
+        "if mknod {} c 1 3; then echo 'mknod: created'; else echo 'mknod: refused'; fi",
+        node.display()
+    );
+    let (obs, policy, oci, audit) = (
+        work.path("obs.json"),
+        work.path("policy.toml"),
+        work.path("profile.json"),
+        work.path("audit.jsonl"),
+    );
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
     let o = installed(&[
         "learn",
+        "--userns",
         "--no-progress",
         "-o",
-        obs,
+        &path(&obs),
         "--",
         "sh",
         "-c",
-        "echo learned; ls / > /dev/null",
+        &script,
     ]);
-    assert!(o.status.success(), "learn: {}", describe(&o));
-    let o = installed(&["generate", obs, "-o", policy]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod: refused"),
+        "learn: {}",
+        describe(&o)
+    );
+    let o = installed(&["generate", &path(&obs), "-o", &path(&policy)]);
     assert!(o.status.success(), "generate: {}", describe(&o));
+    let text = std::fs::read_to_string(&policy).expect("policy");
+    assert!(text.contains("emulate-mknod"), "{text}");
+    let o = installed(&["check", &path(&policy)]);
+    assert_ne!(o.status.code(), Some(2), "check: {}", describe(&o));
+    let o = installed(&[
+        "generate",
+        &path(&obs),
+        "--format",
+        "oci",
+        "--listener",
+        "/run/auditor/agent.sock",
+        "--listener-metadata",
+        "demo",
+        "--lossy",
+        "-o",
+        &path(&oci),
+    ]);
+    assert!(
+        o.status.success(),
+        "generate --format oci: {}",
+        describe(&o)
+    );
     let o = installed(&[
         "enforce",
+        "--userns",
         "--policy",
-        policy,
+        &path(&policy),
+        "--audit-log",
+        &path(&audit),
         "--",
         "sh",
         "-c",
-        "echo enforced; ls / > /dev/null",
+        &script,
     ]);
     assert!(o.status.success(), "enforce: {}", describe(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("enforced"),
+        String::from_utf8_lossy(&o.stdout).contains("mknod: created"),
         "{}",
         describe(&o)
+    );
+    let meta = std::fs::metadata(&node).expect("the node exists");
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &meta.file_type()
+    ));
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::rdev(&meta),
+        libc::makedev(1, 3)
+    );
+    let records = integration::audit_records(&audit);
+    assert!(
+        records.iter().any(|r| r["decision"] == "emulated"
+            && r["syscall"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("mknod"))),
+        "{records:#?}"
     );
 
     // The services, as their units start them.
