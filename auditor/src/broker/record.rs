@@ -146,9 +146,8 @@ impl Recorder {
     pub(super) fn push(&self, out: &mut Vec<Raw>) {
         let (was_empty, lost) = {
             let mut w = self.queue.lock();
-            let was_empty = w.records.is_empty();
             if let Some(audit) = &self.inner.audit {
-                while w.records.len() + out.len() > MAX_WAITING && !w.done && !audit.stalled() {
+                while w.records.len() >= MAX_WAITING && !w.done && !audit.stalled() {
                     // Wake the record thread (it ends a gathering at half the room), then wait.
                     self.queue.wake.notify_one();
                     w = self
@@ -159,6 +158,8 @@ impl Recorder {
                         .0;
                 }
             }
+            // After any wait: the record thread may have taken everything meanwhile.
+            let was_empty = w.records.is_empty();
             let room = MAX_WAITING.saturating_sub(w.records.len()).min(out.len());
             w.records.extend(out.drain(..room));
             (was_empty, out.len() as u64)
