@@ -25,7 +25,13 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        let dir = std::env::temp_dir().join(unique_name("auditor-daemon"));
+        Daemon::start_in(&std::env::temp_dir().join(unique_name("auditor-daemon")))
+    }
+
+    /// A daemon in `dir` (its socket, output directory and log there): a restart of a stopped
+    /// one at the same socket.
+    pub fn start_in(dir: &Path) -> Daemon {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("daemon dir");
         let socket = dir.join("daemon.sock");
         let out = dir.join("out");

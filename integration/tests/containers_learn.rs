@@ -554,6 +554,48 @@ fn daemon_survives_garbage_clients_and_still_serves() {
     assert!(daemon.alive());
 }
 
+/// A container created while the daemon is down starts once the daemon is back within the
+/// hook's timeout, and is learned: the hook waits and retries instead of failing at once.
+#[test]
+fn a_container_created_while_the_daemon_restarts_starts_and_is_learned() {
+    let test = "a_container_created_while_the_daemon_restarts_starts_and_is_learned";
+    if !ready(test) {
+        return;
+    }
+    let mut first = Daemon::start();
+    assert!(first.stop().success(), "{}", first.log_text());
+    assert!(!first.socket.exists(), "the stopped daemon left its socket");
+    let b = hooked_bundle(
+        &first,
+        &["/bin/busybox", "sh", "-c", "busybox sync; busybox true"],
+    );
+    let dir = first.dir.clone();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        Daemon::start_in(&dir)
+    });
+    let t0 = Instant::now();
+    let o = runc_run(&b);
+    let second = restarter.join().expect("restarted daemon");
+    assert!(
+        o.status.success(),
+        "runc run while the daemon restarted: {}\n{}\ndaemon:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        second.log_text()
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "the hook did not wait"
+    );
+    let obs = second.observation(&b.id);
+    assert!(
+        workload_names(&obs).contains("sync"),
+        "{:?}",
+        workload_names(&obs)
+    );
+}
+
 #[test]
 fn hook_fails_cleanly_when_the_daemon_is_down_or_silent() {
     let test = "hook_fails_cleanly_when_the_daemon_is_down_or_silent";

@@ -135,17 +135,45 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {
     protocol::parse_request(&buf).map_err(|e| e.to_string())
 }
 
+/// How often a client tries again to reach a daemon that is not there (yet).
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Connect to the daemon, trying again until `deadline` while nothing listens (no socket file,
+/// or one nobody accepts on): a daemon restarted within the hook's timeout makes no container
+/// fail to start.
+fn connect(
+    socket: &Path,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<std::os::unix::net::UnixStream, String> {
+    loop {
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) && Instant::now() + RETRY < deadline =>
+            {
+                std::thread::sleep(RETRY);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot reach the auditor daemon at {} (tried for {}): {e} (is `auditor daemon --socket {}` running?)",
+                    socket.display(),
+                    humantime::format_duration(timeout),
+                    socket.display()
+                ))
+            }
+        }
+    }
+}
+
 /// Send one request to a daemon and wait for its reply, at most `timeout` in all.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply, String> {
     use std::io::{Read as _, Write as _};
     let deadline = Instant::now() + timeout;
-    let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the auditor daemon at {}: {e} (is `auditor daemon --socket {}` running?)",
-            socket.display(),
-            socket.display()
-        )
-    })?;
+    let mut s = connect(socket, deadline, timeout)?;
     let left = || {
         deadline
             .saturating_duration_since(Instant::now())
@@ -188,4 +216,58 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Reply,
         }
     }
     serde_json::from_slice(&buf).map_err(|e| format!("the daemon's reply is not valid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon that comes up after the client started is reached within the timeout; with no
+    /// daemon at all the client gives up at the timeout, saying so.
+    #[test]
+    fn a_client_waits_for_a_daemon_that_comes_up_within_its_timeout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("daemon.sock");
+        let server_path = path.clone();
+        let server = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            let l = std::os::unix::net::UnixListener::bind(&server_path).expect("bind");
+            let (mut c, _) = l.accept().expect("accept");
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while std::io::Read::read(&mut c, &mut b).is_ok_and(|n| n == 1) && b[0] != b'\n' {
+                line.push(b[0]);
+            }
+            let reply = serde_json::to_vec(&Reply::err("test reply")).expect("json");
+            std::io::Write::write_all(&mut c, &reply).expect("reply");
+        });
+        let req = Request::Register(protocol::Register {
+            id: "c1".into(),
+            pid: 1,
+            bundle: None,
+            runtime: None,
+        });
+        let t = Instant::now();
+        let reply = request(&path, &req, Duration::from_secs(5)).expect("reached");
+        assert_eq!(reply.error.as_deref(), Some("test reply"));
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        server.join().expect("server");
+
+        let t = Instant::now();
+        let e = request(
+            &dir.path().join("none.sock"),
+            &req,
+            Duration::from_millis(700),
+        )
+        .expect_err("nobody there");
+        assert!(
+            e.contains("cannot reach the auditor daemon") && e.contains("700ms"),
+            "{e}"
+        );
+        assert!(t.elapsed() >= Duration::from_millis(500) && t.elapsed() < Duration::from_secs(3));
+    }
 }
