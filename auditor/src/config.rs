@@ -209,6 +209,9 @@ pub struct AgentFlags {
     pub policy_from_annotation: bool,
     pub helper_timeout: Option<Duration>,
     pub abort_stalled_fuse: bool,
+    /// The service manager passed the listening sockets (socket activation): no socket paths
+    /// are needed, and configured ones are not bound.
+    pub activated: bool,
 }
 
 /// The agent's effective settings.
@@ -277,6 +280,13 @@ impl Loaded {
             },
             abort_stalled_fuse: flags.abort_stalled_fuse || c.abort_stalled_fuse.unwrap_or(false),
         };
+        if flags.activated {
+            return Ok(AgentSettings {
+                socket: None,
+                lxc_socket: None,
+                ..settings
+            });
+        }
         if settings.socket.is_none() && settings.lxc_socket.is_none() {
             return Err(SettingsError::NoSocket(self.path().to_owned()));
         }

@@ -155,6 +155,7 @@ fn the_debian_package_installs_runs_and_purges() {
         "/usr/bin/auditor",
         "/lib/systemd/system/auditor-daemon.service",
         "/lib/systemd/system/auditor-agent.service",
+        "/lib/systemd/system/auditor-agent.socket",
         "/usr/share/bash-completion/completions/auditor",
         "/usr/share/zsh/vendor-completions/_auditor",
         "/usr/share/fish/vendor_completions.d/auditor.fish",

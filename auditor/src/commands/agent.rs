@@ -64,7 +64,10 @@ pub struct AgentArgs {
 pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
     let import = args.import.options()?;
+    // Socket activation: the unit's sockets replace --socket/--lxc-socket.
+    let inherited = crate::host::activation::take()?;
     let args = &config.agent(crate::config::AgentFlags {
+        activated: !inherited.is_empty(),
         socket: args.socket.clone(),
         lxc_socket: args.lxc_socket.clone(),
         policy_dir: args.policy_dir.clone(),
@@ -106,6 +109,25 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                     .await
                     .map_err(|e| anyhow::anyhow!("{}: {e}", s.display()))
             });
+        }
+        for i in inherited {
+            let (ctx, cancel) = (ctx.clone(), cancel.clone());
+            match i.kind {
+                nix::sys::socket::SockType::Stream => tasks.spawn(async move {
+                    agent::oci::serve_inherited(i.fd, ctx, cancel)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the passed stream socket: {e}"))
+                }),
+                nix::sys::socket::SockType::SeqPacket => tasks.spawn(async move {
+                    agent::lxc::serve_inherited(i.fd, ctx, cancel)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the passed seqpacket socket: {e}"))
+                }),
+                other => anyhow::bail!(
+                    "a passed socket is {other:?}: give the OCI agent a stream socket \
+                     (ListenStream=) and LXC's proxy a seqpacket one (ListenSequentialPacket=)"
+                ),
+            };
         }
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

@@ -5,6 +5,7 @@
 //! The readers are best effort where the answer may race with the process exiting (`None`,
 //! `false`, an empty list), and say what failed where a caller must report it.
 
+pub mod activation;
 pub mod cgroup;
 pub mod pidfd;
 pub mod proc;

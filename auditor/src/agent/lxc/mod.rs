@@ -205,6 +205,32 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
     accept_loop(&listener, &ctx, kernel, &cancel).await
 }
 
+/// Serve a listening SOCK_SEQPACKET socket handed over by the service manager (socket
+/// activation): it is not auditor's to bind or remove.
+pub async fn serve_inherited(
+    fd: OwnedFd,
+    ctx: Shared,
+    cancel: CancellationToken,
+) -> Result<(), LxcError> {
+    let kernel = notify::check_sizes()?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(
+        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
+            .map_err(|source| LxcError::Socket { source })?,
+    );
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(flags | nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|source| LxcError::Socket { source })?;
+    // SAFETY: `Sock` owns the fd, so it stays open and the same while the AsyncFd lives.
+    let listener = unsafe { AsyncFd::register_with_interest(Sock(fd), Interest::READABLE) }
+        .map_err(|e| LxcError::Register {
+            source: e.into_parts().1,
+        })?;
+    tracing::info!("serving LXC's seccomp notify proxy on the socket the service manager passed");
+    accept_loop(&listener, &ctx, kernel, &cancel).await
+}
+
 async fn accept_loop(
     listener: &AsyncFd<Sock>,
     ctx: &Shared,

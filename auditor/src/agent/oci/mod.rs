@@ -453,6 +453,33 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
     notify::check_sizes().map_err(OciError::Sizes)?;
     let (listener, _file) = bind(socket)?;
     tracing::info!(socket = %socket.display(), "OCI agent: listening");
+    accept_loop(listener, ctx, cancel).await
+}
+
+/// Serve a listening stream socket handed over by the service manager (socket activation):
+/// it is not auditor's to bind or remove.
+pub async fn serve_inherited(
+    fd: std::os::fd::OwnedFd,
+    ctx: Shared,
+    cancel: CancellationToken,
+) -> Result<(), OciError> {
+    notify::check_sizes().map_err(OciError::Sizes)?;
+    let inherited = |source| OciError::Bind {
+        path: "(socket activation)".into(),
+        source,
+    };
+    let l = std::os::unix::net::UnixListener::from(fd);
+    l.set_nonblocking(true).map_err(inherited)?;
+    let listener = UnixListener::from_std(l).map_err(inherited)?;
+    tracing::info!("OCI agent: listening on the socket the service manager passed");
+    accept_loop(listener, ctx, cancel).await
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    ctx: Shared,
+    cancel: CancellationToken,
+) -> Result<(), OciError> {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
