@@ -21,6 +21,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+use super::report::median;
 use crate::util::phase;
 
 const WORKLOAD: &str = include_str!("../../bench/notify_workload.c");
@@ -118,20 +119,11 @@ fn measure_logged(cmd: Command, log: &Path) -> anyhow::Result<(Figures, u64, u64
     Ok((f, count("records"), count("dropped")))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 fn medians(runs: &[Figures]) -> Figures {
     Figures {
-        p50_us: median(runs.iter().map(|f| f.p50_us).collect()),
-        p99_us: median(runs.iter().map(|f| f.p99_us).collect()),
-        per_sec: median(runs.iter().map(|f| f.per_sec).collect()),
+        p50_us: median(&runs.iter().map(|f| f.p50_us).collect::<Vec<_>>()),
+        p99_us: median(&runs.iter().map(|f| f.p99_us).collect::<Vec<_>>()),
+        per_sec: median(&runs.iter().map(|f| f.per_sec).collect::<Vec<_>>()),
     }
 }
 

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _};
 
+use super::report::median;
 use crate::util::{run, workspace_root};
 
 fn gcc(src: &Path, out: &Path) -> anyhow::Result<()> {
@@ -37,11 +38,6 @@ fn measure(prog: &Path, filter: &str, calls: u64, call: &str) -> anyhow::Result<
         .trim()
         .parse()
         .context("filter_cost output")
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Build the three filters and measure them, interleaved.
@@ -143,7 +139,7 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
                 samples[i].push(measure(&prog, f, n, call)?);
             }
         }
-        let med: Vec<f64> = samples.into_iter().map(median).collect();
+        let med: Vec<f64> = samples.iter().map(|v| median(v)).collect();
         let (docker_added, gen_added) = (med[1] - med[0], med[2] - med[0]);
         // Compare what the filters add; for the refused call (the syscall never runs under a
         // filter) compare the totals.

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 
+use super::report::median;
 use crate::util::{have, phase};
 
 const WALL_TARGET_MS: f64 = 150.0;
@@ -48,11 +49,6 @@ fn timed(cmd: &mut Command) -> anyhow::Result<(f64, f64, ExitStatus)> {
     ))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Run it.
 pub fn run_startup(bin: &Path, reps: usize) -> anyhow::Result<()> {
     phase(
@@ -87,7 +83,7 @@ pub fn run_startup(bin: &Path, reps: usize) -> anyhow::Result<()> {
                     s_rss.push(r);
                 }
             }
-            let (w, r) = (median(a_wall.clone()), median(a_rss));
+            let (w, r) = (median(&a_wall), median(&a_rss));
             let spread = |v: &[f64]| {
                 let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -101,7 +97,7 @@ pub fn run_startup(bin: &Path, reps: usize) -> anyhow::Result<()> {
             if r <= RSS_TARGET_MIB { "met" } else { "MISSED" },
         );
             if strace {
-                let (sw, sr) = (median(s_wall), median(s_rss));
+                let (sw, sr) = (median(&s_wall), median(&s_rss));
                 eprintln!(
                 "  strace -f -c true       {sw:>6.1} ms  peak RSS {sr:.1} MiB  (auditor/strace: {:.1}× the time)",
                 w / sw
