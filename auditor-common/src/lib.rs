@@ -15,7 +15,3 @@ pub mod slot;
 pub mod wire;
 
 pub use wire::*;
-
-/// `BPF_F_MMAPABLE` (linux/bpf.h, 5.5): the TASKS array is created with it, so that user space
-/// can read it through a shared mapping.
-pub const MAP_F_MMAPABLE: u32 = 1 << 10;

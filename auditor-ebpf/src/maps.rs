@@ -5,6 +5,7 @@ use auditor_common::{
     SysKey, SysStat,
 };
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
@@ -13,7 +14,7 @@ use aya_ebpf::{
 /// reads it through a shared mapping (`BPF_F_MMAPABLE`): one pass over memory instead of one
 /// syscall per possible thread (4 M of them where pid_max is 4194304).
 #[map]
-pub static TASKS: Array<u64> = Array::with_max_entries(32768, auditor_common::MAP_F_MMAPABLE);
+pub static TASKS: Array<u64> = Array::with_max_entries(32768, BPF_F_MMAPABLE);
 
 /// Per-CPU counts per (group, abi, nr): an array, so the lookup is inlined; user space sizes it
 /// to `groups * TABLE_LEN`.

@@ -25,9 +25,7 @@ pub(super) struct CapData {
 
 pub(super) const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Capability numbers (also their bit positions in `CapEff`).
-pub(super) const CAP_SYS_CHROOT: u32 = 18;
-pub(super) const CAP_SYS_ADMIN: u32 = 21;
-pub(super) const CAP_MKNOD: u32 = 27;
+pub(super) use linux_raw_sys::general::{CAP_MKNOD, CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 
 /// `struct open_how` (openat2, 5.6).
 #[repr(C)]
