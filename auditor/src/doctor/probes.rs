@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use linux_raw_sys::general as caps;
+
 use super::{Check, Mode, Status};
 
 /// Every check, in the order the table shows them.
@@ -75,35 +77,37 @@ fn kernel() -> Vec<Check> {
     v
 }
 
-/// Capability numbers (linux/capability.h) auditor's modes use.
+/// The capabilities auditor's modes use: (number, name, what it is for, modes that need it).
 const CAPS: [(u32, &str, &str, &[Mode]); 6] = [
     (
-        21,
+        caps::CAP_SYS_ADMIN,
         "CAP_SYS_ADMIN",
         "loading eBPF programs, setns and mount for emulated calls",
         &[Mode::Learn, Mode::Daemon, Mode::Agent],
     ),
-    (39, "CAP_BPF", "loading eBPF programs", &[Mode::Learn, Mode::Daemon]),
     (
-        38,
+        caps::CAP_BPF,
+        "CAP_BPF", "loading eBPF programs", &[Mode::Learn, Mode::Daemon]),
+    (
+        caps::CAP_PERFMON,
         "CAP_PERFMON",
         "attaching tracepoint programs",
         &[Mode::Learn, Mode::Daemon],
     ),
     (
-        19,
+        caps::CAP_SYS_PTRACE,
         "CAP_SYS_PTRACE",
         "reading a container process's memory and fds (pidfd_getfd, /proc/PID/mem), which are not auditor's children",
         &[Mode::Agent],
     ),
     (
-        27,
+        caps::CAP_MKNOD,
         "CAP_MKNOD",
         "emulating mknod for containers",
         &[Mode::Agent],
     ),
     (
-        7,
+        caps::CAP_SETUID,
         "CAP_SETUID",
         "--userns: mapping the container's ids",
         &[Mode::Userns],
@@ -180,14 +184,14 @@ fn ebpf() -> Vec<Check> {
     )));
     v.push(
         match fs_type("/sys/fs/bpf") {
-            Some(t) if t.0 == 0xcafe_4a11 => Check::new("ebpf", "bpffs", Status::Ok),
+            Some(t) if t.0 == libc::BPF_FS_MAGIC => Check::new("ebpf", "bpffs", Status::Ok),
             _ => Check::new("ebpf", "bpffs", Status::Info),
         }
         .detail("/sys/fs/bpf (pinning; no mode needs it today)"),
     );
     v.push(
         match fs_type("/sys/kernel/tracing") {
-            Some(t) if t.0 == 0x7472_6163 => Check::new("ebpf", "tracefs", Status::Ok),
+            Some(t) if t.0 == libc::TRACEFS_MAGIC => Check::new("ebpf", "tracefs", Status::Ok),
             _ => Check::new("ebpf", "tracefs", Status::Info),
         }
         .detail("/sys/kernel/tracing (auditor uses raw tracepoints and does not need it)"),
@@ -293,25 +297,25 @@ fn namespaces() -> Vec<Check> {
             &[Mode::Userns],
         ),
     );
-    let cgroup = match fs_type("/sys/fs/cgroup") {
-        Some(nix::sys::statfs::CGROUP2_SUPER_MAGIC) => {
-            Check::new("namespaces", "cgroups", Status::Ok).detail("unified (v2)")
-        }
-        Some(_) if Path::new("/sys/fs/cgroup/unified").is_dir() => {
-            Check::new("namespaces", "cgroups", Status::Warn)
-                .detail("hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified)")
-                .needed(
-                    "crun refuses hybrid layouts; the daemon adopts `runc exec` processes by mount namespace where a container has no v2 cgroup",
-                    &[],
-                )
-        }
-        Some(_) => Check::new("namespaces", "cgroups", Status::Warn)
+    let root = Path::new("/sys/fs/cgroup");
+    let cgroup = if crate::host::cgroup::is_v2_dir(root) {
+        Check::new("namespaces", "cgroups", Status::Ok).detail("unified (v2)")
+    } else if crate::host::cgroup::is_v2_dir(&root.join("unified")) {
+        Check::new("namespaces", "cgroups", Status::Warn)
+            .detail("hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified)")
+            .needed(
+                "crun refuses hybrid layouts; the daemon adopts `runc exec` processes by mount namespace where a container has no v2 cgroup",
+                &[],
+            )
+    } else if !crate::host::proc::mounts_of_type("cgroup").is_empty() {
+        Check::new("namespaces", "cgroups", Status::Warn)
             .detail("legacy (v1 only)")
             .needed(
                 "the daemon adopts `runc exec` processes by mount namespace (no v2 cgroup)",
                 &[],
-            ),
-        None => Check::new("namespaces", "cgroups", Status::Warn).detail("/sys/fs/cgroup not mounted"),
+            )
+    } else {
+        Check::new("namespaces", "cgroups", Status::Warn).detail("no cgroup file system mounted")
     };
     v.push(cgroup);
     v
@@ -319,26 +323,21 @@ fn namespaces() -> Vec<Check> {
 
 /// Create a user and a mount namespace in a forked child.
 fn userns_probe() -> Result<(), nix::Error> {
-    // SAFETY: the child makes one raw unshare call and exits.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: unshare with flags only; _exit skips the parent's handlers.
-            unsafe {
-                let r = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS);
-                libc::_exit(if r == 0 { 0 } else { *libc::__errno_location() })
+    use crate::host::child::{probe_in_child, Ended};
+    // SAFETY: the child makes one raw unshare call and reads errno.
+    let ended = unsafe {
+        probe_in_child(|| {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 {
+                0
+            } else {
+                *libc::__errno_location()
             }
-        }
-        nix::unistd::ForkResult::Parent { child } => loop {
-            match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return Ok(()),
-                Ok(nix::sys::wait::WaitStatus::Exited(_, e)) => {
-                    return Err(nix::Error::from_raw(e))
-                }
-                Ok(nix::sys::wait::WaitStatus::Signaled(..)) => return Err(nix::Error::EINTR),
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
-        },
+        })
+    }?;
+    match ended {
+        Ended::Exited(0) => Ok(()),
+        Ended::Exited(e) => Err(nix::Error::from_raw(e)),
+        Ended::Killed(_) => Err(nix::Error::EINTR),
     }
 }
 

@@ -7,5 +7,6 @@
 
 pub mod activation;
 pub mod cgroup;
+pub mod child;
 pub mod pidfd;
 pub mod proc;

@@ -31,10 +31,8 @@ const SYNC_WAKE_UP: i32 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("cannot fork the seccomp probe")]
+    #[error("cannot run the seccomp probe in a child")]
     Fork(#[source] nix::Error),
-    #[error("waiting for the seccomp probe")]
-    Wait(#[source] nix::Error),
     #[error("the seccomp probe ended abnormally ({0})")]
     Abnormal(String),
 }
@@ -51,33 +49,19 @@ pub fn probe() -> Result<NotifyFeatures, ProbeError> {
         len: prog.len() as u16,
         filter: prog.as_ptr(),
     };
-    // SAFETY: the child makes only raw, async-signal-safe calls (prctl, seccomp, ioctl,
-    // _exit) on memory prepared before the fork, then exits.
-    match unsafe { nix::unistd::fork() }.map_err(ProbeError::Fork)? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: as above; `fprog` points to `prog`, alive in the child's copy.
-            let bits = unsafe { child(&fprog) };
-            // SAFETY: _exit is async-signal-safe and skips the parent's atexit handlers.
-            unsafe { libc::_exit(bits) }
-        }
-        nix::unistd::ForkResult::Parent { child } => loop {
-            match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, bits)) => {
-                    return Ok(NotifyFeatures {
-                        filter: bits & FILTER != 0,
-                        new_listener: bits & NEW_LISTENER != 0,
-                        addfd: bits & ADDFD != 0,
-                        wait_killable_recv: bits & WAIT_KILLABLE != 0,
-                        sync_wake_up: bits & SYNC_WAKE_UP != 0,
-                    })
-                }
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
-                    return Err(ProbeError::Abnormal(format!("killed by {sig}")))
-                }
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(ProbeError::Wait(e)),
-            }
-        },
+    use crate::host::child::{probe_in_child, Ended};
+    // SAFETY: the child makes only raw, async-signal-safe calls (prctl, seccomp, ioctl) on
+    // memory prepared before the fork; `fprog` points to `prog`, alive in the child's copy.
+    let ended = unsafe { probe_in_child(|| child(&fprog)) }.map_err(ProbeError::Fork)?;
+    match ended {
+        Ended::Exited(bits) => Ok(NotifyFeatures {
+            filter: bits & FILTER != 0,
+            new_listener: bits & NEW_LISTENER != 0,
+            addfd: bits & ADDFD != 0,
+            wait_killable_recv: bits & WAIT_KILLABLE != 0,
+            sync_wake_up: bits & SYNC_WAKE_UP != 0,
+        }),
+        Ended::Killed(sig) => Err(ProbeError::Abnormal(format!("killed by {sig}"))),
     }
 }
 
@@ -140,14 +124,6 @@ unsafe fn child(fprog: &SockFprog) -> i32 {
     bits
 }
 
-/// `(major, minor)` of a kernel release string such as `6.18.44-fc-v1252`.
-pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +135,8 @@ mod tests {
         assert!(f.filter && f.new_listener && f.addfd, "{f:?}");
         let release = nix::sys::utsname::uname().expect("uname");
         let release = release.release().to_string_lossy().into_owned();
-        let (major, minor) = kernel_version(&release).expect("version");
+        let (major, minor) =
+            crate::policy::formats::parse_kernel_version(&release).expect("version");
         assert_eq!(
             f.wait_killable_recv,
             (major, minor) >= (5, 19),
