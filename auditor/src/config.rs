@@ -116,14 +116,6 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Built-in defaults only (no file).
-    pub fn defaults() -> Loaded {
-        Loaded {
-            source: Source::Absent(PathBuf::from(DEFAULT_PATH)),
-            config: Config::default(),
-        }
-    }
-
     /// The file read, or the default one that was absent.
     pub fn path(&self) -> &Path {
         match &self.source {
@@ -154,12 +146,12 @@ impl Loaded {
     /// `[daemon] max_containers`, in the flag's range.
     pub fn daemon_max_containers(&self) -> Result<Option<u32>, ConfigError> {
         match self.config.daemon.max_containers {
-            Some(n) if !(1..=1024).contains(&n) => Err(ConfigError::Invalid {
+            Some(n) if !(1..=MAX_CONTAINERS_LIMIT).contains(&n) => Err(ConfigError::Invalid {
                 path: self.path().to_owned(),
                 section: "daemon",
                 key: "max_containers",
                 value: n.to_string(),
-                message: "give 1 to 1024".into(),
+                message: format!("give 1 to {MAX_CONTAINERS_LIMIT}"),
             }),
             other => Ok(other),
         }
@@ -198,6 +190,8 @@ pub struct DaemonFlags {
 pub const DEFAULT_OUTPUT_DIR: &str = "/var/lib/auditor/observations";
 /// Containers the daemon tracks at once unless told otherwise.
 pub const DEFAULT_MAX_CONTAINERS: u32 = 64;
+/// The most `max_containers` (flag or file) may be.
+pub const MAX_CONTAINERS_LIMIT: u32 = 1024;
 
 /// The agent's settings as flags give them (`None`/`false`: not given).
 #[derive(Clone, Debug, Default)]

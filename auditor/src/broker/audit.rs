@@ -133,7 +133,7 @@ impl AuditSender {
         loop {
             match self.tx.try_send(msg) {
                 Ok(()) => {
-                    if waiting_since.is_some() || self.stalled() {
+                    if self.stalled() {
                         self.stalled.store(false, Ordering::Relaxed);
                     }
                     return;

@@ -44,7 +44,7 @@ pub struct AgentArgs {
     /// the call is answered EIO without waiting for it (a path on a stalled FUSE or network
     /// file system, say); the helper is killed and reaped in the background. At most 25s
     /// (LXC's proxy gives up after 30 s) [config: agent.helper_timeout; default: 5s].
-    #[arg(long, value_name = "DURATION", value_parser = crate::commands::helper_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::broker::check_helper_timeout)]
     pub helper_timeout: Option<std::time::Duration>,
     /// When an emulation misses its deadline, abort the FUSE connections it may be stuck on:
     /// those mounted in the caller's own mount namespace with requests waiting (never one the

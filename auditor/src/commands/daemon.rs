@@ -18,7 +18,7 @@ pub struct DaemonArgs {
     pub output_dir: Option<PathBuf>,
     /// Containers tracked at once (each costs ~48 KiB of counters per CPU) [config:
     /// daemon.max_containers; default: 64].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::config::MAX_CONTAINERS_LIMIT)))]
     pub max_containers: Option<u32>,
 }
 

@@ -82,7 +82,7 @@ pub struct EnforceArgs {
     /// the call is answered EIO without waiting for it (a path on a stalled FUSE or network
     /// file system, say); the helper is killed and reaped in the background. At most 25s
     /// (LXC's proxy gives up after 30 s).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::commands::helper_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::broker::check_helper_timeout)]
     pub helper_timeout: std::time::Duration,
     /// When an emulation misses its deadline, abort the FUSE connections it may be stuck on:
     /// those mounted in the caller's own mount namespace with requests waiting (never one the

@@ -25,17 +25,8 @@ pub struct HookArgs {
     pub runtime: Option<String>,
 }
 
-/// The hook's settings: flag, else configuration, else default.
-struct Settings {
-    socket: PathBuf,
-    timeout: Duration,
-}
-
 pub fn run(args: &HookArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     let (socket, timeout) = config.hook(args.socket.clone(), args.timeout)?;
-    let settings = Settings { socket, timeout };
-    let runtime = args.runtime.clone();
-    let args = &settings;
     // The runtime writes the state and closes stdin; anything else (a terminal, a writer that
     // never closes) must not hang the container's creation: the read shares the timeout.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -47,11 +38,11 @@ pub fn run(args: &HookArgs, config: &crate::config::Loaded) -> anyhow::Result<Ex
             .map(|_| input);
         let _ = tx.send(r);
     });
-    let input = match rx.recv_timeout(args.timeout) {
+    let input = match rx.recv_timeout(timeout) {
         Ok(r) => r.context("reading the OCI state on stdin")?,
         Err(_) => bail!(
             "no OCI state on stdin within {} (auditor hook is run by the container runtime, which writes it)",
-            humantime::format_duration(args.timeout)
+            humantime::format_duration(timeout)
         ),
     };
     let state = protocol::parse_state(&input)
@@ -61,9 +52,9 @@ pub fn run(args: &HookArgs, config: &crate::config::Loaded) -> anyhow::Result<Ex
         id: state.id.clone(),
         pid,
         bundle: (!state.bundle.is_empty()).then(|| state.bundle.clone()),
-        runtime,
+        runtime: args.runtime.clone(),
     });
-    let reply = daemon::request(&args.socket, &req, args.timeout).map_err(anyhow::Error::msg)?;
+    let reply = daemon::request(&socket, &req, timeout).map_err(anyhow::Error::msg)?;
     if !reply.ok {
         bail!(
             "the auditor daemon refused container {}: {}",

@@ -72,8 +72,3 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// `--helper-timeout`: a duration up to [`crate::broker::MAX_HELPER_TIMEOUT`].
-pub fn helper_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::broker::check_helper_timeout(s)
-}
