@@ -22,6 +22,12 @@
 //! [hook]
 //! socket = "/run/auditor/daemon.sock"
 //! timeout = "10s"
+//!
+//! [runtime]          # only `auditor-runc` reads it (containerd's runc BinaryName)
+//! delegate = "runc"
+//! learn = "/run/auditor/daemon.sock"
+//! agent = "/run/auditor/agent.sock"
+//! policy = "web"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -64,6 +70,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub agent: AgentConfig,
     pub hook: HookConfig,
+    pub runtime: RuntimeConfig,
 }
 
 /// `[daemon]`: `auditor daemon`.
@@ -96,6 +103,22 @@ pub struct HookConfig {
     pub socket: Option<PathBuf>,
     /// A duration (`"10s"`).
     pub timeout: Option<String>,
+}
+
+/// `[runtime]`: the options of `auditor-runc`, the runtime wrapper under a name that takes
+/// no arguments (containerd's runc `BinaryName` is a bare path). `auditor runtime` itself
+/// takes its options from its command line only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `runc`, `crun` or a path [default: runc].
+    pub delegate: Option<String>,
+    /// `auditor daemon`'s socket: learn every container created.
+    pub learn: Option<PathBuf>,
+    /// `auditor agent`'s socket, set as the profile's `listenerPath`.
+    pub agent: Option<PathBuf>,
+    /// The policy name, set as the profile's `listenerMetadata`.
+    pub policy: Option<String>,
 }
 
 /// Where the configuration came from.

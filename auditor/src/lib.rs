@@ -17,6 +17,7 @@ pub mod host;
 pub mod launch;
 pub mod observe;
 pub mod policy;
+pub mod runtime;
 pub mod seccomp;
 pub mod session;
 pub mod syscalls;

@@ -31,6 +31,9 @@ pub enum Command {
     Daemon(super::daemon::DaemonArgs),
     /// OCI hook (createRuntime/prestart): register the container with `auditor daemon`.
     Hook(super::hook::HookArgs),
+    /// OCI runtime wrapper for Docker and containerd: passes every call to runc or crun,
+    /// adding auditor's learning hook and seccomp listener to the containers it creates.
+    Runtime(super::runtime::RuntimeArgs),
     /// What this host offers auditor (kernel, eBPF, seccomp, namespaces, privileges, runtimes)
     /// and what each missing piece disables; exit 1 when a chosen mode cannot run.
     Doctor(super::doctor::DoctorArgs),

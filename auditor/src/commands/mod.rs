@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod docs;
 pub mod doctor;
 pub mod hook;
+pub mod runtime;
 // enforce commands
 pub mod agent;
 pub mod enforce;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Hook(args) => config()
             .map_err(Into::into)
             .and_then(|c| hook::run(&args, &c)),
+        Command::Runtime(args) => return runtime::run(args, cli.config),
         Command::Doctor(args) => doctor::run(&args, config()),
         Command::Completions(args) => docs::completions(&args),
         Command::Manpages(args) => docs::manpages(&args),

@@ -210,7 +210,8 @@ impl Command {
     }
 }
 
-fn resolve(cmd: &str) -> Result<PathBuf, LaunchError> {
+/// `cmd` as a path (when it has a slash) or searched in `PATH`, executable.
+pub(crate) fn resolve(cmd: &str) -> Result<PathBuf, LaunchError> {
     let is_exec =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if cmd.contains('/') {
