@@ -6,6 +6,7 @@
 //! skipped (with a message) elsewhere.
 
 pub mod agent;
+pub mod docker;
 pub mod learner;
 pub mod loopdev;
 pub mod runtimes;

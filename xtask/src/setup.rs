@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use crate::util::{have, phase, run as sh};
 
 /// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
-/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
+/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes and Docker's engine), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
 pub const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -28,6 +28,7 @@ pub const PACKAGES: &[&str] = &[
     "runc",
     "crun",
     "lxc",
+    "docker.io",
 ];
 
 fn missing_packages() -> Vec<&'static str> {
@@ -46,10 +47,27 @@ pub fn run_setup() -> anyhow::Result<()> {
     if !missing.is_empty() {
         phase("apt packages", || {
             sh(Command::new("apt-get").arg("update").arg("-q"))?;
-            sh(Command::new("apt-get")
+            // Packages with services (docker.io, containerd, lxc) must not start them on the
+            // host: tests start private instances. Debian's policy-rc.d convention says so
+            // (exit 101), unless the machine already has a policy of its own.
+            let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
+            let ours = !policy.exists();
+            if ours {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::write(
+                    policy,
+                    "#!/bin/sh\n# cargo xtask setup: start no service\nexit 101\n",
+                )?;
+                std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+            }
+            let installed = sh(Command::new("apt-get")
                 .args(["install", "-y", "-q", "--no-install-recommends"])
                 .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"))
+                .env("DEBIAN_FRONTEND", "noninteractive"));
+            if ours {
+                let _ = std::fs::remove_file(policy);
+            }
+            installed
         })?;
     }
     let has_src = Command::new("rustup")

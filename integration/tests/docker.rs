@@ -1,0 +1,259 @@
+//! Docker for real (dockerd 20.10 from Debian's docker.io, started privately by the test):
+//! `docker run --runtime auditor-learn` is learned by `auditor daemon` through `auditor
+//! runtime` from the container's first syscall, the generated profile runs the same workload
+//! under `--security-opt seccomp=` and refuses a call it never made. Needs root, docker.io,
+//! runc, strace and busybox-static; under CI=true it fails rather than skips.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use integration::docker::{self, Dockerd, IMAGE};
+use integration::learner::{strace_workload, workload_names, Daemon};
+use integration::{auditor_bin, describe, require_tool, run_with_timeout, Scratch};
+
+const SCRIPT: &str = "busybox uname -a; busybox echo docker-learned";
+
+/// What strace sees of SCRIPT run directly on the host (after its execve).
+fn strace_outside_docker(s: &Scratch) -> BTreeSet<String> {
+    let trace = s.path("trace");
+    let o = run_with_timeout(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&trace)
+            .args(["/bin/busybox", "sh", "-c", SCRIPT]),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "strace: {}", describe(&o));
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let init = text
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid on strace's first line");
+    strace_workload(&trace, init)
+}
+
+#[test]
+fn docker_runtime_learns_a_container_and_its_profile_enforces_it() {
+    let test = "docker_runtime_learns_a_container_and_its_profile_enforces_it";
+    if !docker::ready(test) || require_tool(test, "strace").is_none() {
+        return;
+    }
+    let s = Scratch::new("auditor-docker");
+    let mut daemon = Daemon::start();
+    // The daemon.json entry the README gives, with this test's sockets.
+    let engine = Dockerd::start(serde_json::json!({
+        "runtimes": {"auditor-learn": {
+            "path": auditor_bin().display().to_string(),
+            "runtimeArgs": ["runtime", "--delegate", "runc", "--learn", daemon.socket.display().to_string()]
+        }}
+    }));
+    let cid = s.path("cid");
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "auditor-learn",
+        "--cidfile",
+        &cid.display().to_string(),
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        SCRIPT,
+    ]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("docker-learned"),
+        "docker run --runtime auditor-learn: {}\ndockerd: {}",
+        describe(&o),
+        engine.log_text()
+    );
+    let id = std::fs::read_to_string(&cid)
+        .expect("cidfile")
+        .trim()
+        .to_owned();
+    let obs = daemon.observation(&id);
+    assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
+    assert!(
+        matches!(&obs.target, auditor::observe::model::Target::Container { id: i, runtime, .. } if *i == id && runtime.as_deref() == Some("runc")),
+        "{:?}",
+        obs.target
+    );
+    let ours = workload_names(&obs);
+    let theirs = strace_outside_docker(&s);
+    eprintln!("docker workload (auditor): {ours:?}\nhost run (strace): {theirs:?}");
+    // `execve` of the workload is runc init's in auditor's accounting (the runtime's call).
+    let missing: Vec<_> = theirs
+        .difference(&ours)
+        .filter(|n| *n != "execve")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "learned through Docker, missed: {missing:?}"
+    );
+    let extra: Vec<_> = ours.difference(&theirs).collect();
+    assert!(
+        extra.is_empty(),
+        "learned through Docker, not made by the workload: {extra:?}"
+    );
+
+    // The generated profile runs the same workload under Docker's own runc...
+    let obs_path = daemon.out.join(format!("{id}.json"));
+    let profile = s.path("profile.json");
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .arg("generate")
+            .arg(&obs_path)
+            .args(["--format", "oci", "--runtime", "runc", "-o"])
+            .arg(&profile),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "generate: {}", describe(&o));
+    let seccomp = format!("seccomp={}", profile.display());
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        SCRIPT,
+    ]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("docker-learned"),
+        "the learned workload under its profile: {}",
+        describe(&o)
+    );
+    // ...and refuses what it never made (mkdir).
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "busybox mkdir /tmp/x; echo mkdir=$?",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("mkdir=1")
+            && String::from_utf8_lossy(&o.stderr).contains("Operation not permitted"),
+        "{}",
+        describe(&o)
+    );
+    // Without the profile, mkdir works: the refusal is the profile's.
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "busybox mkdir /tmp/x; echo mkdir=$?",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mkdir=0"),
+        "{}",
+        describe(&o)
+    );
+    drop(engine);
+    assert!(daemon.stop().success());
+}
+
+/// mknod of /dev/null's device in a user-namespaced Docker container (`--userns-remap`): the
+/// kernel refuses it there, Docker drops the profile's `listenerPath`, and `auditor runtime
+/// --agent` puts it back so that `auditor agent` emulates the call under the named policy.
+#[test]
+fn docker_userns_container_gets_mknod_from_the_agent_through_auditor_runtime() {
+    let test = "docker_userns_container_gets_mknod_from_the_agent_through_auditor_runtime";
+    if !docker::ready(test) {
+        return;
+    }
+    let s = Scratch::private_with_policies("auditor-dockagent");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let agent = integration::agent::Agent::oci(&s);
+    let remap = docker::RemapUser::create();
+    let engine = Dockerd::start(serde_json::json!({
+        "userns-remap": remap.name,
+        "runtimes": {"auditor-agent": {
+            "path": auditor_bin().display().to_string(),
+            "runtimeArgs": ["runtime", "--delegate", "runc", "--agent", agent.socket.display().to_string(), "--policy", "web"]
+        }}
+    }));
+    let profile = s.write(
+        "profile.json",
+        &serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_NOTIFY"}]
+        })
+        .to_string(),
+    );
+    let seccomp = format!("seccomp={}", profile.display());
+    let script =
+        "busybox mknod /tmp/null c 1 3; echo mknod=$?; busybox stat -c dev=%t:%T /tmp/null; \
+                  busybox mknod /tmp/blk b 8 0; echo blk=$?";
+    // Docker alone: its runc refuses a notify profile without a listener.
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(!o.status.success(), "{}", describe(&o));
+    // Through auditor runtime --agent.
+    let cid = s.path("cid");
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "auditor-agent",
+        "--cidfile",
+        &cid.display().to_string(),
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("mknod=0") && out.contains("dev=1:3") && out.contains("blk=1"),
+        "{}\nagent: {}\ndockerd: {}",
+        describe(&o),
+        agent.log_text(),
+        engine.log_text()
+    );
+    let id = std::fs::read_to_string(&cid)
+        .expect("cidfile")
+        .trim()
+        .to_owned();
+    let records = agent.wait_records(|r| r.iter().any(|r| r["container"] == id.as_str()));
+    assert!(
+        records.iter().any(|r| r["container"] == id.as_str()
+            && r["decision"] == "emulated"
+            && r["policy"] == "web"
+            && r["decoded"]["path"] == "/tmp/null"),
+        "{records:#?}"
+    );
+    drop(engine);
+    drop(remap);
+}
