@@ -19,6 +19,9 @@ install -D -m 0644 "$here/systemd/auditor-daemon.service" "$stage/lib/systemd/sy
 install -D -m 0644 "$here/systemd/auditor-agent.service" "$stage/lib/systemd/system/auditor-agent.service"
 install -D -m 0644 "$here/systemd/auditor-agent.socket" "$stage/lib/systemd/system/auditor-agent.socket"
 install -D -m 0644 "$here/hooks.d/auditor-learn.json" "$stage/usr/share/containers/oci/hooks.d/auditor-learn.json"
+install -D -m 0644 "$here/docker/daemon.json" "$stage/usr/share/doc/auditor/examples/docker-daemon.json"
+# containerd's runc BinaryName takes no arguments: the wrapper by name reads [runtime].
+ln -sf auditor "$stage/usr/bin/auditor-runc"
 install -D -m 0644 "$here/README.packagers.md" "$stage/usr/share/doc/auditor/README.packagers.md"
 install -D -m 0644 "$here/../README.md" "$stage/usr/share/doc/auditor/README.md"
 gzip -9n "$stage/usr/share/doc/auditor/README.md"

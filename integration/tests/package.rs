@@ -164,9 +164,34 @@ fn the_debian_package_installs_runs_and_purges() {
         "/usr/share/man/man1/auditor-agent.1.gz",
         "/etc/auditor/policies",
         "/etc/auditor/config.toml",
+        "/usr/bin/auditor-runc",
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
+    // The Docker snippet names the installed binary as the runtime wrapper.
+    let docker: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("/usr/share/doc/auditor/examples/docker-daemon.json")
+            .expect("daemon.json example"),
+    )
+    .expect("daemon.json JSON");
+    assert_eq!(
+        docker["runtimes"]["auditor-learn"]["path"],
+        "/usr/bin/auditor"
+    );
+    assert_eq!(
+        docker["runtimes"]["auditor-learn"]["runtimeArgs"][0],
+        "runtime"
+    );
+    // `auditor-runc` reads the installed [runtime] (delegate runc) and passes through.
+    let o = Command::new("/usr/bin/auditor-runc")
+        .arg("--version")
+        .output()
+        .expect("auditor-runc");
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("runc version"),
+        "auditor-runc --version: {}",
+        describe(&o)
+    );
     let hook: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string("/usr/share/containers/oci/hooks.d/auditor-learn.json")
             .expect("hooks.d file"),
@@ -305,6 +330,7 @@ fn the_debian_package_installs_runs_and_purges() {
     assert_eq!(installed_version(), None);
     for f in [
         "/usr/bin/auditor",
+        "/usr/bin/auditor-runc",
         "/lib/systemd/system/auditor-agent.service",
         "/usr/share/man/man1/auditor.1.gz",
         "/usr/share/containers/oci/hooks.d/auditor-learn.json",

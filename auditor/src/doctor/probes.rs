@@ -351,7 +351,11 @@ const RUNTIMES: [(&str, &str, &str); 6] = [
         "--version",
         "engine (through its OCI runtime and hooks.d)",
     ),
-    ("docker", "--version", "engine (through its OCI runtime)"),
+    (
+        "dockerd",
+        "--version",
+        "Docker's engine (through `auditor runtime`)",
+    ),
     ("containerd", "--version", "Docker's container manager"),
 ];
 
@@ -396,6 +400,26 @@ fn runtimes() -> Vec<Check> {
                 "; auditor's hook is not in hooks.d"
             });
         }
+        if bin == "dockerd" {
+            let text = std::fs::read_to_string(DOCKER_CONFIG).unwrap_or_default();
+            let wired = docker_runtimes(&text);
+            detail.push_str(&if wired.is_empty() {
+                format!("; no runtime in {DOCKER_CONFIG} runs `auditor runtime`")
+            } else {
+                format!(
+                    "; {DOCKER_CONFIG} runtimes through `auditor runtime`: {}",
+                    wired.join(", ")
+                )
+            });
+        }
+        if bin == "containerd" {
+            let wired = std::fs::read_to_string(CONTAINERD_CONFIG)
+                .is_ok_and(|t| t.contains(crate::commands::runtime::RUNC_NAME));
+            detail.push_str(&format!(
+                "; {CONTAINERD_CONFIG} {} auditor-runc as a runc BinaryName",
+                if wired { "names" } else { "does not name" }
+            ));
+        }
         if bin == "lxc-start" {
             let (all, proxied, ours) = lxc_wiring(Path::new("/var/lib/lxc"));
             detail.push_str(&format!(
@@ -405,6 +429,55 @@ fn runtimes() -> Vec<Check> {
         v.push(Check::new("runtimes", bin, Status::Ok).detail(detail));
     }
     v
+}
+
+const DOCKER_CONFIG: &str = "/etc/docker/daemon.json";
+const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
+
+/// Docker's runtimes (in a `daemon.json`) that run `auditor runtime`, each with what it adds:
+/// `NAME (learn, agent)`.
+fn docker_runtimes(daemon_json: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(daemon_json) else {
+        return Vec::new();
+    };
+    let Some(runtimes) = v.get("runtimes").and_then(serde_json::Value::as_object) else {
+        return Vec::new();
+    };
+    runtimes
+        .iter()
+        .filter_map(|(name, r)| {
+            let path = r.get("path")?.as_str()?;
+            let args: Vec<&str> = r
+                .get("runtimeArgs")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+                .unwrap_or_default();
+            let by_name = Path::new(path)
+                .file_name()
+                .is_some_and(|n| n == crate::commands::runtime::RUNC_NAME);
+            let wrapper = by_name
+                || (Path::new(path).file_name().is_some_and(|n| n == "auditor")
+                    && args.first() == Some(&"runtime"));
+            if !wrapper {
+                return None;
+            }
+            let adds: Vec<&str> = ["learn", "agent"]
+                .into_iter()
+                .filter(|o| {
+                    args.iter().any(|a| {
+                        a.trim_start_matches('-') == *o || a.starts_with(&format!("--{o}="))
+                    })
+                })
+                .collect();
+            Some(if by_name {
+                format!("{name} (auditor-runc: [runtime] of the configuration)")
+            } else if adds.is_empty() {
+                format!("{name} (passes through: neither --learn nor --agent)")
+            } else {
+                format!("{name} ({})", adds.join(", "))
+            })
+        })
+        .collect()
 }
 
 /// LXC containers under `dir`: how many, how many send notifications to a proxy, and how many
@@ -507,6 +580,32 @@ pub fn configuration(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docker_runtimes_running_the_wrapper_are_named_with_what_they_add() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/docker/daemon.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            super::docker_runtimes(&text),
+            ["auditor-agent (agent)", "auditor-learn (learn)"]
+        );
+        let other = r#"{"runtimes": {"nvidia": {"path": "/usr/bin/nvidia-container-runtime"},
+            "a": {"path": "/usr/local/bin/auditor-runc"},
+            "b": {"path": "/usr/bin/auditor", "runtimeArgs": ["runtime", "--delegate", "crun"]},
+            "c": {"path": "/usr/bin/auditor", "runtimeArgs": ["agent"]}}}"#;
+        assert_eq!(
+            super::docker_runtimes(other),
+            [
+                "a (auditor-runc: [runtime] of the configuration)",
+                "b (passes through: neither --learn nor --agent)"
+            ]
+        );
+        assert!(super::docker_runtimes("not json").is_empty());
+        assert!(super::docker_runtimes("{}").is_empty());
+    }
+
     use super::*;
 
     #[test]
