@@ -9,6 +9,7 @@
 //! socket = "/run/auditor/daemon.sock"
 //! output_dir = "/var/lib/auditor/observations"
 //! max_containers = 64
+//! metrics_addr = "127.0.0.1:9464"     # Prometheus /metrics, /healthz, /readyz (off if absent)
 //!
 //! [agent]
 //! socket = "/run/auditor/agent.sock"
@@ -18,6 +19,7 @@
 //! policy_from_annotation = false
 //! helper_timeout = "5s"
 //! abort_stalled_fuse = false
+//! metrics_addr = "127.0.0.1:9465"
 //!
 //! [hook]
 //! socket = "/run/auditor/daemon.sock"
@@ -80,6 +82,8 @@ pub struct DaemonConfig {
     pub socket: Option<PathBuf>,
     pub output_dir: Option<PathBuf>,
     pub max_containers: Option<u32>,
+    /// Prometheus metrics and health endpoints (`host:port`); off when absent.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `[agent]`: `auditor agent`.
@@ -94,6 +98,8 @@ pub struct AgentConfig {
     /// A duration (`"5s"`, `"1500ms"`).
     pub helper_timeout: Option<String>,
     pub abort_stalled_fuse: Option<bool>,
+    /// Prometheus metrics and health endpoints (`host:port`); off when absent.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// `[hook]`: `auditor hook`.
@@ -207,6 +213,7 @@ pub struct DaemonFlags {
     pub socket: Option<PathBuf>,
     pub output_dir: Option<PathBuf>,
     pub max_containers: Option<u32>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Where observation files go unless told otherwise.
@@ -226,6 +233,7 @@ pub struct AgentFlags {
     pub policy_from_annotation: bool,
     pub helper_timeout: Option<Duration>,
     pub abort_stalled_fuse: bool,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The service manager passed the listening sockets (socket activation): no socket paths
     /// are needed, and configured ones are not bound.
     pub activated: bool,
@@ -241,6 +249,7 @@ pub struct AgentSettings {
     pub policy_from_annotation: bool,
     pub helper_timeout: Duration,
     pub abort_stalled_fuse: bool,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Why the agent's settings are incomplete.
@@ -273,6 +282,7 @@ impl Loaded {
                     .daemon_max_containers()?
                     .unwrap_or(DEFAULT_MAX_CONTAINERS),
             },
+            metrics_addr: flags.metrics_addr.or(c.metrics_addr),
         })
     }
 
@@ -296,6 +306,7 @@ impl Loaded {
                     .unwrap_or(crate::broker::DEFAULT_HELPER_TIMEOUT),
             },
             abort_stalled_fuse: flags.abort_stalled_fuse || c.abort_stalled_fuse.unwrap_or(false),
+            metrics_addr: flags.metrics_addr.or(c.metrics_addr),
         };
         if flags.activated {
             return Ok(AgentSettings {
@@ -439,6 +450,32 @@ mod tests {
             })
             .expect("agent settings");
         assert_eq!(a.policy_dir, Path::new("/elsewhere"));
+    }
+
+    #[test]
+    fn metrics_addresses_are_socket_addresses_and_flags_win() {
+        let text = "[daemon]\nmetrics_addr = \"127.0.0.1:9464\"\n[agent]\npolicy_dir = \"/p\"\nsocket = \"/s\"\nmetrics_addr = \"[::1]:9465\"\n";
+        let l = Loaded {
+            source: Source::File("c.toml".into()),
+            config: parse(text, Path::new("c.toml")).expect("valid"),
+        };
+        let d = l.daemon(DaemonFlags::default()).expect("daemon");
+        assert_eq!(d.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        let flag = "0.0.0.0:1".parse().unwrap();
+        let a = l
+            .agent(AgentFlags {
+                metrics_addr: Some(flag),
+                ..AgentFlags::default()
+            })
+            .expect("agent");
+        assert_eq!(a.metrics_addr, Some(flag));
+        let e = parse(
+            "[agent]\nmetrics_addr = \"localhost\"\n",
+            Path::new("c.toml"),
+        )
+        .expect_err("a host without a port")
+        .to_string();
+        assert!(e.starts_with("c.toml:2:"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod host;
 pub mod launch;
+pub mod metrics;
 pub mod observe;
 pub mod policy;
 pub mod runtime;

@@ -31,6 +31,11 @@ impl Daemon {
     /// A daemon in `dir` (its socket, output directory and log there): a restart of a stopped
     /// one at the same socket.
     pub fn start_in(dir: &Path) -> Daemon {
+        Daemon::start_with(dir, &[])
+    }
+
+    /// [`Daemon::start_in`] with extra flags.
+    pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("daemon dir");
         let socket = dir.join("daemon.sock");
@@ -41,6 +46,7 @@ impl Daemon {
             .arg(&socket)
             .arg("--output-dir")
             .arg(&out)
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("daemon log"))

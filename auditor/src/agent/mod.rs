@@ -23,6 +23,8 @@ pub struct Context {
     /// containers (CRI-O, podman), so the annotation is the workload author's choice, not the
     /// host's; `listenerMetadata` comes from the seccomp profile the host configured.
     pub policy_from_annotation: bool,
+    /// Prometheus metrics (`--metrics-addr`).
+    pub metrics: Option<Arc<crate::metrics::AgentMetrics>>,
 }
 
 pub type Shared = Arc<Context>;

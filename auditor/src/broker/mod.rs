@@ -132,6 +132,8 @@ struct Inner {
     policy: Option<(String, &'static str)>,
     /// Callers' executables, for records.
     exes: target::ExeCache,
+    /// The agent's Prometheus metrics, counted with the records.
+    metrics: Option<Arc<crate::metrics::AgentMetrics>>,
 }
 
 /// The broker for one listener fd.
@@ -154,6 +156,7 @@ impl Broker {
                 container: None,
                 policy: None,
                 exes: target::ExeCache::default(),
+                metrics: None,
             }),
             interactive: None,
         }
@@ -190,6 +193,14 @@ impl Broker {
     pub fn with_container(mut self, id: String) -> Broker {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.container = Some(id);
+        }
+        self
+    }
+
+    /// Count every decision in the agent's metrics. Call before [`Broker::serve`].
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::AgentMetrics>) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(metrics);
         }
         self
     }

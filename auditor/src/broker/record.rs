@@ -226,6 +226,23 @@ impl Inner {
         }
     }
 
+    /// Count a decision in the agent's metrics, if it keeps any.
+    fn count(&self, raw: &Raw) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let error = (raw.verdict == Verdict::Emulated
+            && matches!(raw.response, Response::Errno(_)))
+        .then(|| result_text(raw.response));
+        m.decided(
+            self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
+            raw.syscall,
+            raw.verdict.as_str(),
+            error,
+            raw.latency_us,
+        );
+    }
+
     /// [`Inner::deliver`] for a batch of the broker thread: every record to the audit log; to
     /// the live session the batch's totals and its last [`SHOWN_PER_BATCH`] decisions (a
     /// person reads a sample at these rates; the totals stay exact), so that formatting and
@@ -238,6 +255,7 @@ impl Inner {
         let mut totals = crate::session::protocol::Totals::default();
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
         for (i, raw) in batch.drain(..).enumerate() {
+            self.count(&raw);
             let decision = raw.verdict.as_str();
             let unknown;
             let syscall = match raw.syscall {
@@ -271,6 +289,7 @@ impl Inner {
     /// Hand records to the audit log and the live session (never blocks).
     pub(super) fn deliver(&self, batch: &mut Vec<Raw>) {
         for raw in batch.drain(..) {
+            self.count(&raw);
             let record = self.record_of(raw);
             match (&self.live, &self.audit) {
                 (Some(l), Some(a)) => {

@@ -154,7 +154,7 @@ impl Inner {
         // Records, the live session and the blocking pool all expect a runtime context.
         let _rt = handle.enter();
         let emulations = Arc::new(tokio::sync::Semaphore::new(MAX_EMULATIONS));
-        let recorder = (self.audit.is_some() || self.live.is_some())
+        let recorder = (self.audit.is_some() || self.live.is_some() || self.metrics.is_some())
             .then(|| Recorder::start(self.clone()))
             .transpose()?;
         let mut out: Vec<Raw> = Vec::with_capacity(1);
@@ -335,7 +335,7 @@ impl Inner {
             "answered"
         );
         // Every decision goes to the live session too: its history and totals are built from them.
-        if self.audit.is_some() || self.live.is_some() {
+        if self.audit.is_some() || self.live.is_some() || self.metrics.is_some() {
             out.push(Raw {
                 time: start.1,
                 pid: n.pid,

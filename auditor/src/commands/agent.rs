@@ -57,6 +57,12 @@ pub struct AgentArgs {
     /// agent.audit_log].
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Serve Prometheus metrics (`/metrics`: decisions per policy, syscall and decision,
+    /// latency, emulation errors, containers served) and health checks (`/healthz`,
+    /// `/readyz`) on this address, e.g. 127.0.0.1:9465 (port 0: any free port, logged)
+    /// [config: agent.metrics_addr; default: off].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -75,6 +81,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         policy_from_annotation: args.policy_from_annotation,
         helper_timeout: args.helper_timeout,
         abort_stalled_fuse: args.abort_stalled_fuse,
+        metrics_addr: args.metrics_addr,
     })?;
     crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     let policies = PolicyDir::open(&args.policy_dir, import)?;
@@ -82,11 +89,16 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         Some(p) => Some(AuditLog::open(p)?),
         None => None,
     };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = args
+        .metrics_addr
+        .map(|_| crate::metrics::AgentMetrics::register(&mut registry));
     let ctx = Arc::new(Context {
         policies,
         audit: audit.as_ref().map(AuditLog::sender),
         live: None,
         policy_from_annotation: args.policy_from_annotation,
+        metrics,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,6 +106,17 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
     let result = rt.block_on(async {
         let cancel = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
+        // The sockets are bound by the tasks below before they accept; the agent is ready once
+        // they run (a failed bind ends the agent, and with it the endpoint).
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(addr) = args.metrics_addr {
+            let listener = crate::metrics::bind(addr).await?;
+            let local = listener.local_addr()?;
+            eprintln!("auditor agent: metrics on http://{local}/metrics");
+            tracing::info!(%local, "metrics endpoint");
+            let (registry, ready, cancel) = (Arc::new(registry), ready.clone(), cancel.clone());
+            tokio::spawn(crate::metrics::serve(listener, registry, ready, cancel));
+        }
         if let Some(s) = args.socket.clone() {
             let (ctx, cancel) = (ctx.clone(), cancel.clone());
             tasks.spawn(async move {
@@ -129,6 +152,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                 ),
             };
         }
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;

@@ -20,6 +20,12 @@ pub struct DaemonArgs {
     /// daemon.max_containers; default: 64].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::config::MAX_CONTAINERS_LIMIT)))]
     pub max_containers: Option<u32>,
+    /// Serve Prometheus metrics (`/metrics`) and health checks (`/healthz`, `/readyz`: the
+    /// eBPF programs are loaded and the socket is bound) on this address, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port, logged) [config: daemon.metrics_addr; default:
+    /// off].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: &DaemonArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
@@ -28,6 +34,7 @@ pub fn run(args: &DaemonArgs, config: &crate::config::Loaded) -> anyhow::Result<
         socket: args.socket.clone(),
         output_dir: args.output_dir.clone(),
         max_containers: args.max_containers,
+        metrics_addr: args.metrics_addr,
     })?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@ use socket::{accept_loop, bind};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use auditor_common::{counters, hash::exe_id, slot};
@@ -34,6 +35,8 @@ use protocol::{Register, Reply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error(transparent)]
     Bpf(#[from] BpfError),
     #[error("{path}: {what}: {source}")]
@@ -64,6 +67,8 @@ pub struct Config {
     pub output_dir: PathBuf,
     /// Containers tracked at once (groups of the observer).
     pub max_containers: u32,
+    /// Prometheus metrics and health endpoints.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How long a connection may take to send its request.
@@ -100,6 +105,7 @@ struct Learner {
     free: Vec<u32>,
     /// Ring buffer records of no tracked container (or malformed).
     orphan_events: u64,
+    metrics: Option<Arc<crate::metrics::DaemonMetrics>>,
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -162,7 +168,26 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         tracked: HashMap::new(),
         free: (0..groups).rev().collect(),
         orphan_events: 0,
+        metrics: None,
     };
+    let cancel = CancellationToken::new();
+    // Ready: the programs are loaded and the socket is bound.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    if let Some(addr) = config.metrics_addr {
+        let mut registry = prometheus_client::registry::Registry::default();
+        learner.metrics = Some(crate::metrics::DaemonMetrics::register(&mut registry));
+        let listener = crate::metrics::bind(addr).await?;
+        let local = listener
+            .local_addr()
+            .map_err(io(&config.socket, "the metrics address"))?;
+        eprintln!("auditor daemon: metrics on http://{local}/metrics");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            Arc::new(registry),
+            ready,
+            cancel.clone(),
+        ));
+    }
     tracing::info!(socket = %config.socket.display(), output = %config.output_dir.display(), groups, "auditor daemon ready");
     eprintln!(
         "auditor daemon: listening on {}; observations go to {}",
@@ -170,7 +195,6 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         config.output_dir.display()
     );
 
-    let cancel = CancellationToken::new();
     let (tx, mut rx) = mpsc::channel::<Job>(64);
     let acceptor = tokio::spawn(accept_loop(listener, tx, cancel.clone()));
     let mut tick = tokio::time::interval(TICK);
@@ -194,6 +218,13 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                 events.drain(&mut buf);
                 learner.absorb(std::mem::take(&mut buf));
                 let reply = learner.register(job.register);
+                if let Some(m) = &learner.metrics {
+                    let result = if reply.ok { "ok" } else { "refused" };
+                    m.registrations
+                        .get_or_create(&crate::metrics::ResultLabels { result: result.into() })
+                        .inc();
+                    m.tracked.set(learner.tracked.len() as i64);
+                }
                 let _ = job.reply.send(reply);
             }
             _ = tick.tick() => {
@@ -507,14 +538,25 @@ impl Learner {
             },
         );
         let path = self.output_path(&t.id);
+        if let Some(m) = &self.metrics {
+            m.tracked.set(self.tracked.len() as i64);
+            m.lost.inc_by(obs.loss.total);
+            m.observed_calls
+                .inc_by(obs.syscalls.iter().map(|s| s.count).sum());
+        }
         match observe::save(&path, &obs) {
-            Ok(()) => tracing::info!(
-                id = %t.id,
-                path = %path.display(),
-                syscalls = obs.syscalls.len(),
-                still_running = shutdown,
-                "observation written"
-            ),
+            Ok(()) => {
+                if let Some(m) = &self.metrics {
+                    m.observations.inc();
+                }
+                tracing::info!(
+                    id = %t.id,
+                    path = %path.display(),
+                    syscalls = obs.syscalls.len(),
+                    still_running = shutdown,
+                    "observation written"
+                )
+            }
             Err(source) => {
                 let e = DaemonError::Save {
                     id: t.id.clone(),

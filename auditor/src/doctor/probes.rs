@@ -515,6 +515,13 @@ fn hooks_d_wired() -> bool {
     })
 }
 
+fn metrics_text(addr: Option<std::net::SocketAddr>) -> String {
+    match addr {
+        Some(a) => format!("metrics on http://{a}/metrics"),
+        None => "no metrics endpoint".to_owned(),
+    }
+}
+
 /// The configuration the services would run with: its file, and the effective settings of the
 /// daemon and the agent (flags given to them would still win).
 pub fn configuration(
@@ -543,10 +550,11 @@ pub fn configuration(
     let daemon = loaded.daemon(crate::config::DaemonFlags::default());
     v.push(match daemon {
         Ok(d) => Check::new("configuration", "daemon", Status::Info).detail(format!(
-            "socket {}, observations in {}, at most {} containers",
+            "socket {}, observations in {}, at most {} containers, {}",
             d.socket.display(),
             d.output_dir.display(),
-            d.max_containers
+            d.max_containers,
+            metrics_text(d.metrics_addr)
         )),
         Err(e) => Check::new("configuration", "daemon", Status::Missing)
             .detail(format!("{e:#}"))
@@ -570,6 +578,7 @@ pub fn configuration(
                 "helper timeout {}",
                 humantime::format_duration(a.helper_timeout)
             ));
+            parts.push(metrics_text(a.metrics_addr));
             Check::new("configuration", "agent", Status::Info).detail(parts.join(", "))
         }
         Err(e) => Check::new("configuration", "agent", Status::Info)

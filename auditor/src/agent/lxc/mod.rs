@@ -318,6 +318,8 @@ struct Filter {
     cookie: String,
     broker: Arc<Broker>,
     container: String,
+    /// Counted in the agent's metrics while the filter is served.
+    _serving: Option<crate::metrics::Serving>,
 }
 
 /// One record as received: bytes and the fds that came with it (closed on drop).
@@ -650,11 +652,17 @@ impl Connection {
             if let Some(live) = &ctx.live {
                 broker = broker.with_live(live.clone());
             }
+            let mut serving = None;
+            if let Some(m) = &ctx.metrics {
+                broker = broker.with_metrics(m.clone());
+                serving = Some(m.serving());
+            }
             Ok(Filter {
                 fd: NotifyFd::new(ours),
                 cookie,
                 broker: Arc::new(broker),
                 container,
+                _serving: serving,
             })
         })
         .await

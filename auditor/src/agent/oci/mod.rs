@@ -390,6 +390,11 @@ async fn connection(
     if let Some(live) = &ctx.live {
         broker = broker.with_live(live.clone());
     }
+    let mut _serving = None;
+    if let Some(m) = &ctx.metrics {
+        broker = broker.with_metrics(m.clone());
+        _serving = Some(m.serving());
+    }
     let stats = broker.stats();
     match broker.serve(cancel).await {
         Ok(()) => {
