@@ -257,3 +257,86 @@ fn docker_userns_container_gets_mknod_from_the_agent_through_auditor_runtime() {
     drop(engine);
     drop(remap);
 }
+
+/// `auditor learn --container docker://NAME` attaches to a running Docker container through
+/// the engine (`docker inspect`, honouring DOCKER_HOST), scoped by its cgroup, and says so.
+#[test]
+fn learn_attaches_to_a_running_docker_container_by_name() {
+    let test = "learn_attaches_to_a_running_docker_container_by_name";
+    if !docker::ready(test) {
+        return;
+    }
+    let s = Scratch::new("auditor-dockattach");
+    let engine = Dockerd::start(serde_json::json!({}));
+    let name = integration::unique_name("auditor-web");
+    let o = engine.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "busybox sleep 3; busybox uname -a; busybox mkdir /tmp/zz; busybox sleep 1",
+    ]);
+    assert!(o.status.success(), "docker run -d: {}", describe(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let obs_path = s.path("obs.json");
+    let docker_host = format!("unix://{}", engine.socket.display());
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .args(["learn", "--no-progress", "--container"])
+            .arg(format!("docker://{name}"))
+            .arg("-o")
+            .arg(&obs_path)
+            .env("DOCKER_HOST", &docker_host),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success(),
+        "learn --container docker://: {}",
+        describe(&o)
+    );
+    assert!(
+        err.contains(&format!(
+            "attached to docker container {name} ({}",
+            &id[..12]
+        )) && err.contains("image auditor-busybox:test")
+            && err.contains("before now is not in the file"),
+        "{err}"
+    );
+    let obs = auditor::observe::load(&obs_path).expect("observation");
+    assert!(
+        matches!(&obs.target, auditor::observe::model::Target::Container { id: i, cgroup: Some(c), .. } if *i == id && c.contains(&id)),
+        "{:?}",
+        obs.target
+    );
+    let names: BTreeSet<String> = obs.syscalls.iter().map(|s| s.name.clone()).collect();
+    for call in ["uname", "mkdir"] {
+        assert!(names.contains(call), "{call} not learned: {names:?}");
+    }
+
+    // A name the engine does not know: a clear error, exit 2.
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .args([
+                "learn",
+                "--container",
+                "docker://no-such-container-here",
+                "-o",
+            ])
+            .arg(s.path("none.json"))
+            .env("DOCKER_HOST", &docker_host),
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("`docker inspect no-such-container-here` failed"),
+        "{}",
+        describe(&o)
+    );
+}

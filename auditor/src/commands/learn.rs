@@ -39,9 +39,11 @@ pub struct LearnArgs {
     /// Learn a running process and every descendant it creates from now on.
     #[arg(long, conflicts_with = "cgroup")]
     pub pid: Option<u32>,
-    /// Learn a running OCI container by id (its init pid from `RUNTIME state ID`; scoped by its
-    /// own cgroup v2 where it has one, else by its processes and their descendants).
-    #[arg(long, value_name = "ID", conflicts_with_all = ["pid", "cgroup"])]
+    /// Learn a running container: an OCI id (its init pid from `RUNTIME state ID`),
+    /// `docker://NAME|ID` or `podman://NAME|ID` (through the engine's `inspect`), or
+    /// `containerd://ID` (Kubernetes' containerID form). Scoped by its own cgroup v2 where it
+    /// has one, else by its processes and their descendants.
+    #[arg(long, value_name = "ID|ENGINE://NAME", conflicts_with_all = ["pid", "cgroup"])]
     pub container: Option<String>,
     /// With --container: the runtime that runs it.
     #[arg(
@@ -100,12 +102,21 @@ fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTar
     if given != 1 {
         bail!("give exactly one workload: `-- CMD [ARGS...]`, `--pid PID`, `--cgroup DIR` or `--container ID`");
     }
-    if let Some(id) = &args.container {
-        let pid = container::init_pid(args.runtime, args.root.as_deref(), id)?;
-        let cgroup = container::own_cgroup(pid, id);
+    if let Some(reference) = &args.container {
+        let found = crate::daemon::engine::resolve(reference, args.runtime, args.root.as_deref())?;
+        let (id, pid) = (found.id.clone(), found.pid);
+        let cgroup = container::own_cgroup(pid, &id);
+        eprintln!(
+            "auditor: attached to {} (init pid {pid}, scoped by {}); what it did before now is not in the file",
+            found.description,
+            match &cgroup {
+                Some((d, _)) => format!("its cgroup {}", d.display()),
+                None => "its processes and their descendants (no cgroup v2 of its own: a process that joins it later is not learned)".to_owned(),
+            }
+        );
         let model = model::Target::Container {
-            id: id.clone(),
-            runtime: Some(args.runtime.name().to_string()),
+            id,
+            runtime: found.runtime,
             cgroup: cgroup.as_ref().map(|(d, _)| d.display().to_string()),
         };
         let target = match cgroup {

@@ -13,6 +13,7 @@
 //! which pass validated requests over a bounded channel and wait for the answer.
 
 pub mod container;
+pub mod engine;
 pub mod protocol;
 mod socket;
 
