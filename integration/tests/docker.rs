@@ -106,11 +106,25 @@ fn docker_runtime_learns_a_container_and_its_profile_enforces_it() {
         Command::new(auditor_bin())
             .arg("generate")
             .arg(&obs_path)
-            .args(["--format", "oci", "--runtime", "runc", "-o"])
+            .args(["--format", "docker", "--runtime", "runc", "-o"])
             .arg(&profile),
         Duration::from_secs(60),
     );
     assert!(o.status.success(), "generate: {}", describe(&o));
+    // Nothing in it that Docker would drop.
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .args(["check", "--engine", "docker"])
+            .arg(&profile),
+        Duration::from_secs(60),
+    );
+    // (The runtime baseline's mount calls are linted; nothing is about Docker.)
+    assert!(
+        o.status.code().is_some_and(|c| c <= 1)
+            && !String::from_utf8_lossy(&o.stdout).contains("Docker"),
+        "check --engine docker: {}",
+        describe(&o)
+    );
     let seccomp = format!("seccomp={}", profile.display());
     let o = engine.docker(&[
         "run",

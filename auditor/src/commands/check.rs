@@ -19,18 +19,26 @@ pub struct CheckArgs {
     /// named.
     #[arg(long)]
     pub interactive: bool,
+    /// Also warn about what this engine does to the profile: docker drops listenerPath,
+    /// listenerMetadata, flags and defaultErrnoRet; podman keeps them (notify rules need a
+    /// listenerPath).
+    #[arg(long, value_parser = ["docker", "podman"])]
+    pub engine: Option<String>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(&args.policy, &args.import.options()?)?;
-    let findings = check::check_with(
+    let mut findings = check::check_with(
         &policy,
         check::CheckOptions {
             interactive: args.interactive,
         },
     );
+    if let Some(engine) = args.engine.as_deref().and_then(check::Engine::parse) {
+        findings.extend(check::engine_findings(&policy, engine));
+    }
     let file = args.policy.display();
     for f in &findings {
         match f.location {

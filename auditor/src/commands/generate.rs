@@ -18,9 +18,11 @@ pub struct GenerateArgs {
     /// Observation files written by `auditor learn` (several runs or replicas are merged).
     #[arg(required = true, value_name = "OBS.json")]
     pub observations: Vec<PathBuf>,
-    /// Output format: native (TOML, reviewable), oci (Docker/runc/crun JSON), lxc, k8s
-    /// (Security Profiles Operator SeccompProfile), systemd (drop-in).
-    #[arg(long, default_value = "native", value_parser = ["native", "oci", "lxc", "k8s", "systemd"])]
+    /// Output format: native (TOML, reviewable), oci (runc/crun/podman JSON), docker (the
+    /// OCI JSON Docker 20.10 passes on: without listenerPath, listenerMetadata, flags and
+    /// defaultErrnoRet, which it drops; notes say what that means), lxc, k8s (Security
+    /// Profiles Operator SeccompProfile), systemd (drop-in).
+    #[arg(long, default_value = "native", value_parser = ["native", "oci", "docker", "lxc", "k8s", "systemd"])]
     pub format: String,
     /// Where to write the policy (atomically); standard output if not given.
     #[arg(short, long)]
@@ -145,7 +147,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         &generated.policy,
         format,
         &ExportOptions {
-            lossy: args.lossy || agent_policy.is_some(),
+            // Docker's notify rules are served by the agent's native policy, which keeps what
+            // the JSON cannot carry (said below).
+            lossy: args.lossy || agent_policy.is_some() || format == Format::Docker,
             listener_path: args.listener.clone(),
             listener_metadata: args.listener_metadata.clone(),
             name: args.name.clone(),
@@ -162,6 +166,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     if let (Some(name), false) = (&agent_policy, export.dropped.is_empty()) {
         eprintln!(
             "listenerMetadata {name:?}: `auditor agent` serves the notify rules with the native policy {name}.toml from its --policy-dir, which keeps the handler parameters this JSON cannot carry; write it with `auditor generate … -o DIR/{name}.toml`"
+        );
+    } else if format == Format::Docker && !export.dropped.is_empty() && !args.lossy {
+        eprintln!(
+            "note: `auditor agent` serves these containers' notify rules with a native policy from its --policy-dir (`auditor runtime --policy NAME`, else `default`), which keeps what this JSON cannot carry: write it with `auditor generate … -o DIR/NAME.toml`"
         );
     } else if !export.dropped.is_empty() {
         eprintln!("--lossy: the {} export dropped:", format.as_str());

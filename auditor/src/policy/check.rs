@@ -384,6 +384,90 @@ pub fn exit_status(findings: &[Finding]) -> u8 {
     }
 }
 
+/// A container engine that passes a seccomp profile on to its runtime, and what it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Docker 20.10 keeps defaultAction, architectures and the rules; it drops
+    /// `listenerPath`, `listenerMetadata`, `flags` and `defaultErrnoRet`.
+    Docker,
+    /// podman 4.3 keeps every field (runc and crun get `listenerPath`).
+    Podman,
+}
+
+impl Engine {
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s {
+            "docker" => Some(Engine::Docker),
+            "podman" => Some(Engine::Podman),
+            _ => None,
+        }
+    }
+}
+
+/// What `engine` would do to the policy's profile that the user should know: the fields it
+/// drops, and notify rules it leaves without a listener.
+pub fn engine_findings(policy: &Policy, engine: Engine) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let warn = |message: String, fix: &str| Finding {
+        severity: Severity::Warning,
+        location: None,
+        rule: None,
+        message,
+        fix: fix.to_owned(),
+    };
+    let notify: Vec<&str> = policy
+        .rules
+        .iter()
+        .filter(|r| r.action.is_notify())
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    match engine {
+        Engine::Podman => {
+            if !notify.is_empty() && policy.listener_path.is_none() {
+                out.push(warn(
+                    format!("notify rules ({}) but no listenerPath: runc refuses to start the container, crun answers ENOSYS", notify.join(", ")),
+                    "set listenerPath to auditor agent's socket (auditor generate --listener), or crun's annotation run.oci.seccomp.receiver",
+                ));
+            }
+        }
+        Engine::Docker => {
+            if let Some(p) = &policy.listener_path {
+                out.push(warn(
+                    format!("Docker drops listenerPath ({p})"),
+                    "run the container with a runtime that puts it back: `auditor runtime --delegate runc --agent SOCKET` in daemon.json (README: Docker and containerd)",
+                ));
+            }
+            if let Some(m) = &policy.listener_metadata {
+                out.push(warn(
+                    format!("Docker drops listenerMetadata ({m}): auditor agent serves its `default` policy"),
+                    "name the policy with `auditor runtime --policy NAME`",
+                ));
+            }
+            if !notify.is_empty() && policy.listener_path.is_none() {
+                out.push(warn(
+                    format!("notify rules ({}): Docker passes SCMP_ACT_NOTIFY on without a listener, and runc refuses to start the container", notify.join(", ")),
+                    "run it with `--runtime` naming `auditor runtime --agent SOCKET` (README: Docker and containerd)",
+                ));
+            }
+            if !policy.flags.is_empty() {
+                out.push(warn(
+                    format!("Docker drops flags ({})", policy.flags.join(", ")),
+                    "the filter is loaded without them; nothing to do unless the workload relies on them",
+                ));
+            }
+            if let Action::Errno(n) = policy.default_action {
+                if n != 1 {
+                    out.push(warn(
+                        format!("Docker drops defaultErrnoRet: calls no rule matches fail with EPERM, not errno {n}"),
+                        "list the calls that must fail otherwise in a rule with their own errnoRet",
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +605,34 @@ mod tests {
         let f = findings(&format!("{HEAD}[[rule]]\nname = \"unshare\"\naction = \"allow\"\nargs = [{{ index = 0, op = \"masked-equal\", mask = 0x10000000, value = 0 }}]\n"))?;
         assert!(f.is_empty(), "{f:?}");
         Ok(())
+    }
+
+    #[test]
+    fn engines_name_the_fields_they_drop() {
+        let p = crate::policy::formats::import(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+               "listenerPath": "/run/auditor/agent.sock", "listenerMetadata": "web",
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["mknodat"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+            &Default::default(),
+        )
+        .unwrap();
+        let docker: Vec<String> = engine_findings(&p, Engine::Docker)
+            .iter()
+            .map(|f| f.message.clone())
+            .collect();
+        assert_eq!(docker.len(), 4, "{docker:#?}");
+        assert!(docker[0].contains("drops listenerPath"));
+        assert!(docker[1].contains("drops listenerMetadata"));
+        assert!(docker[2].contains("drops flags"));
+        assert!(docker[3].contains("not errno 38"));
+        assert!(engine_findings(&p, Engine::Podman).is_empty());
+        let mut bare = p.clone();
+        bare.listener_path = None;
+        assert!(engine_findings(&bare, Engine::Podman)[0]
+            .message
+            .contains("no listenerPath"));
+        assert!(engine_findings(&bare, Engine::Docker)
+            .iter()
+            .any(|f| f.message.contains("runc refuses to start")));
     }
 }

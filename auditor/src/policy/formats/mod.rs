@@ -50,6 +50,8 @@ impl FormatError {
 pub enum Format {
     Native,
     Oci,
+    /// OCI JSON as Docker 20.10 passes it on (see [`oci::export_docker`]).
+    Docker,
     Lxc,
     K8s,
     Systemd,
@@ -59,7 +61,8 @@ impl Format {
     pub fn parse(s: &str) -> Option<Format> {
         Some(match s {
             "native" | "toml" => Format::Native,
-            "oci" | "docker" | "json" => Format::Oci,
+            "oci" | "json" => Format::Oci,
+            "docker" => Format::Docker,
             "lxc" => Format::Lxc,
             "k8s" | "kubernetes" => Format::K8s,
             "systemd" => Format::Systemd,
@@ -70,6 +73,7 @@ impl Format {
         match self {
             Format::Native => "native",
             Format::Oci => "oci",
+            Format::Docker => "docker",
             Format::Lxc => "lxc",
             Format::K8s => "k8s",
             Format::Systemd => "systemd",
@@ -135,6 +139,11 @@ pub fn export(
             (model::to_native(&p), Vec::new())
         }
         Format::Oci => oci::export(policy, options)?,
+        Format::Docker => {
+            let (text, dropped, engine_notes) = oci::export_docker(policy, options)?;
+            notes.extend(engine_notes);
+            (text, dropped)
+        }
         Format::Lxc => lxc::export(policy),
         Format::K8s => k8s::export(policy, options),
         Format::Systemd => systemd::export(policy),

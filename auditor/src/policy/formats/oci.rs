@@ -448,6 +448,71 @@ pub fn export(
     Ok((text, dropped))
 }
 
+/// Export in the shape Docker 20.10 keeps (`docker run --security-opt seccomp=FILE`):
+/// defaultAction, architectures and the rules. The fields Docker drops (`listenerPath`,
+/// `listenerMetadata`, `flags`, `defaultErrnoRet`) are left out rather than silently lost,
+/// and each loss that matters is returned as a note: notify rules then need `auditor runtime
+/// --agent`, which puts the listener back.
+pub fn export_docker(
+    policy: &Policy,
+    options: &ExportOptions,
+) -> Result<(String, Vec<String>, Vec<String>), FormatError> {
+    let notify: Vec<&str> = policy
+        .rules
+        .iter()
+        .filter(|r| r.action.is_notify())
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    let mut notes = Vec::new();
+    if !notify.is_empty() {
+        notes.push(format!(
+            "notify rules ({}): Docker drops listenerPath, so run these containers with a runtime that runs `auditor runtime --delegate runc --agent SOCKET` (README: Docker and containerd); plain runc refuses to start them",
+            notify.join(", ")
+        ));
+    }
+    if !policy.flags.is_empty() {
+        notes.push(format!(
+            "flags ({}) left out: Docker does not pass them on",
+            policy.flags.join(", ")
+        ));
+    }
+    if let Action::Errno(n) = policy.default_action {
+        if n != 1 {
+            notes.push(format!(
+                "Docker drops defaultErrnoRet: calls no rule matches will fail with EPERM, not {}",
+                errno_display(n)
+            ));
+        }
+    }
+    // The OCI export needs a listener for notify rules; it is removed below with the other
+    // fields Docker drops.
+    let oci_options = ExportOptions {
+        lossy: options.lossy,
+        listener_path: (!notify.is_empty()).then(|| "/run/auditor/agent.sock".to_owned()),
+        ..ExportOptions::default()
+    };
+    let (text, dropped) = export(policy, &oci_options)?;
+    let internal = |e: serde_json::Error| FormatError::Json {
+        location: Location::default(),
+        message: format!("internal: {e}"),
+        fix: String::new(),
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(internal)?;
+    if let Some(o) = v.as_object_mut() {
+        for k in [
+            "listenerPath",
+            "listenerMetadata",
+            "flags",
+            "defaultErrnoRet",
+        ] {
+            o.remove(k);
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&v).map_err(internal)?;
+    text.push('\n');
+    Ok((text, dropped, notes))
+}
+
 /// For messages: the errno an action returns.
 pub fn describe_errno(n: u32) -> String {
     errno_display(n)
@@ -512,5 +577,38 @@ mod tests {
         assert!(dropped.is_empty());
         assert!(text.contains("\"value\": 2114060288"), "{text}");
         Ok(())
+    }
+
+    #[test]
+    fn the_docker_shape_leaves_out_what_docker_drops_and_says_so() {
+        let p = import(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+               "listenerPath": "/run/auditor/agent.sock", "listenerMetadata": "web", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["mknodat"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        let (text, dropped, notes) = export_docker(&p, &ExportOptions::default()).unwrap();
+        assert!(dropped.is_empty(), "{dropped:?}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for k in [
+            "listenerPath",
+            "listenerMetadata",
+            "flags",
+            "defaultErrnoRet",
+        ] {
+            assert!(v.get(k).is_none(), "{k} in {text}");
+        }
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+        assert!(v["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["action"] == "SCMP_ACT_NOTIFY"));
+        assert_eq!(notes.len(), 3, "{notes:#?}");
+        assert!(notes[0].contains("auditor runtime --delegate runc --agent"));
+        // Docker's own reader takes it back.
+        let again = import(&text, &ImportOptions::default()).unwrap();
+        assert_eq!(again.rules.len(), p.rules.len());
     }
 }
