@@ -195,22 +195,8 @@ fn tear_down(dir: &Path) {
 
 /// Engines of test processes that died: their directories `auditor-dockerd-PID-N`.
 fn clear_stale() {
-    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.strip_prefix('-'))
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            tear_down(&e.path());
-        }
+    for dir in crate::scratch::stale_dirs(PREFIX) {
+        tear_down(&dir);
     }
 }
 

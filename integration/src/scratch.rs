@@ -79,23 +79,28 @@ impl Drop for Scratch {
 
 /// Remove `PREFIX-PID-N` directories of the temp dir whose test process `PID` is gone.
 fn clear_stale(prefix: &str) {
-    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix('-'))
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    for dir in stale_dirs(prefix) {
+        let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// The `PREFIX-PID-N` directories of the temp dir ([`unique_name`]s) whose test process `PID`
+/// is gone: what a killed test left.
+pub fn stale_dirs(prefix: &str) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('-'))
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// A child process killed and reaped on drop unless it has exited, so a failing test leaves
