@@ -57,6 +57,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Read `path` whole, but never more than `limit` bytes: `Ok(None)` when it holds more (a
+/// file that grows while it is read, or a device, is bounded too).
+pub fn read_capped(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// Check early that `path` can be written atomically (its directory exists and is writable), so
 /// that a long learning run does not end in an unwritable output.
 pub fn check_writable(path: &Path) -> Result<(), FsError> {

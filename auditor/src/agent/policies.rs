@@ -157,20 +157,20 @@ impl PolicyDir {
     /// Look up, read, check and prepare a policy. Read afresh on every call, so that a
     /// policy edited on disk serves the next container.
     pub fn load(&self, name: Option<&str>) -> Result<Loaded, PolicyDirError> {
-        use std::io::Read as _;
         let (name, path) = self.resolve(name)?;
         let read = |err| PolicyDirError::Read {
             path: path.clone(),
             err,
         };
-        let file = std::fs::File::open(&path).map_err(read)?;
-        let mut text = String::new();
-        file.take(MAX_INPUT_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(read)?;
-        if text.len() as u64 > MAX_INPUT_BYTES {
+        let Some(bytes) = crate::fsutil::read_capped(&path, MAX_INPUT_BYTES).map_err(read)? else {
             return Err(PolicyDirError::TooLarge { path });
-        }
+        };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
+        })?;
         let policy =
             formats::import(&text, &self.import).map_err(|err| PolicyDirError::Format {
                 path: path.clone(),

@@ -178,23 +178,14 @@ pub fn prepare(
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, RuntimeError> {
-    use std::io::Read as _;
-    let err = |source| RuntimeError::ReadConfig {
-        path: path.to_owned(),
-        source,
-    };
-    let mut buf = Vec::new();
-    std::fs::File::open(path)
-        .map_err(err)?
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(err)?;
-    if buf.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(RuntimeError::ConfigTooLarge {
+    crate::fsutil::read_capped(path, MAX_CONFIG_BYTES)
+        .map_err(|source| RuntimeError::ReadConfig {
             path: path.to_owned(),
-        });
-    }
-    Ok(buf)
+            source,
+        })?
+        .ok_or_else(|| RuntimeError::ConfigTooLarge {
+            path: path.to_owned(),
+        })
 }
 
 /// Replace this process with the delegate, `args` unchanged. Returns only on failure.
