@@ -18,11 +18,12 @@ pub struct GenerateArgs {
     /// Observation files written by `auditor learn` (several runs or replicas are merged).
     #[arg(required = true, value_name = "OBS.json")]
     pub observations: Vec<PathBuf>,
-    /// Output format: native (TOML, reviewable), oci (runc/crun/podman JSON), docker (the
+    /// Output format: native (TOML, reviewable), oci (runc/crun JSON; also podman's, which
+    /// passes every field on: `podman` names the same), docker (the
     /// OCI JSON Docker 20.10 passes on: without listenerPath, listenerMetadata, flags and
     /// defaultErrnoRet, which it drops; notes say what that means), lxc, k8s (Security
     /// Profiles Operator SeccompProfile), systemd (drop-in).
-    #[arg(long, default_value = "native", value_parser = ["native", "oci", "docker", "lxc", "k8s", "systemd"])]
+    #[arg(long, default_value = "native", value_parser = ["native", "oci", "podman", "docker", "lxc", "k8s", "systemd"])]
     pub format: String,
     /// Where to write the policy (atomically); standard output if not given.
     #[arg(short, long)]

@@ -61,7 +61,9 @@ impl Format {
     pub fn parse(s: &str) -> Option<Format> {
         Some(match s {
             "native" | "toml" => Format::Native,
-            "oci" | "json" => Format::Oci,
+            // podman 4.3 passes every field of the OCI form on (listenerPath, listenerMetadata,
+            // flags, defaultErrnoRet), checked by the podman tests.
+            "oci" | "json" | "podman" => Format::Oci,
             "docker" => Format::Docker,
             "lxc" => Format::Lxc,
             "k8s" | "kubernetes" => Format::K8s,
