@@ -111,28 +111,7 @@ impl Dockerd {
     }
 
     fn import_busybox(&self) {
-        let rootfs = self.dir.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).expect("rootfs");
-        for d in ["tmp", "dev", "proc", "sys", "etc"] {
-            std::fs::create_dir_all(rootfs.join(d)).expect("rootfs");
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
-        for applet in [
-            "sh", "echo", "uname", "mknod", "stat", "mkdir", "true", "sleep", "cat",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .expect("applet link");
-        }
-        let tar = rootfs.with_extension("tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("tar");
-        assert!(st.success(), "tar of the busybox rootfs");
+        let tar = busybox_image_tar(&self.dir);
         let o = self.docker(&["import", &tar.display().to_string(), IMAGE]);
         assert!(
             o.status.success(),
@@ -140,6 +119,35 @@ impl Dockerd {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// A tar of a busybox root file system (busybox-static as /bin/busybox, applet links, the
+/// directories a runtime mounts on), built under `dir`: what `docker import`/`podman import`
+/// turn into the tests' image.
+pub fn busybox_image_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).expect("rootfs");
+    for d in ["tmp", "dev", "proc", "sys", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("rootfs");
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+    for applet in [
+        "sh", "echo", "uname", "mknod", "stat", "mkdir", "true", "sleep", "cat",
+    ] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+            .expect("applet link");
+    }
+    let tar = rootfs.with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar of the busybox rootfs");
+    tar
 }
 
 impl Drop for Dockerd {
@@ -162,9 +170,10 @@ impl Drop for Dockerd {
     }
 }
 
-/// Kill what still runs from `dir` (containerd, shims, container processes they left), undo
+/// Kill what still runs from `dir` (an engine, its shims or conmons, container processes they
+/// left: anything whose command line names `dir`), undo
 /// its mounts and remove it.
-fn tear_down(dir: &Path) {
+pub(crate) fn tear_down(dir: &Path) {
     let needle = dir.display().to_string();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {

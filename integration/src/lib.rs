@@ -9,6 +9,7 @@ pub mod agent;
 pub mod docker;
 pub mod learner;
 pub mod loopdev;
+pub mod podman;
 pub mod runtimes;
 pub mod scratch;
 pub mod tmux;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use crate::util::{have, phase, run as sh};
 
 /// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
-/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes and Docker's engine), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
+/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes, Docker's engine and podman), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
 pub const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -29,6 +29,7 @@ pub const PACKAGES: &[&str] = &[
     "crun",
     "lxc",
     "docker.io",
+    "podman",
 ];
 
 fn missing_packages() -> Vec<&'static str> {
@@ -47,7 +48,7 @@ pub fn run_setup() -> anyhow::Result<()> {
     if !missing.is_empty() {
         phase("apt packages", || {
             sh(Command::new("apt-get").arg("update").arg("-q"))?;
-            // Packages with services (docker.io, containerd, lxc) must not start them on the
+            // Packages with services (docker.io, containerd, lxc, podman's socket) must not start them on the
             // host: tests start private instances. Debian's policy-rc.d convention says so
             // (exit 101), unless the machine already has a policy of its own.
             let policy = std::path::Path::new("/usr/sbin/policy-rc.d");
