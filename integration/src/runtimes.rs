@@ -487,9 +487,80 @@ enum Prepared {
     Lxc(LxcContainer),
 }
 
-/// Set up `runtime`'s container with only `allow` allowed (deny-by-default, errno 1).
-fn prepare(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<(Prepared, Vec<String>)> {
+/// How a runtime is asked to run the container, which changes what its init does after the
+/// filter is loaded (and so its baseline): a seccomp listener (runc's init then syncs with its
+/// parent to hand the fd over), a user namespace, and `noNewPrivileges` off (the engines'
+/// default: runc then loads the filter before dropping privileges, so more of its init runs
+/// under it). The bundles `runc spec`/`crun spec` write have `noNewPrivileges` on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mode {
+    pub listener: bool,
+    pub userns: bool,
+    /// `noNewPrivileges: false`, as Docker and podman run containers by default.
+    pub engine: bool,
+}
+
+impl Mode {
+    /// Every mode, plain first.
+    pub fn all() -> Vec<Mode> {
+        let mut v = Vec::new();
+        for engine in [false, true] {
+            for userns in [false, true] {
+                for listener in [false, true] {
+                    v.push(Mode {
+                        listener,
+                        userns,
+                        engine,
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    pub fn describe(self) -> String {
+        let mut parts = Vec::new();
+        if self.listener {
+            parts.push("listener");
+        }
+        if self.userns {
+            parts.push("userns");
+        }
+        if self.engine {
+            parts.push("engine");
+        }
+        if parts.is_empty() {
+            "plain".into()
+        } else {
+            parts.join("+")
+        }
+    }
+
+    pub fn to_auditor(self) -> auditor::policy::baselines::Mode {
+        auditor::policy::baselines::Mode {
+            listener: self.listener,
+            userns: self.userns,
+            no_new_privileges: !self.engine,
+        }
+    }
+}
+
+/// The syscall a listener round's profile sends to the agent (neither runtime nor workload
+/// makes it): a notify rule is what makes the runtime hand a listener over.
+const NOTIFIED: &str = "mknodat";
+
+/// Set up `runtime`'s container with only `allow` allowed (deny-by-default, errno 1), in
+/// `mode` (`listener`: the socket an agent serves).
+fn prepare(
+    runtime: Runtime,
+    mode: Mode,
+    listener: Option<&Path>,
+    allow: &BTreeSet<String>,
+) -> anyhow::Result<(Prepared, Vec<String>)> {
     if runtime == Runtime::Lxc {
+        if mode != Mode::default() {
+            bail!("LXC baselines are learned in its own mode only");
+        }
         let c = LxcContainer::busybox()?;
         let mut profile = String::from("2\nallowlist errno 1\n[x86_64]\n");
         for n in allow {
@@ -502,21 +573,40 @@ fn prepare(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<(Prepar
     }
     let bundle = Bundle::busybox(runtime, &[WORKLOAD, "true"])?;
     let names: Vec<&String> = allow.iter().collect();
+    if mode.userns {
+        bundle.user_namespace()?;
+    }
     bundle.edit(|c| {
-        c["linux"]["seccomp"] = serde_json::json!({
+        let mut seccomp = serde_json::json!({
             "defaultAction": "SCMP_ACT_ERRNO",
             "defaultErrnoRet": 1,
             "architectures": ["SCMP_ARCH_X86_64"],
             "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
         });
+        if let Some(sock) = listener.filter(|_| mode.listener) {
+            seccomp["listenerPath"] = sock.display().to_string().into();
+            seccomp["syscalls"]
+                .as_array_mut()
+                .expect("syscalls")
+                .push(serde_json::json!({"names": [NOTIFIED], "action": "SCMP_ACT_NOTIFY"}));
+        }
+        c["linux"]["seccomp"] = seccomp;
+        if mode.engine {
+            c["process"]["noNewPrivileges"] = false.into();
+        }
     })?;
     let cmd = bundle.run_command();
     Ok((Prepared::Oci(bundle), cmd))
 }
 
 /// One round: run the container with only `allow` allowed.
-fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> {
-    let (_guard, cmd) = prepare(runtime, allow)?;
+fn round(
+    runtime: Runtime,
+    mode: Mode,
+    listener: Option<&Path>,
+    allow: &BTreeSet<String>,
+) -> anyhow::Result<Refused> {
+    let (_guard, cmd) = prepare(runtime, mode, listener, allow)?;
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("observation.json");
     // A runtime whose init is refused early may hang (lxc-execute waits for a child that died):
@@ -551,27 +641,72 @@ fn round(runtime: Runtime, allow: &BTreeSet<String>) -> anyhow::Result<Refused> 
     Ok(r)
 }
 
-/// Learn `runtime`'s baseline to a fixpoint (at most `max_rounds` runs). The workload's own
-/// refused calls are allowed too, so that the container can run, but are not the runtime's.
-pub fn learn_baseline(runtime: Runtime, max_rounds: usize) -> anyhow::Result<BTreeSet<String>> {
+/// Learn `runtime`'s baseline in `mode` to a fixpoint (at most `max_rounds` runs). The
+/// workload's own refused calls are allowed too, so that the container can run, but are not
+/// the runtime's. A listener mode runs an `auditor agent` that serves the listener.
+pub fn learn_baseline(
+    runtime: Runtime,
+    mode: Mode,
+    max_rounds: usize,
+) -> anyhow::Result<BTreeSet<String>> {
+    learn_baseline_from(runtime, mode, &BTreeSet::new(), max_rounds)
+}
+
+/// [`learn_baseline`] starting with `known` allowed: returns only what the runtime needs
+/// beyond it (empty when `known` covers it).
+pub fn learn_baseline_from(
+    runtime: Runtime,
+    mode: Mode,
+    known: &BTreeSet<String>,
+    max_rounds: usize,
+) -> anyhow::Result<BTreeSet<String>> {
     clear_stale(runtime);
+    let agent_dir = tempfile::tempdir()?;
+    let agent = if mode.listener {
+        std::fs::create_dir_all(agent_dir.path().join("policies"))?;
+        std::fs::write(
+            agent_dir.path().join("policies/default.toml"),
+            crate::ALLOW_ALL_POLICY,
+        )?;
+        // The agent's directory must be reachable by a user-namespaced runtime init.
+        std::fs::set_permissions(
+            agent_dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        Some(crate::agent::Agent::start_in(
+            agent_dir.path(),
+            crate::agent::Protocol::Oci,
+            &[],
+            &[],
+        ))
+    } else {
+        None
+    };
+    let listener = agent.as_ref().map(|a| a.socket.as_path());
     let mut baseline: BTreeSet<String> = BTreeSet::new();
-    let mut allow: BTreeSet<String> = BTreeSet::new();
+    let mut allow: BTreeSet<String> = known.clone();
     for i in 0..max_rounds {
-        let r = round(runtime, &allow)?;
+        let r = round(runtime, mode, listener, &allow)?;
         let before = allow.len();
         baseline.extend(r.runtime.iter().cloned());
         allow.extend(r.runtime.into_iter().chain(r.workload));
         if allow.len() == before {
             if !r.ok {
-                bail!("{}: the container fails under {allow:?} after {i} rounds, with nothing refused", runtime.name());
+                let log = agent.as_ref().map(|a| a.log_text()).unwrap_or_default();
+                bail!(
+                    "{} ({}): the container fails under {allow:?} after {i} rounds, with nothing refused{}",
+                    runtime.name(),
+                    mode.describe(),
+                    if log.is_empty() { String::new() } else { format!("; agent log:\n{log}") }
+                );
             }
             return Ok(baseline);
         }
     }
     bail!(
-        "{}: no fixpoint after {max_rounds} rounds (so far: {baseline:?})",
-        runtime.name()
+        "{} ({}): no fixpoint after {max_rounds} rounds (so far: {baseline:?})",
+        runtime.name(),
+        mode.describe()
     )
 }
 

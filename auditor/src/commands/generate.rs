@@ -9,7 +9,7 @@ use clap::Args;
 use super::shared::read_input;
 use crate::observe::model::Observation;
 use crate::policy::formats::{self, ExportOptions, Format};
-use crate::policy::generate::{self, GenerateOptions, Runtime};
+use crate::policy::generate::{self, GenerateOptions, Mode, Runtime, RuntimeTarget};
 use crate::policy::model::{parse_errno, Action, Location, EPERM};
 
 /// `auditor generate OBS.json [OBS2.json ...] [--format …] [-o FILE] [--tighten] …`
@@ -53,6 +53,15 @@ pub struct GenerateArgs {
     /// (runc|crun|lxc, optionally @VERSION).
     #[arg(long, value_name = "RUNTIME[@VERSION]")]
     pub runtime: Option<String>,
+    /// With --runtime: the container runs in a user namespace of its own (the runtime's init
+    /// then makes other calls under the filter).
+    #[arg(long, requires = "runtime")]
+    pub userns: bool,
+    /// With --runtime: whether the container runs with `noNewPrivileges` (runc's init loads
+    /// the filter later when it is on). Default: off for --format docker, podman and k8s (the
+    /// engines' default), on otherwise (`runc spec`'s).
+    #[arg(long, value_name = "on|off", requires = "runtime")]
+    pub no_new_privileges: Option<OnOff>,
     /// Emit a notify rule for a handler no observation calls for (e.g. sysinfo).
     #[arg(long = "with-handler", value_name = "HANDLER")]
     pub with_handler: Vec<String>,
@@ -100,6 +109,13 @@ pub fn load_observation(path: &std::path::Path) -> anyhow::Result<Observation> {
     })
 }
 
+/// A switch given as `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let format = Format::parse(&args.format)
         .with_context(|| format!("unknown --format `{}`", args.format))?;
@@ -107,7 +123,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         default_action: parse_default_action(&args.default_action)?,
         tighten: args.tighten,
         extra_handlers: args.with_handler.clone(),
-        baseline: None,
+        runtime: None,
     };
     if let Some(r) = &args.runtime {
         let (name, version) = r
@@ -115,16 +131,40 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             .map_or((r.as_str(), None), |(n, v)| (n, Some(v)));
         let runtime = Runtime::parse(name)
             .with_context(|| format!("--runtime `{name}`: use runc, crun or lxc"))?;
-        options.baseline = Some(generate::baseline(runtime, version).map_err(|e| {
-            let known: Vec<String> = crate::policy::baselines::all()
-                .iter()
-                .map(|b| format!("{}@{}", b.runtime, b.version))
-                .collect();
-            anyhow::anyhow!(
-                "--runtime {r}: {e} (shipped: {}); learn it with `cargo xtask baselines` on a machine with that runtime",
-                known.join(", ")
-            )
-        })?);
+        // Docker, podman and Kubernetes run containers with noNewPrivileges off unless asked
+        // (`--security-opt no-new-privileges`, `allowPrivilegeEscalation: false`); runc's and
+        // crun's own `spec` turn it on.
+        let engine_default = matches!(args.format.as_str(), "docker" | "podman" | "k8s");
+        let target = RuntimeTarget {
+            runtime,
+            version: version.map(str::to_owned),
+            listener: args.listener.is_some(),
+            userns: args.userns,
+            no_new_privileges: args
+                .no_new_privileges
+                .map_or(!engine_default, |v| v == OnOff::On),
+        };
+        // Resolve it now, for an error that says what is shipped (generate resolves it again
+        // with the listener its rules need).
+        for listener in [target.listener, true] {
+            let mode = Mode {
+                listener,
+                userns: target.userns,
+                no_new_privileges: target.no_new_privileges,
+            };
+            generate::baseline(runtime, version, mode).map_err(|e| {
+                let known: Vec<String> = crate::policy::baselines::all()
+                    .iter()
+                    .filter(|b| b.runtime == name)
+                    .map(|b| format!("{}@{} with {}", b.runtime, b.version, b.mode()))
+                    .collect();
+                anyhow::anyhow!(
+                    "--runtime {r}: {e} (shipped: {}); learn it with `cargo xtask baselines` on a machine with that runtime",
+                    if known.is_empty() { "none".to_owned() } else { known.join("; ") }
+                )
+            })?;
+        }
+        options.runtime = Some(target);
     }
     if let Some(l) = &args.listener {
         if !std::path::Path::new(l).is_absolute() {

@@ -26,7 +26,9 @@ mod tighten;
 use merge::is_privilege;
 pub use merge::{merge_observations, Merged};
 use notify::notify_rules;
-pub use runtime::{baseline, merge_baseline, Runtime, RuntimeBaseline, WAIT_KILLABLE_RECV};
+pub use runtime::{
+    baseline, merge_baseline, Mode, Runtime, RuntimeBaseline, RuntimeTarget, WAIT_KILLABLE_RECV,
+};
 use tighten::tighten;
 
 /// Errors generating a policy.
@@ -46,10 +48,11 @@ pub enum GenerateError {
     NotifyDefault,
     #[error("unknown handler `{name}` requested{}", super::model::fix_suffix(.fix))]
     UnknownHandler { name: String, fix: String },
-    #[error("no learned baseline for runtime {runtime}{}", .version.as_ref().map(|v| format!(" {v}")).unwrap_or_default())]
+    #[error("no learned baseline for runtime {runtime}{} with {mode}", .version.as_ref().map(|v| format!(" {v}")).unwrap_or_default())]
     NoBaseline {
         runtime: String,
         version: Option<String>,
+        mode: Mode,
     },
 }
 
@@ -62,8 +65,9 @@ pub struct GenerateOptions {
     pub tighten: bool,
     /// Handlers to emit although no observation calls for them (only `sysinfo` makes sense).
     pub extra_handlers: Vec<String>,
-    /// The runtime whose own pre-exec syscalls must be allowed too.
-    pub baseline: Option<RuntimeBaseline>,
+    /// The runtime whose own pre-exec syscalls must be allowed too, and how it runs the
+    /// container (which picks its baseline).
+    pub runtime: Option<RuntimeTarget>,
 }
 
 impl Default for GenerateOptions {
@@ -72,7 +76,7 @@ impl Default for GenerateOptions {
             default_action: Action::Errno(EPERM),
             tighten: false,
             extra_handlers: Vec::new(),
-            baseline: None,
+            runtime: None,
         }
     }
 }
@@ -340,8 +344,22 @@ pub fn generate(
             }
         }
     }
-    if let Some(b) = &options.baseline {
+    if let Some(target) = &options.runtime {
+        // A profile with notify rules makes the runtime hand a listener over, which its init
+        // does under the filter: that mode has its own baseline.
+        let mode = Mode {
+            listener: target.listener || policy.rules.iter().any(|r| r.action.is_notify()),
+            userns: target.userns,
+            no_new_privileges: target.no_new_privileges,
+        };
+        let b = &baseline(target.runtime, target.version.as_deref(), mode)?;
         merge_baseline(&mut policy, b);
+        report.notes.push(format!(
+            "runtime baseline: {} {} with {mode} ({} syscalls its init makes before the workload's execve)",
+            b.runtime.as_str(),
+            b.version,
+            b.syscalls.len()
+        ));
         // A notified call waits for the broker: with WAIT_KILLABLE_RECV (5.19) only a fatal
         // signal interrupts that wait once the broker has received it, so the caller cannot
         // be made to restart an emulation half done. crun takes the flag; runc 1.1 refuses any

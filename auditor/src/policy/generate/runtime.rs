@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::GenerateError;
+pub use crate::policy::baselines::Mode;
 use crate::policy::model::{Action, Policy, Rule};
 
 /// A container runtime (the one `Runtime` of auditor: baselines, `generate --runtime`,
@@ -37,6 +38,32 @@ impl Runtime {
     }
 }
 
+/// The runtime a profile is generated for and how it will run the container: [`Mode`] without
+/// the listener, which follows from the profile (notify rules need one) unless forced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeTarget {
+    pub runtime: Runtime,
+    /// A shipped version; the newest when not given.
+    pub version: Option<String>,
+    /// The profile names a listener (or an engine adds one) even without notify rules.
+    pub listener: bool,
+    pub userns: bool,
+    pub no_new_privileges: bool,
+}
+
+impl RuntimeTarget {
+    /// `runtime`, newest version, no user namespace, `noNewPrivileges` on.
+    pub fn new(runtime: Runtime) -> RuntimeTarget {
+        RuntimeTarget {
+            runtime,
+            version: None,
+            listener: false,
+            userns: false,
+            no_new_privileges: true,
+        }
+    }
+}
+
 /// The syscalls a runtime makes itself between loading the filter and `execve` of the workload:
 /// a profile it loads must allow them too (runc 1.3.3, for instance, started needing openat2 and
 /// statx there). Learned by running the runtime under `auditor learn`, from the return of its
@@ -53,8 +80,12 @@ pub const WAIT_KILLABLE_RECV: &str = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV";
 
 /// The learned baseline for `runtime` (a given version, or the newest shipped one); see
 /// [`crate::policy::baselines`].
-pub fn baseline(runtime: Runtime, version: Option<&str>) -> Result<RuntimeBaseline, GenerateError> {
-    crate::policy::baselines::get(runtime.as_str(), version)
+pub fn baseline(
+    runtime: Runtime,
+    version: Option<&str>,
+    mode: Mode,
+) -> Result<RuntimeBaseline, GenerateError> {
+    crate::policy::baselines::get(runtime.as_str(), version, mode)
         .map(|b| RuntimeBaseline {
             runtime,
             version: b.version.clone(),
@@ -63,6 +94,7 @@ pub fn baseline(runtime: Runtime, version: Option<&str>) -> Result<RuntimeBaseli
         .ok_or_else(|| GenerateError::NoBaseline {
             runtime: runtime.as_str().to_owned(),
             version: version.map(str::to_owned),
+            mode,
         })
 }
 

@@ -226,7 +226,7 @@ fn wait_killable_recv_is_set_for_crun_only() -> Result<(), GenerateError> {
         (Runtime::Lxc, false),
     ] {
         let options = GenerateOptions {
-            baseline: Some(baseline(runtime, None)?),
+            runtime: Some(RuntimeTarget::new(runtime)),
             ..GenerateOptions::default()
         };
         let g = generate(&observed(), &options)?;
@@ -242,7 +242,7 @@ fn wait_killable_recv_is_set_for_crun_only() -> Result<(), GenerateError> {
     }
     // No notify rule, no flag.
     let options = GenerateOptions {
-        baseline: Some(baseline(Runtime::Crun, None)?),
+        runtime: Some(RuntimeTarget::new(Runtime::Crun)),
         ..GenerateOptions::default()
     };
     let g = generate(&[obs(vec![sys("read", 3)])], &options)?;
@@ -377,7 +377,7 @@ fn baseline_hook_adds_missing_syscalls() {
     merge_baseline(&mut p, &b);
     assert_eq!(p.rules[1].names, vec!["statx"]);
     assert!(
-        baseline(Runtime::Runc, Some("0.0.0")).is_err(),
+        baseline(Runtime::Runc, Some("0.0.0"), Mode::default()).is_err(),
         "an unknown version has no baseline"
     );
 }
