@@ -432,3 +432,100 @@ fn compile_docker_default_skips_unresolvable_names_with_a_warning_each() -> Test
     );
     Ok(())
 }
+
+/// Replicas' observations become one profile per workload (or image): Kubernetes pods of one
+/// Deployment, Compose replicas of one service; an observation of no container is refused.
+#[test]
+fn generate_groups_replicas_by_workload_and_image() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("obs-setup.json"))?)?;
+    let with_target = |name: &str, target: serde_json::Value| -> Result<String, std::io::Error> {
+        let mut o = base.clone();
+        o["target"] = target;
+        write(d, name, &o.to_string())
+    };
+    let pod = |pod: &str| {
+        serde_json::json!({"kind": "container", "id": format!("id-{pod}"), "engine": "containerd",
+            "name": "nginx", "image": "nginx:1.25",
+            "labels": {"io.kubernetes.pod.name": pod, "io.kubernetes.pod.namespace": "shop",
+                       "io.kubernetes.container.name": "nginx"}})
+    };
+    let compose = |name: &str| {
+        serde_json::json!({"kind": "container", "id": format!("id-{name}"), "engine": "docker",
+            "name": name, "image": "postgres:16"})
+    };
+    let files = [
+        with_target("a.json", pod("web-7d4b9c8f6-x2x9z"))?,
+        with_target("b.json", pod("web-7d4b9c8f6-q8r5t"))?,
+        with_target("c.json", compose("shop-db-1"))?,
+        with_target("d.json", compose("shop-db-2"))?,
+    ];
+    let out = d.join("by-workload");
+    let mut args = vec!["generate", "--group-by", "workload", "-o"];
+    let out_s = out.to_string_lossy().into_owned();
+    args.push(&out_s);
+    args.extend(files.iter().map(String::as_str));
+    let r = run(&args)?;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("group shop/web/nginx: 2 observations"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("group docker/shop-db: 2 observations"),
+        "{}",
+        r.stderr
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&out)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    written.sort();
+    assert_eq!(written, ["docker_shop-db.toml", "shop_web_nginx.toml"]);
+    // Each is a policy check accepts.
+    let r = run(&["check", &out.join("shop_web_nginx.toml").to_string_lossy()])?;
+    assert_ne!(r.code, Some(2), "{}", r.stdout);
+
+    // By image, in the format asked for.
+    let out = d.join("by-image");
+    let out_s = out.to_string_lossy().into_owned();
+    let mut args = vec![
+        "generate",
+        "--group-by",
+        "image",
+        "--format",
+        "k8s",
+        "--lossy",
+        "-o",
+        &out_s,
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let r = run(&args)?;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(out.join("nginx_1.25.yaml").is_file() && out.join("postgres_16.yaml").is_file());
+    let yaml = std::fs::read_to_string(out.join("postgres_16.yaml"))?;
+    assert!(yaml.contains("name: postgres-16"), "{yaml}");
+
+    // An observation of a plain command has no group: a clear error naming it.
+    let plain = golden("obs-setup.json").to_string_lossy().into_owned();
+    let out_s = d.join("none").to_string_lossy().into_owned();
+    let r = run(&[
+        "generate",
+        "--group-by",
+        "image",
+        "-o",
+        &out_s,
+        &files[0],
+        &plain,
+    ])?;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("obs-setup.json: it is not a container's observation"),
+        "{}",
+        r.stderr
+    );
+    Ok(())
+}

@@ -36,6 +36,27 @@ impl Daemon {
 
     /// [`Daemon::start_in`] with extra flags.
     pub fn start_with(dir: &Path, flags: &[&str]) -> Daemon {
+        Daemon::start_with_env(dir, flags, std::iter::empty::<(&str, PathBuf)>())
+    }
+
+    /// A fresh daemon with extra environment (the engine a test's daemon asks: `DOCKER_HOST`,
+    /// podman's `CONTAINERS_*`).
+    pub fn start_env<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Daemon {
+        Daemon::start_with_env(
+            &std::env::temp_dir().join(unique_name("auditor-daemon")),
+            &[],
+            env,
+        )
+    }
+
+    /// [`Daemon::start_with`] with extra environment.
+    pub fn start_with_env<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+        dir: &Path,
+        flags: &[&str],
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Daemon {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("daemon dir");
         let socket = dir.join("daemon.sock");
@@ -47,6 +68,7 @@ impl Daemon {
             .arg("--output-dir")
             .arg(&out)
             .args(flags)
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("daemon log"))
@@ -94,6 +116,19 @@ impl Daemon {
             "--runtime".into(),
             "runc".into(),
         ]
+    }
+
+    /// Wait (up to 20 s) until container `id`'s observation satisfies `done`, and return it
+    /// (the last read, satisfied or not).
+    pub fn observation_when(&self, id: &str, done: impl Fn(&Observation) -> bool) -> Observation {
+        let t0 = Instant::now();
+        loop {
+            let obs = self.observation(id);
+            if done(&obs) || t0.elapsed() > Duration::from_secs(20) {
+                return obs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Wait for the observation of container `id`.

@@ -91,7 +91,7 @@ fn hooked_runc_container_matches_strace_of_the_same_process() {
     }
     let obs = daemon.observation(&b.id);
     assert!(
-        matches!(&obs.target, Target::Container { id, runtime: Some(r), cgroup: Some(_) } if *id == b.id && r == "runc"),
+        matches!(&obs.target, Target::Container { id, runtime: Some(r), cgroup: Some(_), .. } if *id == b.id && r == "runc"),
         "{:?}",
         obs.target
     );
@@ -209,7 +209,7 @@ fn crun_container_without_its_own_cgroup_is_scoped_by_pid_and_mount_namespace() 
     let obs = daemon.observation(&b.id);
     drop(run);
     assert!(
-        matches!(&obs.target, Target::Container { id, runtime: Some(r), cgroup: None } if *id == b.id && r == "crun"),
+        matches!(&obs.target, Target::Container { id, runtime: Some(r), cgroup: None, .. } if *id == b.id && r == "crun"),
         "{:?}",
         obs.target
     );

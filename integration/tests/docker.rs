@@ -41,18 +41,26 @@ fn docker_runtime_learns_a_container_and_its_profile_enforces_it() {
         return;
     }
     let s = Scratch::new("auditor-docker");
-    let mut daemon = Daemon::start();
+    let daemon_dir = std::env::temp_dir().join(integration::unique_name("auditor-daemon"));
     // The daemon.json entry the README gives, with this test's sockets.
     let engine = Dockerd::start(serde_json::json!({
         "runtimes": {"auditor-learn": {
             "path": auditor_bin().display().to_string(),
-            "runtimeArgs": ["runtime", "--delegate", "runc", "--learn", daemon.socket.display().to_string()]
+            "runtimeArgs": ["runtime", "--delegate", "runc", "--learn", daemon_dir.join("daemon.sock").display().to_string()]
         }}
     }));
+    // The daemon asks this engine (DOCKER_HOST) who its containers are.
+    let docker_host = format!("unix://{}", engine.socket.display());
+    let mut daemon = Daemon::start_with_env(&daemon_dir, &[], [("DOCKER_HOST", &docker_host)]);
     let cid = s.path("cid");
+    let name = integration::unique_name("auditor-learned");
     let o = engine.docker(&[
         "run",
         "--rm",
+        "--name",
+        &name,
+        "--label",
+        "app=web",
         "--network",
         "none",
         "--runtime",
@@ -74,12 +82,24 @@ fn docker_runtime_learns_a_container_and_its_profile_enforces_it() {
         .expect("cidfile")
         .trim()
         .to_owned();
-    let obs = daemon.observation(&id);
+    // Named by the engine, which the daemon asks once the hook has returned (the file may be
+    // written first and completed then).
+    let named = |o: &auditor::observe::model::Observation| {
+        matches!(
+            &o.target,
+            auditor::observe::model::Target::Container { name: Some(_), .. }
+        )
+    };
+    let obs = daemon.observation_when(&id, named);
     assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
     assert!(
-        matches!(&obs.target, auditor::observe::model::Target::Container { id: i, runtime, .. } if *i == id && runtime.as_deref() == Some("runc")),
-        "{:?}",
-        obs.target
+        matches!(&obs.target, auditor::observe::model::Target::Container { id: i, runtime, engine, name: n, image, labels, .. }
+            if *i == id && runtime.as_deref() == Some("runc") && engine.as_deref() == Some("docker")
+                && n.as_deref() == Some(name.as_str()) && image.as_deref() == Some(IMAGE)
+                && labels.get("app").map(String::as_str) == Some("web")),
+        "{:?}\ndaemon: {}",
+        obs.target,
+        daemon.log_text()
     );
     let ours = workload_names(&obs);
     let theirs = strace_outside_docker(&s);

@@ -73,16 +73,20 @@ fn podman_hook_learns_runc_and_crun_containers_and_their_profiles_enforce_them()
         return;
     }
     let s = Scratch::new("auditor-podlearn");
-    let mut daemon = Daemon::start();
     let engine = Podman::start();
+    // The daemon asks this podman (its CONTAINERS_* environment) who its containers are.
+    let mut daemon = Daemon::start_env(engine.env());
     install_learn_hook(&engine, &daemon);
     let theirs = strace_outside(&s);
     for runtime in Runtime::ALL {
         let rt = runtime.name();
         let cid = s.path(&format!("{rt}.cid"));
+        let name = integration::unique_name(&format!("auditor-{rt}"));
         let o = engine.run(
             runtime,
             &[
+                "--name",
+                &name,
                 "--annotation",
                 "io.auditor.learn=true",
                 "--cidfile",
@@ -100,13 +104,22 @@ fn podman_hook_learns_runc_and_crun_containers_and_their_profiles_enforce_them()
             daemon.log_text()
         );
         let id = container_id(&cid);
-        let obs = daemon.observation(&id);
+        let obs = daemon.observation_when(&id, |o| {
+            matches!(
+                &o.target,
+                auditor::observe::model::Target::Container { name: Some(_), .. }
+            )
+        });
         assert_eq!(obs.loss.total, 0, "{rt}: lost {:?}", obs.loss.counters);
-        // The hook names the runtime that runs it (its parent), unasked.
+        // The hook names the runtime that runs it (its parent), unasked; podman's annotation
+        // says podman, and podman itself names the container and its image.
         assert!(
-            matches!(&obs.target, auditor::observe::model::Target::Container { id: i, runtime: Some(r), .. } if *i == id && r == rt),
-            "{rt}: {:?}",
-            obs.target
+            matches!(&obs.target, auditor::observe::model::Target::Container { id: i, runtime: Some(r), engine, name: n, image, .. }
+                if *i == id && r == rt && engine.as_deref() == Some("podman")
+                    && n.as_deref() == Some(name.as_str()) && image.as_deref() == Some(IMAGE)),
+            "{rt}: {:?}\ndaemon: {}",
+            obs.target,
+            daemon.log_text()
         );
         let ours = workload_names(&obs);
         eprintln!("podman+{rt} workload (auditor): {ours:?}\nhost run (strace): {theirs:?}");

@@ -25,9 +25,16 @@ pub struct GenerateArgs {
     /// Profiles Operator SeccompProfile), systemd (drop-in).
     #[arg(long, default_value = "native", value_parser = ["native", "oci", "podman", "docker", "lxc", "k8s", "systemd"])]
     pub format: String,
-    /// Where to write the policy (atomically); standard output if not given.
+    /// Where to write the policy (atomically); standard output if not given. With
+    /// --group-by: a directory, one file per group.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// One profile per group of replicas instead of one for all: by the `image` they run, or
+    /// by `workload` (Kubernetes: namespace, pod name minus its replica suffixes, container;
+    /// Docker and podman: the container name minus a replica number). Each file is named
+    /// after its group; the report says which observations made it.
+    #[arg(long, value_enum, requires = "output")]
+    pub group_by: Option<generate::group::GroupBy>,
     /// Add argument conditions for scalar arguments whose every observed value is known
     /// (socket domains, clone/unshare namespace flags, personality, prctl options, ioctl
     /// requests); tightened clone also answers clone3 with ENOSYS.
@@ -183,7 +190,84 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     for p in &args.observations {
         observations.push(load_observation(p)?);
     }
-    let generated = generate::generate(&observations, &options)?;
+    let Some(by) = args.group_by else {
+        let generated = generate::generate(&observations, &options)?;
+        emit(
+            args,
+            format,
+            &agent_policy,
+            &generated,
+            args.output.as_deref(),
+            args.name.clone(),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let groups = generate::group::group(&observations, by).map_err(|(i, why)| {
+        anyhow::anyhow!(
+            "{}: {why}, so it belongs to no --group-by {} group (group observations of containers that Docker, podman or Kubernetes ran, learned through auditor daemon or learn --container)",
+            args.observations[i].display(),
+            match by {
+                generate::group::GroupBy::Image => "image",
+                generate::group::GroupBy::Workload => "workload",
+            }
+        )
+    })?;
+    let dir = args
+        .output
+        .as_deref()
+        .context("--group-by writes into the directory -o names")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut stems = std::collections::BTreeSet::new();
+    for (key, members) in &groups {
+        let inputs: Vec<Observation> = members.iter().map(|&i| observations[i].clone()).collect();
+        let generated = generate::generate(&inputs, &options)?;
+        let mut stem = generate::group::file_stem(key);
+        // Two keys that read the same once made file names: number the later one.
+        let mut n = 2;
+        while !stems.insert(stem.clone()) {
+            stem = format!("{}-{n}", generate::group::file_stem(key));
+            n += 1;
+        }
+        let path = dir.join(format!("{stem}.{}", extension(format)));
+        eprintln!(
+            "group {key}: {} observation{} ({})",
+            members.len(),
+            if members.len() == 1 { "" } else { "s" },
+            members
+                .iter()
+                .map(|&i| args.observations[i].display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let name = args
+            .name
+            .clone()
+            .or_else(|| Some(stem.to_ascii_lowercase().replace(['_', '.'], "-")));
+        emit(args, format, &agent_policy, &generated, Some(&path), name)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The file extension of an export format.
+fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Native => "toml",
+        Format::Oci | Format::Docker => "json",
+        Format::Lxc => "lxc",
+        Format::K8s => "yaml",
+        Format::Systemd => "conf",
+    }
+}
+
+/// Export one generated policy to `output` (or standard output) and report on it.
+fn emit(
+    args: &GenerateArgs,
+    format: Format,
+    agent_policy: &Option<String>,
+    generated: &generate::Generated,
+    output: Option<&std::path::Path>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
     let export = formats::export(
         &generated.policy,
         format,
@@ -193,10 +277,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             lossy: args.lossy || agent_policy.is_some() || format == Format::Docker,
             listener_path: args.listener.clone(),
             listener_metadata: args.listener_metadata.clone(),
-            name: args.name.clone(),
+            name,
         },
     )?;
-    match &args.output {
+    match output {
         Some(path) => crate::fsutil::write_atomic(path, export.text.as_bytes())?,
         None => print!("{}", export.text),
     }
@@ -204,7 +288,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         "{}",
         generated.report.render(&generated.policy.default_action)
     );
-    if let (Some(name), false) = (&agent_policy, export.dropped.is_empty()) {
+    if let (Some(name), false) = (agent_policy, export.dropped.is_empty()) {
         eprintln!(
             "listenerMetadata {name:?}: `auditor agent` serves the notify rules with the native policy {name}.toml from its --policy-dir, which keeps the handler parameters this JSON cannot carry; write it with `auditor generate … -o DIR/{name}.toml`"
         );
@@ -226,8 +310,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             eprintln!("note: {n}");
         }
     }
-    if let Some(p) = &args.output {
+    if let Some(p) = output {
         eprintln!("wrote {}", p.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -81,6 +81,7 @@ pub fn run(args: &HookArgs, config: &crate::config::Loaded) -> anyhow::Result<Ex
         pid,
         bundle: (!state.bundle.is_empty()).then(|| state.bundle.clone()),
         runtime: args.runtime.clone().or_else(parent_runtime),
+        annotations: state.annotations.clone(),
     });
     let reply = daemon::request(&socket, &req, timeout).map_err(anyhow::Error::msg)?;
     if !reply.ok {

@@ -118,6 +118,10 @@ fn parse_target(args: &LearnArgs) -> anyhow::Result<(Target, Option<ContainerTar
             id,
             runtime: found.runtime,
             cgroup: cgroup.as_ref().map(|(d, _)| d.display().to_string()),
+            engine: found.identity.engine,
+            name: found.identity.name,
+            image: found.identity.image,
+            labels: found.identity.labels,
         };
         let target = match cgroup {
             Some((dir, _)) => Target::Cgroup {
@@ -446,7 +450,26 @@ fn describe(t: &model::Target) -> String {
         model::Target::Pid { pid } => format!("pid {pid} and its new descendants"),
         model::Target::Cgroup { path } => format!("cgroup {path}"),
         model::Target::Merged { inputs } => format!("{inputs} merged observations"),
-        model::Target::Container { id, .. } => format!("container {id}"),
+        model::Target::Container {
+            id,
+            engine,
+            name,
+            image,
+            labels,
+            ..
+        } => {
+            let who = crate::daemon::engine::Identity {
+                engine: engine.clone(),
+                name: name.clone(),
+                image: image.clone(),
+                labels: labels.clone(),
+            };
+            let short = &id[..id.len().min(12)];
+            match who.describe() {
+                Some(d) => format!("{d}, id {short}"),
+                None => format!("container {id}"),
+            }
+        }
     }
 }
 

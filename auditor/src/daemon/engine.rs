@@ -4,6 +4,7 @@
 //! `containerID`: the runc state directories of containerd's namespaces and of Docker's
 //! containerd are searched for it).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -47,6 +48,200 @@ pub struct Found {
     pub runtime: Option<String>,
     /// What to tell the user it is (engine, name, image).
     pub description: String,
+    /// Engine, name, image and labels, for the observation.
+    pub identity: Identity,
+}
+
+/// Who a container is to the engine that made it: recorded in the observation's target, shown
+/// by the TUI, and used to group replicas (`generate --group-by`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// docker, podman, containerd (Kubernetes CRI), cri-o.
+    pub engine: Option<String>,
+    /// The engine's name of the container (Kubernetes: the container's name in its pod).
+    pub name: Option<String>,
+    pub image: Option<String>,
+    /// The engine's labels; Kubernetes' pod identity under the `io.kubernetes.*` keys.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Labels kept of one container, and the longest key and value: they come from whoever
+/// started it, and end up in every observation file.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_LEN: usize = 256;
+
+pub use crate::observe::model::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE, POD_UID};
+
+fn bounded(s: &str) -> Option<String> {
+    (!s.is_empty() && s.len() <= MAX_LABEL_LEN && !s.chars().any(char::is_control))
+        .then(|| s.to_owned())
+}
+
+impl Identity {
+    fn label(&mut self, key: &str, value: &str) {
+        if self.labels.len() < MAX_LABELS {
+            if let (Some(k), Some(v)) = (bounded(key), bounded(value)) {
+                self.labels.insert(k, v);
+            }
+        }
+    }
+
+    /// What the engine's `inspect` adds to what the runtime's state said.
+    pub fn merge(&mut self, other: Identity) {
+        self.engine = self.engine.take().or(other.engine);
+        self.name = self.name.take().or(other.name);
+        self.image = self.image.take().or(other.image);
+        for (k, v) in other.labels {
+            if self.labels.len() >= MAX_LABELS {
+                break;
+            }
+            self.labels.entry(k).or_insert(v);
+        }
+    }
+
+    /// "docker container web (image nginx:1.25)", or what is known of it.
+    pub fn describe(&self) -> Option<String> {
+        let engine = self.engine.as_deref()?;
+        let mut s = format!("{engine} container");
+        if let Some(n) = &self.name {
+            s.push(' ');
+            s.push_str(n);
+        }
+        if let (Some(pod), Some(ns)) = (self.labels.get(POD_NAME), self.labels.get(POD_NAMESPACE)) {
+            s.push_str(&format!(" in pod {ns}/{pod}"));
+        }
+        if let Some(i) = &self.image {
+            s.push_str(&format!(" (image {i})"));
+        }
+        Some(s)
+    }
+}
+
+/// What the runtime's state says of the engine (the annotations it passes on, the bundle's
+/// path): CRI (containerd's `io.kubernetes.cri.*`, CRI-O's `io.kubernetes.*`) names the pod,
+/// namespace, container and image; podman only says it is podman; Docker's shim puts the
+/// bundle under containerd's `moby` namespace.
+pub fn identity_from_state(annotations: &BTreeMap<String, String>, bundle: &str) -> Identity {
+    let a = |k: &str| annotations.get(k).and_then(|v| bounded(v));
+    let mut id = Identity::default();
+    if a("io.container.manager").as_deref() == Some("libpod") {
+        id.engine = Some("podman".into());
+    } else if a("io.kubernetes.cri.container-type").is_some() {
+        id.engine = Some("containerd".into());
+        id.name = a("io.kubernetes.cri.container-name");
+        id.image = a("io.kubernetes.cri.image-name");
+        for (from, to) in [
+            ("io.kubernetes.cri.sandbox-name", POD_NAME),
+            ("io.kubernetes.cri.sandbox-namespace", POD_NAMESPACE),
+            ("io.kubernetes.cri.sandbox-uid", POD_UID),
+        ] {
+            if let Some(v) = a(from) {
+                id.label(to, &v);
+            }
+        }
+    } else if a("io.kubernetes.cri-o.ContainerType").is_some() {
+        id.engine = Some("cri-o".into());
+        id.name = a(CONTAINER_NAME);
+        id.image = a("io.kubernetes.cri-o.ImageName");
+        for key in [POD_NAME, POD_NAMESPACE, POD_UID] {
+            if let Some(v) = a(key) {
+                id.label(key, &v);
+            }
+        }
+    } else if bundle.contains("/moby/") {
+        id.engine = Some("docker".into());
+    }
+    if let Some(n) = &id.name {
+        let n = n.clone();
+        id.label(CONTAINER_NAME, &n);
+    }
+    id
+}
+
+/// A podman container's name and image from containers/storage's record of it: podman's
+/// bundle is `GRAPHROOT/DRIVER-containers/ID/userdata`, and `containers.json` beside the `ID`
+/// directory lists each container's names and, in its `metadata`, the image name. Read at
+/// registration, without podman: `podman inspect` waits for the container's lock, which
+/// `podman run` holds until a short container is gone.
+pub fn identity_from_podman_storage(bundle: &Path, id: &str) -> Option<Identity> {
+    let container_dir = bundle.parent().filter(|_| bundle.ends_with("userdata"))?;
+    if container_dir.file_name()?.to_str()? != id {
+        return None;
+    }
+    let list = container_dir.parent()?.join("containers.json");
+    let bytes = crate::fsutil::read_capped(&list, 64 << 20).ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let c = v.as_array()?.iter().find(|c| c["id"] == id)?;
+    let meta: serde_json::Value = c["metadata"]
+        .as_str()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    Some(Identity {
+        engine: Some("podman".into()),
+        name: c["names"][0]
+            .as_str()
+            .or_else(|| meta["name"].as_str())
+            .and_then(bounded),
+        image: meta["image-name"].as_str().and_then(bounded),
+        labels: BTreeMap::new(),
+    })
+}
+
+/// What `ENGINE inspect` says of a container's identity (name, image, labels).
+pub fn identity_from_inspect(engine: &str, c: &serde_json::Value) -> Identity {
+    let mut id = Identity {
+        engine: Some(engine.to_owned()),
+        name: c["Name"]
+            .as_str()
+            .map(|n| n.trim_start_matches('/'))
+            .and_then(bounded),
+        image: c["Config"]["Image"]
+            .as_str()
+            .or_else(|| c["ImageName"].as_str())
+            .and_then(bounded),
+        labels: BTreeMap::new(),
+    };
+    if let Some(labels) = c["Config"]["Labels"].as_object() {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                id.label(k, v);
+            }
+        }
+    }
+    id
+}
+
+/// The identity of container `id` from the engine's CLI (`docker inspect`, `podman inspect`),
+/// waiting at most `timeout`: run off the daemon's loop, after the hook has returned (the
+/// engine holds the container's lock while its runtime runs the hook).
+pub async fn inspect_identity(
+    engine: &str,
+    id: &str,
+    timeout: std::time::Duration,
+) -> Result<Identity, String> {
+    let out = tokio::time::timeout(
+        timeout,
+        tokio::process::Command::new(engine)
+            .args(["inspect", "--type", "container", "--", id])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("`{engine} inspect` did not answer within {timeout:?}"))?
+    .map_err(|e| format!("cannot run `{engine} inspect`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{engine} inspect` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("`{engine} inspect` printed something that is not its JSON: {e}"))?;
+    Ok(identity_from_inspect(
+        engine,
+        v.as_array().and_then(|a| a.first()).unwrap_or(&v),
+    ))
 }
 
 fn err(reference: &str, msg: String) -> DaemonError {
@@ -81,11 +276,9 @@ pub fn from_inspect(engine: &str, reference: &str, json: &[u8]) -> Result<Found,
             ),
         ));
     }
-    let name = c["Name"].as_str().unwrap_or("").trim_start_matches('/');
-    let image = c["Config"]["Image"]
-        .as_str()
-        .or_else(|| c["ImageName"].as_str())
-        .unwrap_or("?");
+    let identity = identity_from_inspect(engine, c);
+    let name = identity.name.as_deref().unwrap_or("");
+    let image = identity.image.as_deref().unwrap_or("?");
     // Docker: HostConfig.Runtime names its runtime entry (runc, or a wrapper); podman:
     // OCIRuntime.
     let runtime = c["OCIRuntime"]
@@ -100,6 +293,7 @@ pub fn from_inspect(engine: &str, reference: &str, json: &[u8]) -> Result<Found,
             "{engine} container {name} ({}, image {image})",
             &id[..id.len().min(12)]
         ),
+        identity,
     })
 }
 
@@ -135,6 +329,32 @@ fn inspect(engine: &str, reference: &str, name: &str) -> Result<Found, DaemonErr
         ));
     }
     from_inspect(engine, reference, &out.stdout)
+}
+
+/// The identity a containerd container's runc state records (its config's annotations and
+/// bundle): CRI containers name their pod; others only their engine.
+fn identity_of_runc_state(dir: &Path) -> Identity {
+    // runc's state holds the whole container config (a seccomp profile can be large).
+    let text = crate::fsutil::read_capped(&dir.join("state.json"), 16 << 20)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(state) = text else {
+        return Identity::default();
+    };
+    let config = &state["config"];
+    let mut annotations = BTreeMap::new();
+    // runc keeps the spec's annotations as "labels": ["key=value", ...], and the bundle
+    // among them.
+    for l in config["labels"].as_array().into_iter().flatten() {
+        if let Some((k, v)) = l.as_str().and_then(|l| l.split_once('=')) {
+            annotations.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let bundle = annotations.get("bundle").cloned().unwrap_or_default();
+    let mut id = identity_from_state(&annotations, &bundle);
+    id.engine.get_or_insert_with(|| "containerd".into());
+    id
 }
 
 /// The runc state directories that hold container `id`, under `roots`.
@@ -180,6 +400,7 @@ pub fn resolve(
                     &id[..id.len().min(12)],
                     state_root.display()
                 ),
+                identity: identity_of_runc_state(&state_root.join(id)),
             })
         }
         Reference::Oci(id) => {
@@ -189,6 +410,7 @@ pub fn resolve(
                 pid,
                 runtime: Some(runtime.name().to_owned()),
                 description: format!("{} container {id}", runtime.name()),
+                identity: Identity::default(),
             })
         }
     }
@@ -226,6 +448,136 @@ mod tests {
         assert!(f
             .description
             .contains("image docker.io/library/postgres:16"));
+    }
+
+    #[test]
+    fn identity_comes_from_cri_annotations_podmans_manager_and_dockers_bundle() {
+        let a = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cri = identity_from_state(
+            &a(&[
+                ("io.kubernetes.cri.container-type", "container"),
+                ("io.kubernetes.cri.container-name", "web"),
+                ("io.kubernetes.cri.image-name", "nginx:1.25"),
+                ("io.kubernetes.cri.sandbox-name", "web-7d4b9c-x2x9z"),
+                ("io.kubernetes.cri.sandbox-namespace", "shop"),
+            ]),
+            "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc",
+        );
+        assert_eq!(cri.engine.as_deref(), Some("containerd"));
+        assert_eq!(cri.name.as_deref(), Some("web"));
+        assert_eq!(cri.labels[POD_NAMESPACE], "shop");
+        assert_eq!(cri.labels[CONTAINER_NAME], "web");
+        assert_eq!(
+            cri.describe().as_deref(),
+            Some("containerd container web in pod shop/web-7d4b9c-x2x9z (image nginx:1.25)")
+        );
+        let crio = identity_from_state(
+            &a(&[
+                ("io.kubernetes.cri-o.ContainerType", "container"),
+                ("io.kubernetes.container.name", "db"),
+                ("io.kubernetes.pod.name", "db-0"),
+                ("io.kubernetes.pod.namespace", "data"),
+                ("io.kubernetes.cri-o.ImageName", "postgres:16"),
+            ]),
+            "",
+        );
+        assert_eq!(
+            (
+                crio.engine.as_deref(),
+                crio.image.as_deref(),
+                crio.labels[POD_NAME].as_str()
+            ),
+            (Some("cri-o"), Some("postgres:16"), "db-0")
+        );
+        // podman also writes a cri-o annotation (Created): its manager decides.
+        let podman = identity_from_state(
+            &a(&[
+                ("io.container.manager", "libpod"),
+                ("io.kubernetes.cri-o.Created", "2026-12-05T19:09:38Z"),
+            ]),
+            "",
+        );
+        assert_eq!(
+            (podman.engine.as_deref(), podman.name),
+            (Some("podman"), None)
+        );
+        let docker = identity_from_state(
+            &BTreeMap::new(),
+            "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/4f1c",
+        );
+        assert_eq!(docker.engine.as_deref(), Some("docker"));
+        assert_eq!(
+            identity_from_state(&BTreeMap::new(), "/tmp/bundle"),
+            Identity::default()
+        );
+        // Hostile values are dropped, not stored: too long, control characters.
+        let hostile = identity_from_state(
+            &a(&[
+                ("io.kubernetes.cri.container-type", "container"),
+                (
+                    "io.kubernetes.cri.container-name",
+                    &"x".repeat(MAX_LABEL_LEN + 1),
+                ),
+                ("io.kubernetes.cri.image-name", "evil\n\u{1b}[2J"),
+            ]),
+            "",
+        );
+        assert_eq!((hostile.name, hostile.image), (None, None));
+    }
+
+    #[test]
+    fn podman_storage_names_its_containers() {
+        let t = tempfile::tempdir().unwrap();
+        let id = "f920702e7941bdbae7430ceabfbe35e7dd8126392ccb28d4af2c94b13d954571";
+        let bundle = t.path().join("vfs-containers").join(id).join("userdata");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::write(
+            t.path().join("vfs-containers/containers.json"),
+            serde_json::json!([{"id": "other", "names": ["x"]}, {"id": id, "names": ["web"],
+                "metadata": "{\"image-name\":\"localhost/bb:t\",\"name\":\"web\"}"}])
+            .to_string(),
+        )
+        .unwrap();
+        let i = identity_from_podman_storage(&bundle, id).unwrap();
+        assert_eq!(
+            (i.engine.as_deref(), i.name.as_deref(), i.image.as_deref()),
+            (Some("podman"), Some("web"), Some("localhost/bb:t"))
+        );
+        // Another id's bundle, or a bundle elsewhere: nothing.
+        assert!(identity_from_podman_storage(&bundle, "other").is_none());
+        assert!(identity_from_podman_storage(t.path(), id).is_none());
+    }
+
+    #[test]
+    fn inspect_labels_are_bounded_and_merge_keeps_what_was_known() {
+        let mut labels = serde_json::Map::new();
+        for i in 0..(MAX_LABELS + 10) {
+            labels.insert(format!("l{i:03}"), format!("v{i}").into());
+        }
+        let c =
+            serde_json::json!({"Name": "/web-2", "Config": {"Image": "nginx", "Labels": labels}});
+        let i = identity_from_inspect("docker", &c);
+        assert_eq!(i.labels.len(), MAX_LABELS);
+        assert_eq!(i.name.as_deref(), Some("web-2"));
+        let mut known = Identity {
+            engine: Some("docker".into()),
+            ..Identity::default()
+        };
+        known.labels.insert("a".into(), "from-state".into());
+        known.merge(Identity {
+            engine: Some("podman".into()),
+            name: Some("web".into()),
+            image: None,
+            labels: [("a".to_string(), "other".to_string())].into(),
+        });
+        assert_eq!(known.engine.as_deref(), Some("docker"));
+        assert_eq!(known.name.as_deref(), Some("web"));
+        assert_eq!(known.labels["a"], "from-state");
     }
 
     #[test]

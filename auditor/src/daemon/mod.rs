@@ -74,6 +74,9 @@ pub struct Config {
 
 /// How long a connection may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Engine inspects running at once, and how long one may take.
+const MAX_INSPECTS: usize = 16;
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often finished containers are looked for.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -81,6 +84,8 @@ const TICK: Duration = Duration::from_millis(50);
 struct Tracked {
     id: String,
     runtime: Option<String>,
+    /// Engine, name, image, labels: from the runtime's state, then from the engine.
+    identity: engine::Identity,
     pid: u32,
     cgroup: Option<(PathBuf, u64)>,
     /// The mount namespace whose execs join the container (when it has no cgroup of its own).
@@ -107,6 +112,8 @@ struct Learner {
     /// Ring buffer records of no tracked container (or malformed).
     orphan_events: u64,
     metrics: Option<Arc<crate::metrics::DaemonMetrics>>,
+    /// Containers whose engine is being asked who they are.
+    inspecting: std::collections::HashSet<String>,
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -169,6 +176,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         tracked: HashMap::new(),
         free: (0..groups).rev().collect(),
         orphan_events: 0,
+        inspecting: Default::default(),
         metrics: None,
     };
     let cancel = CancellationToken::new();
@@ -197,6 +205,10 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     );
 
     let (tx, mut rx) = mpsc::channel::<Job>(64);
+    // Engine inspects (name, image, labels of Docker's and podman's containers), run off the
+    // loop; their answers come back here.
+    let (itx, mut irx) = mpsc::channel::<(String, Result<engine::Identity, String>)>(MAX_INSPECTS);
+    let inspects = Arc::new(tokio::sync::Semaphore::new(MAX_INSPECTS));
     let acceptor = tokio::spawn(accept_loop(listener, tx, cancel.clone()));
     let mut tick = tokio::time::interval(TICK);
     let mut buf = Vec::new();
@@ -218,7 +230,22 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                 // Events of earlier containers first, so that a recycled group starts clean.
                 events.drain(&mut buf);
                 learner.absorb(std::mem::take(&mut buf));
+                let id = job.register.id.clone();
                 let reply = learner.register(job.register);
+                if let Some(engine) = reply.ok.then(|| learner.engine_to_ask(&id)).flatten() {
+                    match inspects.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            learner.inspecting.insert(id.clone());
+                            let itx = itx.clone();
+                            tokio::spawn(async move {
+                                let r = engine::inspect_identity(&engine, &id, INSPECT_TIMEOUT).await;
+                                drop(permit);
+                                let _ = itx.send((id, r)).await;
+                            });
+                        }
+                        Err(_) => tracing::debug!(%id, "too many engine inspects at once: the observation names its engine only"),
+                    }
+                }
                 if let Some(m) = &learner.metrics {
                     let result = if reply.ok { "ok" } else { "refused" };
                     m.registrations
@@ -228,6 +255,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                 }
                 let _ = job.reply.send(reply);
             }
+            Some((id, identity)) = irx.recv() => learner.identified(&id, identity),
             _ = tick.tick() => {
                 let done = learner.finished();
                 if !done.is_empty() {
@@ -263,6 +291,67 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
 impl Learner {
     fn output_path(&self, id: &str) -> PathBuf {
         self.config.output_dir.join(format!("{id}.json"))
+    }
+
+    /// The engine CLI that can name container `id` (Docker's and podman's: their runtime
+    /// state does not carry the name or the image), if it is tracked and not named yet.
+    fn engine_to_ask(&self, id: &str) -> Option<String> {
+        let t = self.tracked.values().find(|t| t.id == id)?;
+        match t.identity.engine.as_deref() {
+            Some(e @ ("docker" | "podman")) if t.identity.name.is_none() => Some(e.to_owned()),
+            _ => None,
+        }
+    }
+
+    /// The engine's answer for container `id`: into its tracking, or into the observation
+    /// already written (a container that ended first).
+    fn identified(&mut self, id: &str, identity: Result<engine::Identity, String>) {
+        if !self.inspecting.remove(id) {
+            return;
+        }
+        let identity = match identity {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "the engine did not name the container; its observation names the engine only");
+                return;
+            }
+        };
+        if let Some(t) = self.tracked.values_mut().find(|t| t.id == id) {
+            t.identity.merge(identity);
+            return;
+        }
+        let path = self.output_path(id);
+        let mut obs = match observe::load(&path) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot add the engine's name to the observation");
+                return;
+            }
+        };
+        if let model::Target::Container {
+            engine,
+            name,
+            image,
+            labels,
+            ..
+        } = &mut obs.target
+        {
+            let mut known = engine::Identity {
+                engine: engine.take(),
+                name: name.take(),
+                image: image.take(),
+                labels: std::mem::take(labels),
+            };
+            known.merge(identity);
+            (*engine, *name, *image, *labels) =
+                (known.engine, known.name, known.image, known.labels);
+        }
+        match observe::save(&path, &obs) {
+            Ok(()) => tracing::debug!(%id, "observation named by its engine"),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot add the engine's name to the observation")
+            }
+        }
     }
 
     /// Start tracking a container. Answers only once its init's threads are tracked.
@@ -351,6 +440,22 @@ impl Learner {
             Tracked {
                 id: r.id.clone(),
                 runtime: r.runtime.clone(),
+                identity: {
+                    let mut identity = engine::identity_from_state(
+                        &r.annotations,
+                        r.bundle.as_deref().unwrap_or(""),
+                    );
+                    if let (Some("podman"), Some(bundle)) =
+                        (identity.engine.as_deref(), r.bundle.as_deref())
+                    {
+                        if let Some(stored) =
+                            engine::identity_from_podman_storage(Path::new(bundle), &r.id)
+                        {
+                            identity.merge(stored);
+                        }
+                    }
+                    identity
+                },
                 pid: r.pid,
                 cgroup,
                 mntns,
@@ -532,6 +637,10 @@ impl Learner {
                     id: t.id.clone(),
                     runtime: t.runtime.clone(),
                     cgroup: t.cgroup.as_ref().map(|(d, _)| d.display().to_string()),
+                    engine: t.identity.engine.clone(),
+                    name: t.identity.name.clone(),
+                    image: t.identity.image.clone(),
+                    labels: t.identity.labels.clone(),
                 },
                 started_at: humantime::format_rfc3339_millis(t.started).to_string(),
                 ended_at: humantime::format_rfc3339_millis(ended).to_string(),

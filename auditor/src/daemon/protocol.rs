@@ -35,6 +35,10 @@ pub struct Register {
     /// `runc` or `crun` when the hook was told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// The container's annotations (from the runtime's state): they say which engine made it
+    /// and, under Kubernetes, its pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// The daemon's answer.
@@ -197,6 +201,7 @@ mod tests {
             pid: 42,
             bundle: None,
             runtime: Some("runc".into()),
+            annotations: [("io.container.manager".to_string(), "libpod".to_string())].into(),
         });
         let text = serde_json::to_vec(&req).expect("serialize");
         assert_eq!(parse_request(&text), Ok(req));

@@ -246,6 +246,7 @@ mod tests {
             pid: 1,
             bundle: None,
             runtime: None,
+            annotations: Default::default(),
         });
         let t = Instant::now();
         let reply = request(&path, &req, Duration::from_secs(5)).expect("reached");

@@ -55,6 +55,13 @@ pub struct Host {
     pub arch: String,
 }
 
+/// Kubernetes' pod identity in a container target's labels, under the label names kubelet's
+/// dockershim gave it.
+pub const POD_NAME: &str = "io.kubernetes.pod.name";
+pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub const POD_UID: &str = "io.kubernetes.pod.uid";
+pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+
 /// What was observed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -78,6 +85,19 @@ pub enum Target {
         /// The container's cgroup v2 directory, when it was scoped by one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cgroup: Option<String>,
+        /// The engine that made it (docker, podman, containerd, cri-o), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+        /// The engine's name of it (Kubernetes: the container's name in its pod).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+        /// The engine's labels, and Kubernetes' pod identity (`io.kubernetes.pod.name`,
+        /// `io.kubernetes.pod.namespace`, `io.kubernetes.pod.uid`,
+        /// `io.kubernetes.container.name`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
     },
 }
 

@@ -26,6 +26,7 @@ mod tighten;
 use merge::is_privilege;
 pub use merge::{merge_observations, Merged};
 use notify::notify_rules;
+pub mod group;
 pub use runtime::{
     baseline, merge_baseline, Mode, Runtime, RuntimeBaseline, RuntimeTarget, WAIT_KILLABLE_RECV,
 };
