@@ -45,50 +45,99 @@ impl Dockerd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dockerd dir");
         config["log-driver"] = "none".into();
-        let config_path = dir.join("daemon.json");
-        std::fs::write(&config_path, config.to_string()).expect("daemon.json");
-        let socket = dir.join("docker.sock");
-        let log = dir.join("dockerd.log");
+        std::fs::write(dir.join("daemon.json"), config.to_string()).expect("daemon.json");
+        let mut d = Dockerd {
+            child: None,
+            socket: dir.join("docker.sock"),
+            log: dir.join("dockerd.log"),
+            dir,
+        };
+        d.spawn();
+        d.import_busybox();
+        d
+    }
+
+    /// Start dockerd on this directory (its data, exec root, socket, config) and wait until it
+    /// answers. Its log is appended to, so that a restart keeps the first run's.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("dockerd log");
         let child = Command::new("dockerd")
             .arg("--config-file")
-            .arg(&config_path)
+            .arg(self.dir.join("daemon.json"))
             .arg("--data-root")
-            .arg(dir.join("data"))
+            .arg(self.dir.join("data"))
             .arg("--exec-root")
-            .arg(dir.join("exec"))
+            .arg(self.dir.join("exec"))
             .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
+            .arg(self.dir.join("dockerd.pid"))
             .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .args(["--bridge=none", "--iptables=false"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("dockerd log"))
+            .stderr(log)
             .spawn()
             .expect("start dockerd");
-        let mut d = Dockerd {
-            child: Some(child),
-            dir,
-            socket,
-            log,
-        };
+        self.child = Some(child);
         let t0 = Instant::now();
         loop {
-            if let Some(st) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("dockerd exited ({st}):\n{}", d.log_text());
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("dockerd exited ({st}):\n{}", self.log_text());
             }
-            if d.socket.exists() && d.docker(&["info", "--format", "{{.ID}}"]).status.success() {
-                break;
+            if self.socket.exists()
+                && self
+                    .docker(&["info", "--format", "{{.ID}}"])
+                    .status
+                    .success()
+            {
+                return;
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
                 "dockerd not ready:\n{}",
-                d.log_text()
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        d.import_busybox();
-        d
+    }
+
+    /// Stop dockerd (SIGTERM, as a service manager does; SIGKILL after 20 s) and reap it:
+    /// what its containers live through depends on `live-restore`.
+    pub fn stop_engine(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the engine we started; at worst it has exited already.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let t0 = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Change this engine's `daemon.json` (read at its next start).
+    pub fn edit_config(&self, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.dir.join("daemon.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("daemon.json"))
+                .expect("daemon.json is JSON");
+        edit(&mut config);
+        std::fs::write(&path, config.to_string()).expect("daemon.json");
+    }
+
+    /// Restart dockerd on the same directory, as an upgrade or a crash-restart would.
+    pub fn restart(&mut self) {
+        self.stop_engine();
+        self.spawn();
     }
 
     pub fn log_text(&self) -> String {
@@ -156,16 +205,7 @@ impl Drop for Dockerd {
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.docker(&["rm", "-f", id]);
         }
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) on the engine we started; at worst it has exited already.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            let t0 = Instant::now();
-            while c.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(20) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.stop_engine();
         tear_down(&self.dir);
     }
 }

@@ -216,3 +216,22 @@ pub fn audit_records(log: &std::path::Path) -> Vec<serde_json::Value> {
         .filter(|r| r.get("summary").is_none())
         .collect()
 }
+
+/// How many file descriptors process `pid` has open (0 once it is gone).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Wait (up to 15 s) until process `pid` has at most `limit` file descriptors open, and
+/// return the last count: a process that released what a finished container held gets
+/// there, one that leaks does not.
+pub fn wait_open_fds_at_most(pid: u32, limit: usize) -> usize {
+    let t0 = Instant::now();
+    loop {
+        let n = open_fds(pid);
+        if n <= limit || t0.elapsed() > Duration::from_secs(15) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -374,3 +374,330 @@ fn learn_attaches_to_a_running_docker_container_by_name() {
         describe(&o)
     );
 }
+
+/// A notify-only profile for mknod: what `auditor runtime --agent` serves.
+fn mknod_notify_profile(s: &Scratch) -> String {
+    let profile = s.write(
+        "profile.json",
+        &serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_NOTIFY"}]
+        })
+        .to_string(),
+    );
+    format!("seccomp={}", profile.display())
+}
+
+/// The lines of `log` about container `id` that contain `what`.
+fn lines_about<'a>(log: &'a str, id: &str, what: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.contains(id) && l.contains(what))
+        .collect()
+}
+
+/// `docker run --rm` of one served mknod under `runtime`: the container's id once it is done.
+fn one_served_mknod(engine: &Dockerd, s: &Scratch, runtime: &str, seccomp: &str) -> String {
+    let cid = s.path(&integration::unique_name("cid"));
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        runtime,
+        "--cidfile",
+        &cid.display().to_string(),
+        "--security-opt",
+        seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "busybox mknod /tmp/null c 1 3; echo mknod=$?",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\ndockerd: {}",
+        describe(&o),
+        engine.log_text()
+    );
+    std::fs::read_to_string(&cid)
+        .expect("cidfile")
+        .trim()
+        .to_owned()
+}
+
+/// Containers killed (`docker kill`, SIGKILL) while four loops of theirs keep mknod calls in
+/// the agent's hands: the kill returns, the container goes, the agent logs the container's end
+/// with its summary, keeps serving, and holds no more file descriptors than before.
+#[test]
+fn docker_containers_killed_mid_notification_leave_the_agent_serving_and_clean() {
+    let test = "docker_containers_killed_mid_notification_leave_the_agent_serving_and_clean";
+    if !docker::ready(test) {
+        return;
+    }
+    let s = Scratch::private_with_policies("auditor-dockkill");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let mut agent = integration::agent::Agent::oci(&s);
+    let agent_pid = agent.pid().expect("agent pid");
+    let engine = Dockerd::start(serde_json::json!({
+        "runtimes": {"auditor-agent": {
+            "path": auditor_bin().display().to_string(),
+            "runtimeArgs": ["runtime", "--delegate", "runc", "--agent", agent.socket.display().to_string(), "--policy", "web"]
+        }}
+    }));
+    let seccomp = mknod_notify_profile(&s);
+    // One container served to its end first: what the agent keeps open for good (its audit
+    // log) is open from then on.
+    let first = one_served_mknod(&engine, &s, "auditor-agent", &seccomp);
+    agent.wait_log(|l| !lines_about(l, &first, "container done").is_empty());
+    let baseline = integration::open_fds(agent_pid);
+    let hammer = "for j in 1 2 3 4; do (while :; do busybox mknod /tmp/n$j c 1 3; \
+                  busybox rm -f /tmp/n$j; done) & done; wait";
+    for round in 0..3 {
+        let o = engine.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--runtime",
+            "auditor-agent",
+            "--security-opt",
+            &seccomp,
+            IMAGE,
+            "/bin/sh",
+            "-c",
+            hammer,
+        ]);
+        assert!(o.status.success(), "round {round}: {}", describe(&o));
+        let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        // Served for a while: its loops keep the agent busy.
+        let records = agent.wait_records(|r| {
+            r.iter()
+                .filter(|r| r["container"] == id.as_str() && r["decision"] == "emulated")
+                .count()
+                >= 20
+        });
+        assert!(
+            records
+                .iter()
+                .filter(|r| r["container"] == id.as_str())
+                .count()
+                >= 20,
+            "round {round}: the hammer was not served\nagent: {}",
+            agent.log_text()
+        );
+        let o = engine.docker(&["kill", &id]);
+        assert!(o.status.success(), "round {round}: kill: {}", describe(&o));
+        let o = engine.docker(&["rm", "-f", &id]);
+        assert!(o.status.success(), "round {round}: rm: {}", describe(&o));
+        let log = agent.wait_log(|l| !lines_about(l, &id, "container done").is_empty());
+        let done = lines_about(&log, &id, "container done");
+        assert!(
+            done.len() == 1 && done[0].contains("notifications"),
+            "round {round}: the agent did not log the killed container's end once with its summary:\n{log}"
+        );
+        eprintln!("round {round}: {}", done[0]);
+    }
+    assert!(agent.alive(), "{}", agent.log_text());
+    let left = integration::wait_open_fds_at_most(agent_pid, baseline);
+    assert!(
+        left <= baseline,
+        "the agent holds {left} fds after the killed containers, {baseline} before\n{}",
+        agent.log_text()
+    );
+    // And it still serves.
+    let last = one_served_mknod(&engine, &s, "auditor-agent", &seccomp);
+    let log = agent.wait_log(|l| !lines_about(l, &last, "container done").is_empty());
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// dockerd restarted while auditor learns and serves its containers. With `live-restore` the
+/// container lives through it: the agent keeps serving it (and a `docker exec` in it), the
+/// daemon keeps learning it, and its end is logged and written as usual. Without, dockerd's
+/// stop kills its containers: their ends are logged and written all the same. Neither the
+/// agent nor the daemon holds a file descriptor more at the end than before.
+#[test]
+fn dockerd_restarts_while_auditor_learns_and_serves_its_containers() {
+    let test = "dockerd_restarts_while_auditor_learns_and_serves_its_containers";
+    if !docker::ready(test) {
+        return;
+    }
+    let s = Scratch::private_with_policies("auditor-dockrestart");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let mut agent = integration::agent::Agent::oci(&s);
+    let agent_pid = agent.pid().expect("agent pid");
+    let daemon_dir = std::env::temp_dir().join(integration::unique_name("auditor-daemon"));
+    let mut engine = Dockerd::start(serde_json::json!({
+        "live-restore": true,
+        "runtimes": {"auditor": {
+            "path": auditor_bin().display().to_string(),
+            "runtimeArgs": ["runtime", "--delegate", "runc",
+                "--learn", daemon_dir.join("daemon.sock").display().to_string(),
+                "--agent", agent.socket.display().to_string(), "--policy", "web"]
+        }}
+    }));
+    let docker_host = format!("unix://{}", engine.socket.display());
+    let mut daemon = Daemon::start_with_env(&daemon_dir, &[], [("DOCKER_HOST", &docker_host)]);
+    let daemon_pid = daemon.pid().expect("daemon pid");
+    let seccomp = mknod_notify_profile(&s);
+    // One container learned and served to its end: both have opened what they keep.
+    let first = one_served_mknod(&engine, &s, "auditor", &seccomp);
+    daemon.observation(&first);
+    agent.wait_log(|l| !lines_about(l, &first, "container done").is_empty());
+    let (agent_fds, daemon_fds) = (
+        integration::open_fds(agent_pid),
+        integration::open_fds(daemon_pid),
+    );
+
+    let name = integration::unique_name("auditor-restarted");
+    let o = engine.docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--runtime",
+        "auditor",
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "while :; do busybox mknod /tmp/n c 1 3; busybox rm -f /tmp/n; busybox sleep 0.1; done",
+    ]);
+    assert!(o.status.success(), "docker run -d: {}", describe(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let served = |at_least: usize| {
+        let r = agent.wait_records(|r| {
+            r.iter()
+                .filter(|r| r["container"] == id.as_str() && r["decision"] == "emulated")
+                .count()
+                >= at_least
+        });
+        r.iter()
+            .filter(|r| r["container"] == id.as_str() && r["decision"] == "emulated")
+            .count()
+    };
+    let before = served(3);
+    assert!(before >= 3, "not served: {}", agent.log_text());
+
+    engine.restart();
+    let o = engine.docker(&["inspect", "-f", "{{.State.Running}}", &id]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).trim() == "true",
+        "the container did not live through the restart: {}\ndockerd: {}",
+        describe(&o),
+        engine.log_text()
+    );
+    let after = served(before + 5);
+    assert!(
+        after >= before + 5,
+        "not served after dockerd's restart ({before} then {after}):\n{}",
+        agent.log_text()
+    );
+    // An exec in it after the restart: runc loads its filter again and hands the new listener
+    // to the agent, through the same runtime wrapper.
+    let o = engine.docker(&[
+        "exec",
+        &id,
+        "/bin/sh",
+        "-c",
+        "busybox mknod /tmp/exec c 1 3; echo exec-mknod=$?",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("exec-mknod=0"),
+        "docker exec: {}\nagent: {}",
+        describe(&o),
+        agent.log_text()
+    );
+    let o = engine.docker(&["stop", "-t", "1", &id]);
+    assert!(o.status.success(), "docker stop: {}", describe(&o));
+    let obs = daemon.observation(&id);
+    assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
+    // Made after the restart, by the container and by the exec (mknodat reaches the learner
+    // as a call the filter handed to the agent: refused by seccomp, emulated there).
+    let names: BTreeSet<&str> = obs.syscalls.iter().map(|s| s.name.as_str()).collect();
+    for call in ["mknodat", "unlink", "clock_nanosleep"] {
+        assert!(
+            names.contains(call),
+            "{call} not learned across the restart: {names:?}"
+        );
+    }
+    let paths: BTreeSet<String> = obs
+        .syscalls
+        .iter()
+        .filter(|s| s.name == "mknodat")
+        .flat_map(|s| &s.arguments)
+        .filter_map(|a| match &a.args {
+            auditor::observe::model::Arguments::Mknod { path, .. } => path.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        paths.contains("/tmp/n") && paths.contains("/tmp/exec"),
+        "mknodat paths learned: {paths:?}"
+    );
+    let log = agent.wait_log(|l| lines_about(l, &id, "container done").len() >= 2);
+    assert!(
+        lines_about(&log, &id, "container done").len() >= 2,
+        "the agent did not log the end of the container and of its exec:\n{log}"
+    );
+
+    // Without live-restore, stopping dockerd stops its containers: their ends are logged and
+    // written all the same, and the restarted engine runs containers under auditor again.
+    engine.edit_config(|c| c["live-restore"] = false.into());
+    engine.restart();
+    let o = engine.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--runtime",
+        "auditor",
+        "--security-opt",
+        &seccomp,
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "while :; do busybox mknod /tmp/n c 1 3; busybox rm -f /tmp/n; busybox sleep 0.1; done",
+    ]);
+    assert!(o.status.success(), "docker run -d: {}", describe(&o));
+    let doomed = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let r = agent.wait_records(|r| r.iter().any(|r| r["container"] == doomed.as_str()));
+    assert!(
+        r.iter().any(|r| r["container"] == doomed.as_str()),
+        "{}",
+        agent.log_text()
+    );
+    engine.stop_engine();
+    let obs = daemon.observation(&doomed);
+    assert_eq!(obs.loss.total, 0, "lost: {:?}", obs.loss.counters);
+    let log = agent.wait_log(|l| !lines_about(l, &doomed, "container done").is_empty());
+    assert!(
+        !lines_about(&log, &doomed, "container done").is_empty(),
+        "the agent did not log the end of the container dockerd's stop killed:\n{log}"
+    );
+    engine.restart();
+    let last = one_served_mknod(&engine, &s, "auditor", &seccomp);
+    daemon.observation(&last);
+    agent.wait_log(|l| !lines_about(l, &last, "container done").is_empty());
+
+    assert!(agent.alive() && daemon.alive());
+    let left = integration::wait_open_fds_at_most(agent_pid, agent_fds);
+    assert!(
+        left <= agent_fds,
+        "the agent holds {left} fds at the end, {agent_fds} before\n{}",
+        agent.log_text()
+    );
+    let left = integration::wait_open_fds_at_most(daemon_pid, daemon_fds);
+    assert!(
+        left <= daemon_fds,
+        "the daemon holds {left} fds at the end, {daemon_fds} before\n{}",
+        daemon.log_text()
+    );
+    for log in [agent.log_text(), daemon.log_text()] {
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
