@@ -353,6 +353,64 @@ fn learn_attaches_to_a_running_docker_container_by_name() {
         assert!(names.contains(call), "{call} not learned: {names:?}");
     }
 
+    // The same container's id as Kubernetes shows it (`containerd://ID`), found in the runc
+    // state of Docker's own containerd (this private engine's is under its exec root: --root).
+    let o = engine.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        IMAGE,
+        "/bin/sh",
+        "-c",
+        "busybox sleep 3; busybox uname -a; busybox sleep 1",
+    ]);
+    assert!(o.status.success(), "docker run -d: {}", describe(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let runc_root = engine.dir.join("exec/runtime-runc");
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .args(["learn", "--no-progress", "--container"])
+            .arg(format!("containerd://{id}"))
+            .arg("--root")
+            .arg(&runc_root)
+            .arg("-o")
+            .arg(&obs_path),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains(&format!("containerd container {}", &id[..12])),
+        "learn --container containerd://: {}",
+        describe(&o)
+    );
+    let obs = auditor::observe::load(&obs_path).expect("observation");
+    assert!(
+        matches!(&obs.target, auditor::observe::model::Target::Container { id: i, engine, .. }
+            if *i == id && engine.as_deref() == Some("docker")),
+        "{:?}",
+        obs.target
+    );
+    assert!(
+        obs.syscalls.iter().any(|s| s.name == "uname"),
+        "uname not learned through containerd://"
+    );
+    // Without the root it says where it looked and what to give.
+    let o = run_with_timeout(
+        Command::new(auditor_bin())
+            .args(["learn", "--container"])
+            .arg(format!("containerd://{id}"))
+            .arg("-o")
+            .arg(s.path("none.json")),
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.status.code() == Some(2)
+            && String::from_utf8_lossy(&o.stderr).contains("give its runc root with --root"),
+        "{}",
+        describe(&o)
+    );
+
     // A name the engine does not know: a clear error, exit 2.
     let o = run_with_timeout(
         Command::new(auditor_bin())

@@ -54,7 +54,9 @@ pub struct LearnArgs {
             .map(|s| if s == "crun" { crate::policy::generate::Runtime::Crun } else { crate::policy::generate::Runtime::Runc })
     )]
     pub runtime: crate::policy::generate::Runtime,
-    /// With --container: the runtime's state directory (its --root).
+    /// With --container: the runtime's state directory (its --root); for `containerd://`,
+    /// the runc root of a containerd whose state is not under /run/containerd (k3s, Docker's
+    /// own containerd with another exec root), searched first.
     #[arg(long, value_name = "DIR", requires = "container")]
     pub root: Option<PathBuf>,
     /// Learn every task in a cgroup v2 directory and its child cgroups, including tasks that

@@ -357,10 +357,15 @@ fn identity_of_runc_state(dir: &Path) -> Identity {
     id
 }
 
-/// The runc state directories that hold container `id`, under `roots`.
+/// The runc state directories that hold container `id`, under `roots`: a root's namespace
+/// directories (containerd's layout), or the root itself (runc's own `--root`).
 pub fn runc_roots_of(id: &str, roots: &[&Path]) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for root in roots {
+        if root.join(id).join("state.json").is_file() {
+            found.push(root.to_path_buf());
+            continue;
+        }
         for ns in std::fs::read_dir(root).into_iter().flatten().flatten() {
             if ns.path().join(id).join("state.json").is_file() {
                 found.push(ns.path());
@@ -382,12 +387,18 @@ pub fn resolve(
         Reference::Podman(name) => inspect("podman", reference, name),
         Reference::Containerd(id) => {
             super::protocol::check_id(id).map_err(|e| err(reference, e.to_string()))?;
-            let roots: Vec<&Path> = RUNC_ROOTS.iter().map(Path::new).collect();
+            // A containerd of its own state directory (k3s, a test's dockerd) is found
+            // through --root: its runc root, or one of its namespaces.
+            let roots: Vec<&Path> = root
+                .into_iter()
+                .chain(RUNC_ROOTS.iter().map(Path::new))
+                .collect();
             let found = runc_roots_of(id, &roots);
             let Some(state_root) = found.first() else {
+                let searched: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
                 return Err(err(
                     reference,
-                    format!("no runc state for it under {} (a containerd container run by another runtime? give --runtime and --root)", RUNC_ROOTS.join(" or ")),
+                    format!("no runc state for it under {} (a containerd of another state directory? give its runc root with --root; a container of another runtime than runc? attach by pid or by --runtime and the plain id)", searched.join(" or ")),
                 ));
             };
             let pid = super::container::init_pid(Runtime::Runc, Some(state_root), id)?;
@@ -608,5 +619,11 @@ mod tests {
             [d.path().join("k8s.io")]
         );
         assert!(runc_roots_of("other", &[d.path()]).is_empty());
+        // A runc root itself (no namespace level).
+        let flat = d.path().join("k8s.io");
+        assert_eq!(
+            runc_roots_of("c0ffee", &[&flat]),
+            std::slice::from_ref(&flat)
+        );
     }
 }
