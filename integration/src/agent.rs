@@ -59,12 +59,34 @@ impl Agent {
     /// [`Agent::start`] in any directory (its socket, audit log and log go there; its policies
     /// are `DIR/policies`).
     pub fn start_in(dir: &Path, protocol: Protocol, flags: &[&str], prefix: &[&str]) -> Agent {
+        let a = Agent::spawn(dir, protocol, flags, prefix, "agent.log");
+        a.wait_socket()
+    }
+
+    /// A second OCI agent on the same socket, policies and audit log as the one of `s`,
+    /// logging to `log` (in the scratch dir): it takes over from the one serving. Returns once
+    /// it says it took over (panics with both logs if it exits first or takes 30 s).
+    pub fn successor(s: &Scratch, log: &str) -> Agent {
+        let mut a = Agent::spawn(s.dir(), Protocol::Oci, &[], &[], log);
+        let t0 = Instant::now();
+        while !a.log_text().contains("took over from the agent before") {
+            assert!(
+                a.alive() && t0.elapsed() < Duration::from_secs(30),
+                "the successor did not take over: {}",
+                a.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        a
+    }
+
+    fn spawn(dir: &Path, protocol: Protocol, flags: &[&str], prefix: &[&str], log: &str) -> Agent {
         let (socket, flag) = match protocol {
             Protocol::Oci => (dir.join("agent.sock"), "--socket"),
             Protocol::Lxc => (dir.join("lxc.sock"), "--lxc-socket"),
         };
         let audit = dir.join("audit.jsonl");
-        let log = dir.join("agent.log");
+        let log = dir.join(log);
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
@@ -88,12 +110,16 @@ impl Agent {
             .stderr(std::fs::File::create(&log).expect("agent log"))
             .spawn()
             .expect("start auditor agent");
-        let mut a = Agent {
+        Agent {
             child: Some(child),
             socket,
             audit,
             log,
-        };
+        }
+    }
+
+    fn wait_socket(mut self) -> Agent {
+        let a = &mut self;
         let start = Instant::now();
         while !a.socket.exists() {
             assert!(a.alive(), "auditor agent exited: {}", a.log_text());
@@ -104,7 +130,7 @@ impl Agent {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        a
+        self
     }
 
     /// Its pid while it runs.

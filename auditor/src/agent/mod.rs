@@ -88,6 +88,13 @@ impl SocketFile {
     }
 }
 
+impl SocketFile {
+    /// Leave the file in place (its socket was handed to a successor, which removes it).
+    pub(crate) fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
         use std::os::unix::fs::MetadataExt as _;

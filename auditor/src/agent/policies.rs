@@ -58,6 +58,8 @@ pub struct Loaded {
     pub path: PathBuf,
     pub policy: Policy,
     pub decider: Decider,
+    /// SHA-256 of the file's bytes (hex): tells a changed policy across a handover.
+    pub digest: String,
 }
 
 /// The directory of policies, `--policy-dir`.
@@ -165,6 +167,13 @@ impl PolicyDir {
         let Some(bytes) = crate::fsutil::read_capped(&path, MAX_INPUT_BYTES).map_err(read)? else {
             return Err(PolicyDirError::TooLarge { path });
         };
+        let digest = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
         let text = String::from_utf8(bytes).map_err(|_| {
             read(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -196,6 +205,7 @@ impl PolicyDir {
             path,
             policy,
             decider,
+            digest,
         })
     }
 }

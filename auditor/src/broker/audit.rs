@@ -95,6 +95,8 @@ pub struct Summary {
 
 enum Msg {
     Record(Box<Record>),
+    /// Write what came before and flush, then say so.
+    Flush(mpsc::SyncSender<()>),
     Finish,
 }
 
@@ -123,6 +125,30 @@ impl AuditSender {
     /// Whether the writer is taken for stalled (records are being dropped).
     pub fn stalled(&self) -> bool {
         self.stalled.load(Ordering::Relaxed)
+    }
+
+    /// Wait (up to `limit`) until every record queued before this call is in the file: what
+    /// an agent does before it hands its listeners to a successor appending to the same file.
+    /// Whether it got there.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + limit;
+        let mut msg = Msg::Flush(tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(m)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 
     /// Queue a record; while the writer is behind, wait for room (see [`STALL_LIMIT`]).
@@ -282,6 +308,10 @@ fn writer(
         while let Some(m) = next {
             match m {
                 Msg::Record(r) => write_record(&mut out, &mut summary, &r),
+                Msg::Flush(done) => {
+                    let _ = out.flush();
+                    let _ = done.try_send(());
+                }
                 Msg::Finish => return finish(out, summary, dropped),
             }
             next = rx.try_recv().ok();

@@ -90,6 +90,33 @@ impl Stats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counts, in the order allowed, denied, emulated, complain, gone, prompt overflow
+    /// (what an agent hands a successor).
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            &self.allowed,
+            &self.denied,
+            &self.emulated,
+            &self.complain,
+            &self.gone,
+            &self.prompt_overflow,
+        ]
+        .map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counts that go on from [`Stats::counts`].
+    pub fn from_counts(c: [u64; 6]) -> Stats {
+        let [allowed, denied, emulated, complain, gone, prompt_overflow] = c.map(AtomicU64::new);
+        Stats {
+            allowed,
+            denied,
+            emulated,
+            complain,
+            gone,
+            prompt_overflow,
+        }
+    }
+
     /// `N notifications: a allowed, d denied, …`
     pub fn line(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -224,6 +251,14 @@ impl Broker {
         let response = self.inner.decided(n, &d, start, false, &mut out);
         self.inner.deliver(&mut out);
         response
+    }
+
+    /// Count into `stats` (a listener's counts so far, handed over by another agent).
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.stats = stats;
+        }
+        self
     }
 
     pub fn stats(&self) -> Arc<Stats> {

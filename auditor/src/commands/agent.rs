@@ -83,6 +83,23 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         abort_stalled_fuse: args.abort_stalled_fuse,
         metrics_addr: args.metrics_addr,
     })?;
+    // A successor takes the OCI side over (agent::oci::handover); LXC's proxy connections
+    // cannot be handed over yet, so a successor must not need that socket too: found out
+    // here, before anything is taken over (a failure after the takeover would close the
+    // adopted listeners).
+    if let (Some(s), Some(lxc)) = (&args.socket, &args.lxc_socket) {
+        let serving = std::os::unix::net::UnixStream::connect(s).is_ok()
+            && agent::oci::handover::socket_path(s).exists();
+        if serving {
+            anyhow::bail!(
+                "{}: an agent serves it, and this one would take it over, but not {} (LXC's \
+                 proxy connections are not handed over): start the successor with --socket \
+                 only, or stop the running agent first",
+                s.display(),
+                lxc.display()
+            );
+        }
+    }
     crate::broker::set_helper_limits(args.helper_timeout, args.abort_stalled_fuse);
     let policies = PolicyDir::open(&args.policy_dir, import)?;
     let audit = match &args.audit_log {
@@ -110,12 +127,44 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         // they run (a failed bind ends the agent, and with it the endpoint).
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if let Some(addr) = args.metrics_addr {
-            let listener = crate::metrics::bind(addr).await?;
-            let local = listener.local_addr()?;
-            eprintln!("auditor agent: metrics on http://{local}/metrics");
-            tracing::info!(%local, "metrics endpoint");
+            // Taking over from a running agent (see `agent::oci::handover`), the address is
+            // still the old agent's until it exits: bound as soon as it is free.
+            let successor = args
+                .socket
+                .as_deref()
+                .is_some_and(|s| agent::oci::handover::socket_path(s).exists());
             let (registry, ready, cancel) = (Arc::new(registry), ready.clone(), cancel.clone());
-            tokio::spawn(crate::metrics::serve(listener, registry, ready, cancel));
+            match crate::metrics::bind(addr).await {
+                Ok(listener) => {
+                    let local = listener.local_addr()?;
+                    eprintln!("auditor agent: metrics on http://{local}/metrics");
+                    tracing::info!(%local, "metrics endpoint");
+                    tokio::spawn(crate::metrics::serve(listener, registry, ready, cancel));
+                }
+                Err(crate::metrics::MetricsError::Bind { source, .. })
+                    if successor && source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    tokio::spawn(async move {
+                        let t0 = std::time::Instant::now();
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            match crate::metrics::bind(addr).await {
+                                Ok(listener) => {
+                                    tracing::info!(%addr, "metrics endpoint (free now that the agent before has exited)");
+                                    crate::metrics::serve(listener, registry, ready, cancel).await;
+                                    return;
+                                }
+                                Err(e) if t0.elapsed() > std::time::Duration::from_secs(60) => {
+                                    tracing::error!(error = %e, "metrics endpoint: the address is still in use a minute after the takeover; serving without metrics");
+                                    return;
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         if let Some(s) = args.socket.clone() {
             let (ctx, cancel) = (ctx.clone(), cancel.clone());

@@ -382,8 +382,13 @@ impl NotifyFd {
 
     /// Whether a notification is pending, or every task of the filter is gone. Never blocks.
     pub fn readiness(&self) -> Result<Readiness, NotifyError> {
+        Self::readiness_of(self.fd.as_fd())
+    }
+
+    /// [`NotifyFd::readiness`] of any reference to a listener.
+    pub fn readiness_of(fd: BorrowedFd<'_>) -> Result<Readiness, NotifyError> {
         let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
+            fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };

@@ -31,6 +31,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::policies::{Loaded, PolicyDirError};
+
+pub mod handover;
 use super::{Shared, SocketFile};
 use crate::broker::{Broker, Mode};
 use crate::seccomp::notify::{self, NotifyError, NotifyFd};
@@ -104,6 +106,8 @@ pub enum OciError {
         id: String,
         err: Box<PolicyDirError>,
     },
+    #[error("handover: {0}")]
+    Handover(#[source] Box<handover::HandoverError>),
     #[error("internal: the policy loader failed: {0}")]
     Join(#[source] tokio::task::JoinError),
 }
@@ -358,6 +362,7 @@ async fn handshake(
 async fn connection(
     stream: UnixStream,
     ctx: Shared,
+    registry: Registry,
     cancel: CancellationToken,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
@@ -369,7 +374,6 @@ async fn connection(
             return;
         }
     };
-    drop(permit);
     let id = msg.state.id.clone();
     tracing::info!(
         container = %id,
@@ -379,14 +383,125 @@ async fn connection(
         path = %loaded.path.display(),
         "OCI agent: serving a container"
     );
-    let mut broker = Broker::new(
-        NotifyFd::new(fd),
-        loaded.decider,
-        Mode::Enforce,
-        ctx.audit.clone(),
-    )
-    .with_container(id.clone())
-    .with_policy(loaded.name.clone(), source.as_str());
+    let requested = msg
+        .policy_name(ctx.policy_from_annotation)
+        .0
+        .map(str::to_owned);
+    let listener = Listener {
+        handed: handover::Handed {
+            id,
+            pid: msg.pid,
+            requested,
+            source: source.as_str().to_owned(),
+            policy: loaded.name.clone(),
+            digest: loaded.digest.clone(),
+            counts: [0; 6],
+        },
+        source,
+        policy: loaded.policy.clone(),
+        stats: Arc::new(crate::broker::Stats::default()),
+    };
+    // Registered before the handshake's slot is given back: a handover waits for every
+    // slot, so it finds this listener.
+    let key = match registry.add(fd, &listener, &cancel) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(container = %listener.handed.id, error = %e, "OCI agent: cannot keep the listener (fd table full?); refused");
+            return;
+        }
+    };
+    drop(permit);
+    serve_listener(listener, loaded.decider, key, ctx, registry, cancel).await;
+}
+
+/// What the agent keeps of a listener it serves: enough to hand it over, or to serve it again
+/// when a handover fails.
+struct Listener {
+    handed: handover::Handed,
+    source: NameSource,
+    policy: crate::policy::model::Policy,
+    stats: Arc<crate::broker::Stats>,
+}
+
+/// One served listener in the [`Registry`].
+struct Entry {
+    /// The agent's own reference to the listener: it outlives a broker stopped for a handover.
+    fd: OwnedFd,
+    handed: handover::Handed,
+    source: NameSource,
+    policy: crate::policy::model::Policy,
+    stats: Arc<crate::broker::Stats>,
+    /// Stops this broker only (a handover).
+    stop: CancellationToken,
+    /// Set once its broker has returned.
+    ended: tokio::sync::watch::Receiver<bool>,
+    ended_tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Every listener the agent serves.
+#[derive(Clone, Default)]
+struct Registry(Arc<std::sync::Mutex<(u64, BTreeMap<u64, Entry>)>>);
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<u64, Entry>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keep a reference to `fd` (a dup) and the listener's description; its key.
+    fn add(&self, fd: OwnedFd, l: &Listener, cancel: &CancellationToken) -> std::io::Result<u64> {
+        let (ended_tx, ended) = tokio::sync::watch::channel(false);
+        let mut g = self.lock();
+        g.0 += 1;
+        let key = g.0;
+        g.1.insert(
+            key,
+            Entry {
+                fd,
+                handed: l.handed.clone(),
+                source: l.source,
+                policy: l.policy.clone(),
+                stats: l.stats.clone(),
+                stop: cancel.child_token(),
+                ended,
+                ended_tx: Arc::new(ended_tx),
+            },
+        );
+        Ok(key)
+    }
+}
+
+/// Serve listener `key` of the registry with `decider` until its container is gone, the
+/// agent stops, or a handover stops it (the registry then keeps it).
+async fn serve_listener(
+    l: Listener,
+    decider: crate::broker::decide::Decider,
+    key: u64,
+    ctx: Shared,
+    registry: Registry,
+    cancel: CancellationToken,
+) {
+    let (fd, stop, ended_tx) = {
+        let g = registry.lock();
+        let Some(e) = g.1.get(&key) else {
+            return;
+        };
+        (e.fd.try_clone(), e.stop.clone(), e.ended_tx.clone())
+    };
+    let id = l.handed.id.clone();
+    let fd = match fd {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(container = %id, error = %e, "OCI agent: cannot serve the listener (fd table full?)");
+            registry.lock().1.remove(&key);
+            return;
+        }
+    };
+    let mut broker = Broker::new(NotifyFd::new(fd), decider, Mode::Enforce, ctx.audit.clone())
+        .with_container(id.clone())
+        .with_policy(l.handed.policy.clone(), l.source.as_str())
+        .with_stats(l.stats.clone());
     if let Some(live) = &ctx.live {
         broker = broker.with_live(live.clone());
     }
@@ -396,7 +511,22 @@ async fn connection(
         _serving = Some(m.serving());
     }
     let stats = broker.stats();
-    match broker.serve(cancel).await {
+    // `stop` is a child of the agent's token: either ends the broker.
+    let result = broker.serve(stop.clone()).await;
+    // Stopped for a handover while its container still runs: the registry keeps it.
+    let handed = stop.is_cancelled() && !cancel.is_cancelled() && {
+        let g = registry.lock();
+        g.1.get(&key).is_some_and(|e| {
+            NotifyFd::readiness_of(e.fd.as_fd()).is_ok_and(|r| !r.hangup || r.pending)
+        })
+    };
+    let _ = ended_tx.send(true);
+    if handed {
+        tracing::debug!(container = %id, "OCI agent: broker stopped for a handover");
+        return;
+    }
+    registry.lock().1.remove(&key);
+    match result {
         Ok(()) => {
             tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")
         }
@@ -453,12 +583,178 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), OciError> {
     Ok((l, file))
 }
 
-/// Listen on `socket` and serve every container that connects until `cancel` fires.
+/// Listen on `socket` and serve every container that connects until `cancel` fires — or
+/// until a successor takes over (see [`handover`]). When another agent serves `socket`,
+/// take over from it.
 pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Result<(), OciError> {
     notify::check_sizes().map_err(OciError::Sizes)?;
-    let (listener, _file) = bind(socket)?;
-    tracing::info!(socket = %socket.display(), "OCI agent: listening");
-    accept_loop(listener, ctx, cancel).await
+    let hpath = handover::socket_path(socket);
+    let registry = Registry::default();
+    // An agent serving `socket` listens on its handover socket too: take over from it (a
+    // handover socket nobody listens on is a dead agent's, replaced below).
+    check_dir(socket)?;
+    if std::fs::symlink_metadata(&hpath).is_ok() {
+        match take_over(socket, &hpath, &ctx, &registry, &cancel).await {
+            Ok((listener, files, h, adopted)) => {
+                let mut files = Some(files);
+                return accept_loop(
+                    listener,
+                    Some((h, &mut files)),
+                    adopted,
+                    ctx,
+                    registry,
+                    cancel,
+                )
+                .await;
+            }
+            Err(OciError::Handover(e)) if e.nobody_listens() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (listener, files, hlistener) = match bind(socket) {
+        Ok((listener, file)) => {
+            let h = handover::bind(&hpath).map_err(|e| OciError::Handover(Box::new(e)))?;
+            let hfile = SocketFile::bound(&hpath).map_err(|source| OciError::Bind {
+                path: hpath.clone(),
+                source,
+            })?;
+            tracing::info!(socket = %socket.display(), handover = %hpath.display(), "OCI agent: listening");
+            (listener, [file, hfile], h)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut files = Some(files);
+    accept_loop(
+        listener,
+        Some((hlistener, &mut files)),
+        Vec::new(),
+        ctx,
+        registry,
+        cancel,
+    )
+    .await
+}
+
+/// A listener adopted from the agent before, ready to serve.
+type Adopted = (Listener, crate::broker::decide::Decider, u64);
+
+/// Take over from the agent serving `socket`: receive its sockets and listeners, load every
+/// container's policy from this agent's directory, answer. Refused (the old agent serving on)
+/// when a policy does not load.
+async fn take_over(
+    socket: &Path,
+    hpath: &Path,
+    ctx: &Shared,
+    registry: &Registry,
+    cancel: &CancellationToken,
+) -> Result<(UnixListener, [SocketFile; 2], OwnedFd, Vec<Adopted>), OciError> {
+    tracing::info!(socket = %socket.display(), "OCI agent: looking for an agent serving this socket, to take over from it");
+    let (s, h) = (socket.to_owned(), hpath.to_owned());
+    let received = tokio::task::spawn_blocking(move || handover::take_over(&h, &s))
+        .await
+        .map_err(OciError::Join)?
+        .map_err(|e| OciError::Handover(Box::new(e)))?;
+    let handover::Received {
+        from_pid,
+        runtime_socket,
+        handover_socket,
+        containers,
+        conn,
+    } = received;
+    // Every policy, from this agent's directory (it may have changed).
+    let dir = ctx.policies.clone();
+    let names: Vec<Option<String>> = containers
+        .iter()
+        .map(|(h, _)| h.requested.clone())
+        .collect();
+    let loaded = tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .map(|n| dir.load(n.as_deref()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(OciError::Join)?;
+    let mut ready = Vec::with_capacity(containers.len());
+    let mut refusal = None;
+    for ((h, fd), l) in containers.into_iter().zip(loaded) {
+        match l {
+            Ok(l) => ready.push((h, fd, l)),
+            Err(e) => {
+                refusal.get_or_insert_with(|| format!("container {}: {e}", h.id));
+            }
+        }
+    }
+    if let Some(why) = refusal {
+        let _ = handover::send(
+            conn.as_fd(),
+            &handover::Message::Refuse { why: why.clone() },
+            &[],
+        );
+        return Err(OciError::Handover(Box::new(handover::HandoverError::Refused(format!(
+            "this agent cannot serve every container the running one serves, which keeps serving them: {why}"
+        )))));
+    }
+    let mut adopted = Vec::with_capacity(ready.len());
+    for (h, fd, loaded) in ready {
+        let source = match h.source.as_str() {
+            "listenerMetadata" => NameSource::Metadata,
+            POLICY_ANNOTATION => NameSource::Annotation,
+            "default (annotation ignored)" => NameSource::AnnotationIgnored,
+            _ => NameSource::Default,
+        };
+        if loaded.digest != h.digest || loaded.name != h.policy {
+            tracing::info!(container = %h.id, policy = %loaded.name, before = %h.policy, path = %loaded.path.display(), "OCI agent: adopted container's policy changed: its notified calls are decided by the new one (what its filter decides in the kernel stays)");
+        }
+        let l = Listener {
+            handed: handover::Handed {
+                policy: loaded.name.clone(),
+                digest: loaded.digest.clone(),
+                ..h.clone()
+            },
+            source,
+            policy: loaded.policy.clone(),
+            stats: Arc::new(crate::broker::Stats::from_counts(h.counts)),
+        };
+        let key = registry.add(fd, &l, cancel).map_err(OciError::Read)?;
+        adopted.push((l, loaded.decider, key));
+    }
+    handover::send(
+        conn.as_fd(),
+        &handover::Message::Ack {
+            adopted: adopted.len(),
+        },
+        &[],
+    )
+    .map_err(|e| OciError::Handover(Box::new(e)))?;
+    let inherited = |source| OciError::Bind {
+        path: socket.to_owned(),
+        source,
+    };
+    let l = std::os::unix::net::UnixListener::from(runtime_socket);
+    l.set_nonblocking(true).map_err(inherited)?;
+    let listener = UnixListener::from_std(l).map_err(inherited)?;
+    nix::fcntl::fcntl(
+        handover_socket.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| inherited(e.into()))?;
+    let files = [
+        SocketFile::bound(socket).map_err(inherited)?,
+        SocketFile::bound(hpath).map_err(inherited)?,
+    ];
+    tracing::info!(
+        socket = %socket.display(),
+        from_pid,
+        containers = adopted.len(),
+        "OCI agent: took over from the agent before; listening"
+    );
+    eprintln!(
+        "auditor agent: took over {} container(s) and {} from agent pid {from_pid}",
+        adopted.len(),
+        socket.display()
+    );
+    Ok((listener, files, handover_socket, adopted))
 }
 
 /// Serve a listening stream socket handed over by the service manager (socket activation):
@@ -477,16 +773,47 @@ pub async fn serve_inherited(
     l.set_nonblocking(true).map_err(inherited)?;
     let listener = UnixListener::from_std(l).map_err(inherited)?;
     tracing::info!("OCI agent: listening on the socket the service manager passed");
-    accept_loop(listener, ctx, cancel).await
+    accept_loop(listener, None, Vec::new(), ctx, Registry::default(), cancel).await
 }
+
+/// The handover socket and the socket files an agent removes when it stops (none once it
+/// handed them over).
+type HandoverSide<'a> = (OwnedFd, &'a mut Option<[SocketFile; 2]>);
 
 async fn accept_loop(
     listener: UnixListener,
+    handover_side: Option<HandoverSide<'_>>,
+    adopted: Vec<Adopted>,
     ctx: Shared,
+    registry: Registry,
     cancel: CancellationToken,
 ) -> Result<(), OciError> {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut tasks = tokio::task::JoinSet::new();
+    for (l, decider, key) in adopted {
+        tasks.spawn(serve_listener(
+            l,
+            decider,
+            key,
+            ctx.clone(),
+            registry.clone(),
+            cancel.clone(),
+        ));
+    }
+    let (hfd, mut files) = match handover_side {
+        Some((fd, files)) => {
+            // SAFETY: the OwnedFd is moved into the AsyncFd, so it stays open and the same
+            // while the AsyncFd lives.
+            let registered = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            };
+            (
+                Some(registered.map_err(|e| OciError::Read(e.into_parts().1))?),
+                Some(files),
+            )
+        }
+        None => (None, None),
+    };
     loop {
         tokio::select! {
             biased;
@@ -496,6 +823,26 @@ async fn accept_loop(
                     tracing::error!(error = %e, "OCI agent: a connection task failed");
                 }
             }
+            conn = accept_handover(hfd.as_ref()), if hfd.is_some() => match conn {
+                Ok(conn) => {
+                    let (Some(hfd), Some(files)) = (&hfd, files.as_mut()) else { continue };
+                    let sockets = [listener.as_fd(), hfd.get_ref().as_fd()];
+                    if hand_over(conn, sockets, &handshakes, &registry, &ctx).await {
+                        // The successor holds everything: nothing to close, nothing to remove.
+                        if let Some(f) = files.take() {
+                            f.into_iter().for_each(SocketFile::forget);
+                        }
+                        registry.lock().1.clear();
+                        break;
+                    }
+                    // Failed: serve every listener again.
+                    resume(&registry, &ctx, &cancel, &mut tasks);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "OCI agent: accept on the handover socket failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Ok(permit) = handshakes.clone().try_acquire_owned() else {
@@ -503,7 +850,7 @@ async fn accept_loop(
                         tracing::warn!(peer_pid, "OCI agent: too many connections being read; refused one");
                         continue;
                     };
-                    tasks.spawn(connection(stream, ctx.clone(), cancel.clone(), permit));
+                    tasks.spawn(connection(stream, ctx.clone(), registry.clone(), cancel.clone(), permit));
                 }
                 Err(e) => {
                     // EMFILE and the like: wait for connections to finish rather than spin.
@@ -515,6 +862,221 @@ async fn accept_loop(
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The next connection on the handover socket.
+async fn accept_handover(
+    hfd: Option<&tokio::io::unix::AsyncFd<OwnedFd>>,
+) -> std::io::Result<OwnedFd> {
+    let Some(hfd) = hfd else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut guard = hfd.readable().await?;
+        match handover::accept(hfd.get_ref().as_fd()) {
+            Ok(Some(c)) => return Ok(c),
+            Ok(None) => guard.clear_ready(),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The old agent's side of a handover on connection `conn`: `true` once the successor has
+/// everything (this agent then exits), `false` when it serves on.
+async fn hand_over(
+    conn: OwnedFd,
+    sockets: [std::os::fd::BorrowedFd<'_>; 2],
+    handshakes: &Arc<tokio::sync::Semaphore>,
+    registry: &Registry,
+    ctx: &Shared,
+) -> bool {
+    let conn = Arc::new(conn);
+    // The request, from root.
+    let c = conn.clone();
+    let request = tokio::task::spawn_blocking(move || {
+        handover::check_peer(c.as_fd())?;
+        handover::recv(c.as_fd(), READ_TIMEOUT)
+    })
+    .await;
+    let pid = match request {
+        Ok(Ok((handover::Message::Request { version, pid }, fds))) if fds.is_empty() => {
+            if version != handover::VERSION {
+                let why = format!("this agent speaks handover version {}", handover::VERSION);
+                let _ = handover::send(conn.as_fd(), &handover::Message::Refuse { why }, &[]);
+                tracing::warn!(
+                    version,
+                    "OCI agent: a successor of another handover version; refused"
+                );
+                return false;
+            }
+            pid
+        }
+        Ok(Ok((other, _))) => {
+            tracing::warn!(message = ?other, "OCI agent: garbage on the handover socket; ignored");
+            return false;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "OCI agent: a bad handover request; ignored");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "OCI agent: the handover task failed");
+            return false;
+        }
+    };
+    tracing::info!(successor = pid, "OCI agent: handing over to a successor");
+    // No new connection is accepted meanwhile (this loop does not accept); the handshakes
+    // under way finish (each within READ_TIMEOUT) and register their listeners.
+    let all = MAX_HANDSHAKES as u32;
+    let _slots = match tokio::time::timeout(
+        READ_TIMEOUT + Duration::from_secs(1),
+        handshakes.clone().acquire_many_owned(all),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            tracing::warn!("OCI agent: connections still being read; handover refused");
+            let why = "connections still being read".to_owned();
+            let _ = handover::send(conn.as_fd(), &handover::Message::Refuse { why }, &[]);
+            return false;
+        }
+    };
+    // Stop receiving on every listener; each broker answers what it holds first.
+    let waits: Vec<_> = {
+        let g = registry.lock();
+        g.1.values()
+            .map(|e| {
+                e.stop.cancel();
+                e.ended.clone()
+            })
+            .collect()
+    };
+    for mut w in waits {
+        let _ = w.wait_for(|ended| *ended).await;
+    }
+    // Every decision made so far is in the file before the successor appends to it.
+    if let Some(a) = &ctx.audit {
+        let a = a.clone();
+        let flushed = tokio::task::spawn_blocking(move || a.flush(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::warn!(
+                "OCI agent: the audit log did not flush within 5 s; handing over anyway"
+            );
+        }
+    }
+    // The listeners whose containers still run (the rest ended meanwhile).
+    let entries: Vec<(handover::Handed, RawFd)> = {
+        let g = registry.lock();
+        g.1.values()
+            .map(|e| {
+                let mut h = e.handed.clone();
+                h.counts = e.stats.counts();
+                (h, e.fd.as_raw_fd())
+            })
+            .collect()
+    };
+    let raw_sockets = [sockets[0].as_raw_fd(), sockets[1].as_raw_fd()];
+    let c = conn.clone();
+    let count = entries.len();
+    let sent = tokio::task::spawn_blocking(move || -> Result<usize, handover::HandoverError> {
+        handover::send(
+            c.as_fd(),
+            &handover::Message::Agent {
+                version: handover::VERSION,
+                pid: std::process::id(),
+                containers: entries.len(),
+            },
+            &raw_sockets,
+        )?;
+        for (h, fd) in entries {
+            handover::send(c.as_fd(), &handover::Message::Container(h), &[fd])?;
+        }
+        handover::send(c.as_fd(), &handover::Message::End, &[])?;
+        match handover::recv(c.as_fd(), handover::ANSWER_TIMEOUT)?.0 {
+            handover::Message::Ack { adopted } => Ok(adopted),
+            handover::Message::Refuse { why } => Err(handover::HandoverError::Refused(why)),
+            other => Err(handover::HandoverError::Unexpected {
+                expected: "ack",
+                got: format!("{other:?}"),
+            }),
+        }
+    })
+    .await;
+    match sent {
+        Ok(Ok(adopted)) if adopted == count => {
+            tracing::info!(
+                successor = pid,
+                containers = count,
+                "OCI agent: handed every listener and the sockets over; exiting"
+            );
+            eprintln!("auditor agent: handed {count} container(s) over to agent pid {pid}");
+            true
+        }
+        Ok(Ok(adopted)) => {
+            // It holds them all the same; two agents serving is better than a lost listener.
+            tracing::warn!(
+                successor = pid,
+                adopted,
+                sent = count,
+                "OCI agent: the successor adopted fewer listeners than sent; exiting all the same"
+            );
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(successor = pid, error = %e, "OCI agent: handover failed; serving on");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(successor = pid, error = %e, "OCI agent: the handover task failed; serving on");
+            false
+        }
+    }
+}
+
+/// After a failed handover: serve every registered listener again.
+fn resume(
+    registry: &Registry,
+    ctx: &Shared,
+    cancel: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let mut g = registry.lock();
+    let keys: Vec<u64> = g.1.keys().copied().collect();
+    for key in keys {
+        let Some(e) = g.1.get_mut(&key) else { continue };
+        if !*e.ended.borrow() {
+            continue;
+        }
+        let (ended_tx, ended) = tokio::sync::watch::channel(false);
+        e.stop = cancel.child_token();
+        e.ended = ended;
+        e.ended_tx = Arc::new(ended_tx);
+        let l = Listener {
+            handed: e.handed.clone(),
+            source: e.source,
+            policy: e.policy.clone(),
+            stats: e.stats.clone(),
+        };
+        match crate::broker::decide::Decider::new(e.policy.clone()) {
+            Ok(decider) => {
+                tasks.spawn(serve_listener(
+                    l,
+                    decider,
+                    key,
+                    ctx.clone(),
+                    registry.clone(),
+                    cancel.clone(),
+                ));
+            }
+            Err(err) => {
+                tracing::error!(container = %e.handed.id, error = %err, "OCI agent: cannot serve the listener again; its notified calls fail (ENOSYS)");
+                g.1.remove(&key);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,205 @@
+//! `auditor agent` restarted without a failed call: a successor started on the same socket
+//! takes every listener (and the socket itself) over from the agent serving it, mid-loop of
+//! emulated calls; the old agent exits 0. Needs root, runc and busybox-static; under CI=true it
+//! fails rather than skips.
+
+use std::process::Command;
+use std::time::Duration;
+
+use integration::agent::Agent;
+use integration::runtimes::{self, Bundle, Runtime};
+use integration::{describe, require_root, require_tool, run_with_timeout, Scratch};
+
+/// The loop's length: calls emulated across the two handovers.
+const CALLS: usize = 1500;
+
+fn can_run(test: &str) -> bool {
+    require_root(test)
+        && require_tool(test, "runc").is_some()
+        && require_tool(test, "busybox").is_some()
+}
+
+/// A user-namespaced busybox bundle running `script`, whose mknod calls go to the agent at
+/// the scratch dir's socket under policy `web`.
+fn bundle(s: &Scratch, script: &str) -> Bundle {
+    let b = Bundle::busybox(Runtime::Runc, &["/bin/busybox", "sh", "-c", script]).expect("bundle");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": s.path("agent.sock").display().to_string(),
+        "listenerMetadata": "web",
+        "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .expect("seccomp");
+    b
+}
+
+/// The emulated mknod records of container `id`.
+fn emulated(records: &[serde_json::Value], id: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r["container"] == id && r["decision"] == "emulated")
+        .count()
+}
+
+#[test]
+fn successors_take_over_mid_loop_and_no_call_fails() {
+    let test = "successors_take_over_mid_loop_and_no_call_fails";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("auditor-handover");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let mut first = Agent::oci(&s);
+    // Every mknod counted; a failed one (ENOSYS from a closed listener, EPERM) is counted
+    // apart and printed.
+    let script = format!(
+        "i=0; f=0; while [ $i -lt {CALLS} ]; do busybox mknod /tmp/n c 1 3 || f=$((f+1)); \
+         busybox rm -f /tmp/n; i=$((i+1)); done; echo calls=$i failures=$f"
+    );
+    let b = bundle(&s, &script);
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(240))
+        })
+    };
+    // First handover, a fifth of the way in.
+    let r = first.wait_records(|r| emulated(r, &b.id) >= CALLS / 5);
+    assert!(
+        emulated(&r, &b.id) >= CALLS / 5,
+        "the loop is not served: {}",
+        first.log_text()
+    );
+    let mut second = Agent::successor(&s, "agent-2.log");
+    let st = first.wait_exit(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|st| st.success()),
+        "the first agent did not exit 0 after handing over ({st:?}): {}",
+        first.log_text()
+    );
+    assert!(
+        first
+            .log_text()
+            .contains("handed every listener and the sockets over"),
+        "{}",
+        first.log_text()
+    );
+    assert!(
+        s.path("agent.sock").exists() && s.path("agent.sock.handover").exists(),
+        "the old agent removed the sockets it handed over"
+    );
+    // Second handover, past half-way.
+    let r = second.wait_records(|r| emulated(r, &b.id) >= CALLS / 2);
+    assert!(
+        emulated(&r, &b.id) >= CALLS / 2,
+        "the successor does not serve the loop: {}",
+        second.log_text()
+    );
+    let third = Agent::successor(&s, "agent-3.log");
+    let st = second.wait_exit(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|st| st.success()),
+        "the second agent did not exit 0 after handing over ({st:?}): {}",
+        second.log_text()
+    );
+    let o = runner.join().expect("runner");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("calls={CALLS} failures=0")),
+        "{}\nagent 3: {}",
+        describe(&o),
+        third.log_text()
+    );
+    // Every decision in the log exactly once, whichever agent made it.
+    let r = third.wait_records(|r| emulated(r, &b.id) >= CALLS);
+    assert_eq!(
+        emulated(&r, &b.id),
+        CALLS,
+        "emulated records of {CALLS} calls (every line of the log read: {})",
+        r.len()
+    );
+    // The counts went over with the listener: the last agent's summary is the container's.
+    let log = third.wait_log(|l| l.contains("container done"));
+    let done = log
+        .lines()
+        .find(|l| l.contains("container done") && l.contains(&b.id))
+        .unwrap_or_else(|| panic!("no end of the container in the last agent's log:\n{log}"));
+    assert!(
+        done.contains(&format!("{CALLS} emulated")),
+        "the counts did not go over with the listener: {done}"
+    );
+    // The last agent serves new containers on the socket it was handed.
+    let b2 = bundle(&s, "busybox mknod /tmp/x c 1 3; echo mknod=$?");
+    let mut c = Command::new(&b2.run_command()[0]);
+    c.args(&b2.run_command()[1..]);
+    let o = run_with_timeout(&mut c, Duration::from_secs(60));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\n{}",
+        describe(&o),
+        third.log_text()
+    );
+}
+
+/// A successor that cannot serve what the agent serves (the container's policy is gone from
+/// its directory) is refused before anything moves: the agent serves on, no call fails, and
+/// the successor exits non-zero saying why.
+#[test]
+fn a_successor_that_cannot_load_a_policy_leaves_the_agent_serving() {
+    let test = "a_successor_that_cannot_load_a_policy_leaves_the_agent_serving";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("auditor-handover");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let mut agent = Agent::oci(&s);
+    let b = bundle(
+        &s,
+        "f=0; for i in 1 2 3 4 5 6 7 8 9 10; do busybox mknod /tmp/n c 1 3 || f=$((f+1)); \
+         busybox rm -f /tmp/n; busybox sleep 0.3; done; echo failures=$f",
+    );
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(120))
+        })
+    };
+    agent.wait_records(|r| emulated(r, &b.id) >= 1);
+    std::fs::remove_file(s.path("policies/web.toml")).expect("remove the policy");
+    let o = run_with_timeout(
+        Command::new(integration::auditor_bin())
+            .arg("agent")
+            .arg("--socket")
+            .arg(s.path("agent.sock"))
+            .arg("--policy-dir")
+            .arg(s.path("policies")),
+        Duration::from_secs(60),
+    );
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("cannot serve every container"),
+        "{}",
+        describe(&o)
+    );
+    assert!(agent.alive(), "{}", agent.log_text());
+    let o = runner.join().expect("runner");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("failures=0"),
+        "{}\nagent: {}",
+        describe(&o),
+        agent.log_text()
+    );
+    assert!(
+        agent.log_text().contains("handover failed; serving on"),
+        "{}",
+        agent.log_text()
+    );
+}
