@@ -203,3 +203,63 @@ fn a_successor_that_cannot_load_a_policy_leaves_the_agent_serving() {
         agent.log_text()
     );
 }
+
+/// An agent killed (SIGKILL) without a successor: the container's notified calls fail with
+/// ENOSYS at once (never hang), and a new agent starts on the dead one's socket files (both
+/// stale, replaced) and serves new containers.
+#[test]
+fn a_killed_agent_fails_closed_and_a_new_one_replaces_its_sockets() {
+    let test = "a_killed_agent_fails_closed_and_a_new_one_replaces_its_sockets";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("auditor-handover");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let mut agent = Agent::oci(&s);
+    let b = bundle(
+        &s,
+        "busybox mknod /tmp/a c 1 3; echo first=$?; while [ ! -e /go ]; do busybox sleep 0; done; \
+         busybox mknod /tmp/b c 1 3; echo second=$?",
+    );
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(60))
+        })
+    };
+    agent.wait_records(|r| emulated(r, &b.id) >= 1);
+    agent.crash();
+    assert!(
+        s.path("agent.sock").exists() && s.path("agent.sock.handover").exists(),
+        "a killed agent cannot remove its sockets"
+    );
+    std::fs::write(b.dir.join("rootfs/go"), "").expect("signal the container");
+    let t0 = std::time::Instant::now();
+    let o = runner.join().expect("runner");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("first=0") && out.contains("second=1"),
+        "{}",
+        describe(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Function not implemented"),
+        "{}",
+        describe(&o)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "the workload hung");
+    let agent = Agent::oci(&s);
+    let b2 = bundle(&s, "busybox mknod /tmp/x c 1 3; echo mknod=$?");
+    let mut c = Command::new(&b2.run_command()[0]);
+    c.args(&b2.run_command()[1..]);
+    let o = run_with_timeout(&mut c, Duration::from_secs(60));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\n{}",
+        describe(&o),
+        agent.log_text()
+    );
+}
