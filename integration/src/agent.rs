@@ -80,6 +80,67 @@ impl Agent {
         a
     }
 
+    /// An OCI agent of `s` as a service manager starts it: with `env` (NOTIFY_SOCKET, …) and
+    /// `fds` passed as fds 3, 4, … with `LISTEN_PID` naming it (`LISTEN_FDS` and
+    /// `LISTEN_FDNAMES` are the caller's to put in `env`), logging to `log`. Returns once its
+    /// socket exists.
+    pub fn start_managed(
+        s: &Scratch,
+        log: &str,
+        env: &[(&str, String)],
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Agent {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::process::CommandExt as _;
+        let dir = s.dir();
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let mut cmd = Command::new("/bin/sh");
+        // The shell's pid is the agent's (exec): LISTEN_PID names it.
+        cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
+            .arg(auditor_bin())
+            .arg("agent")
+            .arg("--socket")
+            .arg(dir.join("agent.sock"))
+            .arg("--policy-dir")
+            .arg(dir.join("policies"))
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).expect("agent log"));
+        // SAFETY: only fcntl and dup2 between fork and exec (async-signal-safe); the fds are
+        // first moved above the range they go to, so none is overwritten before it is copied.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut high = Vec::with_capacity(raw.len());
+                for &fd in &raw {
+                    let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
+                    if h < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high.push(h);
+                }
+                for (i, &h) in high.iter().enumerate() {
+                    if libc::dup2(h, 3 + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start auditor agent");
+        drop(fds);
+        Agent {
+            child: Some(child),
+            socket: dir.join("agent.sock"),
+            audit: dir.join("audit.jsonl"),
+            log: dir.join(log),
+        }
+        .wait_socket()
+    }
+
     fn spawn(dir: &Path, protocol: Protocol, flags: &[&str], prefix: &[&str], log: &str) -> Agent {
         let (socket, flag) = match protocol {
             Protocol::Oci => (dir.join("agent.sock"), "--socket"),

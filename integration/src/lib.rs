@@ -12,6 +12,7 @@ pub mod loopdev;
 pub mod podman;
 pub mod runtimes;
 pub mod scratch;
+pub mod systemd;
 pub mod tmux;
 
 pub use scratch::{

@@ -35,6 +35,24 @@ fn bundle(s: &Scratch, script: &str) -> Bundle {
     b
 }
 
+/// A log line without its terminal colours.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The emulated mknod records of container `id`.
 fn emulated(records: &[serde_json::Value], id: &str) -> usize {
     records
@@ -261,5 +279,166 @@ fn a_killed_agent_fails_closed_and_a_new_one_replaces_its_sockets() {
         "{}\n{}",
         describe(&o),
         agent.log_text()
+    );
+}
+
+/// Under systemd with an fd store (played by a fake notify socket that keeps and returns
+/// fds as systemd does): the agent stores its listener and its checkpoints; killed (SIGKILL)
+/// mid-loop and started again with the stored fds, it answers ENOSYS to the call the dead
+/// agent held (if it held one) and serves the rest of the loop. SIGUSR2 (the unit's
+/// ExecReload) then starts a successor that takes over and becomes the main pid.
+#[test]
+fn under_systemd_a_crashed_agent_gets_its_listeners_back_and_sigusr2_hands_over() {
+    let test = "under_systemd_a_crashed_agent_gets_its_listeners_back_and_sigusr2_hands_over";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("auditor-handover");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let systemd = integration::systemd::FakeSystemd::start(s.dir());
+    let mut first = Agent::start_managed(&s, "agent-1.log", &[systemd.env()], Vec::new());
+    assert!(
+        systemd.wait_messages(Duration::from_secs(10), |m| m
+            .iter()
+            .any(|m| m.contains("READY=1"))),
+        "no READY=1: {:?}",
+        systemd.messages()
+    );
+    // Four loops at once, so that the agent most likely holds calls when it is killed.
+    let calls = 300;
+    let b = bundle(
+        &s,
+        &format!(
+            "for j in 1 2 3 4; do (i=0; f=0; while [ $i -lt {calls} ]; do \
+             busybox mknod /tmp/n$j c 1 3 || f=$((f+1)); busybox rm -f /tmp/n$j; i=$((i+1)); \
+             done; echo loop$j calls=$i failures=$f) & done; wait"
+        ),
+    );
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(240))
+        })
+    };
+    first.wait_records(|r| emulated(r, &b.id) >= calls);
+    let stored = systemd.stored();
+    for name in ["auditor-ids", "auditor-state", "auditor-l0"] {
+        assert!(
+            stored.iter().any(|n| n == name),
+            "{name} not stored: {stored:?}\n{}",
+            first.log_text()
+        );
+    }
+    first.crash();
+    // systemd restarts it with what it stored.
+    let (fds, mut env) = systemd.passed();
+    env.push(systemd.env());
+    let second = Agent::start_managed(&s, "agent-2.log", &env, fds);
+    let log = second.wait_log(|l| l.contains("recovered listeners"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("recovered listeners"))
+        .map(without_colours)
+        .unwrap_or_else(|| panic!("the restarted agent recovered nothing:\n{log}"));
+    assert!(line.contains("listeners=1"), "{line}");
+    let stale: usize = line
+        .split("stale=")
+        .nth(1)
+        .and_then(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no stale count: {line}"));
+    let o = runner.join().expect("runner");
+    let out = String::from_utf8_lossy(&o.stdout);
+    // The calls the dead agent held (answered ENOSYS by its successor) are the only ones
+    // that failed; every loop ran to its end.
+    let failures: usize = out
+        .lines()
+        .filter_map(|l| l.split("failures=").nth(1))
+        .filter_map(|f| f.trim().parse::<usize>().ok())
+        .sum();
+    eprintln!("calls the dead agent held: {stale}");
+    assert!(
+        out.matches(&format!("calls={calls} ")).count() == 4 && failures == stale && stale <= 4,
+        "{stale} stale\n{}\nrestarted agent: {}",
+        describe(&o),
+        second.log_text()
+    );
+    assert!(
+        second
+            .wait_records(|r| emulated(r, &b.id) >= 2 * calls)
+            .iter()
+            .filter(|r| r["container"] == b.id.as_str())
+            .count()
+            >= 2 * calls,
+        "the restarted agent did not serve the rest of the loop"
+    );
+    // The container ended: its listener left the store.
+    let t0 = std::time::Instant::now();
+    while systemd.stored().iter().any(|n| n == "auditor-l0") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the ended container's listener stayed in the store: {:?}",
+            systemd.stored()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // SIGUSR2: a successor takes over and becomes the main pid; the agent exits 0.
+    let mut second = second;
+    let b2 = bundle(
+        &s,
+        "while [ ! -e /go ]; do busybox sleep 0.05; done; busybox mknod /tmp/x c 1 3; echo mknod=$?",
+    );
+    let runner = {
+        let argv = b2.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(120))
+        })
+    };
+    second.wait_log(|l| l.contains(&b2.id));
+    let old_pid = second.pid().expect("pid");
+    second.signal(libc::SIGUSR2);
+    let st = second.wait_exit(Duration::from_secs(30));
+    assert!(
+        st.is_some_and(|st| st.success()),
+        "the agent did not exit 0 after SIGUSR2 ({st:?}): {}",
+        second.log_text()
+    );
+    let mainpid = systemd
+        .messages()
+        .iter()
+        .find_map(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MAINPID="))
+                .and_then(|p| p.parse::<i32>().ok())
+        })
+        .unwrap_or_else(|| panic!("no MAINPID=: {:?}", systemd.messages()));
+    assert_ne!(mainpid as u32, old_pid);
+    // The successor is no child of this test: stopped here whatever happens next.
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on the successor this test caused.
+            unsafe { libc::kill(self.0, libc::SIGTERM) };
+        }
+    }
+    let _successor = Kill(mainpid);
+    std::fs::write(b2.dir.join("rootfs/go"), "").expect("signal the container");
+    let o = runner.join().expect("runner");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("mknod=0"),
+        "{}\n{}",
+        describe(&o),
+        second.log_text()
     );
 }

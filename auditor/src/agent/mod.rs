@@ -5,6 +5,7 @@
 pub mod lxc;
 pub mod oci;
 pub mod policies;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub struct Context {
     pub policy_from_annotation: bool,
     /// Prometheus metrics (`--metrics-addr`).
     pub metrics: Option<Arc<crate::metrics::AgentMetrics>>,
+    /// systemd's fd store, under systemd.
+    pub store: Option<Arc<store::Store>>,
 }
 
 pub type Shared = Arc<Context>;

@@ -161,7 +161,12 @@ struct Inner {
     exes: target::ExeCache,
     /// The agent's Prometheus metrics, counted with the records.
     metrics: Option<Arc<crate::metrics::AgentMetrics>>,
+    /// Told the id of every notification received (the agent's fd-store checkpoint).
+    checkpoint: Option<Checkpoint>,
 }
+
+/// See [`Broker::with_checkpoint`].
+pub type Checkpoint = Box<dyn Fn(u64) + Send + Sync>;
 
 /// The broker for one listener fd.
 pub struct Broker {
@@ -184,6 +189,7 @@ impl Broker {
                 policy: None,
                 exes: target::ExeCache::default(),
                 metrics: None,
+                checkpoint: None,
             }),
             interactive: None,
         }
@@ -251,6 +257,15 @@ impl Broker {
         let response = self.inner.decided(n, &d, start, false, &mut out);
         self.inner.deliver(&mut out);
         response
+    }
+
+    /// Tell `checkpoint` the id of every notification as it is received (before it is
+    /// decided): what a restarted agent needs to find the calls a dead one never answered.
+    pub fn with_checkpoint(mut self, checkpoint: Checkpoint) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.checkpoint = Some(checkpoint);
+        }
+        self
     }
 
     /// Count into `stats` (a listener's counts so far, handed over by another agent).

@@ -176,6 +176,9 @@ impl Inner {
                 },
                 Err(e) => break Err(e.into()),
             };
+            if let Some(c) = &self.checkpoint {
+                c(n.id);
+            }
             let start = (Instant::now(), SystemTime::now());
             let d = self.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");

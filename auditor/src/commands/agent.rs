@@ -70,8 +70,11 @@ pub struct AgentArgs {
 pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
     let import = args.import.options()?;
-    // Socket activation: the unit's sockets replace --socket/--lxc-socket.
-    let inherited = crate::host::activation::take()?;
+    // Socket activation: the unit's sockets replace --socket/--lxc-socket. Fds this service
+    // stored (a crash-restart under systemd) come back with them.
+    let passed = crate::host::activation::take()?;
+    let inherited = passed.sockets;
+    let store = crate::agent::store::Store::open(passed.stored)?.map(Arc::new);
     let args = &config.agent(crate::config::AgentFlags {
         activated: !inherited.is_empty(),
         socket: args.socket.clone(),
@@ -116,6 +119,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         live: None,
         policy_from_annotation: args.policy_from_annotation,
         metrics,
+        store,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -202,9 +206,15 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
             };
         }
         ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Type=notify: ready (and for a successor, NotifyAccess=all: it said MAINPID= when it
+        // took over).
+        if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "cannot tell the service manager the agent is ready");
+        }
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
         let mut first_error = None;
         loop {
             tokio::select! {
@@ -215,6 +225,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                         a.reopen();
                     }
                 }
+                _ = usr2.recv() => start_successor(args.socket.as_deref()),
                 done = tasks.join_next() => match done {
                     None => break,
                     Some(Ok(Ok(()))) => {}
@@ -245,4 +256,49 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         );
     }
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// SIGUSR2 (`ExecReload=` of the unit): start a successor — the binary now at this one's path
+/// (an upgrade replaced it) with the same arguments — which takes the OCI socket and every
+/// listener over (`agent::oci::handover`); this agent then exits 0. Its exit is reaped here
+/// and logged if it fails (this agent then serves on).
+fn start_successor(socket: Option<&std::path::Path>) {
+    let Some(socket) = socket else {
+        tracing::warn!("SIGUSR2: no --socket (socket activation, or LXC only): nothing a successor could take over; ignored");
+        return;
+    };
+    // After an upgrade /proc/self/exe names the replaced file "PATH (deleted)".
+    let exe = match std::fs::read_link("/proc/self/exe") {
+        Ok(p) => {
+            let s = p.to_string_lossy();
+            std::path::PathBuf::from(s.strip_suffix(" (deleted)").unwrap_or(&s).to_owned())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGUSR2: cannot tell this agent's executable; no successor");
+            return;
+        }
+    };
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.args(&args).stdin(std::process::Stdio::null());
+    match cmd.spawn() {
+        Ok(mut child) => {
+            let pid = child.id();
+            tracing::info!(successor = pid, exe = %exe.display(), socket = %socket.display(), "SIGUSR2: started a successor to take over");
+            tokio::spawn(async move {
+                match child.wait().await {
+                    Ok(st) if st.success() => {}
+                    Ok(st) => {
+                        tracing::warn!(successor = pid, status = %st, "the successor exited; this agent serves on")
+                    }
+                    Err(e) => {
+                        tracing::warn!(successor = pid, error = %e, "cannot wait for the successor")
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(exe = %exe.display(), error = %e, "SIGUSR2: cannot start a successor; serving on")
+        }
+    }
 }

@@ -380,6 +380,11 @@ impl NotifyFd {
         Ok(())
     }
 
+    /// The fd itself.
+    pub fn into_owned(self) -> OwnedFd {
+        self.fd
+    }
+
     /// Whether a notification is pending, or every task of the filter is gone. Never blocks.
     pub fn readiness(&self) -> Result<Readiness, NotifyError> {
         Self::readiness_of(self.fd.as_fd())

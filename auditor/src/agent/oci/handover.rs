@@ -102,6 +102,10 @@ pub struct Handed {
     pub digest: String,
     /// The broker's counts (see [`crate::broker::Stats::counts`]).
     pub counts: [u64; 6],
+    /// Its slot in systemd's fd store, where the old agent stored it (see
+    /// [`crate::agent::store`]): the successor keeps it there under the same name.
+    #[serde(default)]
+    pub slot: Option<u32>,
 }
 
 /// One message of the handover protocol (JSON, one per seqpacket).
@@ -417,6 +421,7 @@ mod tests {
             policy: "web".into(),
             digest: "ab".into(),
             counts: [1, 2, 3, 4, 5, 6],
+            slot: Some(2),
         };
         let file = std::fs::File::open("/dev/null").unwrap();
         send(

@@ -166,6 +166,18 @@ impl NameSource {
     }
 }
 
+impl NameSource {
+    /// The mechanism named by [`NameSource::as_str`].
+    fn parse(s: &str) -> NameSource {
+        match s {
+            "listenerMetadata" => NameSource::Metadata,
+            POLICY_ANNOTATION => NameSource::Annotation,
+            "default (annotation ignored)" => NameSource::AnnotationIgnored,
+            _ => NameSource::Default,
+        }
+    }
+}
+
 impl ProcessState {
     /// The policy name the container asks for (untrusted; validated by the policy directory):
     /// the profile's `listenerMetadata`, else — only when `from_annotation` — the
@@ -396,6 +408,7 @@ async fn connection(
             policy: loaded.name.clone(),
             digest: loaded.digest.clone(),
             counts: [0; 6],
+            slot: None,
         },
         source,
         policy: loaded.policy.clone(),
@@ -403,7 +416,7 @@ async fn connection(
     };
     // Registered before the handshake's slot is given back: a handover waits for every
     // slot, so it finds this listener.
-    let key = match registry.add(fd, &listener, &cancel) {
+    let key = match registry.add(fd, &listener, &cancel, &ctx) {
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(container = %listener.handed.id, error = %e, "OCI agent: cannot keep the listener (fd table full?); refused");
@@ -436,6 +449,8 @@ struct Entry {
     /// Set once its broker has returned.
     ended: tokio::sync::watch::Receiver<bool>,
     ended_tx: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Its slot in systemd's fd store, and where its broker checkpoints received ids.
+    slot: Option<(u32, super::store::IdSlot)>,
 }
 
 /// Every listener the agent serves.
@@ -449,8 +464,19 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keep a reference to `fd` (a dup) and the listener's description; its key.
-    fn add(&self, fd: OwnedFd, l: &Listener, cancel: &CancellationToken) -> std::io::Result<u64> {
+    /// Keep `fd` (the agent's own reference) and the listener's description, and store it
+    /// with the service manager (in `l.handed.slot` when it is there already); its key.
+    fn add(
+        &self,
+        fd: OwnedFd,
+        l: &Listener,
+        cancel: &CancellationToken,
+        ctx: &Shared,
+    ) -> std::io::Result<u64> {
+        let slot = ctx
+            .store
+            .as_ref()
+            .and_then(|st| st.add(fd.as_fd(), &l.handed, l.handed.slot));
         let (ended_tx, ended) = tokio::sync::watch::channel(false);
         let mut g = self.lock();
         g.0 += 1;
@@ -466,9 +492,25 @@ impl Registry {
                 stop: cancel.child_token(),
                 ended,
                 ended_tx: Arc::new(ended_tx),
+                slot,
             },
         );
         Ok(key)
+    }
+
+    /// Forget listener `key` (its container ended): out of the fd store too.
+    fn remove(&self, key: u64, ctx: &Shared) {
+        let e = self.lock().1.remove(&key);
+        if let (
+            Some(st),
+            Some(Entry {
+                slot: Some((slot, _)),
+                ..
+            }),
+        ) = (&ctx.store, e)
+        {
+            st.remove(slot);
+        }
     }
 }
 
@@ -482,19 +524,24 @@ async fn serve_listener(
     registry: Registry,
     cancel: CancellationToken,
 ) {
-    let (fd, stop, ended_tx) = {
+    let (fd, stop, ended_tx, id_slot) = {
         let g = registry.lock();
         let Some(e) = g.1.get(&key) else {
             return;
         };
-        (e.fd.try_clone(), e.stop.clone(), e.ended_tx.clone())
+        (
+            e.fd.try_clone(),
+            e.stop.clone(),
+            e.ended_tx.clone(),
+            e.slot.as_ref().map(|(_, s)| s.clone()),
+        )
     };
     let id = l.handed.id.clone();
     let fd = match fd {
         Ok(fd) => fd,
         Err(e) => {
             tracing::warn!(container = %id, error = %e, "OCI agent: cannot serve the listener (fd table full?)");
-            registry.lock().1.remove(&key);
+            registry.remove(key, &ctx);
             return;
         }
     };
@@ -502,6 +549,9 @@ async fn serve_listener(
         .with_container(id.clone())
         .with_policy(l.handed.policy.clone(), l.source.as_str())
         .with_stats(l.stats.clone());
+    if let Some(slot) = id_slot {
+        broker = broker.with_checkpoint(Box::new(move |id| slot.store(id)));
+    }
     if let Some(live) = &ctx.live {
         broker = broker.with_live(live.clone());
     }
@@ -525,7 +575,7 @@ async fn serve_listener(
         tracing::debug!(container = %id, "OCI agent: broker stopped for a handover");
         return;
     }
-    registry.lock().1.remove(&key);
+    registry.remove(key, &ctx);
     match result {
         Ok(()) => {
             tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")
@@ -697,12 +747,7 @@ async fn take_over(
     }
     let mut adopted = Vec::with_capacity(ready.len());
     for (h, fd, loaded) in ready {
-        let source = match h.source.as_str() {
-            "listenerMetadata" => NameSource::Metadata,
-            POLICY_ANNOTATION => NameSource::Annotation,
-            "default (annotation ignored)" => NameSource::AnnotationIgnored,
-            _ => NameSource::Default,
-        };
+        let source = NameSource::parse(&h.source);
         if loaded.digest != h.digest || loaded.name != h.policy {
             tracing::info!(container = %h.id, policy = %loaded.name, before = %h.policy, path = %loaded.path.display(), "OCI agent: adopted container's policy changed: its notified calls are decided by the new one (what its filter decides in the kernel stays)");
         }
@@ -716,8 +761,16 @@ async fn take_over(
             policy: loaded.policy.clone(),
             stats: Arc::new(crate::broker::Stats::from_counts(h.counts)),
         };
-        let key = registry.add(fd, &l, cancel).map_err(OciError::Read)?;
+        let key = registry.add(fd, &l, cancel, ctx).map_err(OciError::Read)?;
         adopted.push((l, loaded.decider, key));
+    }
+    // Under systemd (NotifyAccess=all) this agent is the service's main process from now on:
+    // said before the old one exits, or its exit would be taken for the service's.
+    if let Err(e) = sd_notify::notify(
+        false,
+        &[sd_notify::NotifyState::MainPid(std::process::id())],
+    ) {
+        tracing::warn!(error = %e, "cannot tell the service manager this agent's pid");
     }
     handover::send(
         conn.as_fd(),
@@ -790,6 +843,8 @@ async fn accept_loop(
 ) -> Result<(), OciError> {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut adopted = adopted;
+    adopted.extend(recover(&ctx, &registry, &cancel).await);
     for (l, decider, key) in adopted {
         tasks.spawn(serve_listener(
             l,
@@ -862,6 +917,74 @@ async fn accept_loop(
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The listeners a crashed agent stored with systemd (see [`super::store`]), their stale
+/// notifications already answered: each with its policy loaded afresh, ready to serve. One
+/// whose policy does not load is closed (its calls fail with ENOSYS) and said so.
+async fn recover(ctx: &Shared, registry: &Registry, cancel: &CancellationToken) -> Vec<Adopted> {
+    let Some(st) = &ctx.store else {
+        return Vec::new();
+    };
+    let recovered = st.take_recovered();
+    if recovered.is_empty() {
+        return Vec::new();
+    }
+    let dir = ctx.policies.clone();
+    let names: Vec<Option<String>> = recovered
+        .iter()
+        .map(|r| r.handed.requested.clone())
+        .collect();
+    let loaded = match tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .map(|n| dir.load(n.as_deref()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "OCI agent: the policy loader failed; stored listeners not served");
+            return Vec::new();
+        }
+    };
+    let stale: usize = recovered.iter().map(|r| r.stale).sum();
+    let mut out = Vec::new();
+    for (r, l) in recovered.into_iter().zip(loaded) {
+        match l {
+            Ok(l) => {
+                let listener = Listener {
+                    handed: handover::Handed {
+                        policy: l.name.clone(),
+                        digest: l.digest.clone(),
+                        slot: Some(r.slot),
+                        ..r.handed.clone()
+                    },
+                    source: NameSource::parse(&r.handed.source),
+                    policy: l.policy.clone(),
+                    stats: Arc::new(crate::broker::Stats::from_counts(r.handed.counts)),
+                };
+                tracing::info!(container = %r.handed.id, policy = %l.name, stale = r.stale, "OCI agent: serving a container again (listener from the fd store)");
+                match registry.add(r.fd, &listener, cancel, ctx) {
+                    Ok(key) => out.push((listener, l.decider, key)),
+                    Err(e) => {
+                        tracing::error!(container = %r.handed.id, error = %e, "OCI agent: cannot keep a stored listener; closed (ENOSYS)")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(container = %r.handed.id, error = %e, "OCI agent: the policy of a stored listener does not load; closed (its calls fail with ENOSYS)");
+                st.remove(r.slot);
+            }
+        }
+    }
+    tracing::info!(
+        listeners = out.len(),
+        stale,
+        "OCI agent: recovered listeners from the service manager's fd store; notifications the agent before had received and not answered were answered ENOSYS"
+    );
+    out
 }
 
 /// The next connection on the handover socket.
@@ -974,6 +1097,7 @@ async fn hand_over(
             .map(|e| {
                 let mut h = e.handed.clone();
                 h.counts = e.stats.counts();
+                h.slot = e.slot.as_ref().map(|(s, _)| *s);
                 (h, e.fd.as_raw_fd())
             })
             .collect()
@@ -1073,7 +1197,16 @@ fn resume(
             }
             Err(err) => {
                 tracing::error!(container = %e.handed.id, error = %err, "OCI agent: cannot serve the listener again; its notified calls fail (ENOSYS)");
-                g.1.remove(&key);
+                if let (
+                    Some(st),
+                    Some(Entry {
+                        slot: Some((slot, _)),
+                        ..
+                    }),
+                ) = (&ctx.store, g.1.remove(&key))
+                {
+                    st.remove(slot);
+                }
             }
         }
     }

@@ -182,6 +182,7 @@ async fn a_stale_socket_is_replaced_a_live_one_is_not_and_hostile_clients_are_re
         live: None,
         policy_from_annotation: false,
         metrics: None,
+        store: None,
     });
     let cancel = CancellationToken::new();
     let server = tokio::spawn({
