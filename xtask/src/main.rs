@@ -49,6 +49,9 @@ enum Task {
     /// Only the start-up and memory benchmark, with an already built release binary.
     #[command(hide = true)]
     BenchStartup,
+    /// Only the agent handover benchmark, with an already built release binary.
+    #[command(hide = true)]
+    BenchHandover,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -107,12 +110,14 @@ fn main() -> anyhow::Result<()> {
             let broker = bench::run_broker(&bin, 5, 100_000, 2_000);
             let large = bench::run_large(&bin, 1_000);
             let startup = bench::run_startup(&bin, 9);
+            let handover = bench::run_handover(&bin, 3);
             learn
                 .and(filter)
                 .and(tui)
                 .and(broker)
                 .and(large)
                 .and(startup)
+                .and(handover)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -125,6 +130,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchTui => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_tui_load(&bin, 3)
+        }
+        Task::BenchHandover => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_handover(&bin, 3)
         }
         Task::BenchStartup => {
             let bin = util::target_dir()?.join("release").join("auditor");

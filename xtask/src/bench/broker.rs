@@ -51,7 +51,7 @@ struct Figures {
     per_sec: f64,
 }
 
-fn gcc(src: &str, name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn gcc(src: &str, name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
     let c = dir.join(format!("{name}.c"));
     let out = dir.join(name);
     std::fs::write(&c, src)?;

@@ -27,6 +27,7 @@ use crate::util::{have, phase, run as run_cmd};
 
 mod broker;
 mod filter;
+mod handover;
 mod large;
 mod proc;
 mod report;
@@ -35,6 +36,7 @@ mod tui;
 
 pub use broker::run as run_broker;
 pub use filter::run_filter_cost;
+pub use handover::run_handover;
 pub use large::run_large;
 use proc::Proc;
 use report::{load_average, report, Summary};
