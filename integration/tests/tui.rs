@@ -406,3 +406,112 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `auditor agent` publishes its session: `auditor tui --list` shows it, and the UI attached
+/// to it names the container of each call (two runc containers under two policies), and its
+/// policy in the detail pane.
+#[test]
+fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
+    let test = "tui_attaches_to_the_agent_and_names_each_containers_calls";
+    if !require_root(test)
+        || require_tool(test, "tmux").is_none()
+        || require_tool(test, "runc").is_none()
+    {
+        return;
+    }
+    use integration::runtimes::{self, Bundle, Runtime};
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("tui-agent");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    s.write("policies/db.toml", integration::MKNOD_NOTIFY);
+    let run_dir = s.dir().join("run");
+    let agent = integration::agent::Agent::start_managed(
+        &s,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+    );
+    let name = format!(
+        "agent-{}",
+        session_pid(&run_dir, "agent", Duration::from_secs(20))
+    );
+    let o = Command::new(auditor_bin())
+        .args(["tui", "--list"])
+        .env("AUDITOR_RUN_DIR", &run_dir)
+        .output()
+        .expect("tui --list");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&name),
+        "tui --list: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stop = s.dir().join("stop");
+    let containers: Vec<(Bundle, Child)> = ["web", "db"]
+        .into_iter()
+        .map(|policy| {
+            let b = Bundle::busybox(
+                Runtime::Runc,
+                &[
+                    "/bin/busybox",
+                    "sh",
+                    "-c",
+                    "while [ ! -e /stop ]; do busybox mknod /tmp/n c 1 3; busybox rm -f /tmp/n; busybox sleep 0.3; done",
+                ],
+            )
+            .expect("bundle");
+            b.user_namespace().expect("user namespace");
+            b.set_seccomp(&serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "listenerPath": agent.socket.display().to_string(),
+                "listenerMetadata": policy,
+                "syscalls": [{"names": ["mknod", "mknodat"], "action": "SCMP_ACT_NOTIFY"}]
+            }))
+            .expect("seccomp");
+            let argv = b.run_command();
+            let child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("runc run");
+            (b, child)
+        })
+        .collect();
+    // The ids' ends tell them apart (a name is shown by its end).
+    let short: Vec<String> = containers
+        .iter()
+        .map(|(b, _)| {
+            let n = b.id.chars().count();
+            b.id.chars().skip(n.saturating_sub(8)).collect()
+        })
+        .collect();
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    let screen = tmux.wait_for("both containers' calls", Duration::from_secs(30), |sc| {
+        short.iter().all(|c| sc.contains(c.as_str())) && sc.contains("emulated")
+    });
+    assert!(screen.contains("container"), "{screen}");
+    // The newest call's detail names its container and policy.
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the detail pane", Duration::from_secs(15), |sc| {
+        sc.contains("Detail") && sc.contains("(listenerMetadata)")
+    });
+    assert!(
+        screen.contains("policy web") || screen.contains("policy db"),
+        "{screen}"
+    );
+    drop(tmux);
+    for (b, mut child) in containers {
+        let _ = std::fs::write(b.dir.join("rootfs/stop"), "");
+        let _ = std::fs::write(&stop, "");
+        let t = Instant::now();
+        while child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(agent);
+}

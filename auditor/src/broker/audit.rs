@@ -349,6 +349,9 @@ impl From<&Record> for crate::session::Decision {
             decision: r.decision.clone(),
             result: r.result.clone(),
             latency_us: r.latency_us,
+            container: r.container.clone(),
+            policy: r.policy.clone(),
+            policy_from: r.policy_from.clone(),
         }
     }
 }
@@ -368,6 +371,9 @@ impl From<Record> for crate::session::Decision {
             decision: r.decision,
             result: r.result,
             latency_us: r.latency_us,
+            container: r.container,
+            policy: r.policy,
+            policy_from: r.policy_from,
         }
     }
 }

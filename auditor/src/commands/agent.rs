@@ -113,10 +113,33 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
     let metrics = args
         .metrics_addr
         .map(|_| crate::metrics::AgentMetrics::register(&mut registry));
+    // The live session `auditor tui` attaches to: every container's decisions. Not being able
+    // to publish it (no /run/auditor) costs the view, never the agent.
+    let live = {
+        let mut details = crate::session::publisher::SessionDetails::default();
+        let d = &mut details.details;
+        if let Some(s) = &args.socket {
+            d.insert("socket".into(), s.display().to_string());
+        }
+        if let Some(s) = &args.lxc_socket {
+            d.insert("lxc socket".into(), s.display().to_string());
+        }
+        d.insert("policy dir".into(), args.policy_dir.display().to_string());
+        if let Some(a) = &args.audit_log {
+            d.insert("audit log".into(), a.display().to_string());
+        }
+        match crate::session::Publisher::start(crate::session::SessionKind::Agent, details) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish the live session; `auditor tui` will not see this agent");
+                None
+            }
+        }
+    };
     let ctx = Arc::new(Context {
         policies,
         audit: audit.as_ref().map(AuditLog::sender),
-        live: None,
+        live: live.as_ref().map(crate::session::Publisher::sender),
         policy_from_annotation: args.policy_from_annotation,
         metrics,
         store,
@@ -248,6 +271,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         }
     });
     drop(ctx);
+    drop(live);
     if let Some(a) = audit {
         let s = a.finish();
         eprintln!(

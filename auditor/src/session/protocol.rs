@@ -29,6 +29,8 @@ pub const SNAPSHOT_DECISIONS: usize = 1000;
 pub enum SessionKind {
     Learn,
     Enforce,
+    /// `auditor agent`: the decisions of every container it serves.
+    Agent,
 }
 
 impl SessionKind {
@@ -36,6 +38,7 @@ impl SessionKind {
         match self {
             SessionKind::Learn => "learn",
             SessionKind::Enforce => "enforce",
+            SessionKind::Agent => "agent",
         }
     }
 
@@ -43,6 +46,7 @@ impl SessionKind {
         match s {
             "learn" => Some(SessionKind::Learn),
             "enforce" => Some(SessionKind::Enforce),
+            "agent" => Some(SessionKind::Agent),
             _ => None,
         }
     }
@@ -209,6 +213,14 @@ pub struct Decision {
     /// What the caller got: "continue", "0", "-EPERM", …
     pub result: String,
     pub latency_us: u64,
+    /// The container whose call it was (`auditor agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The policy that decided it, and what chose that policy (`auditor agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_from: Option<String>,
 }
 
 /// Learning counters.

@@ -251,6 +251,9 @@ fn draw_live(app: &App, f: &mut Frame, area: Rect) {
             Some(SessionKind::Enforce) => {
                 "The broker records the calls the policy marks notify (and refusals with --audit-log)."
             }
+            Some(SessionKind::Agent) => {
+                "The agent shows each container's calls that its policy marks notify, as they come."
+            }
             None => "Waiting for the session.",
         }));
         empty(f, table_area, "Decisions", lines);
@@ -263,10 +266,19 @@ fn draw_live(app: &App, f: &mut Frame, area: Rect) {
 }
 
 fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]) {
-    let wide = area.width >= 100;
+    // An agent serves many containers: which one made the call comes first, and the other
+    // columns make room for it.
+    let containers = app.kind() == Some(SessionKind::Agent);
+    let wide = area.width >= if containers { 120 } else { 100 };
     let narrow = area.width < 70;
     let mut header = vec!["time", "pid"];
     let mut widths = vec![Constraint::Length(12), Constraint::Length(7)];
+    let container_w: u16 = if area.width >= 140 { 20 } else { 12 };
+    if containers {
+        header.insert(1, "container");
+        widths.insert(1, Constraint::Length(container_w));
+    }
+    let exe_col = widths.len();
     if !narrow {
         header.push("executable");
         widths.push(Constraint::Min(8));
@@ -277,7 +289,9 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
         header.push("arguments");
         widths.push(Constraint::Min(16));
     }
-    if !narrow {
+    // The rule's number gives way to the container where room is short.
+    let rule_col = !narrow && (wide || !containers);
+    if rule_col {
         header.push("rule");
         widths.push(Constraint::Length(4));
     }
@@ -304,7 +318,7 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
     let free = usize::from(area.width.saturating_sub(2 + fixed + spacing));
     let exe_w = if wide { (free / 2).min(32) } else { free };
     if !narrow {
-        widths[2] = Constraint::Length(u16::try_from(exe_w).unwrap_or(8));
+        widths[exe_col] = Constraint::Length(u16::try_from(exe_w).unwrap_or(8));
     }
     let rows: Vec<TableRow> = visible
         .iter()
@@ -312,10 +326,15 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
         .take(height)
         .map(|r| {
             let d = &r.decision;
-            let mut cells = vec![
-                Cell::from(short_time(&d.time).to_owned()),
-                Cell::from(d.pid.to_string()),
-            ];
+            let mut cells = vec![Cell::from(short_time(&d.time).to_owned())];
+            if containers {
+                let id = d.container.as_deref().unwrap_or("?");
+                cells.push(Cell::from(super::widgets::container_id(
+                    id,
+                    usize::from(container_w),
+                )));
+            }
+            cells.push(Cell::from(d.pid.to_string()));
             if !narrow {
                 cells.push(Cell::from(tail(d.exe.as_deref().unwrap_or("?"), exe_w)));
             }
@@ -323,7 +342,7 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
             if wide {
                 cells.push(Cell::from(args_text(d)));
             }
-            if !narrow {
+            if rule_col {
                 cells.push(Cell::from(
                     d.rule.map_or_else(|| "dflt".to_owned(), |r| r.to_string()),
                 ));
@@ -381,6 +400,16 @@ fn draw_detail(app: &App, f: &mut Frame, area: Rect) {
         ]),
         Line::raw(format!("args {}", d.args.join(" "))),
     ];
+    if let Some(c) = &d.container {
+        lines.insert(
+            1,
+            Line::raw(format!(
+                "container {c}  policy {} ({})",
+                d.policy.as_deref().unwrap_or("?"),
+                d.policy_from.as_deref().unwrap_or("?")
+            )),
+        );
+    }
     for (k, v) in &d.decoded {
         lines.push(Line::raw(format!("  {k} = {v}")));
     }
@@ -537,7 +566,7 @@ fn draw_learning(app: &App, f: &mut Frame, area: Rect) {
     let Some(obs) = &app.observation else {
         let mut lines = vec![Line::raw("Nothing learned yet.")];
         lines.push(Line::raw(match app.kind() {
-            Some(SessionKind::Enforce) => "This is an enforce session: learning happens in `auditor learn` sessions.",
+            Some(SessionKind::Enforce | SessionKind::Agent) => "This session enforces: learning happens in `auditor learn` sessions.",
             _ => "Syscalls appear here as the workload makes them, with the candidate policy they imply.",
         }));
         empty(f, body, "Learning", lines);

@@ -36,6 +36,15 @@ pub fn short_time(rfc3339: &str) -> &str {
 }
 
 /// The last `max` characters of a path-like string, with a leading `…` when cut.
+/// A container id in `max` columns: an engine's 64-hex id by its first 12 (Docker's short
+/// form), a name (runc and crun take any) by its end, where names of one family differ.
+pub fn container_id(id: &str, max: usize) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return id[..12.min(max)].to_owned();
+    }
+    tail(id, max)
+}
+
 pub fn tail(s: &str, max: usize) -> String {
     let n = s.chars().count();
     if n <= max {

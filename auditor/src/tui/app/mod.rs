@@ -114,6 +114,8 @@ impl Filter {
             || d.pid.to_string() == needle
             || d.args.iter().any(|a| hay(a))
             || d.decoded.values().any(|v| hay(v))
+            || d.container.as_deref().is_some_and(hay)
+            || d.policy.as_deref().is_some_and(hay)
     }
 
     /// One line describing the active filters.

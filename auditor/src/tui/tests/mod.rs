@@ -84,6 +84,7 @@ pub(super) fn decision(i: u32, syscall: &str, verdict: &str) -> Decision {
             "0".into()
         },
         latency_us: 7 + u64::from(i),
+        ..Decision::default()
     }
 }
 
@@ -104,6 +105,31 @@ pub(super) fn enforce_app(n: u32) -> App {
             _ => ("ioctl", "allowed"),
         };
         update(&mut app, session(Message::Decision(decision(i, s, v))));
+    }
+    app
+}
+
+/// An agent session: `n` decisions of three containers under two policies.
+pub(super) fn agent_app(n: u32) -> App {
+    let mut app = App::new(
+        "/run/auditor/agent-77.sock",
+        PathBuf::from("candidate-policy.toml"),
+    );
+    update(&mut app, Msg::Connected);
+    update(&mut app, session(hello(SessionKind::Agent)));
+    update(&mut app, session(Message::Snapshot(Snapshot::default())));
+    for i in 0..n {
+        let (s, v) = if i % 2 == 0 {
+            ("mknodat", "emulated")
+        } else {
+            ("getppid", "denied")
+        };
+        let mut d = decision(i, s, v);
+        let c = i % 3;
+        d.container = Some(format!("{c}f3a9c2e71b04d5c8e9a{c}"));
+        d.policy = Some(if c == 2 { "db" } else { "web" }.into());
+        d.policy_from = Some("listenerMetadata".into());
+        update(&mut app, session(Message::Decision(d)));
     }
     app
 }

@@ -47,6 +47,22 @@ fn snapshot_live_wide_with_detail_and_filter() {
     snapshot("live_wide_detail_filter", &app, 120, 30);
 }
 
+/// An agent's session names the container of every call, and its policy in the detail;
+/// `/` finds a container's calls by its id.
+#[test]
+fn snapshot_agent_live_with_containers_detail_and_search() {
+    let mut app = agent_app(30);
+    snapshot("agent_live_80x24", &app, 80, 24);
+    update(&mut app, Msg::Resize(120, 30));
+    update(&mut app, ch('/'));
+    for c in "2f3a9".chars() {
+        update(&mut app, ch(c));
+    }
+    update(&mut app, key(KeyCode::Enter));
+    update(&mut app, key(KeyCode::Enter));
+    snapshot("agent_live_wide_search_detail", &app, 120, 30);
+}
+
 #[test]
 fn snapshot_live_narrow() {
     let mut app = enforce_app(40);
