@@ -489,10 +489,21 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         })
         .collect();
     let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
-    let screen = tmux.wait_for("both containers' calls", Duration::from_secs(30), |sc| {
-        short.iter().all(|c| sc.contains(c.as_str())) && sc.contains("emulated")
+    // It opens on the Fleet: a row per container, with its policy and its emulated calls.
+    let screen = tmux.wait_for(
+        "both containers in the Fleet",
+        Duration::from_secs(30),
+        |sc| sc.contains("Fleet (2 containers)") && short.iter().all(|c| sc.contains(c.as_str())),
+    );
+    assert!(
+        screen.contains("web") && screen.contains("db") && screen.contains("emulated"),
+        "{screen}"
+    );
+    // Enter: the selected container's decisions only.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("one container's decisions", Duration::from_secs(15), |sc| {
+        sc.contains("filter: container=") && sc.contains("mknodat")
     });
-    assert!(screen.contains("container"), "{screen}");
     // The newest call's detail names its container and policy.
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the detail pane", Duration::from_secs(15), |sc| {

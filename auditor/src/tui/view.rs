@@ -26,6 +26,7 @@ pub fn view(app: &App, f: &mut Frame) {
     draw_title(app, f, title);
     draw_tabs(app, f, tabs);
     match app.view {
+        View::Fleet => draw_fleet(app, f, body),
         View::Live => draw_live(app, f, body),
         View::Summary => draw_summary(app, f, body),
         View::Learning => draw_learning(app, f, body),
@@ -157,7 +158,7 @@ fn draw_title(app: &App, f: &mut Frame, area: Rect) {
 
 fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
     let mut spans = Vec::new();
-    for (i, v) in View::ALL.iter().enumerate() {
+    for (i, v) in app.views().iter().enumerate() {
         let style = if *v == app.view {
             header_style().add_modifier(Modifier::REVERSED)
         } else {
@@ -174,6 +175,18 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect) {
                 .bg(Color::Yellow)
                 .add_modifier(Modifier::BOLD),
         ));
+    }
+    if app.view == View::Fleet {
+        spans.push(Span::styled(
+            format!(" by {} ", app.fleet_order.label()),
+            Style::new().fg(Color::Green),
+        ));
+        if !app.filter.search.is_empty() {
+            spans.push(Span::styled(
+                format!(" filter: /{}", app.filter.search),
+                Style::new().fg(Color::Magenta),
+            ));
+        }
     }
     if app.view == View::Live {
         spans.push(Span::styled(
@@ -214,6 +227,7 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         ))
     } else {
         let hints = match app.view {
+            View::Fleet => "?:help q:quit Tab:view j/k:move ⏎:its decisions /:search o:order",
             View::Live => {
                 "?:help q:quit Tab:view j/k:move space:follow ⏎:detail /:search s/a/p:filter"
             }
@@ -223,6 +237,117 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
         Line::from(Span::styled(hints, Style::new().fg(Color::DarkGray)))
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// `values` as a sparkline of block characters, scaled to their own maximum.
+fn spark_text(values: impl Iterator<Item = u64> + Clone, width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let v: Vec<u64> = values.collect();
+    let v = &v[v.len().saturating_sub(width)..];
+    let max = v.iter().copied().max().unwrap_or(0);
+    let mut s: String = v
+        .iter()
+        .map(|&x| {
+            if max == 0 || x == 0 {
+                ' '
+            } else {
+                BARS[((x * 7).div_ceil(max)) as usize % 8]
+            }
+        })
+        .collect();
+    while s.chars().count() < width {
+        s.insert(0, ' ');
+    }
+    s
+}
+
+/// The Fleet view: one row per container of an agent's session.
+fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
+    let rows = app.fleet_rows();
+    if rows.is_empty() {
+        let lines = vec![
+            Line::raw("No container has made a notified call since this view attached."),
+            Line::raw(
+                "Each container the agent serves appears with its first call its policy marks notify.",
+            ),
+        ];
+        empty(f, area, "Fleet", lines);
+        return;
+    }
+    // Every column fits the width (a table wider than its area squeezes them all).
+    let wide = area.width >= 120;
+    let (id_w, policy_w, spark_w, last_w): (u16, u16, usize, u16) = if wide {
+        (24, 10, 16, 12)
+    } else {
+        (14, 8, 8, 8)
+    };
+    let mut header = vec!["container", "policy", "calls", "/s", "recent"];
+    let mut widths = vec![
+        Constraint::Length(id_w),
+        Constraint::Length(policy_w),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(u16::try_from(spark_w).unwrap_or(8)),
+    ];
+    let kinds: &[&str] = if wide {
+        &["emulated", "allowed", "denied", "complain"]
+    } else {
+        &["emulated", "denied"]
+    };
+    header.extend(kinds);
+    widths.extend(kinds.iter().map(|_| Constraint::Length(8)));
+    header.push("last");
+    widths.push(Constraint::Length(last_w));
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let sel = app.fleet_selected.min(rows.len() - 1);
+    let offset = sel.saturating_sub(height - 1);
+    let table_rows: Vec<TableRow> = rows
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|(id, r)| {
+            let mut cells = vec![
+                Cell::from(super::widgets::container_id(id, usize::from(id_w))),
+                Cell::from(head(
+                    r.policy.as_deref().unwrap_or("?"),
+                    usize::from(policy_w),
+                )),
+                Cell::from(count(r.total)),
+                Cell::from(count(r.rates.back().copied().unwrap_or(0))),
+                Cell::from(Span::styled(
+                    spark_text(r.rates.iter().copied(), spark_w),
+                    Style::new().fg(Color::Cyan),
+                )),
+            ];
+            for &k in kinds {
+                let n = r.by_decision.get(k).copied().unwrap_or(0);
+                cells.push(Cell::from(Span::styled(
+                    count(n),
+                    if n > 0 {
+                        decision_style(k)
+                    } else {
+                        Style::new().fg(Color::DarkGray)
+                    },
+                )));
+            }
+            let last = short_time(&r.last);
+            cells.push(Cell::from(
+                last.chars().take(usize::from(last_w)).collect::<String>(),
+            ));
+            TableRow::new(cells)
+        })
+        .collect();
+    let title = if rows.len() == app.fleet.len() {
+        format!("Fleet ({} containers)", rows.len())
+    } else {
+        format!("Fleet ({} of {} containers)", rows.len(), app.fleet.len())
+    };
+    let table = Table::new(table_rows, widths)
+        .header(TableRow::new(header).style(header_style()))
+        .block(Block::bordered().title(Span::styled(title, header_style())))
+        .row_highlight_style(selected_style());
+    let mut state = TableState::default().with_selected(Some(sel - offset));
+    f.render_stateful_widget(table, area, &mut state);
 }
 
 fn empty(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
@@ -666,8 +791,9 @@ const HELP: &[(&str, &str)] = &[
     ("PgUp PgDn", "a page up / down"),
     ("g G  Home End", "first / newest (G follows again)"),
     ("space, f", "follow the newest decision, or pause"),
-    ("Enter", "detail of the selected decision"),
-    ("/", "search (Enter applies, Esc cancels)"),
+    ("Enter", "the decision's detail; Fleet: a container's calls"),
+    ("/", "search (Enter applies); Fleet: by id or policy"),
+    ("o", "Fleet: order by calls, by rate, or by id"),
     (
         "s a p",
         "filter by the selection's syscall / decision / pid",
@@ -715,4 +841,14 @@ fn draw_help(f: &mut Frame, area: Rect) {
         ),
         popup,
     );
+}
+
+#[cfg(test)]
+mod spark_tests {
+    #[test]
+    fn sparklines_scale_to_their_maximum_and_pad_in_front() {
+        assert_eq!(super::spark_text([10, 0, 6].into_iter(), 5), "  █ ▆");
+        assert_eq!(super::spark_text([0, 0].into_iter(), 3), "   ");
+        assert_eq!(super::spark_text([1, 2, 3, 4].into_iter(), 2), "▇█");
+    }
 }

@@ -2,7 +2,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::{App, Choice, Effect, Filter, LearnFocus, View};
+use super::{App, Choice, Effect, Filter, FleetOrder, LearnFocus, View};
 
 impl App {
     pub(super) fn move_selection(&mut self, delta: isize) {
@@ -33,6 +33,10 @@ impl App {
     pub(super) fn scroll(&mut self, delta: isize) {
         match self.view {
             View::Live => self.move_selection(delta),
+            View::Fleet => {
+                let max = self.fleet_rows().len().saturating_sub(1);
+                self.fleet_selected = self.fleet_selected.saturating_add_signed(delta).min(max);
+            }
             View::Summary => {
                 let max = self.totals.by_syscall.len().saturating_sub(1);
                 self.summary_scroll = self.summary_scroll.saturating_add_signed(delta).min(max);
@@ -129,13 +133,44 @@ impl App {
                 }
             }
             KeyCode::Char('?') => self.help = true,
-            KeyCode::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
-            KeyCode::BackTab => {
-                self.view = View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()]
+            KeyCode::Tab | KeyCode::BackTab => {
+                let views = self.views();
+                let at = views.iter().position(|v| *v == self.view).unwrap_or(0);
+                let n = views.len();
+                let next = if k.code == KeyCode::Tab {
+                    at + 1
+                } else {
+                    at + n - 1
+                };
+                self.view = views[next % n];
             }
-            KeyCode::Char('1') => self.view = View::Live,
-            KeyCode::Char('2') => self.view = View::Summary,
-            KeyCode::Char('3') => self.view = View::Learning,
+            KeyCode::Char(c @ '1'..='9') => {
+                let i = usize::from(c as u8 - b'1');
+                if let Some(v) = self.views().get(i) {
+                    self.view = *v;
+                }
+            }
+            KeyCode::Char('o') if self.view == View::Fleet => {
+                self.fleet_order = match self.fleet_order {
+                    FleetOrder::Busiest => FleetOrder::Rate,
+                    FleetOrder::Rate => FleetOrder::Id,
+                    FleetOrder::Id => FleetOrder::Busiest,
+                };
+            }
+            KeyCode::Enter if self.view == View::Fleet => {
+                // Drill into that container's live decisions.
+                let id = self
+                    .fleet_rows()
+                    .get(self.fleet_selected)
+                    .map(|(id, _)| (*id).clone());
+                if let Some(id) = id {
+                    self.filter.container = Some(id);
+                    self.filter.search.clear();
+                    self.view = View::Live;
+                    self.follow = true;
+                    self.settle();
+                }
+            }
             KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
             KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
             KeyCode::PageDown => self.scroll(page),
@@ -163,7 +198,10 @@ impl App {
                 self.settle();
             }
             KeyCode::Char('/') => {
-                self.view = View::Live;
+                // The Fleet view searches its containers (id, policy); the others, decisions.
+                if self.view != View::Fleet {
+                    self.view = View::Live;
+                }
                 self.input = Some(self.filter.search.clone());
             }
             KeyCode::Char(c @ ('s' | 'a' | 'p')) if self.view == View::Live => {

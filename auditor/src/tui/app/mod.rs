@@ -1,7 +1,7 @@
 //! The UI's state and how messages change it. No I/O here: [`update`] is a pure function of
 //! the state and a message; what must touch the outside world comes back as an [`Effect`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
@@ -24,27 +24,65 @@ const WHEEL_ROWS: usize = 3;
 /// The views, in Tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
+    /// One row per container (an agent's session).
+    Fleet,
     Live,
     Summary,
     Learning,
 }
 
 impl View {
+    /// The views of a learn or enforce session.
     pub const ALL: [View; 3] = [View::Live, View::Summary, View::Learning];
+    /// The views of an agent's session: its containers first.
+    pub const AGENT: [View; 3] = [View::Fleet, View::Live, View::Summary];
 
     pub fn title(self) -> &'static str {
         match self {
+            View::Fleet => "Fleet",
             View::Live => "Live",
             View::Summary => "Summary",
             View::Learning => "Learning",
         }
     }
+}
 
-    fn index(self) -> usize {
+/// Per-second history kept for a container's sparkline.
+pub const FLEET_HISTORY: usize = 30;
+
+/// One container of an agent's session, as the Fleet view shows it: what was seen since the UI
+/// attached (the session's recent decisions included).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FleetRow {
+    pub policy: Option<String>,
+    pub total: u64,
+    /// Decisions by kind (allowed, denied, emulated, complain, gone).
+    pub by_decision: BTreeMap<String, u64>,
+    /// The time of its last decision (RFC 3339, as the session sent it).
+    pub last: String,
+    /// Decisions in this second so far, and per second before, oldest first.
+    pub this_second: u64,
+    pub rates: VecDeque<u64>,
+}
+
+/// How the Fleet view orders its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FleetOrder {
+    /// Most decisions first.
+    #[default]
+    Busiest,
+    /// Most decisions in the last second first.
+    Rate,
+    /// By container id.
+    Id,
+}
+
+impl FleetOrder {
+    pub fn label(self) -> &'static str {
         match self {
-            View::Live => 0,
-            View::Summary => 1,
-            View::Learning => 2,
+            FleetOrder::Busiest => "busiest",
+            FleetOrder::Rate => "rate",
+            FleetOrder::Id => "id",
         }
     }
 }
@@ -82,6 +120,8 @@ pub struct Filter {
     /// A decision (allowed, denied, …).
     pub action: Option<String>,
     pub pid: Option<u32>,
+    /// A container (an agent's session).
+    pub container: Option<String>,
     /// Case-insensitive substring of syscall, executable, arguments, action or pid.
     pub search: String,
 }
@@ -91,6 +131,7 @@ impl Filter {
         self.syscall.is_none()
             && self.action.is_none()
             && self.pid.is_none()
+            && self.container.is_none()
             && self.search.is_empty()
     }
 
@@ -98,6 +139,10 @@ impl Filter {
         if self.syscall.as_ref().is_some_and(|s| *s != d.syscall)
             || self.action.as_ref().is_some_and(|a| *a != d.decision)
             || self.pid.is_some_and(|p| p != d.pid)
+            || self
+                .container
+                .as_ref()
+                .is_some_and(|c| Some(c) != d.container.as_ref())
         {
             return false;
         }
@@ -129,6 +174,12 @@ impl Filter {
         }
         if let Some(p) = self.pid {
             parts.push(format!("pid={p}"));
+        }
+        if let Some(c) = &self.container {
+            parts.push(format!(
+                "container={}",
+                crate::tui::widgets::container_id(c, 12)
+            ));
         }
         if !self.search.is_empty() {
             parts.push(format!("/{}", self.search));
@@ -197,6 +248,11 @@ pub struct App {
     pub prompts: Vec<Prompt>,
     /// The prompt was put aside with Esc (`!` shows it again; so does a new prompt).
     pub prompt_hidden: bool,
+    /// An agent's containers, by id.
+    pub fleet: BTreeMap<String, FleetRow>,
+    pub fleet_order: FleetOrder,
+    /// The selected row of the Fleet view (index into [`App::fleet_rows`]).
+    pub fleet_selected: usize,
 }
 
 /// Inputs to [`update`].
@@ -276,7 +332,59 @@ impl App {
             quit: false,
             prompts: Vec::new(),
             prompt_hidden: false,
+            fleet: BTreeMap::new(),
+            fleet_order: FleetOrder::default(),
+            fleet_selected: 0,
         }
+    }
+
+    /// The views this session has, in tab order.
+    pub fn views(&self) -> &'static [View] {
+        if self.kind() == Some(SessionKind::Agent) {
+            &View::AGENT
+        } else {
+            &View::ALL
+        }
+    }
+
+    /// The Fleet view's rows, filtered by the search (id or policy) and ordered.
+    pub fn fleet_rows(&self) -> Vec<(&String, &FleetRow)> {
+        let needle = self.filter.search.to_lowercase();
+        let mut rows: Vec<(&String, &FleetRow)> = self
+            .fleet
+            .iter()
+            .filter(|(id, r)| {
+                needle.is_empty()
+                    || id.to_lowercase().contains(&needle)
+                    || r.policy
+                        .as_deref()
+                        .is_some_and(|p| p.to_lowercase().contains(&needle))
+            })
+            .collect();
+        match self.fleet_order {
+            FleetOrder::Busiest => {
+                rows.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(b.0)))
+            }
+            FleetOrder::Rate => rows.sort_by(|a, b| {
+                let r = |x: &FleetRow| x.rates.back().copied().unwrap_or(0);
+                r(b.1).cmp(&r(a.1)).then(a.0.cmp(b.0))
+            }),
+            FleetOrder::Id => {}
+        }
+        rows
+    }
+
+    /// Count decision `d` for its container.
+    pub(super) fn count_in_fleet(&mut self, d: &Decision) {
+        let Some(c) = &d.container else { return };
+        let row = self.fleet.entry(c.clone()).or_default();
+        if d.policy.is_some() {
+            row.policy.clone_from(&d.policy);
+        }
+        row.total += 1;
+        *row.by_decision.entry(d.decision.clone()).or_default() += 1;
+        row.last.clone_from(&d.time);
+        row.this_second += 1;
     }
 
     /// The prompt on screen, if any.
@@ -482,6 +590,12 @@ pub fn update(app: &mut App, msg: Msg) -> Effect {
                     app.rates.pop_front();
                 }
                 app.rates.push_back(delta);
+            }
+            for row in app.fleet.values_mut() {
+                if row.rates.len() == FLEET_HISTORY {
+                    row.rates.pop_front();
+                }
+                row.rates.push_back(std::mem::take(&mut row.this_second));
             }
         }
         Msg::Notice(text) => app.status = Some(text),

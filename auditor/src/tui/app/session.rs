@@ -9,6 +9,7 @@ use crate::session::protocol::{Decision, Message, SessionKind};
 
 impl App {
     pub(super) fn push_decision(&mut self, d: Decision) {
+        self.count_in_fleet(&d);
         if self.rows.len() == MAX_ROWS {
             self.rows.pop_front();
         }
@@ -44,10 +45,15 @@ impl App {
                 {
                     self.view = View::Learning;
                 }
+                // An agent's session opens on its containers.
+                if h.kind == Some(SessionKind::Agent) && self.hello.is_none() {
+                    self.view = View::Fleet;
+                }
                 self.hello = Some(h);
             }
             Message::Snapshot(s) => {
                 self.rows.clear();
+                self.fleet.clear();
                 for d in s.decisions {
                     self.push_decision(d);
                 }

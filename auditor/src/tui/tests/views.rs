@@ -6,7 +6,7 @@ use crossterm::event::KeyCode;
 use ratatui::style::Color;
 
 use crate::session::protocol::{Choice, Message, Prompt, PromptClosed, SessionKind, Snapshot};
-use crate::tui::app::{update, App, Effect, Msg};
+use crate::tui::app::{update, App, Effect, Msg, View};
 
 use super::*;
 
@@ -47,11 +47,55 @@ fn snapshot_live_wide_with_detail_and_filter() {
     snapshot("live_wide_detail_filter", &app, 120, 30);
 }
 
+/// An agent's session opens on its Fleet: one row per container with its policy, counts by
+/// decision, rate and sparkline; `o` orders by rate, `/` filters by id or policy; Enter drills
+/// into the selected container's live decisions.
+#[test]
+fn snapshot_agent_fleet_order_search_and_drill_down() {
+    let mut app = agent_app(30);
+    assert_eq!(app.view, View::Fleet);
+    // Three seconds pass; container 1 keeps calling in the last.
+    update(&mut app, Msg::Second);
+    update(&mut app, Msg::Second);
+    for i in 30..36 {
+        let mut d = super::decision(i, "getppid", "denied");
+        d.container = Some("1f3a9c2e71b04d5c8e9a1".into());
+        d.policy = Some("web".into());
+        update(&mut app, super::session(Message::Decision(d)));
+    }
+    update(&mut app, Msg::Second);
+    snapshot("agent_fleet_80x24", &app, 80, 24);
+    update(&mut app, ch('o'));
+    update(&mut app, Msg::Resize(120, 20));
+    snapshot("agent_fleet_by_rate_120x20", &app, 120, 20);
+    update(&mut app, ch('/'));
+    update(&mut app, ch('d'));
+    update(&mut app, ch('b'));
+    update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        app.view,
+        View::Fleet,
+        "the Fleet view searches its own rows"
+    );
+    assert_eq!(app.fleet_rows().len(), 1);
+    // Enter: that container's decisions only.
+    update(&mut app, key(KeyCode::Enter));
+    assert_eq!(app.view, View::Live);
+    assert!(app
+        .visible()
+        .iter()
+        .all(|r| r.decision.container.as_deref() == Some("2f3a9c2e71b04d5c8e9a2")));
+    assert_eq!(app.visible().len(), 10);
+    update(&mut app, Msg::Resize(80, 24));
+    snapshot("agent_fleet_drill_80x24", &app, 80, 24);
+}
+
 /// An agent's session names the container of every call, and its policy in the detail;
 /// `/` finds a container's calls by its id.
 #[test]
 fn snapshot_agent_live_with_containers_detail_and_search() {
     let mut app = agent_app(30);
+    update(&mut app, ch('2'));
     snapshot("agent_live_80x24", &app, 80, 24);
     update(&mut app, Msg::Resize(120, 30));
     update(&mut app, ch('/'));
