@@ -493,7 +493,10 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
     let screen = tmux.wait_for(
         "both containers in the Fleet",
         Duration::from_secs(30),
-        |sc| sc.contains("Fleet (2 containers)") && short.iter().all(|c| sc.contains(c.as_str())),
+        |sc| {
+            sc.contains("Fleet (2 running, 0 ended)")
+                && short.iter().all(|c| sc.contains(c.as_str()))
+        },
     );
     assert!(
         screen.contains("web") && screen.contains("db") && screen.contains("emulated"),
@@ -513,7 +516,7 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         screen.contains("policy web") || screen.contains("policy db"),
         "{screen}"
     );
-    drop(tmux);
+    // The containers end: the Fleet keeps them, greyed, as ended.
     for (b, mut child) in containers {
         let _ = std::fs::write(b.dir.join("rootfs/stop"), "");
         let _ = std::fs::write(&stop, "");
@@ -524,5 +527,11 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         let _ = child.kill();
         let _ = child.wait();
     }
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["1"]);
+    tmux.wait_for("both containers ended", Duration::from_secs(15), |sc| {
+        sc.contains("Fleet (0 running, 2 ended)") && sc.matches("ended").count() >= 3
+    });
+    drop(tmux);
     drop(agent);
 }

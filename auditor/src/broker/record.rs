@@ -253,6 +253,12 @@ impl Inner {
         };
         let show_from = batch.len().saturating_sub(SHOWN_PER_BATCH);
         let mut totals = crate::session::protocol::Totals::default();
+        // The batch is one listener's: one container, one policy; its time, the last call's.
+        let last_time = batch
+            .last()
+            .filter(|_| self.container.is_some())
+            .map(|r| humantime::format_rfc3339_micros(r.time).to_string())
+            .unwrap_or_default();
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
         for (i, raw) in batch.drain(..).enumerate() {
             self.count(&raw);
@@ -268,6 +274,15 @@ impl Inner {
             match &raw.exe {
                 Some(e) => totals.add_parts(syscall, decision, e),
                 None => totals.add_parts(syscall, decision, &format!("pid {}", raw.pid)),
+            }
+            if let Some(c) = &self.container {
+                totals.add_container(
+                    c,
+                    self.policy.as_ref().map(|(n, _)| n.as_str()),
+                    decision,
+                    1,
+                    &last_time,
+                );
             }
             let show = i >= show_from;
             match (&self.audit, show) {

@@ -247,6 +247,30 @@ pub struct Totals {
     /// By executable (or `pid N` when the executable is unknown).
     #[serde(default)]
     pub by_caller: BTreeMap<String, u64>,
+    /// By container (an agent's session), at most [`MAX_CONTAINERS`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_container: BTreeMap<String, ContainerTotals>,
+}
+
+/// Containers an agent's totals keep; beyond, those that ended longest ago make room, and when
+/// none has ended a new container is not counted per container (its calls are in the totals).
+pub const MAX_CONTAINERS: usize = 1024;
+
+/// One container's decisions, as an agent's session counts them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerTotals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    pub decisions: u64,
+    /// By decision (allowed, denied, emulated, …).
+    #[serde(default)]
+    pub by_decision: BTreeMap<String, u64>,
+    /// The time of its last decision (RFC 3339).
+    #[serde(default)]
+    pub last: String,
+    /// Its listener closed: every process of the container's filter has exited.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 impl Totals {
@@ -255,6 +279,60 @@ impl Totals {
         match &d.exe {
             Some(e) => self.add_parts(&d.syscall, &d.decision, e),
             None => self.add_parts(&d.syscall, &d.decision, &caller(d)),
+        }
+        if let Some(c) = &d.container {
+            self.add_container(c, d.policy.as_deref(), &d.decision, 1, &d.time);
+        }
+    }
+
+    /// Count `n` decisions of kind `decision` for container `id` (under `policy`), the last
+    /// at `time`.
+    pub fn add_container(
+        &mut self,
+        id: &str,
+        policy: Option<&str>,
+        decision: &str,
+        n: u64,
+        time: &str,
+    ) {
+        if !self.by_container.contains_key(id) && !self.make_room() {
+            return;
+        }
+        let c = self.by_container.entry(id.to_owned()).or_default();
+        if c.policy.as_deref() != policy && policy.is_some() {
+            c.policy = policy.map(str::to_owned);
+        }
+        c.decisions += n;
+        bump(&mut c.by_decision, decision, n);
+        if time > c.last.as_str() {
+            c.last = time.to_owned();
+        }
+    }
+
+    /// Room for one more container: whether there is (the one that ended longest ago goes).
+    fn make_room(&mut self) -> bool {
+        if self.by_container.len() < MAX_CONTAINERS {
+            return true;
+        }
+        let oldest = self
+            .by_container
+            .iter()
+            .filter(|(_, c)| c.ended)
+            .min_by(|a, b| a.1.last.cmp(&b.1.last))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                self.by_container.remove(&k);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Container `id`'s listener closed.
+    pub fn container_ended(&mut self, id: &str) {
+        if let Some(c) = self.by_container.get_mut(id) {
+            c.ended = true;
         }
     }
 
@@ -276,6 +354,14 @@ impl Totals {
         ] {
             for (k, n) in theirs {
                 bump(mine, k, *n);
+            }
+        }
+        for (id, c) in &other.by_container {
+            for (d, n) in &c.by_decision {
+                self.add_container(id, c.policy.as_deref(), d, *n, &c.last);
+            }
+            if c.ended {
+                self.container_ended(id);
             }
         }
     }
@@ -387,5 +473,53 @@ mod tests {
         )
         .is_err());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    fn d(container: &str, decision: &str, time: &str) -> Decision {
+        Decision {
+            time: time.into(),
+            syscall: "mknodat".into(),
+            decision: decision.into(),
+            container: Some(container.into()),
+            policy: Some("web".into()),
+            ..Decision::default()
+        }
+    }
+
+    #[test]
+    fn containers_are_counted_merged_ended_and_bounded() {
+        let mut t = Totals::default();
+        t.add(&d("a", "emulated", "2026-01-01T00:00:01Z"));
+        t.add(&d("a", "denied", "2026-01-01T00:00:02Z"));
+        let mut batch = Totals::default();
+        // As the broker folds a batch: the call totals, and the container's.
+        for _ in 0..3 {
+            batch.add_parts("mknodat", "emulated", "/bin/busybox");
+        }
+        batch.add_container("a", Some("web"), "emulated", 3, "2026-01-01T00:00:03Z");
+        t.merge(&batch);
+        let a = &t.by_container["a"];
+        assert_eq!(a.decisions, 5);
+        assert_eq!(a.by_decision["emulated"], 4);
+        assert_eq!(a.last, "2026-01-01T00:00:03Z");
+        assert_eq!(a.policy.as_deref(), Some("web"));
+        t.container_ended("a");
+        assert!(t.by_container["a"].ended);
+        // Full: a new container takes the place of the one that ended longest ago; with none
+        // ended it is not counted per container.
+        for i in 1..MAX_CONTAINERS {
+            t.add(&d(&format!("c{i}"), "allowed", "2026-01-01T00:00:04Z"));
+        }
+        assert_eq!(t.by_container.len(), MAX_CONTAINERS);
+        t.add(&d("new", "allowed", "2026-01-01T00:00:05Z"));
+        assert!(t.by_container.contains_key("new") && !t.by_container.contains_key("a"));
+        t.add(&d("newer", "allowed", "2026-01-01T00:00:06Z"));
+        assert!(!t.by_container.contains_key("newer"));
+        assert_eq!(t.decisions, 2 + 3 + (MAX_CONTAINERS as u64 - 1) + 2);
     }
 }

@@ -53,6 +53,9 @@ pub enum Event {
     Progress(Progress),
     Observation(Box<Observation>),
     Notice(String),
+    /// Container `id`'s listener closed (an agent's session): its totals say so from the
+    /// next status on.
+    ContainerEnded(String),
     /// A call waits for a decision (kept for the snapshot of clients that attach later).
     Prompt(Prompt),
     PromptClosed(PromptClosed),
@@ -356,6 +359,10 @@ impl State {
                 Message::Observation(o)
             }
             Event::Notice(text) => Message::Notice { text },
+            Event::ContainerEnded(id) => {
+                self.snapshot.totals.container_ended(&id);
+                return None;
+            }
             Event::Prompt(p) => {
                 self.prompts.insert(p.id, p.clone());
                 Message::Prompt(p)

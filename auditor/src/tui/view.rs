@@ -305,17 +305,18 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
         .iter()
         .skip(offset)
         .take(height)
-        .map(|(id, r)| {
+        .map(|(id, r, f)| {
+            let rates = f.map(|f| &f.rates);
             let mut cells = vec![
                 Cell::from(super::widgets::container_id(id, usize::from(id_w))),
                 Cell::from(head(
                     r.policy.as_deref().unwrap_or("?"),
                     usize::from(policy_w),
                 )),
-                Cell::from(count(r.total)),
-                Cell::from(count(r.rates.back().copied().unwrap_or(0))),
+                Cell::from(count(r.decisions)),
+                Cell::from(count(rates.and_then(|r| r.back().copied()).unwrap_or(0))),
                 Cell::from(Span::styled(
-                    spark_text(r.rates.iter().copied(), spark_w),
+                    spark_text(rates.into_iter().flatten().copied(), spark_w),
                     Style::new().fg(Color::Cyan),
                 )),
             ];
@@ -323,24 +324,45 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
                 let n = r.by_decision.get(k).copied().unwrap_or(0);
                 cells.push(Cell::from(Span::styled(
                     count(n),
-                    if n > 0 {
+                    if n > 0 && !r.ended {
                         decision_style(k)
                     } else {
                         Style::new().fg(Color::DarkGray)
                     },
                 )));
             }
-            let last = short_time(&r.last);
-            cells.push(Cell::from(
-                last.chars().take(usize::from(last_w)).collect::<String>(),
-            ));
-            TableRow::new(cells)
+            let last = if r.ended {
+                "ended".to_owned()
+            } else {
+                short_time(&r.last)
+                    .chars()
+                    .take(usize::from(last_w))
+                    .collect()
+            };
+            cells.push(Cell::from(last));
+            // A container that ended stays, greyed, below those that run.
+            let row = TableRow::new(cells);
+            if r.ended {
+                row.style(Style::new().fg(Color::DarkGray))
+            } else {
+                row
+            }
         })
         .collect();
-    let title = if rows.len() == app.fleet.len() {
-        format!("Fleet ({} containers)", rows.len())
+    let all = app.totals.by_container.len();
+    let running = app
+        .totals
+        .by_container
+        .values()
+        .filter(|c| !c.ended)
+        .count();
+    let title = if rows.len() == all {
+        format!("Fleet ({running} running, {} ended)", all - running)
     } else {
-        format!("Fleet ({} of {} containers)", rows.len(), app.fleet.len())
+        format!(
+            "Fleet ({} of {all} containers; {running} running)",
+            rows.len()
+        )
     };
     let table = Table::new(table_rows, widths)
         .header(TableRow::new(header).style(header_style()))

@@ -576,6 +576,9 @@ async fn serve_listener(
         return;
     }
     registry.remove(key, &ctx);
+    if let Some(live) = &ctx.live {
+        live.send(crate::session::Event::ContainerEnded(id.clone()));
+    }
     match result {
         Ok(()) => {
             tracing::info!(container = %id, summary = %stats.line(), "OCI agent: container done")

@@ -162,7 +162,7 @@ impl App {
                 let id = self
                     .fleet_rows()
                     .get(self.fleet_selected)
-                    .map(|(id, _)| (*id).clone());
+                    .map(|(id, _, _)| (*id).clone());
                 if let Some(id) = id {
                     self.filter.container = Some(id);
                     self.filter.search.clear();

@@ -2,6 +2,8 @@
 //! the state and a message; what must touch the outside world comes back as an [`Effect`].
 
 use std::collections::{BTreeMap, VecDeque};
+
+use crate::session::protocol::ContainerTotals;
 use std::path::PathBuf;
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
@@ -50,20 +52,17 @@ impl View {
 /// Per-second history kept for a container's sparkline.
 pub const FLEET_HISTORY: usize = 30;
 
-/// One container of an agent's session, as the Fleet view shows it: what was seen since the UI
-/// attached (the session's recent decisions included).
+/// A container's decisions per second, oldest first, from the session's exact totals.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FleetRow {
-    pub policy: Option<String>,
-    pub total: u64,
-    /// Decisions by kind (allowed, denied, emulated, complain, gone).
-    pub by_decision: BTreeMap<String, u64>,
-    /// The time of its last decision (RFC 3339, as the session sent it).
-    pub last: String,
-    /// Decisions in this second so far, and per second before, oldest first.
-    pub this_second: u64,
+pub struct FleetRates {
+    /// Its total at the last tick.
+    pub seen: Option<u64>,
     pub rates: VecDeque<u64>,
 }
+
+/// One row of the Fleet view: a container, its totals (exact: the session counts every
+/// decision since the agent started) and its rates.
+pub type FleetRow<'a> = (&'a String, &'a ContainerTotals, Option<&'a FleetRates>);
 
 /// How the Fleet view orders its rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -248,8 +247,8 @@ pub struct App {
     pub prompts: Vec<Prompt>,
     /// The prompt was put aside with Esc (`!` shows it again; so does a new prompt).
     pub prompt_hidden: bool,
-    /// An agent's containers, by id.
-    pub fleet: BTreeMap<String, FleetRow>,
+    /// An agent's containers' rates, by id (their totals are in [`App::totals`]).
+    pub fleet: BTreeMap<String, FleetRates>,
     pub fleet_order: FleetOrder,
     /// The selected row of the Fleet view (index into [`App::fleet_rows`]).
     pub fleet_selected: usize,
@@ -347,44 +346,34 @@ impl App {
         }
     }
 
-    /// The Fleet view's rows, filtered by the search (id or policy) and ordered.
-    pub fn fleet_rows(&self) -> Vec<(&String, &FleetRow)> {
+    /// The Fleet view's rows, filtered by the search (id or policy) and ordered; containers
+    /// that ended come after those that run.
+    pub fn fleet_rows(&self) -> Vec<FleetRow<'_>> {
         let needle = self.filter.search.to_lowercase();
-        let mut rows: Vec<(&String, &FleetRow)> = self
-            .fleet
+        let mut rows: Vec<FleetRow<'_>> = self
+            .totals
+            .by_container
             .iter()
-            .filter(|(id, r)| {
+            .filter(|(id, c)| {
                 needle.is_empty()
                     || id.to_lowercase().contains(&needle)
-                    || r.policy
+                    || c.policy
                         .as_deref()
                         .is_some_and(|p| p.to_lowercase().contains(&needle))
             })
+            .map(|(id, c)| (id, c, self.fleet.get(id)))
             .collect();
-        match self.fleet_order {
-            FleetOrder::Busiest => {
-                rows.sort_by(|a, b| b.1.total.cmp(&a.1.total).then(a.0.cmp(b.0)))
-            }
-            FleetOrder::Rate => rows.sort_by(|a, b| {
-                let r = |x: &FleetRow| x.rates.back().copied().unwrap_or(0);
-                r(b.1).cmp(&r(a.1)).then(a.0.cmp(b.0))
-            }),
-            FleetOrder::Id => {}
-        }
+        let rate = |r: &FleetRow<'_>| r.2.and_then(|f| f.rates.back().copied()).unwrap_or(0);
+        rows.sort_by(|a, b| {
+            a.1.ended
+                .cmp(&b.1.ended)
+                .then_with(|| match self.fleet_order {
+                    FleetOrder::Busiest => b.1.decisions.cmp(&a.1.decisions).then(a.0.cmp(b.0)),
+                    FleetOrder::Rate => rate(b).cmp(&rate(a)).then(a.0.cmp(b.0)),
+                    FleetOrder::Id => a.0.cmp(b.0),
+                })
+        });
         rows
-    }
-
-    /// Count decision `d` for its container.
-    pub(super) fn count_in_fleet(&mut self, d: &Decision) {
-        let Some(c) = &d.container else { return };
-        let row = self.fleet.entry(c.clone()).or_default();
-        if d.policy.is_some() {
-            row.policy.clone_from(&d.policy);
-        }
-        row.total += 1;
-        *row.by_decision.entry(d.decision.clone()).or_default() += 1;
-        row.last.clone_from(&d.time);
-        row.this_second += 1;
     }
 
     /// The prompt on screen, if any.
@@ -591,12 +580,18 @@ pub fn update(app: &mut App, msg: Msg) -> Effect {
                 }
                 app.rates.push_back(delta);
             }
-            for row in app.fleet.values_mut() {
-                if row.rates.len() == FLEET_HISTORY {
-                    row.rates.pop_front();
+            for (id, c) in &app.totals.by_container {
+                let f = app.fleet.entry(id.clone()).or_default();
+                let delta = f.seen.map_or(0, |s| c.decisions.saturating_sub(s));
+                f.seen = Some(c.decisions);
+                if f.rates.len() == FLEET_HISTORY {
+                    f.rates.pop_front();
                 }
-                row.rates.push_back(std::mem::take(&mut row.this_second));
+                f.rates.push_back(delta);
             }
+            let totals = &app.totals;
+            app.fleet
+                .retain(|id, _| totals.by_container.contains_key(id));
         }
         Msg::Notice(text) => app.status = Some(text),
         Msg::Written(r) => {

@@ -9,7 +9,6 @@ use crate::session::protocol::{Decision, Message, SessionKind};
 
 impl App {
     pub(super) fn push_decision(&mut self, d: Decision) {
-        self.count_in_fleet(&d);
         if self.rows.len() == MAX_ROWS {
             self.rows.pop_front();
         }

@@ -64,6 +64,20 @@ fn snapshot_agent_fleet_order_search_and_drill_down() {
         update(&mut app, super::session(Message::Decision(d)));
     }
     update(&mut app, Msg::Second);
+    // The session's status: exact totals, and container 0 has ended.
+    let mut totals = app.totals.clone();
+    totals.container_ended("0f3a9c2e71b04d5c8e9a0");
+    update(
+        &mut app,
+        super::session(Message::Status(crate::session::protocol::Status {
+            totals,
+            ..Default::default()
+        })),
+    );
+    assert_eq!(
+        app.fleet_rows().last().map(|r| r.0.as_str()),
+        Some("0f3a9c2e71b04d5c8e9a0")
+    );
     snapshot("agent_fleet_80x24", &app, 80, 24);
     update(&mut app, ch('o'));
     update(&mut app, Msg::Resize(120, 20));
