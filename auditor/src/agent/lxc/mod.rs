@@ -320,6 +320,22 @@ struct Filter {
     container: String,
     /// Counted in the agent's metrics while the filter is served.
     _serving: Option<crate::metrics::Serving>,
+    /// The live session, told when the container has ended.
+    live: Option<crate::session::SessionSender>,
+}
+
+impl Drop for Filter {
+    /// Forgotten because its tasks are gone (or its connection closed): when no task of the
+    /// filter is left, the container has ended — the live session's Fleet says so.
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            if self.fd.readiness().map(|r| r.hangup).unwrap_or(false) {
+                live.send(crate::session::Event::ContainerEnded(
+                    self.container.clone(),
+                ));
+            }
+        }
+    }
 }
 
 /// One record as received: bytes and the fds that came with it (closed on drop).
@@ -663,6 +679,7 @@ impl Connection {
                 broker: Arc::new(broker),
                 container,
                 _serving: serving,
+                live: ctx.live.clone(),
             })
         })
         .await
