@@ -257,8 +257,7 @@ impl Inner {
         let last_time = batch
             .last()
             .filter(|_| self.container.is_some())
-            .map(|r| humantime::format_rfc3339_micros(r.time).to_string())
-            .unwrap_or_default();
+            .map(|r| humantime::format_rfc3339_micros(r.time).to_string());
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
         for (i, raw) in batch.drain(..).enumerate() {
             self.count(&raw);
@@ -275,15 +274,6 @@ impl Inner {
                 Some(e) => totals.add_parts(syscall, decision, e),
                 None => totals.add_parts(syscall, decision, &format!("pid {}", raw.pid)),
             }
-            if let Some(c) = &self.container {
-                totals.add_container(
-                    c,
-                    self.policy.as_ref().map(|(n, _)| n.as_str()),
-                    decision,
-                    1,
-                    &last_time,
-                );
-            }
             let show = i >= show_from;
             match (&self.audit, show) {
                 (None, false) => {}
@@ -294,6 +284,13 @@ impl Inner {
                     shown.push((&record).into());
                     a.record(record);
                 }
+            }
+        }
+        // The container's counts are the batch's by decision.
+        if let (Some(c), Some(time)) = (&self.container, last_time) {
+            let policy = self.policy.as_ref().map(|(n, _)| n.as_str());
+            for (decision, n) in totals.by_action.clone() {
+                totals.add_container(c, policy, &decision, n, &time);
             }
         }
         live.send(crate::session::Event::Decisions(Box::new(

@@ -261,7 +261,6 @@ pub const MAX_CONTAINERS: usize = 1024;
 pub struct ContainerTotals {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
-    pub decisions: u64,
     /// By decision (allowed, denied, emulated, …).
     #[serde(default)]
     pub by_decision: BTreeMap<String, u64>,
@@ -271,6 +270,13 @@ pub struct ContainerTotals {
     /// Its listener closed: every process of the container's filter has exited.
     #[serde(default)]
     pub ended: bool,
+}
+
+impl ContainerTotals {
+    /// Its decisions, all kinds.
+    pub fn decisions(&self) -> u64 {
+        self.by_decision.values().sum()
+    }
 }
 
 impl Totals {
@@ -295,14 +301,20 @@ impl Totals {
         n: u64,
         time: &str,
     ) {
-        if !self.by_container.contains_key(id) && !self.make_room() {
-            return;
+        // Every decision of an agent passes here: the id is copied only for a new container.
+        if !self.by_container.contains_key(id) {
+            if !self.make_room() {
+                return;
+            }
+            self.by_container
+                .insert(id.to_owned(), ContainerTotals::default());
         }
-        let c = self.by_container.entry(id.to_owned()).or_default();
+        let Some(c) = self.by_container.get_mut(id) else {
+            return;
+        };
         if c.policy.as_deref() != policy && policy.is_some() {
             c.policy = policy.map(str::to_owned);
         }
-        c.decisions += n;
         bump(&mut c.by_decision, decision, n);
         if time > c.last.as_str() {
             c.last = time.to_owned();
@@ -504,7 +516,7 @@ mod container_tests {
         batch.add_container("a", Some("web"), "emulated", 3, "2026-01-01T00:00:03Z");
         t.merge(&batch);
         let a = &t.by_container["a"];
-        assert_eq!(a.decisions, 5);
+        assert_eq!(a.decisions(), 5);
         assert_eq!(a.by_decision["emulated"], 4);
         assert_eq!(a.last, "2026-01-01T00:00:03Z");
         assert_eq!(a.policy.as_deref(), Some("web"));

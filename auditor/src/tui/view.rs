@@ -240,12 +240,12 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
 }
 
 /// `values` as a sparkline of block characters, scaled to their own maximum.
-fn spark_text(values: impl Iterator<Item = u64> + Clone, width: usize) -> String {
+fn spark_text(values: impl Iterator<Item = u64>, width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let v: Vec<u64> = values.collect();
     let v = &v[v.len().saturating_sub(width)..];
     let max = v.iter().copied().max().unwrap_or(0);
-    let mut s: String = v
+    let s: String = v
         .iter()
         .map(|&x| {
             if max == 0 || x == 0 {
@@ -255,10 +255,7 @@ fn spark_text(values: impl Iterator<Item = u64> + Clone, width: usize) -> String
             }
         })
         .collect();
-    while s.chars().count() < width {
-        s.insert(0, ' ');
-    }
-    s
+    format!("{s:>width$}")
 }
 
 /// The Fleet view: one row per container of an agent's session.
@@ -266,7 +263,7 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     let rows = app.fleet_rows();
     if rows.is_empty() {
         let lines = vec![
-            Line::raw("No container has made a notified call since this view attached."),
+            Line::raw("No container has made a notified call yet."),
             Line::raw(
                 "Each container the agent serves appears with its first call its policy marks notify.",
             ),
@@ -313,7 +310,7 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
                     r.policy.as_deref().unwrap_or("?"),
                     usize::from(policy_w),
                 )),
-                Cell::from(count(r.decisions)),
+                Cell::from(count(r.decisions())),
                 Cell::from(count(rates.and_then(|r| r.back().copied()).unwrap_or(0))),
                 Cell::from(Span::styled(
                     spark_text(rates.into_iter().flatten().copied(), spark_w),

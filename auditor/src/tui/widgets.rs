@@ -35,7 +35,6 @@ pub fn short_time(rfc3339: &str) -> &str {
         .unwrap_or(rfc3339)
 }
 
-/// The last `max` characters of a path-like string, with a leading `…` when cut.
 /// A container id in `max` columns: an engine's 64-hex id by its first 12 (Docker's short
 /// form), a name (runc and crun take any) by its end, where names of one family differ.
 pub fn container_id(id: &str, max: usize) -> String {
@@ -45,6 +44,7 @@ pub fn container_id(id: &str, max: usize) -> String {
     tail(id, max)
 }
 
+/// The last `max` characters of a path-like string, with a leading `…` when cut.
 pub fn tail(s: &str, max: usize) -> String {
     let n = s.chars().count();
     if n <= max {

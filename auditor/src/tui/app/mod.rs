@@ -2,15 +2,13 @@
 //! the state and a message; what must touch the outside world comes back as an [`Effect`].
 
 use std::collections::{BTreeMap, VecDeque};
-
-use crate::session::protocol::ContainerTotals;
 use std::path::PathBuf;
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
 use crate::observe::model::Observation;
 use crate::session::protocol::{
-    Choice, Decision, Hello, Message, Progress, Prompt, SessionKind, Totals,
+    Choice, ContainerTotals, Decision, Hello, Message, Progress, Prompt, SessionKind, Totals,
 };
 
 mod keys;
@@ -368,7 +366,7 @@ impl App {
             a.1.ended
                 .cmp(&b.1.ended)
                 .then_with(|| match self.fleet_order {
-                    FleetOrder::Busiest => b.1.decisions.cmp(&a.1.decisions).then(a.0.cmp(b.0)),
+                    FleetOrder::Busiest => b.1.decisions().cmp(&a.1.decisions()).then(a.0.cmp(b.0)),
                     FleetOrder::Rate => rate(b).cmp(&rate(a)).then(a.0.cmp(b.0)),
                     FleetOrder::Id => a.0.cmp(b.0),
                 })
@@ -582,8 +580,9 @@ pub fn update(app: &mut App, msg: Msg) -> Effect {
             }
             for (id, c) in &app.totals.by_container {
                 let f = app.fleet.entry(id.clone()).or_default();
-                let delta = f.seen.map_or(0, |s| c.decisions.saturating_sub(s));
-                f.seen = Some(c.decisions);
+                let total = c.decisions();
+                let delta = f.seen.map_or(0, |s| total.saturating_sub(s));
+                f.seen = Some(total);
                 if f.rates.len() == FLEET_HISTORY {
                     f.rates.pop_front();
                 }
