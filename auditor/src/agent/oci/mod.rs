@@ -155,18 +155,6 @@ pub enum NameSource {
 }
 
 impl NameSource {
-    /// The mechanism, as the audit log and the agent's log name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NameSource::Metadata => "listenerMetadata",
-            NameSource::Annotation => POLICY_ANNOTATION,
-            NameSource::Default => "default",
-            NameSource::AnnotationIgnored => "default (annotation ignored)",
-        }
-    }
-}
-
-impl NameSource {
     /// The mechanism named by [`NameSource::as_str`].
     fn parse(s: &str) -> NameSource {
         match s {
@@ -174,6 +162,16 @@ impl NameSource {
             POLICY_ANNOTATION => NameSource::Annotation,
             "default (annotation ignored)" => NameSource::AnnotationIgnored,
             _ => NameSource::Default,
+        }
+    }
+
+    /// The mechanism, as the audit log and the agent's log name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::Metadata => "listenerMetadata",
+            NameSource::Annotation => POLICY_ANNOTATION,
+            NameSource::Default => "default",
+            NameSource::AnnotationIgnored => "default (annotation ignored)",
         }
     }
 }
@@ -416,19 +414,14 @@ async fn connection(
     };
     // Registered before the handshake's slot is given back: a handover waits for every
     // slot, so it finds this listener.
-    let key = match registry.add(fd, &listener, &cancel, &ctx) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::warn!(container = %listener.handed.id, error = %e, "OCI agent: cannot keep the listener (fd table full?); refused");
-            return;
-        }
-    };
+    let key = registry.add(fd, listener, &cancel, &ctx);
     drop(permit);
-    serve_listener(listener, loaded.decider, key, ctx, registry, cancel).await;
+    serve_listener(loaded.decider, key, ctx, registry, cancel).await;
 }
 
 /// What the agent keeps of a listener it serves: enough to hand it over, or to serve it again
 /// when a handover fails.
+#[derive(Clone)]
 struct Listener {
     handed: handover::Handed,
     source: NameSource,
@@ -436,14 +429,39 @@ struct Listener {
     stats: Arc<crate::broker::Stats>,
 }
 
+impl Listener {
+    /// A listener another agent served (handed over, or left in the fd store), now under the
+    /// policy `loaded` from this agent's directory, its counts going on.
+    fn adopted(h: &handover::Handed, loaded: &Loaded, slot: Option<u32>) -> Listener {
+        Listener {
+            handed: handover::Handed {
+                policy: loaded.name.clone(),
+                digest: loaded.digest.clone(),
+                slot,
+                ..h.clone()
+            },
+            source: NameSource::parse(&h.source),
+            policy: loaded.policy.clone(),
+            stats: Arc::new(crate::broker::Stats::from_counts(h.counts)),
+        }
+    }
+}
+
+/// Load the policies `names` ask for from this agent's directory (off the async threads).
+async fn load_policies(
+    ctx: &Shared,
+    names: Vec<Option<String>>,
+) -> Result<Vec<Result<Loaded, PolicyDirError>>, tokio::task::JoinError> {
+    let dir = ctx.policies.clone();
+    tokio::task::spawn_blocking(move || names.iter().map(|n| dir.load(n.as_deref())).collect())
+        .await
+}
+
 /// One served listener in the [`Registry`].
 struct Entry {
     /// The agent's own reference to the listener: it outlives a broker stopped for a handover.
     fd: OwnedFd,
-    handed: handover::Handed,
-    source: NameSource,
-    policy: crate::policy::model::Policy,
-    stats: Arc<crate::broker::Stats>,
+    listener: Listener,
     /// Stops this broker only (a handover).
     stop: CancellationToken,
     /// Set once its broker has returned.
@@ -466,13 +484,7 @@ impl Registry {
 
     /// Keep `fd` (the agent's own reference) and the listener's description, and store it
     /// with the service manager (in `l.handed.slot` when it is there already); its key.
-    fn add(
-        &self,
-        fd: OwnedFd,
-        l: &Listener,
-        cancel: &CancellationToken,
-        ctx: &Shared,
-    ) -> std::io::Result<u64> {
+    fn add(&self, fd: OwnedFd, l: Listener, cancel: &CancellationToken, ctx: &Shared) -> u64 {
         let slot = ctx
             .store
             .as_ref()
@@ -485,51 +497,46 @@ impl Registry {
             key,
             Entry {
                 fd,
-                handed: l.handed.clone(),
-                source: l.source,
-                policy: l.policy.clone(),
-                stats: l.stats.clone(),
+                listener: l,
                 stop: cancel.child_token(),
                 ended,
                 ended_tx: Arc::new(ended_tx),
                 slot,
             },
         );
-        Ok(key)
+        key
     }
 
     /// Forget listener `key` (its container ended): out of the fd store too.
     fn remove(&self, key: u64, ctx: &Shared) {
         let e = self.lock().1.remove(&key);
-        if let (
-            Some(st),
-            Some(Entry {
-                slot: Some((slot, _)),
-                ..
-            }),
-        ) = (&ctx.store, e)
-        {
-            st.remove(slot);
-        }
+        release(e, ctx);
+    }
+}
+
+/// A listener the registry let go of: out of the fd store.
+fn release(e: Option<Entry>, ctx: &Shared) {
+    if let (Some(st), Some((slot, _))) = (&ctx.store, e.and_then(|e| e.slot)) {
+        st.remove(slot);
     }
 }
 
 /// Serve listener `key` of the registry with `decider` until its container is gone, the
 /// agent stops, or a handover stops it (the registry then keeps it).
 async fn serve_listener(
-    l: Listener,
     decider: crate::broker::decide::Decider,
     key: u64,
     ctx: Shared,
     registry: Registry,
     cancel: CancellationToken,
 ) {
-    let (fd, stop, ended_tx, id_slot) = {
+    let (l, fd, stop, ended_tx, id_slot) = {
         let g = registry.lock();
         let Some(e) = g.1.get(&key) else {
             return;
         };
         (
+            e.listener.clone(),
             e.fd.try_clone(),
             e.stop.clone(),
             e.ended_tx.clone(),
@@ -664,18 +671,14 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
             Err(e) => return Err(e),
         }
     }
-    let (listener, files, hlistener) = match bind(socket) {
-        Ok((listener, file)) => {
-            let h = handover::bind(&hpath).map_err(|e| OciError::Handover(Box::new(e)))?;
-            let hfile = SocketFile::bound(&hpath).map_err(|source| OciError::Bind {
-                path: hpath.clone(),
-                source,
-            })?;
-            tracing::info!(socket = %socket.display(), handover = %hpath.display(), "OCI agent: listening");
-            (listener, [file, hfile], h)
-        }
-        Err(e) => return Err(e),
-    };
+    let (listener, file) = bind(socket)?;
+    let hlistener = handover::bind(&hpath).map_err(|e| OciError::Handover(Box::new(e)))?;
+    let hfile = SocketFile::bound(&hpath).map_err(|source| OciError::Bind {
+        path: hpath.clone(),
+        source,
+    })?;
+    tracing::info!(socket = %socket.display(), handover = %hpath.display(), "OCI agent: listening");
+    let files = [file, hfile];
     let mut files = Some(files);
     accept_loop(
         listener,
@@ -688,8 +691,8 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
     .await
 }
 
-/// A listener adopted from the agent before, ready to serve.
-type Adopted = (Listener, crate::broker::decide::Decider, u64);
+/// A listener adopted from the agent before (its decider and registry key), ready to serve.
+type Adopted = (crate::broker::decide::Decider, u64);
 
 /// Take over from the agent serving `socket`: receive its sockets and listeners, load every
 /// container's policy from this agent's directory, answer. Refused (the old agent serving on)
@@ -715,19 +718,11 @@ async fn take_over(
         conn,
     } = received;
     // Every policy, from this agent's directory (it may have changed).
-    let dir = ctx.policies.clone();
-    let names: Vec<Option<String>> = containers
+    let names = containers
         .iter()
         .map(|(h, _)| h.requested.clone())
         .collect();
-    let loaded = tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|n| dir.load(n.as_deref()))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(OciError::Join)?;
+    let loaded = load_policies(ctx, names).await.map_err(OciError::Join)?;
     let mut ready = Vec::with_capacity(containers.len());
     let mut refusal = None;
     for ((h, fd), l) in containers.into_iter().zip(loaded) {
@@ -750,22 +745,11 @@ async fn take_over(
     }
     let mut adopted = Vec::with_capacity(ready.len());
     for (h, fd, loaded) in ready {
-        let source = NameSource::parse(&h.source);
         if loaded.digest != h.digest || loaded.name != h.policy {
             tracing::info!(container = %h.id, policy = %loaded.name, before = %h.policy, path = %loaded.path.display(), "OCI agent: adopted container's policy changed: its notified calls are decided by the new one (what its filter decides in the kernel stays)");
         }
-        let l = Listener {
-            handed: handover::Handed {
-                policy: loaded.name.clone(),
-                digest: loaded.digest.clone(),
-                ..h.clone()
-            },
-            source,
-            policy: loaded.policy.clone(),
-            stats: Arc::new(crate::broker::Stats::from_counts(h.counts)),
-        };
-        let key = registry.add(fd, &l, cancel, ctx).map_err(OciError::Read)?;
-        adopted.push((l, loaded.decider, key));
+        let l = Listener::adopted(&h, &loaded, h.slot);
+        adopted.push((loaded.decider, registry.add(fd, l, cancel, ctx)));
     }
     // Under systemd (NotifyAccess=all) this agent is the service's main process from now on:
     // said before the old one exits, or its exit would be taken for the service's.
@@ -848,9 +832,8 @@ async fn accept_loop(
     let mut tasks = tokio::task::JoinSet::new();
     let mut adopted = adopted;
     adopted.extend(recover(&ctx, &registry, &cancel).await);
-    for (l, decider, key) in adopted {
+    for (decider, key) in adopted {
         tasks.spawn(serve_listener(
-            l,
             decider,
             key,
             ctx.clone(),
@@ -933,19 +916,11 @@ async fn recover(ctx: &Shared, registry: &Registry, cancel: &CancellationToken) 
     if recovered.is_empty() {
         return Vec::new();
     }
-    let dir = ctx.policies.clone();
-    let names: Vec<Option<String>> = recovered
+    let names = recovered
         .iter()
         .map(|r| r.handed.requested.clone())
         .collect();
-    let loaded = match tokio::task::spawn_blocking(move || {
-        names
-            .iter()
-            .map(|n| dir.load(n.as_deref()))
-            .collect::<Vec<_>>()
-    })
-    .await
-    {
+    let loaded = match load_policies(ctx, names).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "OCI agent: the policy loader failed; stored listeners not served");
@@ -957,24 +932,9 @@ async fn recover(ctx: &Shared, registry: &Registry, cancel: &CancellationToken) 
     for (r, l) in recovered.into_iter().zip(loaded) {
         match l {
             Ok(l) => {
-                let listener = Listener {
-                    handed: handover::Handed {
-                        policy: l.name.clone(),
-                        digest: l.digest.clone(),
-                        slot: Some(r.slot),
-                        ..r.handed.clone()
-                    },
-                    source: NameSource::parse(&r.handed.source),
-                    policy: l.policy.clone(),
-                    stats: Arc::new(crate::broker::Stats::from_counts(r.handed.counts)),
-                };
                 tracing::info!(container = %r.handed.id, policy = %l.name, stale = r.stale, "OCI agent: serving a container again (listener from the fd store)");
-                match registry.add(r.fd, &listener, cancel, ctx) {
-                    Ok(key) => out.push((listener, l.decider, key)),
-                    Err(e) => {
-                        tracing::error!(container = %r.handed.id, error = %e, "OCI agent: cannot keep a stored listener; closed (ENOSYS)")
-                    }
-                }
+                let listener = Listener::adopted(&r.handed, &l, Some(r.slot));
+                out.push((l.decider, registry.add(r.fd, listener, cancel, ctx)));
             }
             Err(e) => {
                 tracing::error!(container = %r.handed.id, error = %e, "OCI agent: the policy of a stored listener does not load; closed (its calls fail with ENOSYS)");
@@ -1098,8 +1058,8 @@ async fn hand_over(
         let g = registry.lock();
         g.1.values()
             .map(|e| {
-                let mut h = e.handed.clone();
-                h.counts = e.stats.counts();
+                let mut h = e.listener.handed.clone();
+                h.counts = e.listener.stats.counts();
                 h.slot = e.slot.as_ref().map(|(s, _)| *s);
                 (h, e.fd.as_raw_fd())
             })
@@ -1181,16 +1141,9 @@ fn resume(
         e.stop = cancel.child_token();
         e.ended = ended;
         e.ended_tx = Arc::new(ended_tx);
-        let l = Listener {
-            handed: e.handed.clone(),
-            source: e.source,
-            policy: e.policy.clone(),
-            stats: e.stats.clone(),
-        };
-        match crate::broker::decide::Decider::new(e.policy.clone()) {
+        match crate::broker::decide::Decider::new(e.listener.policy.clone()) {
             Ok(decider) => {
                 tasks.spawn(serve_listener(
-                    l,
                     decider,
                     key,
                     ctx.clone(),
@@ -1199,17 +1152,8 @@ fn resume(
                 ));
             }
             Err(err) => {
-                tracing::error!(container = %e.handed.id, error = %err, "OCI agent: cannot serve the listener again; its notified calls fail (ENOSYS)");
-                if let (
-                    Some(st),
-                    Some(Entry {
-                        slot: Some((slot, _)),
-                        ..
-                    }),
-                ) = (&ctx.store, g.1.remove(&key))
-                {
-                    st.remove(slot);
-                }
+                tracing::error!(container = %e.listener.handed.id, error = %err, "OCI agent: cannot serve the listener again; its notified calls fail (ENOSYS)");
+                release(g.1.remove(&key), ctx);
             }
         }
     }
