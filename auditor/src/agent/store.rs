@@ -142,6 +142,28 @@ fn notify(state: &[sd_notify::NotifyState<'_>], fds: &[BorrowedFd<'_>]) -> Resul
     sd_notify::notify_with_fds(false, state, fds).map_err(StoreError::Notify)
 }
 
+/// Store `fd` under `name` (`FDSTORE=1`).
+fn store_fd(name: &str, fd: BorrowedFd<'_>) -> Result<(), StoreError> {
+    notify(
+        &[
+            sd_notify::NotifyState::FdStore,
+            sd_notify::NotifyState::FdName(name),
+        ],
+        &[fd],
+    )
+}
+
+/// Drop every fd stored under `name` (`FDSTOREREMOVE=1`).
+fn unstore(name: &str) -> Result<(), StoreError> {
+    notify(
+        &[
+            sd_notify::NotifyState::FdStoreRemove,
+            sd_notify::NotifyState::FdName(name),
+        ],
+        &[],
+    )
+}
+
 /// The name a listener in `slot` is stored under.
 pub fn listener_name(slot: u32) -> String {
     format!("{LISTENER_PREFIX}{slot}")
@@ -231,13 +253,7 @@ impl Store {
             for (slot, fd) in listeners {
                 let Some(h) = doc.and_then(|d| d.listeners.get(&slot)) else {
                     tracing::error!(slot, "a stored listener without its container in the store's state: closed (its calls fail with ENOSYS)");
-                    let _ = notify(
-                        &[
-                            sd_notify::NotifyState::FdStoreRemove,
-                            sd_notify::NotifyState::FdName(&listener_name(slot)),
-                        ],
-                        &[],
-                    );
+                    let _ = unstore(&listener_name(slot));
                     continue;
                 };
                 if crate::seccomp::notify::check_listener(fd.as_fd()).is_err() {
@@ -281,28 +297,10 @@ impl Store {
         };
         store.write()?;
         for name in [IDS_NAME, STATE_NAME] {
-            notify(
-                &[
-                    sd_notify::NotifyState::FdStoreRemove,
-                    sd_notify::NotifyState::FdName(name),
-                ],
-                &[],
-            )?;
+            unstore(name)?;
         }
-        notify(
-            &[
-                sd_notify::NotifyState::FdStore,
-                sd_notify::NotifyState::FdName(IDS_NAME),
-            ],
-            &[store.ids_fd.as_fd()],
-        )?;
-        notify(
-            &[
-                sd_notify::NotifyState::FdStore,
-                sd_notify::NotifyState::FdName(STATE_NAME),
-            ],
-            &[store.state_fd.as_fd()],
-        )?;
+        store_fd(IDS_NAME, store.ids_fd.as_fd())?;
+        store_fd(STATE_NAME, store.state_fd.as_fd())?;
         Ok(Some(store))
     }
 
@@ -347,36 +345,22 @@ impl Store {
     pub fn add(&self, fd: BorrowedFd<'_>, h: &Handed, slot: Option<u32>) -> Option<(u32, IdSlot)> {
         let (slot, new) = {
             let mut g = self.lock();
-            let slot = match slot {
+            let (slot, new) = match slot {
                 Some(s) if (s as usize) < SLOTS => (s, false),
                 _ => {
                     let free = (0..SLOTS as u32).find(|s| !g.1.listeners.contains_key(s))?;
                     (free, true)
                 }
             };
-            g.1.listeners.insert(slot.0, h.clone());
-            slot
+            g.1.listeners.insert(slot, h.clone());
+            (slot, new)
         };
-        let slot_and_new = (slot, new);
-        let (slot, new) = slot_and_new;
         if new {
             self.ids.slot(slot as usize).store(0, Ordering::Release);
             let name = listener_name(slot);
             // Whatever an earlier listener of this slot left.
-            let _ = notify(
-                &[
-                    sd_notify::NotifyState::FdStoreRemove,
-                    sd_notify::NotifyState::FdName(&name),
-                ],
-                &[],
-            );
-            if let Err(e) = notify(
-                &[
-                    sd_notify::NotifyState::FdStore,
-                    sd_notify::NotifyState::FdName(&name),
-                ],
-                &[fd],
-            ) {
+            let _ = unstore(&name);
+            if let Err(e) = store_fd(&name, fd) {
                 tracing::warn!(container = %h.id, error = %e, "cannot store the listener with the service manager");
                 self.lock().1.listeners.remove(&slot);
                 return None;
@@ -397,13 +381,7 @@ impl Store {
     /// The listener in `slot` ended: out of the store.
     pub fn remove(&self, slot: u32) {
         self.lock().1.listeners.remove(&slot);
-        let _ = notify(
-            &[
-                sd_notify::NotifyState::FdStoreRemove,
-                sd_notify::NotifyState::FdName(&listener_name(slot)),
-            ],
-            &[],
-        );
+        let _ = unstore(&listener_name(slot));
         if let Err(e) = self.write() {
             tracing::warn!(error = %e, "fd store state not updated");
         }
