@@ -70,6 +70,80 @@ pub(crate) fn check_socket_dir(
     Ok(())
 }
 
+/// Why a `SOCK_SEQPACKET` socket could not be listened on ([`listen_seqpacket`]).
+#[derive(Debug)]
+pub(crate) enum SeqpacketError {
+    /// A live socket (somebody listens on it).
+    InUse,
+    /// Another kind of file.
+    NotASocket,
+    RemoveStale(std::io::Error),
+    Socket(nix::Error),
+    Bind(nix::Error),
+    Chmod(std::io::Error),
+}
+
+/// Whether a process listens on the SOCK_SEQPACKET socket at `path` (a socket nobody listens
+/// on refuses the connection).
+fn seqpacket_live(path: &std::path::Path) -> Result<bool, std::io::Error> {
+    use nix::sys::socket as sock;
+    use std::os::fd::AsRawFd as _;
+    let probe = sock::socket(
+        sock::AddressFamily::Unix,
+        sock::SockType::SeqPacket,
+        sock::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let addr = sock::UnixAddr::new(path)?;
+    match sock::connect(probe.as_raw_fd(), &addr) {
+        Ok(()) => Ok(true),
+        Err(nix::Error::ECONNREFUSED) => Ok(false),
+        // A listener of another socket type is somebody's too.
+        Err(nix::Error::EPROTOTYPE) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Listen (non-blocking, 0600) on the SOCK_SEQPACKET socket at `path`, whose directory the
+/// caller has checked: a stale socket there is replaced, a live one or any other file is left
+/// alone and refused. The LXC proxy's socket and the OCI agent's handover socket.
+pub(crate) fn listen_seqpacket(
+    path: &std::path::Path,
+    backlog: i32,
+) -> Result<(std::os::fd::OwnedFd, SocketFile), SeqpacketError> {
+    use nix::sys::socket as sock;
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if seqpacket_live(path).map_err(SeqpacketError::RemoveStale)? {
+                return Err(SeqpacketError::InUse);
+            }
+            std::fs::remove_file(path).map_err(SeqpacketError::RemoveStale)?;
+        }
+        Ok(_) => return Err(SeqpacketError::NotASocket),
+        Err(_) => {}
+    }
+    let fd = sock::socket(
+        sock::AddressFamily::Unix,
+        sock::SockType::SeqPacket,
+        sock::SockFlag::SOCK_CLOEXEC | sock::SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(SeqpacketError::Socket)?;
+    let addr = sock::UnixAddr::new(path).map_err(SeqpacketError::Bind)?;
+    sock::bind(fd.as_raw_fd(), &addr).map_err(SeqpacketError::Bind)?;
+    // Peers are also checked by uid on accept: this closes the window before chmod.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(SeqpacketError::Chmod)?;
+    let backlog = sock::Backlog::new(backlog).unwrap_or(sock::Backlog::MAXCONN);
+    sock::listen(&fd, backlog).map_err(SeqpacketError::Bind)?;
+    let file = SocketFile::bound(path).map_err(|e| {
+        SeqpacketError::Bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    })?;
+    Ok((fd, file))
+}
+
 /// The socket file an agent bound: removed when the agent stops, unless replaced since (by
 /// another agent, say) — told apart by device and inode.
 pub(crate) struct SocketFile {

@@ -32,7 +32,6 @@
 //! the next notification.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,74 +120,29 @@ impl AsRawFd for Sock {
     }
 }
 
-/// Whether a process listens on the SOCK_SEQPACKET socket at `path` (a socket nobody listens
-/// on refuses the connection).
-fn live(path: &Path) -> Result<bool, std::io::Error> {
-    let probe = sock::socket(
-        sock::AddressFamily::Unix,
-        sock::SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let addr = sock::UnixAddr::new(path)?;
-    match sock::connect(probe.as_raw_fd(), &addr) {
-        Ok(()) => Ok(true),
-        Err(nix::Error::ECONNREFUSED) => Ok(false),
-        // A listener of another socket type is somebody's too.
-        Err(nix::Error::EPROTOTYPE) => Ok(true),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Listen on `path` (its directory root's and writable by no one else): a stale socket there
 /// is replaced, a live one or any other file is left alone and refused.
 fn listen_on(path: &Path) -> Result<(OwnedFd, super::SocketFile), LxcError> {
+    use super::SeqpacketError as E;
     super::check_socket_dir(path).map_err(|(dir, why)| LxcError::SocketDir { dir, why })?;
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            let remove = |source| LxcError::RemoveStale {
-                path: path.to_owned(),
-                source,
-            };
-            if live(path).map_err(remove)? {
-                return Err(LxcError::InUse {
-                    path: path.to_owned(),
-                });
-            }
-            std::fs::remove_file(path).map_err(remove)?;
-        }
-        Ok(_) => {
-            return Err(LxcError::NotASocket {
-                path: path.to_owned(),
-            })
-        }
-        Err(_) => {}
-    }
-    let fd = sock::socket(
-        sock::AddressFamily::Unix,
-        sock::SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(|source| LxcError::Socket { source })?;
-    let bind = |source| LxcError::Bind {
-        path: path.to_owned(),
-        source,
-    };
-    let addr = sock::UnixAddr::new(path).map_err(bind)?;
-    sock::bind(fd.as_raw_fd(), &addr).map_err(bind)?;
-    // Peers are also checked by uid on accept: this closes the window before chmod.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        LxcError::Chmod {
-            path: path.to_owned(),
+    let path_buf = || path.to_owned();
+    super::listen_seqpacket(path, 128).map_err(|e| match e {
+        E::InUse => LxcError::InUse { path: path_buf() },
+        E::NotASocket => LxcError::NotASocket { path: path_buf() },
+        E::RemoveStale(source) => LxcError::RemoveStale {
+            path: path_buf(),
             source,
-        }
-    })?;
-    let backlog = sock::Backlog::new(128).unwrap_or(sock::Backlog::MAXCONN);
-    sock::listen(&fd, backlog).map_err(bind)?;
-    let file = super::SocketFile::bound(path)
-        .map_err(|e| bind(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
-    Ok((fd, file))
+        },
+        E::Socket(source) => LxcError::Socket { source },
+        E::Bind(source) => LxcError::Bind {
+            path: path_buf(),
+            source,
+        },
+        E::Chmod(source) => LxcError::Chmod {
+            path: path_buf(),
+            source,
+        },
+    })
 }
 
 /// Listen on `socket` and serve every LXC container that connects until `cancel` fires.

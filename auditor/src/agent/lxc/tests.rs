@@ -1,6 +1,7 @@
 //! Unit tests of the LXC proxy's serving side.
 
 use super::*;
+use std::os::unix::fs::PermissionsExt as _;
 
 #[test]
 fn the_socket_is_root_only_and_never_replaces_a_file() {

@@ -216,40 +216,28 @@ pub fn check_peer(conn: BorrowedFd<'_>) -> Result<(), HandoverError> {
     Ok(())
 }
 
-/// Bind the handover socket at `path` (0600; a stale one, that nobody listens on, replaced).
-/// The directory is the runtime socket's, already checked root-only.
-pub fn bind(path: &Path) -> Result<OwnedFd, HandoverError> {
-    let err = |source: std::io::Error| HandoverError::Socket {
-        path: path.to_owned(),
-        source,
-    };
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(|e| err(e.into()))?;
-    let addr = UnixAddr::new(path).map_err(|e| err(e.into()))?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        // Ours to replace only if nobody listens on it (the runtime socket was free: any
-        // agent that bound this one is gone).
-        if connect(path).is_ok() {
-            return Err(err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another agent listens on it",
-            )));
+/// Listen on the handover socket at `path` (0600; a stale one, that nobody listens on,
+/// replaced; a live one or another file refused). The directory is the runtime socket's,
+/// already checked root-only.
+pub(crate) fn bind(path: &Path) -> Result<(OwnedFd, crate::agent::SocketFile), HandoverError> {
+    use crate::agent::SeqpacketError as E;
+    crate::agent::listen_seqpacket(path, 4).map_err(|e| {
+        let source = match e {
+            E::InUse => {
+                std::io::Error::new(std::io::ErrorKind::AddrInUse, "another agent listens on it")
+            }
+            E::NotASocket => std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket; remove it",
+            ),
+            E::RemoveStale(e) | E::Chmod(e) => e,
+            E::Socket(e) | E::Bind(e) => e.into(),
+        };
+        HandoverError::Socket {
+            path: path.to_owned(),
+            source,
         }
-        std::fs::remove_file(path).map_err(err)?;
-    }
-    socket::bind(fd.as_raw_fd(), &addr).map_err(|e| err(e.into()))?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    }
-    socket::listen(&fd, socket::Backlog::new(4).map_err(|e| err(e.into()))?)
-        .map_err(|e| err(e.into()))?;
-    Ok(fd)
+    })
 }
 
 /// Connect to the handover socket at `path` (blocking).
@@ -474,7 +462,7 @@ mod tests {
     fn a_successor_refuses_sockets_that_are_not_the_agents() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("agent.sock.handover");
-        let l = bind(&path).unwrap();
+        let (l, file) = bind(&path).unwrap();
         check_socket(l.as_fd(), SockType::SeqPacket, &path).unwrap();
         let e = check_socket(l.as_fd(), SockType::Stream, &path).unwrap_err();
         assert!(e.to_string().contains("expected Stream"), "{e}");
@@ -483,6 +471,8 @@ mod tests {
         // A second agent cannot bind it while the first listens.
         assert!(bind(&path).is_err());
         drop(l);
+        // The file stays (as a dead agent's would): replaced as stale.
+        std::mem::forget(file);
         bind(&path).unwrap();
     }
 }

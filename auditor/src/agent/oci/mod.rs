@@ -672,11 +672,7 @@ pub async fn serve(socket: &Path, ctx: Shared, cancel: CancellationToken) -> Res
         }
     }
     let (listener, file) = bind(socket)?;
-    let hlistener = handover::bind(&hpath).map_err(|e| OciError::Handover(Box::new(e)))?;
-    let hfile = SocketFile::bound(&hpath).map_err(|source| OciError::Bind {
-        path: hpath.clone(),
-        source,
-    })?;
+    let (hlistener, hfile) = handover::bind(&hpath).map_err(|e| OciError::Handover(Box::new(e)))?;
     tracing::info!(socket = %socket.display(), handover = %hpath.display(), "OCI agent: listening");
     let files = [file, hfile];
     let mut files = Some(files);
