@@ -214,6 +214,8 @@ pub struct DaemonFlags {
     pub output_dir: Option<PathBuf>,
     pub max_containers: Option<u32>,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--instance` (checked by the caller).
+    pub instance: Option<String>,
 }
 
 /// Where observation files go unless told otherwise.
@@ -267,11 +269,19 @@ impl Loaded {
     /// The daemon's settings: each from its flag, else this configuration, else the default.
     pub fn daemon(&self, flags: DaemonFlags) -> Result<crate::daemon::Config, ConfigError> {
         let c = &self.config.daemon;
+        let socket = flags
+            .socket
+            .or_else(|| c.socket.clone())
+            .unwrap_or_else(|| PathBuf::from(crate::daemon::protocol::DEFAULT_SOCKET));
         Ok(crate::daemon::Config {
-            socket: flags
-                .socket
-                .or_else(|| c.socket.clone())
-                .unwrap_or_else(|| PathBuf::from(crate::daemon::protocol::DEFAULT_SOCKET)),
+            instance: flags.instance.unwrap_or_else(|| {
+                crate::daemon::state::instance_of(
+                    &socket,
+                    Path::new(crate::daemon::protocol::DEFAULT_SOCKET),
+                )
+            }),
+            state_dir: PathBuf::from(crate::daemon::state::STATE_DIR),
+            socket,
             output_dir: flags
                 .output_dir
                 .or_else(|| c.output_dir.clone())

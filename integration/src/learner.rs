@@ -152,6 +152,26 @@ impl Daemon {
         auditor::observe::load(&path).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// SIGKILL and reap: a crash.
+    pub fn kill(&mut self) {
+        let mut c = self.child.take().expect("daemon running");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// `auditor daemon --uninstall` of this daemon's instance (with `extra` flags): its output.
+    pub fn uninstall(&self, extra: &[&str]) -> std::process::Output {
+        Command::new(auditor_bin())
+            .args(["daemon", "--uninstall", "--socket"])
+            .arg(&self.socket)
+            .arg("--output-dir")
+            .arg(&self.out)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("auditor daemon --uninstall")
+    }
+
     /// SIGTERM and wait: the daemon's clean shutdown.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("daemon running");
@@ -183,6 +203,15 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A daemon stopped with containers running leaves its programs pinned for the next
+        // one: remove them, whatever they are.
+        let o = self.uninstall(&["--force"]);
+        if !o.status.success() {
+            eprintln!(
+                "auditor daemon --uninstall: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
         if std::thread::panicking() {
             eprintln!("daemon log:\n{}", self.log_text());
         }
@@ -195,7 +224,39 @@ pub fn ready(test: &str) -> bool {
         return false;
     }
     clear_stale(Runtime::Runc);
+    clear_stale_daemons();
     true
+}
+
+/// Remove the pinned programs of test daemons whose directory is gone (a test run that was
+/// killed before its cleanup): they would go on counting for nobody.
+pub fn clear_stale_daemons() {
+    let Ok(entries) = std::fs::read_dir(auditor::daemon::state::STATE_DIR) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(instance) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .filter(|n| n.starts_with("sock-"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let Ok(Some(state)) = auditor::daemon::state::load(&path) else {
+            continue;
+        };
+        let test_socket = state.socket.starts_with(std::env::temp_dir())
+            && state.socket.to_string_lossy().contains("auditor-daemon-");
+        if test_socket && !state.socket.parent().is_some_and(Path::exists) {
+            let _ = Command::new(auditor_bin())
+                .args(["daemon", "--uninstall", "--force", "--instance", &instance])
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
 }
 
 /// A busybox runc bundle whose `createRuntime` hook registers it with `daemon`.

@@ -53,6 +53,21 @@ pub fn decode_event(bytes: &[u8]) -> Event {
     }
 }
 
+/// The bytes of an argument tuple record as the ring buffer carries it ([`decode_event`] reads
+/// them back): for saving what was read across a restart.
+pub fn encode_args(e: &ArgsEvent) -> Vec<u8> {
+    // SAFETY: ArgsEvent is repr(C), made of integers and byte arrays with explicit padding
+    // fields (its size is asserted to be the sum of its fields), so all its bytes are
+    // initialised; the slice lives only for this copy.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (e as *const ArgsEvent).cast::<u8>(),
+            std::mem::size_of::<ArgsEvent>(),
+        )
+    };
+    bytes.to_vec()
+}
+
 /// Reads the observer's ring buffer. Owns its fd; register it with a reactor for readiness.
 pub struct EventReader {
     pub(super) ring: RingBuf<MapData>,

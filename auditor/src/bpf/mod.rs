@@ -3,18 +3,19 @@
 
 pub mod btf;
 mod events;
+pub mod pin;
 mod snapshot;
 mod tasks;
 
-pub use events::{decode_event, Event, EventReader, ReadinessFd};
+pub use events::{decode_event, encode_args, Event, EventReader, ReadinessFd};
 pub use snapshot::Snapshot;
 
 use auditor_common::{
     argspec, counters, names, slot, CgroupFilter, Offsets, OutcomeKey, Settings, SysKey, SysStat,
 };
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::RawTracePoint,
+    maps::{Array, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{links::FdLink, RawTracePoint},
     Ebpf, EbpfLoader,
 };
 
@@ -47,6 +48,22 @@ pub enum BpfError {
         name: &'static str,
         #[source]
         source: aya::programs::ProgramError,
+    },
+    #[error("pinning under bpffs, {path}: {msg}")]
+    Pin {
+        path: std::path::PathBuf,
+        msg: String,
+    },
+    #[error(
+        "{dir} holds eBPF programs of another auditor build ({theirs}; this build's is {ours}); \
+         stop the daemon, then run `auditor daemon --uninstall` of the build that pinned them (it \
+         writes their containers' observations), or this build's `auditor daemon --uninstall \
+         --force` (their counts are lost)"
+    )]
+    ForeignPins {
+        dir: std::path::PathBuf,
+        theirs: String,
+        ours: String,
     },
     #[error("eBPF program `{0}` missing from the object")]
     MissingProgram(&'static str),
@@ -93,12 +110,35 @@ pub struct ObserverConfig {
     pub mntns_groups: bool,
 }
 
-/// auditor's observer programs, loaded and attached. Dropping it detaches them.
+/// auditor's observer programs, loaded and attached. Dropping it detaches them, unless they are
+/// pinned (see [`Observer::load_pinned`]).
 pub struct Observer {
-    ebpf: Ebpf,
+    /// The maps user space reads and writes, by name ([`OBSERVER_MAPS`]).
+    maps: std::collections::HashMap<&'static str, Map>,
+    /// The attached programs' links: each keeps its program attached while open or pinned.
+    _links: Vec<FdLink>,
     pid_max: u32,
     groups: u32,
+    /// Where the programs, links and maps are pinned.
+    pinned: Option<std::path::PathBuf>,
 }
+
+/// The maps of the observer that user space uses, and pins.
+const OBSERVER_MAPS: [&str; 13] = [
+    names::MAP_TASKS,
+    names::MAP_CALLS,
+    names::MAP_PENDING,
+    names::MAP_EXE_CALLS,
+    names::MAP_OUTCOMES,
+    names::MAP_COUNTERS,
+    names::MAP_ARG_READ_FAILS,
+    names::MAP_ARG_SPECS,
+    names::MAP_ARGS_SEEN,
+    names::MAP_EXES_SEEN,
+    names::MAP_CGROUP_GROUPS,
+    names::MAP_MNTNS_GROUPS,
+    names::MAP_EVENTS,
+];
 
 fn read_pid_max() -> Result<u32, BpfError> {
     let s =
@@ -158,7 +198,12 @@ fn load_object(
         .map_err(|source| BpfError::Load { source })
 }
 
-fn attach(ebpf: &mut Ebpf, programs: &[(&'static str, &'static str)]) -> Result<(), BpfError> {
+/// Load and attach `programs` in order; their links, which keep them attached while open.
+fn attach(
+    ebpf: &mut Ebpf,
+    programs: &[(&'static str, &'static str)],
+) -> Result<Vec<FdLink>, BpfError> {
+    let mut links = Vec::with_capacity(programs.len());
     for &(name, tp) in programs {
         let prog: &mut RawTracePoint = ebpf
             .program_mut(name)
@@ -167,16 +212,27 @@ fn attach(ebpf: &mut Ebpf, programs: &[(&'static str, &'static str)]) -> Result<
             .map_err(|source| BpfError::Program { name, source })?;
         prog.load()
             .map_err(|source| BpfError::Program { name, source })?;
-        prog.attach(tp)
+        let id = prog
+            .attach(tp)
             .map_err(|source| BpfError::Program { name, source })?;
+        let link = prog
+            .take_link(id)
+            .map_err(|source| BpfError::Program { name, source })?;
+        links.push(FdLink::from(link));
     }
-    Ok(())
+    Ok(links)
 }
 
 impl Observer {
     /// Load and attach the observer. Nothing is tracked until [`Observer::track`] (or a cgroup
     /// filter) says so.
     pub fn load(config: &ObserverConfig) -> Result<Self, BpfError> {
+        let (observer, _) = Self::load_object(config)?;
+        Ok(observer)
+    }
+
+    /// [`Observer::load`], and the loaded object (its programs, to pin them).
+    fn load_object(config: &ObserverConfig) -> Result<(Self, Ebpf), BpfError> {
         let offsets = kernel_offsets()?;
         let cgroup = config.cgroup.unwrap_or_default();
         let groups = config.groups.clamp(1, slot::MAX_GROUPS);
@@ -203,12 +259,29 @@ impl Observer {
         }
         // Lifecycle hooks first, so that a fork between attaching sys_enter and sched_process_fork
         // cannot escape.
-        attach(&mut ebpf, &names::OBSERVER_PROGRAMS)?;
-        Ok(Observer {
+        let links = attach(&mut ebpf, &names::OBSERVER_PROGRAMS)?;
+        let mut maps = std::collections::HashMap::new();
+        for name in OBSERVER_MAPS {
+            maps.insert(name, ebpf.take_map(name).ok_or(BpfError::MissingMap(name))?);
+        }
+        Ok((
+            Observer {
+                maps,
+                _links: links,
+                pid_max: offsets.pid_max,
+                groups,
+                pinned: None,
+            },
             ebpf,
-            pid_max: offsets.pid_max,
-            groups,
-        })
+        ))
+    }
+
+    fn map(&self, name: &'static str) -> Result<&Map, BpfError> {
+        self.maps.get(name).ok_or(BpfError::MissingMap(name))
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, BpfError> {
+        self.maps.get_mut(name).ok_or(BpfError::MissingMap(name))
     }
 
     /// Number of groups this observer keeps apart.
@@ -231,10 +304,7 @@ impl Observer {
             });
         }
         self.check_group(group)?;
-        let map = self
-            .ebpf
-            .map_mut(names::MAP_TASKS)
-            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let map = self.map_mut(names::MAP_TASKS)?;
         let mut tasks: Array<&mut MapData, u64> =
             Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
         tasks
@@ -248,10 +318,7 @@ impl Observer {
         if tid >= self.pid_max {
             return Ok(None);
         }
-        let map = self
-            .ebpf
-            .map(names::MAP_TASKS)
-            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let map = self.map(names::MAP_TASKS)?;
         let tasks: Array<&MapData, u64> =
             Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
         let s = tasks.get(&tid, 0).map_err(map_err(names::MAP_TASKS))?;
@@ -273,7 +340,7 @@ impl Observer {
     pub fn adopt_cgroup(&mut self, cgroup_id: u64, group: u32) -> Result<(), BpfError> {
         self.check_group(group)?;
         let name = names::MAP_CGROUP_GROUPS;
-        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let map = self.map_mut(name)?;
         let mut m: aya::maps::HashMap<&mut MapData, u64, u32> =
             aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
         m.insert(cgroup_id, group, 0).map_err(map_err(name))
@@ -284,7 +351,7 @@ impl Observer {
     pub fn adopt_mntns(&mut self, inum: u32, group: u32) -> Result<(), BpfError> {
         self.check_group(group)?;
         let name = names::MAP_MNTNS_GROUPS;
-        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let map = self.map_mut(name)?;
         let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
             aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
         m.insert(inum, group, 0).map_err(map_err(name))
@@ -293,7 +360,7 @@ impl Observer {
     /// Stop adopting tasks of a mount namespace.
     pub fn forget_mntns(&mut self, inum: u32) -> Result<(), BpfError> {
         let name = names::MAP_MNTNS_GROUPS;
-        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let map = self.map_mut(name)?;
         let mut m: aya::maps::HashMap<&mut MapData, u32, u32> =
             aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
         match m.remove(&inum) {
@@ -305,7 +372,7 @@ impl Observer {
     /// Stop adopting threads of a cgroup.
     pub fn forget_cgroup(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
         let name = names::MAP_CGROUP_GROUPS;
-        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let map = self.map_mut(name)?;
         let mut m: aya::maps::HashMap<&mut MapData, u64, u32> =
             aya::maps::HashMap::try_from(map).map_err(map_err(name))?;
         match m.remove(&cgroup_id) {
@@ -324,7 +391,7 @@ impl Observer {
         })?;
         {
             let name = names::MAP_CALLS;
-            let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+            let map = self.map_mut(name)?;
             let mut a: PerCpuArray<&mut MapData, SysStat> =
                 PerCpuArray::try_from(map).map_err(map_err(name))?;
             for i in argspec::group_index(group, 0, 0)..argspec::group_index(group + 1, 0, 0) {
@@ -351,7 +418,7 @@ impl Observer {
                 counters::index(group + 1, 0),
             ),
         ] {
-            let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+            let map = self.map_mut(name)?;
             let mut a: PerCpuArray<&mut MapData, u64> =
                 PerCpuArray::try_from(map).map_err(map_err(name))?;
             for i in from..to {
@@ -368,11 +435,9 @@ impl Observer {
                 }
             }
         }
-        remove_keys::<SysKey>(&mut self.ebpf, names::MAP_EXE_CALLS, |k| k.group == group)?;
-        remove_keys::<OutcomeKey>(&mut self.ebpf, names::MAP_OUTCOMES, |k| k.group == group)?;
-        remove_keys::<u64>(&mut self.ebpf, names::MAP_EXES_SEEN, |k| {
-            (k >> 32) as u32 == group
-        })?;
+        remove_keys::<SysKey>(self, names::MAP_EXE_CALLS, |k| k.group == group)?;
+        remove_keys::<OutcomeKey>(self, names::MAP_OUTCOMES, |k| k.group == group)?;
+        remove_keys::<u64>(self, names::MAP_EXES_SEEN, |k| (k >> 32) as u32 == group)?;
         // Argument tuples are keyed by a hash: the daemon passes the ones it read.
         Ok(())
     }
@@ -380,7 +445,7 @@ impl Observer {
     /// Forget argument tuples (by hash) that a finished group recorded.
     pub fn forget_args(&mut self, hashes: &[u64]) -> Result<(), BpfError> {
         let name = names::MAP_ARGS_SEEN;
-        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let map = self.map_mut(name)?;
         let mut m: PerCpuHashMap<&mut MapData, u64, u64> =
             PerCpuHashMap::try_from(map).map_err(map_err(name))?;
         for h in hashes {
@@ -393,10 +458,7 @@ impl Observer {
     }
 
     fn clear_pending(&mut self, tid: u32) -> Result<(), BpfError> {
-        let map = self
-            .ebpf
-            .map_mut(names::MAP_PENDING)
-            .ok_or(BpfError::MissingMap(names::MAP_PENDING))?;
+        let map = self.map_mut(names::MAP_PENDING)?;
         let mut pending: Array<&mut MapData, u64> =
             Array::try_from(map).map_err(map_err(names::MAP_PENDING))?;
         pending.set(tid, 0, 0).map_err(map_err(names::MAP_PENDING))
@@ -407,10 +469,7 @@ impl Observer {
         if tid >= self.pid_max {
             return Ok(());
         }
-        let map = self
-            .ebpf
-            .map_mut(names::MAP_TASKS)
-            .ok_or(BpfError::MissingMap(names::MAP_TASKS))?;
+        let map = self.map_mut(names::MAP_TASKS)?;
         let mut tasks: Array<&mut MapData, u64> =
             Array::try_from(map).map_err(map_err(names::MAP_TASKS))?;
         tasks.set(tid, 0, 0).map_err(map_err(names::MAP_TASKS))?;
@@ -420,8 +479,8 @@ impl Observer {
     /// Take the ring buffer (once) for an event reader.
     pub fn take_events(&mut self) -> Result<EventReader, BpfError> {
         let map = self
-            .ebpf
-            .take_map(names::MAP_EVENTS)
+            .maps
+            .remove(names::MAP_EVENTS)
             .ok_or(BpfError::MissingMap(names::MAP_EVENTS))?;
         let ring = RingBuf::try_from(map).map_err(map_err(names::MAP_EVENTS))?;
         Ok(EventReader { ring })
@@ -430,11 +489,11 @@ impl Observer {
 
 /// Remove the keys of a per-CPU hash map that `matches` selects.
 fn remove_keys<K: aya::Pod + Eq + std::hash::Hash>(
-    ebpf: &mut Ebpf,
+    observer: &mut Observer,
     name: &'static str,
     matches: impl Fn(&K) -> bool,
 ) -> Result<(), BpfError> {
-    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+    let map = observer.map_mut(name)?;
     let mut m: PerCpuHashMap<&mut MapData, K, u64> =
         PerCpuHashMap::try_from(map).map_err(map_err(name))?;
     let mut doomed = Vec::new();
@@ -456,13 +515,17 @@ fn remove_keys<K: aya::Pod + Eq + std::hash::Hash>(
 /// Empty programs on the syscall hooks: the benchmark's floor.
 pub struct Floor {
     _ebpf: Ebpf,
+    _links: Vec<FdLink>,
 }
 
 impl Floor {
     pub fn load() -> Result<Self, BpfError> {
         let offsets = kernel_offsets()?;
         let mut ebpf = load_object(&offsets, &CgroupFilter::default(), &Settings::default())?;
-        attach(&mut ebpf, &names::FLOOR_PROGRAMS)?;
-        Ok(Floor { _ebpf: ebpf })
+        let links = attach(&mut ebpf, &names::FLOOR_PROGRAMS)?;
+        Ok(Floor {
+            _ebpf: ebpf,
+            _links: links,
+        })
     }
 }

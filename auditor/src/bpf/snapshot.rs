@@ -43,10 +43,7 @@ impl Observer {
     /// (initial + forked + adopted - exited) are never under-counted by a concurrent fork.
     pub fn counters_of(&self, group: u32) -> Result<Vec<u64>, BpfError> {
         self.check_group(group)?;
-        let map = self
-            .ebpf
-            .map(names::MAP_COUNTERS)
-            .ok_or(BpfError::MissingMap(names::MAP_COUNTERS))?;
+        let map = self.map(names::MAP_COUNTERS)?;
         let arr: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_COUNTERS))?;
         let mut out = vec![0u64; counters::COUNT as usize];
@@ -67,10 +64,7 @@ impl Observer {
     }
 
     fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
-        let map = self
-            .ebpf
-            .map(names::MAP_CALLS)
-            .ok_or(BpfError::MissingMap(names::MAP_CALLS))?;
+        let map = self.map(names::MAP_CALLS)?;
         let calls: PerCpuArray<&MapData, SysStat> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
         let max = u32::from(auditor_common::abi::MAX_NR);
@@ -99,7 +93,7 @@ impl Observer {
     /// Read everything the maps hold for `group`. Argument tuples are keyed by hash only:
     /// `args_seen` holds every group's, the caller picks those of its events.
     pub fn snapshot_of(&self, group: u32) -> Result<Snapshot, BpfError> {
-        let get = |name: &'static str| self.ebpf.map(name).ok_or(BpfError::MissingMap(name));
+        let get = |name: &'static str| self.map(name);
         let mut snap = Snapshot {
             counters: self.counters_of(group)?,
             ..Default::default()
@@ -117,7 +111,7 @@ impl Observer {
             }
         }
         // Runs of live threads not yet flushed (a thread still looping on one syscall).
-        let tasks = super::tasks::TasksView::of(&self.ebpf)?;
+        let tasks = super::tasks::TasksView::of(self.map(names::MAP_TASKS)?)?;
         let pending: Array<&MapData, u64> =
             Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
         for (tid, s) in tasks.iter().enumerate() {

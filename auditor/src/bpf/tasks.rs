@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use auditor_common::names;
 use aya::maps::Map;
-use aya::Ebpf;
 
 use super::BpfError;
 
@@ -20,9 +19,9 @@ pub(super) struct TasksView {
 
 impl TasksView {
     /// Map the loaded TASKS array.
-    pub(super) fn of(ebpf: &Ebpf) -> Result<TasksView, BpfError> {
+    pub(super) fn of(map: &Map) -> Result<TasksView, BpfError> {
         let name = names::MAP_TASKS;
-        let data = match ebpf.map(name).ok_or(BpfError::MissingMap(name))? {
+        let data = match map {
             Map::Array(data) => data,
             _ => return Err(BpfError::MissingMap(name)),
         };

@@ -26,15 +26,40 @@ pub struct DaemonArgs {
     /// off].
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Names this daemon's pinned eBPF programs (/sys/fs/bpf/auditor/NAME) and registry
+    /// (/run/auditor/daemon/NAME.json), which a daemon restarted with the same name adopts:
+    /// the containers it was learning go on being learned, counted all along by the kernel
+    /// [default: `default` for the default socket, else one derived from --socket].
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Do not serve: write the observation of every container the pinned programs still count
+    /// (as a stopped daemon leaves them), then remove the pins and the registry, which
+    /// detaches the programs. Refused while a daemon serves the instance.
+    #[arg(long)]
+    pub uninstall: bool,
+    /// With --uninstall: also remove pins that cannot be read (another auditor build's, or
+    /// without a registry); their containers' counts are lost.
+    #[arg(long, requires = "uninstall")]
+    pub force: bool,
 }
 
 pub fn run(args: &DaemonArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor daemon")?;
-    daemon::run(config.daemon(crate::config::DaemonFlags {
+    if let Some(name) = &args.instance {
+        daemon::state::check_instance(name)?;
+    }
+    let config = config.daemon(crate::config::DaemonFlags {
         socket: args.socket.clone(),
         output_dir: args.output_dir.clone(),
         max_containers: args.max_containers,
         metrics_addr: args.metrics_addr,
-    })?)?;
+        instance: args.instance.clone(),
+    })?;
+    if args.uninstall {
+        let said = daemon::uninstall(&config, args.force)?;
+        eprintln!("auditor daemon: {said}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    daemon::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

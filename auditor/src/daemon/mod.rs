@@ -16,6 +16,7 @@ pub mod container;
 pub mod engine;
 pub mod protocol;
 mod socket;
+pub mod state;
 
 pub use socket::request;
 use socket::{accept_loop, bind};
@@ -30,7 +31,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::bpf::{BpfError, Event, Observer, ObserverConfig};
+use crate::bpf::{pin, BpfError, Event, Observer, ObserverConfig};
 use crate::observe::{self, build, model};
 use protocol::{Register, Reply};
 
@@ -53,6 +54,18 @@ pub enum DaemonError {
     InUse { path: PathBuf },
     #[error("container {id}: {msg}")]
     Container { id: String, msg: String },
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(
+        "{dir} holds pinned eBPF programs but their registry {state} is missing or unreadable: nobody knows \
+         which container each group is; run `auditor daemon --uninstall` (their counts are lost)"
+    )]
+    NoRegistry { dir: PathBuf, state: PathBuf },
+    #[error(
+        "another auditor daemon serves instance {instance} (it holds {lock}); stop it first, or \
+         give another --instance"
+    )]
+    InstanceBusy { instance: String, lock: PathBuf },
     #[error("writing the observation of container {id}: {source}")]
     Save {
         id: String,
@@ -70,6 +83,25 @@ pub struct Config {
     pub max_containers: u32,
     /// Prometheus metrics and health endpoints.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Names the pins (`/sys/fs/bpf/auditor/INSTANCE`) and the registry
+    /// (`STATE_DIR/INSTANCE.json`) a restarted daemon adopts.
+    pub instance: String,
+    /// Where the registry goes ([`state::STATE_DIR`]).
+    pub state_dir: PathBuf,
+}
+
+impl Config {
+    fn pins(&self) -> PathBuf {
+        pin::instance_dir(&self.instance)
+    }
+
+    fn state_path(&self) -> PathBuf {
+        state::path(&self.state_dir, &self.instance)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.lock", self.instance))
+    }
 }
 
 /// How long a connection may take to send its request.
@@ -79,6 +111,10 @@ const MAX_INSPECTS: usize = 16;
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often finished containers are looked for.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the registry is saved while the ring buffer brings news (names, arguments).
+const CHECKPOINT: Duration = Duration::from_secs(1);
+/// How long a starting daemon waits for a stopping one to let go of the instance.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// One tracked container.
 struct Tracked {
@@ -94,7 +130,8 @@ struct Tracked {
     initial_tids: Vec<u32>,
     collected: build::Collected,
     started: SystemTime,
-    t0: Instant,
+    /// Its observation file.
+    output: PathBuf,
 }
 
 /// What a connection asks the owner of the observer.
@@ -114,6 +151,14 @@ struct Learner {
     metrics: Option<Arc<crate::metrics::DaemonMetrics>>,
     /// Containers whose engine is being asked who they are.
     inspecting: std::collections::HashSet<String>,
+    /// Groups that could not be reset, never reused.
+    retired: Vec<u32>,
+    /// The ring buffer brought something the registry does not hold yet.
+    dirty: bool,
+    last_save: Instant,
+    /// Events drained from the ring buffer, not absorbed yet.
+    buf: Vec<Event>,
+    state_path: PathBuf,
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -143,6 +188,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             source: std::io::Error::other(e.to_string()),
         }
     })?;
+    // The instance first: a daemon that is stopping still owns its pins and its socket.
+    let _lock = lock_instance(&config, LOCK_WAIT)?;
     let listener = bind(&config.socket)?;
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate())
@@ -150,15 +197,11 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let mut sigint = signal(SignalKind::interrupt())
         .map_err(io(&config.socket, "installing signal handlers"))?;
 
-    let groups = config.max_containers.clamp(1, slot::MAX_GROUPS);
-    let mut observer = Observer::load(&ObserverConfig {
-        arg_specs: observe::args::kernel_specs(),
-        groups,
-        cgroup_groups: true,
-        mntns_groups: true,
-        ..Default::default()
+    let mut learner = Learner::open(&config).inspect_err(|_| {
+        let _ = std::fs::remove_file(&config.socket);
     })?;
-    let mut events = observer.take_events()?;
+    let groups = learner.observer.groups();
+    let mut events = learner.observer.take_events()?;
     // SAFETY: the ring buffer fd is owned by `events`, which outlives this AsyncFd (both live
     // until the end of this function, `ring` is declared later so dropped first) and is not
     // closed meanwhile.
@@ -170,15 +213,10 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         what: "registering the ring buffer",
         source: std::io::Error::other(format!("{e:?}")),
     })?;
-    let mut learner = Learner {
-        observer,
-        config: config.clone(),
-        tracked: HashMap::new(),
-        free: (0..groups).rev().collect(),
-        orphan_events: 0,
-        inspecting: Default::default(),
-        metrics: None,
-    };
+    // What the kernel side kept while no daemon ran.
+    events.drain(&mut learner.buf);
+    learner.absorb_buffered();
+    learner.persist(false);
     let cancel = CancellationToken::new();
     // Ready: the programs are loaded and the socket is bound.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -197,7 +235,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             cancel.clone(),
         ));
     }
-    tracing::info!(socket = %config.socket.display(), output = %config.output_dir.display(), groups, "auditor daemon ready");
+    tracing::info!(socket = %config.socket.display(), output = %config.output_dir.display(), groups, instance = %config.instance, "auditor daemon ready");
     eprintln!(
         "auditor daemon: listening on {}; observations go to {}",
         config.socket.display(),
@@ -210,8 +248,15 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let (itx, mut irx) = mpsc::channel::<(String, Result<engine::Identity, String>)>(MAX_INSPECTS);
     let inspects = Arc::new(tokio::sync::Semaphore::new(MAX_INSPECTS));
     let acceptor = tokio::spawn(accept_loop(listener, tx, cancel.clone()));
+    // Adopted containers whose engine had not answered yet.
+    let unnamed: Vec<String> = learner.tracked.values().map(|t| t.id.clone()).collect();
+    for id in unnamed {
+        learner.ask_engine(&id, &inspects, &itx);
+    }
+    if let Some(m) = &learner.metrics {
+        m.tracked.set(learner.tracked.len() as i64);
+    }
     let mut tick = tokio::time::interval(TICK);
-    let mut buf = Vec::new();
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -219,8 +264,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             g = ring.readable_mut() => {
                 match g {
                     Ok(mut g) => {
-                        events.drain(&mut buf);
-                        learner.absorb(std::mem::take(&mut buf));
+                        events.drain(&mut learner.buf);
+                        learner.absorb_buffered();
                         g.clear_ready();
                     }
                     Err(e) => tracing::error!(error = %e, "ring buffer readiness"),
@@ -228,23 +273,12 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             }
             Some(job) = rx.recv() => {
                 // Events of earlier containers first, so that a recycled group starts clean.
-                events.drain(&mut buf);
-                learner.absorb(std::mem::take(&mut buf));
+                events.drain(&mut learner.buf);
+                learner.absorb_buffered();
                 let id = job.register.id.clone();
                 let reply = learner.register(job.register);
-                if let Some(engine) = reply.ok.then(|| learner.engine_to_ask(&id)).flatten() {
-                    match inspects.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            learner.inspecting.insert(id.clone());
-                            let itx = itx.clone();
-                            tokio::spawn(async move {
-                                let r = engine::inspect_identity(&engine, &id, INSPECT_TIMEOUT).await;
-                                drop(permit);
-                                let _ = itx.send((id, r)).await;
-                            });
-                        }
-                        Err(_) => tracing::debug!(%id, "too many engine inspects at once: the observation names its engine only"),
-                    }
+                if reply.ok {
+                    learner.ask_engine(&id, &inspects, &itx);
                 }
                 if let Some(m) = &learner.metrics {
                     let result = if reply.ok { "ok" } else { "refused" };
@@ -253,17 +287,23 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                         .inc();
                     m.tracked.set(learner.tracked.len() as i64);
                 }
+                if reply.ok {
+                    learner.persist(false);
+                }
                 let _ = job.reply.send(reply);
             }
             Some((id, identity)) = irx.recv() => learner.identified(&id, identity),
             _ = tick.tick() => {
                 let done = learner.finished();
                 if !done.is_empty() {
-                    events.drain(&mut buf);
-                    learner.absorb(std::mem::take(&mut buf));
+                    events.drain(&mut learner.buf);
+                    learner.absorb_buffered();
                     for g in done {
-                        learner.finish(g, false);
+                        learner.finish(g);
                     }
+                    learner.persist(false);
+                } else if learner.dirty && learner.last_save.elapsed() >= CHECKPOINT {
+                    learner.persist(false);
                 }
             }
         }
@@ -271,26 +311,434 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     // Shutdown: stop accepting, then write what every container still running did so far.
     cancel.cancel();
     let _ = acceptor.await;
-    events.drain(&mut buf);
-    learner.absorb(buf);
-    let groups: Vec<u32> = learner.tracked.keys().copied().collect();
-    for g in groups {
-        learner.finish(g, true);
-    }
+    events.drain(&mut learner.buf);
+    learner.absorb_buffered();
+    drop(ring);
+    drop(events);
+    learner.stop(&config);
     let _ = std::fs::remove_file(&config.socket);
-    if learner.orphan_events > 0 {
-        tracing::warn!(
-            records = learner.orphan_events,
-            "ring buffer records of no tracked container"
-        );
-    }
-    eprintln!("auditor daemon: stopped");
     Ok(())
 }
 
+/// The instance's lock (`STATE_DIR/INSTANCE.lock`), held while a daemon serves it or
+/// `--uninstall` works on it; waits up to `wait` for a daemon that is stopping. Whoever leaves
+/// nothing pinned removes the file while holding it.
+fn lock_instance(
+    config: &Config,
+    wait: Duration,
+) -> Result<nix::fcntl::Flock<std::fs::File>, DaemonError> {
+    let path = config.lock_path();
+    let io = |what| {
+        let path = path.clone();
+        move |source| DaemonError::Io { path, what, source }
+    };
+    if !config.state_dir.exists() {
+        std::fs::create_dir_all(&config.state_dir).map_err(io("creating the state directory"))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&config.state_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("restricting the state directory"))?;
+    }
+    let t0 = Instant::now();
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("opening the instance lock"))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                // The holder it waited for may have removed the file (a stop that unpinned
+                // everything): a lock on a removed file locks nothing.
+                use std::os::unix::fs::MetadataExt as _;
+                let held = lock.metadata().map(|m| m.ino()).ok();
+                if held.is_some() && held == std::fs::metadata(&path).map(|m| m.ino()).ok() {
+                    return Ok(lock);
+                }
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                // A daemon that answers on the socket is not stopping: say so at once.
+                if std::os::unix::net::UnixStream::connect(&config.socket).is_ok() {
+                    return Err(DaemonError::InUse {
+                        path: config.socket.clone(),
+                    });
+                }
+                if t0.elapsed() >= wait {
+                    return Err(DaemonError::InstanceBusy {
+                        instance: config.instance.clone(),
+                        lock: path,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err((_, e)) => return Err(io("locking the instance")(std::io::Error::from(e))),
+        }
+    }
+}
+
+/// `auditor daemon --uninstall`: write the observation of every container the pinned programs
+/// still count (as a stopped daemon would have), then remove the pins and the registry. With
+/// `force`, pins of another build are removed unread.
+pub fn uninstall(config: &Config, force: bool) -> Result<String, DaemonError> {
+    let _lock = lock_instance(config, Duration::ZERO)?;
+    let dir = config.pins();
+    let state_path = config.state_path();
+    let said = match pin::inspect(&dir)? {
+        pin::Pinned::Nothing => {
+            let stale = state::load(&state_path).ok().flatten();
+            let _ = std::fs::remove_file(&state_path);
+            match stale {
+                Some(s) if !s.containers.is_empty() => format!(
+                    "nothing is pinned at {}; removed a registry of {} containers whose programs \
+                     were already gone",
+                    dir.display(),
+                    s.containers.len()
+                ),
+                _ => format!("nothing is pinned at {}", dir.display()),
+            }
+        }
+        pin::Pinned::Ours if matches!(state::load(&state_path), Ok(Some(_))) => {
+            let mut learner = Learner::open(config)?;
+            let mut events = learner.observer.take_events()?;
+            events.drain(&mut learner.buf);
+            learner.absorb_buffered();
+            let n = learner.tracked.len();
+            for g in learner.finished() {
+                learner.finish(g);
+            }
+            let running = learner.write_running();
+            learner.observer.unpin()?;
+            let _ = std::fs::remove_file(&state_path);
+            format!(
+                "removed the pins at {}: wrote the observations of {n} containers ({running} \
+                 still running) to their files",
+                dir.display()
+            )
+        }
+        pin::Pinned::Ours if !force => {
+            return Err(DaemonError::NoRegistry {
+                dir,
+                state: state_path,
+            })
+        }
+        pin::Pinned::Other(theirs) if !force => {
+            return Err(BpfError::ForeignPins {
+                dir,
+                theirs,
+                ours: pin::object_id(),
+            }
+            .into())
+        }
+        pin::Pinned::Ours | pin::Pinned::Other(_) => {
+            pin::remove(&dir)?;
+            let _ = std::fs::remove_file(&state_path);
+            format!("removed the pins at {} unread (--force)", dir.display())
+        }
+    };
+    let _ = std::fs::remove_file(config.lock_path());
+    Ok(said)
+}
+
 impl Learner {
+    /// Load and pin the observer, or adopt the one a previous daemon of this instance pinned,
+    /// with the containers it was learning.
+    fn open(config: &Config) -> Result<Learner, DaemonError> {
+        let dir = config.pins();
+        let state_path = config.state_path();
+        let (observer, saved) = match pin::inspect(&dir)? {
+            pin::Pinned::Nothing => {
+                if let Ok(Some(old)) = state::load(&state_path) {
+                    if !old.containers.is_empty() {
+                        let ids: Vec<&str> = old.containers.iter().map(|c| c.id.as_str()).collect();
+                        tracing::warn!(?ids, "a registry without pinned programs (removed, or the host rebooted): these containers' learning is lost");
+                    }
+                }
+                let groups = config.max_containers.clamp(1, slot::MAX_GROUPS);
+                let observer = Observer::load_pinned(
+                    &ObserverConfig {
+                        arg_specs: observe::args::kernel_specs(),
+                        groups,
+                        cgroup_groups: true,
+                        mntns_groups: true,
+                        ..Default::default()
+                    },
+                    &dir,
+                )?;
+                (observer, None)
+            }
+            pin::Pinned::Ours => {
+                let saved = match state::load(&state_path) {
+                    Ok(Some(s)) if s.object == pin::object_id() => s,
+                    Ok(_) | Err(_) => {
+                        return Err(DaemonError::NoRegistry {
+                            dir,
+                            state: state_path,
+                        })
+                    }
+                };
+                (Observer::adopt(&dir)?, Some(saved))
+            }
+            pin::Pinned::Other(theirs) => {
+                return Err(BpfError::ForeignPins {
+                    dir,
+                    theirs,
+                    ours: pin::object_id(),
+                }
+                .into())
+            }
+        };
+        let groups = observer.groups();
+        let mut learner = Learner {
+            observer,
+            config: config.clone(),
+            tracked: HashMap::new(),
+            free: Vec::new(),
+            orphan_events: 0,
+            inspecting: Default::default(),
+            metrics: None,
+            retired: Vec::new(),
+            dirty: false,
+            last_save: Instant::now(),
+            buf: Vec::new(),
+            state_path,
+        };
+        if let Some(saved) = saved {
+            if groups != config.max_containers.clamp(1, slot::MAX_GROUPS) {
+                tracing::warn!(
+                    pinned = groups,
+                    asked = config.max_containers,
+                    "the pinned programs were loaded for another --max-containers: they keep theirs until no container is tracked at a stop"
+                );
+            }
+            learner.restore(saved);
+        }
+        learner.free = (0..groups)
+            .rev()
+            .filter(|g| !learner.tracked.contains_key(g) && !learner.retired.contains(g))
+            .collect();
+        Ok(learner)
+    }
+
+    /// Take back what a previous daemon saved.
+    fn restore(&mut self, saved: state::State) {
+        let counts = (0..self.observer.groups())
+            .map(|g| self.observer.counters_of(g))
+            .collect::<Result<Vec<_>, _>>();
+        let lost: u64 = match &counts {
+            Ok(c) => c
+                .iter()
+                .map(|c| {
+                    c[counters::RINGBUF_LOST_ARGS as usize]
+                        + c[counters::RINGBUF_LOST_EXEC as usize]
+                        + c[counters::RINGBUF_LOST_REFUSED as usize]
+                })
+                .sum(),
+            Err(_) => 0,
+        };
+        if !saved.clean {
+            tracing::warn!("the previous daemon did not stop cleanly (killed or crashed): executable names and argument tuples it read after its last checkpoint (at most a second's worth) are missing from its containers' observations; their counts are complete");
+        }
+        self.orphan_events = saved.orphan_events;
+        self.retired = saved.retired;
+        let n = saved.containers.len();
+        for c in saved.containers {
+            if c.group >= self.observer.groups() || self.tracked.contains_key(&c.group) {
+                tracing::error!(id = %c.id, group = c.group, "the registry names a group the pinned programs do not have, or twice: container dropped");
+                continue;
+            }
+            let mut args_events = Vec::with_capacity(c.args_events.len());
+            for hex in &c.args_events {
+                match state::from_hex(hex).map(|b| crate::bpf::decode_event(&b)) {
+                    Some(Event::Args(a)) => args_events.push(*a),
+                    _ => {
+                        tracing::error!(id = %c.id, "an argument tuple in the registry does not decode: dropped")
+                    }
+                }
+            }
+            let collected = build::Collected {
+                exe_names: c.exe_names.into_iter().collect(),
+                initial_exes: c.initial_exes,
+                args_events,
+                malformed_events: c.malformed_events,
+                start_boot_ns: c.start_boot_ns,
+                initial_threads: c.initial_threads,
+                ..Default::default()
+            };
+            self.tracked.insert(
+                c.group,
+                Tracked {
+                    id: c.id,
+                    runtime: c.runtime,
+                    identity: engine::Identity {
+                        engine: c.engine,
+                        name: c.name,
+                        image: c.image,
+                        labels: c.labels,
+                    },
+                    pid: c.pid,
+                    cgroup: c.cgroup,
+                    mntns: c.mntns,
+                    initial_tids: c.initial_tids,
+                    collected,
+                    started: SystemTime::UNIX_EPOCH + Duration::from_millis(c.started_ms),
+                    output: c.output,
+                },
+            );
+        }
+        tracing::info!(
+            containers = n,
+            ringbuf_lost = lost,
+            "adopted the pinned eBPF programs and the containers they kept learning"
+        );
+        eprintln!(
+            "auditor daemon: adopted the pinned programs at {}: {n} containers go on being learned",
+            self.config.pins().display()
+        );
+        if lost > 0 {
+            tracing::warn!(lost, "the ring buffer overflowed (exec names, argument tuples): the counts are complete, what overflowed is counted in each observation's `loss`");
+        }
+    }
+
+    /// Save the registry (atomically); `clean` at a stop that saved all it read.
+    fn persist(&mut self, clean: bool) {
+        let containers = self
+            .tracked
+            .iter()
+            .map(|(&group, t)| state::Saved {
+                group,
+                id: t.id.clone(),
+                runtime: t.runtime.clone(),
+                engine: t.identity.engine.clone(),
+                name: t.identity.name.clone(),
+                image: t.identity.image.clone(),
+                labels: t.identity.labels.clone(),
+                pid: t.pid,
+                cgroup: t.cgroup.clone(),
+                mntns: t.mntns,
+                initial_tids: t.initial_tids.clone(),
+                output: t.output.clone(),
+                started_ms: t
+                    .started
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                start_boot_ns: t.collected.start_boot_ns,
+                initial_threads: t.collected.initial_threads,
+                initial_exes: t.collected.initial_exes.clone(),
+                exe_names: t
+                    .collected
+                    .exe_names
+                    .iter()
+                    .map(|(k, v)| (*k, v.clone()))
+                    .collect(),
+                args_events: t
+                    .collected
+                    .args_events
+                    .iter()
+                    .map(|a| state::to_hex(&crate::bpf::encode_args(a)))
+                    .collect(),
+                malformed_events: t.collected.malformed_events,
+            })
+            .collect();
+        let s = state::State {
+            format: state::FORMAT,
+            object: pin::object_id(),
+            socket: self.config.socket.clone(),
+            clean,
+            orphan_events: self.orphan_events,
+            retired: self.retired.clone(),
+            containers,
+        };
+        match state::save(&self.state_path, &s) {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_save = Instant::now();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot save the registry: a restarted daemon would not know these containers")
+            }
+        }
+    }
+
+    /// A clean stop: containers still running are written as they are now and stay counted by
+    /// the pinned programs for the next daemon; with none, the programs are unpinned (they
+    /// detach as this process exits).
+    fn stop(&mut self, config: &Config) {
+        if self.orphan_events > 0 {
+            tracing::warn!(
+                records = self.orphan_events,
+                "ring buffer records of no tracked container"
+            );
+        }
+        if self.tracked.is_empty() {
+            if let Err(e) = self.observer.unpin() {
+                tracing::error!(error = %e, "cannot remove the pins");
+            }
+            let _ = std::fs::remove_file(&self.state_path);
+            let _ = std::fs::remove_file(config.lock_path());
+            eprintln!("auditor daemon: stopped");
+            return;
+        }
+        let n = self.write_running();
+        self.persist(true);
+        eprintln!(
+            "auditor daemon: stopped; {n} running containers stay counted by the programs pinned at \
+             {} (their observations so far are written): `auditor daemon --socket {}` goes on \
+             learning them, `auditor daemon --uninstall --socket {}` writes them and removes the pins",
+            config.pins().display(),
+            config.socket.display(),
+            config.socket.display()
+        );
+    }
+
+    /// Write the observation of every tracked container as it is now, leaving its counting
+    /// alone; how many.
+    fn write_running(&mut self) -> usize {
+        let groups: Vec<u32> = self.tracked.keys().copied().collect();
+        for &g in &groups {
+            if let Some(mut t) = self.tracked.remove(&g) {
+                self.write(g, &mut t, true);
+                self.tracked.insert(g, t);
+            }
+        }
+        groups.len()
+    }
+
+    /// Absorb the events drained into `buf`.
+    fn absorb_buffered(&mut self) {
+        let events = std::mem::take(&mut self.buf);
+        self.absorb(events);
+    }
+
     fn output_path(&self, id: &str) -> PathBuf {
         self.config.output_dir.join(format!("{id}.json"))
+    }
+
+    /// Ask the engine who container `id` is, off the loop, if it is Docker's or podman's and
+    /// not named yet; the answer comes back on `itx`.
+    fn ask_engine(
+        &mut self,
+        id: &str,
+        inspects: &Arc<tokio::sync::Semaphore>,
+        itx: &mpsc::Sender<(String, Result<engine::Identity, String>)>,
+    ) {
+        let Some(engine) = self.engine_to_ask(id) else {
+            return;
+        };
+        match inspects.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.inspecting.insert(id.to_owned());
+                let itx = itx.clone();
+                let id = id.to_owned();
+                tokio::spawn(async move {
+                    let r = engine::inspect_identity(&engine, &id, INSPECT_TIMEOUT).await;
+                    drop(permit);
+                    let _ = itx.send((id, r)).await;
+                });
+            }
+            Err(_) => {
+                tracing::debug!(%id, "too many engine inspects at once: the observation names its engine only")
+            }
+        }
     }
 
     /// The engine CLI that can name container `id` (Docker's and podman's: their runtime
@@ -365,7 +813,7 @@ impl Learner {
             // The same id again right after the first container ended, before the next tick
             // noticed: write the first one's file now.
             if self.finished().contains(&g) {
-                self.finish(g, false);
+                self.finish(g);
             } else {
                 tracing::warn!(id = %r.id, "container registered twice");
                 return Reply::err(format!(
@@ -462,7 +910,7 @@ impl Learner {
                 initial_tids,
                 collected,
                 started: SystemTime::now(),
-                t0: Instant::now(),
+                output: self.output_path(&r.id),
             },
         );
         Ok(threads)
@@ -535,6 +983,7 @@ impl Learner {
                 self.orphan_events += 1;
                 continue;
             };
+            self.dirty = true;
             match ev {
                 Event::Exec { header, filename } => {
                     t.collected
@@ -597,8 +1046,8 @@ impl Learner {
         !left
     }
 
-    /// Write the observation of the container in `group` and recycle the group.
-    fn finish(&mut self, group: u32, shutdown: bool) {
+    /// The container in `group` ended: write its observation and recycle the group.
+    fn finish(&mut self, group: u32) {
         let Some(mut t) = self.tracked.remove(&group) else {
             return;
         };
@@ -612,6 +1061,36 @@ impl Learner {
                 tracing::error!(id = %t.id, error = %e, "cannot stop adopting the mount namespace");
             }
         }
+        self.write(group, &mut t, false);
+        if let Some(m) = &self.metrics {
+            m.tracked.set(self.tracked.len() as i64);
+        }
+        // A thread that exited just before it was tracked keeps its slot: clear it, so that a
+        // recycled thread id does not start in the next container of this group.
+        for &tid in &t.initial_tids {
+            if !crate::host::proc::exists(tid)
+                && self.observer.group_of(tid).ok().flatten() == Some(group)
+            {
+                let _ = self.observer.untrack(tid);
+            }
+        }
+        let hashes: Vec<u64> = t.collected.args_events.iter().map(|a| a.hash).collect();
+        if let Err(e) = self
+            .observer
+            .reset_group(group)
+            .and_then(|()| self.observer.forget_args(&hashes))
+        {
+            // Never reuse a group whose counts could leak into another container's file.
+            tracing::error!(group, error = %e, "cannot reset group; it is retired");
+            self.retired.push(group);
+            return;
+        }
+        self.free.push(group);
+    }
+
+    /// Write the observation of the container in `group` as the maps hold it now
+    /// (`still_running`: it goes on, at a stop or an uninstall).
+    fn write(&mut self, group: u32, t: &mut Tracked, still_running: bool) {
         match self.observer.snapshot_of(group) {
             Ok(s) => t.collected.snapshot = s,
             Err(e) => {
@@ -619,7 +1098,7 @@ impl Learner {
             }
         }
         // A thread caught before its first exec'd name is known: name it from /proc if alive.
-        if shutdown {
+        if still_running {
             if let Some(p) = crate::host::proc::exe(t.pid) {
                 t.collected
                     .exe_names
@@ -627,7 +1106,6 @@ impl Learner {
                     .or_insert(p);
             }
         }
-        let hashes: Vec<u64> = t.collected.args_events.iter().map(|a| a.hash).collect();
         let ended = SystemTime::now();
         let obs = build::build(
             &t.collected,
@@ -644,15 +1122,18 @@ impl Learner {
                 },
                 started_at: humantime::format_rfc3339_millis(t.started).to_string(),
                 ended_at: humantime::format_rfc3339_millis(ended).to_string(),
-                duration_ms: t.t0.elapsed().as_millis() as u64,
+                duration_ms: ended
+                    .duration_since(t.started)
+                    .map_or(0, |d| d.as_millis() as u64),
             },
         );
-        let path = self.output_path(&t.id);
+        let path = t.output.clone();
         if let Some(m) = &self.metrics {
-            m.tracked.set(self.tracked.len() as i64);
-            m.lost.inc_by(obs.loss.total);
-            m.observed_calls
-                .inc_by(obs.syscalls.iter().map(|s| s.count).sum());
+            if !still_running {
+                m.lost.inc_by(obs.loss.total);
+                m.observed_calls
+                    .inc_by(obs.syscalls.iter().map(|s| s.count).sum());
+            }
         }
         match observe::save(&path, &obs) {
             Ok(()) => {
@@ -663,7 +1144,7 @@ impl Learner {
                     id = %t.id,
                     path = %path.display(),
                     syscalls = obs.syscalls.len(),
-                    still_running = shutdown,
+                    still_running,
                     "observation written"
                 )
             }
@@ -679,27 +1160,5 @@ impl Learner {
         if obs.loss.total > 0 {
             tracing::warn!(id = %t.id, lost = obs.loss.total, "observations were lost; see `loss` in the file");
         }
-        if shutdown {
-            return;
-        }
-        // A thread that exited just before it was tracked keeps its slot: clear it, so that a
-        // recycled thread id does not start in the next container of this group.
-        for &tid in &t.initial_tids {
-            if !crate::host::proc::exists(tid)
-                && self.observer.group_of(tid).ok().flatten() == Some(group)
-            {
-                let _ = self.observer.untrack(tid);
-            }
-        }
-        if let Err(e) = self
-            .observer
-            .reset_group(group)
-            .and_then(|()| self.observer.forget_args(&hashes))
-        {
-            // Never reuse a group whose counts could leak into another container's file.
-            tracing::error!(group, error = %e, "cannot reset group; it is retired");
-            return;
-        }
-        self.free.push(group);
     }
 }

@@ -182,13 +182,26 @@ fn ebpf() -> Vec<Check> {
     v.push(Check::new("ebpf", "pid_max", Status::Info).detail(format!(
         "{pid_max}: the observer's per-thread table takes 8 bytes per possible thread"
     )));
-    v.push(
-        match fs_type("/sys/fs/bpf") {
-            Some(t) if t.0 == libc::BPF_FS_MAGIC => Check::new("ebpf", "bpffs", Status::Ok),
-            _ => Check::new("ebpf", "bpffs", Status::Info),
+    // The daemon's pins, which outlive it (see `auditor daemon --uninstall`).
+    let pinned: Vec<String> = std::fs::read_dir("/sys/fs/bpf/auditor")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let pinned = if pinned.is_empty() {
+        "no daemon's programs pinned".to_owned()
+    } else {
+        format!("daemon programs pinned for: {}", pinned.join(", "))
+    };
+    v.push(match fs_type("/sys/fs/bpf") {
+        Some(t) if t.0 == libc::BPF_FS_MAGIC => {
+            Check::new("ebpf", "bpffs", Status::Ok).detail(format!("/sys/fs/bpf: {pinned}"))
         }
-        .detail("/sys/fs/bpf (pinning; no mode needs it today)"),
-    );
+        _ => Check::new("ebpf", "bpffs", Status::Info)
+            .detail("/sys/fs/bpf not mounted: `auditor daemon` mounts it to pin its programs"),
+    });
     v.push(
         match fs_type("/sys/kernel/tracing") {
             Some(t) if t.0 == libc::TRACEFS_MAGIC => Check::new("ebpf", "tracefs", Status::Ok),
