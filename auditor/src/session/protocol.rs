@@ -31,6 +31,8 @@ pub enum SessionKind {
     Enforce,
     /// `auditor agent`: the decisions of every container it serves.
     Agent,
+    /// `auditor daemon`: the learning of every container registered with it.
+    Daemon,
 }
 
 impl SessionKind {
@@ -39,6 +41,7 @@ impl SessionKind {
             SessionKind::Learn => "learn",
             SessionKind::Enforce => "enforce",
             SessionKind::Agent => "agent",
+            SessionKind::Daemon => "daemon",
         }
     }
 
@@ -47,6 +50,7 @@ impl SessionKind {
             "learn" => Some(SessionKind::Learn),
             "enforce" => Some(SessionKind::Enforce),
             "agent" => Some(SessionKind::Agent),
+            "daemon" => Some(SessionKind::Daemon),
             _ => None,
         }
     }
@@ -89,6 +93,50 @@ pub enum Message {
     Prompt(Prompt),
     /// A prompt was answered (by someone, or by its timeout) and is gone.
     PromptClosed(PromptClosed),
+    /// How far each container's learning is (`auditor daemon`), about once a second.
+    Learning(Learning),
+}
+
+/// Every container a daemon learns, and those that ended in the last minute.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learning {
+    pub containers: Vec<ContainerLearning>,
+}
+
+/// One container's learning so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerLearning {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Syscalls made so far.
+    pub calls: u64,
+    /// Distinct (ABI, syscall) pairs so far.
+    pub distinct: u64,
+    /// Calls that failed (any error).
+    pub failures: u64,
+    /// Observations lost (full maps, full ring buffer, …).
+    pub lost: u64,
+    /// New distinct syscalls in the last minute.
+    pub new_last_minute: u64,
+    /// Seconds since the last new distinct syscall (since the start if none yet).
+    pub stable_s: u64,
+    /// Distinct syscalls per ten seconds, oldest first (the last few minutes).
+    #[serde(default)]
+    pub growth: Vec<u64>,
+    /// Its last thread exited: its observation file is written.
+    #[serde(default)]
+    pub ended: bool,
+    /// Its observation file.
+    pub output: String,
 }
 
 /// What a person may answer to a prompt.
@@ -165,6 +213,9 @@ pub struct PromptClosed {
 pub enum ClientMessage {
     /// Answer a [`Message::Prompt`].
     Answer { id: u64, choice: Choice },
+    /// Write the candidate policy of what container `container` did so far (`auditor
+    /// daemon`); the session says where in a notice.
+    WriteCandidate { container: String },
 }
 
 /// Who the session is.
@@ -416,6 +467,9 @@ pub struct Snapshot {
     /// Prompts waiting for an answer, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<Prompt>,
+    /// The daemon's containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<Learning>,
 }
 
 /// Once a second.

@@ -58,6 +58,8 @@ pub enum Event {
     ContainerEnded(String),
     /// A call waits for a decision (kept for the snapshot of clients that attach later).
     Prompt(Prompt),
+    /// The daemon's containers (kept for the snapshot).
+    Learning(crate::session::protocol::Learning),
     PromptClosed(PromptClosed),
 }
 
@@ -73,6 +75,14 @@ pub struct Answer {
     pub id: u64,
     pub choice: Choice,
     /// `in-process UI` when the client is this process itself, else `uid U (user) pid P`.
+    pub by: String,
+}
+
+/// A request from a client other than an answer, with who sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Write the candidate policy of this container (`auditor daemon`).
+    pub write_candidate: String,
     pub by: String,
 }
 
@@ -134,6 +144,7 @@ pub struct Publisher {
     end_reason: Arc<std::sync::Mutex<String>>,
     done: Option<std::sync::mpsc::Receiver<()>>,
     answers: Option<mpsc::Receiver<Answer>>,
+    requests: Option<mpsc::Receiver<Request>>,
 }
 
 impl Publisher {
@@ -184,9 +195,11 @@ impl Publisher {
         let end_reason = Arc::new(std::sync::Mutex::new(String::from("session ended")));
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let (answers_tx, answers_rx) = mpsc::channel(ANSWER_QUEUE);
+        let (requests_tx, requests_rx) = mpsc::channel(ANSWER_QUEUE);
         let state = State {
             prompts: std::collections::BTreeMap::new(),
             answers: answers_tx,
+            requests: requests_tx,
             hello,
             snapshot: Snapshot::default(),
             recent: VecDeque::new(),
@@ -222,6 +235,7 @@ impl Publisher {
             end_reason,
             done: Some(done_rx),
             answers: Some(answers_rx),
+            requests: Some(requests_rx),
         })
     }
 
@@ -229,6 +243,11 @@ impl Publisher {
     /// them means answers are dropped.
     pub fn take_answers(&mut self) -> Option<mpsc::Receiver<Answer>> {
         self.answers.take()
+    }
+
+    /// The clients' other requests (once); nobody taking them means they are dropped.
+    pub fn take_requests(&mut self) -> Option<mpsc::Receiver<Request>> {
+        self.requests.take()
     }
 
     /// A handle for publishing from anywhere (other threads, tasks).
@@ -289,6 +308,7 @@ struct State {
     /// Prompts not yet closed, for the snapshot.
     prompts: std::collections::BTreeMap<u64, Prompt>,
     answers: mpsc::Sender<Answer>,
+    requests: mpsc::Sender<Request>,
     hello: Hello,
     /// Everything but the recent decisions, which are kept in `recent`.
     snapshot: Snapshot,
@@ -371,6 +391,10 @@ impl State {
                 self.prompts.remove(&c.id);
                 Message::PromptClosed(c)
             }
+            Event::Learning(l) => {
+                self.snapshot.learning = Some(l.clone());
+                Message::Learning(l)
+            }
         })
     }
 
@@ -451,7 +475,12 @@ impl State {
         }
         let dropped = Arc::new(AtomicU64::new(0));
         let (read, write) = stream.into_split();
-        tokio::spawn(read_client(read, who(&cred), self.answers.clone()));
+        tokio::spawn(read_client(
+            read,
+            who(&cred),
+            self.answers.clone(),
+            self.requests.clone(),
+        ));
         let writer = tokio::spawn(write_client(write, rx, dropped.clone()));
         self.clients.push(Client {
             tx,
@@ -545,6 +574,7 @@ async fn read_client(
     read: tokio::net::unix::OwnedReadHalf,
     by: String,
     answers: mpsc::Sender<Answer>,
+    requests: mpsc::Sender<Request>,
 ) {
     use tokio::io::AsyncReadExt as _;
     let mut reader = tokio::io::BufReader::new(read);
@@ -569,6 +599,15 @@ async fn read_client(
                 };
                 if answers.try_send(a).is_err() {
                     tracing::warn!(client = %by, id, "session: an answer was dropped (nobody takes answers, or too many at once)");
+                }
+            }
+            Ok(ClientMessage::WriteCandidate { container }) => {
+                let r = Request {
+                    write_candidate: container,
+                    by: by.clone(),
+                };
+                if requests.try_send(r).is_err() {
+                    tracing::warn!(client = %by, "session: a request was dropped (this session takes none, or too many at once)");
                 }
             }
             Err(e) => {

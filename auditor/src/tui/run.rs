@@ -174,6 +174,10 @@ fn apply(app: &mut App, msg: Msg, answers: &mpsc::Sender<ClientMessage>) -> Opti
             .try_send(ClientMessage::Answer { id, choice })
             .err()
             .map(|_| Msg::Notice("cannot send the answer: the session connection is gone".into())),
+        Effect::WriteCandidate { container } => answers
+            .try_send(ClientMessage::WriteCandidate { container })
+            .err()
+            .map(|_| Msg::Notice("cannot send the request: the session connection is gone".into())),
         Effect::WritePolicy { path, contents } => Some(Msg::Written(
             crate::fsutil::write_atomic(&path, contents.as_bytes())
                 .map(|()| path)

@@ -30,6 +30,7 @@ pub fn view(app: &App, f: &mut Frame) {
         View::Live => draw_live(app, f, body),
         View::Summary => draw_summary(app, f, body),
         View::Learning => draw_learning(app, f, body),
+        View::Containers => draw_containers(app, f, body),
     }
     draw_status(app, f, status);
     if app.shown_prompt().is_some() {
@@ -233,6 +234,7 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             }
             View::Summary => "?:help q:quit Tab:view j/k:scroll",
             View::Learning => "?:help q:quit Tab:view h/l:pane j/k:scroll w:write policy",
+            View::Containers => "?:help q:quit j/k:move /:search w:write its candidate policy",
         };
         Line::from(Span::styled(hints, Style::new().fg(Color::DarkGray)))
     };
@@ -369,6 +371,121 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     f.render_stateful_widget(table, area, &mut state);
 }
 
+/// The Containers view: one row per container a daemon learns.
+fn draw_containers(app: &App, f: &mut Frame, area: Rect) {
+    let rows = app.learning_rows();
+    if rows.is_empty() {
+        let lines = vec![
+            Line::raw("No container is being learned."),
+            Line::raw(
+                "A container appears when `auditor hook` registers it (its createRuntime hook).",
+            ),
+        ];
+        empty(f, area, "Containers", lines);
+        return;
+    }
+    let wide = area.width >= 120;
+    let (id_w, name_w, spark_w): (u16, u16, usize) = if wide { (14, 24, 12) } else { (12, 14, 6) };
+    let mut header = vec![
+        "container",
+        "name",
+        "calls",
+        "distinct",
+        "+1m",
+        "growth",
+        "state",
+    ];
+    let mut widths = vec![
+        Constraint::Length(id_w),
+        Constraint::Length(name_w),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(4),
+        Constraint::Length(u16::try_from(spark_w).unwrap_or(6)),
+        Constraint::Length(14),
+    ];
+    if wide {
+        header.extend(["failed", "lost", "engine"]);
+        widths.extend([
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(10),
+        ]);
+    }
+    let height = usize::from(area.height.saturating_sub(3)).max(1);
+    let sel = app.fleet_selected.min(rows.len() - 1);
+    let offset = sel.saturating_sub(height - 1);
+    let table_rows: Vec<TableRow> = rows
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|c| {
+            let state = if c.ended {
+                "ended".to_owned()
+            } else if c.new_last_minute == 0 && c.stable_s >= 60 {
+                format!("stable {}", super::widgets::age(c.stable_s))
+            } else {
+                "learning".to_owned()
+            };
+            let name = c.name.as_deref().or(c.image.as_deref()).unwrap_or("");
+            let mut cells = vec![
+                Cell::from(super::widgets::container_id(&c.id, usize::from(id_w))),
+                Cell::from(head(name, usize::from(name_w))),
+                Cell::from(count(c.calls)),
+                Cell::from(count(c.distinct)),
+                Cell::from(count(c.new_last_minute)),
+                Cell::from(Span::styled(
+                    spark_text(c.growth.iter().copied(), spark_w),
+                    Style::new().fg(Color::Cyan),
+                )),
+                Cell::from(state),
+            ];
+            if wide {
+                cells.push(Cell::from(count(c.failures)));
+                cells.push(Cell::from(Span::styled(
+                    count(c.lost),
+                    if c.lost > 0 {
+                        Style::new().fg(Color::Red)
+                    } else {
+                        Style::new()
+                    },
+                )));
+                cells.push(Cell::from(
+                    c.engine
+                        .as_deref()
+                        .or(c.runtime.as_deref())
+                        .unwrap_or("")
+                        .to_owned(),
+                ));
+            }
+            let row = TableRow::new(cells);
+            if c.ended {
+                row.style(Style::new().fg(Color::DarkGray))
+            } else {
+                row
+            }
+        })
+        .collect();
+    let all = app.learning.as_ref().map_or(0, |l| l.containers.len());
+    let learning = app
+        .learning
+        .iter()
+        .flat_map(|l| l.containers.iter())
+        .filter(|c| !c.ended)
+        .count();
+    let title = if rows.len() == all {
+        format!("Containers ({learning} learning, {} ended)", all - learning)
+    } else {
+        format!("Containers ({} of {all}; {learning} learning)", rows.len())
+    };
+    let table = Table::new(table_rows, widths)
+        .header(TableRow::new(header).style(header_style()))
+        .block(Block::bordered().title(Span::styled(title, header_style())))
+        .row_highlight_style(selected_style());
+    let mut state = TableState::default().with_selected(Some(sel - offset));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
 fn empty(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line<'static>>) {
     let p = Paragraph::new(Text::from(lines))
         .block(Block::bordered().title(Span::styled(title.to_owned(), header_style())))
@@ -398,6 +515,7 @@ fn draw_live(app: &App, f: &mut Frame, area: Rect) {
             Some(SessionKind::Agent) => {
                 "The agent shows each container's calls that its policy marks notify, as they come."
             }
+            Some(SessionKind::Daemon) => "A daemon learns: its containers are in the Containers view.",
             None => "Waiting for the session.",
         }));
         empty(f, table_area, "Decisions", lines);
@@ -710,6 +828,7 @@ fn draw_learning(app: &App, f: &mut Frame, area: Rect) {
     let Some(obs) = &app.observation else {
         let mut lines = vec![Line::raw("Nothing learned yet.")];
         lines.push(Line::raw(match app.kind() {
+            Some(SessionKind::Daemon) => "A daemon's containers are in the Containers view.",
             Some(SessionKind::Enforce | SessionKind::Agent) => "This session enforces: learning happens in `auditor learn` sessions.",
             _ => "Syscalls appear here as the workload makes them, with the candidate policy they imply.",
         }));

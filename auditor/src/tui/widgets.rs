@@ -100,6 +100,16 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// A duration in seconds, short: `42s`, `5m`, `3h`, `2d`.
+pub fn age(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

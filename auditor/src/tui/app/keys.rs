@@ -37,6 +37,10 @@ impl App {
                 let max = self.fleet_rows().len().saturating_sub(1);
                 self.fleet_selected = self.fleet_selected.saturating_add_signed(delta).min(max);
             }
+            View::Containers => {
+                let max = self.learning_rows().len().saturating_sub(1);
+                self.fleet_selected = self.fleet_selected.saturating_add_signed(delta).min(max);
+            }
             View::Summary => {
                 let max = self.totals.by_syscall.len().saturating_sub(1);
                 self.summary_scroll = self.summary_scroll.saturating_add_signed(delta).min(max);
@@ -198,8 +202,8 @@ impl App {
                 self.settle();
             }
             KeyCode::Char('/') => {
-                // The Fleet view searches its containers (id, policy); the others, decisions.
-                if self.view != View::Fleet {
+                // The Fleet and Containers views search their containers; the others, decisions.
+                if !matches!(self.view, View::Fleet | View::Containers) {
                     self.view = View::Live;
                 }
                 self.input = Some(self.filter.search.clone());
@@ -210,6 +214,22 @@ impl App {
             KeyCode::Char('c') => {
                 self.filter = Filter::default();
                 self.settle();
+            }
+            KeyCode::Char('w') if self.view == View::Containers => {
+                let id = self
+                    .learning_rows()
+                    .get(self.fleet_selected)
+                    .map(|c| c.id.clone());
+                match id {
+                    Some(container) => {
+                        self.status = Some(format!(
+                            "asked the daemon for the candidate policy of {}",
+                            crate::tui::widgets::container_id(&container, 12)
+                        ));
+                        return Effect::WriteCandidate { container };
+                    }
+                    None => self.status = Some("no container to write a policy for".into()),
+                }
             }
             KeyCode::Char('w') => return self.write_policy(),
             KeyCode::Char('!') => {

@@ -8,7 +8,8 @@ use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 
 use crate::observe::model::Observation;
 use crate::session::protocol::{
-    Choice, ContainerTotals, Decision, Hello, Message, Progress, Prompt, SessionKind, Totals,
+    Choice, ContainerLearning, ContainerTotals, Decision, Hello, Learning, Message, Progress,
+    Prompt, SessionKind, Totals,
 };
 
 mod keys;
@@ -29,6 +30,8 @@ pub enum View {
     Live,
     Summary,
     Learning,
+    /// One row per container a daemon learns.
+    Containers,
 }
 
 impl View {
@@ -36,6 +39,8 @@ impl View {
     pub const ALL: [View; 3] = [View::Live, View::Summary, View::Learning];
     /// The views of an agent's session: its containers first.
     pub const AGENT: [View; 3] = [View::Fleet, View::Live, View::Summary];
+    /// The views of a daemon's session.
+    pub const DAEMON: [View; 1] = [View::Containers];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -43,6 +48,7 @@ impl View {
             View::Live => "Live",
             View::Summary => "Summary",
             View::Learning => "Learning",
+            View::Containers => "Containers",
         }
     }
 }
@@ -248,8 +254,11 @@ pub struct App {
     /// An agent's containers' rates, by id (their totals are in [`App::totals`]).
     pub fleet: BTreeMap<String, FleetRates>,
     pub fleet_order: FleetOrder,
-    /// The selected row of the Fleet view (index into [`App::fleet_rows`]).
+    /// The selected row of the Fleet view (index into [`App::fleet_rows`]) or of the
+    /// Containers view ([`App::learning_rows`]).
     pub fleet_selected: usize,
+    /// A daemon's containers.
+    pub learning: Option<Learning>,
 }
 
 /// Inputs to [`update`].
@@ -288,6 +297,10 @@ pub enum Effect {
     Answer {
         id: u64,
         choice: Choice,
+    },
+    /// Ask the daemon to write this container's candidate policy.
+    WriteCandidate {
+        container: String,
     },
 }
 
@@ -332,16 +345,47 @@ impl App {
             fleet: BTreeMap::new(),
             fleet_order: FleetOrder::default(),
             fleet_selected: 0,
+            learning: None,
         }
     }
 
     /// The views this session has, in tab order.
     pub fn views(&self) -> &'static [View] {
-        if self.kind() == Some(SessionKind::Agent) {
-            &View::AGENT
-        } else {
-            &View::ALL
+        match self.kind() {
+            Some(SessionKind::Agent) => &View::AGENT,
+            Some(SessionKind::Daemon) => &View::DAEMON,
+            _ => &View::ALL,
         }
+    }
+
+    /// The Containers view's rows: filtered by the search (id, name, image, engine), those
+    /// still learning first, the newest first.
+    pub fn learning_rows(&self) -> Vec<&ContainerLearning> {
+        let needle = self.filter.search.to_lowercase();
+        let mut rows: Vec<&ContainerLearning> = self
+            .learning
+            .iter()
+            .flat_map(|l| l.containers.iter())
+            .filter(|c| {
+                needle.is_empty()
+                    || [
+                        Some(&c.id),
+                        c.name.as_ref(),
+                        c.image.as_ref(),
+                        c.engine.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s.to_lowercase().contains(&needle))
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            a.ended
+                .cmp(&b.ended)
+                .then_with(|| b.started_at.cmp(&a.started_at))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        rows
     }
 
     /// The Fleet view's rows, filtered by the search (id or policy) and ordered; containers

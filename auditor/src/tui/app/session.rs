@@ -48,6 +48,9 @@ impl App {
                 if h.kind == Some(SessionKind::Agent) && self.hello.is_none() {
                     self.view = View::Fleet;
                 }
+                if h.kind == Some(SessionKind::Daemon) {
+                    self.view = View::Containers;
+                }
                 self.hello = Some(h);
             }
             Message::Snapshot(s) => {
@@ -65,6 +68,9 @@ impl App {
                     self.set_observation(o);
                 }
                 self.prompts = s.prompts;
+                if s.learning.is_some() {
+                    self.learning = s.learning;
+                }
                 return true;
             }
             Message::Decision(d) => {
@@ -73,6 +79,7 @@ impl App {
                 return true;
             }
             Message::Progress(p) => self.progress = Some(p),
+            Message::Learning(l) => self.learning = Some(l),
             Message::Observation(o) => self.set_observation(o),
             Message::Status(s) => {
                 self.totals = s.totals;

@@ -420,3 +420,68 @@ fn tiny_terminals_with_a_prompt_do_not_panic() {
         let _ = render(&prompt_app(), w, h);
     }
 }
+
+/// A daemon's session opens on its containers: learning progress per container, those that
+/// ended greyed below; `/` searches them, `w` asks the daemon for the selected one's
+/// candidate policy.
+#[test]
+fn snapshot_daemon_containers_search_and_write() {
+    use crate::session::protocol::{ContainerLearning, Learning};
+    let mut app = App::new("test", PathBuf::from("/tmp/p.toml"));
+    update(&mut app, super::session(super::hello(SessionKind::Daemon)));
+    assert_eq!(app.view, View::Containers);
+    assert_eq!(app.views(), &View::DAEMON);
+    let row = |i: u32, name: &str, ended: bool, stable_s: u64, new: u64| ContainerLearning {
+        id: format!("{i}f3a9c2e71b04d5c8e9a{i}"),
+        name: Some(name.into()),
+        engine: Some("docker".into()),
+        runtime: Some("runc".into()),
+        image: Some("nginx:1.25".into()),
+        started_at: format!("2026-01-01T00:0{i}:00Z"),
+        calls: 1000 * u64::from(i + 1),
+        distinct: 40 + u64::from(i),
+        failures: u64::from(i) * 3,
+        lost: if i == 2 { 5 } else { 0 },
+        new_last_minute: new,
+        stable_s,
+        growth: vec![12, 9, 6, 3, new],
+        ended,
+        output: format!("/var/lib/auditor/observations/{i}.json"),
+    };
+    update(
+        &mut app,
+        super::session(Message::Learning(Learning {
+            containers: vec![
+                row(0, "web-1", true, 300, 0),
+                row(1, "web-2", false, 125, 0),
+                row(2, "db", false, 4, 2),
+            ],
+        })),
+    );
+    assert_eq!(
+        app.learning_rows()
+            .iter()
+            .map(|c| c.name.as_deref().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["db", "web-2", "web-1"],
+        "learning first, newest first; ended last"
+    );
+    snapshot("daemon_containers_80x24", &app, 80, 24);
+    snapshot("daemon_containers_120x12", &app, 120, 12);
+    update(&mut app, ch('/'));
+    for c in "web".chars() {
+        update(&mut app, ch(c));
+    }
+    update(&mut app, key(KeyCode::Enter));
+    assert_eq!(app.view, View::Containers);
+    assert_eq!(app.learning_rows().len(), 2);
+    update(&mut app, ch('j'));
+    let effect = update(&mut app, ch('w'));
+    assert_eq!(
+        effect,
+        crate::tui::app::Effect::WriteCandidate {
+            container: "0f3a9c2e71b04d5c8e9a0".into()
+        }
+    );
+    snapshot("daemon_containers_search_80x24", &app, 80, 24);
+}
