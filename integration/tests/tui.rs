@@ -535,3 +535,99 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
     drop(tmux);
     drop(agent);
 }
+
+/// `auditor tui` on a daemon: its two containers with their learning progress, `w` has the
+/// daemon write the selected one's candidate policy, and containers that end stay, greyed.
+#[test]
+fn tui_attaches_to_the_daemon_and_writes_a_containers_candidate_policy() {
+    let test = "tui_attaches_to_the_daemon_and_writes_a_containers_candidate_policy";
+    if require_tool(test, "tmux").is_none() || !integration::learner::ready(test) {
+        return;
+    }
+    use integration::learner::{hooked_bundle, runc, runc_run_detached, Daemon};
+    let s = Scratch::new("tui-daemon");
+    let run_dir = s.dir().join("run");
+    let daemon = Daemon::start_env([("AUDITOR_RUN_DIR", run_dir.clone())]);
+    let name = format!(
+        "daemon-{}",
+        session_pid(&run_dir, "daemon", Duration::from_secs(20))
+    );
+    let o = Command::new(auditor_bin())
+        .args(["tui", "--list"])
+        .env("AUDITOR_RUN_DIR", &run_dir)
+        .output()
+        .expect("tui --list");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&name),
+        "tui --list: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bundles: Vec<_> = (0..2)
+        .map(|_| {
+            let b = hooked_bundle(
+                &daemon,
+                &[
+                    "/bin/busybox",
+                    "sh",
+                    "-c",
+                    "while [ ! -e /stop ]; do /bin/busybox sync; /bin/busybox sleep 0.2; done",
+                ],
+            );
+            runc_run_detached(&b);
+            b
+        })
+        .collect();
+    let short: Vec<String> = bundles
+        .iter()
+        .map(|b| {
+            let n = b.id.chars().count();
+            b.id.chars().skip(n.saturating_sub(8)).collect()
+        })
+        .collect();
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    let screen = tmux.wait_for("both containers learning", Duration::from_secs(30), |sc| {
+        sc.contains("Containers (2 learning, 0 ended)")
+            && short.iter().all(|c| sc.contains(c.as_str()))
+    });
+    assert!(
+        screen.contains("distinct") && screen.contains("learning"),
+        "{screen}"
+    );
+    // `w`: the daemon writes the selected container's candidate policy beside its observation.
+    tmux.keys(&["w"]);
+    let screen = tmux.wait_for("the policy written", Duration::from_secs(15), |sc| {
+        sc.contains("candidate policy of") && sc.contains("written to")
+    });
+    let written: Vec<_> = bundles
+        .iter()
+        .map(|b| daemon.out.join(format!("{}.candidate.toml", b.id)))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(written.len(), 1, "{screen}");
+    let text = std::fs::read_to_string(&written[0]).expect("policy");
+    assert!(text.contains("\"sync\""), "{text}");
+    // Still a policy auditor reads (its warnings are about the runtime init's mounts).
+    let o = Command::new(auditor_bin())
+        .arg("check")
+        .arg(&written[0])
+        .output()
+        .expect("auditor check");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(said.contains(" 0 error(s)"), "{said}");
+    for b in &bundles {
+        std::fs::write(b.rootfs().join("stop"), "").expect("stop");
+    }
+    tmux.wait_for("both ended", Duration::from_secs(20), |sc| {
+        sc.contains("Containers (0 learning, 2 ended)")
+    });
+    for b in &bundles {
+        let _ = runc(&["delete", "--force", &b.id]);
+    }
+    drop(tmux);
+    drop(daemon);
+}

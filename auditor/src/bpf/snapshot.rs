@@ -60,7 +60,30 @@ impl Observer {
 
     /// Number of distinct syscalls (per ABI) recorded so far in group 0.
     pub fn distinct_syscalls(&self) -> Result<usize, BpfError> {
-        Ok(self.calls(0)?.len())
+        self.distinct_syscalls_in(0)
+    }
+
+    /// Number of distinct syscalls (per ABI) recorded so far in `group`: one lookup per
+    /// possible syscall.
+    pub fn distinct_syscalls_in(&self, group: u32) -> Result<usize, BpfError> {
+        self.check_group(group)?;
+        Ok(self.calls(group)?.len())
+    }
+
+    /// Failed calls (an error returned) per group, summed over CPUs: one pass over the
+    /// outcomes table.
+    pub fn failures_by_group(&self) -> Result<HashMap<u32, u64>, BpfError> {
+        let outcomes: PerCpuHashMap<&MapData, OutcomeKey, u64> =
+            PerCpuHashMap::try_from(self.map(names::MAP_OUTCOMES)?)
+                .map_err(map_err(names::MAP_OUTCOMES))?;
+        let mut out = HashMap::new();
+        for item in outcomes.iter() {
+            let (k, v) = item.map_err(map_err(names::MAP_OUTCOMES))?;
+            if k.kind == auditor_common::outcome::FAILED {
+                *out.entry(k.group).or_default() += v.iter().sum::<u64>();
+            }
+        }
+        Ok(out)
     }
 
     fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {

@@ -14,6 +14,7 @@
 
 pub mod container;
 pub mod engine;
+mod live;
 pub mod protocol;
 mod socket;
 pub mod state;
@@ -159,6 +160,8 @@ struct Learner {
     /// Events drained from the ring buffer, not absorbed yet.
     buf: Vec<Event>,
     state_path: PathBuf,
+    /// Who is tracked, for the live session's reader.
+    live: live::Shared,
 }
 
 /// Run the daemon until SIGTERM/SIGINT.
@@ -256,6 +259,40 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     if let Some(m) = &learner.metrics {
         m.tracked.set(learner.tracked.len() as i64);
     }
+    // The live session (`auditor tui`), read by a thread of its own.
+    let mut live_session = match crate::session::Publisher::start(
+        crate::session::SessionKind::Daemon,
+        crate::session::publisher::SessionDetails {
+            command: Vec::new(),
+            details: [
+                ("socket".to_owned(), config.socket.display().to_string()),
+                ("output".to_owned(), config.output_dir.display().to_string()),
+                ("instance".to_owned(), config.instance.clone()),
+            ]
+            .into(),
+        },
+    ) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "no live session: `auditor tui` cannot attach to this daemon");
+            None
+        }
+    };
+    let mut requests = live_session
+        .as_mut()
+        .and_then(crate::session::Publisher::take_requests);
+    let live_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    learner.publish_registry();
+    let reader = live_session.as_ref().and_then(|p| {
+        live::spawn(
+            config.pins(),
+            learner.live.clone(),
+            p.sender(),
+            live_stop.clone(),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "live session: cannot start its reader"))
+        .ok()
+    });
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
@@ -292,7 +329,24 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
                 }
                 let _ = job.reply.send(reply);
             }
-            Some((id, identity)) = irx.recv() => learner.identified(&id, identity),
+            Some((id, identity)) = irx.recv() => {
+                learner.identified(&id, identity);
+                learner.publish_registry();
+            }
+            Some(req) = async {
+                match requests.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                events.drain(&mut learner.buf);
+                learner.absorb_buffered();
+                let said = learner.write_candidate(&req.write_candidate);
+                tracing::info!(by = %req.by, "{said}");
+                if let Some(p) = &live_session {
+                    p.send(crate::session::publisher::Event::Notice(said));
+                }
+            }
             _ = tick.tick() => {
                 let done = learner.finished();
                 if !done.is_empty() {
@@ -315,6 +369,13 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     learner.absorb_buffered();
     drop(ring);
     drop(events);
+    live_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = reader {
+        let _ = r.join();
+    }
+    if let Some(p) = live_session {
+        p.finish("the daemon stopped");
+    }
     learner.stop(&config);
     let _ = std::fs::remove_file(&config.socket);
     Ok(())
@@ -501,6 +562,7 @@ impl Learner {
             last_save: Instant::now(),
             buf: Vec::new(),
             state_path,
+            live: Default::default(),
         };
         if let Some(saved) = saved {
             if groups != config.max_containers.clamp(1, slot::MAX_GROUPS) {
@@ -599,8 +661,38 @@ impl Learner {
         }
     }
 
+    /// Tell the live session's reader who is tracked now.
+    fn publish_registry(&self) {
+        let tracked = self
+            .tracked
+            .iter()
+            .map(|(&g, t)| {
+                (
+                    g,
+                    live::Meta {
+                        id: t.id.clone(),
+                        name: t.identity.name.clone(),
+                        engine: t.identity.engine.clone(),
+                        runtime: t.runtime.clone(),
+                        image: t.identity.image.clone(),
+                        started_at: humantime::format_rfc3339_seconds(t.started).to_string(),
+                        output: t.output.display().to_string(),
+                    },
+                )
+            })
+            .collect();
+        if let Ok(mut r) = self.live.lock() {
+            r.tracked = tracked;
+            // Those ended stay named until the reader has seen them go (a minute).
+            if r.ended.len() > 4096 {
+                r.ended.drain(..2048);
+            }
+        }
+    }
+
     /// Save the registry (atomically); `clean` at a stop that saved all it read.
     fn persist(&mut self, clean: bool) {
+        self.publish_registry();
         let containers = self
             .tracked
             .iter()
@@ -701,6 +793,49 @@ impl Learner {
             }
         }
         groups.len()
+    }
+
+    /// Write the candidate policy of what container `id` did so far beside its observation
+    /// (`ID.candidate.toml`, native format); what happened, in words.
+    fn write_candidate(&mut self, id: &str) -> String {
+        let Some(&group) = self
+            .tracked
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(g, _)| g)
+        else {
+            return format!(
+                "container {id} is not being learned (it ended: generate its policy from its observation file)"
+            );
+        };
+        let Some(mut t) = self.tracked.remove(&group) else {
+            return format!("container {id} is not being learned");
+        };
+        let obs = self.observation_of(group, &mut t, true);
+        let path = t.output.with_extension("candidate.toml");
+        self.tracked.insert(group, t);
+        let generated = match crate::policy::generate::generate(
+            std::slice::from_ref(&obs),
+            &crate::policy::generate::GenerateOptions::default(),
+        ) {
+            Ok(g) => g,
+            Err(e) => return format!("no candidate policy for container {id}: {e}"),
+        };
+        let text = format!(
+            "# Candidate policy of container {id}, from what it did until {} (auditor daemon).\n{}",
+            humantime::format_rfc3339_seconds(SystemTime::now()),
+            crate::policy::model::to_native(&generated.policy)
+        );
+        match crate::fsutil::write_atomic(&path, text.as_bytes()) {
+            Ok(()) => format!(
+                "candidate policy of {id} written to {} ({} allowed, {} notify, {} calls so far)",
+                path.display(),
+                generated.report.allowed.len(),
+                generated.report.notified.len(),
+                obs.syscalls.iter().map(|s| s.count).sum::<u64>()
+            ),
+            Err(e) => format!("cannot write the candidate policy of {id}: {e}"),
+        }
     }
 
     /// Absorb the events drained into `buf`.
@@ -1062,6 +1197,9 @@ impl Learner {
             }
         }
         self.write(group, &mut t, false);
+        if let Ok(mut r) = self.live.lock() {
+            r.ended.push(t.id.clone());
+        }
         if let Some(m) = &self.metrics {
             m.tracked.set(self.tracked.len() as i64);
         }
@@ -1091,42 +1229,7 @@ impl Learner {
     /// Write the observation of the container in `group` as the maps hold it now
     /// (`still_running`: it goes on, at a stop or an uninstall).
     fn write(&mut self, group: u32, t: &mut Tracked, still_running: bool) {
-        match self.observer.snapshot_of(group) {
-            Ok(s) => t.collected.snapshot = s,
-            Err(e) => {
-                tracing::error!(id = %t.id, error = %e, "cannot read the maps; the observation is incomplete")
-            }
-        }
-        // A thread caught before its first exec'd name is known: name it from /proc if alive.
-        if still_running {
-            if let Some(p) = crate::host::proc::exe(t.pid) {
-                t.collected
-                    .exe_names
-                    .entry(exe_id(p.as_bytes()))
-                    .or_insert(p);
-            }
-        }
-        let ended = SystemTime::now();
-        let obs = build::build(
-            &t.collected,
-            build::RunInfo {
-                host: build::host(),
-                target: model::Target::Container {
-                    id: t.id.clone(),
-                    runtime: t.runtime.clone(),
-                    cgroup: t.cgroup.as_ref().map(|(d, _)| d.display().to_string()),
-                    engine: t.identity.engine.clone(),
-                    name: t.identity.name.clone(),
-                    image: t.identity.image.clone(),
-                    labels: t.identity.labels.clone(),
-                },
-                started_at: humantime::format_rfc3339_millis(t.started).to_string(),
-                ended_at: humantime::format_rfc3339_millis(ended).to_string(),
-                duration_ms: ended
-                    .duration_since(t.started)
-                    .map_or(0, |d| d.as_millis() as u64),
-            },
-        );
+        let obs = self.observation_of(group, t, still_running);
         let path = t.output.clone();
         if let Some(m) = &self.metrics {
             if !still_running {
@@ -1160,5 +1263,50 @@ impl Learner {
         if obs.loss.total > 0 {
             tracing::warn!(id = %t.id, lost = obs.loss.total, "observations were lost; see `loss` in the file");
         }
+    }
+
+    /// The observation of the container in `group` as the maps hold it now.
+    fn observation_of(
+        &mut self,
+        group: u32,
+        t: &mut Tracked,
+        still_running: bool,
+    ) -> model::Observation {
+        match self.observer.snapshot_of(group) {
+            Ok(s) => t.collected.snapshot = s,
+            Err(e) => {
+                tracing::error!(id = %t.id, error = %e, "cannot read the maps; the observation is incomplete")
+            }
+        }
+        // A thread caught before its first exec'd name is known: name it from /proc if alive.
+        if still_running {
+            if let Some(p) = crate::host::proc::exe(t.pid) {
+                t.collected
+                    .exe_names
+                    .entry(exe_id(p.as_bytes()))
+                    .or_insert(p);
+            }
+        }
+        let ended = SystemTime::now();
+        build::build(
+            &t.collected,
+            build::RunInfo {
+                host: build::host(),
+                target: model::Target::Container {
+                    id: t.id.clone(),
+                    runtime: t.runtime.clone(),
+                    cgroup: t.cgroup.as_ref().map(|(d, _)| d.display().to_string()),
+                    engine: t.identity.engine.clone(),
+                    name: t.identity.name.clone(),
+                    image: t.identity.image.clone(),
+                    labels: t.identity.labels.clone(),
+                },
+                started_at: humantime::format_rfc3339_millis(t.started).to_string(),
+                ended_at: humantime::format_rfc3339_millis(ended).to_string(),
+                duration_ms: ended
+                    .duration_since(t.started)
+                    .map_or(0, |d| d.as_millis() as u64),
+            },
+        )
     }
 }
