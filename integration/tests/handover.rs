@@ -442,3 +442,86 @@ fn under_systemd_a_crashed_agent_gets_its_listeners_back_and_sigusr2_hands_over(
         second.log_text()
     );
 }
+
+/// SIGHUP reloads the policy directory: a container's changed policy decides its next
+/// notified call (its mknod, emulated before, is refused with EPERM after), no call fails
+/// meanwhile other than by the new policy's decision, and the agent says which container
+/// changed policy; an unchanged or unloadable policy leaves things as they are.
+#[test]
+fn sighup_reloads_a_changed_policy_for_the_running_containers() {
+    let test = "sighup_reloads_a_changed_policy_for_the_running_containers";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("auditor-reload");
+    s.write("policies/web.toml", integration::MKNOD_NOTIFY);
+    let agent = Agent::oci(&s);
+    // Each mknod either succeeds (emulated), or fails with EPERM (the new policy): busybox
+    // says "Operation not permitted" then; anything else is a failure of the reload.
+    let b = bundle(
+        &s,
+        "ok=0; eperm=0; other=0; while [ ! -e /stop ]; do \
+         if busybox mknod /tmp/n c 1 3 2>/tmp/err; then ok=$((ok+1)); \
+         elif busybox grep -q 'not permitted' /tmp/err; then eperm=$((eperm+1)); \
+         else other=$((other+1)); fi; busybox rm -f /tmp/n; busybox sleep 0.05; done; \
+         echo ok=$ok eperm=$eperm other=$other",
+    );
+    b.edit(|c| c["root"]["readonly"] = serde_json::json!(false))
+        .expect("writable rootfs");
+    let runner = {
+        let argv = b.run_command();
+        std::thread::spawn(move || {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            run_with_timeout(&mut c, Duration::from_secs(120))
+        })
+    };
+    agent.wait_records(|r| emulated(r, &b.id) >= 5);
+    // An unchanged directory: nothing to do.
+    agent.signal(libc::SIGHUP);
+    agent.wait_log(|l| l.contains("no container's policy changed"));
+    // The policy now refuses mknod.
+    s.write(
+        "policies/web.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"mknod\", \"mknodat\"]\naction = \"errno\"\nerrno = \"EPERM\"\ncomment = \"no device nodes any more\"\n",
+    );
+    agent.signal(libc::SIGHUP);
+    agent.wait_log(|l| l.contains("served under its changed policy"));
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .filter(|r| r["container"] == b.id.as_str() && r["decision"] == "denied")
+            .count()
+            >= 5
+    });
+    std::fs::write(b.rootfs().join("stop"), "").expect("stop");
+    let o = runner.join().expect("runner");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("other=0"),
+        "{}\nagent: {}",
+        describe(&o),
+        agent.log_text()
+    );
+    assert!(
+        !out.contains("ok=0 ") && !out.contains("eperm=0 "),
+        "both policies decided calls: {out}"
+    );
+    // Every record after the first denial is a denial: the old policy is gone.
+    let mine: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["container"] == b.id.as_str())
+        .collect();
+    let first_denied = mine
+        .iter()
+        .position(|r| r["decision"] == "denied")
+        .expect("a denial");
+    assert!(
+        mine[first_denied..]
+            .iter()
+            .all(|r| r["decision"] == "denied"),
+        "{mine:?}"
+    );
+    let log = agent.log_text();
+    assert!(log.contains("1 container(s) changed policy"), "{log}");
+}

@@ -28,6 +28,9 @@ pub struct Context {
     pub metrics: Option<Arc<crate::metrics::AgentMetrics>>,
     /// systemd's fd store, under systemd.
     pub store: Option<Arc<store::Store>>,
+    /// Reload the policy directory (SIGHUP): every container whose policy changed is served
+    /// under the new one from its next notification.
+    pub reload: Arc<tokio::sync::Notify>,
 }
 
 pub type Shared = Arc<Context>;

@@ -143,7 +143,9 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         policy_from_annotation: args.policy_from_annotation,
         metrics,
         store,
+        reload: Arc::new(tokio::sync::Notify::new()),
     });
+    let reload = ctx.reload.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -247,6 +249,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                     if let Some(a) = &audit {
                         a.reopen();
                     }
+                    reload.notify_one();
                 }
                 _ = usr2.recv() => start_successor(args.socket.as_deref()),
                 done = tasks.join_next() => match done {

@@ -855,6 +855,9 @@ async fn accept_loop(
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
+            () = ctx.reload.notified() => {
+                reload(&registry, &ctx, &cancel, &mut tasks).await;
+            }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = done {
                     tracing::error!(error = %e, "OCI agent: a connection task failed");
@@ -1119,7 +1122,87 @@ async fn hand_over(
     }
 }
 
-/// After a failed handover: serve every registered listener again.
+/// SIGHUP: load every served container's policy again from the directory; the brokers of
+/// those whose policy changed stop receiving (answering what they hold), take the new policy
+/// and receive again: a notification that comes meanwhile waits in the kernel, none fails. A
+/// policy that no longer loads leaves its containers under the one they have. The seccomp
+/// filters themselves cannot change: only what the agent decides for the calls they send it.
+async fn reload(
+    registry: &Registry,
+    ctx: &Shared,
+    cancel: &CancellationToken,
+    tasks: &mut tokio::task::JoinSet<()>,
+) {
+    let served: Vec<(u64, Option<String>, String, String, String)> = {
+        let g = registry.lock();
+        g.1.iter()
+            .map(|(&k, e)| {
+                let h = &e.listener.handed;
+                (
+                    k,
+                    h.requested.clone(),
+                    h.digest.clone(),
+                    h.policy.clone(),
+                    h.id.clone(),
+                )
+            })
+            .collect()
+    };
+    let names = served.iter().map(|s| s.1.clone()).collect();
+    let loaded = match load_policies(ctx, names).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "OCI agent: reloading the policies failed; nothing changed");
+            return;
+        }
+    };
+    let mut changed = Vec::new();
+    for ((key, _, digest, old, id), l) in served.into_iter().zip(loaded) {
+        match l {
+            Ok(l) if l.digest != digest => changed.push((key, id, old, l)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(container = %id, policy = %old, error = %e, "OCI agent: reload: the policy does not load; the container keeps the one it has")
+            }
+        }
+    }
+    if changed.is_empty() {
+        tracing::info!("OCI agent: reload: no container's policy changed");
+        return;
+    }
+    let waits: Vec<_> = {
+        let g = registry.lock();
+        changed
+            .iter()
+            .filter_map(|(k, ..)| g.1.get(k))
+            .map(|e| {
+                e.stop.cancel();
+                e.ended.clone()
+            })
+            .collect()
+    };
+    for mut w in waits {
+        let _ = w.wait_for(|ended| *ended).await;
+    }
+    {
+        let mut g = registry.lock();
+        for (key, id, old, l) in &changed {
+            let Some(e) = g.1.get_mut(key) else { continue };
+            e.listener.policy = l.policy.clone();
+            e.listener.handed.policy = l.name.clone();
+            e.listener.handed.digest = l.digest.clone();
+            tracing::info!(container = %id, policy = %l.name, was = %old, path = %l.path.display(), "OCI agent: reload: the container is served under its changed policy");
+        }
+    }
+    eprintln!(
+        "auditor agent: reloaded the policies: {} container(s) changed policy",
+        changed.len()
+    );
+    resume(registry, ctx, cancel, tasks);
+}
+
+/// After a failed handover or a reload: serve every registered listener again whose broker
+/// stopped.
 fn resume(
     registry: &Registry,
     ctx: &Shared,
