@@ -7,6 +7,7 @@
 pub mod baselines;
 pub mod check;
 pub mod diff;
+pub mod edit;
 pub mod formats;
 pub mod generate;
 pub mod handlers;
