@@ -90,6 +90,17 @@ impl Agent {
         env: &[(&str, String)],
         fds: Vec<std::os::fd::OwnedFd>,
     ) -> Agent {
+        Agent::start_managed_with(s, log, env, fds, &[])
+    }
+
+    /// [`Agent::start_managed`] with extra flags.
+    pub fn start_managed_with(
+        s: &Scratch,
+        log: &str,
+        env: &[(&str, String)],
+        fds: Vec<std::os::fd::OwnedFd>,
+        flags: &[&str],
+    ) -> Agent {
         use std::os::fd::AsRawFd as _;
         use std::os::unix::process::CommandExt as _;
         let dir = s.dir();
@@ -105,6 +116,7 @@ impl Agent {
             .arg(dir.join("policies"))
             .arg("--audit-log")
             .arg(dir.join("audit.jsonl"))
+            .args(flags)
             .env("RUST_LOG", "debug")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

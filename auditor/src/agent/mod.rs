@@ -31,6 +31,8 @@ pub struct Context {
     /// Reload the policy directory (SIGHUP): every container whose policy changed is served
     /// under the new one from its next notification.
     pub reload: Arc<tokio::sync::Notify>,
+    /// Enforce, or complain (`--complain`).
+    pub mode: crate::broker::Mode,
 }
 
 pub type Shared = Arc<Context>;

@@ -63,12 +63,24 @@ pub struct AgentArgs {
     /// [config: agent.metrics_addr; default: off].
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Complain mode, for every container it serves: a call its policy would refuse is
+    /// allowed (CONTINUE) and recorded as `complain` — pair it with profiles whose filter sends
+    /// what they would refuse to the agent (`defaultAction: SCMP_ACT_NOTIFY`), to see what a
+    /// policy would break before enforcing it (`auditor tui`'s Drift view). Emulations still
+    /// run as in enforce mode.
+    #[arg(long)]
+    pub complain: bool,
     #[command(flatten)]
     pub import: ImportArgs,
 }
 
 pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<ExitCode> {
     super::require_root("auditor agent")?;
+    let mode = if args.complain {
+        crate::broker::Mode::Complain
+    } else {
+        crate::broker::Mode::Enforce
+    };
     let import = args.import.options()?;
     // Socket activation: the unit's sockets replace --socket/--lxc-socket. Fds this service
     // stored (a crash-restart under systemd) come back with them.
@@ -115,7 +127,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         .map(|_| crate::metrics::AgentMetrics::register(&mut registry));
     // The live session `auditor tui` attaches to: every container's decisions. Not being able
     // to publish it (no /run/auditor) costs the view, never the agent.
-    let live = {
+    let mut live = {
         let mut details = crate::session::publisher::SessionDetails::default();
         let d = &mut details.details;
         if let Some(s) = &args.socket {
@@ -144,8 +156,13 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         metrics,
         store,
         reload: Arc::new(tokio::sync::Notify::new()),
+        mode,
     });
     let reload = ctx.reload.clone();
+    // `auditor tui` may ask for a reload (its Drift view, after adding rules).
+    let mut requests = live
+        .as_mut()
+        .and_then(crate::session::Publisher::take_requests);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -252,6 +269,18 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                     reload.notify_one();
                 }
                 _ = usr2.recv() => start_successor(args.socket.as_deref()),
+                Some(req) = async {
+                    match requests.as_mut() {
+                        Some(r) => r.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match req.message {
+                    crate::session::protocol::ClientMessage::Reload => {
+                        tracing::info!(by = %req.by, "reload asked by a live-session client");
+                        reload.notify_one();
+                    }
+                    other => tracing::warn!(by = %req.by, request = ?other, "a request the agent does not take; ignored"),
+                },
                 done = tasks.join_next() => match done {
                     None => break,
                     Some(Ok(Ok(()))) => {}

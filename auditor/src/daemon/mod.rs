@@ -341,7 +341,12 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             } => {
                 events.drain(&mut learner.buf);
                 learner.absorb_buffered();
-                let said = learner.write_candidate(&req.write_candidate);
+                let said = match &req.message {
+                    crate::session::protocol::ClientMessage::WriteCandidate { container } => {
+                        learner.write_candidate(container)
+                    }
+                    other => format!("the daemon takes no {other:?} request"),
+                };
                 tracing::info!(by = %req.by, "{said}");
                 if let Some(p) = &live_session {
                     p.send(crate::session::publisher::Event::Notice(said));

@@ -216,6 +216,9 @@ pub enum ClientMessage {
     /// Write the candidate policy of what container `container` did so far (`auditor
     /// daemon`); the session says where in a notice.
     WriteCandidate { container: String },
+    /// Load the policy directory again (`auditor agent`, as SIGHUP does); the session says
+    /// what changed in a notice.
+    Reload,
 }
 
 /// Who the session is.

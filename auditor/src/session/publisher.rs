@@ -78,11 +78,11 @@ pub struct Answer {
     pub by: String,
 }
 
-/// A request from a client other than an answer, with who sent it.
+/// A request from a client other than an answer ([`ClientMessage::WriteCandidate`],
+/// [`ClientMessage::Reload`]), with who sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// Write the candidate policy of this container (`auditor daemon`).
-    pub write_candidate: String,
+    pub message: ClientMessage,
     pub by: String,
 }
 
@@ -601,9 +601,9 @@ async fn read_client(
                     tracing::warn!(client = %by, id, "session: an answer was dropped (nobody takes answers, or too many at once)");
                 }
             }
-            Ok(ClientMessage::WriteCandidate { container }) => {
+            Ok(message) => {
                 let r = Request {
-                    write_candidate: container,
+                    message,
                     by: by.clone(),
                 };
                 if requests.try_send(r).is_err() {

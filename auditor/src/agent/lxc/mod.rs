@@ -49,7 +49,7 @@ pub use wire::{
 };
 
 use super::Shared;
-use crate::broker::{Broker, Mode};
+use crate::broker::Broker;
 use crate::seccomp::notify::{self, NotifyFd, Response, SeccompNotifSizes};
 /// LXC waits 30 s for a reply; a reply later than this is not sent (see the module docs).
 pub const REPLY_DEADLINE: Duration = Duration::from_secs(25);
@@ -613,7 +613,7 @@ impl Connection {
                 .and_then(container_from_cgroup)
                 .unwrap_or_else(|| format!("lxc-init-{init_pid}"));
             tracing::info!(conn, container = %container, policy = %loaded.name, path = %loaded.path.display(), "LXC proxy: serving a container");
-            let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, Mode::Enforce, ctx.audit.clone())
+            let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, ctx.mode, ctx.audit.clone())
                 .with_container(container.clone())
                 .with_policy(
                     loaded.name.clone(),

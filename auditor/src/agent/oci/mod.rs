@@ -34,7 +34,7 @@ use super::policies::{Loaded, PolicyDirError};
 
 pub mod handover;
 use super::{Shared, SocketFile};
-use crate::broker::{Broker, Mode};
+use crate::broker::Broker;
 use crate::seccomp::notify::{self, NotifyError, NotifyFd};
 
 /// Largest message accepted (runc's state with its annotations is a few KiB).
@@ -552,7 +552,7 @@ async fn serve_listener(
             return;
         }
     };
-    let mut broker = Broker::new(NotifyFd::new(fd), decider, Mode::Enforce, ctx.audit.clone())
+    let mut broker = Broker::new(NotifyFd::new(fd), decider, ctx.mode, ctx.audit.clone())
         .with_container(id.clone())
         .with_policy(l.handed.policy.clone(), l.source.as_str())
         .with_stats(l.stats.clone());
@@ -1166,8 +1166,14 @@ async fn reload(
             }
         }
     }
+    let tell = |text: String| {
+        if let Some(l) = &ctx.live {
+            l.send(crate::session::Event::Notice(text));
+        }
+    };
     if changed.is_empty() {
         tracing::info!("OCI agent: reload: no container's policy changed");
+        tell("the agent reloaded its policies: no container's policy changed".into());
         return;
     }
     let waits: Vec<_> = {
@@ -1198,6 +1204,10 @@ async fn reload(
         "auditor agent: reloaded the policies: {} container(s) changed policy",
         changed.len()
     );
+    tell(format!(
+        "the agent reloaded its policies: {} container(s) changed policy",
+        changed.len()
+    ));
     resume(registry, ctx, cancel, tasks);
 }
 
