@@ -631,3 +631,129 @@ fn tui_attaches_to_the_daemon_and_writes_a_containers_candidate_policy() {
     drop(tmux);
     drop(daemon);
 }
+
+/// An agent in complain mode: the Drift view lists the `sync` calls its policy would refuse;
+/// `a` puts an allow rule first in the container's policy file (its comments kept, the rule's
+/// comment saying who and when) and has the agent reload, which then allows the container's
+/// next `sync`.
+#[test]
+fn tui_drift_view_allows_what_complain_mode_saw_and_the_agent_applies_it() {
+    let test = "tui_drift_view_allows_what_complain_mode_saw_and_the_agent_applies_it";
+    if !require_root(test)
+        || require_tool(test, "tmux").is_none()
+        || require_tool(test, "runc").is_none()
+    {
+        return;
+    }
+    use integration::runtimes::{self, Bundle, Runtime};
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("tui-drift");
+    s.write(
+        "policies/web.toml",
+        "# web: refuse what is not listed\nversion = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n",
+    );
+    let run_dir = s.dir().join("run");
+    let agent = integration::agent::Agent::start_managed_with(
+        &s,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+        &["--complain"],
+    );
+    let name = format!(
+        "agent-{}",
+        session_pid(&run_dir, "agent", Duration::from_secs(20))
+    );
+    let b = Bundle::busybox(
+        Runtime::Runc,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "while [ ! -e /stop ]; do busybox sync; busybox sleep 0.2; done",
+        ],
+    )
+    .expect("bundle");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": agent.socket.display().to_string(),
+        "listenerMetadata": "web",
+        "syscalls": [{"names": ["sync"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .expect("seccomp");
+    let argv = b.run_command();
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runc run");
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    // Attached (the session's hello opens the Fleet), then to the Drift view.
+    tmux.wait_for(
+        "the container in the Fleet",
+        Duration::from_secs(30),
+        |sc| sc.contains("Fleet (1 running"),
+    );
+    tmux.keys(&["4"]);
+    tmux.wait_for("sync in the Drift view", Duration::from_secs(30), |sc| {
+        sc.contains("Drift:") && sc.contains("sync") && sc.contains("web")
+    });
+    tmux.keys(&["a"]);
+    // The UI says what it wrote, then the agent's notice says what the reload changed.
+    let screen = tmux.wait_for("the rule written", Duration::from_secs(15), |sc| {
+        sc.contains("rule(s) added to")
+            || sc.contains("not changed")
+            || sc.contains("reloaded its policies")
+    });
+    assert!(!screen.contains("not changed"), "{screen}");
+    tmux.wait_for("the agent's reload", Duration::from_secs(15), |sc| {
+        sc.contains("reloaded its policies: 1 container(s) changed policy")
+    });
+    let policy = std::fs::read_to_string(s.path("policies/web.toml")).expect("policy");
+    assert!(
+        policy.starts_with("# web: refuse what is not listed")
+            && policy.contains("names = [\"sync\"]")
+            && policy.contains("Drift view by uid 0 at"),
+        "{policy}\n{screen}"
+    );
+    agent.wait_log(|l| l.contains("served under its changed policy"));
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .filter(|r| r["container"] == b.id.as_str() && r["decision"] == "allowed")
+            .count()
+            >= 3
+    });
+    let mine: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["container"] == b.id.as_str())
+        .collect();
+    let first_allowed = mine
+        .iter()
+        .position(|r| r["decision"] == "allowed")
+        .unwrap_or_else(|| panic!("no allowed sync: {mine:?}\n{}", agent.log_text()));
+    assert!(
+        first_allowed > 0
+            && mine[..first_allowed]
+                .iter()
+                .all(|r| r["decision"] == "complain")
+    );
+    assert!(
+        mine[first_allowed..]
+            .iter()
+            .all(|r| r["decision"] == "allowed"),
+        "{mine:?}"
+    );
+    let _ = std::fs::write(b.dir.join("rootfs/stop"), "");
+    let t = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(tmux);
+    drop(agent);
+}

@@ -178,12 +178,66 @@ fn apply(app: &mut App, msg: Msg, answers: &mpsc::Sender<ClientMessage>) -> Opti
             .try_send(ClientMessage::WriteCandidate { container })
             .err()
             .map(|_| Msg::Notice("cannot send the request: the session connection is gone".into())),
+        Effect::AllowRules { dir, rules } => {
+            let said = allow_rules(&dir, &rules);
+            let reload = answers.try_send(ClientMessage::Reload).is_ok();
+            Some(Msg::Notice(if reload {
+                format!("{said}; the agent reloads its policies")
+            } else {
+                format!(
+                    "{said}; cannot ask the agent to reload (the session is gone): send it SIGHUP"
+                )
+            }))
+        }
         Effect::WritePolicy { path, contents } => Some(Msg::Written(
             crate::fsutil::write_atomic(&path, contents.as_bytes())
                 .map(|()| path)
                 .map_err(|e| e.to_string()),
         )),
     }
+}
+
+/// Add the Drift view's allow rules in front of each policy's native file in `dir`, each
+/// comment saying who and when; what was done, in words.
+fn allow_rules(
+    dir: &std::path::Path,
+    rules: &[(String, Vec<crate::policy::edit::Allow>)],
+) -> String {
+    let uid = nix::unistd::geteuid();
+    let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let mut said = Vec::new();
+    for (policy, allows) in rules {
+        let path = dir.join(format!("{policy}.toml"));
+        let allows: Vec<_> = allows
+            .iter()
+            .map(|a| crate::policy::edit::Allow {
+                names: a.names.clone(),
+                comment: format!(
+                    "allowed from auditor tui's Drift view by uid {uid} at {when}: {}",
+                    a.comment
+                ),
+            })
+            .collect();
+        let done = std::fs::read_to_string(&path)
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (only native NAME.toml policies are edited)",
+                    path.display()
+                )
+            })
+            .and_then(|text| {
+                crate::policy::edit::prepend_allow_rules(&text, &allows)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .and_then(|text| {
+                crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())
+            });
+        said.push(match done {
+            Ok(()) => format!("{} rule(s) added to {}", allows.len(), path.display()),
+            Err(e) => format!("not changed: {e}"),
+        });
+    }
+    said.join("; ")
 }
 
 /// Apply every session message queued now (bounded), in batches; whether any was.

@@ -31,6 +31,7 @@ pub fn view(app: &App, f: &mut Frame) {
         View::Summary => draw_summary(app, f, body),
         View::Learning => draw_learning(app, f, body),
         View::Containers => draw_containers(app, f, body),
+        View::Drift => draw_drift(app, f, body),
     }
     draw_status(app, f, status);
     if app.shown_prompt().is_some() {
@@ -235,6 +236,9 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect) {
             View::Summary => "?:help q:quit Tab:view j/k:scroll",
             View::Learning => "?:help q:quit Tab:view h/l:pane j/k:scroll w:write policy",
             View::Containers => "?:help q:quit j/k:move /:search w:write its candidate policy",
+            View::Drift => {
+                "?:help q:quit Tab:view j/k:move space:mark a:allow in its policy /:search"
+            }
         };
         Line::from(Span::styled(hints, Style::new().fg(Color::DarkGray)))
     };
@@ -369,6 +373,96 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
         .row_highlight_style(selected_style());
     let mut state = TableState::default().with_selected(Some(sel - offset));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// The Drift view: what each container's policy would refuse (complain mode).
+fn draw_drift(app: &App, f: &mut Frame, area: Rect) {
+    let rows = app.drift_rows();
+    let [table_area, note] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
+    let note_text = "a: allow rules go first in the policy's file, the agent reloads: they decide the next call the filter sends it; what the filter decides in the kernel changes at the container's next start";
+    f.render_widget(
+        Paragraph::new(note_text)
+            .style(Style::new().fg(Color::DarkGray))
+            .wrap(Wrap { trim: true }),
+        note,
+    );
+    if rows.is_empty() {
+        let lines = vec![
+            Line::raw("No call a policy would refuse, so far."),
+            Line::raw(
+                "With `auditor agent --complain`, a call its policy would refuse is allowed and listed here.",
+            ),
+        ];
+        empty(f, table_area, "Drift", lines);
+        return;
+    }
+    let wide = area.width >= 120;
+    let (id_w, exe_w): (u16, u16) = if wide { (16, 28) } else { (12, 16) };
+    let header = vec![
+        "",
+        "container",
+        "policy",
+        "syscall",
+        "executable",
+        "calls",
+        "first",
+        "last",
+    ];
+    let widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(id_w),
+        Constraint::Length(8),
+        Constraint::Length(14),
+        Constraint::Length(exe_w),
+        Constraint::Length(7),
+        Constraint::Length(12),
+        Constraint::Length(12),
+    ];
+    let height = usize::from(table_area.height.saturating_sub(3)).max(1);
+    let sel = app.drift_selected.min(rows.len() - 1);
+    let offset = sel.saturating_sub(height - 1);
+    let table_rows: Vec<TableRow> = rows
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|r| {
+            let marked =
+                app.drift_marked
+                    .contains(&(r.container.clone(), r.syscall.clone(), r.exe.clone()));
+            TableRow::new(vec![
+                Cell::from(if marked { "*" } else { " " }),
+                Cell::from(super::widgets::container_id(
+                    &r.container,
+                    usize::from(id_w),
+                )),
+                Cell::from(head(r.policy.as_deref().unwrap_or("?"), 8)),
+                Cell::from(Span::styled(r.syscall.clone(), decision_style("complain"))),
+                Cell::from(tail(&r.exe, usize::from(exe_w))),
+                Cell::from(count(r.calls)),
+                Cell::from(short_time(&r.first).to_owned()),
+                Cell::from(short_time(&r.last).to_owned()),
+            ])
+        })
+        .collect();
+    let mut title = format!(
+        "Drift: {} call kind(s) the policies would refuse, {} marked",
+        rows.len(),
+        app.drift_marked.len()
+    );
+    if app.drift_overflow > 0 {
+        title.push_str(&format!(
+            " ({} beyond {} not kept)",
+            app.drift_overflow,
+            super::app::MAX_DRIFT
+        ));
+    }
+    let table = Table::new(table_rows, widths)
+        .header(TableRow::new(header).style(header_style()))
+        .block(Block::bordered().title(Span::styled(title, header_style())))
+        .row_highlight_style(selected_style());
+    let mut state = TableState::default().with_selected(Some(sel - offset));
+    f.render_stateful_widget(table, table_area, &mut state);
 }
 
 /// The Containers view: one row per container a daemon learns.

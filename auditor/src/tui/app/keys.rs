@@ -41,6 +41,10 @@ impl App {
                 let max = self.learning_rows().len().saturating_sub(1);
                 self.fleet_selected = self.fleet_selected.saturating_add_signed(delta).min(max);
             }
+            View::Drift => {
+                let max = self.drift_rows().len().saturating_sub(1);
+                self.drift_selected = self.drift_selected.saturating_add_signed(delta).min(max);
+            }
             View::Summary => {
                 let max = self.totals.by_syscall.len().saturating_sub(1);
                 self.summary_scroll = self.summary_scroll.saturating_add_signed(delta).min(max);
@@ -203,7 +207,7 @@ impl App {
             }
             KeyCode::Char('/') => {
                 // The Fleet and Containers views search their containers; the others, decisions.
-                if !matches!(self.view, View::Fleet | View::Containers) {
+                if !matches!(self.view, View::Fleet | View::Containers | View::Drift) {
                     self.view = View::Live;
                 }
                 self.input = Some(self.filter.search.clone());
@@ -215,6 +219,18 @@ impl App {
                 self.filter = Filter::default();
                 self.settle();
             }
+            KeyCode::Char(' ') if self.view == View::Drift => {
+                let key = self
+                    .drift_rows()
+                    .get(self.drift_selected)
+                    .map(|r| (r.container.clone(), r.syscall.clone(), r.exe.clone()));
+                if let Some(k) = key {
+                    if !self.drift_marked.remove(&k) {
+                        self.drift_marked.insert(k);
+                    }
+                }
+            }
+            KeyCode::Char('a') if self.view == View::Drift => return self.allow_drift(),
             KeyCode::Char('w') if self.view == View::Containers => {
                 let id = self
                     .learning_rows()

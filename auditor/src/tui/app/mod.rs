@@ -32,13 +32,16 @@ pub enum View {
     Learning,
     /// One row per container a daemon learns.
     Containers,
+    /// What an agent's policies would refuse (complain mode), by container, syscall and
+    /// executable.
+    Drift,
 }
 
 impl View {
     /// The views of a learn or enforce session.
     pub const ALL: [View; 3] = [View::Live, View::Summary, View::Learning];
     /// The views of an agent's session: its containers first.
-    pub const AGENT: [View; 3] = [View::Fleet, View::Live, View::Summary];
+    pub const AGENT: [View; 4] = [View::Fleet, View::Live, View::Summary, View::Drift];
     /// The views of a daemon's session.
     pub const DAEMON: [View; 1] = [View::Containers];
 
@@ -49,6 +52,7 @@ impl View {
             View::Summary => "Summary",
             View::Learning => "Learning",
             View::Containers => "Containers",
+            View::Drift => "Drift",
         }
     }
 }
@@ -259,6 +263,13 @@ pub struct App {
     pub fleet_selected: usize,
     /// A daemon's containers.
     pub learning: Option<Learning>,
+    /// What the policies would refuse (complain decisions), by container, syscall, executable.
+    pub drift: BTreeMap<DriftKey, DriftRow>,
+    /// Drift rows that did not fit.
+    pub drift_overflow: u64,
+    /// Drift rows marked with space, for `a`.
+    pub drift_marked: std::collections::BTreeSet<DriftKey>,
+    pub drift_selected: usize,
 }
 
 /// Inputs to [`update`].
@@ -302,7 +313,32 @@ pub enum Effect {
     WriteCandidate {
         container: String,
     },
+    /// Add these allow rules in front of each policy's native file in `dir` (`NAME.toml`),
+    /// saying who and when, then ask the agent to reload.
+    AllowRules {
+        dir: PathBuf,
+        rules: Vec<(String, Vec<crate::policy::edit::Allow>)>,
+    },
 }
+
+/// Calls of one syscall by one executable in one container that its policy would refuse
+/// (complain mode), as this display received them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriftRow {
+    pub container: String,
+    pub policy: Option<String>,
+    pub syscall: String,
+    pub exe: String,
+    pub calls: u64,
+    pub first: String,
+    pub last: String,
+}
+
+/// A Drift row's key: container, syscall, executable.
+pub type DriftKey = (String, String, String);
+
+/// Drift rows kept; beyond, new ones are not (and the view says so).
+pub const MAX_DRIFT: usize = 10_000;
 
 /// Rows of chrome around the live table (title, tabs, header, status, borders).
 const LIVE_CHROME: u16 = 6;
@@ -346,6 +382,131 @@ impl App {
             fleet_order: FleetOrder::default(),
             fleet_selected: 0,
             learning: None,
+            drift: BTreeMap::new(),
+            drift_overflow: 0,
+            drift_marked: Default::default(),
+            drift_selected: 0,
+        }
+    }
+
+    /// Count a complain decision in the Drift view.
+    pub(super) fn note_drift(&mut self, d: &Decision) {
+        if d.decision != "complain" {
+            return;
+        }
+        let container = d
+            .container
+            .clone()
+            .unwrap_or_else(|| "(this session)".into());
+        let exe = d.exe.clone().unwrap_or_else(|| format!("pid {}", d.pid));
+        let key = (container.clone(), d.syscall.clone(), exe.clone());
+        if let Some(r) = self.drift.get_mut(&key) {
+            r.calls += 1;
+            r.last = d.time.clone();
+            r.policy.clone_from(&d.policy);
+            return;
+        }
+        if self.drift.len() >= MAX_DRIFT {
+            self.drift_overflow += 1;
+            return;
+        }
+        self.drift.insert(
+            key,
+            DriftRow {
+                container,
+                policy: d.policy.clone(),
+                syscall: d.syscall.clone(),
+                exe,
+                calls: 1,
+                first: d.time.clone(),
+                last: d.time.clone(),
+            },
+        );
+    }
+
+    /// The Drift view's rows: by container, then most calls first; filtered by the search.
+    pub fn drift_rows(&self) -> Vec<&DriftRow> {
+        let needle = self.filter.search.to_lowercase();
+        let mut v: Vec<&DriftRow> = self
+            .drift
+            .values()
+            .filter(|r| {
+                needle.is_empty()
+                    || [&r.container, &r.syscall, &r.exe]
+                        .into_iter()
+                        .chain(r.policy.as_ref())
+                        .any(|s| s.to_lowercase().contains(&needle))
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            a.container
+                .cmp(&b.container)
+                .then(b.calls.cmp(&a.calls))
+                .then_with(|| a.syscall.cmp(&b.syscall))
+        });
+        v
+    }
+
+    /// `a` in the Drift view: allow the marked rows (or the selected one) in their policies.
+    pub(super) fn allow_drift(&mut self) -> Effect {
+        let rows = self.drift_rows();
+        let chosen: Vec<&DriftRow> = if self.drift_marked.is_empty() {
+            rows.get(self.drift_selected).copied().into_iter().collect()
+        } else {
+            rows.into_iter()
+                .filter(|r| {
+                    self.drift_marked.contains(&(
+                        r.container.clone(),
+                        r.syscall.clone(),
+                        r.exe.clone(),
+                    ))
+                })
+                .collect()
+        };
+        if chosen.is_empty() {
+            self.status = Some("no drift to allow".into());
+            return Effect::None;
+        }
+        let Some(dir) = self
+            .hello
+            .as_ref()
+            .and_then(|h| h.details.get("policy dir"))
+            .map(PathBuf::from)
+        else {
+            self.status =
+                Some("this session names no policy directory: add the rules by hand".into());
+            return Effect::None;
+        };
+        let mut by_policy: BTreeMap<String, Vec<crate::policy::edit::Allow>> = BTreeMap::new();
+        let mut skipped = 0;
+        for r in chosen {
+            let Some(p) = &r.policy else {
+                skipped += 1;
+                continue;
+            };
+            let rules = by_policy.entry(p.clone()).or_default();
+            let comment = format!(
+                "{} call(s) by {} in container {}, {} to {}",
+                r.calls, r.exe, r.container, r.first, r.last
+            );
+            match rules.iter_mut().find(|a| a.names == [r.syscall.clone()]) {
+                Some(a) => a.comment = format!("{}; {comment}", a.comment),
+                None => rules.push(crate::policy::edit::Allow {
+                    names: vec![r.syscall.clone()],
+                    comment,
+                }),
+            }
+        }
+        if by_policy.is_empty() {
+            self.status = Some(format!(
+                "{skipped} row(s) name no policy: add the rules by hand"
+            ));
+            return Effect::None;
+        }
+        self.drift_marked.clear();
+        Effect::AllowRules {
+            dir,
+            rules: by_policy.into_iter().collect(),
         }
     }
 

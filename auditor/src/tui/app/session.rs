@@ -57,6 +57,7 @@ impl App {
                 self.rows.clear();
                 self.fleet.clear();
                 for d in s.decisions {
+                    self.note_drift(&d);
                     self.push_decision(d);
                 }
                 self.totals = s.totals;
@@ -74,6 +75,7 @@ impl App {
                 return true;
             }
             Message::Decision(d) => {
+                self.note_drift(&d);
                 self.totals.add(&d);
                 self.push_decision(d);
                 return true;

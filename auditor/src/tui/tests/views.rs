@@ -485,3 +485,51 @@ fn snapshot_daemon_containers_search_and_write() {
     );
     snapshot("daemon_containers_search_80x24", &app, 80, 24);
 }
+
+/// An agent in complain mode: the Drift view lists what each container's policy would refuse
+/// by syscall and executable; space marks rows and `a` turns them into allow rules for their
+/// policies (grouped per policy file, the calls said in the comment).
+#[test]
+fn snapshot_agent_drift_mark_and_allow() {
+    let mut app = App::new("test", PathBuf::from("/tmp/p.toml"));
+    let mut h = super::hello(SessionKind::Agent);
+    if let Message::Hello(h) = &mut h {
+        h.details
+            .insert("policy dir".into(), "/etc/auditor/policies".into());
+    }
+    update(&mut app, super::session(h));
+    for i in 0..9u32 {
+        let (syscall, container, policy) = match i % 3 {
+            0 => ("sync", "1f3a9c2e71b04d5c8e9a1", "web"),
+            1 => ("personality", "1f3a9c2e71b04d5c8e9a1", "web"),
+            _ => ("sync", "2f3a9c2e71b04d5c8e9a2", "db"),
+        };
+        let mut d = super::decision(i, syscall, "complain");
+        d.container = Some(container.into());
+        d.policy = Some(policy.into());
+        update(&mut app, super::session(Message::Decision(d)));
+    }
+    // An allowed call is no drift.
+    let mut d = super::decision(20, "getppid", "allowed");
+    d.container = Some("1f3a9c2e71b04d5c8e9a1".into());
+    update(&mut app, super::session(Message::Decision(d)));
+    update(&mut app, ch('4'));
+    assert_eq!(app.view, View::Drift);
+    // By container, most calls first; one row per executable.
+    assert_eq!(app.drift_rows().len(), 6, "{:?}", app.drift_rows());
+    snapshot("agent_drift_100x20", &app, 100, 20);
+    update(&mut app, ch(' '));
+    for _ in 0..4 {
+        update(&mut app, ch('j'));
+    }
+    update(&mut app, ch(' '));
+    snapshot("agent_drift_marked_100x20", &app, 100, 20);
+    let Effect::AllowRules { dir, rules } = update(&mut app, ch('a')) else {
+        panic!("no rules: {:?}", app.status);
+    };
+    assert_eq!(dir, PathBuf::from("/etc/auditor/policies"));
+    let policies: Vec<&str> = rules.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(policies, ["db", "web"]);
+    assert!(rules.iter().all(|(_, r)| r.len() == 1));
+    assert!(app.drift_marked.is_empty());
+}
