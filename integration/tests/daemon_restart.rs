@@ -122,6 +122,18 @@ fn a_daemon_stopped_and_killed_mid_loop_loses_no_call() {
         obs.executables
     );
     assert!(workload_names(&obs).contains("sync"));
+    // Argument tuples the kernel sends once (the shell's fork flags), read by the first daemon
+    // before its stop: saved in the registry and taken back.
+    assert!(
+        obs.syscalls
+            .iter()
+            .any(|s| (s.name == "clone" || s.name == "clone3") && !s.arguments.is_empty()),
+        "{:?}",
+        obs.syscalls
+            .iter()
+            .filter(|s| s.name.starts_with("clone"))
+            .collect::<Vec<_>>()
+    );
     // Its group was recycled and the daemon goes on: with nothing tracked, a stop unpins.
     let mut daemon = daemon;
     let _ = runc(&["delete", "--force", &b.id]);

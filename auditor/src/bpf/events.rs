@@ -53,8 +53,10 @@ pub fn decode_event(bytes: &[u8]) -> Event {
     }
 }
 
-/// The bytes of an argument tuple record as the ring buffer carries it ([`decode_event`] reads
-/// them back): for saving what was read across a restart.
+/// An argument tuple record, compactly, for saving what was read across a restart
+/// ([`decode_args`] reads it back): its bytes up to the strings, then each string slot as the
+/// length read (one byte pair) and that many bytes — a few dozen bytes instead of the slots'
+/// fixed 768.
 pub fn encode_args(e: &ArgsEvent) -> Vec<u8> {
     // SAFETY: ArgsEvent is repr(C), made of integers and byte arrays with explicit padding
     // fields (its size is asserted to be the sum of its fields), so all its bytes are
@@ -65,7 +67,42 @@ pub fn encode_args(e: &ArgsEvent) -> Vec<u8> {
             std::mem::size_of::<ArgsEvent>(),
         )
     };
-    bytes.to_vec()
+    let strs = std::mem::offset_of!(ArgsEvent, strs);
+    let mut out = bytes[..strs].to_vec();
+    // What was read of each string (`str_len`, its NUL included); the rest of a slot is not
+    // part of the record.
+    for (s, &len) in e.strs.iter().zip(&e.str_len) {
+        let n = (len as usize).min(s.len());
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        out.extend_from_slice(&s[..n]);
+    }
+    out
+}
+
+/// Read back what [`encode_args`] wrote; `None` if it does not decode.
+pub fn decode_args(bytes: &[u8]) -> Option<ArgsEvent> {
+    let strs = std::mem::offset_of!(ArgsEvent, strs);
+    let mut full = vec![0u8; std::mem::size_of::<ArgsEvent>()];
+    full.get_mut(..strs)?.copy_from_slice(bytes.get(..strs)?);
+    let mut at = strs;
+    let slot = auditor_common::ARG_STR_LEN;
+    for i in 0..auditor_common::ARG_STR_SLOTS {
+        let n = usize::from(u16::from_le_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]));
+        at += 2;
+        if n > slot {
+            return None;
+        }
+        let dst = strs + i * slot;
+        full[dst..dst + n].copy_from_slice(bytes.get(at..at + n)?);
+        at += n;
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    match decode_event(&full) {
+        Event::Args(a) => Some(*a),
+        _ => None,
+    }
 }
 
 /// Reads the observer's ring buffer. Owns its fd; register it with a reactor for readiness.
@@ -108,6 +145,45 @@ impl std::os::fd::AsRawFd for ReadinessFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argument_records_round_trip_compactly() {
+        let mut e = ArgsEvent {
+            header: EventHeader {
+                kind: event::ARGS,
+                group: 2,
+                tid: 9,
+                tgid: 9,
+                exe: 5,
+                time_ns: 3,
+            },
+            hash: 0xdead_beef,
+            nr: 133,
+            abi: 0,
+            _pad: 0,
+            flags: 1,
+            ret: -1,
+            args: [1, 2, 3, 4, 5, 6],
+            mem: 7,
+            str_len: [10, 0, 4],
+            _pad2: 0,
+            strs: [[0; auditor_common::ARG_STR_LEN]; auditor_common::ARG_STR_SLOTS],
+        };
+        e.strs[0][..10].copy_from_slice(b"/dev/null\0");
+        e.strs[2][..4].copy_from_slice(b"abc\0");
+        let c = encode_args(&e);
+        assert!(c.len() < 150, "{} bytes", c.len());
+        let back = decode_args(&c).expect("decodes");
+        assert_eq!(back.hash, e.hash);
+        assert_eq!(back.args, e.args);
+        assert_eq!(back.str_len, e.str_len);
+        assert_eq!(back.strs, e.strs);
+        assert!(decode_args(&c[..c.len() - 1]).is_none());
+        let mut long = c.clone();
+        long.push(0);
+        assert!(decode_args(&long).is_none());
+        assert!(decode_args(&[]).is_none());
+    }
 
     #[test]
     fn decodes_exec_events_and_rejects_bad_sizes() {

@@ -7,7 +7,7 @@ pub mod pin;
 mod snapshot;
 mod tasks;
 
-pub use events::{decode_event, encode_args, Event, EventReader, ReadinessFd};
+pub use events::{decode_args, decode_event, encode_args, Event, EventReader, ReadinessFd};
 pub use snapshot::Snapshot;
 
 use auditor_common::{

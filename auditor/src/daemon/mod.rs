@@ -615,9 +615,9 @@ impl Learner {
             }
             let mut args_events = Vec::with_capacity(c.args_events.len());
             for hex in &c.args_events {
-                match state::from_hex(hex).map(|b| crate::bpf::decode_event(&b)) {
-                    Some(Event::Args(a)) => args_events.push(*a),
-                    _ => {
+                match state::from_hex(hex).and_then(|b| crate::bpf::decode_args(&b)) {
+                    Some(a) => args_events.push(a),
+                    None => {
                         tracing::error!(id = %c.id, "an argument tuple in the registry does not decode: dropped")
                     }
                 }

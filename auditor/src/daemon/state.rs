@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Where state files go (tmpfs: like the pins, they do not outlive a reboot).
 pub const STATE_DIR: &str = "/run/auditor/daemon";
 /// The version of this file's layout.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The largest state file read (64 containers' worth of argument tuples, with room).
 const MAX_STATE: u64 = 1 << 30;
 
