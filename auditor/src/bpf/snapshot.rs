@@ -122,7 +122,6 @@ impl Observer {
             ..Default::default()
         };
 
-        snap.calls = self.calls(group)?;
         let exe_calls: PerCpuHashMap<&MapData, SysKey, u64> =
             PerCpuHashMap::try_from(get(names::MAP_EXE_CALLS)?)
                 .map_err(map_err(names::MAP_EXE_CALLS))?;
@@ -157,6 +156,10 @@ impl Observer {
             }
         }
         snap.exe_calls = per_exe.into_iter().collect();
+        // The per-syscall counts after the per-executable ones: a call is counted in its run
+        // (PENDING) before CALLS, so a snapshot taken while the workload runs never lists a
+        // syscall under an executable with no count of its own.
+        snap.calls = self.calls(group)?;
         let outcomes: PerCpuHashMap<&MapData, OutcomeKey, u64> =
             PerCpuHashMap::try_from(get(names::MAP_OUTCOMES)?)
                 .map_err(map_err(names::MAP_OUTCOMES))?;
