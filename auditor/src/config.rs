@@ -19,6 +19,7 @@
 //! policy_from_annotation = false
 //! helper_timeout = "5s"
 //! abort_stalled_fuse = false
+//! prompt_timeout = "30s"              # interactive policies (default = "notify")
 //! metrics_addr = "127.0.0.1:9465"
 //!
 //! [hook]
@@ -98,6 +99,8 @@ pub struct AgentConfig {
     /// A duration (`"5s"`, `"1500ms"`).
     pub helper_timeout: Option<String>,
     pub abort_stalled_fuse: Option<bool>,
+    /// A duration: how long a prompt of an interactive policy waits before it denies.
+    pub prompt_timeout: Option<String>,
     /// Prometheus metrics and health endpoints (`host:port`); off when absent.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -159,6 +162,16 @@ impl Loaded {
             "helper_timeout",
             self.config.agent.helper_timeout.as_deref(),
             crate::broker::check_helper_timeout,
+        )
+    }
+
+    /// `[agent] prompt_timeout`, checked like the flag.
+    pub fn agent_prompt_timeout(&self) -> Result<Option<Duration>, ConfigError> {
+        self.duration(
+            "agent",
+            "prompt_timeout",
+            self.config.agent.prompt_timeout.as_deref(),
+            check_prompt_timeout,
         )
     }
 
@@ -235,6 +248,7 @@ pub struct AgentFlags {
     pub policy_from_annotation: bool,
     pub helper_timeout: Option<Duration>,
     pub abort_stalled_fuse: bool,
+    pub prompt_timeout: Option<Duration>,
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The service manager passed the listening sockets (socket activation): no socket paths
     /// are needed, and configured ones are not bound.
@@ -251,7 +265,21 @@ pub struct AgentSettings {
     pub policy_from_annotation: bool,
     pub helper_timeout: Duration,
     pub abort_stalled_fuse: bool,
+    pub prompt_timeout: Duration,
     pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+/// How long a prompt may wait: at least a second, at most an hour (the call's thread is
+/// blocked all that time).
+pub fn check_prompt_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!(
+            "{s} is out of range: a prompt waits between 1s and 1h (LXC containers' prompts at most {}s)",
+            crate::agent::prompts::LXC_MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 /// Why the agent's settings are incomplete.
@@ -316,6 +344,12 @@ impl Loaded {
                     .unwrap_or(crate::broker::DEFAULT_HELPER_TIMEOUT),
             },
             abort_stalled_fuse: flags.abort_stalled_fuse || c.abort_stalled_fuse.unwrap_or(false),
+            prompt_timeout: match flags.prompt_timeout {
+                Some(t) => t,
+                None => self
+                    .agent_prompt_timeout()?
+                    .unwrap_or(crate::broker::prompt::DEFAULT_TIMEOUT),
+            },
             metrics_addr: flags.metrics_addr.or(c.metrics_addr),
         };
         if flags.activated {

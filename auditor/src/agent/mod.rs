@@ -5,6 +5,7 @@
 pub mod lxc;
 pub mod oci;
 pub mod policies;
+pub mod prompts;
 pub mod store;
 
 use std::sync::Arc;
@@ -33,9 +34,55 @@ pub struct Context {
     pub reload: Arc<tokio::sync::Notify>,
     /// Enforce, or complain (`--complain`).
     pub mode: crate::broker::Mode,
+    /// Where the live session's answers go: the brokers of interactive policies.
+    pub prompts: Arc<prompts::PromptRouter>,
 }
 
 pub type Shared = Arc<Context>;
+
+/// What serving `policy` (named `name`) interactively takes, when its default action is
+/// notify and the agent enforces (complain mode allows what no rule decides, it prompts for
+/// nothing): the broker's `Interactive` and its route for answers. `max_timeout` caps the
+/// prompt timeout (LXC's proxy gives up on its own).
+pub(crate) fn interactive(
+    ctx: &Context,
+    policy: &crate::policy::model::Policy,
+    name: &str,
+    container: &str,
+    max_timeout: Option<std::time::Duration>,
+) -> Option<(crate::broker::Interactive, prompts::Route)> {
+    if !policy.default_action.is_notify() || ctx.mode != crate::broker::Mode::Enforce {
+        return None;
+    }
+    let policy_file = match ctx.policies.resolve(Some(name)) {
+        Ok((_, path)) => path,
+        Err(e) => {
+            tracing::warn!(container, policy = name, error = %e, "agent: the interactive policy's file cannot be found again; always answers will not be written to it");
+            ctx.policies.path().join(format!("{name}.toml"))
+        }
+    };
+    let mut route = ctx.prompts.register();
+    let answers = route.answers.take()?;
+    let timeout = match max_timeout {
+        Some(max) => ctx.prompts.timeout.min(max),
+        None => ctx.prompts.timeout,
+    };
+    tracing::info!(container, policy = name, timeout = %humantime::format_duration(timeout), "agent: interactive policy: calls no rule decides are prompted for on the live session");
+    if ctx.live.is_none() {
+        tracing::warn!(container, "agent: no live session, so nobody can answer this container's prompts: each is denied after its timeout");
+    }
+    Some((
+        crate::broker::Interactive {
+            timeout,
+            max_held: crate::broker::prompt::MAX_HELD,
+            answers,
+            policy_file,
+            arity: ctx.prompts.arity(),
+            id_base: route.id_base,
+        },
+        route,
+    ))
+}
 
 /// The directory of an agent socket must be root's and writable by no one else, or another
 /// user could put their own socket in the runtime's way; a missing directory is created 0700.

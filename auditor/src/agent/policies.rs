@@ -185,7 +185,12 @@ impl PolicyDir {
                 path: path.clone(),
                 err: Box::new(err),
             })?;
-        let errors: Vec<_> = check::check(&policy)
+        // A default of notify makes the policy interactive (see `agent::prompts`), checked as
+        // `enforce --interactive` checks it (native, so that always answers can be written).
+        let options = check::CheckOptions {
+            interactive: policy.default_action.is_notify(),
+        };
+        let errors: Vec<_> = check::check_with(&policy, options)
             .into_iter()
             .filter(|f| f.severity == Severity::Error)
             .collect();

@@ -24,6 +24,9 @@ pub struct Interactive {
     pub policy_file: std::path::PathBuf,
     /// Which registers each syscall takes: the others do not tell prompts apart.
     pub arity: crate::syscalls::arity::Arity,
+    /// Prompt ids start above this (0 for `enforce`; the agent gives each broker its own
+    /// range, so that one session's answers find their broker).
+    pub id_base: u64,
 }
 
 /// A held call.
@@ -34,6 +37,10 @@ pub(super) struct HeldCall {
     /// Read while the call waits: once answered, its thread may be gone before the record is
     /// written.
     exe: Option<String>,
+    /// Where the answer goes when someone else receives the notification and sends its
+    /// answer (LXC's proxy, see [`crate::broker::Broker::respond_prompting`]); `None`: the
+    /// broker answers on its listener.
+    reply: Option<tokio::sync::oneshot::Sender<Option<Response>>>,
 }
 
 /// The broker loop's interactive state.
@@ -66,7 +73,7 @@ impl PromptService {
     pub(super) fn start(inner: &Arc<Inner>, i: Interactive) -> PromptService {
         let shared = Arc::new(Prompting {
             prompter: std::sync::Mutex::new(Prompter {
-                prompts: prompt::Prompts::new(i.timeout, i.max_held),
+                prompts: prompt::Prompts::new(i.timeout, i.max_held).with_id_base(i.id_base),
                 policy_file: Arc::new(i.policy_file),
                 write_lock: Arc::default(),
                 arity: i.arity,
@@ -101,6 +108,40 @@ impl PromptService {
         let held = self.shared.lock().prompts.drain();
         for c in held {
             inner.close_prompt(c, false, "stopped", why);
+        }
+    }
+}
+
+/// Prompting for a broker that does not receive itself (LXC's proxy receives and answers):
+/// answering stops when it is dropped, and the calls still held are then answered `None`
+/// (their waiters refuse them).
+pub(super) struct PromptGuard {
+    service: PromptService,
+    inner: Arc<Inner>,
+}
+
+impl PromptGuard {
+    pub(super) fn new(service: PromptService, inner: Arc<Inner>) -> PromptGuard {
+        PromptGuard { service, inner }
+    }
+
+    pub(super) fn shared(&self) -> Arc<Prompting> {
+        self.service.shared()
+    }
+}
+
+impl Drop for PromptGuard {
+    fn drop(&mut self) {
+        self.service.stop.cancel();
+        self.service.task.abort();
+        let held = self.service.shared.lock().prompts.drain();
+        for c in held {
+            self.inner.close_prompt(
+                c,
+                false,
+                "stopped",
+                "auditor (the container's filter is no longer served)",
+            );
         }
     }
 }
@@ -180,6 +221,7 @@ impl Inner {
         n: SeccompNotif,
         d: &decide::Decision<'_>,
         start: (Instant, SystemTime),
+        reply: Option<tokio::sync::oneshot::Sender<Option<Response>>>,
     ) {
         let key = prompt::Key {
             pid: crate::host::proc::tgid(n.pid),
@@ -191,10 +233,16 @@ impl Inner {
         let exe = (self.audit.is_some() || self.live.is_some())
             .then(|| self.exes.exe(n.pid))
             .flatten();
-        match p
-            .prompts
-            .hold(key, HeldCall { n, start, exe }, Instant::now())
-        {
+        match p.prompts.hold(
+            key,
+            HeldCall {
+                n,
+                start,
+                exe,
+                reply,
+            },
+            Instant::now(),
+        ) {
             prompt::Hold::New(id) | prompt::Hold::Joined(id) => {
                 tracing::debug!(
                     pid = n.pid,
@@ -207,7 +255,7 @@ impl Inner {
             prompt::Hold::Decided { allow, call } => {
                 let mut o = prompt_outcome(allow);
                 o.detail("prompt", "always (an earlier answer)".into());
-                self.conclude_now(&call.n, d, call.start, o, Some(call.exe));
+                self.finish(call, d, o);
             }
             prompt::Hold::Full(call) => {
                 self.stats.prompt_overflow.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +273,7 @@ impl Inner {
                         p.prompts.overflow
                     ),
                 );
-                self.conclude_now(&call.n, d, call.start, o, Some(call.exe));
+                self.finish(call, d, o);
             }
         }
     }
@@ -253,6 +301,8 @@ impl Inner {
             arch,
             args: pending.key.args.iter().map(|a| format!("{a:#x}")).collect(),
             calls: pending.calls.len() as u64,
+            container: self.container.clone(),
+            policy: self.policy.as_ref().map(|(name, _)| name.clone()),
             deadline: humantime::format_rfc3339_seconds(SystemTime::now() + left).to_string(),
         }));
     }
@@ -275,19 +325,28 @@ impl Inner {
                 .and_then(|c| self.decider.decide(&c.n.data).syscall);
             if let Some(name) = name {
                 let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-                let rule = prompt::always_rule(name, a.choice.allows(), &a.by, &now);
+                let asked_by = match &self.container {
+                    Some(c) => format!("auditor agent (container {c})"),
+                    None => "auditor enforce --interactive".to_owned(),
+                };
+                let rule = prompt::always_rule(name, a.choice.allows(), &a.by, &now, &asked_by);
                 let (path, lock, live) = (
                     p.policy_file.clone(),
                     p.write_lock.clone(),
                     self.live.clone(),
                 );
                 let verb = if a.choice.allows() { "allow" } else { "deny" };
+                let applies = match &self.container {
+                    // The agent: this broker decides it from now on; the others read the file
+                    // at their next reload.
+                    Some(c) => format!(
+                        "container {c}: at once; other containers under this policy: after the agent reloads (SIGHUP)"
+                    ),
+                    None => "next launches compile it into the filter".to_owned(),
+                };
                 tokio::task::spawn_blocking(move || {
                     let text = match prompt::write_always(&path, &rule, &lock) {
-                        Ok(()) => format!(
-                            "{}: added `{verb} {name}` (next launches compile it into the filter)",
-                            path.display()
-                        ),
+                        Ok(()) => format!("{}: added `{verb} {name}` ({applies})", path.display()),
                         Err(e) => {
                             tracing::warn!(error = %e, "always answer not written to the policy");
                             format!("{e}")
@@ -326,7 +385,22 @@ impl Inner {
             let mut o = prompt_outcome(allow);
             o.detail("prompt", answer.to_owned());
             o.detail("decided_by", by.to_owned());
-            self.conclude_now(&call.n, &d, call.start, o, Some(call.exe));
+            self.finish(call, &d, o);
+        }
+    }
+
+    /// Answer a held call (on the listener, or to whoever waits for its answer) and record it.
+    fn finish(&self, call: HeldCall, d: &decide::Decision<'_>, o: Outcome) {
+        match call.reply {
+            None => self.conclude_now(&call.n, d, call.start, o, Some(call.exe)),
+            Some(reply) => {
+                let mut out = Vec::new();
+                let r =
+                    self.conclude_returning(&call.n, d, call.start, o, Some(call.exe), &mut out);
+                self.deliver(&mut out);
+                // The waiter may be gone (its connection closed): nothing to answer then.
+                let _ = reply.send(r);
+            }
         }
     }
 }

@@ -172,6 +172,8 @@ pub type Checkpoint = Box<dyn Fn(u64) + Send + Sync>;
 pub struct Broker {
     inner: Arc<Inner>,
     interactive: Option<Interactive>,
+    /// Prompting started without [`Broker::serve`] (see [`Broker::start_prompting`]).
+    prompting: Option<interactive::PromptGuard>,
 }
 
 impl Broker {
@@ -192,6 +194,7 @@ impl Broker {
                 checkpoint: None,
             }),
             interactive: None,
+            prompting: None,
         }
     }
 
@@ -257,6 +260,38 @@ impl Broker {
         let response = self.inner.decided(n, &d, start, false, &mut out);
         self.inner.deliver(&mut out);
         response
+    }
+
+    /// Interactive mode for a broker that does not receive itself (LXC's proxy receives the
+    /// notifications and sends the answers): start answering prompts now, on the current
+    /// tokio runtime; [`Broker::hold`] then holds the calls no rule decides. Stops when the
+    /// broker is dropped.
+    pub fn start_prompting(&mut self) {
+        if let Some(i) = self.interactive.take() {
+            let service = interactive::PromptService::start(&self.inner, i);
+            self.prompting = Some(interactive::PromptGuard::new(service, self.inner.clone()));
+        }
+    }
+
+    /// With [`Broker::start_prompting`]: a call no rule decides is held for its prompt, and its
+    /// answer (`None`: the caller is gone, or prompting stopped) comes on the returned channel;
+    /// `None` when the call is not for a prompt (decide it with [`Broker::respond`]).
+    pub fn hold(
+        &self,
+        n: &SeccompNotif,
+    ) -> Option<tokio::sync::oneshot::Receiver<Option<Response>>> {
+        let shared = self.prompting.as_ref()?.shared();
+        let d = self.inner.decider.decide(&n.data);
+        // As the receiving broker does: unknown numbers get the default action, no prompt.
+        if d.rule.is_some() || d.syscall.is_none() {
+            return None;
+        }
+        let start = (Instant::now(), SystemTime::now());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner
+            .offer(&mut shared.lock(), *n, &d, start, Some(tx));
+        shared.changed.notify_one();
+        Some(rx)
     }
 
     /// Tell `checkpoint` the id of every notification as it is received (before it is

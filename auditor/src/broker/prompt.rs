@@ -114,6 +114,13 @@ impl<T> Prompts<T> {
         }
     }
 
+    /// Number prompts from `base + 1` on: an agent serves many brokers on one session, whose
+    /// prompt ids must not meet (see `agent::prompts`).
+    pub fn with_id_base(mut self, base: u64) -> Prompts<T> {
+        self.next_id = base + 1;
+        self
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -255,14 +262,14 @@ pub enum WritebackError {
 
 /// The rule an always answer adds: the syscall, whatever its arguments, allowed or denied with
 /// EPERM; its comment says who decided and when.
-pub fn always_rule(syscall: &str, allow: bool, by: &str, when: &str) -> Rule {
+pub fn always_rule(syscall: &str, allow: bool, by: &str, when: &str, asked_by: &str) -> Rule {
     let (action, verb) = if allow {
         (Action::Allow, "allowed")
     } else {
         (Action::Errno(DENY_ERRNO.unsigned_abs()), "denied (EPERM)")
     };
     Rule::new([syscall], action).with_comment(format!(
-        "{verb} always by {by} at {when}, answering an auditor enforce --interactive prompt"
+        "{verb} always by {by} at {when}, answering a prompt of {asked_by}"
     ))
 }
 
@@ -452,7 +459,13 @@ action = "allow"
     #[test]
     fn an_always_answer_is_appended_and_everything_else_is_kept_byte_for_byte(
     ) -> Result<(), WritebackError> {
-        let rule = always_rule("getppid", true, "in-process UI", "2026-11-29T05:00:00Z");
+        let rule = always_rule(
+            "getppid",
+            true,
+            "in-process UI",
+            "2026-11-29T05:00:00Z",
+            "auditor enforce --interactive",
+        );
         let new = append_always(POLICY, "p.toml", &rule)?;
         assert!(new.starts_with(POLICY), "{new}");
         let added = &new[POLICY.len()..];
@@ -470,7 +483,13 @@ action = "allow"
         assert_eq!(p.rules.len(), 2);
         assert_eq!(p.rules[1].names, vec!["getppid"]);
         // A deny is an errno rule; a second answer appends after the first.
-        let deny = always_rule("uname", false, "uid 0 (root) pid 7", "2026-11-29T05:00:01Z");
+        let deny = always_rule(
+            "uname",
+            false,
+            "uid 0 (root) pid 7",
+            "2026-11-29T05:00:01Z",
+            "auditor enforce --interactive",
+        );
         let newer = append_always(&new, "p.toml", &deny)?;
         assert!(newer.starts_with(&new));
         assert!(newer[new.len()..].contains("errno = \"EPERM\""), "{newer}");
@@ -483,7 +502,7 @@ action = "allow"
             append_always(
                 "not toml [",
                 "p.toml",
-                &always_rule("getppid", true, "x", "y")
+                &always_rule("getppid", true, "x", "y", "auditor enforce --interactive")
             ),
             Err(WritebackError::Parse { .. })
         ));
@@ -491,7 +510,13 @@ action = "allow"
         let e = append_always(
             POLICY,
             "p.toml",
-            &always_rule("no_such_call", true, "x", "y"),
+            &always_rule(
+                "no_such_call",
+                true,
+                "x",
+                "y",
+                "auditor enforce --interactive",
+            ),
         );
         assert!(matches!(e, Err(WritebackError::Check { .. })), "{e:?}");
     }
@@ -502,14 +527,22 @@ action = "allow"
         let path = dir.path().join("p.toml");
         std::fs::write(&path, POLICY)?;
         let lock = std::sync::Mutex::new(());
-        write_always(&path, &always_rule("getppid", true, "a", "t"), &lock)?;
-        write_always(&path, &always_rule("uname", false, "b", "t"), &lock)?;
+        write_always(
+            &path,
+            &always_rule("getppid", true, "a", "t", "auditor enforce --interactive"),
+            &lock,
+        )?;
+        write_always(
+            &path,
+            &always_rule("uname", false, "b", "t", "auditor enforce --interactive"),
+            &lock,
+        )?;
         let text = std::fs::read_to_string(&path)?;
         assert!(text.starts_with(POLICY));
         assert!(text.contains("getppid") && text.contains("uname"));
         assert!(write_always(
             &dir.path().join("missing.toml"),
-            &always_rule("getppid", true, "a", "t"),
+            &always_rule("getppid", true, "a", "t", "auditor enforce --interactive"),
             &lock
         )
         .is_err());

@@ -186,7 +186,7 @@ impl Inner {
                 // Unknown numbers (no name) are not worth a prompt: the default action (ENOSYS
                 // when that is notify), as without --interactive.
                 if d.rule.is_none() && d.syscall.is_some() {
-                    self.offer(&mut p.lock(), n, &d, start);
+                    self.offer(&mut p.lock(), n, &d, start, None);
                     p.changed.notify_one();
                     continue;
                 }
@@ -284,6 +284,19 @@ impl Inner {
         let mut out = Vec::new();
         self.conclude(n, d, start, outcome, true, prompted, &mut out);
         self.deliver(&mut out);
+    }
+
+    /// Return the answer of a prompt's call (someone else sends it), and record it.
+    pub(super) fn conclude_returning(
+        &self,
+        n: &SeccompNotif,
+        d: &decide::Decision<'_>,
+        start: (Instant, SystemTime),
+        outcome: Outcome,
+        prompted: Option<Option<String>>,
+        out: &mut Vec<Raw>,
+    ) -> Option<Response> {
+        self.conclude(n, d, start, outcome, false, prompted, out)
     }
 
     /// Answer (`send`) or return the answer, and record it. `prompted`: the answer is a

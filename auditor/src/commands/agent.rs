@@ -70,6 +70,13 @@ pub struct AgentArgs {
     /// run as in enforce mode.
     #[arg(long)]
     pub complain: bool,
+    /// How long a prompt waits for an answer before it denies the call (EPERM): containers
+    /// whose policy's default action is `notify` are served interactively — every call no
+    /// rule decides is held and shown on the live session (`auditor tui`), naming its
+    /// container. LXC containers' prompts wait at most 25s (LXC's proxy gives up after 30 s)
+    /// [config: agent.prompt_timeout; default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::check_prompt_timeout)]
+    pub prompt_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -96,6 +103,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         policy_from_annotation: args.policy_from_annotation,
         helper_timeout: args.helper_timeout,
         abort_stalled_fuse: args.abort_stalled_fuse,
+        prompt_timeout: args.prompt_timeout,
         metrics_addr: args.metrics_addr,
     })?;
     // A successor takes the OCI side over (agent::oci::handover); LXC's proxy connections
@@ -157,7 +165,12 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         store,
         reload: Arc::new(tokio::sync::Notify::new()),
         mode,
+        prompts: Arc::new(agent::prompts::PromptRouter::new(args.prompt_timeout)),
     });
+    // Answers to the prompts of interactive policies, each routed to its container's broker.
+    let answers = live
+        .as_mut()
+        .and_then(crate::session::Publisher::take_answers);
     let reload = ctx.reload.clone();
     // `auditor tui` may ask for a reload (its Drift view, after adding rules).
     let mut requests = live
@@ -211,6 +224,9 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(a) = answers {
+            tokio::spawn(ctx.prompts.clone().run(a));
         }
         if let Some(s) = args.socket.clone() {
             let (ctx, cancel) = (ctx.clone(), cancel.clone());

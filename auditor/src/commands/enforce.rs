@@ -294,6 +294,7 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             max_held: prompt::MAX_HELD,
             answers,
             policy_file: args.policy.clone(),
+            id_base: 0,
             arity: match crate::syscalls::arity::Arity::load() {
                 Ok(a) => a,
                 Err(e) => {

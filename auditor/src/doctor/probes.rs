@@ -591,6 +591,10 @@ pub fn configuration(
                 "helper timeout {}",
                 humantime::format_duration(a.helper_timeout)
             ));
+            parts.push(format!(
+                "prompt timeout {}",
+                humantime::format_duration(a.prompt_timeout)
+            ));
             parts.push(metrics_text(a.metrics_addr));
             Check::new("configuration", "agent", Status::Info).detail(parts.join(", "))
         }

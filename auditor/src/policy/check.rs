@@ -155,8 +155,8 @@ pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
             severity: Severity::Error,
             location: default_location,
             rule: None,
-            message: "the default action is notify, which only `auditor enforce --interactive` can serve (every call no rule matches is prompted for)".into(),
-            fix: "check it with `auditor check --interactive` and run it with `auditor enforce --interactive`, or use errno and notify rules for the syscalls that need the broker".into(),
+            message: "the default action is notify: an interactive policy, which only `auditor enforce --interactive` and `auditor agent` can serve (every call no rule matches is prompted for)".into(),
+            fix: "check it with `auditor check --interactive` and run it with `auditor enforce --interactive` or put it in `auditor agent`'s policy directory, or use errno and notify rules for the syscalls that need the broker".into(),
         });
     }
     if options.interactive && policy.source == SourceFormat::Oci {

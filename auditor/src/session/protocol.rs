@@ -194,6 +194,12 @@ pub struct Prompt {
     pub calls: u64,
     /// When the timeout denies them; RFC 3339, UTC.
     pub deadline: String,
+    /// The container whose call it is (`auditor agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The policy that asks (`auditor agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// A prompt is gone: how, and who decided.

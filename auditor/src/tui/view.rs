@@ -46,7 +46,7 @@ pub fn view(app: &App, f: &mut Frame) {
 fn draw_prompt(app: &App, f: &mut Frame, area: Rect) {
     let Some(p) = app.shown_prompt() else { return };
     let w = area.width.min(76);
-    let h = area.height.min(11);
+    let h = area.height.min(if p.container.is_some() { 12 } else { 11 });
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -97,6 +97,31 @@ fn draw_prompt(app: &App, f: &mut Frame, area: Rect) {
         ]),
         Line::from(vec![key("Esc"), Span::raw(" later (! shows it again)")]),
     ];
+    // The agent serves many containers: say whose call it is, and under which policy.
+    if let Some(c) = &p.container {
+        let policy = p
+            .policy
+            .as_deref()
+            .or_else(|| {
+                app.totals
+                    .by_container
+                    .get(c)
+                    .and_then(|t| t.policy.as_deref())
+            })
+            .map(|p| format!(" · policy {p}"))
+            .unwrap_or_default();
+        lines.insert(
+            0,
+            Line::from(vec![
+                Span::raw("container "),
+                Span::styled(
+                    head(c, inner.saturating_sub(10 + policy.len())),
+                    header_style(),
+                ),
+                Span::raw(policy),
+            ]),
+        );
+    }
     lines.truncate(usize::from(h.saturating_sub(2)));
     let title = format!(" Decide · 1 of {} pending ", app.prompts.len());
     f.render_widget(Clear, popup);
@@ -268,12 +293,19 @@ fn spark_text(values: impl Iterator<Item = u64>, width: usize) -> String {
 fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     let rows = app.fleet_rows();
     if rows.is_empty() {
-        let lines = vec![
-            Line::raw("No container has made a notified call yet."),
+        let mut lines = vec![
+            Line::raw("No notified call of a container has been decided yet."),
             Line::raw(
                 "Each container the agent serves appears with its first call its policy marks notify.",
             ),
         ];
+        if !app.prompts.is_empty() {
+            let n = app.prompts.len();
+            lines.push(Line::raw(format!(
+                "{n} prompt{} waiting for an answer (! shows them).",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
         empty(f, area, "Fleet", lines);
         return;
     }

@@ -276,6 +276,8 @@ struct Filter {
     _serving: Option<crate::metrics::Serving>,
     /// The live session, told when the container has ended.
     live: Option<crate::session::SessionSender>,
+    /// Where answers to its prompts come from (an interactive policy).
+    _route: Option<super::prompts::Route>,
 }
 
 impl Drop for Filter {
@@ -556,6 +558,14 @@ impl Connection {
         };
         let broker = filter.broker.clone();
         let n = m.notif;
+        // An interactive policy: a call no rule decides waits for its prompt's answer (LXC
+        // waits for this reply; its prompts time out before LXC gives up).
+        if let Some(answer) = broker.hold(&n) {
+            return match answer.await {
+                Ok(Some(r)) => r,
+                _ => refuse,
+            };
+        }
         let served = tokio::task::spawn_blocking(move || {
             crate::broker::target::with_caller_dir(n.pid, proc_dir, || broker.respond(&n))
         });
@@ -622,11 +632,23 @@ impl Connection {
             if let Some(live) = &ctx.live {
                 broker = broker.with_live(live.clone());
             }
+            let mut route = None;
+            if let Some((i, r)) = super::interactive(
+                &ctx,
+                broker.policy(),
+                &loaded.name,
+                &container,
+                Some(super::prompts::LXC_MAX_TIMEOUT),
+            ) {
+                broker = broker.with_interactive(i);
+                route = Some(r);
+            }
             let mut serving = None;
             if let Some(m) = &ctx.metrics {
                 broker = broker.with_metrics(m.clone());
                 serving = Some(m.serving());
             }
+            broker.start_prompting();
             Ok(Filter {
                 fd: NotifyFd::new(ours),
                 cookie,
@@ -634,6 +656,7 @@ impl Connection {
                 container,
                 _serving: serving,
                 live: ctx.live.clone(),
+                _route: route,
             })
         })
         .await

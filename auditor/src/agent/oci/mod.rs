@@ -567,6 +567,14 @@ async fn serve_listener(
         broker = broker.with_metrics(m.clone());
         _serving = Some(m.serving());
     }
+    // An interactive policy (default notify): prompts on the live session, answers routed
+    // here; kept registered while the broker serves.
+    let mut _route = None;
+    if let Some((i, route)) = super::interactive(&ctx, broker.policy(), &l.handed.policy, &id, None)
+    {
+        broker = broker.with_interactive(i);
+        _route = Some(route);
+    }
     let stats = broker.stats();
     // `stop` is a child of the agent's token: either ends the broker.
     let result = broker.serve(stop.clone()).await;

@@ -185,6 +185,9 @@ async fn a_stale_socket_is_replaced_a_live_one_is_not_and_hostile_clients_are_re
         store: None,
         reload: Default::default(),
         mode: Default::default(),
+        prompts: Arc::new(super::super::prompts::PromptRouter::new(
+            std::time::Duration::from_secs(30),
+        )),
     });
     let cancel = CancellationToken::new();
     let server = tokio::spawn({

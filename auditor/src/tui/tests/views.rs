@@ -278,6 +278,8 @@ fn prompt(id: u64, syscall: &str, calls: u64) -> Prompt {
             "0x0".into(),
         ],
         calls,
+        container: None,
+        policy: None,
         deadline: "2026-01-01T00:00:35Z".into(),
     }
 }
@@ -532,4 +534,24 @@ fn snapshot_agent_drift_mark_and_allow() {
     assert_eq!(policies, ["db", "web"]);
     assert!(rules.iter().all(|(_, r)| r.len() == 1));
     assert!(app.drift_marked.is_empty());
+}
+
+/// An agent serving an interactive policy: its prompt names the container and its policy over
+/// the Fleet, and the answer carries the agent's prompt id (the container's own range).
+#[test]
+fn snapshot_agent_prompt_names_the_container() {
+    let mut app = super::agent_app(12);
+    let mut p = prompt((3 << 32) + 1, "uname", 1);
+    p.container = Some("2f3a9c2e71b04d5c8e9a2".into());
+    p.policy = Some("web".into());
+    update(&mut app, super::session(Message::Prompt(p)));
+    snapshot("agent_prompt_fleet_80x24", &app, 80, 24);
+    assert_eq!(
+        update(&mut app, ch('A')),
+        Effect::Answer {
+            id: (3 << 32) + 1,
+            choice: Choice::AllowAlways
+        }
+    );
+    assert!(app.prompts.is_empty());
 }
