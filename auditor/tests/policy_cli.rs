@@ -295,18 +295,49 @@ fn bad_observations_are_located() -> TestResult {
         "policy.json",
         "is it an observation file",
     )?;
+    // An interactive policy (default notify) is for the formats auditor serves itself.
+    let r = run(&[
+        "generate",
+        &golden("obs-setup.json").to_string_lossy(),
+        "--default-action",
+        "notify",
+        "--format",
+        "lxc",
+    ])?;
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr
+            .contains("--default-action notify with --format lxc")
+            && r.stderr.contains("--format native"),
+        "{}",
+        r.stderr
+    );
     let r = run(&[
         "generate",
         &golden("obs-setup.json").to_string_lossy(),
         "--default-action",
         "notify",
     ])?;
-    assert_eq!(r.code, Some(2));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stderr.contains("notify is never the default action"),
+        r.stdout.contains("default_action = \"notify\""),
         "{}",
-        r.stderr
+        r.stdout
     );
+    let r = run(&[
+        "generate",
+        &golden("obs-setup.json").to_string_lossy(),
+        "--default-action",
+        "notify",
+        "--format",
+        "oci",
+    ])?;
+    assert_eq!(
+        r.code,
+        Some(2),
+        "an OCI profile that notifies needs a listener"
+    );
+    assert!(r.stderr.contains("--listener"), "{}", r.stderr);
     let r = run(&[
         "generate",
         &golden("obs-setup.json").to_string_lossy(),

@@ -41,7 +41,10 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub tighten: bool,
     /// For everything no rule allows: errno[:NAME|NUMBER] (default errno:EPERM), kill
-    /// (= kill-process), kill-thread, trap, log.
+    /// (= kill-process), kill-thread, trap, log, or notify: an interactive policy, where a
+    /// person decides each call the rules do not (`auditor agent` prompts on its live
+    /// session, `auditor enforce --interactive` on its own; --format native, oci, podman or
+    /// docker only).
     #[arg(long, default_value = "errno:EPERM", value_name = "ACTION")]
     pub default_action: String,
     /// Export even if the format cannot express everything, and list what was dropped.
@@ -83,14 +86,18 @@ pub fn parse_default_action(s: &str) -> anyhow::Result<Action> {
     Ok(match (kind, arg) {
         ("errno", None) => Action::Errno(EPERM),
         ("errno", Some(e)) => Action::Errno(parse_errno(e).with_context(|| {
-            format!("--default-action: unknown errno `{e}` (use a name like EPERM or a number 1-4095)")
+            format!(
+                "--default-action: unknown errno `{e}` (use a name like EPERM or a number 1-4095)"
+            )
         })?),
         ("kill" | "kill-process", None) => Action::KillProcess,
         ("kill-thread", None) => Action::KillThread,
         ("trap", None) => Action::Trap,
         ("log", None) => Action::Log,
-        ("notify", _) => anyhow::bail!("--default-action notify: notify is never the default action (every unmatched call would wait for the broker)"),
-        _ => anyhow::bail!("--default-action `{s}`: use errno[:NAME], kill, kill-thread, trap or log"),
+        ("notify", None) => Action::Notify(Default::default()),
+        _ => anyhow::bail!(
+            "--default-action `{s}`: use errno[:NAME], kill, kill-thread, trap, log or notify"
+        ),
     })
 }
 
@@ -127,7 +134,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let format = Format::parse(&args.format)
         .with_context(|| format!("unknown --format `{}`", args.format))?;
     let mut options = GenerateOptions {
-        default_action: parse_default_action(&args.default_action)?,
+        default_action: {
+            let a = parse_default_action(&args.default_action)?;
+            if a.is_notify() && !matches!(format, Format::Native | Format::Oci | Format::Docker) {
+                anyhow::bail!(
+                    "--default-action notify with --format {}: an interactive policy is served by auditor agent (runc, crun, podman, Docker) or auditor enforce --interactive; generate it --format native and oci (or podman, docker) instead",
+                    args.format
+                );
+            }
+            a
+        },
         tighten: args.tighten,
         extra_handlers: args.with_handler.clone(),
         runtime: None,

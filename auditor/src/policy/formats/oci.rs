@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ExportOptions, FormatError, ImportOptions};
-use crate::policy::handlers;
 use crate::policy::model::{
     errno_display, Action, Arch, Condition, Location, Notify, Op, Origin, Policy, Rule,
     SourceFormat, EPERM,
 };
+use crate::policy::{check, handlers};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -371,12 +371,20 @@ pub fn export(
     options: &ExportOptions,
 ) -> Result<(String, Vec<String>), FormatError> {
     let mut dropped = Vec::new();
-    let (default_action, default_errno) = action_name(&policy.default_action);
+    // An interactive policy (default notify): runc refuses SCMP_ACT_NOTIFY as the default
+    // action, so every syscall no rule names is listed as notify instead (see
+    // [`interactive_rules`]); numbers no table knows get ENOSYS.
+    let interactive = policy.default_action.is_notify();
+    let (default_action, default_errno) = if interactive {
+        ("SCMP_ACT_ERRNO", Some(crate::policy::model::ENOSYS))
+    } else {
+        action_name(&policy.default_action)
+    };
     let listener_path = options
         .listener_path
         .clone()
         .or_else(|| policy.listener_path.clone());
-    let has_notify = policy.rules.iter().any(|r| r.action.is_notify());
+    let has_notify = interactive || policy.rules.iter().any(|r| r.action.is_notify());
     if has_notify && listener_path.is_none() {
         return Err(FormatError::NeedsListener);
     }
@@ -439,6 +447,9 @@ pub fn export(
             ..Syscall::default()
         });
     }
+    if interactive {
+        profile.syscalls.extend(interactive_rules(policy)?);
+    }
     let mut text = serde_json::to_string_pretty(&profile).map_err(|e| FormatError::Json {
         location: Location::default(),
         message: format!("internal: cannot serialise: {e}"),
@@ -446,6 +457,65 @@ pub fn export(
     })?;
     text.push('\n');
     Ok((text, dropped))
+}
+
+/// The rules that make an OCI filter send the agent every call an interactive policy's rules
+/// do not decide: every syscall of the policy's architectures that no rule names, as
+/// `SCMP_ACT_NOTIFY` — but the calls the runtime makes after loading the filter and before
+/// the agent holds its listener, which are allowed when no rule names them (`write`: runc
+/// refuses notify for it; `execve` of the container's process; `exit`, `exit_group`).
+fn interactive_rules(policy: &Policy) -> Result<Vec<Syscall>, FormatError> {
+    let named: std::collections::BTreeSet<&str> = policy
+        .rules
+        .iter()
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    let arches: Vec<Arch> = if policy.architectures.is_empty() {
+        vec![Arch::X86_64]
+    } else {
+        policy.architectures.clone()
+    };
+    let mut notify = std::collections::BTreeSet::new();
+    for a in &arches {
+        let Some(abi) = a.abi() else {
+            return Err(FormatError::Json {
+                location: Location::default(),
+                message: format!(
+                    "an interactive policy (default action notify) for {}: auditor has no syscall table for it, so it cannot list the syscalls to send to the agent",
+                    a.oci_name()
+                ),
+                fix: "export it for x86_64, x86 and x32 only, or give the policy a default action other than notify".into(),
+            });
+        };
+        for (_, name) in crate::syscalls::all(abi) {
+            if !named.contains(name) && !check::INTERACTIVE_EXEMPT.contains(&name) {
+                notify.insert(name);
+            }
+        }
+    }
+    let exempt: Vec<String> = check::INTERACTIVE_EXEMPT
+        .iter()
+        .filter(|n| !named.contains(*n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    let mut out = Vec::new();
+    if !exempt.is_empty() {
+        out.push(Syscall {
+            names: exempt,
+            action: "SCMP_ACT_ALLOW".into(),
+            comment: Some("interactive: the runtime's own calls after it loads the filter".into()),
+            ..Syscall::default()
+        });
+    }
+    out.push(Syscall {
+        names: notify.into_iter().map(str::to_owned).collect(),
+        action: "SCMP_ACT_NOTIFY".into(),
+        comment: Some(
+            "interactive: every call no rule decides is prompted for by auditor agent".into(),
+        ),
+        ..Syscall::default()
+    });
+    Ok(out)
 }
 
 /// Export in the shape Docker 20.10 keeps (`docker run --security-opt seccomp=FILE`):
@@ -557,6 +627,51 @@ mod tests {
             matches!(&e, Err(m) if m.contains("cannot be SCMP_ACT_NOTIFY")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn an_interactive_policy_notifies_every_syscall_no_rule_names() {
+        let p = crate::policy::model::parse_native(
+            "version = 1\ndefault_action = \"notify\"\narchitectures = [\"x86_64\"]\n\n[[rule]]\nnames = [\"read\", \"exit\"]\naction = \"allow\"\n\n[[rule]]\nname = \"sync\"\naction = \"errno\"\nerrno = \"EPERM\"\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            export(&p, &ExportOptions::default()),
+            Err(FormatError::NeedsListener)
+        ));
+        let options = ExportOptions {
+            listener_path: Some("/run/auditor/agent.sock".into()),
+            ..ExportOptions::default()
+        };
+        let (text, dropped) = export(&p, &options).unwrap();
+        assert!(dropped.is_empty(), "{dropped:?}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        // runc refuses a notify default: unknown numbers get ENOSYS.
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(v["defaultErrnoRet"], 38);
+        assert_eq!(v["listenerPath"], "/run/auditor/agent.sock");
+        // Every syscall of the table is in exactly one rule; the rules' own keep their action.
+        let mut seen = std::collections::BTreeMap::new();
+        for r in v["syscalls"].as_array().unwrap() {
+            for n in r["names"].as_array().unwrap() {
+                let old = seen.insert(n.as_str().unwrap().to_owned(), r["action"].clone());
+                assert!(old.is_none(), "{n} in two rules:\n{text}");
+            }
+        }
+        for (_, name) in crate::syscalls::all(crate::syscalls::Abi::X86_64) {
+            assert!(seen.contains_key(name), "{name} in no rule");
+        }
+        assert_eq!(seen["read"], "SCMP_ACT_ALLOW");
+        assert_eq!(seen["exit"], "SCMP_ACT_ALLOW");
+        assert_eq!(seen["sync"], "SCMP_ACT_ERRNO");
+        // What the runtime calls after it loads the filter is allowed; the rest is asked.
+        assert_eq!(seen["write"], "SCMP_ACT_ALLOW");
+        assert_eq!(seen["execve"], "SCMP_ACT_ALLOW");
+        assert_eq!(seen["openat"], "SCMP_ACT_NOTIFY");
+        assert_eq!(seen["mount"], "SCMP_ACT_NOTIFY");
+        // And it reads back as the same kind of policy: every name decided, notify for most.
+        let back = import(&text, &ImportOptions::default()).unwrap();
+        assert!(back.rules.iter().any(|r| r.action.is_notify()));
     }
 
     #[test]

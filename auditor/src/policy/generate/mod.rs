@@ -43,10 +43,6 @@ pub enum GenerateError {
         format: String,
         version: u32,
     },
-    #[error(
-        "the default action cannot be notify: a call no rule matches has no handler to decide it"
-    )]
-    NotifyDefault,
     #[error("unknown handler `{name}` requested{}", super::model::fix_suffix(.fix))]
     UnknownHandler { name: String, fix: String },
     #[error("no learned baseline for runtime {runtime}{} with {mode}", .version.as_ref().map(|v| format!(" {v}")).unwrap_or_default())]
@@ -167,9 +163,6 @@ pub fn generate(
                 version: o.version,
             });
         }
-    }
-    if options.default_action.is_notify() {
-        return Err(GenerateError::NotifyDefault);
     }
     for h in &options.extra_handlers {
         handlers::lookup(h).map_err(|_| GenerateError::UnknownHandler {

@@ -329,16 +329,23 @@ fn tighten_socket_and_clone() -> Result<(), GenerateError> {
     Ok(())
 }
 
+/// Notify as the default makes an interactive policy: what was learned is allowed, the rest
+/// is a person's decision (the agent's prompts, `enforce --interactive`).
 #[test]
-fn notify_default_is_refused() {
+fn notify_default_is_an_interactive_policy() -> Result<(), GenerateError> {
     let opts = GenerateOptions {
         default_action: Action::Notify(Notify::default()),
         ..GenerateOptions::default()
     };
-    assert!(matches!(
-        generate(&[obs(vec![])], &opts),
-        Err(GenerateError::NotifyDefault)
-    ));
+    let g = generate(&[obs(vec![])], &opts)?;
+    assert!(g.policy.default_action.is_notify());
+    let interactive = crate::policy::check::CheckOptions { interactive: true };
+    assert!(
+        crate::policy::check::validate_with(&g.policy, interactive).is_empty(),
+        "{:?}",
+        crate::policy::check::validate_with(&g.policy, interactive)
+    );
+    Ok(())
 }
 
 #[test]
