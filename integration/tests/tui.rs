@@ -757,3 +757,182 @@ fn tui_drift_view_allows_what_complain_mode_saw_and_the_agent_applies_it() {
     drop(tmux);
     drop(agent);
 }
+
+/// An interactive agent policy (`default_action = "notify"`): two runc containers' `sync`
+/// calls, which no rule of `ask.toml` decides, wait as prompts that name their container;
+/// answers from `auditor tui` reach the right container's broker (each broker numbers its
+/// prompts in a range of its own), allow-once lets one call through, deny-always is written to
+/// the policy file and decides that container's later calls without a prompt, while the
+/// other container is still asked.
+#[test]
+fn tui_answers_the_prompts_of_an_interactive_agent_policy_per_container() {
+    let test = "tui_answers_the_prompts_of_an_interactive_agent_policy_per_container";
+    if !require_root(test)
+        || require_tool(test, "tmux").is_none()
+        || require_tool(test, "runc").is_none()
+    {
+        return;
+    }
+    use integration::runtimes::{self, Bundle, Runtime};
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("tui-agent-prompts");
+    s.write(
+        "policies/ask.toml",
+        "# ask: a person decides what no rule does\nversion = 1\ndefault_action = \"notify\"\n",
+    );
+    let run_dir = s.dir().join("run");
+    let agent = integration::agent::Agent::start_managed_with(
+        &s,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+        &["--prompt-timeout", "120s"],
+    );
+    let name = format!(
+        "agent-{}",
+        session_pid(&run_dir, "agent", Duration::from_secs(20))
+    );
+    let mut containers = Vec::new();
+    for _ in 0..2 {
+        let b = Bundle::busybox(
+            Runtime::Runc,
+            &[
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "while [ ! -e /stop ]; do busybox sync; busybox sleep 0.1; done",
+            ],
+        )
+        .expect("bundle");
+        b.user_namespace().expect("user namespace");
+        b.set_seccomp(&serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "listenerPath": agent.socket.display().to_string(),
+            "listenerMetadata": "ask",
+            "syscalls": [{"names": ["sync"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .expect("seccomp");
+        let argv = b.run_command();
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("runc run");
+        containers.push((b, child));
+    }
+    let (a_id, b_id) = (containers[0].0.id.clone(), containers[1].0.id.clone());
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    // Whose prompt is shown: the modal's first line names the container.
+    let shown = |sc: &str| -> Option<String> {
+        // (Not the Fleet's header: `container      policy`.)
+        let word = sc
+            .lines()
+            .filter_map(|l| l.split("│container ").nth(1)?.split_whitespace().next())
+            .find(|w| *w != "policy")?;
+        [&a_id, &b_id]
+            .into_iter()
+            .find(|id| id.as_str() == word)
+            .cloned()
+    };
+    // Allow once, until each container has had a call allowed that way.
+    let mut allowed = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        if allowed.len() == 2 {
+            break;
+        }
+        let screen = tmux.wait_for(
+            "a prompt naming a container",
+            Duration::from_secs(30),
+            |sc| sc.contains("Decide ·") && shown(sc).is_some(),
+        );
+        assert!(
+            screen.contains("sync") && screen.contains("policy ask"),
+            "{screen}"
+        );
+        allowed.insert(shown(&screen).expect("shown"));
+        tmux.keys(&["a"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(allowed.len(), 2, "both containers were asked: {allowed:?}");
+    // Deny always, for the first container's prompt (the second's are answered once).
+    let mut denied = false;
+    for _ in 0..20 {
+        let screen = tmux.wait_for("a prompt", Duration::from_secs(30), |sc| {
+            sc.contains("Decide ·") && shown(sc).is_some()
+        });
+        if shown(&screen).as_deref() == Some(a_id.as_str()) {
+            tmux.keys(&["D"]);
+            denied = true;
+            break;
+        }
+        tmux.keys(&["a"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(denied, "the first container was asked again");
+    tmux.wait_for("the always answer written", Duration::from_secs(15), |sc| {
+        sc.contains("added `deny sync`")
+    });
+    let policy = std::fs::read_to_string(s.path("policies/ask.toml")).expect("policy");
+    assert!(
+        policy.starts_with("# ask: a person decides")
+            && policy.contains("name = \"sync\"")
+            && policy.contains("denied (EPERM) always by uid 0")
+            && policy.contains(&format!("auditor agent (container {a_id})")),
+        "{policy}"
+    );
+    // The first container's later syncs are denied by that answer, no prompt; the second
+    // container is still asked (its next prompt appears, answered once more).
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .filter(|r| {
+                r["container"] == a_id.as_str()
+                    && r["decision"] == "denied"
+                    && r["decoded"]["prompt"]
+                        .as_str()
+                        .is_some_and(|p| p.contains("earlier answer"))
+            })
+            .count()
+            >= 3
+    });
+    let screen = tmux.wait_for(
+        "the second container asked again",
+        Duration::from_secs(30),
+        |sc| sc.contains("Decide ·") && shown(sc).as_deref() == Some(b_id.as_str()),
+    );
+    assert!(screen.contains("policy ask"), "{screen}");
+    for (id, who) in [(&a_id, "first"), (&b_id, "second")] {
+        assert!(
+            records.iter().any(|r| r["container"] == id.as_str()
+                && r["decision"] == "allowed"
+                && r["decoded"]["prompt"] == "allow-once"
+                && r["decoded"]["decided_by"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("uid 0"))),
+            "the {who} container's allow-once answer: {records:?}"
+        );
+    }
+    // Every prompt answer went to its own container: no record of the second container was
+    // decided by the first one's deny-always.
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["container"] == b_id.as_str() && r["decision"] == "denied"),
+        "{records:?}"
+    );
+    for (b, mut child) in containers {
+        let _ = std::fs::write(b.dir.join("rootfs/stop"), "");
+        let _ = integration::learner::runc(&["kill", &b.id, "KILL"]);
+        let t = Instant::now();
+        while child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = integration::learner::runc(&["delete", "--force", &b.id]);
+    }
+    drop(tmux);
+    drop(agent);
+}
