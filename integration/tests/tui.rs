@@ -408,8 +408,9 @@ fn enforce_tui_shows_decisions_and_sends_the_workload_output_to_its_log() {
 }
 
 /// `auditor agent` publishes its session: `auditor tui --list` shows it, and the UI attached
-/// to it names the container of each call (two runc containers under two policies), and its
-/// policy in the detail pane.
+/// to it shows three runc containers under three different policies in the Fleet, each with
+/// its own counts (two emulate mknod, one refuses it), drills into one, and names its policy
+/// in the detail pane.
 #[test]
 fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
     let test = "tui_attaches_to_the_agent_and_names_each_containers_calls";
@@ -423,7 +424,15 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
     runtimes::clear_stale(Runtime::Runc);
     let s = Scratch::private_with_policies("tui-agent");
     s.write("policies/web.toml", integration::MKNOD_NOTIFY);
-    s.write("policies/db.toml", integration::MKNOD_NOTIFY);
+    // db refuses mknod: the broker denies what its filter sends.
+    s.write(
+        "policies/db.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"mknod\", \"mknodat\"]\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    );
+    s.write(
+        "policies/cache.toml",
+        &integration::MKNOD_NOTIFY.replace("[\"c 1:3\"]", "[\"c 1:3\", \"c 1:5\"]"),
+    );
     let run_dir = s.dir().join("run");
     let agent = integration::agent::Agent::start_managed(
         &s,
@@ -447,7 +456,8 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         String::from_utf8_lossy(&o.stderr)
     );
     let stop = s.dir().join("stop");
-    let containers: Vec<(Bundle, Child)> = ["web", "db"]
+    let policies = ["web", "db", "cache"];
+    let containers: Vec<(Bundle, Child)> = policies
         .into_iter()
         .map(|policy| {
             let b = Bundle::busybox(
@@ -489,19 +499,42 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         })
         .collect();
     let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
-    // It opens on the Fleet: a row per container, with its policy and its emulated calls.
+    // A Fleet cell by its column's header (character columns: the screen has `│` and `…`).
+    let cell = |sc: &str, row_has: &str, column: &str| -> Option<u64> {
+        let header = sc
+            .lines()
+            .find(|l| l.contains("container") && l.contains(column))?;
+        let at = header.split(column).next()?.chars().count();
+        let row: Vec<char> = sc.lines().find(|l| l.contains(row_has))?.chars().collect();
+        let rest: String = row.get(at..)?.iter().collect();
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    // It opens on the Fleet: a row per container, with its policy and its own counts.
     let screen = tmux.wait_for(
-        "both containers in the Fleet",
+        "the three containers in the Fleet, each with its counts",
         Duration::from_secs(30),
         |sc| {
-            sc.contains("Fleet (2 running, 0 ended)")
-                && short.iter().all(|c| sc.contains(c.as_str()))
+            sc.contains("Fleet (3 running, 0 ended)")
+                && short.iter().zip(policies).all(|(c, p)| {
+                    let (emulated, denied) = (cell(sc, c, "emulated"), cell(sc, c, "denied"));
+                    match p {
+                        "db" => emulated == Some(0) && denied.is_some_and(|d| d >= 2),
+                        _ => emulated.is_some_and(|e| e >= 2) && denied == Some(0),
+                    }
+                })
         },
     );
-    assert!(
-        screen.contains("web") && screen.contains("db") && screen.contains("emulated"),
-        "{screen}"
-    );
+    for (c, p) in short.iter().zip(policies) {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(c.as_str()))
+            .expect("row");
+        assert!(row.contains(p), "{c} under {p}: {screen}");
+        assert!(
+            cell(&screen, c, "calls").is_some_and(|n| n >= 2),
+            "{screen}"
+        );
+    }
     // Enter: the selected container's decisions only.
     tmux.keys(&["Enter"]);
     tmux.wait_for("one container's decisions", Duration::from_secs(15), |sc| {
@@ -513,7 +546,9 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
         sc.contains("Detail") && sc.contains("(listenerMetadata)")
     });
     assert!(
-        screen.contains("policy web") || screen.contains("policy db"),
+        policies
+            .iter()
+            .any(|p| screen.contains(&format!("policy {p}"))),
         "{screen}"
     );
     // The containers end: the Fleet keeps them, greyed, as ended.
@@ -529,8 +564,8 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
     }
     tmux.keys(&["Escape"]);
     tmux.keys(&["1"]);
-    tmux.wait_for("both containers ended", Duration::from_secs(15), |sc| {
-        sc.contains("Fleet (0 running, 2 ended)") && sc.matches("ended").count() >= 3
+    tmux.wait_for("the containers ended", Duration::from_secs(15), |sc| {
+        sc.contains("Fleet (0 running, 3 ended)") && sc.matches("ended").count() >= 4
     });
     drop(tmux);
     drop(agent);
