@@ -38,9 +38,11 @@ const COALESCE: Duration = Duration::from_millis(10);
 /// Decisions sent to clients per [`DISPLAY_WINDOW`] at most: 1,000 a second, more than anyone
 /// can read (the totals come from the session's own counts, sent every second). Beyond, a decision only counts (totals, recent decisions of the snapshot, the
 /// audit log) and is a drop for each client, shown as such: serialising and writing every
-/// decision of a busy session would take the CPU the broker needs.
-pub const DISPLAY_BUDGET: u32 = 100;
-pub const DISPLAY_WINDOW: Duration = Duration::from_millis(100);
+/// decision of a busy session would take the CPU the broker needs. The window is shorter than
+/// a UI frame (50 ms), so that a busy session's budget is spread over every frame rather than
+/// spent in one burst a window (the screen would then change only every 100 ms).
+pub const DISPLAY_BUDGET: u32 = 20;
+pub const DISPLAY_WINDOW: Duration = Duration::from_millis(20);
 
 /// What a session publishes. Decisions are nearly all events and are not boxed (that would
 /// cost the broker an allocation each).
