@@ -52,6 +52,10 @@ enum Task {
     /// Only the agent handover benchmark, with an already built release binary.
     #[command(hide = true)]
     BenchHandover,
+    /// Only the agent fleet benchmark (64 containers, auditor tui attached or not), with an
+    /// already built release binary.
+    #[command(hide = true)]
+    BenchFleet,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -111,6 +115,8 @@ fn main() -> anyhow::Result<()> {
             let large = bench::run_large(&bin, 1_000);
             let startup = bench::run_startup(&bin, 9);
             let handover = bench::run_handover(&bin, 3);
+            // The agent serving 64 containers with auditor tui attached (issue 18).
+            let fleet = bench::run_fleet(&bin, 3);
             learn
                 .and(filter)
                 .and(tui)
@@ -118,6 +124,7 @@ fn main() -> anyhow::Result<()> {
                 .and(large)
                 .and(startup)
                 .and(handover)
+                .and(fleet)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -134,6 +141,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchHandover => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_handover(&bin, 3)
+        }
+        Task::BenchFleet => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_fleet(&bin, 3)
         }
         Task::BenchStartup => {
             let bin = util::target_dir()?.join("release").join("auditor");

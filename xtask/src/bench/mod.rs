@@ -27,6 +27,7 @@ use crate::util::{have, phase, run as run_cmd};
 
 mod broker;
 mod filter;
+mod fleet;
 mod handover;
 mod large;
 mod proc;
@@ -36,6 +37,7 @@ mod tui;
 
 pub use broker::run as run_broker;
 pub use filter::run_filter_cost;
+pub use fleet::run_fleet;
 pub use handover::run_handover;
 pub use large::run_large;
 use proc::Proc;

@@ -65,13 +65,13 @@ struct Setup {
     run_dir: PathBuf,
 }
 
-/// A private tmux server; killed on drop.
-struct Tmux {
+/// A private tmux server (100×30); killed on drop.
+pub(super) struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(command: &str) -> anyhow::Result<Tmux> {
+    pub(super) fn start(command: &str) -> anyhow::Result<Tmux> {
         // A fresh server each time: a killed one may still be going away.
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -92,13 +92,13 @@ impl Tmux {
         Ok(t)
     }
 
-    fn cmd(&self) -> Command {
+    pub(super) fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket]);
         c
     }
 
-    fn screen(&self) -> String {
+    pub(super) fn screen(&self) -> String {
         self.cmd()
             .args(["capture-pane", "-p", "-t", "ui"])
             .output()
@@ -106,11 +106,15 @@ impl Tmux {
             .unwrap_or_default()
     }
 
-    fn key(&self, k: &str) -> anyhow::Result<()> {
+    pub(super) fn key(&self, k: &str) -> anyhow::Result<()> {
         run_cmd(self.cmd().args(["send-keys", "-t", "ui", k]))
     }
 
-    fn wait_for(&self, within: Duration, pred: impl Fn(&str) -> bool) -> Option<Duration> {
+    pub(super) fn wait_for(
+        &self,
+        within: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<Duration> {
         let t = Instant::now();
         while t.elapsed() < within {
             if pred(&self.screen()) {
