@@ -84,6 +84,70 @@ pub(crate) fn interactive(
     ))
 }
 
+/// Who runs a container, for the live session's Fleet: the runtime that handed its listener
+/// over (`peer`, its executable's name: runc, crun) and the engine above it (Kubernetes by the
+/// CRI's annotations, podman by `io.container.manager`, containerd or CRI-O by the runtime's
+/// parent, their shims or conmon). Shown, never trusted: nothing here decides anything.
+pub(crate) fn runtime_of(
+    peer: Option<i32>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let pid = peer.filter(|p| *p > 0)?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
+            let ppid = s.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_owned();
+            std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()
+        });
+    describe_runtime(
+        exe.as_ref()
+            .and_then(|e| e.file_name())
+            .and_then(|n| n.to_str()),
+        parent.as_deref().map(str::trim),
+        annotations,
+    )
+}
+
+/// See [`runtime_of`]: `exe` the runtime's executable name, `parent` its parent's `comm`.
+fn describe_runtime(
+    exe: Option<&str>,
+    parent: Option<&str>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    // runc re-executes a copy of itself (`memfd:runc_cloned:/proc/self/exe (deleted)`).
+    let runtime = exe.map(|e| {
+        let e = e.trim_end_matches(" (deleted)");
+        if e.contains("runc") {
+            "runc".to_owned()
+        } else if e.contains("crun") {
+            "crun".to_owned()
+        } else {
+            e.chars().take(16).collect()
+        }
+    });
+    let engine = if annotations
+        .keys()
+        .any(|k| k.starts_with("io.kubernetes.cri") || k.starts_with("io.kubernetes.pod."))
+    {
+        Some("k8s")
+    } else if annotations.get("io.container.manager").map(String::as_str) == Some("libpod") {
+        Some("podman")
+    } else {
+        match parent {
+            Some(p) if p.starts_with("containerd-shim") => Some("containerd"),
+            Some("conmon") => Some("conmon"),
+            _ => None,
+        }
+    };
+    match (engine, runtime) {
+        (Some(e), Some(r)) => Some(format!("{e}/{r}")),
+        (Some(e), None) => Some(e.to_owned()),
+        (None, r) => r,
+    }
+}
+
 /// The directory of an agent socket must be root's and writable by no one else, or another
 /// user could put their own socket in the runtime's way; a missing directory is created 0700.
 /// `Err((dir, why))` otherwise.
@@ -232,5 +296,68 @@ impl Drop for SocketFile {
         {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::describe_runtime;
+    use std::collections::BTreeMap;
+
+    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_runtime_and_its_engine_are_told_apart() {
+        let none = ann(&[]);
+        assert_eq!(
+            describe_runtime(Some("runc"), Some("bash"), &none).as_deref(),
+            Some("runc")
+        );
+        assert_eq!(
+            describe_runtime(
+                Some("memfd:runc_cloned:/proc/self/exe (deleted)"),
+                None,
+                &none
+            )
+            .as_deref(),
+            Some("runc")
+        );
+        assert_eq!(
+            describe_runtime(
+                Some("crun"),
+                Some("conmon"),
+                &ann(&[("io.container.manager", "libpod")])
+            )
+            .as_deref(),
+            Some("podman/crun")
+        );
+        assert_eq!(
+            describe_runtime(Some("runc"), Some("containerd-shim"), &none).as_deref(),
+            Some("containerd/runc")
+        );
+        assert_eq!(
+            describe_runtime(
+                Some("runc"),
+                Some("containerd-shim"),
+                &ann(&[("io.kubernetes.cri.container-type", "container")])
+            )
+            .as_deref(),
+            Some("k8s/runc")
+        );
+        assert_eq!(describe_runtime(None, None, &none), None);
+    }
+
+    #[test]
+    fn the_runtime_of_this_process_is_its_own_name() {
+        // This test binary stands in for the runtime: its name, and no engine.
+        let me = i32::try_from(std::process::id()).unwrap();
+        let r = super::runtime_of(Some(me), &BTreeMap::new()).expect("a name");
+        assert!(r.starts_with("auditor"), "{r}");
+        assert_eq!(super::runtime_of(None, &BTreeMap::new()), None);
     }
 }

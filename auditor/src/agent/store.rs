@@ -418,6 +418,7 @@ mod tests {
             digest: "d".into(),
             counts: [0; 6],
             slot: Some(3),
+            runtime: None,
         };
         store.lock().1.listeners.insert(3, h.clone());
         store.write().unwrap();

@@ -321,6 +321,10 @@ pub const MAX_CONTAINERS: usize = 1024;
 pub struct ContainerTotals {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Who runs it, as the agent could tell (`runc`, `podman/crun`, `lxc`, …; see
+    /// `agent::runtime_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// By decision (allowed, denied, emulated, …).
     #[serde(default)]
     pub by_decision: BTreeMap<String, u64>,
@@ -402,6 +406,23 @@ impl Totals {
     }
 
     /// Container `id`'s listener closed.
+    /// Container `id` is served from now on (listed before its first decision).
+    pub fn container_started(&mut self, id: &str, policy: &str, runtime: Option<&str>) {
+        if !self.by_container.contains_key(id) {
+            if !self.make_room() {
+                return;
+            }
+            self.by_container
+                .insert(id.to_owned(), ContainerTotals::default());
+        }
+        if let Some(c) = self.by_container.get_mut(id) {
+            c.policy = Some(policy.to_owned());
+            c.runtime = runtime.map(str::to_owned);
+            // Served again (a handover, a restart): not ended.
+            c.ended = false;
+        }
+    }
+
     pub fn container_ended(&mut self, id: &str) {
         if let Some(c) = self.by_container.get_mut(id) {
             c.ended = true;

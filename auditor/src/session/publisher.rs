@@ -58,6 +58,12 @@ pub enum Event {
     /// Container `id`'s listener closed (an agent's session): its totals say so from the
     /// next status on.
     ContainerEnded(String),
+    /// The agent serves container `id` from now on, under `policy`; `runtime`: who runs it.
+    ContainerStarted {
+        id: String,
+        policy: String,
+        runtime: Option<String>,
+    },
     /// A call waits for a decision (kept for the snapshot of clients that attach later).
     Prompt(Prompt),
     /// The daemon's containers (kept for the snapshot).
@@ -383,6 +389,16 @@ impl State {
             Event::Notice(text) => Message::Notice { text },
             Event::ContainerEnded(id) => {
                 self.snapshot.totals.container_ended(&id);
+                return None;
+            }
+            Event::ContainerStarted {
+                id,
+                policy,
+                runtime,
+            } => {
+                self.snapshot
+                    .totals
+                    .container_started(&id, &policy, runtime.as_deref());
                 return None;
             }
             Event::Prompt(p) => {

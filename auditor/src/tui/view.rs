@@ -294,9 +294,9 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     let rows = app.fleet_rows();
     if rows.is_empty() {
         let mut lines = vec![
-            Line::raw("No notified call of a container has been decided yet."),
+            Line::raw("No container is served yet."),
             Line::raw(
-                "Each container the agent serves appears with its first call its policy marks notify.",
+                "Each container appears when its runtime (runc, crun, LXC) hands its filter to the agent.",
             ),
         ];
         if !app.prompts.is_empty() {
@@ -311,19 +311,23 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     }
     // Every column fits the width (a table wider than its area squeezes them all).
     let wide = area.width >= 120;
-    let (id_w, policy_w, spark_w, last_w): (u16, u16, usize, u16) = if wide {
-        (24, 10, 16, 12)
-    } else {
-        (14, 8, 8, 8)
-    };
-    let mut header = vec!["container", "policy", "calls", "/s", "recent"];
-    let mut widths = vec![
-        Constraint::Length(id_w),
+    let (id_w, policy_w, spark_w, last_w): (u16, u16, usize, u16) =
+        if wide { (16, 10, 8, 12) } else { (14, 8, 8, 8) };
+    let mut header = vec!["container"];
+    let mut widths = vec![Constraint::Length(id_w)];
+    // Who runs it (wide screens; the detail of each call names its policy too).
+    let runtime_w: u16 = 16;
+    if wide {
+        header.push("runtime");
+        widths.push(Constraint::Length(runtime_w));
+    }
+    header.extend(["policy", "calls", "/s", "recent"]);
+    widths.extend([
         Constraint::Length(policy_w),
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Length(u16::try_from(spark_w).unwrap_or(8)),
-    ];
+    ]);
     let kinds: &[&str] = if wide {
         &["emulated", "allowed", "denied", "complain"]
     } else {
@@ -342,8 +346,17 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
         .take(height)
         .map(|(id, r, f)| {
             let rates = f.map(|f| &f.rates);
-            let mut cells = vec![
-                Cell::from(super::widgets::container_id(id, usize::from(id_w))),
+            let mut cells = vec![Cell::from(super::widgets::container_id(
+                id,
+                usize::from(id_w),
+            ))];
+            if wide {
+                cells.push(Cell::from(head(
+                    r.runtime.as_deref().unwrap_or("?"),
+                    usize::from(runtime_w),
+                )));
+            }
+            cells.extend([
                 Cell::from(head(
                     r.policy.as_deref().unwrap_or("?"),
                     usize::from(policy_w),
@@ -354,7 +367,7 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
                     spark_text(rates.into_iter().flatten().copied(), spark_w),
                     Style::new().fg(Color::Cyan),
                 )),
-            ];
+            ]);
             for &k in kinds {
                 let n = r.by_decision.get(k).copied().unwrap_or(0);
                 cells.push(Cell::from(Span::styled(

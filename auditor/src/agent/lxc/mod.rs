@@ -631,6 +631,11 @@ impl Connection {
                 );
             if let Some(live) = &ctx.live {
                 broker = broker.with_live(live.clone());
+                live.send(crate::session::Event::ContainerStarted {
+                    id: container.clone(),
+                    policy: loaded.name.clone(),
+                    runtime: Some("lxc".into()),
+                });
             }
             let mut route = None;
             if let Some((i, r)) = super::interactive(

@@ -106,6 +106,9 @@ pub struct Handed {
     /// [`crate::agent::store`]): the successor keeps it there under the same name.
     #[serde(default)]
     pub slot: Option<u32>,
+    /// Who runs the container (see [`crate::agent::runtime_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 /// One message of the handover protocol (JSON, one per seqpacket).
@@ -410,6 +413,7 @@ mod tests {
             digest: "ab".into(),
             counts: [1, 2, 3, 4, 5, 6],
             slot: Some(2),
+            runtime: Some("podman/crun".into()),
         };
         let file = std::fs::File::open("/dev/null").unwrap();
         send(

@@ -407,6 +407,7 @@ async fn connection(
             digest: loaded.digest.clone(),
             counts: [0; 6],
             slot: None,
+            runtime: super::runtime_of(peer_pid, &msg.state.annotations),
         },
         source,
         policy: loaded.policy.clone(),
@@ -561,6 +562,11 @@ async fn serve_listener(
     }
     if let Some(live) = &ctx.live {
         broker = broker.with_live(live.clone());
+        live.send(crate::session::Event::ContainerStarted {
+            id: id.clone(),
+            policy: l.handed.policy.clone(),
+            runtime: l.handed.runtime.clone(),
+        });
     }
     let mut _serving = None;
     if let Some(m) = &ctx.metrics {

@@ -67,6 +67,10 @@ fn snapshot_agent_fleet_order_search_and_drill_down() {
     // The session's status: exact totals, and container 0 has ended.
     let mut totals = app.totals.clone();
     totals.container_ended("0f3a9c2e71b04d5c8e9a0");
+    // Who runs each, as the agent told when it started serving them (a fourth: no call yet).
+    totals.container_started("1f3a9c2e71b04d5c8e9a1", "web", Some("podman/crun"));
+    totals.container_started("2f3a9c2e71b04d5c8e9a2", "db", Some("containerd/runc"));
+    totals.container_started("3f3a9c2e71b04d5c8e9a3", "web", Some("lxc"));
     update(
         &mut app,
         super::session(Message::Status(crate::session::protocol::Status {
