@@ -47,6 +47,17 @@ impl Tmux {
         c
     }
 
+    /// Make the window (and its pane) `width` × `height`.
+    pub fn resize(&self, width: u16, height: u16) {
+        let ok = self
+            .cmd()
+            .args(["resize-window", "-t", &self.name])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .status()
+            .expect("tmux resize-window");
+        assert!(ok.success());
+    }
+
     pub fn keys(&self, keys: &[&str]) {
         let ok = self
             .cmd()

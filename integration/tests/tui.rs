@@ -535,6 +535,18 @@ fn tui_attaches_to_the_agent_and_names_each_containers_calls() {
             "{screen}"
         );
     }
+    // A wide screen also says who runs each: runc, started by this test (no engine above it).
+    tmux.resize(130, 30);
+    let screen = tmux.wait_for("the runtime column", Duration::from_secs(15), |sc| {
+        sc.contains("runtime")
+            && short.iter().all(|c| {
+                sc.lines()
+                    .find(|l| l.contains(c.as_str()))
+                    .is_some_and(|l| l.contains(" runc "))
+            })
+    });
+    assert!(!screen.contains("containerd/"), "{screen}");
+    tmux.resize(100, 30);
     // Enter: the selected container's decisions only.
     tmux.keys(&["Enter"]);
     tmux.wait_for("one container's decisions", Duration::from_secs(15), |sc| {
