@@ -510,6 +510,10 @@ pub struct Status {
     pub session_dropped: u64,
     /// Clients attached.
     pub clients: usize,
+    /// When the session sent it (RFC 3339, UTC): what a client measures ages against (a
+    /// container's last decision), whatever its own clock says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time: String,
 }
 
 #[cfg(test)]

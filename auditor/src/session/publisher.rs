@@ -456,6 +456,7 @@ impl State {
             totals: self.snapshot.totals.clone(),
             session_dropped: self.dropped.load(Ordering::Relaxed),
             clients: self.clients.len(),
+            time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
         })
     }
 

@@ -289,6 +289,20 @@ fn spark_text(values: impl Iterator<Item = u64>, width: usize) -> String {
     format!("{s:>width$}")
 }
 
+/// How long ago `last` (RFC 3339) was, by the session's clock `now`: `4s ago`, `3m ago`, …;
+/// `None` without either (then the time itself is shown).
+fn last_age(now: Option<std::time::SystemTime>, last: &str) -> Option<String> {
+    let last = humantime::parse_rfc3339_weak(last).ok()?;
+    let secs = now?.duration_since(last).unwrap_or_default().as_secs();
+    Some(match secs {
+        0 => "now".to_owned(),
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    })
+}
+
 /// The Fleet view: one row per container of an agent's session.
 fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     let rows = app.fleet_rows();
@@ -382,7 +396,8 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
             let last = if r.ended {
                 "ended".to_owned()
             } else {
-                short_time(&r.last)
+                last_age(app.session_time, &r.last)
+                    .unwrap_or_else(|| short_time(&r.last).to_owned())
                     .chars()
                     .take(usize::from(last_w))
                     .collect()

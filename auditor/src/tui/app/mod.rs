@@ -225,6 +225,8 @@ pub struct App {
     pub client_dropped: u64,
     /// Events the session could not publish at all.
     pub session_dropped: u64,
+    /// The session's clock at its last status (ages are measured against it).
+    pub session_time: Option<std::time::SystemTime>,
     pub view: View,
     /// Keep the newest decision selected.
     pub follow: bool,
@@ -359,6 +361,7 @@ impl App {
             candidate: None,
             client_dropped: 0,
             session_dropped: 0,
+            session_time: None,
             view: View::Live,
             follow: true,
             selected: None,

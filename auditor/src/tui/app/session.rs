@@ -86,6 +86,7 @@ impl App {
             Message::Status(s) => {
                 self.totals = s.totals;
                 self.session_dropped = s.session_dropped;
+                self.session_time = humantime::parse_rfc3339_weak(&s.time).ok();
             }
             Message::Dropped { total } => self.client_dropped = total,
             Message::Notice { text } => self.status = Some(text),

@@ -199,6 +199,7 @@ fn status_totals_replace_the_folded_ones_and_drops_are_kept() {
             totals,
             session_dropped: 5,
             clients: 1,
+            time: String::new(),
         })),
     );
     update(&mut app, session(Message::Dropped { total: 17 }));

@@ -559,3 +559,50 @@ fn snapshot_agent_prompt_names_the_container() {
     );
     assert!(app.prompts.is_empty());
 }
+
+/// With the session's clock (its status), the Fleet says how long ago each container's last
+/// decision was; a UI whose own clock is wrong still shows the right age.
+#[test]
+fn the_fleet_shows_the_age_of_each_containers_last_decision() {
+    let mut app = super::agent_app(6);
+    // Decisions 0..6 at 00:00:00-05 (container i % 3); container 2's last is decision 5.
+    let mut totals = app.totals.clone();
+    totals.container_started("9f3a9c2e71b04d5c8e9a9", "web", Some("runc"));
+    update(
+        &mut app,
+        super::session(Message::Status(crate::session::protocol::Status {
+            totals,
+            time: "2026-01-01T00:02:05.500Z".into(),
+            ..Default::default()
+        })),
+    );
+    let screen = super::render(&app, 80, 24);
+    let row = |id: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no row {id}:\n{screen}"))
+            .to_owned()
+    };
+    assert!(row("e9a2").contains("2m ago"), "{screen}");
+    assert!(row("e9a0").contains("2m ago"), "{screen}");
+    // Served, but no decision yet: no age.
+    assert!(!row("e9a9").contains("ago"), "{screen}");
+    let totals = app.totals.clone();
+    update(
+        &mut app,
+        super::session(Message::Status(crate::session::protocol::Status {
+            totals,
+            time: "2026-01-01T00:00:09.000Z".into(),
+            ..Default::default()
+        })),
+    );
+    let screen = super::render(&app, 80, 24);
+    assert!(
+        screen
+            .lines()
+            .find(|l| l.contains("e9a2"))
+            .is_some_and(|l| l.contains("3s ago")),
+        "{screen}"
+    );
+}
