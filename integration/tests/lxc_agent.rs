@@ -626,3 +626,132 @@ fn lxc_two_containers_two_policies_no_cross_talk() {
         "{err}"
     );
 }
+
+/// An interactive policy (`default_action = "notify"`) served to an LXC container: the call no
+/// rule decides waits as a prompt on the agent's live session, naming the container, with a
+/// deadline under LXC's own 30 s (the agent caps `--prompt-timeout 120s` at 25 s); the answer
+/// sent on the session reaches the call (LXC's proxy protocol answers it), and the audit log
+/// says who answered.
+#[test]
+fn lxc_interactive_policy_prompts_within_lxcs_deadline_and_the_answer_reaches_the_call() {
+    let test =
+        "lxc_interactive_policy_prompts_within_lxcs_deadline_and_the_answer_reaches_the_call";
+    if !require_root(test)
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+    {
+        return;
+    }
+    use std::io::{BufRead as _, Write as _};
+    clear_stale(Runtime::Lxc);
+    let s = Scratch::private_with_policies("lxc-agent-ask");
+    std::fs::write(
+        s.path("policies/ask.toml"),
+        "# ask: a person decides\nversion = 1\ndefault_action = \"notify\"\n",
+    )
+    .expect("policy");
+    let agent = Agent::start(
+        &s,
+        integration::agent::Protocol::Lxc,
+        &["--prompt-timeout", "120s"],
+        &[],
+    );
+    // The agent's live session (root-only, in /run/auditor unless AUDITOR_RUN_DIR says else).
+    let run_dir = std::env::var_os("AUDITOR_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/auditor"));
+    let session = run_dir.join(format!("agent-{}.sock", agent.pid().expect("pid")));
+    let t0 = Instant::now();
+    while !session.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no session socket {}",
+            session.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stream = std::os::unix::net::UnixStream::connect(&session).expect("session");
+    let mut writer = stream.try_clone().expect("clone");
+    // The client: the first prompt is answered allow-once; what it said is kept.
+    let client = std::thread::spawn(move || -> Option<serde_json::Value> {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .ok()?;
+        for line in std::io::BufReader::new(stream).lines() {
+            let v: serde_json::Value = serde_json::from_str(&line.ok()?).ok()?;
+            if v["type"] == "prompt" {
+                let answer =
+                    serde_json::json!({"type": "answer", "id": v["id"], "choice": "allow-once"});
+                writeln!(writer, "{answer}").ok()?;
+                return Some(v);
+            }
+        }
+        None
+    });
+
+    let c = LxcContainer::busybox().expect("lxc-create");
+    c.unprivileged(CONTAINER_ROOT)
+        .expect("unprivileged container");
+    c.set_seccomp("2\ndenylist\n[all]\nsync notify\n")
+        .expect("profile");
+    let proxy = format!("unix:{}", agent.socket.display());
+    c.set_config(&[
+        ("lxc.seccomp.notify.proxy", &proxy),
+        ("lxc.seccomp.notify.cookie", "ask"),
+    ])
+    .expect("proxy config");
+    let o = c
+        .execute_unprivileged(60, &["/bin/sh", "-c", "sync; echo sync=$?"])
+        .expect("lxc-execute")
+        .output()
+        .expect("lxc-execute");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    let prompt = client.join().expect("client").unwrap_or_else(|| {
+        panic!(
+            "no prompt on the session; stdout:\n{out}\nstderr:\n{err}\nagent:\n{}",
+            agent.log_text()
+        )
+    });
+    assert!(out.contains("sync=0"), "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(prompt["container"], c.name.as_str(), "{prompt}");
+    assert_eq!(prompt["policy"], "ask", "{prompt}");
+    assert_eq!(prompt["syscall"], "sync", "{prompt}");
+    let at = |k: &str| {
+        humantime::parse_rfc3339_weak(prompt[k].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{k} of {prompt}: {e}"))
+    };
+    let wait = at("deadline")
+        .duration_since(at("time"))
+        .unwrap_or_default();
+    assert!(
+        wait <= Duration::from_secs(26) && wait >= Duration::from_secs(20),
+        "LXC's prompts time out before LXC does (30 s), not after the 120 s asked for: {wait:?} ({prompt})"
+    );
+    let t0 = Instant::now();
+    let rec = loop {
+        let found = agent.records().into_iter().find(|r| {
+            r["container"] == c.name.as_str()
+                && r["syscall"] == "sync"
+                && r["decision"] == "allowed"
+                && r["decoded"]["prompt"] == "allow-once"
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no allow-once record: {:#?}",
+            agent.records()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        rec["decoded"]["decided_by"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("uid 0")),
+        "{rec}"
+    );
+}
