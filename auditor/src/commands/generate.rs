@@ -138,7 +138,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             let a = parse_default_action(&args.default_action)?;
             if a.is_notify() && !matches!(format, Format::Native | Format::Oci | Format::Docker) {
                 anyhow::bail!(
-                    "--default-action notify with --format {}: an interactive policy is served by auditor agent (runc, crun, podman, Docker) or auditor enforce --interactive; generate it --format native and oci (or podman, docker) instead",
+                    "--default-action notify with --format {}: an interactive policy is served by auditor agent (runc, crun, podman, Docker) or auditor enforce --interactive; generate it --format native and oci (or podman, docker) instead. For LXC, list the syscalls to ask about as notify lines of the container's profile and name the policy in lxc.seccomp.notify.cookie: a filter that notifies everything else would hold LXC's own calls after it loads the filter, before its monitor passes the listener on",
                     args.format
                 );
             }

@@ -49,6 +49,14 @@ pub fn export(policy: &Policy) -> (String, Vec<String>) {
     let mut dropped = Vec::new();
     let mut out = String::from("2\n");
     match action(&policy.default_action) {
+        // An interactive policy: libseccomp refuses notify as the default action, and listing
+        // every other syscall as notify would hold LXC's own calls after it loads the filter.
+        Some(_) if policy.default_action.is_notify() => {
+            dropped.push(
+                "default action notify (an interactive policy): LXC cannot load it; ENOSYS used — list the syscalls to ask about as notify rules instead".into(),
+            );
+            let _ = writeln!(out, "allowlist errno {}", crate::policy::model::ENOSYS);
+        }
         Some(a) => {
             let _ = writeln!(out, "allowlist {a}");
         }
@@ -133,4 +141,22 @@ pub fn export(policy: &Policy) -> (String, Vec<String>) {
         }
     }
     (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_interactive_policy_is_not_exported_as_is() {
+        let p = crate::policy::model::parse_native(
+            "version = 1\ndefault_action = \"notify\"\n\n[[rule]]\nname = \"sync\"\naction = \"notify\"\n",
+        )
+        .unwrap();
+        let (text, dropped) = super::export(&p);
+        assert!(
+            dropped.iter().any(|d| d.contains("default action notify")),
+            "{dropped:?}"
+        );
+        assert!(text.starts_with("2\nallowlist errno 38\n"), "{text}");
+        assert!(text.contains("sync notify"), "{text}");
+    }
 }

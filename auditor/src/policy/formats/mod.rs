@@ -10,7 +10,8 @@ pub mod lxc;
 pub mod oci;
 pub mod systemd;
 
-use super::model::{self, Location, ModelError, Policy};
+use super::check;
+use super::model::{self, Arch, Location, ModelError, Policy};
 
 /// Errors importing or exporting.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,39 @@ pub struct ExportOptions {
     pub listener_metadata: Option<String>,
     /// `metadata.name` of a Kubernetes object.
     pub name: Option<String>,
+}
+
+/// An interactive policy (default action notify), as a filter must carry it: the names the
+/// filter allows although no rule names them (the runtime's own calls after it loads the
+/// filter, see [`check::INTERACTIVE_EXEMPT`]) and every other syscall of the policy's
+/// architectures (x86_64 when it names none) that no rule names, for the filter to send to the
+/// agent; sorted. `Err`: an architecture auditor has no syscall table for.
+pub(crate) fn interactive_names(policy: &Policy) -> Result<(Vec<String>, Vec<String>), Arch> {
+    let named: std::collections::BTreeSet<&str> = policy
+        .rules
+        .iter()
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    let arches: Vec<Arch> = if policy.architectures.is_empty() {
+        vec![Arch::X86_64]
+    } else {
+        policy.architectures.clone()
+    };
+    let mut notify = std::collections::BTreeSet::new();
+    for a in arches {
+        let abi = a.abi().ok_or(a)?;
+        for (_, name) in crate::syscalls::all(abi) {
+            if !named.contains(name) && !check::INTERACTIVE_EXEMPT.contains(&name) {
+                notify.insert(name.to_owned());
+            }
+        }
+    }
+    let exempt = check::INTERACTIVE_EXEMPT
+        .iter()
+        .filter(|n| !named.contains(*n))
+        .map(|n| (*n).to_owned())
+        .collect();
+    Ok((exempt, notify.into_iter().collect()))
 }
 
 /// An exported policy.

@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ExportOptions, FormatError, ImportOptions};
+use crate::policy::handlers;
 use crate::policy::model::{
     errno_display, Action, Arch, Condition, Location, Notify, Op, Origin, Policy, Rule,
     SourceFormat, EPERM,
 };
-use crate::policy::{check, handlers};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -465,39 +465,15 @@ pub fn export(
 /// the agent holds its listener, which are allowed when no rule names them (`write`: runc
 /// refuses notify for it; `execve` of the container's process; `exit`, `exit_group`).
 fn interactive_rules(policy: &Policy) -> Result<Vec<Syscall>, FormatError> {
-    let named: std::collections::BTreeSet<&str> = policy
-        .rules
-        .iter()
-        .flat_map(|r| r.names.iter().map(String::as_str))
-        .collect();
-    let arches: Vec<Arch> = if policy.architectures.is_empty() {
-        vec![Arch::X86_64]
-    } else {
-        policy.architectures.clone()
-    };
-    let mut notify = std::collections::BTreeSet::new();
-    for a in &arches {
-        let Some(abi) = a.abi() else {
-            return Err(FormatError::Json {
-                location: Location::default(),
-                message: format!(
-                    "an interactive policy (default action notify) for {}: auditor has no syscall table for it, so it cannot list the syscalls to send to the agent",
-                    a.oci_name()
-                ),
-                fix: "export it for x86_64, x86 and x32 only, or give the policy a default action other than notify".into(),
-            });
-        };
-        for (_, name) in crate::syscalls::all(abi) {
-            if !named.contains(name) && !check::INTERACTIVE_EXEMPT.contains(&name) {
-                notify.insert(name);
-            }
-        }
-    }
-    let exempt: Vec<String> = check::INTERACTIVE_EXEMPT
-        .iter()
-        .filter(|n| !named.contains(*n))
-        .map(|n| (*n).to_owned())
-        .collect();
+    let (exempt, notify) =
+        super::interactive_names(policy).map_err(|a| FormatError::Json {
+            location: Location::default(),
+            message: format!(
+                "an interactive policy (default action notify) for {}: auditor has no syscall table for it, so it cannot list the syscalls to send to the agent",
+                a.oci_name()
+            ),
+            fix: "export it for x86_64, x86 and x32 only, or give the policy a default action other than notify".into(),
+        })?;
     let mut out = Vec::new();
     if !exempt.is_empty() {
         out.push(Syscall {
@@ -508,7 +484,7 @@ fn interactive_rules(policy: &Policy) -> Result<Vec<Syscall>, FormatError> {
         });
     }
     out.push(Syscall {
-        names: notify.into_iter().map(str::to_owned).collect(),
+        names: notify,
         action: "SCMP_ACT_NOTIFY".into(),
         comment: Some(
             "interactive: every call no rule decides is prompted for by auditor agent".into(),
