@@ -666,3 +666,153 @@ fn after_an_agent_restart_the_containers_it_served_get_enosys() {
         agent.log_text()
     );
 }
+
+/// An interactive policy exported for runc (`generate --default-action notify --runtime runc
+/// --format oci`): the container starts (runc's own calls after loading the filter are allowed
+/// by its learned baseline, not prompted), what the learned rules allow runs without a prompt,
+/// and a call the learning never saw (`sync`) waits as a prompt until a session client
+/// answers it allow-once; the container then runs to the end.
+#[test]
+fn runc_under_an_exported_interactive_profile_asks_only_for_what_was_not_learned() {
+    let test = "runc_under_an_exported_interactive_profile_asks_only_for_what_was_not_learned";
+    if !can_run(test, Runtime::Runc) {
+        return;
+    }
+    use std::io::BufRead as _;
+    let setup = Setup::new(Runtime::Runc);
+    let d = setup.scratch.dir();
+    let obs = d.join("obs.json");
+    for (format, out) in [
+        ("native", d.join("policies/ask.toml")),
+        ("oci", d.join("ask.json")),
+    ] {
+        let o = run_with_timeout(
+            Command::new(auditor_bin())
+                .arg("generate")
+                .arg(&obs)
+                .args([
+                    "--default-action",
+                    "notify",
+                    "--runtime",
+                    "runc",
+                    "--format",
+                    format,
+                ])
+                .arg("--listener")
+                .arg(d.join("agent.sock"))
+                .args(["--listener-metadata", "ask", "-o"])
+                .arg(&out),
+            Duration::from_secs(60),
+        );
+        assert!(
+            o.status.success(),
+            "generate --format {format}: {}",
+            describe(&o)
+        );
+    }
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("ask.json")).expect("profile"))
+            .expect("JSON");
+    let run_dir = d.join("run");
+    let agent = Agent::start_managed_with(
+        &setup.scratch,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+        &["--prompt-timeout", "20s"],
+    );
+    let t0 = Instant::now();
+    let session = loop {
+        let found = std::fs::read_dir(&run_dir).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".sock"))
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no session socket");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The client: answers every prompt allow-once (those of its snapshot too), keeps their names.
+    let stream = std::os::unix::net::UnixStream::connect(&session).expect("session");
+    let mut answers = stream.try_clone().expect("clone");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let client = std::thread::spawn(move || {
+        let mut asked = Vec::new();
+        let mut answer = |p: &serde_json::Value, asked: &mut Vec<String>| {
+            asked.push(p["syscall"].as_str().unwrap_or("?").to_owned());
+            let a = serde_json::json!({"type": "answer", "id": p["id"], "choice": "allow-once"});
+            let _ = writeln!(answers, "{a}");
+        };
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            match v["type"].as_str() {
+                Some("prompt") => answer(&v, &mut asked),
+                Some("snapshot") => {
+                    for p in v["prompts"].as_array().into_iter().flatten() {
+                        answer(p, &mut asked);
+                    }
+                }
+                Some("end") => break,
+                _ => {}
+            }
+        }
+        asked
+    });
+    let b = Bundle::busybox(
+        Runtime::Runc,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo start; busybox sync; echo sync=$?; echo done",
+        ],
+    )
+    .expect("bundle");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&profile).expect("seccomp");
+    let o = run_with_timeout(&mut command(&b.run_command()), Duration::from_secs(60));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    drop(b);
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .any(|r| r["syscall"] == "sync" && r["decoded"]["prompt"] == "allow-once")
+    });
+    drop(agent);
+    let asked = client.join().expect("client");
+    assert!(
+        o.status.success()
+            && out.contains("start")
+            && out.contains("sync=0")
+            && out.contains("done"),
+        "the container under the interactive profile: {}\nasked: {asked:?}",
+        describe(&o)
+    );
+    assert!(
+        asked.iter().any(|s| s == "sync"),
+        "asked {asked:?}; records {:?}",
+        records
+            .iter()
+            .filter(|r| r["decoded"]["prompt"].is_string())
+            .collect::<Vec<_>>()
+    );
+    // runc's init between loading the filter and execve: allowed by the baseline, not asked.
+    for own in ["read", "futex", "close"] {
+        assert!(
+            !records
+                .iter()
+                .any(|r| r["syscall"] == own && r["decoded"]["prompt"].is_string()),
+            "{own} was prompted for: {asked:?}"
+        );
+    }
+    assert!(
+        !records.iter().any(|r| r["decoded"]["prompt"] == "timeout"),
+        "a prompt timed out: {records:?}"
+    );
+}
