@@ -325,8 +325,8 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     }
     // Every column fits the width (a table wider than its area squeezes them all).
     let wide = area.width >= 120;
-    let (id_w, policy_w, spark_w, last_w): (u16, u16, usize, u16) =
-        if wide { (16, 10, 8, 12) } else { (14, 8, 8, 8) };
+    // (Wide screens add columns rather than widen these.)
+    let (id_w, policy_w, spark_w, last_w): (u16, u16, usize, u16) = (14, 8, 8, 8);
     let mut header = vec!["container"];
     let mut widths = vec![Constraint::Length(id_w)];
     // Who runs it (wide screens; the detail of each call names its policy too).
@@ -349,6 +349,11 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
     };
     header.extend(kinds);
     widths.extend(kinds.iter().map(|_| Constraint::Length(8)));
+    // Its calls since this UI attached that it did not get one by one (display budget).
+    if wide {
+        header.push("dropped");
+        widths.push(Constraint::Length(8));
+    }
     header.push("last");
     widths.push(Constraint::Length(last_w));
     let height = usize::from(area.height.saturating_sub(3)).max(1);
@@ -391,6 +396,17 @@ fn draw_fleet(app: &App, f: &mut Frame, area: Rect) {
                     } else {
                         Style::new().fg(Color::DarkGray)
                     },
+                )));
+            }
+            if wide {
+                let n = f.map_or(0, |f| f.dropped);
+                cells.push(Cell::from(Span::styled(
+                    count(n),
+                    Style::new().fg(if n > 0 {
+                        Color::Yellow
+                    } else {
+                        Color::DarkGray
+                    }),
                 )));
             }
             let last = if r.ended {

@@ -66,6 +66,13 @@ pub struct FleetRates {
     /// Its total at the last tick.
     pub seen: Option<u64>,
     pub rates: VecDeque<u64>,
+    /// Its total when this UI attached (the snapshot's); `None`: it started later (0).
+    pub base: Option<u64>,
+    /// Its decisions this UI received one by one since it attached.
+    pub shown: u64,
+    /// Its decisions since this UI attached that did not reach it (the session's display
+    /// budget, or this client's queue): from the exact totals of the last status.
+    pub dropped: u64,
 }
 
 /// One row of the Fleet view: a container, its totals (exact: the session counts every

@@ -1,7 +1,7 @@
 //! How the session's messages (hello, decisions, progress, observations, prompts, end) change the
 //! state.
 
-use super::{App, Candidate, Link, Row, View, MAX_ROWS};
+use super::{App, Candidate, FleetRates, Link, Row, View, MAX_ROWS};
 use crate::observe::model::Observation;
 use crate::policy::generate::{generate, GenerateOptions};
 use crate::policy::model::to_native;
@@ -62,6 +62,10 @@ impl App {
                 }
                 self.totals = s.totals;
                 self.session_dropped = s.session_dropped;
+                // Where each container's count stood when this UI attached.
+                for (id, c) in &self.totals.by_container {
+                    self.fleet.entry(id.clone()).or_default().base = Some(c.decisions());
+                }
                 if let Some(p) = s.progress {
                     self.progress = Some(p);
                 }
@@ -76,6 +80,19 @@ impl App {
             }
             Message::Decision(d) => {
                 self.note_drift(&d);
+                if let Some(c) = &d.container {
+                    if let Some(f) = self.fleet.get_mut(c) {
+                        f.shown += 1;
+                    } else {
+                        self.fleet.insert(
+                            c.clone(),
+                            FleetRates {
+                                shown: 1,
+                                ..FleetRates::default()
+                            },
+                        );
+                    }
+                }
                 self.totals.add(&d);
                 self.push_decision(d);
                 return true;
@@ -87,6 +104,10 @@ impl App {
                 self.totals = s.totals;
                 self.session_dropped = s.session_dropped;
                 self.session_time = humantime::parse_rfc3339_weak(&s.time).ok();
+                for (id, c) in &self.totals.by_container {
+                    let f = self.fleet.entry(id.clone()).or_default();
+                    f.dropped = c.decisions().saturating_sub(f.base.unwrap_or(0) + f.shown);
+                }
             }
             Message::Dropped { total } => self.client_dropped = total,
             Message::Notice { text } => self.status = Some(text),

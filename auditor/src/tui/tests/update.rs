@@ -303,3 +303,38 @@ fn learning_panes_scroll_separately() {
     update(&mut app, ch('G'));
     assert!(app.policy_scroll > 2);
 }
+
+/// The Fleet's `dropped`: a container's decisions since the UI attached that did not reach it
+/// one by one — the exact total of the last status, less the total at attach (the snapshot's),
+/// less those received; a container that started later counts from 0.
+#[test]
+fn each_containers_dropped_decisions_are_its_exact_total_less_those_shown() {
+    let mut app = App::new("s", PathBuf::from("p.toml"));
+    update(&mut app, session(hello(SessionKind::Agent)));
+    let mut before = Totals::default();
+    before.add_container("a", Some("web"), "allowed", 100, "2026-01-01T00:00:00Z");
+    update(
+        &mut app,
+        session(Message::Snapshot(crate::session::protocol::Snapshot {
+            totals: before,
+            ..Default::default()
+        })),
+    );
+    for (i, c) in [(0, "a"), (1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+        let mut d = decision(i, "getppid", "allowed");
+        d.container = Some(c.into());
+        update(&mut app, session(Message::Decision(d)));
+    }
+    let mut now = Totals::default();
+    now.add_container("a", Some("web"), "allowed", 110, "2026-01-01T00:00:09Z");
+    now.add_container("b", Some("db"), "allowed", 5, "2026-01-01T00:00:09Z");
+    update(
+        &mut app,
+        session(Message::Status(Status {
+            totals: now,
+            ..Status::default()
+        })),
+    );
+    assert_eq!(app.fleet["a"].dropped, 7);
+    assert_eq!(app.fleet["b"].dropped, 3);
+}
