@@ -92,18 +92,13 @@ pub(crate) fn runtime_of(
     peer: Option<i32>,
     annotations: &std::collections::BTreeMap<String, String>,
 ) -> Option<String> {
-    let pid = peer.filter(|p| *p > 0)?;
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // `pid (comm) state ppid …`: comm may hold spaces and parentheses.
-            let ppid = s.rsplit_once(')')?.1.split_whitespace().nth(1)?.to_owned();
-            std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()
-        });
+    let pid = u32::try_from(peer?).ok().filter(|p| *p > 0)?;
+    let exe = crate::host::proc::exe(pid);
+    let parent = crate::host::proc::ppid(pid)
+        .and_then(|ppid| std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok());
     describe_runtime(
-        exe.as_ref()
-            .and_then(|e| e.file_name())
+        exe.as_deref()
+            .and_then(|e| std::path::Path::new(e).file_name())
             .and_then(|n| n.to_str()),
         parent.as_deref().map(str::trim),
         annotations,

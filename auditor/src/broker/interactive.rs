@@ -105,11 +105,14 @@ impl PromptService {
         } else {
             "auditor (the workload exited)"
         };
-        let held = self.shared.lock().prompts.drain();
-        for c in held {
-            inner.close_prompt(c, false, "stopped", why);
-        }
+        self.shared.refuse_held(inner, why);
     }
+}
+
+/// Whether a call waits for a person in interactive mode: no rule decides it, and it has a
+/// name (unknown numbers take the default action, ENOSYS when that is notify).
+pub(super) fn asks(d: &decide::Decision<'_>) -> bool {
+    d.rule.is_none() && d.syscall.is_some()
 }
 
 /// Prompting for a broker that does not receive itself (LXC's proxy receives and answers):
@@ -134,15 +137,10 @@ impl Drop for PromptGuard {
     fn drop(&mut self) {
         self.service.stop.cancel();
         self.service.task.abort();
-        let held = self.service.shared.lock().prompts.drain();
-        for c in held {
-            self.inner.close_prompt(
-                c,
-                false,
-                "stopped",
-                "auditor (the container's filter is no longer served)",
-            );
-        }
+        self.service.shared.refuse_held(
+            &self.inner,
+            "auditor (the container's filter is no longer served)",
+        );
     }
 }
 
@@ -155,6 +153,14 @@ pub(super) struct Prompting {
 }
 
 impl Prompting {
+    /// Refuse the calls still held, their prompts closed as stopped by `why`.
+    fn refuse_held(&self, inner: &Inner, why: &str) {
+        let held = self.lock().prompts.drain();
+        for c in held {
+            inner.close_prompt(c, false, "stopped", why);
+        }
+    }
+
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Prompter> {
         // A panic while holding it leaves consistent data (each step is one map update).
         self.prompter

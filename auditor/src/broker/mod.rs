@@ -282,8 +282,7 @@ impl Broker {
     ) -> Option<tokio::sync::oneshot::Receiver<Option<Response>>> {
         let shared = self.prompting.as_ref()?.shared();
         let d = self.inner.decider.decide(&n.data);
-        // As the receiving broker does: unknown numbers get the default action, no prompt.
-        if d.rule.is_some() || d.syscall.is_none() {
+        if !interactive::asks(&d) {
             return None;
         }
         let start = (Instant::now(), SystemTime::now());

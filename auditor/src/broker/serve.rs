@@ -185,7 +185,7 @@ impl Inner {
             if let Some(p) = prompting {
                 // Unknown numbers (no name) are not worth a prompt: the default action (ENOSYS
                 // when that is notify), as without --interactive.
-                if d.rule.is_none() && d.syscall.is_some() {
+                if super::interactive::asks(&d) {
                     self.offer(&mut p.lock(), n, &d, start, None);
                     p.changed.notify_one();
                     continue;

@@ -1,7 +1,7 @@
 //! How the session's messages (hello, decisions, progress, observations, prompts, end) change the
 //! state.
 
-use super::{App, Candidate, FleetRates, Link, Row, View, MAX_ROWS};
+use super::{App, Candidate, Link, Row, View, MAX_ROWS};
 use crate::observe::model::Observation;
 use crate::policy::generate::{generate, GenerateOptions};
 use crate::policy::model::to_native;
@@ -81,17 +81,7 @@ impl App {
             Message::Decision(d) => {
                 self.note_drift(&d);
                 if let Some(c) = &d.container {
-                    if let Some(f) = self.fleet.get_mut(c) {
-                        f.shown += 1;
-                    } else {
-                        self.fleet.insert(
-                            c.clone(),
-                            FleetRates {
-                                shown: 1,
-                                ..FleetRates::default()
-                            },
-                        );
-                    }
+                    self.fleet.entry(c.clone()).or_default().shown += 1;
                 }
                 self.totals.add(&d);
                 self.push_decision(d);
