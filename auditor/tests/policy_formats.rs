@@ -87,6 +87,7 @@ fn export(p: &Policy, f: Format, lossy: bool) -> Result<formats::Export, FormatE
             listener_path: Some("/run/auditor/broker.sock".into()),
             listener_metadata: Some("policy=/etc/auditor/web.toml".into()),
             name: Some("web".into()),
+            ..ExportOptions::default()
         },
     )
 }
@@ -137,21 +138,52 @@ fn golden_lxc() -> TestResult {
 #[test]
 fn golden_k8s() -> TestResult {
     let p = generated()?;
+    // A listener SPO's CRD refuses (outside /var/run/security-profiles-operator/) is an error
+    // that says where it must be.
+    match export(&p, Format::K8s, true) {
+        Err(FormatError::Unusable(m)) => {
+            assert!(m.contains("/var/run/security-profiles-operator/"), "{m}")
+        }
+        other => {
+            return Err(format!("expected a refusal of the listener path, got {other:?}").into())
+        }
+    }
+    let k8s = |lossy, listener: Option<&str>| {
+        formats::export(
+            &p,
+            Format::K8s,
+            &ExportOptions {
+                lossy,
+                listener_path: listener.map(str::to_owned),
+                name: Some("web".into()),
+                ..ExportOptions::default()
+            },
+        )
+    };
     assert!(
-        matches!(
-            export(&p, Format::K8s, false),
-            Err(FormatError::Lossy { .. })
-        ),
-        "notify cannot go to kubelet"
+        matches!(k8s(false, None), Err(FormatError::Lossy { .. })),
+        "notify rules without a listener cannot go to kubelet"
     );
-    let e = export(&p, Format::K8s, true)?;
+    let e = k8s(true, None)?;
     assert!(
         e.dropped.iter().all(|d| d.starts_with("notify rule")),
         "{:?}",
         e.dropped
     );
     assert!(e.text.contains("kind: SeccompProfile\n"));
-    golden("generated.k8s.yaml", &e.text)
+    assert!(!e.text.contains("SCMP_ACT_NOTIFY"));
+    golden("generated.k8s.yaml", &e.text)?;
+    // With the agent's socket where SPO's CRD allows it, the notify rules stay.
+    let e = k8s(
+        false,
+        Some("/var/run/security-profiles-operator/auditor.sock"),
+    )?;
+    assert!(e.dropped.is_empty(), "{:?}", e.dropped);
+    assert!(e.text.contains("SCMP_ACT_NOTIFY"));
+    assert!(e
+        .text
+        .contains("listenerPath: /var/run/security-profiles-operator/auditor.sock"));
+    Ok(())
 }
 
 #[test]

@@ -9,7 +9,9 @@ use anyhow::Context as _;
 use crate::util::{have, phase, run as sh};
 
 /// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
-/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes, Docker's engine and podman), tools (bpftrace for the benchmark baseline, tmux for the TUI tests).
+/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes, Docker's engine and podman,
+/// PyYAML and jsonschema for SPO's CRD validator), tools (bpftrace for the benchmark baseline,
+/// tmux for the TUI tests).
 pub const PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -30,6 +32,8 @@ pub const PACKAGES: &[&str] = &[
     "lxc",
     "docker.io",
     "podman",
+    "python3-yaml",
+    "python3-jsonschema",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

@@ -59,6 +59,9 @@ pub enum Command {
     Diff(super::diff::DiffArgs),
     /// Merge policies into one (keeps the first native policy's comments).
     Merge(super::merge::MergeArgs),
+    /// Read a profile a cluster or engine loads (SPO SeccompProfile YAML, OCI/Docker JSON) into
+    /// a native policy.
+    Import(super::import::ImportCmdArgs),
     /// Build the seccomp filter through libseccomp; --dump prints its BPF program.
     Compile(super::compile::CompileArgs),
 }

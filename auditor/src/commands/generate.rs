@@ -22,8 +22,10 @@ pub struct GenerateArgs {
     /// passes every field on: `podman` names the same), docker (the
     /// OCI JSON Docker 20.10 passes on: without listenerPath, listenerMetadata, flags and
     /// defaultErrnoRet, which it drops; notes say what that means), lxc, k8s (Security
-    /// Profiles Operator SeccompProfile), systemd (drop-in).
-    #[arg(long, default_value = "native", value_parser = ["native", "oci", "podman", "docker", "lxc", "k8s", "systemd"])]
+    /// Profiles Operator SeccompProfile; with --runtime, the runtime's calls go to a base
+    /// profile it names in baseProfileName), k8s-configmap (a ConfigMap carrying the OCI JSON
+    /// for kubelet's localhost/ profiles, without the operator), systemd (drop-in).
+    #[arg(long, default_value = "native", value_parser = ["native", "oci", "podman", "docker", "lxc", "k8s", "k8s-configmap", "systemd"])]
     pub format: String,
     /// Where to write the policy (atomically); standard output if not given. With
     /// --group-by: a directory, one file per group.
@@ -33,7 +35,7 @@ pub struct GenerateArgs {
     /// by `workload` (Kubernetes: namespace, pod name minus its replica suffixes, container;
     /// Docker and podman: the container name minus a replica number). Each file is named
     /// after its group; the report says which observations made it.
-    #[arg(long, value_enum, requires = "output")]
+    #[arg(long, value_enum)]
     pub group_by: Option<generate::group::GroupBy>,
     /// Add argument conditions for scalar arguments whose every observed value is known
     /// (socket domains, clone/unshare namespace flags, personality, prctl options, ioctl
@@ -75,9 +77,19 @@ pub struct GenerateArgs {
     /// Emit a notify rule for a handler no observation calls for (e.g. sysinfo).
     #[arg(long = "with-handler", value_name = "HANDLER")]
     pub with_handler: Vec<String>,
-    /// `metadata.name` for --format k8s.
+    /// `metadata.name` for --format k8s and k8s-configmap, and the file name under
+    /// --kubelet-root.
     #[arg(long)]
     pub name: Option<String>,
+    /// The SeccompProfile version --format k8s writes: v1 (SPO ≥ 0.11) or v1beta1 (served by
+    /// every SPO release).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub k8s_api_version: formats::k8s::ApiVersion,
+    /// With --format oci: write the profile where kubelet loads `localhost/` profiles, as SPO
+    /// lays them out: DIR/seccomp/operator/NAME.json (DIR is kubelet's root, usually
+    /// /var/lib/kubelet); pods name it `localhostProfile: operator/NAME.json`.
+    #[arg(long, value_name = "DIR", conflicts_with = "output")]
+    pub kubelet_root: Option<PathBuf>,
 }
 
 /// Parse `--default-action`.
@@ -202,19 +214,33 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             .map(str::to_owned),
         _ => None,
     };
+    if args.kubelet_root.is_some() && format != Format::Oci {
+        anyhow::bail!("--kubelet-root writes the plain OCI JSON kubelet loads: use it with --format oci (--format k8s-configmap carries the same JSON in a ConfigMap)");
+    }
+    if args.kubelet_root.is_some() && args.group_by.is_none() && args.name.is_none() {
+        anyhow::bail!("--kubelet-root: name the profile with --name (the file is DIR/seccomp/operator/NAME.json)");
+    }
     let mut observations = Vec::new();
     for p in &args.observations {
         observations.push(load_observation(p)?);
     }
     let Some(by) = args.group_by else {
         let generated = generate::generate(&observations, &options)?;
+        let output = match &args.kubelet_root {
+            Some(root) => Some(kubelet_path(
+                root,
+                args.name.as_deref().unwrap_or_default(),
+            )?),
+            None => args.output.clone(),
+        };
         emit(
             args,
             format,
             &agent_policy,
             &generated,
-            args.output.as_deref(),
+            output.as_deref(),
             args.name.clone(),
+            contributors(&observations, &args.observations),
         )?;
         return Ok(ExitCode::SUCCESS);
     };
@@ -231,8 +257,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
     let dir = args
         .output
         .as_deref()
+        .or(args.kubelet_root.as_deref())
         .context("--group-by writes into the directory -o names")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if args.kubelet_root.is_none() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut stems = std::collections::BTreeSet::new();
     for (key, members) in &groups {
         let inputs: Vec<Observation> = members.iter().map(|&i| observations[i].clone()).collect();
@@ -244,7 +273,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
             stem = format!("{}-{n}", generate::group::file_stem(key));
             n += 1;
         }
-        let path = dir.join(format!("{stem}.{}", extension(format)));
+        let name = args
+            .name
+            .clone()
+            .or_else(|| Some(stem.to_ascii_lowercase().replace(['_', '.'], "-")));
+        let path = match &args.kubelet_root {
+            Some(root) => kubelet_path(root, name.as_deref().unwrap_or_default())?,
+            None => dir.join(format!("{stem}.{}", extension(format))),
+        };
         eprintln!(
             "group {key}: {} observation{} ({})",
             members.len(),
@@ -255,11 +291,19 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let name = args
-            .name
-            .clone()
-            .or_else(|| Some(stem.to_ascii_lowercase().replace(['_', '.'], "-")));
-        emit(args, format, &agent_policy, &generated, Some(&path), name)?;
+        let paths: Vec<PathBuf> = members
+            .iter()
+            .map(|&i| args.observations[i].clone())
+            .collect();
+        emit(
+            args,
+            format,
+            &agent_policy,
+            &generated,
+            Some(&path),
+            name,
+            contributors(&inputs, &paths),
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -270,9 +314,45 @@ fn extension(format: Format) -> &'static str {
         Format::Native => "toml",
         Format::Oci | Format::Docker => "json",
         Format::Lxc => "lxc",
-        Format::K8s => "yaml",
+        Format::K8s | Format::K8sConfigMap => "yaml",
         Format::Systemd => "conf",
     }
+}
+
+/// `<root>/seccomp/operator/<name>.json`, its directory made.
+fn kubelet_path(root: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
+    if !root.is_dir() {
+        anyhow::bail!(
+            "--kubelet-root {}: not a directory (kubelet's root, usually /var/lib/kubelet)",
+            root.display()
+        );
+    }
+    let (rel, _) = formats::k8s::localhost_profile(name);
+    let path = root.join(rel);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    Ok(path)
+}
+
+/// What the profile was learned from, for a Kubernetes object's annotations: how many
+/// replicas (containers or runs) and which nodes.
+fn contributors(observations: &[Observation], paths: &[PathBuf]) -> Vec<(String, String)> {
+    let mut nodes: Vec<&str> = observations
+        .iter()
+        .filter_map(|o| o.host.node.as_deref())
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut out = vec![(
+        "auditor.dev/replicas".to_owned(),
+        observations.len().to_string(),
+    )];
+    if !nodes.is_empty() {
+        out.push(("auditor.dev/nodes".to_owned(), nodes.join(",")));
+    }
+    let _ = paths;
+    out
 }
 
 /// Export one generated policy to `output` (or standard output) and report on it.
@@ -283,7 +363,28 @@ fn emit(
     generated: &generate::Generated,
     output: Option<&std::path::Path>,
     name: Option<String>,
+    annotations: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
+    // Kubernetes: the runtime's own calls as a base profile (SPO unions it in).
+    let base_profile = match (format, &generated.baseline) {
+        (Format::K8s, Some((b, mode))) => Some(formats::k8s::BaseProfile {
+            name: format!(
+                "auditor-{}-v{}{}{}{}",
+                b.runtime.as_str(),
+                b.version,
+                if mode.listener { "-listener" } else { "" },
+                if mode.userns { "-userns" } else { "" },
+                if mode.no_new_privileges { "-nnp" } else { "" }
+            ),
+            description: format!(
+                "what {} {} does between loading a container's filter and execve, with {mode} (learned by auditor)",
+                b.runtime.as_str(),
+                b.version
+            ),
+            syscalls: b.syscalls.clone(),
+        }),
+        _ => None,
+    };
     let export = formats::export(
         &generated.policy,
         format,
@@ -294,6 +395,9 @@ fn emit(
             listener_path: args.listener.clone(),
             listener_metadata: args.listener_metadata.clone(),
             name,
+            api_version: args.k8s_api_version,
+            base_profile,
+            annotations,
         },
     )?;
     match output {
@@ -328,6 +432,12 @@ fn emit(
     }
     if let Some(p) = output {
         eprintln!("wrote {}", p.display());
+        if let (Some(_), Some(name)) = (&args.kubelet_root, p.file_name()) {
+            eprintln!(
+                "pods load it with securityContext.seccompProfile: {{type: Localhost, localhostProfile: operator/{}}}",
+                name.to_string_lossy()
+            );
+        }
     }
     Ok(())
 }

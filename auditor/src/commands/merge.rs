@@ -15,15 +15,18 @@ use crate::policy::model::NativeDocument;
 /// `auditor merge A B … -o OUT`
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Policies to merge (native or OCI JSON); the first is the base.
+    /// Policies to merge (native, OCI JSON or SPO SeccompProfile YAML); the first is the base.
     #[arg(required = true, num_args = 2.., value_name = "POLICY")]
     pub policies: Vec<PathBuf>,
     /// Where to write the merged policy (atomically).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Output format (native keeps the first policy's comments when it is native).
-    #[arg(long, default_value = "native", value_parser = ["native", "oci", "lxc", "k8s", "systemd"])]
+    #[arg(long, default_value = "native", value_parser = ["native", "oci", "lxc", "k8s", "k8s-configmap", "systemd"])]
     pub format: String,
+    /// `metadata.name` for --format k8s and k8s-configmap.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Export even if the format cannot express everything.
     #[arg(long)]
     pub lossy: bool,
@@ -44,7 +47,8 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
         others.push(load_policy(p, &options)?);
     }
     let base_text = read_input(first, "policy")?;
-    let is_native = !base_text.trim_start().starts_with('{');
+    let is_native =
+        !base_text.trim_start().starts_with('{') && !formats::k8s::looks_like(&base_text);
     let text = if is_native && format == Format::Native {
         let mut doc = NativeDocument::parse(&base_text)
             .map_err(|e| anyhow::anyhow!("{}:{e}", first.display()))?;
@@ -59,6 +63,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<ExitCode> {
             format,
             &ExportOptions {
                 lossy: args.lossy,
+                name: args.name.clone(),
                 ..ExportOptions::default()
             },
         )?;

@@ -19,6 +19,7 @@ pub mod check;
 pub mod compile;
 pub mod diff;
 pub mod generate;
+pub mod import;
 pub mod merge;
 pub mod shared;
 
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Merge(args) => merge::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Compile(args) => compile::run(&args),
     };
     match result {

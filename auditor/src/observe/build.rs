@@ -112,7 +112,17 @@ pub fn host() -> Host {
             .as_ref()
             .map(|u| u.machine().to_string_lossy().into_owned())
             .unwrap_or_default(),
+        node: node_name(u.as_ref()),
     }
+}
+
+/// `NODE_NAME` (a DaemonSet sets it from `spec.nodeName`) or the host name.
+fn node_name(u: Option<&nix::sys::utsname::UtsName>) -> Option<String> {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty() && n.len() <= 253)
+        .or_else(|| u.map(|u| u.nodename().to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
 }
 
 pub fn build(c: &Collected, run: RunInfo) -> Observation {
@@ -330,6 +340,7 @@ mod tests {
             host: Host {
                 kernel: "k".into(),
                 arch: "x86_64".into(),
+                node: None,
             },
             target: Target::Command {
                 argv: vec!["w".into()],

@@ -101,6 +101,7 @@ mod tests {
             host: Host {
                 kernel: "6.18".into(),
                 arch: "x86_64".into(),
+                node: None,
             },
             target: Target::Command {
                 argv: vec!["sh".into()],

@@ -53,6 +53,10 @@ pub struct Host {
     pub kernel: String,
     /// `uname -m`.
     pub arch: String,
+    /// The node: Kubernetes' node name when the agent is told it (`NODE_NAME`, from the
+    /// downward API), else the host name. Absent in files of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Kubernetes' pod identity in a container target's labels, under the label names kubelet's

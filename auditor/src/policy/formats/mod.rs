@@ -31,6 +31,8 @@ pub enum FormatError {
         format: &'static str,
         dropped: Vec<String>,
     },
+    #[error("{0}")]
+    Unusable(String),
     #[error("the policy has notify rules but no listener path: runc and crun refuse such a profile (pass --listener PATH)")]
     NeedsListener,
 }
@@ -55,6 +57,8 @@ pub enum Format {
     Docker,
     Lxc,
     K8s,
+    /// A ConfigMap carrying the OCI JSON for kubelet's `localhost/` profiles.
+    K8sConfigMap,
     Systemd,
 }
 
@@ -68,6 +72,7 @@ impl Format {
             "docker" => Format::Docker,
             "lxc" => Format::Lxc,
             "k8s" | "kubernetes" => Format::K8s,
+            "k8s-configmap" => Format::K8sConfigMap,
             "systemd" => Format::Systemd,
             _ => return None,
         })
@@ -79,6 +84,7 @@ impl Format {
             Format::Docker => "docker",
             Format::Lxc => "lxc",
             Format::K8s => "k8s",
+            Format::K8sConfigMap => "k8s-configmap",
             Format::Systemd => "systemd",
         }
     }
@@ -95,6 +101,13 @@ pub struct ExportOptions {
     pub listener_metadata: Option<String>,
     /// `metadata.name` of a Kubernetes object.
     pub name: Option<String>,
+    /// Kubernetes: the `SeccompProfile` version to write.
+    pub api_version: k8s::ApiVersion,
+    /// Kubernetes: the runtime's calls as a base profile of their own, named in
+    /// `baseProfileName`.
+    pub base_profile: Option<k8s::BaseProfile>,
+    /// Kubernetes: `metadata.annotations` of the object.
+    pub annotations: Vec<(String, String)>,
 }
 
 /// An interactive policy (default action notify), as a filter must carry it: the names the
@@ -181,7 +194,11 @@ pub fn export(
             (text, dropped)
         }
         Format::Lxc => lxc::export(policy),
-        Format::K8s => k8s::export(policy, options),
+        Format::K8s => k8s::export(policy, options)?,
+        Format::K8sConfigMap => {
+            let (json, dropped) = oci::export(policy, options)?;
+            (k8s::export_configmap(&json, options)?, dropped)
+        }
         Format::Systemd => systemd::export(policy),
     };
     if !dropped.is_empty() && !options.lossy {
@@ -240,7 +257,8 @@ impl Default for ImportOptions {
     }
 }
 
-/// Read a policy in either input format: OCI JSON if the text starts with `{`, native TOML
+/// Read a policy in any input format: OCI JSON if the text starts with `{`, a Kubernetes
+/// `SeccompProfile` if it is a YAML object (`apiVersion:`, `kind:` or `---` first), native TOML
 /// otherwise.
 pub fn import(text: &str, options: &ImportOptions) -> Result<Policy, FormatError> {
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
@@ -249,6 +267,8 @@ pub fn import(text: &str, options: &ImportOptions) -> Result<Policy, FormatError
     }
     if trimmed.starts_with('{') {
         oci::import(text, options)
+    } else if k8s::looks_like(trimmed) {
+        k8s::import(text)
     } else {
         Ok(model::parse_native(text)?)
     }

@@ -156,7 +156,7 @@ fn find_string(text: &str, s: &str, from: usize) -> Option<usize> {
 }
 
 /// Parse an action name with its errno.
-fn action(s: &str, errno: Option<u32>, at: Location) -> Result<Action, FormatError> {
+pub(super) fn action(s: &str, errno: Option<u32>, at: Location) -> Result<Action, FormatError> {
     Ok(match s {
         "SCMP_ACT_ALLOW" => Action::Allow,
         "SCMP_ACT_ERRNO" => Action::Errno(errno.unwrap_or(EPERM)),
@@ -191,7 +191,12 @@ fn action_name(a: &Action) -> (&'static str, Option<u32>) {
     }
 }
 
-fn op(s: &str, value: u64, value_two: u64, at: Location) -> Result<(Op, u64), FormatError> {
+pub(super) fn op(
+    s: &str,
+    value: u64,
+    value_two: u64,
+    at: Location,
+) -> Result<(Op, u64), FormatError> {
     Ok(match s {
         "SCMP_CMP_EQ" => (Op::Eq, value),
         "SCMP_CMP_NE" => (Op::Ne, value),

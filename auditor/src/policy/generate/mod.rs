@@ -83,6 +83,8 @@ impl Default for GenerateOptions {
 pub struct Generated {
     pub policy: Policy,
     pub report: Report,
+    /// The runtime baseline merged into the policy, and the mode it was picked for.
+    pub baseline: Option<(RuntimeBaseline, Mode)>,
 }
 
 /// What `generate` did, for the user.
@@ -338,6 +340,7 @@ pub fn generate(
             }
         }
     }
+    let mut used_baseline = None;
     if let Some(target) = &options.runtime {
         // A profile with notify rules makes the runtime hand a listener over, which its init
         // does under the filter: that mode has its own baseline.
@@ -348,6 +351,7 @@ pub fn generate(
         };
         let b = &baseline(target.runtime, target.version.as_deref(), mode)?;
         merge_baseline(&mut policy, b);
+        used_baseline = Some((b.clone(), mode));
         report.notes.push(format!(
             "runtime baseline: {} {} with {mode} ({} syscalls its init makes before the workload's execve)",
             b.runtime.as_str(),
@@ -369,7 +373,11 @@ pub fn generate(
         }
     }
     report.allowed.sort();
-    Ok(Generated { policy, report })
+    Ok(Generated {
+        policy,
+        report,
+        baseline: used_baseline,
+    })
 }
 
 pub(super) fn privilege_errnos(m: &Merged) -> String {

@@ -32,6 +32,7 @@ pub(crate) fn obs(syscalls: Vec<SyscallObservation>) -> Observation {
         host: Host {
             kernel: "6.18".into(),
             arch: "x86_64".into(),
+            node: None,
         },
         target: Target::Command {
             argv: vec!["sh".into()],

@@ -163,6 +163,7 @@ pub(super) fn observation() -> Observation {
         host: Host {
             kernel: "6.18".into(),
             arch: "x86_64".into(),
+            node: None,
         },
         target: Target::Command {
             argv: vec!["sh".into()],
