@@ -450,3 +450,55 @@ fn the_cli_writes_kubelet_profiles_and_imports_what_a_cluster_has() -> TestResul
     );
     Ok(())
 }
+
+#[test]
+fn kubelet_profiles_installs_what_kubelet_can_load_and_refuses_the_rest() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let from = dir.path().join("configmap");
+    let root = dir.path().join("kubelet");
+    std::fs::create_dir_all(&from)?;
+    std::fs::create_dir_all(&root)?;
+    let json = "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\"}]}";
+    std::fs::write(from.join("web.json"), json)?;
+    std::fs::write(
+        from.join("db.yaml"),
+        "apiVersion: security-profiles-operator.x-k8s.io/v1\nkind: SeccompProfile\nmetadata:\n  name: db\nspec:\n  defaultAction: SCMP_ACT_ERRNO\n  syscalls:\n  - {action: SCMP_ACT_ALLOW, names: [read, write]}\n",
+    )?;
+    std::fs::write(
+        from.join("broken.json"),
+        "{\"defaultAction\": \"SCMP_ACT_NOPE\"}",
+    )?;
+    std::fs::write(from.join("Bad_Name.json"), json)?;
+    std::fs::write(from.join("..data"), "ConfigMap bookkeeping")?;
+    let args = [
+        "kubelet-profiles",
+        "--from",
+        &from.to_string_lossy(),
+        "--kubelet-root",
+        &root.to_string_lossy(),
+    ];
+    let (code, _, err) = auditor(&args)?;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("broken.json:1:") && err.contains("SCMP_ACT_NOPE"),
+        "{err}"
+    );
+    assert!(err.contains("rename it bad-name.json"), "{err}");
+    let operator = root.join("seccomp/operator");
+    // The JSON verbatim; the SeccompProfile as the OCI JSON kubelet reads.
+    assert_eq!(std::fs::read_to_string(operator.join("web.json"))?, json);
+    let db: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(operator.join("db.json"))?)?;
+    assert_eq!(
+        db["syscalls"][0]["names"],
+        serde_json::json!(["read", "write"])
+    );
+    assert!(!operator.join("broken.json").exists() && !operator.join("bad-name.json").exists());
+    // A second pass changes nothing.
+    std::fs::remove_file(from.join("broken.json"))?;
+    std::fs::remove_file(from.join("Bad_Name.json"))?;
+    let (code, _, err) = auditor(&args)?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("0 installed, 2 unchanged"), "{err}");
+    Ok(())
+}

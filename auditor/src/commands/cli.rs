@@ -62,6 +62,9 @@ pub enum Command {
     /// Read a profile a cluster or engine loads (SPO SeccompProfile YAML, OCI/Docker JSON) into
     /// a native policy.
     Import(super::import::ImportCmdArgs),
+    /// Install seccomp profiles where kubelet loads localhost/ profiles
+    /// (<kubelet-root>/seccomp/operator/NAME.json), checking each first.
+    KubeletProfiles(super::kubelet::KubeletProfilesArgs),
     /// Build the seccomp filter through libseccomp; --dump prints its BPF program.
     Compile(super::compile::CompileArgs),
 }

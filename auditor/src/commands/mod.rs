@@ -20,6 +20,7 @@ pub mod compile;
 pub mod diff;
 pub mod generate;
 pub mod import;
+pub mod kubelet;
 pub mod merge;
 pub mod shared;
 
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff::run(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::KubeletProfiles(args) => kubelet::run(&args),
         Command::Compile(args) => compile::run(&args),
     };
     match result {
