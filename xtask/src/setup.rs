@@ -34,7 +34,13 @@ pub const PACKAGES: &[&str] = &[
     "podman",
     "python3-yaml",
     "python3-jsonschema",
+    "python3-pip",
 ];
+
+/// Python modules the Kubernetes tests run: SPO's CRD validator (PyYAML, jsonschema) and the
+/// Kubernetes OpenAPI schemas (kubernetes-validate, pinned; not packaged by Debian).
+const PYTHON_MODULES: &str = "import yaml, jsonschema, kubernetes_validate";
+const PIP_PACKAGES: &[&str] = &["pyyaml", "jsonschema", "kubernetes-validate==1.37.0"];
 
 fn missing_packages() -> Vec<&'static str> {
     PACKAGES
@@ -118,6 +124,19 @@ pub fn run_setup() -> anyhow::Result<()> {
                 ]))
             })?;
         }
+    }
+    let python_ready = Command::new("python3")
+        .args(["-c", PYTHON_MODULES])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python_ready {
+        phase("python modules (kubernetes-validate)", || {
+            // Debian's python3 refuses pip installs into the system without the flag (PEP 668);
+            // a pyenv python takes it too.
+            sh(Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--break-system-packages"])
+                .args(PIP_PACKAGES))
+        })?;
     }
     if !have("bpf-linker") {
         phase("bpf-linker (LLVM 22)", || {
