@@ -418,10 +418,14 @@ pub fn export(
             // OCI has no place for handler parameters: the broker falls back to the registry's
             // defaults, which is only faithful if that is what the rule says.
             for name in &r.names {
-                let faithful = handlers::for_syscall(name).is_some_and(|spec| {
-                    n.handler.as_deref().is_none_or(|h| h == spec.name())
-                        && (n.params.is_empty() || n.params == spec.default_params())
-                });
+                // A bare notify (no handler named, no parameters: what an imported
+                // SCMP_ACT_NOTIFY is) says nothing the JSON cannot.
+                let bare = n.handler.is_none() && n.params.is_empty();
+                let faithful = bare
+                    || handlers::for_syscall(name).is_some_and(|spec| {
+                        n.handler.as_deref().is_none_or(|h| h == spec.name())
+                            && (n.params.is_empty() || n.params == spec.default_params())
+                    });
                 if !faithful {
                     dropped.push(format!(
                         "notify handler parameters of {name} ({}): OCI JSON has no place for them; the broker must be given the native policy",
