@@ -153,10 +153,43 @@ impl Agent {
         .wait_socket()
     }
 
+    /// The OCI agent of `s` serving `socket` (e.g. where SPO's CRD puts a profile's
+    /// listener), with `env` added (e.g. `NODE_NAME`).
+    pub fn oci_at(s: &Scratch, socket: &Path, flags: &[&str], env: &[(&str, &str)]) -> Agent {
+        Agent::spawn_at(
+            s.dir(),
+            Protocol::Oci,
+            Some(socket),
+            flags,
+            &[],
+            "agent.log",
+            env,
+        )
+        .wait_socket()
+    }
+
     fn spawn(dir: &Path, protocol: Protocol, flags: &[&str], prefix: &[&str], log: &str) -> Agent {
+        Agent::spawn_at(dir, protocol, None, flags, prefix, log, &[])
+    }
+
+    fn spawn_at(
+        dir: &Path,
+        protocol: Protocol,
+        socket: Option<&Path>,
+        flags: &[&str],
+        prefix: &[&str],
+        log: &str,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let (socket, flag) = match protocol {
-            Protocol::Oci => (dir.join("agent.sock"), "--socket"),
-            Protocol::Lxc => (dir.join("lxc.sock"), "--lxc-socket"),
+            Protocol::Oci => (
+                socket.map_or_else(|| dir.join("agent.sock"), Path::to_owned),
+                "--socket",
+            ),
+            Protocol::Lxc => (
+                socket.map_or_else(|| dir.join("lxc.sock"), Path::to_owned),
+                "--lxc-socket",
+            ),
         };
         let audit = dir.join("audit.jsonl");
         let log = dir.join(log);
@@ -178,6 +211,7 @@ impl Agent {
             .arg(&audit)
             .args(flags)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("agent log"))

@@ -11,6 +11,7 @@ pub mod learner;
 pub mod loopdev;
 pub mod podman;
 pub mod runtimes;
+pub mod scrape;
 pub mod scratch;
 pub mod systemd;
 pub mod tmux;

@@ -419,6 +419,7 @@ mod tests {
             counts: [0; 6],
             slot: Some(3),
             runtime: None,
+            who: None,
         };
         store.lock().1.listeners.insert(3, h.clone());
         store.write().unwrap();

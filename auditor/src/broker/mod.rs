@@ -161,6 +161,8 @@ struct Inner {
     exes: target::ExeCache,
     /// The agent's Prometheus metrics, counted with the records.
     metrics: Option<Arc<crate::metrics::AgentMetrics>>,
+    /// Who the container is, for the metrics' per-container labels.
+    who: Option<crate::metrics::Who>,
     /// Told the id of every notification received (the agent's fd-store checkpoint).
     checkpoint: Option<Checkpoint>,
 }
@@ -191,6 +193,7 @@ impl Broker {
                 policy: None,
                 exes: target::ExeCache::default(),
                 metrics: None,
+                who: None,
                 checkpoint: None,
             }),
             interactive: None,
@@ -233,10 +236,16 @@ impl Broker {
         self
     }
 
-    /// Count every decision in the agent's metrics. Call before [`Broker::serve`].
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::AgentMetrics>) -> Broker {
+    /// Count every decision in the agent's metrics, under the container's labels when `who`
+    /// is given. Call before [`Broker::serve`].
+    pub fn with_metrics(
+        mut self,
+        metrics: Arc<crate::metrics::AgentMetrics>,
+        who: Option<crate::metrics::Who>,
+    ) -> Broker {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.metrics = Some(metrics);
+            inner.who = who;
         }
         self
     }

@@ -234,12 +234,22 @@ impl Inner {
         let error = (raw.verdict == Verdict::Emulated
             && matches!(raw.response, Response::Errno(_)))
         .then(|| result_text(raw.response));
+        let handler = raw
+            .rule
+            .and_then(|i| self.decider.policy().rules.get(i))
+            .and_then(|r| match &r.action {
+                crate::policy::model::Action::Notify(n) => n.handler.as_deref(),
+                _ => None,
+            })
+            .unwrap_or("");
         m.decided(
             self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
             raw.syscall,
             raw.verdict.as_str(),
+            handler,
             error,
             raw.latency_us,
+            self.who.as_ref(),
         );
     }
 

@@ -1239,8 +1239,11 @@ impl Learner {
         if let Some(m) = &self.metrics {
             if !still_running {
                 m.lost.inc_by(obs.loss.total);
-                m.observed_calls
-                    .inc_by(obs.syscalls.iter().map(|s| s.count).sum());
+                let calls = obs.syscalls.iter().map(|s| s.count).sum();
+                m.observed_calls.inc_by(calls);
+                if let Some(who) = crate::metrics::Who::of_target(&obs.target) {
+                    m.observed(&who, calls, obs.syscalls.len() as u64);
+                }
             }
         }
         match observe::save(&path, &obs) {

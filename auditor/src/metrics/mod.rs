@@ -7,8 +7,11 @@
 //!
 //! Labels are bounded: a syscall label is a name from auditor's tables (an unknown number is
 //! `unknown`, never the number a workload chose), a policy one a file of the policy
-//! directory, a decision one of five words. Containers are counted, never labelled: their ids
-//! are unbounded, and their decisions are in the audit log.
+//! directory, a decision one of five words, a handler one of auditor's. Series per container
+//! (Kubernetes' node, namespace, pod and container, as the Security Profiles Operator labels
+//! its `security_profiles_operator_seccomp_profile_audit_total`, so that its dashboards work)
+//! are capped at [`MAX_CONTAINER_SERIES`] per family; beyond, they are counted under
+//! `pod="_other"`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,11 +44,139 @@ pub enum MetricsError {
     },
 }
 
+/// Series a per-container family keeps; beyond, counted under `pod="_other"`.
+pub const MAX_CONTAINER_SERIES: usize = 4096;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     pub policy: String,
     pub syscall: String,
     pub decision: String,
+    /// The notify rule's handler (`emulate-mknod`, …); empty when none decided.
+    pub handler: String,
+}
+
+/// Who a container is, as metrics label it: Kubernetes' namespace, pod and container name
+/// (from the CRI annotations); outside Kubernetes the namespace and pod are empty and the
+/// container is the engine's name or the container's id.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Who {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+impl Who {
+    /// From an observation's target (a container's; other targets are `None`).
+    pub fn of_target(target: &crate::observe::model::Target) -> Option<Who> {
+        let crate::observe::model::Target::Container {
+            id,
+            engine,
+            name,
+            image,
+            labels,
+            ..
+        } = target
+        else {
+            return None;
+        };
+        let identity = crate::daemon::engine::Identity {
+            engine: engine.clone(),
+            name: name.clone(),
+            image: image.clone(),
+            labels: labels.clone(),
+        };
+        Some(Who::of(&identity, id))
+    }
+
+    /// From an engine's identity of the container (see
+    /// [`crate::daemon::engine::identity_from_state`]), or its id.
+    pub fn of(identity: &crate::daemon::engine::Identity, id: &str) -> Who {
+        use crate::observe::model::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE};
+        let l = |k: &str| identity.labels.get(k).cloned();
+        Who {
+            namespace: l(POD_NAMESPACE).unwrap_or_default(),
+            pod: l(POD_NAME).unwrap_or_default(),
+            container: l(CONTAINER_NAME)
+                .or_else(|| identity.name.clone())
+                .unwrap_or_else(|| id.chars().take(64).collect()),
+        }
+    }
+}
+
+/// SPO's per-container label set, with the syscall.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuditLabels {
+    pub node: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub syscall: String,
+}
+
+/// Per-container labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerLabels {
+    pub node: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// A counter family whose series are capped at [`MAX_CONTAINER_SERIES`].
+#[derive(Debug)]
+pub struct Capped<
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+> {
+    pub family: Family<L, Counter>,
+    series: std::sync::atomic::AtomicUsize,
+}
+
+impl<
+        L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    > Default for Capped<L>
+{
+    fn default() -> Self {
+        Capped {
+            family: Family::default(),
+            series: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<
+        L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    > Capped<L>
+{
+    /// Add `n` to `labels`' series, or to `other`'s once the family is full.
+    pub fn inc_by(&self, labels: L, other: impl FnOnce(L) -> L, n: u64) {
+        if let Some(c) = self.family.get(&labels) {
+            c.inc_by(n);
+            return;
+        }
+        let labels = if self.series.fetch_add(1, Ordering::Relaxed) < MAX_CONTAINER_SERIES {
+            labels
+        } else {
+            self.series.fetch_sub(1, Ordering::Relaxed);
+            other(labels)
+        };
+        self.family.get_or_create(&labels).inc_by(n);
+    }
+}
+
+/// The node's name in metrics: `NODE_NAME` (a DaemonSet sets it from `spec.nodeName`) or the
+/// host name.
+pub fn node_name() -> String {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty() && n.len() <= 253)
+        .or_else(|| {
+            nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.nodename().to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,7 +190,15 @@ pub struct ErrorLabels {
 /// `auditor agent`'s metrics.
 #[derive(Debug)]
 pub struct AgentMetrics {
+    pub node: String,
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Calls a complain-mode policy would refuse (allowed and logged), per container and
+    /// syscall: SPO's `security_profiles_operator_seccomp_profile_audit_total`.
+    pub audit: Capped<AuditLabels>,
+    /// Calls decided per container.
+    pub container_decisions: Capped<ContainerLabels>,
+    /// Emulations answered EIO because the helper missed its deadline.
+    pub helper_timeouts: Counter,
     pub emulation_errors: Family<ErrorLabels, Counter>,
     pub latency: Histogram,
     pub containers: Gauge,
@@ -69,7 +208,11 @@ pub struct AgentMetrics {
 impl AgentMetrics {
     pub fn register(registry: &mut Registry) -> Arc<AgentMetrics> {
         let m = AgentMetrics {
+            node: node_name(),
             decisions: Family::default(),
+            audit: Capped::default(),
+            container_decisions: Capped::default(),
+            helper_timeouts: Counter::default(),
             emulation_errors: Family::default(),
             // 1 µs … ~4 s.
             latency: Histogram::new(exponential_buckets(1e-6, 4.0, 12)),
@@ -78,8 +221,23 @@ impl AgentMetrics {
         };
         registry.register(
             "auditor_agent_decisions",
-            "Notified syscalls decided, by policy, syscall and decision (allowed, denied, emulated, complain, gone)",
+            "Notified syscalls decided, by policy, syscall, decision (allowed, denied, emulated, complain, gone) and handler",
             m.decisions.clone(),
+        );
+        registry.register(
+            "security_profiles_operator_seccomp_profile_audit",
+            "Calls a complain-mode policy would refuse, allowed and logged, by node, namespace, pod, container and syscall (the Security Profiles Operator's name and labels)",
+            m.audit.family.clone(),
+        );
+        registry.register(
+            "auditor_agent_container_decisions",
+            "Notified syscalls decided, by node, namespace, pod and container",
+            m.container_decisions.family.clone(),
+        );
+        registry.register(
+            "auditor_agent_helper_timeouts",
+            "Emulations answered EIO because the helper missed its deadline",
+            m.helper_timeouts.clone(),
         );
         registry.register(
             "auditor_agent_emulation_errors",
@@ -104,16 +262,57 @@ impl AgentMetrics {
         Arc::new(m)
     }
 
-    /// Count one decision. `syscall` is a name from auditor's tables or `None`.
+    /// Count one decision. `syscall` is a name from auditor's tables or `None`; `who` the
+    /// container's identity, when known.
+    #[allow(clippy::too_many_arguments)]
     pub fn decided(
         &self,
         policy: &str,
         syscall: Option<&str>,
         decision: &str,
+        handler: &str,
         error: Option<String>,
         latency_us: u64,
+        who: Option<&Who>,
     ) {
         let syscall = syscall.unwrap_or("unknown").to_owned();
+        if let Some(who) = who {
+            let other = |mut l: ContainerLabels| {
+                l.pod = "_other".into();
+                l.container = "_other".into();
+                l
+            };
+            self.container_decisions.inc_by(
+                ContainerLabels {
+                    node: self.node.clone(),
+                    namespace: who.namespace.clone(),
+                    pod: who.pod.clone(),
+                    container: who.container.clone(),
+                },
+                other,
+                1,
+            );
+            if decision == "complain" {
+                self.audit.inc_by(
+                    AuditLabels {
+                        node: self.node.clone(),
+                        namespace: who.namespace.clone(),
+                        pod: who.pod.clone(),
+                        container: who.container.clone(),
+                        syscall: syscall.clone(),
+                    },
+                    |mut l| {
+                        l.pod = "_other".into();
+                        l.container = "_other".into();
+                        l
+                    },
+                    1,
+                );
+            }
+        }
+        if error.as_deref() == Some("-EIO") {
+            self.helper_timeouts.inc();
+        }
         if let Some(result) = error {
             self.emulation_errors
                 .get_or_create(&ErrorLabels {
@@ -128,6 +327,7 @@ impl AgentMetrics {
                 policy: policy.to_owned(),
                 syscall,
                 decision: decision.to_owned(),
+                handler: handler.to_owned(),
             })
             .inc();
         self.latency.observe(latency_us as f64 / 1e6);
@@ -158,6 +358,11 @@ pub struct ResultLabels {
 /// `auditor daemon`'s metrics.
 #[derive(Debug)]
 pub struct DaemonMetrics {
+    pub node: String,
+    /// Calls observed per container, counted when its observation is written.
+    pub container_calls: Capped<ContainerLabels>,
+    /// Distinct syscalls observed per container, when its observation is written.
+    pub container_syscalls: Capped<ContainerLabels>,
     pub tracked: Gauge,
     pub registrations: Family<ResultLabels, Counter>,
     pub observations: Counter,
@@ -168,6 +373,9 @@ pub struct DaemonMetrics {
 impl DaemonMetrics {
     pub fn register(registry: &mut Registry) -> Arc<DaemonMetrics> {
         let m = DaemonMetrics {
+            node: node_name(),
+            container_calls: Capped::default(),
+            container_syscalls: Capped::default(),
             tracked: Gauge::default(),
             registrations: Family::default(),
             observations: Counter::default(),
@@ -199,7 +407,34 @@ impl DaemonMetrics {
             "Observations lost (ring buffer full, map full, failed reads) in the files written",
             m.lost.clone(),
         );
+        registry.register(
+            "auditor_daemon_container_calls",
+            "Syscalls observed per container (node, namespace, pod, container), counted when its observation is written",
+            m.container_calls.family.clone(),
+        );
+        registry.register(
+            "auditor_daemon_container_syscalls",
+            "Distinct syscalls observed per container (node, namespace, pod, container), added when its observation is written",
+            m.container_syscalls.family.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// Count a finished container's observation under its labels.
+    pub fn observed(&self, who: &Who, calls: u64, syscalls: u64) {
+        let labels = ContainerLabels {
+            node: self.node.clone(),
+            namespace: who.namespace.clone(),
+            pod: who.pod.clone(),
+            container: who.container.clone(),
+        };
+        let other = |mut l: ContainerLabels| {
+            l.pod = "_other".into();
+            l.container = "_other".into();
+            l
+        };
+        self.container_calls.inc_by(labels.clone(), other, calls);
+        self.container_syscalls.inc_by(labels, other, syscalls);
     }
 }
 
@@ -307,34 +542,84 @@ mod tests {
     use super::*;
 
     #[test]
+    fn per_container_series_are_capped() {
+        let c: Capped<ContainerLabels> = Capped::default();
+        let labels = |i: usize| ContainerLabels {
+            node: "n".into(),
+            namespace: "ns".into(),
+            pod: format!("pod-{i}"),
+            container: "c".into(),
+        };
+        let other = |mut l: ContainerLabels| {
+            l.pod = "_other".into();
+            l
+        };
+        for i in 0..MAX_CONTAINER_SERIES + 10 {
+            c.inc_by(labels(i), other, 1);
+        }
+        // A known series still counts as itself.
+        c.inc_by(labels(0), other, 1);
+        assert_eq!(c.family.get(&labels(0)).map(|v| v.get()), Some(2));
+        assert!(c.family.get(&labels(MAX_CONTAINER_SERIES + 5)).is_none());
+        let mut o = labels(0);
+        o.pod = "_other".into();
+        assert_eq!(c.family.get(&o).map(|v| v.get()), Some(10));
+    }
+
+    #[test]
     fn endpoints_and_bounded_labels() {
         let mut registry = Registry::default();
         let agent = AgentMetrics::register(&mut registry);
-        agent.decided("web", Some("mknodat"), "emulated", None, 120);
+        let who = Who {
+            namespace: "shop".into(),
+            pod: "web-1".into(),
+            container: "nginx".into(),
+        };
         agent.decided(
             "web",
             Some("mknodat"),
             "emulated",
+            "emulate-mknod",
+            None,
+            120,
+            Some(&who),
+        );
+        agent.decided(
+            "web",
+            Some("mknodat"),
+            "emulated",
+            "emulate-mknod",
             Some("-EIO".into()),
             5_000_000,
+            Some(&who),
         );
-        agent.decided("web", None, "denied", None, 10);
+        agent.decided("web", None, "denied", "", None, 10, None);
+        agent.decided("web", Some("uname"), "complain", "", None, 10, Some(&who));
         let serving = agent.serving();
         let (status, kind, body) = respond("GET", "/metrics", &registry, true);
         assert_eq!(status, 200);
         assert!(kind.starts_with("application/openmetrics-text"));
         assert!(
-            body.contains(r#"auditor_agent_decisions_total{policy="web",syscall="mknodat",decision="emulated"} 2"#),
+            body.contains(r#"auditor_agent_decisions_total{policy="web",syscall="mknodat",decision="emulated",handler="emulate-mknod"} 2"#),
             "{body}"
         );
         assert!(
-            body.contains(r#"syscall="unknown",decision="denied"} 1"#),
+            body.contains(r#"syscall="unknown",decision="denied",handler=""} 1"#),
             "{body}"
         );
         assert!(body.contains(r#"auditor_agent_emulation_errors_total{policy="web",syscall="mknodat",result="-EIO"} 1"#), "{body}");
         assert!(body.contains("auditor_agent_containers 1"), "{body}");
         assert!(
-            body.contains("auditor_agent_notification_latency_seconds_count 3"),
+            body.contains("auditor_agent_helper_timeouts_total 1"),
+            "{body}"
+        );
+        assert!(body.contains(&format!(r#"security_profiles_operator_seccomp_profile_audit_total{{node="{}",namespace="shop",pod="web-1",container="nginx",syscall="uname"}} 1"#, agent.node)), "{body}");
+        assert!(
+            body.contains(r#"namespace="shop",pod="web-1",container="nginx"} 3"#),
+            "{body}"
+        );
+        assert!(
+            body.contains("auditor_agent_notification_latency_seconds_count 4"),
             "{body}"
         );
         drop(serving);

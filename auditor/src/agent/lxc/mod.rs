@@ -650,7 +650,13 @@ impl Connection {
             }
             let mut serving = None;
             if let Some(m) = &ctx.metrics {
-                broker = broker.with_metrics(m.clone());
+                broker = broker.with_metrics(
+                    m.clone(),
+                    Some(crate::metrics::Who {
+                        container: container.clone(),
+                        ..crate::metrics::Who::default()
+                    }),
+                );
                 serving = Some(m.serving());
             }
             broker.start_prompting();

@@ -109,9 +109,14 @@ pub struct Handed {
     /// Who runs the container (see [`crate::agent::runtime_of`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// Who the container is, for the metrics' labels (Kubernetes' namespace, pod, container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<crate::metrics::Who>,
 }
 
 /// One message of the handover protocol (JSON, one per seqpacket).
+// A few messages per container at a handover: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Message {
@@ -414,6 +419,11 @@ mod tests {
             counts: [1, 2, 3, 4, 5, 6],
             slot: Some(2),
             runtime: Some("podman/crun".into()),
+            who: Some(crate::metrics::Who {
+                namespace: "shop".into(),
+                pod: "web-7d4b9c8f6-x2x9z".into(),
+                container: "nginx".into(),
+            }),
         };
         let file = std::fs::File::open("/dev/null").unwrap();
         send(

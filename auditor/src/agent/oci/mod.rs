@@ -397,6 +397,7 @@ async fn connection(
         .policy_name(ctx.policy_from_annotation)
         .0
         .map(str::to_owned);
+    let id_for_labels = id.clone();
     let listener = Listener {
         handed: handover::Handed {
             id,
@@ -408,6 +409,13 @@ async fn connection(
             counts: [0; 6],
             slot: None,
             runtime: super::runtime_of(peer_pid, &msg.state.annotations),
+            who: Some(crate::metrics::Who::of(
+                &crate::daemon::engine::identity_from_state(
+                    &msg.state.annotations,
+                    &msg.state.bundle,
+                ),
+                &id_for_labels,
+            )),
         },
         source,
         policy: loaded.policy.clone(),
@@ -570,7 +578,7 @@ async fn serve_listener(
     }
     let mut _serving = None;
     if let Some(m) = &ctx.metrics {
-        broker = broker.with_metrics(m.clone());
+        broker = broker.with_metrics(m.clone(), l.handed.who.clone());
         _serving = Some(m.serving());
     }
     // An interactive policy (default notify): prompts on the live session, answers routed
