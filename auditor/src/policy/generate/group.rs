@@ -27,6 +27,17 @@ fn k8s_random(s: &str, lens: std::ops::RangeInclusive<usize>) -> bool {
 /// `name` without what makes replicas differ: a Deployment pod's `-<template hash>-<5>`, a
 /// DaemonSet's or Job's `-<5>`, a StatefulSet's or Compose's `-N`/`_N`.
 pub fn replica_base(name: &str) -> &str {
+    // A Deployment's pod first: its random suffix may be all digits (the alphabet has 2, 4-9),
+    // which would otherwise read as a StatefulSet's ordinal and leave the template hash on.
+    if let Some((head, last)) = name.rsplit_once('-') {
+        if k8s_random(last, 5..=5) {
+            if let Some((base, hash)) = head.rsplit_once('-') {
+                if !base.is_empty() && k8s_random(hash, 6..=10) {
+                    return base;
+                }
+            }
+        }
+    }
     if let Some((head, n)) = name.rsplit_once(['-', '_']) {
         if !head.is_empty() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
             return head;
@@ -34,11 +45,6 @@ pub fn replica_base(name: &str) -> &str {
     }
     if let Some((head, last)) = name.rsplit_once('-') {
         if !head.is_empty() && k8s_random(last, 5..=5) {
-            if let Some((base, hash)) = head.rsplit_once('-') {
-                if !base.is_empty() && k8s_random(hash, 6..=10) {
-                    return base;
-                }
-            }
             return head;
         }
     }
@@ -125,6 +131,8 @@ mod tests {
     #[test]
     fn replica_suffixes_of_kubernetes_and_compose_go() {
         assert_eq!(replica_base("web-7d4b9c8f6-x2x9z"), "web");
+        // A Deployment pod whose random suffix happens to be all digits.
+        assert_eq!(replica_base("web-7d4b9c8f6-22456"), "web");
         assert_eq!(replica_base("node-exporter-x2x9z"), "node-exporter");
         assert_eq!(replica_base("db-0"), "db");
         assert_eq!(replica_base("shop-web-1"), "shop-web");
