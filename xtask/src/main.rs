@@ -56,6 +56,10 @@ enum Task {
     /// already built release binary.
     #[command(hide = true)]
     BenchFleet,
+    /// Only the learner at node scale (200 runc containers, one daemon), with an already
+    /// built release binary.
+    #[command(hide = true)]
+    BenchScale,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -117,6 +121,8 @@ fn main() -> anyhow::Result<()> {
             let handover = bench::run_handover(&bin, 3);
             // The agent serving 64 containers with auditor tui attached (issue 18).
             let fleet = bench::run_fleet(&bin, 3);
+            // One daemon learning 200 runc containers (issue 15).
+            let scale = bench::run_scale(&bin);
             learn
                 .and(filter)
                 .and(tui)
@@ -125,6 +131,7 @@ fn main() -> anyhow::Result<()> {
                 .and(startup)
                 .and(handover)
                 .and(fleet)
+                .and(scale)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -145,6 +152,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchFleet => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_fleet(&bin, 3)
+        }
+        Task::BenchScale => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_scale(&bin)
         }
         Task::BenchStartup => {
             let bin = util::target_dir()?.join("release").join("auditor");

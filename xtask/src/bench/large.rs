@@ -1,6 +1,7 @@
-//! Large inputs: `generate` from 1,000 observation files, `merge` of 1,000 native policies and
-//! `check` of the result, each timed as a user runs it (one process, wall clock). Target: each
-//! under 2 s.
+//! Large inputs: `generate` from 1,000 observation files, the same into one SPO profile per
+//! Kubernetes workload (`--group-by workload --format k8s`: 50 workloads of 20 replicas),
+//! `merge` of 1,000 native policies and `check` of the result, each timed as a user runs it
+//! (one process, wall clock). Target: each under 2 s.
 //!
 //! The observations are synthetic but shaped like learned containers: a real observation
 //! (`auditor learn` of a small shell pipeline, made here) is the template; each file keeps its
@@ -18,6 +19,10 @@ use crate::util::{phase, workspace_root};
 
 /// Target from the issue, per command.
 const TARGET_S: f64 = 2.0;
+/// Kubernetes workloads the observations are replicas of.
+const WORKLOADS: usize = 50;
+/// Kubernetes' name-suffix alphabet.
+const K8S_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -141,7 +146,22 @@ pub fn run_large(bin: &Path, n: usize) -> anyhow::Result<()> {
                 .collect();
             let mut obs = template.clone();
             obs["syscalls"] = syscalls.into();
-            obs["target"]["argv"] = serde_json::json!(["/usr/bin/tool0", i.to_string()]);
+            // Replicas of 50 Kubernetes workloads, 20 each, as the CRI annotations name them.
+            let suffix: String = (0..5)
+                .map(|_| K8S_ALPHABET[rng.below(K8S_ALPHABET.len() as u64) as usize] as char)
+                .collect();
+            let w = i % WORKLOADS;
+            obs["target"] = serde_json::json!({
+                "kind": "container",
+                "id": format!("{i:064x}"),
+                "engine": "containerd",
+                "name": "app",
+                "labels": {
+                    "io.kubernetes.pod.name": format!("web{w}-7d4b9c8f6-{suffix}"),
+                    "io.kubernetes.pod.namespace": format!("ns{}", w % 5),
+                    "io.kubernetes.container.name": "app",
+                },
+            });
             obs["executables"] = exes
                 .iter()
                 .map(|e| serde_json::json!({ "path": e, "execs": 1 }))
@@ -190,6 +210,26 @@ pub fn run_large(bin: &Path, n: usize) -> anyhow::Result<()> {
                 .arg("-o")
                 .arg(&merged),
         )?;
+        let per_workload = dir.path().join("per-workload");
+        let t_group = time(
+            "auditor generate --group-by workload",
+            Command::new(bin)
+                .args([
+                    "generate",
+                    "--group-by",
+                    "workload",
+                    "--format",
+                    "k8s",
+                    "--lossy",
+                ])
+                .args(args(&obs_files))
+                .arg("-o")
+                .arg(&per_workload),
+        )?;
+        let profiles = std::fs::read_dir(&per_workload)?.count();
+        if profiles != WORKLOADS {
+            bail!("--group-by workload wrote {profiles} profiles, not {WORKLOADS}");
+        }
         let t_check = time(
             "auditor check",
             Command::new(bin).arg("check").arg(&generated),
@@ -203,6 +243,11 @@ pub fn run_large(bin: &Path, n: usize) -> anyhow::Result<()> {
             n as f64 / t_gen,
             mib / t_gen,
             verdict(t_gen)
+        );
+        eprintln!(
+            "  per workload ({WORKLOADS} SPO profiles) {t_group:>6.2} s  {:>8.0} files/s  (generate --group-by workload --format k8s; target ≤ {TARGET_S} s: {})",
+            n as f64 / t_group,
+            verdict(t_group)
         );
         eprintln!(
             "  merge {n} policies          {t_merge:>6.2} s  {:>8.0} files/s  (target ≤ {TARGET_S} s: {})",

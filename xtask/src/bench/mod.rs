@@ -32,6 +32,7 @@ mod handover;
 mod large;
 mod proc;
 mod report;
+mod scale;
 mod startup;
 mod tui;
 
@@ -42,6 +43,7 @@ pub use handover::run_handover;
 pub use large::run_large;
 use proc::Proc;
 use report::{load_average, report, Summary};
+pub use scale::run_scale;
 pub use startup::run_startup;
 pub use tui::run_tui_load;
 
