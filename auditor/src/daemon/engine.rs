@@ -148,6 +148,20 @@ pub fn identity_from_state(annotations: &BTreeMap<String, String>, bundle: &str)
                 id.label(key, &v);
             }
         }
+        // The pod's own labels (a JSON object; `app`, `app.kubernetes.io/name`, …), as
+        // bounded as the rest; kubelet's own keys were read above.
+        if let Some(text) = annotations
+            .get("io.kubernetes.cri-o.Labels")
+            .filter(|t| t.len() <= 64 * 1024)
+        {
+            if let Ok(map) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(text) {
+                for (k, v) in map {
+                    if let (Some(v), false) = (v.as_str(), k.starts_with("io.kubernetes.")) {
+                        id.label(&k, v);
+                    }
+                }
+            }
+        }
     } else if bundle.contains("/moby/") {
         id.engine = Some("docker".into());
     }
@@ -494,9 +508,17 @@ mod tests {
                 ("io.kubernetes.pod.name", "db-0"),
                 ("io.kubernetes.pod.namespace", "data"),
                 ("io.kubernetes.cri-o.ImageName", "postgres:16"),
+                (
+                    "io.kubernetes.cri-o.Labels",
+                    r#"{"app":"db","io.kubernetes.pod.name":"forged","tier":7}"#,
+                ),
             ]),
             "",
         );
+        // The pod's labels are kept (strings only); kubelet's keys come from their own
+        // annotations, never from the label map.
+        assert_eq!(crio.labels["app"], "db");
+        assert!(!crio.labels.contains_key("tier"));
         assert_eq!(
             (
                 crio.engine.as_deref(),
