@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod fsutil;
 pub mod fuzzing;
 pub mod host;
+pub mod kube;
 pub mod launch;
 pub mod metrics;
 pub mod observe;

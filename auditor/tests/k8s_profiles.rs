@@ -502,3 +502,184 @@ fn kubelet_profiles_installs_what_kubelet_can_load_and_refuses_the_rest() -> Tes
     assert!(err.contains("0 installed, 2 unchanged"), "{err}");
     Ok(())
 }
+
+/// A stand-in for `kubectl proxy`: answers GETs of `objects` (path → JSON), 404 otherwise.
+fn fake_kubectl_proxy(
+    objects: Vec<(String, serde_json::Value)>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // The headers, up to the blank line.
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, body) = match objects.iter().find(|(p, _)| *p == path) {
+                Some((_, v)) => ("200 OK", v.to_string()),
+                None => (
+                    "404 Not Found",
+                    "{\"kind\":\"Status\",\"code\":404}".to_owned(),
+                ),
+            };
+            let mut w = &stream;
+            let _ = write!(
+                w,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// The golden observation as a container of pod `ns/pod`.
+fn pod_observation(
+    dir: &Path,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden("obs-setup.json"))?)?;
+    v["target"] = serde_json::json!({
+        "kind": "container",
+        "id": format!("{pod}-{container}"),
+        "engine": "containerd",
+        "name": container,
+        "labels": {
+            "io.kubernetes.pod.name": pod,
+            "io.kubernetes.pod.namespace": ns,
+            "io.kubernetes.container.name": container,
+        },
+    });
+    let path = dir.join(format!("{pod}.json"));
+    std::fs::write(&path, v.to_string())?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+#[test]
+fn group_by_owner_follows_the_apis_owner_references() -> TestResult {
+    let owned = |kind: &str, name: &str| {
+        serde_json::json!({"metadata": {"ownerReferences": [
+            {"apiVersion": "v1", "kind": kind, "name": name, "uid": "u", "controller": true}
+        ]}})
+    };
+    let api = fake_kubectl_proxy(vec![
+        // Two runs of CronJob backup: their Jobs' names differ, so do their pods' stems.
+        (
+            "/api/v1/namespaces/ops/pods/backup-28374650-x2x9z".into(),
+            owned("Job", "backup-28374650"),
+        ),
+        (
+            "/api/v1/namespaces/ops/pods/backup-28374710-bcd5f".into(),
+            owned("Job", "backup-28374710"),
+        ),
+        (
+            "/apis/batch/v1/namespaces/ops/jobs/backup-28374650".into(),
+            owned("CronJob", "backup"),
+        ),
+        (
+            "/apis/batch/v1/namespaces/ops/jobs/backup-28374710".into(),
+            owned("CronJob", "backup"),
+        ),
+        // A Deployment's pod, through its ReplicaSet.
+        (
+            "/api/v1/namespaces/ops/pods/web-7d4b9c8f6-x2x9z".into(),
+            owned("ReplicaSet", "web-7d4b9c8f6"),
+        ),
+        (
+            "/apis/apps/v1/namespaces/ops/replicasets/web-7d4b9c8f6".into(),
+            owned("Deployment", "web"),
+        ),
+        // A bare pod whose name reads like a StatefulSet's replica.
+        (
+            "/api/v1/namespaces/ops/pods/web-1".into(),
+            serde_json::json!({"metadata": {}}),
+        ),
+    ])?;
+    let dir = tempfile::tempdir()?;
+    let files = [
+        pod_observation(dir.path(), "ops", "backup-28374650-x2x9z", "dump")?,
+        pod_observation(dir.path(), "ops", "backup-28374710-bcd5f", "dump")?,
+        pod_observation(dir.path(), "ops", "web-7d4b9c8f6-x2x9z", "nginx")?,
+        pod_observation(dir.path(), "ops", "web-1", "nginx")?,
+        // Deleted since: grouped by its name.
+        pod_observation(dir.path(), "ops", "db-0", "postgres")?,
+    ];
+    let out = dir.path().join("by-owner");
+    let out_s = out.to_string_lossy().into_owned();
+    let mut args = vec![
+        "generate",
+        "--group-by",
+        "owner",
+        "--kube-api",
+        &api,
+        "-o",
+        &out_s,
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let (code, _, err) = auditor(&args)?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("pod ops/db-0 is not in the API"), "{err}");
+    let mut written: Vec<String> = std::fs::read_dir(&out)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "ops_CronJob_backup_dump.toml",
+            "ops_Deployment_web_nginx.toml",
+            "ops_Pod_web-1_nginx.toml",
+            "ops_db_postgres.toml",
+        ]
+    );
+    assert!(
+        err.contains("group ops/CronJob/backup/dump: 2 observations"),
+        "{err}"
+    );
+    // Without the API, the names alone split the CronJob's runs and join the bare pod to web.
+    let out2 = dir.path().join("by-name");
+    let out2_s = out2.to_string_lossy().into_owned();
+    let mut args = vec!["generate", "--group-by", "workload", "-o", &out2_s];
+    args.extend(files.iter().map(String::as_str));
+    let (code, _, err) = auditor(&args)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_dir(&out2)?.count(), 4, "{err}");
+    assert!(err.contains("group ops/web/nginx: 2 observations"), "{err}");
+    // No proxy there: a clear error.
+    let (code, _, err) = auditor(&[
+        "generate",
+        "--group-by",
+        "owner",
+        "--kube-api",
+        "http://127.0.0.1:9",
+        "-o",
+        &out_s,
+        &files[0],
+    ])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("kubectl proxy"), "{err}");
+    let (code, _, err) = auditor(&[
+        "generate",
+        "--group-by",
+        "owner",
+        "--kube-api",
+        "https://10.0.0.1:6443",
+        "-o",
+        &out_s,
+        &files[0],
+    ])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("speaks no TLS"), "{err}");
+    Ok(())
+}

@@ -37,6 +37,10 @@ pub struct GenerateArgs {
     /// after its group; the report says which observations made it.
     #[arg(long, value_enum)]
     pub group_by: Option<generate::group::GroupBy>,
+    /// With --group-by owner: `kubectl proxy`'s address (e.g. http://127.0.0.1:8001), where
+    /// each pod's owner is read (namespaced `get` of pods, replicasets and jobs).
+    #[arg(long, value_name = "URL")]
+    pub kube_api: Option<String>,
     /// Add argument conditions for scalar arguments whose every observed value is known
     /// (socket domains, clone/unshare namespace flags, personality, prctl options, ioctl
     /// requests); tightened clone also answers clone3 with ENOSYS.
@@ -244,13 +248,22 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     };
-    let groups = generate::group::group(&observations, by).map_err(|(i, why)| {
+    let owners = match (by, &args.kube_api) {
+        (generate::group::GroupBy::Owner, Some(url)) => owners(url, &observations)?,
+        (generate::group::GroupBy::Owner, None) => anyhow::bail!(
+            "--group-by owner reads each pod's owner from the API: give --kube-api http://127.0.0.1:8001 with `kubectl proxy` running"
+        ),
+        (_, Some(_)) => anyhow::bail!("--kube-api is for --group-by owner"),
+        _ => Default::default(),
+    };
+    let groups = generate::group::group(&observations, by, &owners).map_err(|(i, why)| {
         anyhow::anyhow!(
             "{}: {why}, so it belongs to no --group-by {} group (group observations of containers that Docker, podman or Kubernetes ran, learned through auditor daemon or learn --container)",
             args.observations[i].display(),
             match by {
                 generate::group::GroupBy::Image => "image",
                 generate::group::GroupBy::Workload => "workload",
+                generate::group::GroupBy::Owner => "owner",
             }
         )
     })?;
@@ -317,6 +330,33 @@ fn extension(format: Format) -> &'static str {
         Format::K8s | Format::K8sConfigMap => "yaml",
         Format::Systemd => "conf",
     }
+}
+
+/// Every observed pod's owner, read through `kubectl proxy` at `url`; a pod the API no longer
+/// has is grouped by its name, and said.
+fn owners(url: &str, observations: &[Observation]) -> anyhow::Result<generate::group::Owners> {
+    let client = crate::kube::Client::new(url)?;
+    let mut owners = generate::group::Owners::new();
+    let mut gone = Vec::new();
+    for o in observations {
+        let Some((ns, pod)) = generate::group::pod_of(o) else {
+            continue;
+        };
+        let key = (ns.to_owned(), pod.to_owned());
+        if owners.contains_key(&key) || gone.contains(&key) {
+            continue;
+        }
+        match client.owner_of_pod(ns, pod)? {
+            Some(owner) => {
+                owners.insert(key, (owner.kind, owner.name));
+            }
+            None => gone.push(key),
+        }
+    }
+    for (ns, pod) in &gone {
+        eprintln!("note: pod {ns}/{pod} is not in the API (deleted?): grouped by its name, as --group-by workload does");
+    }
+    Ok(owners)
 }
 
 /// `<root>/seccomp/operator/<name>.json`, its directory made.

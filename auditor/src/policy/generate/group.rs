@@ -15,6 +15,25 @@ pub enum GroupBy {
     /// Namespace, pod name minus replica suffixes and container name (Kubernetes); the
     /// engine's container name minus a replica number (Docker, podman).
     Workload,
+    /// Kubernetes: namespace, the workload that owns the pod (Deployment, StatefulSet,
+    /// DaemonSet, CronJob, …, read from the API) and container name; like `workload` for a pod
+    /// the API no longer has and for containers outside Kubernetes.
+    Owner,
+}
+
+/// Pods' owners as the API said: (namespace, pod) → (kind, name).
+pub type Owners = BTreeMap<(String, String), (String, String)>;
+
+/// The Kubernetes pod of an observation: (namespace, pod), if it is one's.
+pub fn pod_of(obs: &Observation) -> Option<(&str, &str)> {
+    use crate::observe::model::{POD_NAME, POD_NAMESPACE};
+    let Target::Container { labels, .. } = &obs.target else {
+        return None;
+    };
+    Some((
+        labels.get(POD_NAMESPACE)?.as_str(),
+        labels.get(POD_NAME)?.as_str(),
+    ))
 }
 
 /// Kubernetes' name-suffix alphabet (`rand.String`: no vowels, no 0, 1, 3).
@@ -51,6 +70,25 @@ pub fn replica_base(name: &str) -> &str {
     name
 }
 
+/// The group of one observation given its pod's owner, or why it has none.
+pub fn key_with(obs: &Observation, by: GroupBy, owners: &Owners) -> Result<String, &'static str> {
+    if by == GroupBy::Owner {
+        if let (Some((ns, pod)), Target::Container { name, labels, .. }) =
+            (pod_of(obs), &obs.target)
+        {
+            if let Some((kind, owner)) = owners.get(&(ns.to_owned(), pod.to_owned())) {
+                let container = labels
+                    .get(crate::observe::model::CONTAINER_NAME)
+                    .or(name.as_ref())
+                    .map_or("", String::as_str);
+                return Ok(format!("{ns}/{kind}/{owner}/{container}"));
+            }
+        }
+        return key(obs, GroupBy::Workload);
+    }
+    key(obs, by)
+}
+
 /// The group of one observation, or why it has none.
 pub fn key(obs: &Observation, by: GroupBy) -> Result<String, &'static str> {
     let Target::Container {
@@ -67,7 +105,7 @@ pub fn key(obs: &Observation, by: GroupBy) -> Result<String, &'static str> {
         GroupBy::Image => image
             .clone()
             .ok_or("no image is recorded for the container"),
-        GroupBy::Workload => {
+        GroupBy::Workload | GroupBy::Owner => {
             use crate::observe::model::{CONTAINER_NAME, POD_NAME, POD_NAMESPACE};
             if let (Some(ns), Some(pod)) = (labels.get(POD_NAMESPACE), labels.get(POD_NAME)) {
                 let container = labels
@@ -93,11 +131,12 @@ pub fn key(obs: &Observation, by: GroupBy) -> Result<String, &'static str> {
 pub fn group(
     observations: &[Observation],
     by: GroupBy,
+    owners: &Owners,
 ) -> Result<BTreeMap<String, Vec<usize>>, (usize, &'static str)> {
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, o) in observations.iter().enumerate() {
         groups
-            .entry(key(o, by).map_err(|e| (i, e))?)
+            .entry(key_with(o, by, owners).map_err(|e| (i, e))?)
             .or_default()
             .push(i);
     }
