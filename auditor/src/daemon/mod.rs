@@ -1140,17 +1140,14 @@ impl Learner {
     fn finished(&self) -> Vec<u32> {
         let mut done = Vec::new();
         for (&g, t) in &self.tracked {
-            let c = match self.observer.counters_of(g) {
+            let (forked, adopted, exited) = match self.observer.task_counts_of(g) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(id = %t.id, error = %e, "cannot read counters");
                     continue;
                 }
             };
-            let born = t.collected.initial_threads
-                + c[counters::TASKS_FORKED as usize]
-                + c[counters::TASKS_ADOPTED as usize];
-            let exited = c[counters::TASKS_EXITED as usize];
+            let born = t.collected.initial_threads + forked + adopted;
             if exited < born && !self.gone_anyway(t, born - exited) {
                 continue;
             }
