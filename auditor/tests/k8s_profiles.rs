@@ -500,6 +500,14 @@ fn kubelet_profiles_installs_what_kubelet_can_load_and_refuses_the_rest() -> Tes
     let (code, _, err) = auditor(&args)?;
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("0 installed, 2 unchanged"), "{err}");
+    // A profile taken out of the ConfigMap goes; one auditor did not install stays.
+    std::fs::write(operator.join("spo-owned.json"), json)?;
+    std::fs::remove_file(from.join("db.yaml"))?;
+    let (code, _, err) = auditor(&args)?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("removed") && err.contains("db.json"), "{err}");
+    assert!(!operator.join("db.json").exists());
+    assert!(operator.join("web.json").exists() && operator.join("spo-owned.json").exists());
     Ok(())
 }
 

@@ -5,7 +5,9 @@
 //! the profiles of a ConfigMap (`generate --format k8s-configmap`).
 //!
 //! Every profile is read before it is installed: a profile kubelet cannot load makes the pods
-//! that name it fail to start, so a bad one is refused (and reported) and the others go on.
+//! that name it fail to start, so a bad one is refused (and reported) and the others go on. A
+//! profile taken out of the source is taken out of kubelet's directory too, but only if auditor
+//! installed it (`.auditor-installed` lists those): files of SPO or an admin are never touched.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,7 +43,14 @@ struct Pass {
     installed: Vec<String>,
     unchanged: usize,
     refused: Vec<String>,
+    /// Installed by an earlier pass, gone from `--from` since: removed.
+    removed: Vec<String>,
 }
+
+/// The list of files auditor installed in kubelet's directory (one name a line), so that a
+/// profile taken out of the ConfigMap is taken out of kubelet's directory too, and files
+/// installed by anyone else (SPO, an admin) are never touched.
+const MANIFEST: &str = ".auditor-installed";
 
 pub fn run(args: &KubeletProfilesArgs) -> anyhow::Result<ExitCode> {
     if !args.kubelet_root.is_dir() {
@@ -62,6 +71,13 @@ pub fn run(args: &KubeletProfilesArgs) -> anyhow::Result<ExitCode> {
         }
         for r in &pass.refused {
             eprintln!("refused: {r}");
+        }
+        for n in &pass.removed {
+            eprintln!(
+                "removed {} (no longer in {})",
+                dest.join(n).display(),
+                args.from.display()
+            );
         }
         match args.watch {
             None if pass.refused.is_empty() => {
@@ -95,6 +111,17 @@ fn install(args: &KubeletProfilesArgs, dest: &Path) -> anyhow::Result<Pass> {
         .collect();
     entries.sort();
     let mut pass = Pass::default();
+    let manifest = dest.join(MANIFEST);
+    let before: Vec<String> = std::fs::read_to_string(&manifest)
+        .unwrap_or_default()
+        .lines()
+        .filter(|n| {
+            k8s::object_name(n.trim_end_matches(".json")) == n.trim_end_matches(".json")
+                && n.ends_with(".json")
+        })
+        .map(str::to_owned)
+        .collect();
+    let mut ours: Vec<String> = Vec::new();
     for path in entries {
         let file = path
             .file_name()
@@ -144,13 +171,47 @@ fn install(args: &KubeletProfilesArgs, dest: &Path) -> anyhow::Result<Pass> {
                 continue;
             }
         };
-        let target = dest.join(format!("{name}.json"));
+        let file = format!("{name}.json");
+        ours.push(file.clone());
+        let target = dest.join(&file);
         if std::fs::read_to_string(&target).is_ok_and(|old| old == json) {
             pass.unchanged += 1;
             continue;
         }
         crate::fsutil::write_atomic(&target, json.as_bytes())?;
-        pass.installed.push(format!("{name}.json"));
+        pass.installed.push(file);
     }
+    // A refused file keeps what an earlier pass installed from it (pods may use it); only a
+    // profile gone from the source is removed.
+    let present: Vec<String> = std::fs::read_dir(&args.from)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let stem = n.rsplit_once('.').map_or(n.as_str(), |(s, _)| s).to_owned();
+            (!n.starts_with('.')).then(|| format!("{}.json", k8s::object_name(&stem)))
+        })
+        .collect();
+    for old in before {
+        if ours.contains(&old) {
+            continue;
+        }
+        if present.contains(&old) {
+            ours.push(old);
+            continue;
+        }
+        match std::fs::remove_file(dest.join(&old)) {
+            Ok(()) => pass.removed.push(old),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                pass.refused
+                    .push(format!("{}: cannot remove: {e}", dest.join(&old).display()));
+                ours.push(old);
+            }
+        }
+    }
+    ours.sort();
+    ours.dedup();
+    let text: String = ours.iter().map(|n| format!("{n}\n")).collect();
+    crate::fsutil::write_atomic(&manifest, text.as_bytes())?;
     Ok(pass)
 }
