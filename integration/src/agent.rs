@@ -153,6 +153,17 @@ impl Agent {
         .wait_socket()
     }
 
+    /// The agent of `s` (its usual socket for `protocol`) with `env` added (e.g.
+    /// `AUDITOR_RUN_DIR` for its live session).
+    pub fn start_with_env(
+        s: &Scratch,
+        protocol: Protocol,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
+        Agent::spawn_at(s.dir(), protocol, None, flags, &[], "agent.log", env).wait_socket()
+    }
+
     /// The OCI agent of `s` serving `socket` (e.g. where SPO's CRD puts a profile's
     /// listener), with `env` added (e.g. `NODE_NAME`).
     pub fn oci_at(s: &Scratch, socket: &Path, flags: &[&str], env: &[(&str, &str)]) -> Agent {

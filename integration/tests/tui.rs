@@ -805,6 +805,134 @@ fn tui_drift_view_allows_what_complain_mode_saw_and_the_agent_applies_it() {
     drop(agent);
 }
 
+/// The Drift view for an LXC container served through `lxc.seccomp.notify.proxy`: complain mode
+/// sees its `sync` calls, `a` writes the rule into the policy its cookie names, the agent
+/// reloads, and the container's next `sync` is allowed without restarting it.
+#[test]
+fn tui_drift_rule_reaches_an_lxc_container_without_a_restart() {
+    let test = "tui_drift_rule_reaches_an_lxc_container_without_a_restart";
+    if !require_root(test)
+        || require_tool(test, "tmux").is_none()
+        || require_tool(test, "lxc-create").is_none()
+        || require_tool(test, "lxc-execute").is_none()
+    {
+        return;
+    }
+    use integration::runtimes::{self, LxcContainer, Runtime};
+    runtimes::clear_stale(Runtime::Lxc);
+    let s = Scratch::private_with_policies("tui-drift-lxc");
+    s.write(
+        "policies/web.toml",
+        "# web: refuse what is not listed\nversion = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n",
+    );
+    let run_dir = s.dir().join("run");
+    let run_dir_s = run_dir.display().to_string();
+    let agent = integration::agent::Agent::start_with_env(
+        &s,
+        integration::agent::Protocol::Lxc,
+        &["--complain"],
+        &[("AUDITOR_RUN_DIR", &run_dir_s)],
+    );
+    let name = format!(
+        "agent-{}",
+        session_pid(&run_dir, "agent", Duration::from_secs(20))
+    );
+    let c = LxcContainer::busybox().expect("lxc-create");
+    c.unprivileged(integration::CONTAINER_ROOT)
+        .expect("unprivileged container");
+    let rootfs = std::path::PathBuf::from("/var/lib/lxc")
+        .join(&c.name)
+        .join("rootfs");
+    c.set_seccomp("2\ndenylist\n[all]\nsync notify\n")
+        .expect("profile");
+    let proxy = format!("unix:{}", agent.socket.display());
+    c.set_config(&[
+        ("lxc.seccomp.notify.proxy", &proxy),
+        ("lxc.seccomp.notify.cookie", "web"),
+    ])
+    .expect("proxy config");
+    let mut child = c
+        .execute_unprivileged(
+            120,
+            &[
+                "/bin/sh",
+                "-c",
+                "while [ ! -e /tmp/stop ]; do sync; sleep 0.2; done",
+            ],
+        )
+        .expect("lxc-execute")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lxc-execute");
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join("tmp/stop"), "");
+        }
+    }
+    let _stop = Stop(rootfs.clone());
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    tmux.wait_for(
+        "the container in the Fleet",
+        Duration::from_secs(30),
+        |sc| sc.contains("Fleet (1 running"),
+    );
+    tmux.keys(&["4"]);
+    tmux.wait_for("sync in the Drift view", Duration::from_secs(30), |sc| {
+        sc.contains("Drift:") && sc.contains("sync") && sc.contains("web")
+    });
+    tmux.keys(&["a"]);
+    let screen = tmux.wait_for("the agent's reload", Duration::from_secs(20), |sc| {
+        sc.contains("reloaded its policies") || sc.contains("not changed")
+    });
+    assert!(!screen.contains("not changed"), "{screen}");
+    let policy = std::fs::read_to_string(s.path("policies/web.toml")).expect("policy");
+    assert!(
+        policy.starts_with("# web: refuse what is not listed")
+            && policy.contains("names = [\"sync\"]"),
+        "{policy}\n{screen}"
+    );
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .filter(|r| r["syscall"] == "sync" && r["decision"] == "allowed")
+            .count()
+            >= 3
+    });
+    let syncs: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["syscall"] == "sync").collect();
+    let first_allowed = syncs
+        .iter()
+        .position(|r| r["decision"] == "allowed")
+        .unwrap_or_else(|| panic!("no allowed sync: {syncs:?}\n{}", agent.log_text()));
+    assert!(
+        first_allowed > 0
+            && syncs[..first_allowed]
+                .iter()
+                .all(|r| r["decision"] == "complain")
+            && syncs[first_allowed..]
+                .iter()
+                .all(|r| r["decision"] == "allowed"),
+        "{syncs:?}"
+    );
+    // The same container all along: it was not restarted to pick the rule up.
+    let containers: std::collections::BTreeSet<&str> = syncs
+        .iter()
+        .filter_map(|r| r["container"].as_str())
+        .collect();
+    assert_eq!(containers.len(), 1, "{syncs:?}");
+    let _ = std::fs::write(rootfs.join("tmp/stop"), "");
+    let t = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(tmux);
+    drop(agent);
+}
+
 /// An interactive agent policy (`default_action = "notify"`): two runc containers' `sync`
 /// calls, which no rule of `ask.toml` decides, wait as prompts that name their container;
 /// answers from `auditor tui` reach the right container's broker (each broker numbers its

@@ -32,6 +32,10 @@ pub struct Context {
     /// Reload the policy directory (SIGHUP): every container whose policy changed is served
     /// under the new one from its next notification.
     pub reload: Arc<tokio::sync::Notify>,
+    /// Reloads asked for so far: an LXC container's filter re-reads the policy its cookie
+    /// names at its next notification after a reload (LXC's proxy has no listener of ours to
+    /// reload eagerly).
+    pub reloads: Arc<std::sync::atomic::AtomicU64>,
     /// Enforce, or complain (`--complain`).
     pub mode: crate::broker::Mode,
     /// Where the live session's answers go: the brokers of interactive policies.

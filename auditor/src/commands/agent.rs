@@ -164,6 +164,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         metrics,
         store,
         reload: Arc::new(tokio::sync::Notify::new()),
+        reloads: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         mode,
         prompts: Arc::new(agent::prompts::PromptRouter::new(args.prompt_timeout)),
     });
@@ -172,6 +173,11 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         .as_mut()
         .and_then(crate::session::Publisher::take_answers);
     let reload = ctx.reload.clone();
+    let reloads = ctx.reloads.clone();
+    let ask_reload = move || {
+        reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        reload.notify_one();
+    };
     // `auditor tui` may ask for a reload (its Drift view, after adding rules).
     let mut requests = live
         .as_mut()
@@ -282,7 +288,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                     if let Some(a) = &audit {
                         a.reopen();
                     }
-                    reload.notify_one();
+                    ask_reload();
                 }
                 _ = usr2.recv() => start_successor(args.socket.as_deref()),
                 Some(req) = async {
@@ -293,7 +299,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
                 } => match req.message {
                     crate::session::protocol::ClientMessage::Reload => {
                         tracing::info!(by = %req.by, "reload asked by a live-session client");
-                        reload.notify_one();
+                        ask_reload();
                     }
                     other => tracing::warn!(by = %req.by, request = ?other, "a request the agent does not take; ignored"),
                 },

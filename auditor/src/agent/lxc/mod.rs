@@ -278,6 +278,10 @@ struct Filter {
     live: Option<crate::session::SessionSender>,
     /// Where answers to its prompts come from (an interactive policy).
     _route: Option<super::prompts::Route>,
+    /// The agent's reload count when its policy was last read, the policy's name and digest.
+    generation: u64,
+    policy: String,
+    digest: String,
 }
 
 impl Drop for Filter {
@@ -580,6 +584,54 @@ impl Connection {
         }
     }
 
+    /// After a reload: read the policy filter `i`'s cookie names again and, if it changed,
+    /// serve the filter's next notifications with a broker built from it. A policy that no
+    /// longer loads leaves the filter under the one it has.
+    async fn reload_filter(&mut self, i: usize, generation: u64) {
+        let conn = self.id;
+        let ctx = self.ctx.clone();
+        let f = &mut self.filters[i];
+        f.generation = generation;
+        let cookie = f.cookie.clone();
+        let loaded = {
+            let ctx = ctx.clone();
+            let cookie = cookie.clone();
+            tokio::task::spawn_blocking(move || ctx.policies.load(Some(&cookie)))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        };
+        let loaded = match loaded {
+            Ok(l) if l.digest == f.digest => return,
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(conn, container = %f.container, policy = %f.policy, error = %e, "LXC proxy: reload: the policy does not load; the container keeps the one it has");
+                return;
+            }
+        };
+        let fd = match f.fd.as_fd().try_clone_to_owned() {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::warn!(conn, container = %f.container, error = %e, "LXC proxy: reload: cannot duplicate the notify fd; the container keeps its policy");
+                return;
+            }
+        };
+        let (name, digest) = (loaded.name.clone(), loaded.digest.clone());
+        let (broker, route) = broker_for(&ctx, fd, loaded, &f.container, &cookie);
+        f.broker = Arc::new(broker);
+        f._route = route;
+        f.digest = digest;
+        let said = format!(
+            "the agent reloaded its policies: LXC container {} is now served under its changed policy {name}",
+            f.container
+        );
+        f.policy = name;
+        tracing::info!(conn, container = %f.container, policy = %f.policy, "LXC proxy: a container served under its changed policy");
+        if let Some(live) = &ctx.live {
+            live.send(crate::session::Event::Notice(said));
+        }
+    }
+
     /// The filter `fd` belongs to: one seen before on this connection, or a new one with its
     /// broker built from the policy the cookie names.
     async fn filter_for(
@@ -601,6 +653,10 @@ impl Connection {
                     f.cookie
                 ));
             }
+            let generation = self.ctx.reloads.load(std::sync::atomic::Ordering::SeqCst);
+            if f.generation != generation {
+                self.reload_filter(i, generation).await;
+            }
             return Ok(&self.filters[i]);
         }
         // Forget filters whose tasks are all gone, then the oldest if still too many.
@@ -612,6 +668,7 @@ impl Connection {
         let ctx = self.ctx.clone();
         let (cookie, init_pid) = (m.cookie.clone(), m.header.init_pid);
         let conn = self.id;
+        let generation = ctx.reloads.load(std::sync::atomic::Ordering::SeqCst);
         let built = tokio::task::spawn_blocking(move || -> Result<Filter, String> {
             let ours = fd.try_clone().map_err(|e| format!("cannot duplicate the notify fd: {e}"))?;
             let loaded = ctx
@@ -623,43 +680,16 @@ impl Connection {
                 .and_then(container_from_cgroup)
                 .unwrap_or_else(|| format!("lxc-init-{init_pid}"));
             tracing::info!(conn, container = %container, policy = %loaded.name, path = %loaded.path.display(), "LXC proxy: serving a container");
-            let mut broker = Broker::new(NotifyFd::new(fd), loaded.decider, ctx.mode, ctx.audit.clone())
-                .with_container(container.clone())
-                .with_policy(
-                    loaded.name.clone(),
-                    if cookie.trim().is_empty() { "default" } else { "lxc-cookie" },
-                );
             if let Some(live) = &ctx.live {
-                broker = broker.with_live(live.clone());
                 live.send(crate::session::Event::ContainerStarted {
                     id: container.clone(),
                     policy: loaded.name.clone(),
                     runtime: Some("lxc".into()),
                 });
             }
-            let mut route = None;
-            if let Some((i, r)) = super::interactive(
-                &ctx,
-                broker.policy(),
-                &loaded.name,
-                &container,
-                Some(super::prompts::LXC_MAX_TIMEOUT),
-            ) {
-                broker = broker.with_interactive(i);
-                route = Some(r);
-            }
-            let mut serving = None;
-            if let Some(m) = &ctx.metrics {
-                broker = broker.with_metrics(
-                    m.clone(),
-                    Some(crate::metrics::Who {
-                        container: container.clone(),
-                        ..crate::metrics::Who::default()
-                    }),
-                );
-                serving = Some(m.serving());
-            }
-            broker.start_prompting();
+            let (policy, digest) = (loaded.name.clone(), loaded.digest.clone());
+            let (broker, route) = broker_for(&ctx, fd, loaded, &container, &cookie);
+            let serving = ctx.metrics.as_ref().map(|m| m.serving());
             Ok(Filter {
                 fd: NotifyFd::new(ours),
                 cookie,
@@ -668,6 +698,9 @@ impl Connection {
                 _serving: serving,
                 live: ctx.live.clone(),
                 _route: route,
+                generation,
+                policy,
+                digest,
             })
         })
         .await
@@ -675,6 +708,57 @@ impl Connection {
         self.filters.push(built);
         self.filters.last().ok_or_else(|| "unreachable".to_owned())
     }
+}
+
+/// A broker for an LXC container's filter under `loaded` (and, for an interactive policy, the
+/// route of its prompts' answers).
+fn broker_for(
+    ctx: &Arc<super::Context>,
+    fd: OwnedFd,
+    loaded: super::policies::Loaded,
+    container: &str,
+    cookie: &str,
+) -> (Broker, Option<super::prompts::Route>) {
+    let mut broker = Broker::new(
+        NotifyFd::new(fd),
+        loaded.decider,
+        ctx.mode,
+        ctx.audit.clone(),
+    )
+    .with_container(container.to_owned())
+    .with_policy(
+        loaded.name.clone(),
+        if cookie.trim().is_empty() {
+            "default"
+        } else {
+            "lxc-cookie"
+        },
+    );
+    if let Some(live) = &ctx.live {
+        broker = broker.with_live(live.clone());
+    }
+    let mut route = None;
+    if let Some((i, r)) = super::interactive(
+        ctx,
+        broker.policy(),
+        &loaded.name,
+        container,
+        Some(super::prompts::LXC_MAX_TIMEOUT),
+    ) {
+        broker = broker.with_interactive(i);
+        route = Some(r);
+    }
+    if let Some(m) = &ctx.metrics {
+        broker = broker.with_metrics(
+            m.clone(),
+            Some(crate::metrics::Who {
+                container: container.to_owned(),
+                ..crate::metrics::Who::default()
+            }),
+        );
+    }
+    broker.start_prompting();
+    (broker, route)
 }
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ async fn a_stale_socket_is_replaced_a_live_one_is_not_and_hostile_clients_are_re
         metrics: None,
         store: None,
         reload: Default::default(),
+        reloads: Default::default(),
         mode: Default::default(),
         prompts: Arc::new(super::super::prompts::PromptRouter::new(
             std::time::Duration::from_secs(30),
