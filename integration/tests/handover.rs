@@ -525,3 +525,142 @@ fn sighup_reloads_a_changed_policy_for_the_running_containers() {
     let log = agent.log_text();
     assert!(log.contains("1 container(s) changed policy"), "{log}");
 }
+
+/// A record or prompt of `mkdir`/`mkdirat` (busybox uses either).
+fn is_mkdir(v: &serde_json::Value) -> bool {
+    v["syscall"] == "mkdir" || v["syscall"] == "mkdirat"
+}
+
+/// The prompts of an interactive policy across a handover: a call held for a person when a
+/// successor takes over is answered (refused EPERM, its prompt closed as stopped), never left
+/// hanging; the container goes on, and its next call is asked on the successor's session and
+/// answered there.
+#[test]
+fn a_call_held_for_a_prompt_is_refused_at_a_handover_and_the_successor_asks_again() {
+    use std::io::{BufRead as _, Write as _};
+    use std::process::Stdio;
+    let test = "a_call_held_for_a_prompt_is_refused_at_a_handover_and_the_successor_asks_again";
+    if !can_run(test) {
+        return;
+    }
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("handover-prompt");
+    s.write(
+        "policies/ask.toml",
+        "# ask: a person decides every call the filter sends\nversion = 1\ndefault_action = \"notify\"\n",
+    );
+    let run_dir = s.dir().join("run");
+    let first = Agent::start_managed_with(
+        &s,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+        &["--prompt-timeout", "120s"],
+    );
+    let first_pid = first.pid().expect("agent pid");
+    let session = run_dir.join(format!("agent-{first_pid}.sock"));
+    let t0 = std::time::Instant::now();
+    while !session.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no session socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = Bundle::busybox(
+        Runtime::Runc,
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "busybox mkdir /tmp/a; echo first=$?; busybox mkdir /tmp/b; echo second=$?; echo done",
+        ],
+    )
+    .expect("bundle");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": s.path("agent.sock").display().to_string(),
+        "listenerMetadata": "ask",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .expect("seccomp");
+    let argv = b.run_command();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runc run");
+    // Wait, unanswered, until the first agent shows the first sync as a prompt.
+    let watch = |path: &std::path::Path| {
+        let stream = std::os::unix::net::UnixStream::connect(path).expect("session");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream
+    };
+    let first_prompt = |stream: &std::os::unix::net::UnixStream| -> serde_json::Value {
+        for line in std::io::BufReader::new(stream.try_clone().expect("clone")).lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line.expect("session line"))
+            else {
+                continue;
+            };
+            match v["type"].as_str() {
+                Some("prompt") if is_mkdir(&v) => return v,
+                Some("snapshot") => {
+                    if let Some(p) = v["prompts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| is_mkdir(p))
+                    {
+                        return p.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("no mkdir prompt on {stream:?}");
+    };
+    let a = watch(&session);
+    first_prompt(&a);
+    // The successor takes over while the call is held.
+    let second = Agent::successor(&s, "agent-2.log");
+    let second_session = std::path::Path::new("/run/auditor")
+        .join(format!("agent-{}.sock", second.pid().expect("pid")));
+    let t0 = std::time::Instant::now();
+    while !second_session.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no successor session: {}",
+            second.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bs = watch(&second_session);
+    let p = first_prompt(&bs);
+    let mut w = bs.try_clone().expect("clone");
+    writeln!(
+        w,
+        "{}",
+        serde_json::json!({"type": "answer", "id": p["id"], "choice": "allow-once"})
+    )
+    .expect("answer");
+    let o = child.wait_with_output().expect("runc");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("first=1") && out.contains("second=0") && out.contains("done"),
+        "the held call is refused (EPERM) at the handover, the next one asked again: {}\nfirst agent: {}\nsecond agent: {}",
+        describe(&o),
+        first.log_text(),
+        second.log_text()
+    );
+    let records = second.wait_records(|r| r.iter().filter(|r| is_mkdir(r)).count() >= 2);
+    let mkdirs: Vec<&serde_json::Value> = records.iter().filter(|r| is_mkdir(r)).collect();
+    assert_eq!(mkdirs.len(), 2, "{records:?}");
+    assert_eq!(mkdirs[0]["decision"], "denied", "{mkdirs:?}");
+    assert_eq!(mkdirs[1]["decision"], "allowed", "{mkdirs:?}");
+    assert_eq!(mkdirs[1]["decoded"]["prompt"], "allow-once", "{mkdirs:?}");
+    drop(b);
+    drop(second);
+}
