@@ -269,6 +269,11 @@ impl Inner {
             .filter(|_| self.container.is_some())
             .map(|r| humantime::format_rfc3339_micros(r.time).to_string());
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
+        // Complain decisions by (syscall, caller), exact for the Drift view.
+        let mut complain: std::collections::HashMap<
+            String,
+            std::collections::HashMap<String, u64>,
+        > = std::collections::HashMap::new();
         for (i, raw) in batch.drain(..).enumerate() {
             self.count(&raw);
             let decision = raw.verdict.as_str();
@@ -280,9 +285,27 @@ impl Inner {
                     &unknown
                 }
             };
-            match &raw.exe {
-                Some(e) => totals.add_parts(syscall, decision, e),
-                None => totals.add_parts(syscall, decision, &format!("pid {}", raw.pid)),
+            let pid_caller;
+            let caller = match &raw.exe {
+                Some(e) => e.as_str(),
+                None => {
+                    pid_caller = format!("pid {}", raw.pid);
+                    &pid_caller
+                }
+            };
+            totals.add_parts(syscall, decision, caller);
+            if raw.verdict == Verdict::Complain && self.container.is_some() {
+                // Allocates only for a (syscall, caller) pair new to this batch.
+                let by = match complain.get_mut(syscall) {
+                    Some(by) => by,
+                    None => complain.entry(syscall.to_owned()).or_default(),
+                };
+                match by.get_mut(caller) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by.insert(caller.to_owned(), 1);
+                    }
+                }
             }
             let show = i >= show_from;
             match (&self.audit, show) {
@@ -301,6 +324,13 @@ impl Inner {
             let policy = self.policy.as_ref().map(|(n, _)| n.as_str());
             for (decision, n) in totals.by_action.clone() {
                 totals.add_container(c, policy, &decision, n, &time);
+            }
+            if let Some(t) = totals.by_container.get_mut(c) {
+                for (syscall, by) in &complain {
+                    for (caller, n) in by {
+                        t.add_complain(syscall, caller, *n);
+                    }
+                }
             }
         }
         live.send(crate::session::Event::Decisions(Box::new(

@@ -334,12 +334,46 @@ pub struct ContainerTotals {
     /// Its listener closed: every process of the container's filter has exited.
     #[serde(default)]
     pub ended: bool,
+    /// Complain decisions (calls its policy would refuse), by syscall then caller: exact,
+    /// whatever sample of decisions reaches a UI (its Drift view). At most
+    /// [`MAX_COMPLAIN_KINDS`] (syscall, caller) pairs; beyond, under the caller `(other)`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub complain: BTreeMap<String, BTreeMap<String, u64>>,
 }
+
+/// (syscall, caller) pairs a container's complain counts keep.
+pub const MAX_COMPLAIN_KINDS: usize = 1024;
+
+/// The caller complain counts beyond [`MAX_COMPLAIN_KINDS`] are kept under.
+pub const OTHER_CALLER: &str = "(other)";
 
 impl ContainerTotals {
     /// Its decisions, all kinds.
     pub fn decisions(&self) -> u64 {
         self.by_decision.values().sum()
+    }
+
+    /// Count `n` complain decisions of `syscall` by `caller`.
+    pub fn add_complain(&mut self, syscall: &str, caller: &str, n: u64) {
+        if let Some(c) = self
+            .complain
+            .get_mut(syscall)
+            .and_then(|by| by.get_mut(caller))
+        {
+            *c += n;
+            return;
+        }
+        let kinds: usize = self.complain.values().map(BTreeMap::len).sum();
+        let caller = if kinds < MAX_COMPLAIN_KINDS {
+            caller
+        } else {
+            OTHER_CALLER
+        };
+        let by = match self.complain.get_mut(syscall) {
+            Some(by) => by,
+            None => self.complain.entry(syscall.to_owned()).or_default(),
+        };
+        bump(by, caller, n);
     }
 }
 
@@ -352,6 +386,11 @@ impl Totals {
         }
         if let Some(c) = &d.container {
             self.add_container(c, d.policy.as_deref(), &d.decision, 1, &d.time);
+            if d.decision == "complain" {
+                if let Some(t) = self.by_container.get_mut(c) {
+                    t.add_complain(&d.syscall, &caller(d), 1);
+                }
+            }
         }
     }
 
@@ -452,6 +491,13 @@ impl Totals {
         for (id, c) in &other.by_container {
             for (d, n) in &c.by_decision {
                 self.add_container(id, c.policy.as_deref(), d, *n, &c.last);
+            }
+            if let Some(mine) = self.by_container.get_mut(id) {
+                for (syscall, by) in &c.complain {
+                    for (caller, n) in by {
+                        mine.add_complain(syscall, caller, *n);
+                    }
+                }
             }
             if c.ended {
                 self.container_ended(id);

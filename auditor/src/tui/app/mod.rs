@@ -412,6 +412,9 @@ impl App {
         let key = (container.clone(), d.syscall.clone(), exe.clone());
         if let Some(r) = self.drift.get_mut(&key) {
             r.calls += 1;
+            if r.first.is_empty() {
+                r.first = d.time.clone();
+            }
             r.last = d.time.clone();
             r.policy.clone_from(&d.policy);
             return;
@@ -432,6 +435,40 @@ impl App {
                 last: d.time.clone(),
             },
         );
+    }
+
+    /// The Drift view's counts from the session's exact complain totals (the decisions that
+    /// reach this display one by one are a sample under load): a row's calls become the exact
+    /// count, and a kind no sampled decision showed gets a row (its first and last times
+    /// unknown).
+    pub(super) fn drift_from_totals(&mut self) {
+        for (container, c) in &self.totals.by_container {
+            for (syscall, by) in &c.complain {
+                for (exe, &n) in by {
+                    let key = (container.clone(), syscall.clone(), exe.clone());
+                    if let Some(r) = self.drift.get_mut(&key) {
+                        r.calls = r.calls.max(n);
+                        continue;
+                    }
+                    // Past the cap, as for sampled decisions (counted there once each).
+                    if self.drift.len() >= MAX_DRIFT {
+                        continue;
+                    }
+                    self.drift.insert(
+                        key,
+                        DriftRow {
+                            container: container.clone(),
+                            policy: c.policy.clone(),
+                            syscall: syscall.clone(),
+                            exe: exe.clone(),
+                            calls: n,
+                            first: String::new(),
+                            last: String::new(),
+                        },
+                    );
+                }
+            }
+        }
     }
 
     /// The Drift view's rows: by container, then most calls first; filtered by the search.

@@ -62,6 +62,7 @@ impl App {
                 }
                 self.totals = s.totals;
                 self.session_dropped = s.session_dropped;
+                self.drift_from_totals();
                 // Where each container's count stood when this UI attached.
                 for (id, c) in &self.totals.by_container {
                     self.fleet.entry(id.clone()).or_default().base = Some(c.decisions());
@@ -93,6 +94,7 @@ impl App {
             Message::Status(s) => {
                 self.totals = s.totals;
                 self.session_dropped = s.session_dropped;
+                self.drift_from_totals();
                 self.session_time = humantime::parse_rfc3339_weak(&s.time).ok();
                 for (id, c) in &self.totals.by_container {
                     let f = self.fleet.entry(id.clone()).or_default();

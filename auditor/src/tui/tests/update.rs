@@ -338,3 +338,61 @@ fn each_containers_dropped_decisions_are_its_exact_total_less_those_shown() {
     assert_eq!(app.fleet["a"].dropped, 7);
     assert_eq!(app.fleet["b"].dropped, 3);
 }
+
+/// The Drift view's counts are the session's exact complain totals, not the sample of
+/// decisions that reached the display: a sampled row gets its exact count, and a kind no
+/// sampled decision showed gets a row of its own.
+#[test]
+fn drift_counts_are_the_exact_complain_totals() {
+    let mut app = App::new("s", PathBuf::from("p.toml"));
+    update(&mut app, session(hello(SessionKind::Agent)));
+    // One sampled decision of sync by busybox (i = 0: busybox).
+    let mut d = decision(0, "sync", "complain");
+    d.container = Some("a".into());
+    d.policy = Some("web".into());
+    update(&mut app, session(Message::Decision(d)));
+    let mut now = Totals::default();
+    now.add_container("a", Some("web"), "complain", 1_250, "2026-01-01T00:00:09Z");
+    let c = now.by_container.get_mut("a").expect("container a");
+    c.add_complain("sync", "/usr/bin/busybox", 1_000);
+    c.add_complain("acct", "/opt/app/bin/worker", 250);
+    update(
+        &mut app,
+        session(Message::Status(Status {
+            totals: now,
+            ..Status::default()
+        })),
+    );
+    let rows = app.drift_rows();
+    let calls = |syscall: &str| {
+        rows.iter()
+            .find(|r| r.syscall == syscall && r.container == "a")
+            .map(|r| (r.calls, r.policy.clone()))
+    };
+    assert_eq!(calls("sync"), Some((1_000, Some("web".into()))));
+    assert_eq!(calls("acct"), Some((250, Some("web".into()))));
+}
+
+/// A container's complain kinds are bounded: past the cap, new callers count as `(other)`.
+#[test]
+fn complain_totals_are_bounded_per_container() {
+    use crate::session::protocol::{ContainerTotals, MAX_COMPLAIN_KINDS, OTHER_CALLER};
+    let mut c = ContainerTotals::default();
+    for i in 0..MAX_COMPLAIN_KINDS + 10 {
+        c.add_complain("sync", &format!("/bin/x{i}"), 1);
+    }
+    c.add_complain("sync", "/bin/x0", 1);
+    assert_eq!(c.complain["sync"]["/bin/x0"], 2);
+    assert_eq!(c.complain["sync"][OTHER_CALLER], 10);
+    // Merged totals keep the exact counts.
+    let mut a = Totals::default();
+    a.add_container("c", None, "complain", 3, "t");
+    a.by_container
+        .get_mut("c")
+        .expect("c")
+        .add_complain("sync", "/bin/sh", 3);
+    let mut b = Totals::default();
+    b.merge(&a);
+    b.merge(&a);
+    assert_eq!(b.by_container["c"].complain["sync"]["/bin/sh"], 6);
+}
