@@ -805,6 +805,90 @@ fn tui_drift_view_allows_what_complain_mode_saw_and_the_agent_applies_it() {
     drop(agent);
 }
 
+/// The Drift view's counts under a load beyond the display budget: a runc container makes
+/// 20 000 complain `sync` calls as fast as the agent answers (far more than the decisions the
+/// display receives one by one), and the Drift view shows every one of them — the count the
+/// audit log has.
+#[test]
+fn tui_drift_counts_every_complain_call_under_load() {
+    let test = "tui_drift_counts_every_complain_call_under_load";
+    if !require_root(test)
+        || require_tool(test, "tmux").is_none()
+        || require_tool(test, "runc").is_none()
+    {
+        return;
+    }
+    use integration::runtimes::{self, Bundle, Runtime};
+    const CALLS: usize = 20_000;
+    runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("tui-drift-load");
+    s.write(
+        "policies/web.toml",
+        "version = 1\ndefault_action = \"errno\"\ndefault_errno = \"EPERM\"\n",
+    );
+    let run_dir = s.dir().join("run");
+    let agent = integration::agent::Agent::start_managed_with(
+        &s,
+        "agent.log",
+        &[("AUDITOR_RUN_DIR", run_dir.display().to_string())],
+        Vec::new(),
+        &["--complain"],
+    );
+    let name = format!(
+        "agent-{}",
+        session_pid(&run_dir, "agent", Duration::from_secs(20))
+    );
+    let b =
+        Bundle::busybox(Runtime::Runc, &["/bin/sync_many", &CALLS.to_string()]).expect("bundle");
+    std::fs::copy(
+        integration::workload("sync_many"),
+        b.rootfs().join("bin/sync_many"),
+    )
+    .expect("workload");
+    b.set_seccomp(&serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": agent.socket.display().to_string(),
+        "listenerMetadata": "web",
+        "syscalls": [{"names": ["sync"], "action": "SCMP_ACT_NOTIFY"}]
+    }))
+    .expect("seccomp");
+    let tmux = Tmux::start(&tui_command(&run_dir, &name, ""));
+    tmux.wait_for("the agent's Fleet", Duration::from_secs(30), |sc| {
+        sc.contains("Fleet")
+    });
+    tmux.keys(&["4"]);
+    let argv = b.run_command();
+    let o = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runc run");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("done {CALLS}")),
+        "{}",
+        integration::describe(&o)
+    );
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .filter(|r| r["container"] == b.id.as_str() && r["decision"] == "complain")
+            .count()
+            >= CALLS
+    });
+    let logged = records
+        .iter()
+        .filter(|r| r["container"] == b.id.as_str() && r["syscall"] == "sync")
+        .count();
+    assert_eq!(logged, CALLS);
+    let screen = tmux.wait_for("every call counted", Duration::from_secs(15), |sc| {
+        sc.lines()
+            .any(|l| l.contains("sync") && l.contains(&format!(" {CALLS} ")))
+    });
+    assert!(screen.contains("Drift:"), "{screen}");
+    drop(tmux);
+    drop(agent);
+}
+
 /// The Drift view for an LXC container served through `lxc.seccomp.notify.proxy`: complain mode
 /// sees its `sync` calls, `a` writes the rule into the policy its cookie names, the agent
 /// reloads, and the container's next `sync` is allowed without restarting it.
