@@ -269,10 +269,12 @@ impl Inner {
             .filter(|_| self.container.is_some())
             .map(|r| humantime::format_rfc3339_micros(r.time).to_string());
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
-        // Complain decisions by (syscall, caller), exact for the Drift view.
+        // Complain decisions by syscall and caller (calls, first, last), exact for the Drift
+        // view.
+        type Span = (u64, SystemTime, SystemTime);
         let mut complain: std::collections::HashMap<
             String,
-            std::collections::HashMap<String, u64>,
+            std::collections::HashMap<String, Span>,
         > = std::collections::HashMap::new();
         for (i, raw) in batch.drain(..).enumerate() {
             self.count(&raw);
@@ -301,9 +303,12 @@ impl Inner {
                     None => complain.entry(syscall.to_owned()).or_default(),
                 };
                 match by.get_mut(caller) {
-                    Some(n) => *n += 1,
+                    Some(c) => {
+                        c.0 += 1;
+                        c.2 = c.2.max(raw.time);
+                    }
                     None => {
-                        by.insert(caller.to_owned(), 1);
+                        by.insert(caller.to_owned(), (1, raw.time, raw.time));
                     }
                 }
             }
@@ -327,8 +332,14 @@ impl Inner {
             }
             if let Some(t) = totals.by_container.get_mut(c) {
                 for (syscall, by) in &complain {
-                    for (caller, n) in by {
-                        t.add_complain(syscall, caller, *n);
+                    for (caller, (n, first, last)) in by {
+                        t.add_complain(
+                            syscall,
+                            caller,
+                            *n,
+                            &humantime::format_rfc3339_micros(*first).to_string(),
+                            &humantime::format_rfc3339_micros(*last).to_string(),
+                        );
                     }
                 }
             }

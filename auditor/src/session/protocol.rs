@@ -338,7 +338,28 @@ pub struct ContainerTotals {
     /// whatever sample of decisions reaches a UI (its Drift view). At most
     /// [`MAX_COMPLAIN_KINDS`] (syscall, caller) pairs; beyond, under the caller `(other)`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub complain: BTreeMap<String, BTreeMap<String, u64>>,
+    pub complain: BTreeMap<String, BTreeMap<String, Complained>>,
+}
+
+/// Complain decisions of one syscall by one caller: how many, the first and the last (RFC 3339).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complained {
+    pub calls: u64,
+    pub first: String,
+    pub last: String,
+}
+
+impl Complained {
+    /// Add `n` calls between `first` and `last`.
+    fn add(&mut self, n: u64, first: &str, last: &str) {
+        self.calls += n;
+        if self.first.is_empty() || (!first.is_empty() && first < self.first.as_str()) {
+            self.first = first.to_owned();
+        }
+        if last > self.last.as_str() {
+            self.last = last.to_owned();
+        }
+    }
 }
 
 /// (syscall, caller) pairs a container's complain counts keep.
@@ -353,14 +374,15 @@ impl ContainerTotals {
         self.by_decision.values().sum()
     }
 
-    /// Count `n` complain decisions of `syscall` by `caller`.
-    pub fn add_complain(&mut self, syscall: &str, caller: &str, n: u64) {
+    /// Count `n` complain decisions of `syscall` by `caller`, the first at `first` and the
+    /// last at `last` (RFC 3339).
+    pub fn add_complain(&mut self, syscall: &str, caller: &str, n: u64, first: &str, last: &str) {
         if let Some(c) = self
             .complain
             .get_mut(syscall)
             .and_then(|by| by.get_mut(caller))
         {
-            *c += n;
+            c.add(n, first, last);
             return;
         }
         let kinds: usize = self.complain.values().map(BTreeMap::len).sum();
@@ -373,7 +395,14 @@ impl ContainerTotals {
             Some(by) => by,
             None => self.complain.entry(syscall.to_owned()).or_default(),
         };
-        bump(by, caller, n);
+        match by.get_mut(caller) {
+            Some(c) => c.add(n, first, last),
+            None => {
+                let mut c = Complained::default();
+                c.add(n, first, last);
+                by.insert(caller.to_owned(), c);
+            }
+        }
     }
 }
 
@@ -388,7 +417,7 @@ impl Totals {
             self.add_container(c, d.policy.as_deref(), &d.decision, 1, &d.time);
             if d.decision == "complain" {
                 if let Some(t) = self.by_container.get_mut(c) {
-                    t.add_complain(&d.syscall, &caller(d), 1);
+                    t.add_complain(&d.syscall, &caller(d), 1, &d.time, &d.time);
                 }
             }
         }
@@ -495,7 +524,7 @@ impl Totals {
             if let Some(mine) = self.by_container.get_mut(id) {
                 for (syscall, by) in &c.complain {
                     for (caller, n) in by {
-                        mine.add_complain(syscall, caller, *n);
+                        mine.add_complain(syscall, caller, n.calls, &n.first, &n.last);
                     }
                 }
             }

@@ -438,16 +438,21 @@ impl App {
     }
 
     /// The Drift view's counts from the session's exact complain totals (the decisions that
-    /// reach this display one by one are a sample under load): a row's calls become the exact
-    /// count, and a kind no sampled decision showed gets a row (its first and last times
-    /// unknown).
+    /// reach this display one by one are a sample under load): a row's calls, first and last
+    /// time become the exact ones, and a kind no sampled decision showed gets a row.
     pub(super) fn drift_from_totals(&mut self) {
         for (container, c) in &self.totals.by_container {
             for (syscall, by) in &c.complain {
-                for (exe, &n) in by {
+                for (exe, n) in by {
                     let key = (container.clone(), syscall.clone(), exe.clone());
                     if let Some(r) = self.drift.get_mut(&key) {
-                        r.calls = r.calls.max(n);
+                        r.calls = r.calls.max(n.calls);
+                        if !n.first.is_empty() && (r.first.is_empty() || n.first < r.first) {
+                            r.first.clone_from(&n.first);
+                        }
+                        if n.last > r.last {
+                            r.last.clone_from(&n.last);
+                        }
                         continue;
                     }
                     // Past the cap, as for sampled decisions (counted there once each).
@@ -461,9 +466,9 @@ impl App {
                             policy: c.policy.clone(),
                             syscall: syscall.clone(),
                             exe: exe.clone(),
-                            calls: n,
-                            first: String::new(),
-                            last: String::new(),
+                            calls: n.calls,
+                            first: n.first.clone(),
+                            last: n.last.clone(),
                         },
                     );
                 }

@@ -354,8 +354,20 @@ fn drift_counts_are_the_exact_complain_totals() {
     let mut now = Totals::default();
     now.add_container("a", Some("web"), "complain", 1_250, "2026-01-01T00:00:09Z");
     let c = now.by_container.get_mut("a").expect("container a");
-    c.add_complain("sync", "/usr/bin/busybox", 1_000);
-    c.add_complain("acct", "/opt/app/bin/worker", 250);
+    c.add_complain(
+        "sync",
+        "/usr/bin/busybox",
+        1_000,
+        "2025-12-31T23:59:59.000000Z",
+        "2026-01-01T00:00:09.000000Z",
+    );
+    c.add_complain(
+        "acct",
+        "/opt/app/bin/worker",
+        250,
+        "2026-01-01T00:00:01.000000Z",
+        "2026-01-01T00:00:08.000000Z",
+    );
     update(
         &mut app,
         session(Message::Status(Status {
@@ -371,6 +383,14 @@ fn drift_counts_are_the_exact_complain_totals() {
     };
     assert_eq!(calls("sync"), Some((1_000, Some("web".into()))));
     assert_eq!(calls("acct"), Some((250, Some("web".into()))));
+    // First and last seen are the exact ones too.
+    let acct = rows.iter().find(|r| r.syscall == "acct").expect("acct row");
+    assert_eq!(
+        (acct.first.as_str(), acct.last.as_str()),
+        ("2026-01-01T00:00:01.000000Z", "2026-01-01T00:00:08.000000Z")
+    );
+    let sync = rows.iter().find(|r| r.syscall == "sync").expect("sync row");
+    assert_eq!(sync.first, "2025-12-31T23:59:59.000000Z");
 }
 
 /// A container's complain kinds are bounded: past the cap, new callers count as `(other)`.
@@ -379,20 +399,27 @@ fn complain_totals_are_bounded_per_container() {
     use crate::session::protocol::{ContainerTotals, MAX_COMPLAIN_KINDS, OTHER_CALLER};
     let mut c = ContainerTotals::default();
     for i in 0..MAX_COMPLAIN_KINDS + 10 {
-        c.add_complain("sync", &format!("/bin/x{i}"), 1);
+        c.add_complain("sync", &format!("/bin/x{i}"), 1, "t1", "t1");
     }
-    c.add_complain("sync", "/bin/x0", 1);
-    assert_eq!(c.complain["sync"]["/bin/x0"], 2);
-    assert_eq!(c.complain["sync"][OTHER_CALLER], 10);
+    c.add_complain("sync", "/bin/x0", 1, "t0", "t2");
+    assert_eq!(c.complain["sync"]["/bin/x0"].calls, 2);
+    assert_eq!(
+        (
+            c.complain["sync"]["/bin/x0"].first.as_str(),
+            c.complain["sync"]["/bin/x0"].last.as_str()
+        ),
+        ("t0", "t2")
+    );
+    assert_eq!(c.complain["sync"][OTHER_CALLER].calls, 10);
     // Merged totals keep the exact counts.
     let mut a = Totals::default();
     a.add_container("c", None, "complain", 3, "t");
     a.by_container
         .get_mut("c")
         .expect("c")
-        .add_complain("sync", "/bin/sh", 3);
+        .add_complain("sync", "/bin/sh", 3, "t", "t");
     let mut b = Totals::default();
     b.merge(&a);
     b.merge(&a);
-    assert_eq!(b.by_container["c"].complain["sync"]["/bin/sh"], 6);
+    assert_eq!(b.by_container["c"].complain["sync"]["/bin/sh"].calls, 6);
 }
