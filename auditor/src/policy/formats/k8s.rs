@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::oci::{action_name, op_name};
 use super::{ExportOptions, FormatError};
 use crate::policy::model::{
-    Action, Arch, Condition, Location, Notify, Op, Policy, Rule, SourceFormat, EPERM,
+    Action, Arch, Condition, Location, Notify, Policy, Rule, SourceFormat, EPERM,
 };
 
 /// SPO's API group.
@@ -147,18 +148,6 @@ struct ConfigMap {
     kind: &'static str,
     metadata: Metadata,
     data: BTreeMap<String, String>,
-}
-
-fn action_name(a: &Action) -> (&'static str, Option<u32>) {
-    match a {
-        Action::Allow => ("SCMP_ACT_ALLOW", None),
-        Action::Errno(n) => ("SCMP_ACT_ERRNO", Some(*n)),
-        Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
-        Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
-        Action::Trap => ("SCMP_ACT_TRAP", None),
-        Action::Log => ("SCMP_ACT_LOG", None),
-        Action::Notify(_) => ("SCMP_ACT_NOTIFY", None),
-    }
 }
 
 /// A valid object name: an RFC 1123 subdomain (lower-case alphanumerics, `-` and `.`, starting
@@ -317,18 +306,6 @@ fn spec(
         });
     }
     Ok(spec)
-}
-
-fn op_name(c: &Condition) -> (&'static str, u64, u64) {
-    match c.op {
-        Op::Eq => ("SCMP_CMP_EQ", c.value, 0),
-        Op::Ne => ("SCMP_CMP_NE", c.value, 0),
-        Op::Lt => ("SCMP_CMP_LT", c.value, 0),
-        Op::Le => ("SCMP_CMP_LE", c.value, 0),
-        Op::Gt => ("SCMP_CMP_GT", c.value, 0),
-        Op::Ge => ("SCMP_CMP_GE", c.value, 0),
-        Op::MaskedEq { mask } => ("SCMP_CMP_MASKED_EQ", mask, c.value),
-    }
 }
 
 fn metadata(name: &str, options: &ExportOptions) -> Metadata {
@@ -739,7 +716,7 @@ pub fn resolve(profile: &Imported, all: &[Imported]) -> Result<Policy, FormatErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::parse_native;
+    use crate::policy::model::{parse_native, Op};
 
     fn policy(text: &str) -> Policy {
         parse_native(&format!("version = 1\n{text}")).unwrap()

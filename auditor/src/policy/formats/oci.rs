@@ -179,7 +179,7 @@ pub(super) fn action(s: &str, errno: Option<u32>, at: Location) -> Result<Action
     })
 }
 
-fn action_name(a: &Action) -> (&'static str, Option<u32>) {
+pub(super) fn action_name(a: &Action) -> (&'static str, Option<u32>) {
     match a {
         Action::Allow => ("SCMP_ACT_ALLOW", None),
         Action::Errno(n) => ("SCMP_ACT_ERRNO", Some(*n)),
@@ -216,7 +216,7 @@ pub(super) fn op(
     })
 }
 
-fn op_name(c: &Condition) -> (&'static str, u64, u64) {
+pub(super) fn op_name(c: &Condition) -> (&'static str, u64, u64) {
     match c.op {
         Op::Eq => ("SCMP_CMP_EQ", c.value, 0),
         Op::Ne => ("SCMP_CMP_NE", c.value, 0),
