@@ -110,6 +110,15 @@ fn install(args: &KubeletProfilesArgs, dest: &Path) -> anyhow::Result<Pass> {
         })
         .collect();
     entries.sort();
+    // What the source holds, as the files it would install: a refused one keeps its last copy.
+    let present: Vec<String> = entries
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str())
+        .map(|n| {
+            let stem = n.rsplit_once('.').map_or(n, |(s, _)| s);
+            format!("{}.json", k8s::object_name(stem))
+        })
+        .collect();
     let mut pass = Pass::default();
     let manifest = dest.join(MANIFEST);
     let before: Vec<String> = std::fs::read_to_string(&manifest)
@@ -183,14 +192,6 @@ fn install(args: &KubeletProfilesArgs, dest: &Path) -> anyhow::Result<Pass> {
     }
     // A refused file keeps what an earlier pass installed from it (pods may use it); only a
     // profile gone from the source is removed.
-    let present: Vec<String> = std::fs::read_dir(&args.from)?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let stem = n.rsplit_once('.').map_or(n.as_str(), |(s, _)| s).to_owned();
-            (!n.starts_with('.')).then(|| format!("{}.json", k8s::object_name(&stem)))
-        })
-        .collect();
     for old in before {
         if ours.contains(&old) {
             continue;

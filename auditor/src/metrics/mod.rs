@@ -168,15 +168,8 @@ impl<
 /// The node's name in metrics: `NODE_NAME` (a DaemonSet sets it from `spec.nodeName`) or the
 /// host name.
 pub fn node_name() -> String {
-    std::env::var("NODE_NAME")
-        .ok()
-        .filter(|n| !n.is_empty() && n.len() <= 253)
-        .or_else(|| {
-            nix::sys::utsname::uname()
-                .ok()
-                .map(|u| u.nodename().to_string_lossy().into_owned())
-        })
-        .unwrap_or_default()
+    // The same name observations record as `host.node`.
+    crate::observe::build::host().node.unwrap_or_default()
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
