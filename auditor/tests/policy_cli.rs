@@ -539,6 +539,45 @@ fn generate_groups_replicas_by_workload_and_image() -> TestResult {
     let yaml = std::fs::read_to_string(out.join("postgres_16.yaml"))?;
     assert!(yaml.contains("name: postgres-16"), "{yaml}");
 
+    // `merge --group-by` is the same grouping under the name a cluster user looks for: the
+    // same files, byte for byte.
+    let merged = d.join("merged");
+    let merged_s = merged.to_string_lossy().into_owned();
+    let mut args = vec!["merge", "--group-by", "workload", "-o", &merged_s];
+    args.extend(files.iter().map(String::as_str));
+    let r = run(&args)?;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("group shop/web/nginx: 2 observations"),
+        "{}",
+        r.stderr
+    );
+    for f in ["docker_shop-db.toml", "shop_web_nginx.toml"] {
+        assert_eq!(
+            std::fs::read_to_string(merged.join(f))?,
+            std::fs::read_to_string(d.join("by-workload").join(f))?,
+            "{f}"
+        );
+    }
+    // Policies given to merge --group-by, or one policy without it: told what it takes.
+    let policy = d.join("by-workload/shop_web_nginx.toml");
+    let policy_s = policy.to_string_lossy().into_owned();
+    let r = run(&["merge", "--group-by", "image", "-o", &merged_s, &policy_s])?;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("merge --group-by groups observation files"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["merge", "-o", &merged_s, &policy_s])?;
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("merge needs at least two policies"),
+        "{}",
+        r.stderr
+    );
+
     // An observation of a plain command has no group: a clear error naming it.
     let plain = golden("obs-setup.json").to_string_lossy().into_owned();
     let out_s = d.join("none").to_string_lossy().into_owned();
