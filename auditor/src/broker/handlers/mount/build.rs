@@ -52,7 +52,7 @@ struct MountAttr {
 }
 
 /// The per-mount attributes of mount(2) flags (the superblock's are `fsconfig` flags).
-fn mount_attrs(flags: u64) -> u64 {
+pub(super) fn mount_attrs(flags: u64) -> u64 {
     let mut a = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     for (f, attr) in [
         (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
@@ -73,7 +73,7 @@ fn mount_attrs(flags: u64) -> u64 {
 }
 
 /// The superblock flags of mount(2) flags, as the `fsconfig` flag names the kernel parses.
-fn sb_flags(flags: u64) -> impl Iterator<Item = &'static std::ffi::CStr> {
+pub(super) fn sb_flags(flags: u64) -> impl Iterator<Item = &'static std::ffi::CStr> {
     [
         (libc::MS_RDONLY, c"ro"),
         (libc::MS_SYNCHRONOUS, c"sync"),

@@ -1,0 +1,188 @@
+//! Overlayfs inside a user-namespaced container, as a nested engine builds a container's root:
+//! an opaque directory (`trusted.overlay.opaque`, through `emulate-setxattr`) and a whiteout
+//! only take effect in an overlay the host mounts (`emulate-mount` with `fstypes =
+//! ["overlay"]`); the container's own overlay ignores the attribute and shows what the image
+//! deleted.
+
+use std::path::{Path, PathBuf};
+
+use integration::{
+    audit_records as records, enforce, require_root, text, workload, Scratch, ALLOW_ALL_POLICY,
+    CONTAINER_ROOT,
+};
+
+const OVERLAY_POLICY: &str = r#"version = 1
+default_action = "allow"
+
+[[rule]]
+names = ["setxattr", "lsetxattr", "fsetxattr"]
+action = "notify"
+handler = "emulate-setxattr"
+comment = "trusted.overlay.* only (the default prefixes)"
+
+[[rule]]
+name = "mount"
+action = "notify"
+handler = "emulate-mount"
+params = { fstypes = ["overlay"] }
+
+[[rule]]
+name = "fsopen"
+action = "errno"
+errno = "ENOSYS"
+comment = "so that libmount falls back to mount(2)"
+
+[[rule]]
+name = "mount_setattr"
+action = "errno"
+errno = "EPERM"
+comment = "would clear nosuid/nodev on the emulated mount"
+"#;
+
+/// A fresh directory the container's root owns.
+fn container_dir(s: &Scratch, name: &str) -> PathBuf {
+    let p = s.path(name);
+    std::fs::create_dir(&p).expect("mkdir");
+    std::os::unix::fs::chown(&p, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).expect("chown");
+    p
+}
+
+/// The workload's `key=value` lines.
+fn value<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn run(policy: &Path, log: &Path, args: &[&str]) -> String {
+    let bin = workload("overlay_nested");
+    let mut cmd = vec![bin.as_str()];
+    cmd.extend_from_slice(args);
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--userns",
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &cmd,
+    );
+    let out = text(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{out}\nstderr:\n{}",
+        text(&o.stderr)
+    );
+    out
+}
+
+#[test]
+fn an_opaque_directory_and_a_whiteout_work_in_a_nested_overlay_only_under_the_policy() {
+    if !require_root(
+        "an_opaque_directory_and_a_whiteout_work_in_a_nested_overlay_only_under_the_policy",
+    ) {
+        return;
+    }
+    let s = Scratch::for_container("enforce-overlay");
+    let without = s.write("without.toml", ALLOW_ALL_POLICY);
+    let with = s.write("with.toml", OVERLAY_POLICY);
+    let log = s.path("audit.jsonl");
+
+    // Without auditor: the kernel refuses trusted.overlay.opaque and mounts the container's
+    // own overlay, which would not read it anyway: d/hidden, deleted by the upper layer's
+    // opaque directory, shows through.
+    let dir = container_dir(&s, "plain");
+    let out = run(&without, &log, &[&dir.display().to_string()]);
+    assert_eq!(
+        value(&out, "opaque"),
+        Some(format!("-1 errno={}", libc::EPERM).as_str()),
+        "{out}"
+    );
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "d"), Some("hidden,kept"), "{out}");
+
+    // Under the policy: the attribute is set, the host mounts the overlay (nosuid, nodev) in
+    // the container's mount namespace; the opaque directory hides the lower d, the whiteout
+    // hides gone, the rest of the lower layer shows, writes land in the upper layer.
+    let dir = container_dir(&s, "nested");
+    let out = run(&with, &log, &[&dir.display().to_string()]);
+    assert_eq!(value(&out, "opaque"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "whiteout"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "d"), Some("kept"), "{out}");
+    assert_eq!(value(&out, "gone"), Some("absent"), "{out}");
+    assert_eq!(value(&out, "shown-below"), Some("present"), "{out}");
+    assert_eq!(value(&out, "upper-new"), Some("present"), "{out}");
+    let opts = value(&out, "opts").unwrap_or_default();
+    assert!(
+        opts.split(',').any(|o| o == "nosuid") && opts.split(',').any(|o| o == "nodev"),
+        "{out}"
+    );
+    assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}");
+    // What the container wrote through the overlay is the container's, on the host too.
+    let new = std::fs::metadata(dir.join("upper/d/new")).expect("upper/d/new");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&new), CONTAINER_ROOT);
+    // The mount was the container's: nothing in the host's mount table.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!host.contains(&dir.display().to_string()), "{host}");
+
+    // A redirect that would be followed is refused before anything is opened.
+    let dir = container_dir(&s, "redirect");
+    let out = run(
+        &with,
+        &log,
+        &[&dir.display().to_string(), "redirect_dir=on"],
+    );
+    assert_eq!(
+        value(&out, "mount"),
+        Some(format!("-1 errno={}", libc::EINVAL).as_str()),
+        "{out}"
+    );
+
+    // A lower layer the container's root cannot read (host root's, 0700) is refused: the
+    // helper opens every layer as the caller.
+    let secret = s.path("secret");
+    std::fs::create_dir(&secret).expect("mkdir");
+    std::fs::write(secret.join("key"), "host secret").expect("write");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let dir = container_dir(&s, "secret-lower");
+    let out = run(
+        &with,
+        &log,
+        &[
+            &dir.display().to_string(),
+            "",
+            &secret.display().to_string(),
+        ],
+    );
+    assert_eq!(
+        value(&out, "mount"),
+        Some(format!("-1 errno={}", libc::EACCES).as_str()),
+        "{out}"
+    );
+
+    let recs = records(&log);
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "mount"
+            && r["decision"] == "emulated"
+            && r["result"] == "0"
+            && r["decoded"]["fstype"] == "overlay"),
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "mount"
+            && r["result"] == "-EINVAL"
+            && r["decoded"]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("redirect_dir=on"))),
+        "{recs:#?}"
+    );
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "mount"
+            && r["decision"] == "denied"
+            && r["result"] == "-EACCES"),
+        "{recs:#?}"
+    );
+}
