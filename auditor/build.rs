@@ -31,12 +31,21 @@ fn main() -> anyhow::Result<()> {
     // still come through its JSON output and are relayed.
     // (The build script is single-threaded here: setting the environment races nothing.)
     std::env::set_var("CARGO_TERM_QUIET", "true");
+    // `nightly` unless AUDITOR_EBPF_TOOLCHAIN names another (e.g. `nightly-2026-05-20`): the
+    // toolchain's LLVM must be the major version bpf-linker was built against, so a build that
+    // cannot take whatever `nightly` is today (the Containerfile) pins one.
+    println!("cargo:rerun-if-env-changed=AUDITOR_EBPF_TOOLCHAIN");
+    let pinned = std::env::var("AUDITOR_EBPF_TOOLCHAIN").ok();
+    let toolchain = match pinned.as_deref() {
+        None | Some("") => aya_build::Toolchain::default(),
+        Some(t) => aya_build::Toolchain::Custom(t),
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "auditor-ebpf",
             root_dir: &root_dir,
             ..Default::default()
         }],
-        aya_build::Toolchain::default(),
+        toolchain,
     )
 }
