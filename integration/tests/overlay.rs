@@ -186,3 +186,60 @@ fn an_opaque_directory_and_a_whiteout_work_in_a_nested_overlay_only_under_the_po
         "{recs:#?}"
     );
 }
+
+/// learn → generate → enforce: the generated policy has the host mount the overlay the
+/// workload builds (it sets trusted.overlay.opaque, refused while learning, and mounts overlay,
+/// which worked but ignored the attribute), and under it the opaque directory is opaque.
+#[test]
+fn a_learned_policy_mounts_the_nested_overlay_for_the_workload() {
+    if !require_root("a_learned_policy_mounts_the_nested_overlay_for_the_workload") {
+        return;
+    }
+    let s = Scratch::for_container("learn-overlay");
+    let bin = workload("overlay_nested");
+    let obs = s.path("obs.json");
+    let learned = container_dir(&s, "learned");
+    let o = std::process::Command::new(integration::auditor_bin())
+        .args(["learn", "--no-progress", "--userns", "-o"])
+        .arg(&obs)
+        .args(["--", &bin])
+        .arg(&learned)
+        .output()
+        .expect("run auditor learn");
+    assert!(o.status.success(), "learn: {}", text(&o.stderr));
+    // While learning, nothing was granted: the lower d shows through.
+    assert_eq!(value(&text(&o.stdout), "d"), Some("hidden,kept"));
+    let policy = s.path("policy.toml");
+    let o = std::process::Command::new(integration::auditor_bin())
+        .arg("generate")
+        .arg(&obs)
+        .arg("-o")
+        .arg(&policy)
+        .output()
+        .expect("run auditor generate");
+    assert!(o.status.success(), "generate: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nested engine"),
+        "{}",
+        text(&o.stderr)
+    );
+    let generated = std::fs::read_to_string(&policy).unwrap_or_default();
+    assert!(
+        generated.contains("handler = \"emulate-mount\"")
+            && generated.contains("fstypes = [\"overlay\"]")
+            && generated.contains("handler = \"emulate-setxattr\""),
+        "{generated}"
+    );
+
+    let dir = container_dir(&s, "enforced");
+    let out = run(
+        &policy,
+        &s.path("audit.jsonl"),
+        &[&dir.display().to_string()],
+    );
+    assert_eq!(value(&out, "opaque"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "d"), Some("kept"), "{out}");
+    assert_eq!(value(&out, "gone"), Some("absent"), "{out}");
+    assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}");
+}

@@ -212,6 +212,7 @@ pub fn generate(
 
     let mut plain_allow: Vec<&Merged> = Vec::new();
     let mut extra_rules: Vec<Rule> = Vec::new();
+    let nested_overlay = notify::nested_overlay(&merged);
 
     for m in merged.values() {
         if m.count == 0 {
@@ -225,9 +226,12 @@ pub fn generate(
         }
         let denied_calls = m.privilege_failures();
         let spec = handlers::for_syscall(&m.name).filter(|h| !h.only_on_request);
+        // A workload that sets trusted.overlay.* and mounts overlay (which a user namespace
+        // may do, without reading those attributes) needs the host to mount it.
+        let overlay = nested_overlay && m.name == "mount";
         match spec {
-            Some(spec) if denied_calls > 0 => {
-                let rules = notify_rules(m, spec, of, &mut report);
+            Some(spec) if denied_calls > 0 || overlay => {
+                let rules = notify_rules(m, spec, of, overlay, &mut report);
                 if rules.iter().any(|r| r.action.is_notify()) {
                     report.notified.push((m.name.clone(), spec.name().to_owned()));
                 }

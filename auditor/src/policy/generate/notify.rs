@@ -9,16 +9,62 @@ use crate::observe::model::{ArgumentTuple, Arguments};
 use crate::policy::handlers::{self, Device, HandlerKind, SAFE_DEVICES};
 use crate::policy::model::{Action, Condition, Notify, Op, ParamValue, Params, Rule};
 
+/// The attribute prefix of overlayfs' own metadata.
+const OVERLAY_PREFIX: &str = "trusted.overlay.";
+
+/// File systems the kernel lets a user namespace mount (`FS_USERNS_MOUNT`).
+fn userns_mountable(fstype: &str) -> bool {
+    matches!(
+        fstype,
+        "tmpfs"
+            | "ramfs"
+            | "proc"
+            | "sysfs"
+            | "devpts"
+            | "mqueue"
+            | "cgroup"
+            | "cgroup2"
+            | "overlay"
+            | "fuse"
+            | "binfmt_misc"
+            | "bpf"
+    ) || fstype.starts_with("fuse.")
+}
+
+/// Whether the workload builds overlays the way a nested engine does: it tried to set
+/// `trusted.overlay.*` (refused in a user namespace) and mounted overlay (which a user
+/// namespace may do, but such an overlay reads no `trusted.*` attribute, so its opaque
+/// directories would not be opaque).
+pub(super) fn nested_overlay(merged: &std::collections::BTreeMap<String, Merged>) -> bool {
+    let sets_overlay_xattrs = ["setxattr", "lsetxattr", "fsetxattr"].iter().any(|name| {
+        merged.get(*name).is_some_and(|m| {
+            m.arguments.iter().any(|t| {
+                is_privilege(&t.result)
+                    && matches!(&t.args, Arguments::Xattr { name: Some(n), .. } if n.starts_with(OVERLAY_PREFIX))
+            })
+        })
+    });
+    sets_overlay_xattrs
+        && merged.get("mount").is_some_and(|m| {
+            m.arguments.iter().any(
+                |t| matches!(&t.args, Arguments::Mount { fstype: Some(f), .. } if f == "overlay"),
+            )
+        })
+}
+
 /// Notify rules (and narrowed allow rules for what succeeded) for a syscall a handler serves.
+/// `overlay`: the workload mounts overlay over layers it sets `trusted.overlay.*` on
+/// ([`nested_overlay`]); the mount rule then has the host mount them.
 pub(super) fn notify_rules(
     m: &Merged,
     spec: &handlers::HandlerSpec,
     of: u32,
+    overlay: bool,
     report: &mut Report,
 ) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut params = Params::new();
-    let why = format!(
+    let mut why = format!(
         "{} of {} calls failed with {} (no privilege here); {} {}",
         m.privilege_failures(),
         m.count,
@@ -26,6 +72,18 @@ pub(super) fn notify_rules(
         spec.name(),
         spec.summary
     );
+    if overlay {
+        why = format!(
+            "{}overlay mounts over layers whose trusted.overlay.* attributes the workload sets: the host mounts them, so that opaque directories are opaque ({} {})",
+            if m.privilege_failures() > 0 {
+                format!("{} of {} calls failed with {}; ", m.privilege_failures(), m.count, privilege_errnos(m))
+            } else {
+                String::new()
+            },
+            spec.name(),
+            spec.summary
+        );
+    }
     let denied_tuples: Vec<&ArgumentTuple> = m
         .arguments
         .iter()
@@ -125,6 +183,12 @@ pub(super) fn notify_rules(
             let mut sources = BTreeSet::new();
             for t in &m.arguments {
                 if let Arguments::Mount { source, fstype, .. } = &t.args {
+                    // A file system a user namespace mounts by itself (tmpfs, proc, overlay…)
+                    // needs no emulation when it worked; an emulated one that worked (a
+                    // learning round under the policy) keeps its place.
+                    if !is_privilege(&t.result) && fstype.as_deref().is_some_and(userns_mountable) {
+                        continue;
+                    }
                     match (source, fstype) {
                         (Some(s), Some(f)) => {
                             sources.insert(s.clone());
@@ -137,6 +201,13 @@ pub(super) fn notify_rules(
                         }),
                     }
                 }
+            }
+            if overlay {
+                fstypes.insert("overlay".to_owned());
+                report.notes.push(
+                    "mount: the workload sets trusted.overlay.* attributes and mounts overlay, as a nested engine does; an overlay a user namespace mounts itself ignores those attributes, so emulate-mount mounts overlay for it (over its own directories, opened as the caller)"
+                        .to_owned(),
+                );
             }
             if fstypes.is_empty() {
                 report.denied.push(Denied {
@@ -151,7 +222,7 @@ pub(super) fn notify_rules(
             params.insert("sources".into(), ParamValue::strings(sources));
         }
         HandlerKind::Setxattr => {
-            let prefix = "trusted.overlay.";
+            let prefix = OVERLAY_PREFIX;
             let mut ok = false;
             for t in &denied_tuples {
                 if let Arguments::Xattr { name, .. } = &t.args {
