@@ -7,6 +7,7 @@
 
 pub mod mknod;
 pub mod mount;
+pub mod sched;
 pub mod setxattr;
 pub mod sysinfo;
 
@@ -34,5 +35,6 @@ pub fn run(config: &HandlerConfig, c: &Call<'_>) -> Option<Outcome> {
         } => mount::handle(c.fd, c.n, fstypes, sources, *shift, *allow_btrfs),
         HandlerConfig::Setxattr { prefixes } => setxattr::handle(c.fd, c.n, c.syscall, prefixes),
         HandlerConfig::Sysinfo => sysinfo::handle(c.fd, c.n),
+        HandlerConfig::Sched(limits) => sched::handle(c.fd, c.n, c.syscall, limits),
     }
 }

@@ -245,6 +245,7 @@ pub(super) fn notify_rules(
             params.insert("prefixes".into(), ParamValue::strings([prefix]));
         }
         HandlerKind::Sysinfo => {}
+        HandlerKind::Sched => {}
     }
     let notify = Action::Notify(Notify {
         handler: Some(spec.name().to_owned()),

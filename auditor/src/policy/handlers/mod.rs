@@ -156,6 +156,68 @@ pub enum HandlerConfig {
         prefixes: Vec<String>,
     },
     Sysinfo,
+    Sched(SchedLimits),
+}
+
+/// A scheduling policy `emulate-sched` may grant (`sched_setscheduler`'s numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchedPolicy {
+    Other,
+    Fifo,
+    Rr,
+    Batch,
+    Idle,
+}
+
+impl SchedPolicy {
+    pub const ALL: [SchedPolicy; 5] = [
+        SchedPolicy::Other,
+        SchedPolicy::Fifo,
+        SchedPolicy::Rr,
+        SchedPolicy::Batch,
+        SchedPolicy::Idle,
+    ];
+
+    /// The name in a policy (`policies = ["other", "fifo"]`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedPolicy::Other => "other",
+            SchedPolicy::Fifo => "fifo",
+            SchedPolicy::Rr => "rr",
+            SchedPolicy::Batch => "batch",
+            SchedPolicy::Idle => "idle",
+        }
+    }
+
+    /// `SCHED_*` (include/uapi/linux/sched.h).
+    pub fn number(self) -> u32 {
+        match self {
+            SchedPolicy::Other => 0,
+            SchedPolicy::Fifo => 1,
+            SchedPolicy::Rr => 2,
+            SchedPolicy::Batch => 3,
+            SchedPolicy::Idle => 5,
+        }
+    }
+
+    pub fn from_number(n: u32) -> Option<SchedPolicy> {
+        SchedPolicy::ALL.into_iter().find(|p| p.number() == n)
+    }
+
+    pub fn realtime(self) -> bool {
+        matches!(self, SchedPolicy::Fifo | SchedPolicy::Rr)
+    }
+}
+
+/// What `emulate-sched` grants: the policies, the lowest nice value, the highest realtime
+/// priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedLimits {
+    pub policies: BTreeSet<SchedPolicy>,
+    /// The lowest nice value (the highest priority) a call may set: -20..=19.
+    pub nice_min: i32,
+    /// The highest realtime priority (1..=99); 0 when no realtime policy is allowed.
+    pub rt_max: u32,
 }
 
 /// The notify handlers auditor has: the registry's key, and what code matches on (the broker's
@@ -166,6 +228,7 @@ pub enum HandlerKind {
     Mount,
     Setxattr,
     Sysinfo,
+    Sched,
 }
 
 impl HandlerKind {
@@ -176,6 +239,7 @@ impl HandlerKind {
             HandlerKind::Mount => "emulate-mount",
             HandlerKind::Setxattr => "emulate-setxattr",
             HandlerKind::Sysinfo => "sysinfo",
+            HandlerKind::Sched => "emulate-sched",
         }
     }
 }
@@ -194,6 +258,7 @@ impl HandlerConfig {
             HandlerConfig::Mount { .. } => HandlerKind::Mount,
             HandlerConfig::Setxattr { .. } => HandlerKind::Setxattr,
             HandlerConfig::Sysinfo => HandlerKind::Sysinfo,
+            HandlerConfig::Sched(_) => HandlerKind::Sched,
         }
     }
 }
@@ -253,6 +318,14 @@ const REGISTRY: &[HandlerSpec] = &[
         syscalls: &["setxattr", "lsetxattr", "fsetxattr"],
         summary: "sets extended attributes whose names start with an allowed prefix",
         params: &["prefixes"],
+        only_on_request: false,
+        companions: &[],
+    },
+    HandlerSpec {
+        kind: HandlerKind::Sched,
+        syscalls: &["sched_setscheduler", "sched_setattr", "setpriority"],
+        summary: "sets scheduling policies, nice values and realtime priorities within the policy's limits, on threads of the caller's own container",
+        params: &["policies", "nice_min", "rt_max"],
         only_on_request: false,
         companions: &[],
     },
@@ -446,6 +519,14 @@ impl HandlerSpec {
             HandlerKind::Setxattr => {
                 p.insert("prefixes".into(), ParamValue::strings(["trusted.overlay."]));
             }
+            HandlerKind::Sched => {
+                p.insert(
+                    "policies".into(),
+                    ParamValue::strings(["other", "batch", "idle"]),
+                );
+                p.insert("nice_min".into(), ParamValue::Int(0));
+                p.insert("rt_max".into(), ParamValue::Int(0));
+            }
             // mount allows nothing until told which file systems and sources.
             HandlerKind::Mount | HandlerKind::Sysinfo => {}
         }
@@ -517,6 +598,51 @@ impl HandlerSpec {
                 HandlerConfig::Setxattr { prefixes }
             }
             HandlerKind::Sysinfo => HandlerConfig::Sysinfo,
+            HandlerKind::Sched => {
+                let mut policies = BTreeSet::new();
+                for name in strings("policies")? {
+                    let p = SchedPolicy::ALL
+                        .into_iter()
+                        .find(|p| p.name() == name)
+                        .ok_or_else(|| {
+                            self.bad(
+                                "policies",
+                                &format!(
+                                    "unknown policy `{name}` (use other, batch, idle, fifo or rr; deadline is never granted)"
+                                ),
+                            )
+                        })?;
+                    policies.insert(p);
+                }
+                let int =
+                    |k: &str, range: std::ops::RangeInclusive<i64>| -> Result<i64, HandlerError> {
+                        match get(k) {
+                            Some(ParamValue::Int(i)) if range.contains(i) => Ok(*i),
+                            _ => Err(self.bad(
+                                k,
+                                &format!(
+                                    "must be a whole number from {} to {}",
+                                    range.start(),
+                                    range.end()
+                                ),
+                            )),
+                        }
+                    };
+                let nice_min = int("nice_min", -20..=19)? as i32;
+                let rt_max = int("rt_max", 0..=99)? as u32;
+                let realtime = policies.iter().any(|p| p.realtime());
+                if realtime && rt_max == 0 {
+                    return Err(self.bad(
+                        "rt_max",
+                        "fifo or rr is allowed: give the highest realtime priority to grant (1-99)",
+                    ));
+                }
+                HandlerConfig::Sched(SchedLimits {
+                    policies,
+                    nice_min,
+                    rt_max: if realtime { rt_max } else { 0 },
+                })
+            }
         })
     }
 

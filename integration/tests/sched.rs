@@ -1,0 +1,222 @@
+//! `emulate-sched` against the real kernel: a user-namespaced container (auditor enforce
+//! --userns, in a v1 cpu cgroup) raises a thread to SCHED_FIFO within the policy's ceiling,
+//! is refused above it, lowers its nice value to the floor and no further, and cannot reach a
+//! process of another container; without an RT budget in its cpu cgroup the refusal says so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use integration::{
+    audit_records as records, auditor_bin, require_root, text, unique_name, workload, Scratch,
+    ALLOW_ALL_POLICY,
+};
+
+const SCHED_POLICY: &str = r#"version = 1
+default_action = "allow"
+
+[[rule]]
+names = ["sched_setscheduler", "sched_setattr", "setpriority"]
+action = "notify"
+handler = "emulate-sched"
+params = { policies = ["other", "fifo"], rt_max = 10, nice_min = -5 }
+"#;
+
+const CPU_V1: &str = "/sys/fs/cgroup/cpu";
+const CGROUP_PREFIX: &str = "auditor-test-sched-";
+
+/// A v1 cpu cgroup made for one test, with `rt_us` of realtime budget per period; removed on
+/// drop (after its processes have exited).
+struct CpuCgroup(PathBuf);
+
+impl CpuCgroup {
+    fn new(rt_us: u64) -> CpuCgroup {
+        let root = Path::new(CPU_V1);
+        assert!(
+            root.join("cpu.rt_runtime_us").exists(),
+            "no cgroup v1 cpu hierarchy with RT group scheduling at {CPU_V1}"
+        );
+        // Left over by a test that was killed: empty by now, remove them.
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(CGROUP_PREFIX) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let dir = root.join(unique_name(CGROUP_PREFIX));
+        std::fs::create_dir(&dir).expect("create cpu cgroup");
+        let cg = CpuCgroup(dir);
+        std::fs::write(cg.0.join("cpu.rt_runtime_us"), rt_us.to_string())
+            .expect("set the cgroup's RT budget");
+        cg
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `auditor enforce --userns` of sched_try STEPS, started inside `cg`.
+fn run(cg: &CpuCgroup, policy: &Path, log: &Path, steps: &[&str]) -> String {
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            "echo $$ > \"$1\"/cgroup.procs && shift && exec \"$@\"",
+            "sh",
+        ])
+        .arg(&cg.0)
+        .arg(auditor_bin())
+        .args(["enforce", "--userns", "--policy"])
+        .arg(policy)
+        .arg("--audit-log")
+        .arg(log)
+        .arg("--")
+        .arg(workload("sched_try"))
+        .args(steps)
+        .output()
+        .expect("run auditor");
+    let out = text(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{out}\nstderr:\n{}",
+        text(&o.stderr)
+    );
+    out
+}
+
+fn line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+}
+
+/// A process in a pid namespace of its own (another container), killed on drop.
+struct Other(std::process::Child);
+
+impl Other {
+    fn start() -> Other {
+        Other(
+            Command::new("unshare")
+                .args(["--pid", "--fork", "sleep", "60"])
+                .spawn()
+                .expect("unshare"),
+        )
+    }
+
+    /// The host pid of its `sleep`.
+    fn sleeper(&self) -> u32 {
+        for _ in 0..200 {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.0.id()))
+                    .unwrap_or_default();
+            if let Some(p) = children.split_whitespace().next() {
+                return p.parse().expect("pid");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("unshare started no child");
+    }
+}
+
+impl Drop for Other {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn realtime_and_nice_within_the_policys_limits_on_the_containers_own_threads() {
+    if !require_root("realtime_and_nice_within_the_policys_limits_on_the_containers_own_threads") {
+        return;
+    }
+    let s = Scratch::new("enforce-sched");
+    let with = s.write("with.toml", SCHED_POLICY);
+    let without = s.write("without.toml", ALLOW_ALL_POLICY);
+    let log = s.path("audit.jsonl");
+    let cg = CpuCgroup::new(100_000);
+    let other = Other::start();
+    let victim = other.sleeper();
+    let other_pid = format!("nice:-1:{victim}");
+    let steps = [
+        "fifo:5",
+        "fifo:50",
+        "attr:3",
+        "nice:-3",
+        "nice:-10",
+        "pgrp:-1",
+        other_pid.as_str(),
+    ];
+    let (eperm, eacces, esrch) = (libc::EPERM, libc::EACCES, libc::ESRCH);
+
+    // Without auditor the kernel refuses the container every raise.
+    let out = run(&cg, &without, &log, &steps);
+    assert_eq!(line(&out, "fifo:5"), format!("-1 errno={eperm}"), "{out}");
+    assert_eq!(line(&out, "nice:-3"), format!("-1 errno={eacces}"), "{out}");
+
+    let out = run(&cg, &with, &log, &steps);
+    // A second thread, named by its tid in the container: FIFO 5 is within the ceiling.
+    assert_eq!(line(&out, "fifo:5"), "0 errno=0", "{out}");
+    let after: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("policy="))
+        .collect();
+    assert_eq!(after.first(), Some(&"1 prio=5"), "{out}");
+    // 50 is above it: refused, and the thread keeps FIFO 5.
+    assert_eq!(line(&out, "fifo:50"), format!("-1 errno={eperm}"), "{out}");
+    assert_eq!(after.get(1), Some(&"1 prio=5"), "{out}");
+    assert_eq!(line(&out, "attr:3"), "0 errno=0", "{out}");
+    assert_eq!(line(&out, "nice:-3"), "0 errno=0", "{out}");
+    assert_eq!(line(&out, "now"), "-3", "{out}");
+    assert_eq!(
+        line(&out, "nice:-10"),
+        format!("-1 errno={eacces}"),
+        "{out}"
+    );
+    assert_eq!(line(&out, "pgrp:-1"), format!("-1 errno={eperm}"), "{out}");
+    // Another container's process, by its host pid: not a thread of this container.
+    assert_eq!(line(&out, &other_pid), format!("-1 errno={esrch}"), "{out}");
+    // SAFETY: getpriority with integer arguments.
+    let victim_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, victim) };
+    assert_eq!(victim_nice, 0, "the other container's process was reniced");
+
+    // A cpu cgroup without an RT budget: the kernel refuses even auditor, and the record
+    // says why.
+    let no_budget = CpuCgroup::new(0);
+    let out = run(&no_budget, &with, &log, &["fifo:5"]);
+    assert_eq!(line(&out, "fifo:5"), format!("-1 errno={eperm}"), "{out}");
+
+    let recs = records(&log);
+    let sched: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["syscall"] == "sched_setscheduler")
+        .collect();
+    assert!(
+        sched
+            .iter()
+            .any(|r| r["decision"] == "emulated" && r["decoded"]["priority"] == "5"),
+        "{sched:#?}"
+    );
+    assert!(
+        sched.iter().any(|r| r["decision"] == "denied"
+            && r["decoded"]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("above the policy's ceiling 10"))),
+        "{sched:#?}"
+    );
+    assert!(
+        sched.iter().any(|r| r["decoded"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("cpu.rt_runtime_us"))),
+        "{sched:#?}"
+    );
+    assert!(
+        recs.iter().any(|r| r["syscall"] == "setpriority"
+            && r["decision"] == "denied"
+            && r["decoded"]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("PRIO_PGRP"))),
+        "{recs:#?}"
+    );
+}
