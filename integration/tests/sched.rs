@@ -220,3 +220,58 @@ fn realtime_and_nice_within_the_policys_limits_on_the_containers_own_threads() {
         "{recs:#?}"
     );
 }
+
+/// learn → generate → enforce: the refused FIFO 5 and nice -3 are learned with their values
+/// (the eBPF capture reads sched_param's priority) and granted by the generated policy.
+#[test]
+fn a_learned_policy_grants_the_priorities_the_workload_asked_for() {
+    if !require_root("a_learned_policy_grants_the_priorities_the_workload_asked_for") {
+        return;
+    }
+    let s = Scratch::new("learn-sched");
+    let obs = s.path("obs.json");
+    let policy = s.path("policy.toml");
+    let o = Command::new(auditor_bin())
+        .args(["learn", "--no-progress", "--userns", "-o"])
+        .arg(&obs)
+        .arg("--")
+        .arg(workload("sched_try"))
+        .args(["fifo:5", "nice:-3"])
+        .output()
+        .expect("run auditor learn");
+    assert!(o.status.success(), "learn: {}", text(&o.stderr));
+    assert_eq!(
+        line(&text(&o.stdout), "fifo:5"),
+        format!("-1 errno={}", libc::EPERM)
+    );
+    let o = Command::new(auditor_bin())
+        .arg("generate")
+        .arg(&obs)
+        .arg("-o")
+        .arg(&policy)
+        .output()
+        .expect("run auditor generate");
+    assert!(o.status.success(), "generate: {}", text(&o.stderr));
+    let generated = std::fs::read_to_string(&policy).unwrap_or_default();
+    assert!(
+        generated
+            .contains(r#"params = { nice_min = 0, policies = ["fifo", "other"], rt_max = 5 }"#)
+            && generated
+                .contains(r#"params = { nice_min = -3, policies = ["other"], rt_max = 0 }"#),
+        "{generated}"
+    );
+    let cg = CpuCgroup::new(50_000);
+    let out = run(
+        &cg,
+        &policy,
+        &s.path("audit.jsonl"),
+        &["fifo:5", "fifo:6", "nice:-3"],
+    );
+    assert_eq!(line(&out, "fifo:5"), "0 errno=0", "{out}");
+    assert_eq!(
+        line(&out, "fifo:6"),
+        format!("-1 errno={}", libc::EPERM),
+        "{out}"
+    );
+    assert_eq!(line(&out, "nice:-3"), "0 errno=0", "{out}");
+}

@@ -43,7 +43,26 @@ pub const CAPTURED: &[(&str, u32)] = &[
     // prctl(option, …)
     ("prctl", spec(0b000001, NONE, NONE, NONE, NONE)),
     ("personality", spec(0b000001, NONE, NONE, NONE, NONE)),
+    // sched_setscheduler(pid, policy, struct sched_param *): its priority is the first u32
+    ("sched_setscheduler", spec(0b000010, NONE, NONE, NONE, 2)),
+    // sched_setattr(pid, struct sched_attr *, flags): size and policy are its first u64
+    ("sched_setattr", spec(0b000100, NONE, NONE, NONE, 1)),
+    // setpriority(which, who, nice): not who (a thread id would make every tuple distinct)
+    ("setpriority", spec(0b000101, NONE, NONE, NONE, NONE)),
 ];
+
+/// A scheduling policy's name (`SCHED_*`), or its number.
+fn sched_policy_name(policy: u64) -> String {
+    match policy & !0x4000_0000 {
+        0 => "other".into(),
+        1 => "fifo".into(),
+        2 => "rr".into(),
+        3 => "batch".into(),
+        5 => "idle".into(),
+        6 => "deadline".into(),
+        n => n.to_string(),
+    }
+}
 
 /// The capture specs to load, resolved per ABI: (abi id, nr, spec).
 pub fn kernel_specs() -> Vec<(u8, u16, u32)> {
@@ -175,6 +194,29 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
         },
         "personality" => Arguments::Personality {
             persona: a[0] & 0xffff_ffff,
+        },
+        "sched_setscheduler" => Arguments::Sched {
+            policy: Some(sched_policy_name(a[1] & 0xffff_ffff)),
+            priority: (ev.flags & argflags::MEM_OK != 0).then_some(ev.mem as u32),
+            which: None,
+            nice: None,
+        },
+        "sched_setattr" => Arguments::Sched {
+            policy: (ev.flags & argflags::MEM_OK != 0).then(|| sched_policy_name(ev.mem >> 32)),
+            priority: None,
+            which: None,
+            nice: None,
+        },
+        "setpriority" => Arguments::Sched {
+            policy: None,
+            priority: None,
+            which: Some(match a[0] & 0xffff_ffff {
+                0 => "process".into(),
+                1 => "pgrp".into(),
+                2 => "user".into(),
+                n => n.to_string(),
+            }),
+            nice: Some((a[2] as u32 as i32).clamp(-20, 19)),
         },
         _ => return None,
     })

@@ -215,6 +215,22 @@ pub enum Arguments {
     Personality {
         persona: u64,
     },
+    /// `sched_setscheduler`, `sched_setattr` (policy, and the priority where it was read) and
+    /// `setpriority` (which, nice).
+    Sched {
+        /// `other`, `fifo`, `rr`, `batch`, `idle`, `deadline`, or the number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<String>,
+        /// The realtime priority (`sched_setscheduler`'s `struct sched_param`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u32>,
+        /// `setpriority`'s `which`: `process`, `pgrp`, `user`, or the number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        which: Option<String>,
+        /// `setpriority`'s value, clamped to the nice range as the kernel does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nice: Option<i32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -245,7 +245,73 @@ pub(super) fn notify_rules(
             params.insert("prefixes".into(), ParamValue::strings([prefix]));
         }
         HandlerKind::Sysinfo => {}
-        HandlerKind::Sched => {}
+        HandlerKind::Sched => {
+            // What was refused: the policies (with their priorities) and nice values the
+            // handler must grant for the workload to get what it asked for.
+            let mut policies: BTreeSet<String> = ["other".to_owned()].into();
+            let (mut rt_max, mut nice_min): (u32, i32) = (0, 0);
+            let mut realtime_unknown = false;
+            for t in &denied_tuples {
+                let Arguments::Sched {
+                    policy,
+                    priority,
+                    which,
+                    nice,
+                } = &t.args
+                else {
+                    continue;
+                };
+                let refuse = |report: &mut Report, reason: String| {
+                    report.denied.push(Denied {
+                        syscall: m.name.clone(),
+                        calls: t.calls,
+                        reason,
+                    })
+                };
+                if let Some(w) = which {
+                    if w != "process" {
+                        refuse(report, format!("setpriority of a whole {w}: it reaches processes of other containers, never granted"));
+                        continue;
+                    }
+                }
+                if let Some(n) = nice {
+                    nice_min = nice_min.min(*n);
+                }
+                match policy.as_deref() {
+                    None => {}
+                    Some(p @ ("other" | "batch" | "idle")) => {
+                        policies.insert(p.to_owned());
+                    }
+                    Some(p @ ("fifo" | "rr")) => match priority {
+                        Some(prio @ 1..=99) => {
+                            policies.insert(p.to_owned());
+                            rt_max = rt_max.max(*prio);
+                        }
+                        _ => realtime_unknown = true,
+                    },
+                    Some(p) => refuse(
+                        report,
+                        format!("scheduling policy {p} is never granted (deadline needs admission control the host must do)"),
+                    ),
+                }
+            }
+            if realtime_unknown && rt_max == 0 {
+                report.denied.push(Denied {
+                    syscall: m.name.clone(),
+                    calls: m.privilege_failures(),
+                    reason: "a realtime policy was asked for without a priority auditor could read (sched_setattr); add fifo or rr and rt_max to the handler's params by hand".into(),
+                });
+            }
+            if rt_max > 0 {
+                report.notes.push(format!(
+                    "{}: realtime priority up to {rt_max} granted; on kernels with CONFIG_RT_GROUP_SCHED the container's cpu cgroup also needs an RT budget (cpu.rt_runtime_us)",
+                    m.name
+                ));
+            }
+            params.insert("policies".into(), ParamValue::strings(policies));
+            params.insert("nice_min".into(), ParamValue::Int(i64::from(nice_min)));
+            params.insert("rt_max".into(), ParamValue::Int(i64::from(rt_max)));
+        }
     }
     let notify = Action::Notify(Notify {
         handler: Some(spec.name().to_owned()),

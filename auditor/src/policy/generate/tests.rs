@@ -459,3 +459,86 @@ fn a_nested_engines_overlay_gets_the_mount_emulated() -> Result<(), GenerateErro
     );
     Ok(())
 }
+
+/// Refused scheduling calls become emulate-sched rules whose limits are what was asked for:
+/// the realtime ceiling is the highest priority seen, the nice floor the lowest value;
+/// PRIO_PGRP and deadline are reported, never granted.
+#[test]
+fn refused_sched_calls_get_emulate_sched_with_the_limits_asked_for() -> Result<(), GenerateError> {
+    let sched = |policy: Option<&str>,
+                 priority: Option<u32>,
+                 which: Option<&str>,
+                 nice: Option<i32>,
+                 result: &str| ArgumentTuple {
+        calls: 1,
+        result: result.into(),
+        args: Arguments::Sched {
+            policy: policy.map(str::to_owned),
+            priority,
+            which: which.map(str::to_owned),
+            nice,
+        },
+    };
+    let mut setscheduler = sys("sched_setscheduler", 4);
+    setscheduler.failures.insert("EPERM".into(), 3);
+    setscheduler.arguments = vec![
+        sched(Some("fifo"), Some(5), None, None, "EPERM"),
+        sched(Some("fifo"), Some(20), None, None, "EPERM"),
+        sched(Some("deadline"), Some(0), None, None, "EPERM"),
+        sched(Some("batch"), Some(0), None, None, "ok"),
+    ];
+    let mut setpriority = sys("setpriority", 3);
+    setpriority.failures.insert("EACCES".into(), 3);
+    setpriority.arguments = vec![
+        sched(None, None, Some("process"), Some(-3), "EACCES"),
+        sched(None, None, Some("process"), Some(-7), "EACCES"),
+        sched(None, None, Some("pgrp"), Some(-1), "EACCES"),
+    ];
+    let g = generate(
+        &[obs(vec![setscheduler, setpriority])],
+        &GenerateOptions::default(),
+    )?;
+    let params = |name: &str| -> crate::policy::model::Params {
+        let r = g
+            .policy
+            .rules
+            .iter()
+            .find(|r| r.names == [name])
+            .unwrap_or_else(|| panic!("{name}: {:?}", g.policy.rules));
+        match &r.action {
+            Action::Notify(n) => {
+                assert_eq!(n.handler.as_deref(), Some("emulate-sched"));
+                n.params.clone()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let p = params("sched_setscheduler");
+    assert_eq!(
+        p.get("policies"),
+        Some(&ParamValue::strings(["fifo", "other"]))
+    );
+    assert_eq!(p.get("rt_max"), Some(&ParamValue::Int(20)));
+    let p = params("setpriority");
+    assert_eq!(p.get("nice_min"), Some(&ParamValue::Int(-7)));
+    assert_eq!(p.get("rt_max"), Some(&ParamValue::Int(0)));
+    let denied: Vec<&str> = g.report.denied.iter().map(|d| d.reason.as_str()).collect();
+    assert!(denied.iter().any(|d| d.contains("deadline")), "{denied:?}");
+    assert!(
+        denied.iter().any(|d| d.contains("whole pgrp")),
+        "{denied:?}"
+    );
+    assert!(g
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("cpu.rt_runtime_us")));
+    // Each rule is one the broker accepts.
+    for r in &g.policy.rules {
+        if let Action::Notify(n) = &r.action {
+            let spec = handlers::resolve(n.handler.as_deref(), &r.names[0]).expect("handler");
+            spec.config(&n.params).expect("valid params");
+        }
+    }
+    Ok(())
+}
