@@ -29,12 +29,17 @@ const CGROUP_PREFIX: &str = "auditor-test-sched-";
 struct CpuCgroup(PathBuf);
 
 impl CpuCgroup {
-    fn new(rt_us: u64) -> CpuCgroup {
+    /// `None` (outside CI) where the host has no v1 cpu hierarchy with RT group scheduling.
+    fn new(rt_us: u64) -> Option<CpuCgroup> {
         let root = Path::new(CPU_V1);
-        assert!(
-            root.join("cpu.rt_runtime_us").exists(),
-            "no cgroup v1 cpu hierarchy with RT group scheduling at {CPU_V1}"
-        );
+        if !root.join("cpu.rt_runtime_us").exists() {
+            assert!(
+                !integration::in_ci(),
+                "no cgroup v1 cpu hierarchy with RT group scheduling at {CPU_V1}, and CI=true forbids skipping"
+            );
+            eprintln!("SKIP: no cgroup v1 cpu hierarchy with RT group scheduling at {CPU_V1}");
+            return None;
+        }
         // Left over by a test that was killed: empty by now, remove them.
         for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
             if e.file_name().to_string_lossy().starts_with(CGROUP_PREFIX) {
@@ -46,7 +51,7 @@ impl CpuCgroup {
         let cg = CpuCgroup(dir);
         std::fs::write(cg.0.join("cpu.rt_runtime_us"), rt_us.to_string())
             .expect("set the cgroup's RT budget");
-        cg
+        Some(cg)
     }
 }
 
@@ -135,7 +140,9 @@ fn realtime_and_nice_within_the_policys_limits_on_the_containers_own_threads() {
     let with = s.write("with.toml", SCHED_POLICY);
     let without = s.write("without.toml", ALLOW_ALL_POLICY);
     let log = s.path("audit.jsonl");
-    let cg = CpuCgroup::new(100_000);
+    let Some(cg) = CpuCgroup::new(100_000) else {
+        return;
+    };
     let other = Other::start();
     let victim = other.sleeper();
     let other_pid = format!("nice:-1:{victim}");
@@ -183,7 +190,9 @@ fn realtime_and_nice_within_the_policys_limits_on_the_containers_own_threads() {
 
     // A cpu cgroup without an RT budget: the kernel refuses even auditor, and the record
     // says why.
-    let no_budget = CpuCgroup::new(0);
+    let Some(no_budget) = CpuCgroup::new(0) else {
+        return;
+    };
     let out = run(&no_budget, &with, &log, &["fifo:5"]);
     assert_eq!(line(&out, "fifo:5"), format!("-1 errno={eperm}"), "{out}");
 
@@ -260,7 +269,9 @@ fn a_learned_policy_grants_the_priorities_the_workload_asked_for() {
                 .contains(r#"params = { nice_min = -3, policies = ["other"], rt_max = 0 }"#),
         "{generated}"
     );
-    let cg = CpuCgroup::new(50_000);
+    let Some(cg) = CpuCgroup::new(50_000) else {
+        return;
+    };
     let out = run(
         &cg,
         &policy,
