@@ -20,6 +20,11 @@ pub struct CompileArgs {
     /// Write the raw BPF program (struct sock_filter records) to this file.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Order the filter's checks by how often each syscall was called in these observation
+    /// files (hottest first) instead of libseccomp's binary tree (the two exclude each other;
+    /// `cargo xtask bench-filter` measures both).
+    #[arg(long, value_name = "OBS.json", num_args = 1..)]
+    pub priorities_from: Vec<PathBuf>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -27,7 +32,19 @@ pub struct CompileArgs {
 pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
     let policy = load_policy(&args.policy, &args.import.options()?)?;
     let file = args.policy.display();
-    let compiled = match compile::compile(&policy) {
+    let compiled = if args.priorities_from.is_empty() {
+        compile::compile(&policy)
+    } else {
+        let mut calls = std::collections::BTreeMap::<String, u64>::new();
+        for p in &args.priorities_from {
+            let obs = super::generate::load_observation(p)?;
+            for s in &obs.syscalls {
+                *calls.entry(s.name.clone()).or_default() += s.count;
+            }
+        }
+        compile::compile_by_calls(&policy, &calls)
+    };
+    let compiled = match compiled {
         Ok(c) => c,
         Err(compile::CompileError::Validate { problems }) => {
             for p in &problems {

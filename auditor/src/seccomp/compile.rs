@@ -145,6 +145,37 @@ pub fn compile_with(
     policy: &Policy,
     options: check::CheckOptions,
 ) -> Result<Compiled, CompileError> {
+    build(policy, options, None)
+}
+
+/// Validate, then build the filter with the syscalls checked hottest first: `calls` maps
+/// syscall names to how often they were observed (`auditor compile --priorities-from`). The
+/// binary-tree optimisation is then off: libseccomp ignores priorities with it, and the two
+/// are the alternatives `cargo xtask bench-filter` compares.
+pub fn compile_by_calls(
+    policy: &Policy,
+    calls: &std::collections::BTreeMap<String, u64>,
+) -> Result<Compiled, CompileError> {
+    build(policy, check::CheckOptions::default(), Some(calls))
+}
+
+/// libseccomp priorities (255: checked first) for syscalls by their call counts: by rank, so
+/// that the hottest come first whatever the counts' magnitudes; ties keep name order.
+pub fn priorities(calls: &std::collections::BTreeMap<String, u64>) -> Vec<(String, u8)> {
+    let mut ranked: Vec<(&String, u64)> = calls.iter().map(|(n, c)| (n, *c)).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (name, _))| (name.clone(), 255u8.saturating_sub(rank.min(255) as u8)))
+        .collect()
+}
+
+fn build(
+    policy: &Policy,
+    options: check::CheckOptions,
+    calls: Option<&std::collections::BTreeMap<String, u64>>,
+) -> Result<Compiled, CompileError> {
     let problems = check::validate_with(policy, options);
     if !problems.is_empty() {
         return Err(CompileError::Validate { problems });
@@ -165,11 +196,25 @@ pub fn compile_with(
             .map_err(|source| CompileError::AddArch { arch: *a, source })?;
     }
     filter
-        .set_filter_attr(ScmpFilterAttr::CtlOptimize, 2)
+        .set_filter_attr(
+            ScmpFilterAttr::CtlOptimize,
+            if calls.is_some() { 1 } else { 2 },
+        )
         .map_err(|source| CompileError::SetAttr {
             attr: "SCMP_FLTATR_CTL_OPTIMIZE",
             source,
         })?;
+    for (name, priority) in calls.map(priorities).unwrap_or_default() {
+        // A name libseccomp cannot resolve has no rule to order either.
+        if let Ok(sys) = ScmpSyscall::from_name(&name) {
+            filter
+                .set_syscall_priority(sys, priority)
+                .map_err(|source| CompileError::SetAttr {
+                    attr: "seccomp_syscall_priority",
+                    source,
+                })?;
+        }
+    }
 
     let mut skipped = Vec::new();
     let mut redundant = 0;
@@ -451,6 +496,12 @@ mod tests {
 
     /// Run a classic BPF seccomp program on one call (the instructions libseccomp emits).
     fn run(bpf: &[u8], arch: u32, nr: i32) -> u32 {
+        run_counted(bpf, arch, nr).0
+    }
+
+    /// The filter's verdict and how many instructions it executed to reach it.
+    fn run_counted(bpf: &[u8], arch: u32, nr: i32) -> (u32, usize) {
+        let mut executed = 0;
         let prog: Vec<(u16, u8, u8, u32)> = bpf
             .chunks_exact(8)
             .map(|i| {
@@ -466,6 +517,7 @@ mod tests {
         loop {
             let (code, jt, jf, k) = prog[pc];
             pc += 1;
+            executed += 1;
             let jump = |c: bool| usize::from(if c { jt } else { jf });
             match code {
                 // ld [k]: nr at 0, arch at 4, the rest (ip, args) zero here.
@@ -482,10 +534,82 @@ mod tests {
                 0x45 => pc += jump(a & k != 0),
                 0x05 => pc += k as usize,
                 0x54 => a &= k,
-                0x06 => return k,
+                0x06 => return (k, executed),
                 c => panic!("instruction {c:#x} not simulated"),
             }
         }
+    }
+
+    #[test]
+    fn call_counts_put_the_hottest_syscalls_first() -> Result<(), CompileError> {
+        use crate::seccomp::notify::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO};
+        const X86_64: u32 = crate::syscalls::AUDIT_ARCH_X86_64;
+        let nr = |n: &str| {
+            crate::syscalls::number(crate::syscalls::Abi::X86_64, n).map_or(-1, |n| n as i32)
+        };
+        let names = [
+            "read",
+            "write",
+            "openat",
+            "close",
+            "fstat",
+            "mmap",
+            "mprotect",
+            "munmap",
+            "brk",
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "ioctl",
+            "pread64",
+            "access",
+            "pipe",
+            "select",
+            "dup2",
+            "nanosleep",
+            "getpid",
+            "socket",
+            "connect",
+            "clone",
+            "execve",
+            "exit_group",
+            "wait4",
+            "kill",
+            "uname",
+            "fcntl",
+            "getcwd",
+            "chdir",
+            "getppid",
+            "futex",
+        ];
+        let mut p = policy(vec![Rule::new(names, Action::Allow)]);
+        p.default_action = Action::Errno(1);
+        let calls: std::collections::BTreeMap<String, u64> = names
+            .iter()
+            .map(|n| (n.to_string(), if *n == "getppid" { 1_000_000 } else { 10 }))
+            .collect();
+        assert_eq!(priorities(&calls)[0], ("getppid".to_owned(), 255));
+        let tree = export_bpf(&compile(&p)?)?;
+        let ordered = export_bpf(&compile_by_calls(&p, &calls)?)?;
+        // Same verdicts …
+        for n in names.iter().chain(&["acct", "getppid"]) {
+            assert_eq!(
+                run(&tree, X86_64, nr(n)),
+                run(&ordered, X86_64, nr(n)),
+                "{n}"
+            );
+        }
+        assert_eq!(run(&ordered, X86_64, nr("acct")), SECCOMP_RET_ERRNO | 1);
+        // … and the hottest call is decided in as few instructions as a filter can (arch
+        // check, number load, its comparison), fewer than the tree takes.
+        let (verdict, hot) = run_counted(&ordered, X86_64, nr("getppid"));
+        assert_eq!(verdict, SECCOMP_RET_ALLOW);
+        let (_, in_tree) = run_counted(&tree, X86_64, nr("getppid"));
+        let (_, cold) = run_counted(&ordered, X86_64, nr("futex"));
+        assert!(
+            hot < in_tree && hot < cold,
+            "hot {hot}, tree {in_tree}, cold {cold}"
+        );
+        Ok(())
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn measure(prog: &Path, filter: &str, calls: u64, call: &str) -> anyhow::Result<
         .context("filter_cost output")
 }
 
-/// Build the three filters and measure them, interleaved.
+/// Build the filters (none, Docker's, the generated one with libseccomp's binary tree and
+/// ordered by learned call counts) and measure them, interleaved.
 pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let prog = dir.path().join("filter_cost");
@@ -87,6 +88,20 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
     let generate: Vec<&std::ffi::OsStr> = generate.iter().map(|a| a.as_os_str()).collect();
     auditor(&generate)?;
     auditor(&["compile".as_ref(), &p(&policy), "-o".as_ref(), &p(&gen_bpf)])?;
+    // The same policy with its checks ordered by the learned call counts (hottest first)
+    // instead of libseccomp's binary tree: the two exclude each other.
+    let ordered_bpf = dir.path().join("generated-by-calls.bpf");
+    let mut ordered: Vec<std::ffi::OsString> = vec![
+        "compile".into(),
+        p(&policy),
+        "-o".into(),
+        p(&ordered_bpf),
+        "--priorities-from".into(),
+    ];
+    ordered.extend(observations.iter().map(p));
+    ordered.push(p(&obs2));
+    let ordered: Vec<&std::ffi::OsStr> = ordered.iter().map(|a| a.as_os_str()).collect();
+    auditor(&ordered)?;
     let docker = workspace_root().join("../shared/anchors/docker-default-seccomp.json");
     if !docker.exists() {
         bail!(
@@ -109,10 +124,11 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
     }
     let rules = |f: &Path| std::fs::metadata(f).map(|m| m.len() / 8).unwrap_or(0);
 
-    let configs: [(&str, String); 3] = [
+    let configs: [(&str, String); 4] = [
         ("no filter", "-".into()),
         ("Docker default profile", docker_bpf.display().to_string()),
         ("generated policy", gen_bpf.display().to_string()),
+        ("generated, by calls", ordered_bpf.display().to_string()),
     ];
     // (call, calls per measurement, repetitions): fewer of the expensive ones.
     let calls_of = [
@@ -121,15 +137,15 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
         ("socket", calls / 40, reps.min(5)),
         ("refused", calls / 10, reps.min(5)),
     ];
-    let insns = [0, rules(&docker_bpf), rules(&gen_bpf)];
+    let insns = [0, rules(&docker_bpf), rules(&gen_bpf), rules(&ordered_bpf)];
     println!(
         "\n== filter cost under a seccomp filter: median ns per call of interleaved runs ==\n\
-         (BPF instructions: Docker default {}, generated {})",
-        insns[1], insns[2]
+         (BPF instructions: Docker default {}, generated {} with libseccomp's binary tree, {} ordered by learned call counts)",
+        insns[1], insns[2], insns[3]
     );
     println!(
-        "{:<12} {:>10} {:>12} {:>12} {:>12} {:>12} {:>9}",
-        "call", "no filter", "Docker", "added", "generated", "added", "ratio"
+        "{:<12} {:>10} {:>12} {:>12} {:>12} {:>12} {:>9} {:>12} {:>9}",
+        "call", "no filter", "Docker", "added", "tree", "added", "ratio", "by calls", "ratio"
     );
     let mut misses = Vec::new();
     for (call, n, reps) in calls_of {
@@ -143,13 +159,16 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
         let (docker_added, gen_added) = (med[1] - med[0], med[2] - med[0]);
         // Compare what the filters add; for the refused call (the syscall never runs under a
         // filter) compare the totals.
-        let ratio = if call == "refused" {
-            med[2] / med[1]
-        } else if docker_added > 0.0 {
-            gen_added / docker_added
-        } else {
-            f64::NAN
+        let against_docker = |i: usize| {
+            if call == "refused" {
+                med[i] / med[1]
+            } else if docker_added > 0.0 {
+                (med[i] - med[0]) / docker_added
+            } else {
+                f64::NAN
+            }
         };
+        let ratio = against_docker(2);
         let met = if call == "refused" {
             med[2] <= med[1] * 1.02
         } else {
@@ -159,13 +178,15 @@ pub fn run_filter_cost(bin: &Path, reps: usize, calls: u64) -> anyhow::Result<()
             misses.push(call);
         }
         println!(
-            "{call:<12} {:>10.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>8.2}× {}",
+            "{call:<12} {:>10.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>8.2}× {:>12.1} {:>8.2}× {}",
             med[0],
             med[1],
             docker_added,
             med[2],
             gen_added,
             ratio,
+            med[3],
+            against_docker(3),
             if met { "" } else { "MISS" }
         );
     }
