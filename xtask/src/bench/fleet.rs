@@ -43,6 +43,8 @@ struct Figures {
     failures: f64,
     p50_us: f64,
     p99_us: f64,
+    /// The agent's peak RSS (VmHWM) with every listener it served, MiB.
+    peak_rss_mib: f64,
 }
 
 /// The UI's own figures, from the measuring run.
@@ -242,6 +244,15 @@ fn one(
         p99s.push(p99);
     }
     drop(tmux);
+    // Read before it stops: its high-water mark with all the listeners it served.
+    let peak_rss_mib = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0);
     drop(agent);
     Ok((
         Figures {
@@ -249,6 +260,7 @@ fn one(
             failures,
             p50_us: median(&p50s),
             p99_us: median(&p99s),
+            peak_rss_mib,
         },
         ui,
     ))
@@ -337,6 +349,19 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             v.iter().map(|f| f.failures).sum::<f64>(),
         );
     }
+    let rss: Vec<f64> = detached
+        .iter()
+        .chain(&attached)
+        .map(|f| f.peak_rss_mib)
+        .collect();
+    println!(
+        "agent peak RSS (VmHWM) after serving {CONTAINERS} listeners: median {:.1} MiB (runs: {})",
+        median(&rss),
+        rss.iter()
+            .map(|r| format!("{r:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "ratio attached/detached: {ratio:.3}  (target >= 0.90: {})",
         if ratio >= 0.9 { "met" } else { "MISSED" }
