@@ -60,6 +60,10 @@ enum Task {
     /// built release binary.
     #[command(hide = true)]
     BenchScale,
+    /// Only the emulated-calls benchmark (mknod, setxattr, overlay mount, setpriority round
+    /// trips), with an already built release binary.
+    #[command(hide = true)]
+    BenchEmulate,
     /// Set up, build, and run the benchmarks (not part of the tests).
     Bench(bench::BenchArgs),
     /// Run the fuzz targets of fuzz/ (nightly, libFuzzer) for --secs each (default 60).
@@ -123,6 +127,8 @@ fn main() -> anyhow::Result<()> {
             let fleet = bench::run_fleet(&bin, 3);
             // One daemon learning 200 runc containers (issue 15).
             let scale = bench::run_scale(&bin);
+            // Emulated calls' round trips (issue 16, item 5).
+            let emulate = bench::run_emulate(&bin, 5);
             learn
                 .and(filter)
                 .and(tui)
@@ -132,6 +138,7 @@ fn main() -> anyhow::Result<()> {
                 .and(handover)
                 .and(fleet)
                 .and(scale)
+                .and(emulate)
         }
         Task::Fuzz(args) => {
             setup::run()?;
@@ -152,6 +159,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchFleet => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_fleet(&bin, 3)
+        }
+        Task::BenchEmulate => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run_emulate(&bin, 5)
         }
         Task::BenchScale => {
             let bin = util::target_dir()?.join("release").join("auditor");

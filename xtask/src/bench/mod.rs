@@ -26,6 +26,7 @@ use anyhow::{bail, ensure, Context as _};
 use crate::util::{have, phase, run as run_cmd};
 
 mod broker;
+mod emulate;
 mod filter;
 mod fleet;
 mod handover;
@@ -37,6 +38,7 @@ mod startup;
 mod tui;
 
 pub use broker::run as run_broker;
+pub use emulate::run_emulate;
 pub use filter::run_filter_cost;
 pub use fleet::run_fleet;
 pub use handover::run_handover;
