@@ -286,3 +286,71 @@ fn a_learned_policy_grants_the_priorities_the_workload_asked_for() {
     );
     assert_eq!(line(&out, "nice:-3"), "0 errno=0", "{out}");
 }
+
+/// A hostile caller: a second thread flips the `sched_param` the call points to between an
+/// allowed priority and 99 while the call is decided. The handler copies it once and acts on
+/// its copy, so no call ever leaves the thread above the ceiling; ids the container does not
+/// have are not found.
+#[test]
+fn a_racing_thread_cannot_raise_the_priority_above_the_ceiling() {
+    if !require_root("a_racing_thread_cannot_raise_the_priority_above_the_ceiling") {
+        return;
+    }
+    let s = Scratch::new("enforce-sched-race");
+    let with = s.write("with.toml", SCHED_POLICY);
+    let log = s.path("audit.jsonl");
+    let Some(cg) = CpuCgroup::new(100_000) else {
+        return;
+    };
+    let o = Command::new("sh")
+        .args([
+            "-c",
+            "echo $$ > \"$1\"/cgroup.procs && shift && exec \"$@\"",
+            "sh",
+        ])
+        .arg(&cg.0)
+        .arg(auditor_bin())
+        .args(["enforce", "--userns", "--policy"])
+        .arg(&with)
+        .arg("--audit-log")
+        .arg(&log)
+        .arg("--")
+        .arg(workload("sched_race"))
+        .args(["5", "3000"])
+        .output()
+        .expect("run auditor");
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    let field = |k: &str| -> u64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+    };
+    assert!(field("max_prio=") <= 10, "{out}");
+    // Both values were seen: some calls granted (5), some refused (99).
+    assert!(field("ok=") > 0 && field("refused=") > 0, "{out}");
+
+    // Thread ids the container does not have, however large or odd.
+    let out = run(
+        &cg,
+        &with,
+        &log,
+        &["nice:-1:999999", "nice:-1:2147483647", "nice:-1:-5"],
+    );
+    assert_eq!(
+        line(&out, "nice:-1:999999"),
+        format!("-1 errno={}", libc::ESRCH),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "nice:-1:2147483647"),
+        format!("-1 errno={}", libc::ESRCH),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "nice:-1:-5"),
+        format!("-1 errno={}", libc::ESRCH),
+        "{out}"
+    );
+}

@@ -170,7 +170,12 @@ pub fn read_request(syscall: &str, a: &[u64; 6], mem: &std::fs::File) -> Result<
 /// Whether the limits grant the request (the errno the kernel would give, and why, if not).
 pub fn judge(r: &Request, limits: &SchedLimits) -> Result<(), Refusal> {
     if r.who < 0 {
-        return Err((libc::EINVAL, "a negative thread id".into()));
+        // As the kernel answers: sched_* calls refuse a negative id, setpriority finds no one.
+        let errno = match r.kind {
+            Kind::Nice(_) => libc::ESRCH,
+            Kind::Policy { .. } => libc::EINVAL,
+        };
+        return Err((errno, "a negative thread id".into()));
     }
     let nice_ok = |nice: i32, errno: i32| -> Result<(), Refusal> {
         if nice < limits.nice_min {
@@ -651,6 +656,9 @@ mod tests {
         };
         assert_eq!(judge(&with_nice, &l).unwrap_err().0, libc::EPERM);
         let mut negative = nice(0);
+        negative.who = -1;
+        assert_eq!(judge(&negative, &l).unwrap_err().0, libc::ESRCH);
+        let mut negative = policy(0, 0);
         negative.who = -1;
         assert_eq!(judge(&negative, &l).unwrap_err().0, libc::EINVAL);
     }
