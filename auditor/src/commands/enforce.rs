@@ -182,7 +182,7 @@ pub fn run(args: &EnforceArgs) -> anyhow::Result<ExitCode> {
             Mode::Complain
         }
     };
-    let cmd = launch::Command::new(&args.command)?;
+    let cmd = launch::Command::new_in(&args.command, args.rootfs.as_deref())?;
     let userns = userns_of(args.userns.as_deref(), args.rootfs.as_deref())?;
     if (userns.is_some() || filter.needs_listener()) && !nix::unistd::geteuid().is_root() {
         anyhow::bail!(

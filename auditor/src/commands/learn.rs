@@ -150,7 +150,10 @@ fn parse_plain_target(args: &LearnArgs) -> anyhow::Result<Target> {
             filter: cgroup_filter(dir)?,
         });
     }
-    Ok(Target::Command(launch::Command::new(&args.command)?))
+    Ok(Target::Command(launch::Command::new_in(
+        &args.command,
+        args.rootfs.as_deref(),
+    )?))
 }
 
 /// The id and level of a cgroup v2 directory.

@@ -193,8 +193,18 @@ impl Command {
     /// Resolve `argv[0]` (through PATH when it has no slash), so that the workload makes exactly
     /// one execve and a missing command is reported before anything starts.
     pub fn new(argv: &[String]) -> Result<Self, LaunchError> {
+        Self::new_in(argv, None)
+    }
+
+    /// As [`Command::new`], for a workload that runs with `rootfs` as its root (`--rootfs`):
+    /// `argv[0]` is looked for there (a path as it will be inside; a bare name in the `PATH`
+    /// directories under it), never on the host.
+    pub fn new_in(argv: &[String], rootfs: Option<&Path>) -> Result<Self, LaunchError> {
         let first = argv.first().ok_or(LaunchError::Empty)?;
-        let path = resolve(first)?;
+        let path = match rootfs {
+            None => resolve(first)?,
+            Some(root) => resolve_in(root, first)?,
+        };
         let c_path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| LaunchError::Nul(first.clone()))?;
         let c_argv = argv
@@ -227,6 +237,41 @@ pub(crate) fn resolve(cmd: &str) -> Result<PathBuf, LaunchError> {
         .map(|d| d.join(cmd))
         .find(|p| is_exec(p))
         .ok_or_else(|| LaunchError::NotFound(cmd.into()))
+}
+
+/// `cmd` as the workload will find it with `root` as its root: the path inside the root.
+/// Symlinks are not followed here (an absolute one points into the root, not the host);
+/// `execve` after the switch is the final word, and reports its own error.
+fn resolve_in(root: &Path, cmd: &str) -> Result<PathBuf, LaunchError> {
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let present = |p: &Path| std::fs::symlink_metadata(inside(p)).is_ok();
+    if cmd.contains('/') {
+        let p = PathBuf::from(cmd);
+        if !p.is_absolute() {
+            // The workload starts in the root's `/`.
+            return Ok(Path::new("/").join(p));
+        }
+        return if present(&p) {
+            Ok(p)
+        } else {
+            Err(LaunchError::NotFound(format!(
+                "{cmd} (in {})",
+                root.display()
+            )))
+        };
+    }
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(cmd))
+    .find(|p| present(p))
+    .ok_or_else(|| LaunchError::NotFound(format!("{cmd} (in {})", root.display())))
 }
 
 /// A forked child waiting before `execve`.
@@ -552,3 +597,26 @@ impl Held {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod resolve_in_tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_looked_for_in_the_rootfs_not_on_the_host() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        std::fs::write(root.path().join("bin/tool"), "").unwrap();
+        std::fs::write(root.path().join("init"), "").unwrap();
+        let r = root.path();
+        assert_eq!(resolve_in(r, "tool").unwrap(), Path::new("/bin/tool"));
+        assert_eq!(resolve_in(r, "/init").unwrap(), Path::new("/init"));
+        assert_eq!(resolve_in(r, "./init").unwrap(), Path::new("/./init"));
+        // The host has /bin/sh; the root does not.
+        assert!(matches!(
+            resolve_in(r, "/bin/sh"),
+            Err(LaunchError::NotFound(_))
+        ));
+        assert!(matches!(resolve_in(r, "sh"), Err(LaunchError::NotFound(_))));
+    }
+}
