@@ -243,3 +243,55 @@ fn a_learned_policy_mounts_the_nested_overlay_for_the_workload() {
     assert_eq!(value(&out, "gone"), Some("absent"), "{out}");
     assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}");
 }
+
+/// Layers are resolved in the container's root, as the caller would resolve them: a lower
+/// layer given as a symlink that climbs out (`/escape -> /../../../../etc`) finds the root's
+/// own (absent) /etc, never the host's.
+#[test]
+fn overlay_layers_resolve_inside_the_containers_root() {
+    if !require_root("overlay_layers_resolve_inside_the_containers_root") {
+        return;
+    }
+    let s = Scratch::new("enforce-overlay-rootfs");
+    let with = s.write("with.toml", OVERLAY_POLICY);
+    let log = s.path("audit.jsonl");
+    let rootfs = s.path("rootfs");
+    std::fs::create_dir_all(rootfs.join("proc")).expect("rootfs/proc");
+    std::fs::copy(workload("overlay_nested"), rootfs.join("overlay_nested")).expect("copy");
+    let layers = rootfs.join("layers");
+    std::fs::create_dir(&layers).expect("layers");
+    std::os::unix::fs::chown(&layers, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT)).expect("chown");
+    std::os::unix::fs::symlink("/../../../../../../etc", rootfs.join("escape")).expect("symlink");
+    let enforce_in_root = |lower: &str| {
+        let o = enforce(
+            &[
+                "--policy",
+                &with.display().to_string(),
+                "--userns",
+                "--rootfs",
+                &rootfs.display().to_string(),
+                "--audit-log",
+                &log.display().to_string(),
+            ],
+            &["/overlay_nested", "/layers", "", lower],
+        );
+        let out = text(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "stdout:\n{out}\nstderr:\n{}",
+            text(&o.stderr)
+        );
+        out
+    };
+    let out = enforce_in_root("/escape");
+    assert_eq!(
+        value(&out, "mount"),
+        Some(format!("-1 errno={}", libc::ENOENT).as_str()),
+        "{out}"
+    );
+    // The same layers named inside the root work.
+    let out = enforce_in_root("/layers/lower");
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
+    assert_eq!(value(&out, "d"), Some("kept"), "{out}");
+}

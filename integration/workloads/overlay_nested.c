@@ -1,3 +1,4 @@
+// gcc: -static
 // For the overlay test: what a nested engine does to build a container's root from layers.
 // overlay_nested DIR [EXTRA_OPTIONS [LOWER]]: inside DIR (owned by the container's root) make
 // a lower layer with d/hidden, d/shown-below and gone, an upper layer whose d is opaque
