@@ -266,6 +266,68 @@ fn one(
     ))
 }
 
+/// A quiet container's (p50, p99) in µs over one run: alone on a fresh agent, or beside a
+/// hostile one that makes notified calls back to back; with the hostile one's calls/s.
+fn neighbour(
+    bin: &Path,
+    workload: &Path,
+    dir: &Path,
+    rep: &str,
+    flood: bool,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let agent = Agent::start(bin, dir, rep)?;
+    let start = SystemTime::now() + LEAD;
+    let start_ms = start.duration_since(UNIX_EPOCH)?.as_millis().to_string();
+    let socket = dir.join("agent.sock");
+    let spawn = |name: &str, rate: f64| {
+        Command::new(workload)
+            .arg(&socket)
+            .arg(name)
+            .arg(&start_ms)
+            .arg(SECONDS.to_string())
+            .arg(rate.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting a workload")
+    };
+    let quiet = spawn(&format!("quiet-{rep}"), RATE)?;
+    // Far more than a round trip allows: every call goes as soon as the last is answered.
+    let hostile = if flood {
+        Some(spawn(&format!("hostile-{rep}"), 250_000.0)?)
+    } else {
+        None
+    };
+    let finish = |c: Child| -> anyhow::Result<(f64, f64, f64, f64)> {
+        let o = c.wait_with_output().context("a workload")?;
+        if !o.status.success() {
+            bail!(
+                "a workload failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        parse(&String::from_utf8_lossy(&o.stdout))
+    };
+    let (_, failures, p50, p99) = finish(quiet)?;
+    let hostile_rate = match hostile {
+        Some(h) => {
+            let (calls, failed, _, _) = finish(h)?;
+            if failed > 0.0 {
+                bail!("the hostile container had {failed} of {calls} calls fail");
+            }
+            calls / SECONDS
+        }
+        None => 0.0,
+    };
+    drop(agent);
+    if failures > 0.0 {
+        bail!("the quiet container had {failures} failed calls");
+    }
+    Ok((p50, p99, hostile_rate))
+}
+
 /// Run the benchmark with the auditor binary `bin`, `reps` alternating pairs.
 pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -313,6 +375,28 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
+    let (mut alone, mut flooded) = (Vec::new(), Vec::new());
+    phase(
+        "bench: a quiet container beside a hostile one flooding the agent",
+        || {
+            for i in 0..reps {
+                for flood in if i % 2 == 0 {
+                    [false, true]
+                } else {
+                    [true, false]
+                } {
+                    let rep = format!("n{i}{}", if flood { "f" } else { "q" });
+                    let r = neighbour(bin, &workload, dir.path(), &rep, flood)?;
+                    if flood {
+                        flooded.push(r);
+                    } else {
+                        alone.push(r);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
     let (measured, ui) = phase("bench: the UI under the fleet's load", || {
         one(bin, &workload, dir.path(), "ui", true, true)
     })?;
@@ -349,6 +433,20 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             v.iter().map(|f| f.failures).sum::<f64>(),
         );
     }
+    let m3 = |v: &[(f64, f64, f64)], f: fn(&(f64, f64, f64)) -> f64| {
+        median(&v.iter().map(f).collect::<Vec<_>>())
+    };
+    let (alone99, flooded99) = (m3(&alone, |r| r.1), m3(&flooded, |r| r.1));
+    println!(
+        "noisy neighbour: a container at {RATE:.0} calls/s alone on the agent p50 {:.1} µs, p99 {alone99:.1} µs; beside a hostile one calling back to back ({:.0} calls/s) p50 {:.1} µs, p99 {flooded99:.1} µs — p99 ratio {:.2}× (target ≤ 2×: {}; runs' p99 alone {}, flooded {})",
+        m3(&alone, |r| r.0),
+        m3(&flooded, |r| r.2),
+        m3(&flooded, |r| r.0),
+        flooded99 / alone99,
+        if flooded99 <= 2.0 * alone99 { "met" } else { "MISSED" },
+        alone.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
+        flooded.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
+    );
     let rss: Vec<f64> = detached
         .iter()
         .chain(&attached)
