@@ -23,11 +23,13 @@
 //! - The layers reach the kernel as those file descriptors (`fsconfig(FSCONFIG_SET_FD)`,
 //!   6.13), never as paths: nothing is resolved again, by auditor or the kernel.
 //! - The overlay keeps the credentials of the task that created it for its own work in the
-//!   upper layer (copy-up, whiteouts, reading `trusted.*`): host root with only the
-//!   capabilities that work needs ([`CAPS_OF_OVERLAY`]). `nosuid` and `nodev` are forced.
+//!   upper layer (copy-up, whiteouts, its work directory, reading `trusted.*`): the caller's
+//!   fsuid and fsgid (so that what it creates belongs to the caller, and a layer on a file
+//!   system of the container's user namespace can hold it), with only the capabilities that
+//!   work needs ([`CAPS_OF_OVERLAY`]) in the initial namespace. `nosuid` and `nodev` are forced.
 //!
-//! The mount is like the one Docker makes for a container's root: host root's overlay over
-//! directories the container's user owns; the files it creates belong to the caller.
+//! The mount is like the one Docker makes for a container's root: a host-privileged overlay
+//! over directories the container's user owns; the files it creates belong to the caller.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
@@ -224,15 +226,16 @@ impl OverlayHelper {
                 None => None,
             };
             let tgt = open(&target)?;
-            // Back to host root for the overlay's own credentials: no supplementary groups,
-            // fsuid and fsgid 0, only the capabilities its work needs.
-            // SAFETY: raw syscalls.
-            unsafe {
-                if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0 {
-                    return Err(sys::errno());
-                }
-                libc::syscall(libc::SYS_setfsuid, 0);
-                libc::syscall(libc::SYS_setfsgid, 0);
+            // The overlay's own credentials: the caller's fsuid and fsgid (what the overlay
+            // creates for itself — its work directory, whiteouts — belongs to the caller, and
+            // a layer on a file system of the container's user namespace, such as its tmpfs,
+            // has no mapping for host root: EOVERFLOW), no supplementary groups, and only the
+            // capabilities its work needs (setfsuid dropped them from the effective set).
+            // SAFETY: raw syscall.
+            if unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) }
+                != 0
+            {
+                return Err(sys::errno());
             }
             sys::set_caps(CAPS_OF_OVERLAY, CAPS_OF_OVERLAY)?;
             // SAFETY: in the helper, on fds it opened and data prepared before the fork.
