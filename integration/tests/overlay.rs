@@ -113,6 +113,7 @@ fn an_opaque_directory_and_a_whiteout_work_in_a_nested_overlay_only_under_the_po
     assert_eq!(value(&out, "d"), Some("kept"), "{out}");
     assert_eq!(value(&out, "gone"), Some("absent"), "{out}");
     assert_eq!(value(&out, "shown-below"), Some("present"), "{out}");
+    assert_eq!(value(&out, "write"), Some("0"), "{out}");
     assert_eq!(value(&out, "upper-new"), Some("present"), "{out}");
     let opts = value(&out, "opts").unwrap_or_default();
     assert!(
@@ -294,4 +295,84 @@ fn overlay_layers_resolve_inside_the_containers_root() {
     let out = enforce_in_root("/layers/lower");
     assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
     assert_eq!(value(&out, "d"), Some("kept"), "{out}");
+}
+
+/// The same nested overlay in a real runc container (user namespace, /tmp a tmpfs of its own)
+/// whose profile hands its listener to `auditor agent`: the agent serves it with the handlers
+/// and parameters of the native policy the profile names.
+#[test]
+fn runc_nested_overlay_through_the_agent() {
+    use integration::runtimes::{Bundle, Runtime};
+    let test = "runc_nested_overlay_through_the_agent";
+    if !require_root(test) || integration::require_tool(test, "runc").is_none() {
+        return;
+    }
+    integration::runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("agent-overlay");
+    std::fs::write(s.path("policies/nested.toml"), OVERLAY_POLICY).expect("policy");
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": s.path("agent.sock"),
+        "listenerMetadata": "nested",
+        "syscalls": [
+            {"names": ["setxattr", "lsetxattr", "fsetxattr", "mount"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["fsopen", "fsconfig", "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr"],
+             "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        ],
+    });
+    let agent = integration::agent::Agent::oci(&s);
+    let b = Bundle::busybox(Runtime::Runc, &["/overlay_nested", "/tmp"]).expect("bundle");
+    std::fs::copy(
+        workload("overlay_nested"),
+        b.rootfs().join("overlay_nested"),
+    )
+    .expect("copy");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&profile).expect("seccomp");
+    // A nested engine's container holds CAP_SYS_ADMIN in its own user namespace (it mounts);
+    // `runc spec`'s default set has none, and auditor grants a mount only to a caller that
+    // could mount in its own mount namespace.
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(caps) = c["process"]["capabilities"][set].as_array_mut() {
+                caps.push("CAP_SYS_ADMIN".into());
+            }
+        }
+    })
+    .expect("capabilities");
+    let argv = b.run_command();
+    let o = integration::run_with_timeout(
+        std::process::Command::new(&argv[0]).args(&argv[1..]),
+        std::time::Duration::from_secs(60),
+    );
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}\nagent: {}",
+        integration::describe(&o),
+        agent.log_text()
+    );
+    assert_eq!(value(&out, "opaque"), Some("0 errno=0"), "{out}");
+    assert_eq!(
+        value(&out, "mount"),
+        Some("0 errno=0"),
+        "{out}\nagent: {}",
+        agent.log_text()
+    );
+    assert_eq!(value(&out, "d"), Some("kept"), "{out}");
+    assert_eq!(value(&out, "gone"), Some("absent"), "{out}");
+    assert_eq!(value(&out, "write"), Some("0"), "{out}");
+    assert_eq!(value(&out, "upper-new"), Some("present"), "{out}");
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .any(|r| r["container"] == b.id && r["syscall"] == "mount")
+    });
+    assert!(
+        records.iter().any(|r| r["container"] == b.id
+            && r["syscall"] == "mount"
+            && r["decision"] == "emulated"
+            && r["result"] == "0"),
+        "{records:#?}"
+    );
 }
