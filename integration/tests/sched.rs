@@ -354,3 +354,103 @@ fn a_racing_thread_cannot_raise_the_priority_above_the_ceiling() {
         "{out}"
     );
 }
+
+/// The same limits in a real runc container (user and pid namespaces, its own cpu cgroup with
+/// the RT budget its config asks for) whose profile hands the listener to `auditor agent`:
+/// the second thread is named by its id in runc's pid namespace.
+#[test]
+fn runc_sched_through_the_agent() {
+    use integration::runtimes::{Bundle, Runtime};
+    let test = "runc_sched_through_the_agent";
+    if !require_root(test) || integration::require_tool(test, "runc").is_none() {
+        return;
+    }
+    if !Path::new(CPU_V1).join("cpu.rt_runtime_us").exists() {
+        assert!(
+            !integration::in_ci(),
+            "{test}: no v1 cpu hierarchy with RT budgets"
+        );
+        return;
+    }
+    integration::runtimes::clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("agent-sched");
+    std::fs::write(s.path("policies/sched.toml"), SCHED_POLICY).expect("policy");
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": s.path("agent.sock"),
+        "listenerMetadata": "sched",
+        "syscalls": [
+            {"names": ["sched_setscheduler", "sched_setattr", "setpriority"], "action": "SCMP_ACT_NOTIFY"},
+        ],
+    });
+    let agent = integration::agent::Agent::oci(&s);
+    let b = Bundle::busybox(
+        Runtime::Runc,
+        &[
+            "/sched_try",
+            "fifo:5",
+            "fifo:50",
+            "nice:-3",
+            "nice:-10",
+            "pgrp:-1",
+        ],
+    )
+    .expect("bundle");
+    std::fs::copy(workload("sched_try"), b.rootfs().join("sched_try")).expect("copy");
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&profile).expect("seccomp");
+    b.edit(|c| {
+        c["linux"]["resources"]["cpu"] =
+            serde_json::json!({"realtimeRuntime": 50_000, "realtimePeriod": 1_000_000});
+    })
+    .expect("RT budget");
+    let argv = b.run_command();
+    let o = integration::run_with_timeout(
+        Command::new(&argv[0]).args(&argv[1..]),
+        std::time::Duration::from_secs(60),
+    );
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}\nagent: {}",
+        integration::describe(&o),
+        agent.log_text()
+    );
+    assert_eq!(
+        line(&out, "fifo:5"),
+        "0 errno=0",
+        "{out}\nagent: {}",
+        agent.log_text()
+    );
+    assert_eq!(
+        line(&out, "fifo:50"),
+        format!("-1 errno={}", libc::EPERM),
+        "{out}"
+    );
+    assert_eq!(line(&out, "nice:-3"), "0 errno=0", "{out}");
+    assert_eq!(
+        line(&out, "nice:-10"),
+        format!("-1 errno={}", libc::EACCES),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "pgrp:-1"),
+        format!("-1 errno={}", libc::EPERM),
+        "{out}"
+    );
+    let records = agent.wait_records(|r| {
+        r.iter().any(|r| {
+            r["container"] == b.id
+                && r["syscall"] == "sched_setscheduler"
+                && r["decision"] == "emulated"
+        })
+    });
+    assert!(
+        records.iter().any(|r| r["container"] == b.id
+            && r["syscall"] == "sched_setscheduler"
+            && r["decision"] == "emulated"
+            && r["decoded"]["priority"] == "5"),
+        "{records:#?}"
+    );
+}

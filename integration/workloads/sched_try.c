@@ -1,3 +1,4 @@
+// gcc: -static
 // For the emulate-sched test: sched_try STEP... where a STEP is one of
 //   fifo:PRIO       sched_setscheduler(T, SCHED_FIFO, PRIO) on a second thread T (by its tid)
 //   attr:PRIO       sched_setattr(0, {SCHED_FIFO, PRIO}) on the calling thread
