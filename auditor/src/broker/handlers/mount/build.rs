@@ -31,9 +31,13 @@ pub(super) struct Helper {
 // The new mount API (include/uapi/linux/mount.h), from the kernel's headers as rustix has
 // them (the libc crate has only the two CLOEXEC flags).
 use linux_raw_sys::general::fsconfig_command;
-const FSCONFIG_SET_FLAG: libc::c_uint = fsconfig_command::FSCONFIG_SET_FLAG as libc::c_uint;
-const FSCONFIG_SET_STRING: libc::c_uint = fsconfig_command::FSCONFIG_SET_STRING as libc::c_uint;
-const FSCONFIG_CMD_CREATE: libc::c_uint = fsconfig_command::FSCONFIG_CMD_CREATE as libc::c_uint;
+pub(super) const FSCONFIG_SET_FLAG: libc::c_uint =
+    fsconfig_command::FSCONFIG_SET_FLAG as libc::c_uint;
+pub(super) const FSCONFIG_SET_STRING: libc::c_uint =
+    fsconfig_command::FSCONFIG_SET_STRING as libc::c_uint;
+pub(super) const FSCONFIG_SET_FD: libc::c_uint = fsconfig_command::FSCONFIG_SET_FD as libc::c_uint;
+pub(super) const FSCONFIG_CMD_CREATE: libc::c_uint =
+    fsconfig_command::FSCONFIG_CMD_CREATE as libc::c_uint;
 const FSOPEN_CLOEXEC: libc::c_uint = libc::FSOPEN_CLOEXEC;
 const FSMOUNT_CLOEXEC: libc::c_uint = libc::FSMOUNT_CLOEXEC;
 use linux_raw_sys::general::{

@@ -37,13 +37,8 @@ use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use crate::broker::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 use crate::broker::target::Creds;
 
-use linux_raw_sys::general::fsconfig_command;
+use super::build::{FSCONFIG_CMD_CREATE, FSCONFIG_SET_FD, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING};
 use linux_raw_sys::general::{MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH};
-
-const FSCONFIG_SET_FLAG: libc::c_uint = fsconfig_command::FSCONFIG_SET_FLAG as libc::c_uint;
-const FSCONFIG_SET_STRING: libc::c_uint = fsconfig_command::FSCONFIG_SET_STRING as libc::c_uint;
-const FSCONFIG_SET_FD: libc::c_uint = fsconfig_command::FSCONFIG_SET_FD as libc::c_uint;
-const FSCONFIG_CMD_CREATE: libc::c_uint = fsconfig_command::FSCONFIG_CMD_CREATE as libc::c_uint;
 
 /// The most lower layers accepted (the kernel's own limit is 500; a nested engine's image
 /// rarely has more than a few dozen).
