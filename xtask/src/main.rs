@@ -60,6 +60,10 @@ enum Task {
     /// built release binary.
     #[command(hide = true)]
     BenchScale,
+    /// Only the tracing benchmark (what the eBPF programs add to every syscall), with an
+    /// already built release binary.
+    #[command(hide = true)]
+    BenchTracing(bench::BenchArgs),
     /// Only the emulated-calls benchmark (mknod, setxattr, overlay mount, setpriority round
     /// trips), with an already built release binary.
     #[command(hide = true)]
@@ -159,6 +163,10 @@ fn main() -> anyhow::Result<()> {
         Task::BenchFleet => {
             let bin = util::target_dir()?.join("release").join("auditor");
             bench::run_fleet(&bin, 3)
+        }
+        Task::BenchTracing(args) => {
+            let bin = util::target_dir()?.join("release").join("auditor");
+            bench::run(&bin, &args)
         }
         Task::BenchEmulate => {
             let bin = util::target_dir()?.join("release").join("auditor");
