@@ -354,12 +354,58 @@ pub fn check_with(policy: &Policy, options: CheckOptions) -> Vec<Finding> {
             });
         }
     }
+    out.extend(overlay_without_its_attributes(policy));
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then(a.location.cmp(&b.location))
     });
     out
+}
+
+/// The handler configuration of a notify rule for `name`, if it is valid.
+fn handler_config(
+    r: &crate::policy::model::Rule,
+    name: &str,
+) -> Option<crate::policy::handlers::HandlerConfig> {
+    let Action::Notify(n) = &r.action else {
+        return None;
+    };
+    let spec = crate::policy::handlers::resolve(n.handler.as_deref(), name).ok()?;
+    spec.config(&n.params).ok()
+}
+
+/// An emulated overlay mount without emulated `trusted.overlay.*` attributes: the mount works,
+/// but a nested engine cannot mark a directory opaque (the kernel refuses the attribute in a
+/// user namespace), so what its image deleted below shows through.
+fn overlay_without_its_attributes(policy: &Policy) -> Vec<Finding> {
+    use crate::policy::handlers::HandlerConfig;
+    let sets_overlay_attributes = policy.rules.iter().any(|r| {
+        r.names.iter().any(|n| {
+            matches!(handler_config(r, n), Some(HandlerConfig::Setxattr { prefixes })
+                if prefixes.iter().any(|p| "trusted.overlay.opaque".starts_with(p.as_str())))
+        })
+    });
+    if sets_overlay_attributes {
+        return Vec::new();
+    }
+    policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.names.iter().any(|n| {
+                matches!(handler_config(r, n), Some(HandlerConfig::Mount { fstypes, .. }) if fstypes.contains("overlay"))
+            })
+        })
+        .map(|(i, r)| Finding {
+            severity: Severity::Warning,
+            location: r.origin.as_ref().map(|o| o.rule),
+            rule: Some(i),
+            message: "emulate-mount mounts overlay, but no emulate-setxattr rule sets trusted.overlay.* attributes: a nested engine cannot mark directories opaque, so files its image deleted show through".into(),
+            fix: "add a notify rule for setxattr, lsetxattr and fsetxattr with handler = \"emulate-setxattr\" (its default prefix is trusted.overlay.)".into(),
+        })
+        .collect()
 }
 
 /// Whether the conditions on argument `index` make CLONE_NEWUSER impossible.
@@ -540,6 +586,25 @@ mod tests {
         );
         // The same policy without --interactive has nothing to say.
         assert!(check(&p).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn an_emulated_overlay_wants_its_attributes_emulated_too() -> Result<(), ModelError> {
+        let mount = "[[rule]]\nname = \"mount\"\naction = \"notify\"\nhandler = \"emulate-mount\"\nparams = { fstypes = [\"overlay\"] }\n";
+        let f = findings(&format!("{HEAD}{mount}"))?;
+        assert!(
+            f.iter()
+                .any(|f| f.contains("no emulate-setxattr rule sets trusted.overlay.*")),
+            "{f:?}"
+        );
+        let xattr = "[[rule]]\nnames = [\"setxattr\", \"fsetxattr\"]\naction = \"notify\"\nhandler = \"emulate-setxattr\"\n";
+        let f = findings(&format!("{HEAD}{mount}{xattr}"))?;
+        assert!(!f.iter().any(|f| f.contains("trusted.overlay")), "{f:?}");
+        // ext4 alone needs no attributes.
+        let ext4 = "[[rule]]\nname = \"mount\"\naction = \"notify\"\nhandler = \"emulate-mount\"\nparams = { fstypes = [\"ext4\"], sources = [\"/dev/loop0\"] }\n";
+        let f = findings(&format!("{HEAD}{ext4}"))?;
+        assert!(!f.iter().any(|f| f.contains("trusted.overlay")), "{f:?}");
         Ok(())
     }
 
