@@ -496,6 +496,26 @@ pub(super) fn set_caps(effective: u32, permitted: u32) -> Result<(), i32> {
     Ok(())
 }
 
+/// In a [`fork_helper`] child: whether the identity it took may access the file `fd` refers
+/// to with `mode` (`W_OK`, …), as the kernel checks it for that identity: `faccessat2`
+/// (5.8) with `AT_EACCESS | AT_EMPTY_PATH`.
+pub(super) fn access(fd: RawFd, mode: libc::c_int) -> Result<(), i32> {
+    // SAFETY: raw syscall on a live fd and a static empty C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd,
+            c"".as_ptr(),
+            mode,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+        )
+    };
+    if r != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 /// In a [`fork_helper`] child: `openat2(from, path, how)`, the fd or `Err(errno)`.
 pub(super) fn openat2(
     from: std::os::fd::RawFd,

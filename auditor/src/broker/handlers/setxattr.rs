@@ -306,7 +306,6 @@ impl Helper {
             Start::File(f) => (-1, f.as_raw_fd()),
         };
         let path = self.path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
-        let empty = c"";
         // Auditor's own procfs: the helper sets the attribute through `self/fd/N` of the
         // handle it checked (an O_PATH fd cannot carry fsetxattr).
         let proc_dir = std::fs::File::options()
@@ -337,19 +336,7 @@ impl Helper {
             if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
                 return Err(libc::EPERM);
             }
-            // SAFETY: raw syscall on a live fd and a static empty C string.
-            let access = unsafe {
-                libc::syscall(
-                    libc::SYS_faccessat2,
-                    fd,
-                    empty.as_ptr(),
-                    libc::W_OK,
-                    libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-                )
-            };
-            if access != 0 {
-                return Err(sys::errno());
-            }
+            sys::access(fd, libc::W_OK)?;
             sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
             let via = sys::FdPath::new(fd);
             // SAFETY: raw fchdir and setxattr on live fds, C strings and a value buffer of its

@@ -231,15 +231,32 @@ unsafe fn build_and_attach(
             ))?;
         }
         check(libc::setns(mntns, libc::CLONE_NEWNS) as libc::c_long)?;
-        check(libc::syscall(
+        attach(mnt, target)
+    }
+}
+
+/// In a helper: attach the detached mount `mnt` (an `fsmount` fd, closed here) on `target`
+/// (an O_PATH fd of a directory of the helper's current mount namespace): no path is resolved.
+///
+/// # Safety
+/// For a forked helper: raw syscalls only, on live fds.
+pub(super) unsafe fn attach(mnt: RawFd, target: RawFd) -> Result<(), i32> {
+    // SAFETY: move_mount and close on live fds and static empty C strings.
+    let r = unsafe {
+        libc::syscall(
             libc::SYS_move_mount,
             mnt,
             c"".as_ptr(),
             target,
             c"".as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        ))?;
-        libc::close(mnt);
+        )
+    };
+    let e = sys::errno();
+    // SAFETY: closing the mount fd this function was given.
+    unsafe { libc::close(mnt) };
+    if r < 0 {
+        return Err(e);
     }
     Ok(())
 }

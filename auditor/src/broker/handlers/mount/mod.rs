@@ -268,7 +268,7 @@ fn emulate(
         }
     }
     let userns = userns.filter(|u| owns(u, &mntns));
-    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || userns.is_none() {
+    if !may_mount(&creds, userns.as_ref()) {
         deny(
             outcome,
             libc::EPERM,
@@ -358,7 +358,7 @@ fn overlay_mount(
             return;
         }
     };
-    if creds.cap_eff & (1 << CAP_SYS_ADMIN) == 0 || !userns.is_some_and(|u| owns(&u, &mntns)) {
+    if !may_mount(&creds, userns.filter(|u| owns(u, &mntns)).as_ref()) {
         deny(
             outcome,
             libc::EPERM,
@@ -396,6 +396,13 @@ fn overlay_mount(
             outcome.response = Response::Errno(libc::EIO);
         }
     }
+}
+
+/// Whether the caller could mount in its own mount namespace: CAP_SYS_ADMIN in effect, and
+/// `owning_userns` (its user namespace, if that owns its mount namespace — see [`owns`]).
+/// auditor adds the file system, never the right to mount.
+fn may_mount(creds: &target::Creds, owning_userns: Option<&OwnedFd>) -> bool {
+    creds.cap_eff & (1 << CAP_SYS_ADMIN) != 0 && owning_userns.is_some()
 }
 
 /// Whether the user namespace `userns` owns the mount namespace `mntns`.

@@ -38,7 +38,6 @@ use crate::broker::sys::{self, OpenHow, CAP_SYS_ADMIN, RESOLVE_IN_ROOT, RESOLVE_
 use crate::broker::target::Creds;
 
 use super::build::{FSCONFIG_CMD_CREATE, FSCONFIG_SET_FD, FSCONFIG_SET_FLAG, FSCONFIG_SET_STRING};
-use linux_raw_sys::general::{MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH};
 
 /// The most lower layers accepted (the kernel's own limit is 500; a nested engine's image
 /// rarely has more than a few dozen).
@@ -213,8 +212,9 @@ impl OverlayHelper {
             let upper_fds = match &upper {
                 Some((u, w)) => {
                     let (u, w) = (open(u)?, open(w)?);
+                    // The caller may create entries in both: write and search access.
                     for fd in [u, w] {
-                        may_write(fd)?;
+                        sys::access(fd, libc::W_OK | libc::X_OK)?;
                     }
                     Some((u, w))
                 }
@@ -241,25 +241,6 @@ impl OverlayHelper {
         // fds has its capacity reserved before the fork: pushing never allocates).
         unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
     }
-}
-
-/// In the helper: whether the caller (its fs identity, taken) may create entries in the
-/// directory `fd`: write and search access, as the kernel would check them.
-fn may_write(fd: RawFd) -> Result<(), i32> {
-    // SAFETY: raw syscall on a live fd and a static empty C string.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_faccessat2,
-            fd,
-            c"".as_ptr(),
-            libc::W_OK | libc::X_OK,
-            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
-        )
-    };
-    if r != 0 {
-        return Err(sys::errno());
-    }
-    Ok(())
 }
 
 /// In the helper: configure the overlay from the layers' fds, create it, and attach it on
@@ -316,18 +297,8 @@ unsafe fn build(
             ))? as RawFd)
         })();
         libc::close(fs);
-        let mnt = r?;
-        check(libc::syscall(
-            libc::SYS_move_mount,
-            mnt,
-            c"".as_ptr(),
-            target,
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        ))?;
-        libc::close(mnt);
+        super::build::attach(r?, target)
     }
-    Ok(())
 }
 
 #[cfg(test)]
