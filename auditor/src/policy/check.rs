@@ -371,8 +371,9 @@ fn handler_config(
     let Action::Notify(n) = &r.action else {
         return None;
     };
-    let spec = crate::policy::handlers::resolve(n.handler.as_deref(), name).ok()?;
-    spec.config(&n.params).ok()
+    crate::policy::handlers::config_for(n, name)
+        .ok()
+        .map(|(_, c)| c)
 }
 
 /// An emulated overlay mount without emulated `trusted.overlay.*` attributes: the mount works,

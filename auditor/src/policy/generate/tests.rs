@@ -536,8 +536,7 @@ fn refused_sched_calls_get_emulate_sched_with_the_limits_asked_for() -> Result<(
     // Each rule is one the broker accepts.
     for r in &g.policy.rules {
         if let Action::Notify(n) = &r.action {
-            let spec = handlers::resolve(n.handler.as_deref(), &r.names[0]).expect("handler");
-            spec.config(&n.params).expect("valid params");
+            handlers::config_for(n, &r.names[0]).expect("a handler with valid params");
         }
     }
     Ok(())
