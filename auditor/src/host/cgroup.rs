@@ -34,6 +34,19 @@ pub fn v2_line(cgroup_file: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The v1 line of `controller` (e.g. `memory`, `cpu`) in a `/proc/PID/cgroup` text: the
+/// hierarchy's controller list as the line names it (`cpu,cpuacct`) and the cgroup's path.
+pub fn v1_line<'a>(cgroup_file: &'a str, controller: &str) -> Option<(&'a str, &'a str)> {
+    cgroup_file.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then_some((controllers, path))
+    })
+}
+
 /// The inode number of a cgroup directory: the cgroup id the kernel reports.
 pub fn id(dir: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(dir)?.ino())

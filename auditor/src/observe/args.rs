@@ -51,19 +51,6 @@ pub const CAPTURED: &[(&str, u32)] = &[
     ("setpriority", spec(0b000101, NONE, NONE, NONE, NONE)),
 ];
 
-/// A scheduling policy's name (`SCHED_*`), or its number.
-fn sched_policy_name(policy: u64) -> String {
-    match policy & !0x4000_0000 {
-        0 => "other".into(),
-        1 => "fifo".into(),
-        2 => "rr".into(),
-        3 => "batch".into(),
-        5 => "idle".into(),
-        6 => "deadline".into(),
-        n => n.to_string(),
-    }
-}
-
 /// The capture specs to load, resolved per ABI: (abi id, nr, spec).
 pub fn kernel_specs() -> Vec<(u8, u16, u32)> {
     let mut out = Vec::new();
@@ -196,13 +183,14 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
             persona: a[0] & 0xffff_ffff,
         },
         "sched_setscheduler" => Arguments::Sched {
-            policy: Some(sched_policy_name(a[1] & 0xffff_ffff)),
+            policy: Some(decode::sched_policy_name(a[1] & 0xffff_ffff)),
             priority: (ev.flags & argflags::MEM_OK != 0).then_some(ev.mem as u32),
             which: None,
             nice: None,
         },
         "sched_setattr" => Arguments::Sched {
-            policy: (ev.flags & argflags::MEM_OK != 0).then(|| sched_policy_name(ev.mem >> 32)),
+            policy: (ev.flags & argflags::MEM_OK != 0)
+                .then(|| decode::sched_policy_name(ev.mem >> 32)),
             priority: None,
             which: None,
             nice: None,

@@ -148,6 +148,20 @@ fn lookup(table: &[(u64, &'static str)], value: u64) -> Option<&'static str> {
         .map(|&(_, name)| name)
 }
 
+/// A scheduling policy's name as policies write it (`SCHED_FIFO` is `fifo`), or its number as
+/// text; `SCHED_RESET_ON_FORK` is left out.
+pub fn sched_policy_name(policy: u64) -> String {
+    match policy & !0x4000_0000 {
+        0 => "other".into(),
+        1 => "fifo".into(),
+        2 => "rr".into(),
+        3 => "batch".into(),
+        5 => "idle".into(),
+        6 => "deadline".into(),
+        n => n.to_string(),
+    }
+}
+
 /// The name of a `socket(2)` domain (`AF_INET`), or the number as text.
 pub fn socket_domain_name(domain: u64) -> String {
     lookup(SOCKET_DOMAINS, domain).map_or_else(|| domain.to_string(), str::to_owned)

@@ -347,8 +347,7 @@ fn describe(r: &Request, outcome: &mut Outcome) {
         } => {
             outcome.detail(
                 "policy",
-                SchedPolicy::from_number(policy)
-                    .map_or_else(|| policy.to_string(), |p| p.name().to_owned()),
+                crate::syscalls::decode::sched_policy_name(u64::from(policy)),
             );
             outcome.detail("priority", priority.to_string());
             if let Some(n) = nice {
@@ -374,20 +373,12 @@ struct Caller {
 
 impl Caller {
     fn parse(status: &str, pidns: (u64, u64)) -> Option<Caller> {
-        let field = |key: &str| {
-            status.lines().find_map(|l| l.strip_prefix(key)).map(|v| {
-                v.split_whitespace()
-                    .filter_map(|x| x.parse::<u32>().ok())
-                    .collect::<Vec<_>>()
-            })
-        };
-        let nspid = field("NSpid:")?;
-        let tgid = *field("Tgid:")?.first()?;
         let own = std::fs::metadata("/proc/self/ns/pid").ok()?;
         use std::os::unix::fs::MetadataExt as _;
         Some(Caller {
-            tgid,
-            host_tid: *nspid.first()?,
+            tgid: field_u32(status, "Tgid:")?,
+            // NSpid's first id is the one in the pid namespace of the procfs read (the host's).
+            host_tid: field_u32(status, "NSpid:")?,
             pidns,
             host_ns: (own.dev(), own.ino()) == pidns,
         })
@@ -451,9 +442,7 @@ fn resolve(caller: &Caller, who: i32) -> Result<(u32, OwnedFd), Refusal> {
     let pidfd = unsafe { OwnedFd::from_raw_fd(r as i32) };
     // The tid could have been reused between the lookup and the pidfd: check it again now
     // that the pidfd holds it.
-    let same = if who == 0 {
-        tid == caller.host_tid
-    } else if caller.host_ns {
+    let same = if who == 0 || caller.host_ns {
         status_of(tid).and_then(|s| field_u32(&s, "Tgid:")) == Some(caller.tgid)
     } else {
         identity(tid).is_some_and(|(ns, inner)| ns == caller.pidns && inner == who as u32)
@@ -582,16 +571,9 @@ fn apply(tid: u32, r: &Request) -> Result<(), i32> {
 /// that is the cause.
 fn rt_budget(tid: u32) -> Option<String> {
     let cgroups = std::fs::read_to_string(format!("/proc/{tid}/cgroup")).ok()?;
-    let (controllers, path) = cgroups.lines().find_map(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        controllers
-            .split(',')
-            .any(|c| c == "cpu")
-            .then(|| (controllers.to_owned(), path.to_owned()))
-    })?;
+    let (controllers, path) = crate::host::cgroup::v1_line(&cgroups, "cpu")?;
     let file = std::path::Path::new("/sys/fs/cgroup")
-        .join(&controllers)
+        .join(controllers)
         .join(path.trim_start_matches('/'))
         .join("cpu.rt_runtime_us");
     let budget: i64 = std::fs::read_to_string(&file).ok()?.trim().parse().ok()?;

@@ -62,20 +62,11 @@ pub enum MemoryCgroup {
 /// Find the memory cgroup: the v1 `memory` controller's line if there is one (a hybrid host
 /// limits memory there), else the v2 line (`0::/path`).
 pub fn parse_cgroup(text: &str) -> Option<MemoryCgroup> {
-    let mut v2 = None;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        if ctrls.split(',').any(|c| c == "memory") {
-            return Some(MemoryCgroup::V1(path.to_owned()));
-        }
-        if id == "0" && ctrls.is_empty() {
-            v2 = Some(MemoryCgroup::V2(path.to_owned()));
-        }
+    use crate::host::cgroup::{v1_line, v2_line};
+    match v1_line(text, "memory") {
+        Some((_, path)) => Some(MemoryCgroup::V1(path.to_owned())),
+        None => v2_line(text).map(|p| MemoryCgroup::V2(p.to_owned())),
     }
-    v2
 }
 
 /// The directory of `path` below `root`, refusing anything but plain components.
