@@ -128,6 +128,41 @@ fn parse(stdout: &str) -> anyhow::Result<(f64, f64, f64, f64)> {
     ))
 }
 
+/// Start one "container": `rate` notified calls a second for SECONDS from `start_ms`, its
+/// listener handed to the agent at `socket` under container id `name`.
+fn spawn(
+    workload: &Path,
+    socket: &Path,
+    name: &str,
+    start_ms: &str,
+    rate: f64,
+) -> anyhow::Result<Child> {
+    Command::new(workload)
+        .arg(socket)
+        .arg(name)
+        .arg(start_ms)
+        .arg(SECONDS.to_string())
+        .arg(rate.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting a workload")
+}
+
+/// Wait for a "container" and take its (calls, failures, p50 µs, p99 µs).
+fn finish(c: Child) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let o = c.wait_with_output().context("a workload")?;
+    if !o.status.success() {
+        bail!(
+            "a workload failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    parse(&String::from_utf8_lossy(&o.stdout))
+}
+
 /// One run: a fresh agent, the UI attached or not (and measured or not), the fleet.
 fn one(
     bin: &Path,
@@ -161,19 +196,13 @@ fn one(
     let socket = dir.join("agent.sock");
     let mut runs = Vec::new();
     for i in 0..CONTAINERS {
-        runs.push(
-            Command::new(workload)
-                .arg(&socket)
-                .arg(format!("fleet-{rep}-{i:02}"))
-                .arg(&start_ms)
-                .arg(SECONDS.to_string())
-                .arg(RATE.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .context("starting a workload")?,
-        );
+        runs.push(spawn(
+            workload,
+            &socket,
+            &format!("fleet-{rep}-{i:02}"),
+            &start_ms,
+            RATE,
+        )?);
     }
     let mut ui = None;
     if let (Some(t), true) = (&tmux, measure) {
@@ -229,15 +258,7 @@ fn one(
     let mut failures = 0.0;
     let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
     for r in runs {
-        let o = r.wait_with_output().context("a workload")?;
-        if !o.status.success() {
-            bail!(
-                "a workload failed ({}): {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
-        let (c, f, p50, p99) = parse(&String::from_utf8_lossy(&o.stdout))?;
+        let (c, f, p50, p99) = finish(r)?;
         calls += c;
         failures += f;
         p50s.push(p50);
@@ -279,36 +300,18 @@ fn neighbour(
     let start = SystemTime::now() + LEAD;
     let start_ms = start.duration_since(UNIX_EPOCH)?.as_millis().to_string();
     let socket = dir.join("agent.sock");
-    let spawn = |name: &str, rate: f64| {
-        Command::new(workload)
-            .arg(&socket)
-            .arg(name)
-            .arg(&start_ms)
-            .arg(SECONDS.to_string())
-            .arg(rate.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting a workload")
-    };
-    let quiet = spawn(&format!("quiet-{rep}"), RATE)?;
+    let quiet = spawn(workload, &socket, &format!("quiet-{rep}"), &start_ms, RATE)?;
     // Far more than a round trip allows: every call goes as soon as the last is answered.
     let hostile = if flood {
-        Some(spawn(&format!("hostile-{rep}"), 250_000.0)?)
+        Some(spawn(
+            workload,
+            &socket,
+            &format!("hostile-{rep}"),
+            &start_ms,
+            250_000.0,
+        )?)
     } else {
         None
-    };
-    let finish = |c: Child| -> anyhow::Result<(f64, f64, f64, f64)> {
-        let o = c.wait_with_output().context("a workload")?;
-        if !o.status.success() {
-            bail!(
-                "a workload failed ({}): {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
-        parse(&String::from_utf8_lossy(&o.stdout))
     };
     let (_, failures, p50, p99) = finish(quiet)?;
     let hostile_rate = match hostile {
