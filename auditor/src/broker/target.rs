@@ -139,6 +139,59 @@ impl Target {
         Ok(unsafe { OwnedFd::from_raw_fd(r) })
     }
 
+    /// The caller's fd `fd` opened anew with `flags` through `/proc/<tid>/fd/<fd>` (for a
+    /// directory; bound to this task like [`Target::fd_handle`]).
+    pub fn reopen_fd(&self, fd: i32, flags: libc::c_int) -> Result<OwnedFd, TargetError> {
+        let name = CString::new(format!("fd/{fd}")).unwrap_or_default();
+        // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
+        let r =
+            unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            let source = if e.raw_os_error() == Some(libc::ENOENT) {
+                std::io::Error::from_raw_os_error(libc::EBADF)
+            } else {
+                e
+            };
+            return Err(TargetError::Open {
+                pid: self.pid,
+                what: "fd",
+                source,
+            });
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(r) })
+    }
+
+    /// `/proc/<tid>/fdinfo/<fd>`'s text (EBADF: the caller has no such fd).
+    pub fn fdinfo(&self, fd: i32) -> Result<String, TargetError> {
+        let name = CString::new(format!("fdinfo/{fd}")).unwrap_or_default();
+        let err = |source: std::io::Error| TargetError::Open {
+            pid: self.pid,
+            what: "fdinfo",
+            source,
+        };
+        // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
+        let r = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(err(if e.raw_os_error() == Some(libc::ENOENT) {
+                std::io::Error::from_raw_os_error(libc::EBADF)
+            } else {
+                e
+            }));
+        }
+        // SAFETY: fd was just opened and is owned by nobody else.
+        let f = File::from(unsafe { OwnedFd::from_raw_fd(r) });
+        std::io::read_to_string(f).map_err(err)
+    }
+
     /// Open `/proc/<pid>` (pid as the notification gives it: the calling thread).
     pub fn open(pid: u32) -> Result<Target, TargetError> {
         let path = CString::new(format!("/proc/{pid}")).unwrap_or_default();
@@ -181,6 +234,11 @@ impl Target {
     /// Its memory, for [`read_cstring`].
     pub fn mem(&self) -> Result<File, TargetError> {
         self.open_at("mem", libc::O_RDONLY).map(File::from)
+    }
+
+    /// Its memory, writable (for a call whose answer the kernel would write there).
+    pub fn mem_rw(&self) -> Result<File, TargetError> {
+        self.open_at("mem", libc::O_RDWR).map(File::from)
     }
 
     /// Its executable's path (best effort, for the audit log).

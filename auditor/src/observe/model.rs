@@ -190,6 +190,9 @@ pub enum Arguments {
     Bpf {
         cmd: u64,
         cmd_name: String,
+        /// `BPF_PROG_LOAD`'s program type (`cgroup_device`, …), read from its `bpf_attr`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prog_type: Option<String>,
     },
     Socket {
         domain: u64,

@@ -324,6 +324,51 @@ pub fn bpf_cmd_name(cmd: u64) -> String {
         .map_or_else(|| cmd.to_string(), |&name| name.to_owned())
 }
 
+/// `enum bpf_prog_type` of Linux 6.18, in order from 0 (lower case, without the prefix).
+const BPF_PROG_TYPES: &[&str] = &[
+    "unspec",
+    "socket_filter",
+    "kprobe",
+    "sched_cls",
+    "sched_act",
+    "tracepoint",
+    "xdp",
+    "perf_event",
+    "cgroup_skb",
+    "cgroup_sock",
+    "lwt_in",
+    "lwt_out",
+    "lwt_xmit",
+    "sock_ops",
+    "sk_skb",
+    "cgroup_device",
+    "sk_msg",
+    "raw_tracepoint",
+    "cgroup_sock_addr",
+    "lwt_seg6local",
+    "lirc_mode2",
+    "sk_reuseport",
+    "flow_dissector",
+    "cgroup_sysctl",
+    "raw_tracepoint_writable",
+    "cgroup_sockopt",
+    "tracing",
+    "struct_ops",
+    "ext",
+    "lsm",
+    "sk_lookup",
+    "syscall",
+    "netfilter",
+];
+
+/// The name of a bpf program type (`cgroup_device`), or the number as text.
+pub fn bpf_prog_type_name(t: u64) -> String {
+    usize::try_from(t)
+        .ok()
+        .and_then(|i| BPF_PROG_TYPES.get(i))
+        .map_or_else(|| t.to_string(), |&name| name.to_owned())
+}
+
 const S_IFMT: u32 = libc::S_IFMT;
 
 /// The kind of file a `mknod(2)`/`mknodat(2)` mode creates (or `stat` reports): `"regular"`
@@ -440,6 +485,9 @@ mod tests {
     #[test]
     fn bpf() {
         assert_eq!(bpf_cmd_name(0), "BPF_MAP_CREATE");
+        assert_eq!(bpf_prog_type_name(15), "cgroup_device");
+        assert_eq!(bpf_prog_type_name(32), "netfilter");
+        assert_eq!(bpf_prog_type_name(99), "99");
         assert_eq!(bpf_cmd_name(5), "BPF_PROG_LOAD");
         assert_eq!(bpf_cmd_name(10), "BPF_PROG_TEST_RUN");
         assert_eq!(bpf_cmd_name(28), "BPF_LINK_CREATE");

@@ -5,6 +5,7 @@
 //! Adding a handler: its file here, its module line below, and its line in [`run`]'s table
 //! (beside its entry in `policy::handlers`' registry).
 
+pub mod bpf;
 pub mod mknod;
 pub mod mount;
 pub mod sched;
@@ -36,5 +37,6 @@ pub fn run(config: &HandlerConfig, c: &Call<'_>) -> Option<Outcome> {
         HandlerConfig::Setxattr { prefixes } => setxattr::handle(c.fd, c.n, c.syscall, prefixes),
         HandlerConfig::Sysinfo => sysinfo::handle(c.fd, c.n),
         HandlerConfig::Sched(limits) => sched::handle(c.fd, c.n, c.syscall, limits),
+        HandlerConfig::BpfDevices => bpf::handle(c.fd, c.n),
     }
 }

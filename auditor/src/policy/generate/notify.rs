@@ -245,6 +245,42 @@ pub(super) fn notify_rules(
             params.insert("prefixes".into(), ParamValue::strings([prefix]));
         }
         HandlerKind::Sysinfo => {}
+        HandlerKind::BpfDevices => {
+            // A runtime inside the container loading its device filter: a refused load of a
+            // cgroup device program. Any other refused bpf use stays refused.
+            let mut device_filter = false;
+            for t in &denied_tuples {
+                let Arguments::Bpf { cmd, prog_type, .. } = &t.args else {
+                    continue;
+                };
+                match (*cmd, prog_type.as_deref()) {
+                    (5, Some("cgroup_device")) => device_filter = true,
+                    // What a runtime does with the program it loaded, once that was refused.
+                    (8 | 9 | 13 | 16 | 28, _) => {}
+                    (5, Some(other)) => report.denied.push(Denied {
+                        syscall: m.name.clone(),
+                        calls: t.calls,
+                        reason: format!(
+                            "bpf program type {other}: only cgroup device programs can be loaded for a container"
+                        ),
+                    }),
+                    (_, _) => report.denied.push(Denied {
+                        syscall: m.name.clone(),
+                        calls: t.calls,
+                        reason: format!(
+                            "{}: only the device-filter commands of a container runtime are emulated",
+                            crate::syscalls::decode::bpf_cmd_name(*cmd)
+                        ),
+                    }),
+                }
+            }
+            if !device_filter {
+                return rules;
+            }
+            why = format!(
+                "{why}: the workload runs a container runtime whose device filter (a cgroup device program) the kernel refused"
+            );
+        }
         HandlerKind::Sched => {
             // What was refused: the policies (with their priorities) and nice values the
             // handler must grant for the workload to get what it asked for.

@@ -157,6 +157,7 @@ pub enum HandlerConfig {
     },
     Sysinfo,
     Sched(SchedLimits),
+    BpfDevices,
 }
 
 /// A scheduling policy `emulate-sched` may grant (`sched_setscheduler`'s numbers).
@@ -220,6 +221,10 @@ pub struct SchedLimits {
     pub rt_max: u32,
 }
 
+/// The `bpf(2)` commands `emulate-bpf-devices` serves: `BPF_PROG_LOAD`, `BPF_PROG_ATTACH`,
+/// `BPF_PROG_DETACH`, `BPF_PROG_GET_FD_BY_ID`, `BPF_PROG_QUERY`, `BPF_LINK_CREATE`.
+pub const BPF_DEVICE_COMMANDS: [u32; 6] = [5, 8, 9, 13, 16, 28];
+
 /// The notify handlers auditor has: the registry's key, and what code matches on (the broker's
 /// dispatch table is over [`HandlerConfig`], one variant per kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -229,6 +234,7 @@ pub enum HandlerKind {
     Setxattr,
     Sysinfo,
     Sched,
+    BpfDevices,
 }
 
 impl HandlerKind {
@@ -240,6 +246,7 @@ impl HandlerKind {
             HandlerKind::Setxattr => "emulate-setxattr",
             HandlerKind::Sysinfo => "sysinfo",
             HandlerKind::Sched => "emulate-sched",
+            HandlerKind::BpfDevices => "emulate-bpf-devices",
         }
     }
 }
@@ -259,6 +266,7 @@ impl HandlerConfig {
             HandlerConfig::Setxattr { .. } => HandlerKind::Setxattr,
             HandlerConfig::Sysinfo => HandlerKind::Sysinfo,
             HandlerConfig::Sched(_) => HandlerKind::Sched,
+            HandlerConfig::BpfDevices => HandlerKind::BpfDevices,
         }
     }
 }
@@ -326,6 +334,14 @@ const REGISTRY: &[HandlerSpec] = &[
         syscalls: &["sched_setscheduler", "sched_setattr", "setpriority"],
         summary: "sets scheduling policies, nice values and realtime priorities within the policy's limits, on threads of the caller's own container",
         params: &["policies", "nice_min", "rt_max"],
+        only_on_request: false,
+        companions: &[],
+    },
+    HandlerSpec {
+        kind: HandlerKind::BpfDevices,
+        syscalls: &["bpf"],
+        summary: "loads cgroup device programs and attaches them (always with BPF_F_ALLOW_MULTI) to cgroups below the caller's own, so that a container runtime inside the container filters its containers' devices",
+        params: &[],
         only_on_request: false,
         companions: &[],
     },
@@ -528,7 +544,7 @@ impl HandlerSpec {
                 p.insert("rt_max".into(), ParamValue::Int(0));
             }
             // mount allows nothing until told which file systems and sources.
-            HandlerKind::Mount | HandlerKind::Sysinfo => {}
+            HandlerKind::Mount | HandlerKind::Sysinfo | HandlerKind::BpfDevices => {}
         }
         p
     }
@@ -598,6 +614,7 @@ impl HandlerSpec {
                 HandlerConfig::Setxattr { prefixes }
             }
             HandlerKind::Sysinfo => HandlerConfig::Sysinfo,
+            HandlerKind::BpfDevices => HandlerConfig::BpfDevices,
             HandlerKind::Sched => {
                 let mut policies = BTreeSet::new();
                 for name in strings("policies")? {
@@ -681,6 +698,18 @@ impl HandlerSpec {
                     })
                     .collect()
             }
+            // bpf(cmd, attr, size): only the commands the handler serves reach it; every
+            // other command goes on to the next rule or the default action.
+            ("bpf", HandlerConfig::BpfDevices) => BPF_DEVICE_COMMANDS
+                .iter()
+                .map(|cmd| {
+                    vec![Condition {
+                        index: 0,
+                        op: Op::MaskedEq { mask: 0xffff_ffff },
+                        value: u64::from(*cmd),
+                    }]
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
