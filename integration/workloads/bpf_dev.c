@@ -155,6 +155,12 @@ int main(int argc, char **argv) {
 
     // Refused: other program types, malformed loads, fds inside instructions.
     report("load_socket_filter", load(BPF_PROG_TYPE_SOCKET_FILTER, allow_all, 2));
+    // runc's library probes for BPF_PROG_ATTACH with a constant cgroup_skb program: loaded;
+    // any other cgroup_skb program is not.
+    long probe = load(BPF_PROG_TYPE_CGROUP_SKB, allow_all, 2);
+    report("load_skb_probe", probe);
+    if (probe >= 0) close((int)probe);
+    report("load_skb_program", load(BPF_PROG_TYPE_CGROUP_SKB, deny_null, sizeof(deny_null) / sizeof(deny_null[0])));
     report("load_zero_insns", load(BPF_PROG_TYPE_CGROUP_DEVICE, allow_all, 0));
     report("load_huge_count", load(BPF_PROG_TYPE_CGROUP_DEVICE, allow_all, 100000));
     report("load_bad_pointer", load(BPF_PROG_TYPE_CGROUP_DEVICE, (struct bpf_insn *)8, 2));

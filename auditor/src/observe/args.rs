@@ -27,7 +27,8 @@ pub const CAPTURED: &[(&str, u32)] = &[
     ("fsetxattr", spec(0b010000, 1, NONE, NONE, NONE)),
     // setxattrat(dirfd, path, at_flags, name, uargs, usize)
     ("setxattrat", spec(0b000100, 3, NONE, NONE, NONE)),
-    // bpf(cmd, attr, size): the first u64 of attr (BPF_PROG_LOAD's program type)
+    // bpf(cmd, attr, size): the first u64 of attr (BPF_PROG_LOAD's program type,
+    // BPF_PROG_QUERY's attach type)
     ("bpf", spec(0b000001, NONE, NONE, NONE, 1)),
     // socket(domain, type, protocol)
     ("socket", spec(0b000111, NONE, NONE, NONE, NONE)),
@@ -143,9 +144,11 @@ pub fn decode(name: &str, ev: &ArgsEvent) -> Option<Arguments> {
             cmd: a[0],
             cmd_name: decode::bpf_cmd_name(a[0]),
             // BPF_PROG_LOAD's attr starts with the program type (the rest of that u64 is the
-            // instruction count).
+            // instruction count); BPF_PROG_QUERY's with the target fd and the attach type.
             prog_type: (a[0] & 0xffff_ffff == 5 && ev.flags & argflags::MEM_OK != 0)
                 .then(|| decode::bpf_prog_type_name(ev.mem & 0xffff_ffff)),
+            attach_type: (a[0] & 0xffff_ffff == 16 && ev.flags & argflags::MEM_OK != 0)
+                .then(|| decode::bpf_attach_type_name(ev.mem >> 32)),
         },
         "socket" => {
             let ty = a[1] & !(libc::SOCK_NONBLOCK as u64 | libc::SOCK_CLOEXEC as u64);

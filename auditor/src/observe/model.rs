@@ -193,6 +193,9 @@ pub enum Arguments {
         /// `BPF_PROG_LOAD`'s program type (`cgroup_device`, …), read from its `bpf_attr`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prog_type: Option<String>,
+        /// `BPF_PROG_QUERY`'s attach type (`cgroup_device`, …).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attach_type: Option<String>,
     },
     Socket {
         domain: u64,

@@ -369,6 +369,29 @@ pub fn bpf_prog_type_name(t: u64) -> String {
         .map_or_else(|| t.to_string(), |&name| name.to_owned())
 }
 
+/// `enum bpf_attach_type` of Linux 6.18, the cgroup ones at its start (lower case, without the
+/// prefix).
+const BPF_ATTACH_TYPES: &[&str] = &[
+    "cgroup_inet_ingress",
+    "cgroup_inet_egress",
+    "cgroup_inet_sock_create",
+    "cgroup_sock_ops",
+    "sk_skb_stream_parser",
+    "sk_skb_stream_verdict",
+    "cgroup_device",
+    "sk_msg_verdict",
+    "cgroup_inet4_bind",
+    "cgroup_inet6_bind",
+];
+
+/// The name of a bpf attach type (`cgroup_device`), or the number as text.
+pub fn bpf_attach_type_name(t: u64) -> String {
+    usize::try_from(t)
+        .ok()
+        .and_then(|i| BPF_ATTACH_TYPES.get(i))
+        .map_or_else(|| t.to_string(), |&name| name.to_owned())
+}
+
 const S_IFMT: u32 = libc::S_IFMT;
 
 /// The kind of file a `mknod(2)`/`mknodat(2)` mode creates (or `stat` reports): `"regular"`
@@ -488,6 +511,7 @@ mod tests {
         assert_eq!(bpf_prog_type_name(15), "cgroup_device");
         assert_eq!(bpf_prog_type_name(32), "netfilter");
         assert_eq!(bpf_prog_type_name(99), "99");
+        assert_eq!(bpf_attach_type_name(6), "cgroup_device");
         assert_eq!(bpf_cmd_name(5), "BPF_PROG_LOAD");
         assert_eq!(bpf_cmd_name(10), "BPF_PROG_TEST_RUN");
         assert_eq!(bpf_cmd_name(28), "BPF_LINK_CREATE");

@@ -250,11 +250,26 @@ pub(super) fn notify_rules(
             // cgroup device program. Any other refused bpf use stays refused.
             let mut device_filter = false;
             for t in &denied_tuples {
-                let Arguments::Bpf { cmd, prog_type, .. } = &t.args else {
+                let Arguments::Bpf {
+                    cmd,
+                    prog_type,
+                    attach_type,
+                    ..
+                } = &t.args
+                else {
                     continue;
                 };
+                // runc asks which device programs are attached first and, refused, gives up
+                // on its device filter before it loads one: the query says as much.
+                if *cmd == 16 && attach_type.as_deref() == Some("cgroup_device") {
+                    device_filter = true;
+                    continue;
+                }
                 match (*cmd, prog_type.as_deref()) {
                     (5, Some("cgroup_device")) => device_filter = true,
+                    // runc's eBPF library probes for BPF_PROG_ATTACH with a constant
+                    // cgroup_skb program, which the handler loads (and never attaches).
+                    (5, Some("cgroup_skb")) => {}
                     // What a runtime does with the program it loaded, once that was refused.
                     (8 | 9 | 13 | 16 | 28, _) => {}
                     (5, Some(other)) => report.denied.push(Denied {

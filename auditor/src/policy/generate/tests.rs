@@ -541,3 +541,90 @@ fn refused_sched_calls_get_emulate_sched_with_the_limits_asked_for() -> Result<(
     }
     Ok(())
 }
+
+/// A refused load of a cgroup device program (a runtime inside the container filtering its
+/// containers' devices) becomes an emulate-bpf-devices rule narrowed to the commands the
+/// handler serves; any other refused bpf use stays refused.
+#[test]
+fn a_refused_device_filter_gets_emulate_bpf_devices() -> Result<(), GenerateError> {
+    let bpf = |cmd: u64, prog_type: Option<&str>, result: &str| ArgumentTuple {
+        calls: 1,
+        result: result.into(),
+        args: Arguments::Bpf {
+            cmd,
+            cmd_name: crate::syscalls::decode::bpf_cmd_name(cmd),
+            prog_type: prog_type.map(str::to_owned),
+            attach_type: None,
+        },
+    };
+    let mut runtime = sys("bpf", 5);
+    runtime.failures.insert("EPERM".into(), 5);
+    runtime.arguments = vec![
+        bpf(16, None, "EPERM"),
+        bpf(0, None, "EPERM"),
+        bpf(5, Some("cgroup_skb"), "EPERM"),
+        bpf(5, Some("cgroup_device"), "EPERM"),
+        bpf(8, None, "EPERM"),
+    ];
+    let g = generate(&[obs(vec![runtime])], &GenerateOptions::default())?;
+    let notify: Vec<&Rule> = g
+        .policy
+        .rules
+        .iter()
+        .filter(|r| r.names == ["bpf"] && r.action.is_notify())
+        .collect();
+    // One rule per served command (the filter notifies only those).
+    assert_eq!(notify.len(), 6, "{:?}", g.policy.rules);
+    for r in &notify {
+        match &r.action {
+            Action::Notify(n) => {
+                assert_eq!(n.handler.as_deref(), Some("emulate-bpf-devices"));
+                handlers::config_for(n, "bpf").expect("valid");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let denied: Vec<&str> = g.report.denied.iter().map(|d| d.reason.as_str()).collect();
+    assert!(
+        denied.iter().any(|d| d.contains("BPF_MAP_CREATE")),
+        "{denied:?}"
+    );
+
+    // A tracer's refused socket filter alone: no emulation.
+    let mut tracer = sys("bpf", 1);
+    tracer.failures.insert("EPERM".into(), 1);
+    tracer.arguments = vec![bpf(5, Some("socket_filter"), "EPERM")];
+    let g = generate(&[obs(vec![tracer])], &GenerateOptions::default())?;
+    assert!(
+        !g.policy.rules.iter().any(|r| r.action.is_notify()),
+        "{:?}",
+        g.policy.rules
+    );
+
+    // runc 1.1 asks what is attached first and, refused, loads nothing: its refused query of
+    // device programs is enough.
+    let mut query = sys("bpf", 1);
+    query.failures.insert("EPERM".into(), 1);
+    query.arguments = vec![ArgumentTuple {
+        calls: 1,
+        result: "EPERM".into(),
+        args: Arguments::Bpf {
+            cmd: 16,
+            cmd_name: "BPF_PROG_QUERY".into(),
+            prog_type: None,
+            attach_type: Some("cgroup_device".into()),
+        },
+    }];
+    let g = generate(&[obs(vec![query])], &GenerateOptions::default())?;
+    assert_eq!(
+        g.policy
+            .rules
+            .iter()
+            .filter(|r| r.action.is_notify())
+            .count(),
+        6,
+        "{:?}",
+        g.policy.rules
+    );
+    Ok(())
+}

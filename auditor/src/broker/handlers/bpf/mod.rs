@@ -4,7 +4,9 @@
 //! them (they need CAP_BPF and CAP_NET_ADMIN in the initial one), and runc and crun then start
 //! the inner container with no device filter at all.
 //!
-//! - `BPF_PROG_LOAD` of a `BPF_PROG_TYPE_CGROUP_DEVICE` program only. The instructions and
+//! - `BPF_PROG_LOAD` of a `BPF_PROG_TYPE_CGROUP_DEVICE` program only (and of the
+//!   `r0 = 0; exit` cgroup_skb program runc's eBPF library loads to probe for
+//!   `BPF_PROG_ATTACH`, which the handler never attaches). The instructions and
 //!   the license are copied once, then `ID_VALID` is checked. Instructions that name objects
 //!   by fd (map, BTF, function references in `ld_imm64`) and calls (helpers, kfuncs,
 //!   bpf-to-bpf) are refused: the fd numbers would be auditor's, and a device program needs
@@ -58,6 +60,10 @@ pub use crate::policy::handlers::BPF_DEVICE_COMMANDS as SERVED;
 
 /// `BPF_PROG_TYPE_CGROUP_DEVICE` and `BPF_CGROUP_DEVICE` (its attach type).
 pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+/// `BPF_PROG_TYPE_CGROUP_SKB`: loaded only as the feature probe the cilium/ebpf library
+/// (runc's) makes before any attach (`r0 = 0; exit`), which can never be attached through
+/// the handler (device attachments only). Without it runc gives up on its device filter.
+pub const PROG_TYPE_CGROUP_SKB: u32 = 8;
 pub const ATTACH_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_OVERRIDE: u32 = 1;
 const BPF_F_ALLOW_MULTI: u32 = 2;
@@ -157,6 +163,7 @@ pub fn read_attr(mem: &File, addr: u64, size: u64) -> Result<Attr, Refusal> {
 /// A program load, copied and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Load {
+    pub prog_type: u32,
     pub insns: Vec<u64>,
     pub license: CString,
     pub name: [u8; 16],
@@ -177,10 +184,11 @@ mod load {
     pub const REST: usize = 72;
 }
 
-/// Check a `BPF_PROG_LOAD` request's fields (not its instructions).
-pub fn check_load_attr(a: &Attr) -> Result<(u32, u64), Refusal> {
+/// Check a `BPF_PROG_LOAD` request's fields (not its instructions): (program type,
+/// instruction count, their address).
+pub fn check_load_attr(a: &Attr) -> Result<(u32, u32, u64), Refusal> {
     let prog_type = a.u32_at(load::PROG_TYPE);
-    if prog_type != PROG_TYPE_CGROUP_DEVICE {
+    if prog_type != PROG_TYPE_CGROUP_DEVICE && prog_type != PROG_TYPE_CGROUP_SKB {
         return refuse(
             libc::EPERM,
             format!(
@@ -208,7 +216,12 @@ pub fn check_load_attr(a: &Attr) -> Result<(u32, u64), Refusal> {
         return refuse(libc::EINVAL, "a device (ifindex) program");
     }
     let eat = a.u32_at(load::EXPECTED_ATTACH_TYPE);
-    if eat != 0 && eat != ATTACH_CGROUP_DEVICE {
+    // A probe's expected type is ingress (0) or egress (1).
+    let eat_ok = match prog_type {
+        PROG_TYPE_CGROUP_SKB => eat <= 1,
+        _ => eat == 0 || eat == ATTACH_CGROUP_DEVICE,
+    };
+    if !eat_ok {
         return refuse(libc::EINVAL, format!("expected attach type {eat}"));
     }
     if !a.zero_from(load::REST) {
@@ -217,7 +230,18 @@ pub fn check_load_attr(a: &Attr) -> Result<(u32, u64), Refusal> {
             "BTF, function or line info, fd arrays, CO-RE relocations and tokens are not accepted",
         );
     }
-    Ok((cnt, a.u64_at(load::INSNS)))
+    Ok((prog_type, cnt, a.u64_at(load::INSNS)))
+}
+
+/// Whether `insns` is a feature probe: `r0 = IMM; exit`.
+pub fn is_probe(insns: &[u64]) -> bool {
+    match insns {
+        [mov, exit] => {
+            let (m, e) = (mov.to_ne_bytes(), exit.to_ne_bytes());
+            m[0] == 0xb7 && m[1] == 0 && m[2] == 0 && m[3] == 0 && e == [0x95, 0, 0, 0, 0, 0, 0, 0]
+        }
+        _ => false,
+    }
 }
 
 /// Check instructions: no object named by fd, no call. `Err`: the index and why.
@@ -390,7 +414,7 @@ fn with_loader_caps<T>(f: impl FnOnce() -> T) -> Result<T, i32> {
 /// Load the checked program on the host. Returns its fd.
 fn load_program(l: &Load) -> Result<OwnedFd, Refusal> {
     let mut a = Attr::zero();
-    a.put_u32(load::PROG_TYPE, PROG_TYPE_CGROUP_DEVICE);
+    a.put_u32(load::PROG_TYPE, l.prog_type);
     a.put_u32(load::INSN_CNT, l.insns.len() as u32);
     a.put_u64(load::INSNS, l.insns.as_ptr() as u64);
     a.put_u64(load::LICENSE, l.license.as_ptr() as u64);
@@ -451,9 +475,17 @@ fn caller_cgroup(t: &Target) -> Result<PathBuf, Refusal> {
 
 /// The cgroup directory behind the caller's fd `fd`, strictly below `caller`.
 fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal> {
+    // Anything but a cgroup directory is EBADF, as the kernel answers (runc's probe for
+    // BPF_F_REPLACE names /dev/null and tells the two kernels apart by EBADF).
     let dir = t
         .reopen_fd(fd as i32, libc::O_RDONLY | libc::O_DIRECTORY)
-        .map_err(|e| (e.errno(), format!("target fd {fd}: {e}")))?;
+        .map_err(|e| {
+            let errno = match e.errno() {
+                libc::ENOTDIR | libc::ENXIO => libc::EBADF,
+                other => other,
+            };
+            (errno, format!("target fd {fd}: {e}"))
+        })?;
     let st = nix::sys::statfs::fstatfs(&dir)
         .map_err(|e| (e as i32, format!("target fd {fd}: statfs")))?;
     if st.filesystem_type() != nix::sys::statfs::CGROUP2_SUPER_MAGIC {
@@ -643,7 +675,7 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
 
 /// Copy a load's instructions, license and name.
 fn copy_load(mem: &File, attr: &Attr) -> Result<Load, Refusal> {
-    let (cnt, insns_at) = check_load_attr(attr)?;
+    let (prog_type, cnt, insns_at) = check_load_attr(attr)?;
     let mut raw = vec![0u8; cnt as usize * 8];
     mem.read_exact_at(&mut raw, insns_at)
         .map_err(|_| (libc::EFAULT, "cannot read the instructions".to_owned()))?;
@@ -664,7 +696,14 @@ fn copy_load(mem: &File, attr: &Attr) -> Result<Load, Refusal> {
     };
     let mut name = [0u8; 16];
     name.copy_from_slice(&attr.0[load::PROG_NAME..load::PROG_NAME + 16]);
+    if prog_type == PROG_TYPE_CGROUP_SKB && !is_probe(&insns) {
+        return refuse(
+            libc::EPERM,
+            "program type 8 (cgroup_skb) is loaded only as a feature probe (r0 = constant; exit)",
+        );
+    }
     Ok(Load {
+        prog_type,
         insns,
         license,
         name,
@@ -696,6 +735,10 @@ fn serve(
     match cmd {
         BPF_PROG_LOAD => {
             let l = load.ok_or_else(|| (libc::EINVAL, "no program".to_owned()))?;
+            outcome.detail(
+                "prog_type",
+                crate::syscalls::decode::bpf_prog_type_name(u64::from(l.prog_type)),
+            );
             outcome.detail("insns", l.insns.len().to_string());
             outcome.detail("license", l.license.to_string_lossy().into_owned());
             check_insns(&l.insns)?;

@@ -15,7 +15,12 @@ fn load_attr(prog_type: u32, cnt: u32) -> Attr {
 fn only_cgroup_device_programs_of_sane_size() {
     assert_eq!(
         check_load_attr(&load_attr(PROG_TYPE_CGROUP_DEVICE, 2)),
-        Ok((2, 0x1000))
+        Ok((PROG_TYPE_CGROUP_DEVICE, 2, 0x1000))
+    );
+    // runc's probe for BPF_PROG_ATTACH: a cgroup_skb program (checked to be a probe later).
+    assert_eq!(
+        check_load_attr(&load_attr(PROG_TYPE_CGROUP_SKB, 2)),
+        Ok((PROG_TYPE_CGROUP_SKB, 2, 0x1000))
     );
     // A socket filter (which the kernel lets a user namespace load when unprivileged bpf is
     // on) is not what this handler is for.
@@ -37,6 +42,15 @@ fn only_cgroup_device_programs_of_sane_size() {
     let mut flags = load_attr(PROG_TYPE_CGROUP_DEVICE, 2);
     flags.put_u32(load::PROG_FLAGS, 1);
     assert_eq!(check_load_attr(&flags).map_err(|e| e.0), Err(libc::EINVAL));
+}
+
+#[test]
+fn a_probe_is_a_constant_return() {
+    assert!(is_probe(&[0x0000_0000_0000_00b7, ALLOW_ALL[1]]));
+    assert!(is_probe(&ALLOW_ALL));
+    // r0 = r1 (the context); exit
+    assert!(!is_probe(&[0x0000_0000_0000_10bf, ALLOW_ALL[1]]));
+    assert!(!is_probe(&[ALLOW_ALL[0], ALLOW_ALL[0], ALLOW_ALL[1]]));
 }
 
 #[test]
@@ -106,6 +120,7 @@ fn loads_with_narrowed_capabilities_and_restores_them() {
     assert_eq!(during.as_deref(), Some("0000008000001000"));
     assert_eq!(eff(), before);
     let l = Load {
+        prog_type: PROG_TYPE_CGROUP_DEVICE,
         insns: ALLOW_ALL.to_vec(),
         license: CString::new("GPL").expect("no NUL"),
         name: *b"auditor_test\0\0\0\0",
