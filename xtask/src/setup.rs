@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use crate::util::{have, phase, run as sh};
 
 /// Debian packages: build (LLVM 22 for bpf-linker, libseccomp), tests (strace, busybox, gcc,
-/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, runtimes, Docker's engine and podman,
+/// e2fsprogs, xfsprogs and btrfs-progs for the mount tests, fuse2fs for the FUSE mount test, runtimes, Docker's engine and podman,
 /// PyYAML and jsonschema for SPO's CRD validator), tools (bpftrace for the benchmark baseline,
 /// tmux for the TUI tests).
 pub const PACKAGES: &[&str] = &[
@@ -25,6 +25,7 @@ pub const PACKAGES: &[&str] = &[
     "gcc",
     "tmux",
     "e2fsprogs",
+    "fuse2fs",
     "xfsprogs",
     "btrfs-progs",
     "runc",

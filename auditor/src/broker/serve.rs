@@ -259,6 +259,7 @@ impl Inner {
                     fd: &self.fd,
                     n,
                     syscall,
+                    policy: self.decider.policy(),
                 },
             ),
             None => Some(plain(d.action, d.syscall.is_some())),

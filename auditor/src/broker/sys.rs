@@ -474,21 +474,58 @@ pub(super) fn take_fs_identity(groups: &[libc::gid_t], fsuid: u32, fsgid: u32) -
 /// In a [`fork_helper`] child: set this thread's capabilities to exactly `effective` and
 /// `permitted` (bit masks of the low 32 capabilities), nothing inheritable.
 pub(super) fn set_caps(effective: u32, permitted: u32) -> Result<(), i32> {
+    set_caps_full(u64::from(effective), u64::from(permitted))
+}
+
+/// Set this thread's capabilities to exactly `effective` and `permitted` (all 64 bits),
+/// nothing inheritable.
+pub(super) fn set_caps_full(effective: u64, permitted: u64) -> Result<(), i32> {
+    capset(&[
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: 0,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: 0,
+        },
+    ])
+}
+
+/// This thread's capabilities (capget, version 3).
+pub(super) fn capget() -> Result<[CapData; 2], i32> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let low = CapData {
-        effective,
-        permitted,
-        inheritable: 0,
-    };
-    let high = CapData {
+    let mut data = [CapData {
         effective: 0,
         permitted: 0,
         inheritable: 0,
+    }; 2];
+    // SAFETY: capget writes a live header and two live data structs (version 3).
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(errno());
+    }
+    Ok(data)
+}
+
+/// Set this thread's capabilities (capset, version 3: the raw syscall changes only the calling
+/// thread).
+pub(super) fn capset(data: &[CapData; 2]) -> Result<(), i32> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
     };
-    let data = [low, high];
     // SAFETY: capset reads a live header and two live data structs (version 3).
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
         return Err(errno());

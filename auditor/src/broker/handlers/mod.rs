@@ -22,6 +22,9 @@ pub struct Call<'a> {
     pub fd: &'a NotifyFd,
     pub n: &'a SeccompNotif,
     pub syscall: &'a str,
+    /// The policy the call was decided by (what a process auditor starts for the caller —
+    /// a FUSE server — runs under).
+    pub policy: &'a crate::policy::model::Policy,
 }
 
 /// Run the handler `config` names. `None`: the caller is gone, nothing to answer.
@@ -33,7 +36,19 @@ pub fn run(config: &HandlerConfig, c: &Call<'_>) -> Option<Outcome> {
             sources,
             shift,
             allow_btrfs,
-        } => mount::handle(c.fd, c.n, fstypes, sources, *shift, *allow_btrfs),
+            fuse,
+        } => mount::handle(
+            c.fd,
+            c.n,
+            &mount::Allowed {
+                fstypes,
+                sources,
+                shift: *shift,
+                allow_btrfs: *allow_btrfs,
+                fuse,
+                policy: c.policy,
+            },
+        ),
         HandlerConfig::Setxattr { prefixes } => setxattr::handle(c.fd, c.n, c.syscall, prefixes),
         HandlerConfig::Sysinfo => sysinfo::handle(c.fd, c.n),
         HandlerConfig::Sched(limits) => sched::handle(c.fd, c.n, c.syscall, limits),

@@ -6,7 +6,7 @@
 //! would refuse anyway never leave the kernel), and the parameters the broker checks on its own
 //! copy of the pointer arguments (paths, file-system types, attribute names).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::model::{Condition, Op, ParamValue, Params};
@@ -151,6 +151,9 @@ pub enum HandlerConfig {
         /// every device registered with the image's fsid, so a crafted image can pull in the
         /// host's disks.
         allow_btrfs: bool,
+        /// File-system types served by a FUSE implementation from the container's root file
+        /// system instead of the host kernel's driver (`fuse = { ext4 = "fuse2fs" }`).
+        fuse: BTreeMap<String, String>,
     },
     Setxattr {
         prefixes: Vec<String>,
@@ -302,7 +305,7 @@ const REGISTRY: &[HandlerSpec] = &[
         kind: HandlerKind::Mount,
         syscalls: &["mount"],
         summary: "mounts the allowed file-system types from the allowed sources, nosuid and nodev",
-        params: &["fstypes", "sources", "shift", "allow_btrfs"],
+        params: &["fstypes", "sources", "shift", "allow_btrfs", "fuse"],
         only_on_request: false,
         // The new mount API cannot be judged (its arguments arrive over several calls): answer
         // fsopen with ENOSYS so libmount falls back to mount(2).
@@ -449,6 +452,45 @@ pub fn harden(policy: &super::model::Policy) -> (super::model::Policy, Vec<&'sta
             .with_comment(FORCED_COMMENT),
     );
     (p, forced)
+}
+
+/// The policy a FUSE server auditor starts for a container (emulate-mount's `fuse`) runs
+/// under: the container's own, with no broker behind it. Its own `mount` of the FUSE file
+/// system is let through to the kernel, which judges it with the server's privileges in the
+/// container's user namespace (as any mount the container makes itself); every other call the
+/// container's policy would have a handler emulate is refused with EPERM (nothing serves the
+/// server's calls), and an interactive default becomes EPERM.
+pub fn for_fuse_server(policy: &super::model::Policy) -> super::model::Policy {
+    use super::model::{Action, Rule, EPERM};
+    let mut p = policy.clone();
+    let mut rules: Vec<Rule> = Vec::with_capacity(p.rules.len());
+    for r in p.rules.drain(..) {
+        if !r.action.is_notify() {
+            rules.push(r);
+            continue;
+        }
+        let (mount, other): (Vec<String>, Vec<String>) =
+            r.names.iter().cloned().partition(|n| n == "mount");
+        if !mount.is_empty() {
+            let mut m = r.clone();
+            m.names = mount;
+            m.action = Action::Allow;
+            rules.push(m);
+        }
+        if !other.is_empty() {
+            let mut o = r;
+            o.names = other;
+            o.action = Action::Errno(EPERM);
+            rules.push(o);
+        }
+    }
+    p.rules = rules;
+    if p.default_action.is_notify() {
+        p.default_action = Action::Errno(EPERM);
+    }
+    p.listener_path = None;
+    p.listener_metadata = None;
+    p
 }
 
 /// Every handler.
@@ -600,6 +642,7 @@ impl HandlerSpec {
                     Some(ParamValue::Bool(b)) => *b,
                     Some(_) => return Err(self.bad("allow_btrfs", "must be true or false")),
                 },
+                fuse: self.fuse_map(get("fuse"), &strings("fstypes")?)?,
             },
             HandlerKind::Setxattr => {
                 let prefixes = strings("prefixes")?;
@@ -661,6 +704,63 @@ impl HandlerSpec {
                 })
             }
         })
+    }
+
+    /// emulate-mount's `fuse` table: file-system type → FUSE program (a name looked up in the
+    /// container's /usr/sbin, /usr/bin, /sbin and /bin, or an absolute path in its root).
+    fn fuse_map(
+        &self,
+        v: Option<&ParamValue>,
+        fstypes: &[String],
+    ) -> Result<BTreeMap<String, String>, HandlerError> {
+        let Some(v) = v else {
+            return Ok(BTreeMap::new());
+        };
+        let ParamValue::Table(t) = v else {
+            return Err(self.bad(
+                "fuse",
+                "must be a table of file-system type = FUSE program, e.g. { ext4 = \"fuse2fs\" }",
+            ));
+        };
+        let mut out = BTreeMap::new();
+        for (fstype, prog) in t {
+            let ParamValue::Str(prog) = prog else {
+                return Err(self.bad("fuse", &format!("`{fstype}`: the program must be a string")));
+            };
+            let name_ok = |s: &str| {
+                !s.is_empty()
+                    && s.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+')
+                    })
+            };
+            if !name_ok(fstype) || fstype.starts_with("fuse") || fstype == "overlay" {
+                return Err(self.bad(
+                    "fuse",
+                    &format!(
+                        "`{fstype}` is not a file-system type a FUSE program can stand in for"
+                    ),
+                ));
+            }
+            let path_ok = if let Some(rest) = prog.strip_prefix('/') {
+                rest.split('/').all(|c| name_ok(c) && c != "." && c != "..")
+            } else {
+                name_ok(prog) && prog != "." && prog != ".."
+            };
+            if !path_ok {
+                return Err(self.bad(
+                    "fuse",
+                    &format!("`{prog}` (for {fstype}): give a program name such as \"fuse2fs\" or an absolute path in the container"),
+                ));
+            }
+            if fstypes.iter().any(|f| f == fstype) {
+                return Err(self.bad(
+                    "fuse",
+                    &format!("`{fstype}` is also in fstypes: mount it either with the host's driver (fstypes) or through FUSE (fuse), not both"),
+                ));
+            }
+            out.insert(fstype.clone(), prog.clone());
+        }
+        Ok(out)
     }
 
     fn bad(&self, param: &str, message: &str) -> HandlerError {

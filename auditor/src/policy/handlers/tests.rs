@@ -173,3 +173,73 @@ fn device_encoding_matches_the_kernel() {
         0x1ff | (1 << 8) | (1 << 20)
     );
 }
+
+#[test]
+fn fuse_maps_types_to_programs_and_refuses_what_cannot_work() {
+    use std::collections::BTreeMap;
+    let spec = get("emulate-mount").expect("mount");
+    let table = |pairs: &[(&str, &str)]| {
+        ParamValue::Table(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), ParamValue::Str(v.to_string())))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    let with = |fuse: ParamValue, fstypes: &[&str]| {
+        let mut p = Params::new();
+        p.insert("fuse".into(), fuse);
+        p.insert(
+            "fstypes".into(),
+            ParamValue::strings(fstypes.iter().copied()),
+        );
+        spec.config(&p)
+    };
+    match with(
+        table(&[("ext4", "fuse2fs"), ("xfs", "/opt/bin/xfs-fuse")]),
+        &["vfat"],
+    ) {
+        Ok(HandlerConfig::Mount { fuse, .. }) => {
+            assert_eq!(fuse.get("ext4").map(String::as_str), Some("fuse2fs"));
+            assert_eq!(
+                fuse.get("xfs").map(String::as_str),
+                Some("/opt/bin/xfs-fuse")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both the host driver and FUSE for one type; a path climbing out; not a table.
+    assert!(with(table(&[("ext4", "fuse2fs")]), &["ext4"]).is_err());
+    assert!(with(table(&[("ext4", "../../bin/sh")]), &[]).is_err());
+    assert!(with(table(&[("ext4", "/usr/../bin/sh")]), &[]).is_err());
+    assert!(with(ParamValue::strings(["ext4=fuse2fs"]), &[]).is_err());
+    assert!(with(table(&[("fuse", "x")]), &[]).is_err());
+}
+
+#[test]
+fn a_fuse_server_runs_the_policy_with_its_own_mount_let_through() {
+    use crate::policy::model::{Action, Notify, Policy, Rule, EPERM};
+    let mut p = Policy {
+        default_action: Action::Allow,
+        ..Policy::default()
+    };
+    p.rules.push(Rule::new(
+        ["mount", "mknod"],
+        Action::Notify(Notify {
+            handler: None,
+            params: Params::new(),
+        }),
+    ));
+    p.rules.push(Rule::new(["reboot"], Action::Errno(EPERM)));
+    let f = for_fuse_server(&p);
+    assert!(f.rules.iter().all(|r| !r.action.is_notify()));
+    let action = |name: &str| {
+        f.rules
+            .iter()
+            .find(|r| r.names.iter().any(|n| n == name))
+            .map(|r| r.action.clone())
+    };
+    assert_eq!(action("mount"), Some(Action::Allow));
+    assert_eq!(action("mknod"), Some(Action::Errno(EPERM)));
+    assert_eq!(action("reboot"), Some(Action::Errno(EPERM)));
+}

@@ -276,6 +276,8 @@ pub enum ParamValue {
     Int(i64),
     Bool(bool),
     List(Vec<ParamValue>),
+    /// An inline table (`fuse = { ext4 = "fuse2fs" }`).
+    Table(BTreeMap<String, ParamValue>),
 }
 
 impl ParamValue {

@@ -426,10 +426,16 @@ impl Reader<'_> {
             Val::List(a) => {
                 ParamValue::List(a.iter().map(|x| self.param(x)).collect::<Result<_, _>>()?)
             }
-            Val::Float | Val::Table(_) => {
+            Val::Table(pairs) => ParamValue::Table(
+                pairs
+                    .iter()
+                    .map(|(k, x)| Ok((k.clone(), self.param(x)?)))
+                    .collect::<Result<_, ModelError>>()?,
+            ),
+            Val::Float => {
                 return Err(invalid(
                     self.loc(v),
-                    "handler parameters are strings, integers, booleans or arrays of them",
+                    "handler parameters are strings, integers, booleans, arrays or tables of them",
                     "",
                 ))
             }

@@ -208,3 +208,24 @@ fn push_rule_keeps_the_text_before_it() -> Result<(), ModelError> {
     assert_eq!(p.rules.len(), 4);
     Ok(())
 }
+
+#[test]
+fn table_params_round_trip() {
+    let text = r#"version = 1
+default_action = "allow"
+
+[[rule]]
+names = ["mount"]
+action = "notify"
+handler = "emulate-mount"
+params = { fuse = { ext4 = "fuse2fs", "odd type" = "x" } }
+"#;
+    let p = parse_native(text).expect("reads");
+    let written = to_native(&p);
+    assert!(
+        written.contains(r#"fuse = { ext4 = "fuse2fs", "odd type" = "x" }"#),
+        "{written}"
+    );
+    let back = parse_native(&written).expect("reads back");
+    assert_eq!(back.rules[0].action, p.rules[0].action);
+}

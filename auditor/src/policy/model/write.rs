@@ -182,6 +182,13 @@ fn param_value(v: &ParamValue) -> String {
             let items: Vec<String> = l.iter().map(param_value).collect();
             format!("[{}]", items.join(", "))
         }
+        ParamValue::Table(t) => {
+            let items: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{} = {}", key(k), param_value(v)))
+                .collect();
+            format!("{{ {} }}", items.join(", "))
+        }
     }
 }
 

@@ -43,6 +43,7 @@ use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::broker::sys;
 use crate::broker::target::{self, Target};
 use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
@@ -353,57 +354,14 @@ fn prog_id(fd: BorrowedFd<'_>) -> Result<u32, i32> {
 /// Run `f` with only CAP_BPF and CAP_NET_ADMIN effective on this thread (capabilities are
 /// per thread), then restore the thread's effective set.
 fn with_loader_caps<T>(f: impl FnOnce() -> T) -> Result<T, i32> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut h = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut saved = [Data::default(); 2];
-    // SAFETY: capget fills two `Data` for version 3; both buffers are live.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut h, saved.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EPERM));
-    }
-    let mut narrow = saved;
+    let saved = sys::capget()?;
     let want = (1u64 << CAP_BPF) | (1u64 << CAP_NET_ADMIN);
+    let mut narrow = saved;
     narrow[0].effective = want as u32 & saved[0].permitted;
     narrow[1].effective = (want >> 32) as u32 & saved[1].permitted;
-    let set = |d: &[Data; 2]| -> i32 {
-        let mut h = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        // SAFETY: capset reads two `Data` for version 3; the raw syscall changes only the
-        // calling thread's capabilities.
-        let r = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
-        if r != 0 {
-            std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EPERM)
-        } else {
-            0
-        }
-    };
-    match set(&narrow) {
-        0 => {}
-        e => return Err(e),
-    }
+    sys::capset(&narrow)?;
     let out = f();
-    let e = set(&saved);
-    if e != 0 {
+    if let Err(e) = sys::capset(&saved) {
         // The broker thread would be left without its capabilities: say so loudly; the next
         // emulation on this thread fails rather than acting with the wrong rights.
         tracing::error!(errno = e, "cannot restore the broker thread's capabilities");

@@ -46,6 +46,7 @@ use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
 
 mod build;
+pub mod fuse;
 mod options;
 pub mod overlay;
 #[cfg(test)]
@@ -119,15 +120,19 @@ pub fn judge(flags: u64) -> Judgement {
     Judgement::NewMount
 }
 
+/// What a rule's parameters allow (see `policy::handlers::HandlerConfig::Mount`), and the
+/// policy a FUSE server runs under.
+pub struct Allowed<'a> {
+    pub fstypes: &'a BTreeSet<String>,
+    pub sources: &'a BTreeSet<String>,
+    pub shift: bool,
+    pub allow_btrfs: bool,
+    pub fuse: &'a std::collections::BTreeMap<String, String>,
+    pub policy: &'a crate::policy::model::Policy,
+}
+
 /// Serve one mount notification. `None`: the caller went away; nobody to answer.
-pub fn handle(
-    fd: &NotifyFd,
-    n: &SeccompNotif,
-    fstypes: &BTreeSet<String>,
-    sources: &BTreeSet<String>,
-    shift: bool,
-    allow_btrfs: bool,
-) -> Option<Outcome> {
+pub fn handle(fd: &NotifyFd, n: &SeccompNotif, allowed: &Allowed<'_>) -> Option<Outcome> {
     let a = &n.data.args;
     let flags = a[3];
     let mut outcome = Outcome::new(Verdict::Allowed, Response::Continue);
@@ -142,7 +147,7 @@ pub fn handle(
         }
         Judgement::NewMount => {}
     }
-    match emulate(fd, n, fstypes, sources, shift, allow_btrfs, &mut outcome) {
+    match emulate(fd, n, allowed, &mut outcome) {
         Ok(()) => Some(outcome),
         Err(Gone) => None,
     }
@@ -168,12 +173,16 @@ fn deny(outcome: &mut Outcome, errno: i32, why: &str) {
 fn emulate(
     fd: &NotifyFd,
     n: &SeccompNotif,
-    fstypes: &BTreeSet<String>,
-    sources: &BTreeSet<String>,
-    shift: bool,
-    allow_btrfs: bool,
+    allowed: &Allowed<'_>,
     outcome: &mut Outcome,
 ) -> Result<(), Gone> {
+    let Allowed {
+        fstypes,
+        sources,
+        shift,
+        allow_btrfs,
+        ..
+    } = *allowed;
     let a = &n.data.args;
     let target::Caller {
         mem,
@@ -182,7 +191,7 @@ fn emulate(
         cwd,
         mntns,
         userns,
-        ..
+        target,
     } = match target::open_caller(fd, n, true) {
         Ok(c) => c,
         Err(target::Unreachable::Gone) => return Err(Gone),
@@ -238,6 +247,18 @@ fn emulate(
     );
     if let Some(d) = &c.data {
         outcome.detail("data", String::from_utf8_lossy(d.as_bytes()).into_owned());
+    }
+    if let Some(program) = allowed.fuse.get(&fstype) {
+        let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
+        fuse_mount(
+            &c,
+            flags,
+            program,
+            allowed.policy,
+            (&creds, &mntns, userns, &target, root, cwd),
+            outcome,
+        );
+        return Ok(());
     }
     if !fstypes.contains(&fstype) {
         // Not ours to grant: the kernel decides with the caller's own privileges (a tmpfs or
@@ -393,6 +414,94 @@ fn overlay_mount(
         Err(e) => {
             tracing::warn!(error = %e, "emulate-mount: the overlay helper failed");
             outcome.detail("why", e.to_string());
+            outcome.response = Response::Errno(libc::EIO);
+        }
+    }
+}
+
+/// A mount served by a FUSE program from the container ([`fuse`]).
+fn fuse_mount(
+    c: &Copied,
+    flags: u64,
+    program: &str,
+    policy: &crate::policy::model::Policy,
+    (creds, mntns, userns, target, root, cwd): (
+        &target::Creds,
+        &OwnedFd,
+        Option<OwnedFd>,
+        &target::Target,
+        OwnedFd,
+        OwnedFd,
+    ),
+    outcome: &mut Outcome,
+) {
+    outcome.detail("fuse", program.to_owned());
+    if flags & !ALLOWED_FLAGS != 0 {
+        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
+        return;
+    }
+    if !may_mount(creds, userns.filter(|u| owns(u, mntns)).as_ref()) {
+        deny(
+            outcome,
+            libc::EPERM,
+            "the caller cannot mount in its own mount namespace",
+        );
+        return;
+    }
+    // The server's options: the caller's, read-only when asked, and allow_other (a kernel
+    // mount is open to every user the permissions let in).
+    let mut options = vec!["allow_other".to_owned()];
+    if flags & libc::MS_RDONLY != 0 {
+        options.push("ro".to_owned());
+    }
+    if let Some(d) = &c.data {
+        options.extend(
+            String::from_utf8_lossy(d.as_bytes())
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let server = match fuse::FuseServer::prepare(
+        target,
+        root,
+        cwd,
+        program,
+        &c.source,
+        &c.target,
+        &options.join(","),
+        policy,
+    ) {
+        Ok(s) => s,
+        Err((errno, why)) => {
+            deny(outcome, errno, &why);
+            return;
+        }
+    };
+    match server.run() {
+        Ok((0, _)) => {
+            outcome.verdict = Verdict::Emulated;
+            outcome.response = Response::Value(0);
+        }
+        Ok((errno, text)) => {
+            outcome.verdict = Verdict::Emulated;
+            outcome.response = Response::Errno(errno);
+            if !text.is_empty() {
+                outcome.detail("fuse_output", text);
+            }
+            if errno == libc::ENODEV {
+                outcome.detail(
+                    "why",
+                    format!(
+                        "{program} is not in the container's /usr/sbin, /usr/bin, /sbin or /bin"
+                    ),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "emulate-mount: the FUSE helper failed");
+            outcome.detail("why", e.to_string());
+            outcome.verdict = Verdict::Emulated;
             outcome.response = Response::Errno(libc::EIO);
         }
     }

@@ -208,3 +208,14 @@ fn only_documented_options_pass_per_file_system() {
         );
     }
 }
+
+#[test]
+fn host_ids_map_into_the_callers_user_namespace() {
+    let map = "         0     100000      65536\n";
+    assert_eq!(super::fuse::inside(map, 100_000), Some(0));
+    assert_eq!(super::fuse::inside(map, 100_005), Some(5));
+    assert_eq!(super::fuse::inside(map, 0), None);
+    assert_eq!(super::fuse::inside(map, 165_536), None);
+    // The initial namespace's identity map.
+    assert_eq!(super::fuse::inside("0 0 4294967295\n", 1000), Some(1000));
+}

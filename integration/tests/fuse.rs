@@ -1,0 +1,210 @@
+//! emulate-mount through FUSE (`fuse = { ext4 = "fuse2fs" }`): a user-namespaced container
+//! (auditor enforce --userns --rootfs) mounts an ext4 image; the image is parsed by fuse2fs from
+//! the container's own root file system, started in the container's namespaces as its root,
+//! under its policy and with no new privileges — the host kernel never mounts it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use integration::{
+    audit_records as records, enforce, require_root, require_tool, text, workload, Scratch,
+    ALLOW_ALL_POLICY, CONTAINER_ROOT,
+};
+
+const FUSE_POLICY: &str = r#"version = 1
+default_action = "allow"
+
+[[rule]]
+names = ["mount"]
+action = "notify"
+handler = "emulate-mount"
+params = { fuse = { ext4 = "fuse2fs", btrfs = "btrfs-fuse-not-installed" } }
+"#;
+
+/// A root file system for the container: the workload, fuse2fs and the libraries it links,
+/// `/dev/fuse` (10:229, 0666: the container's root is not the host's), an ext4 image holding
+/// `hello.txt`, and a mount point.
+fn rootfs(s: &Scratch, fuse2fs: &Path) -> PathBuf {
+    let root = s.path("rootfs");
+    for d in ["proc", "dev", "mnt", "usr/bin"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    let copy = |from: &Path, to: &str| {
+        let to = root.join(to.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    };
+    copy(Path::new(&workload("mount_read")), "mount_read");
+    copy(fuse2fs, "usr/bin/fuse2fs");
+    let ldd = Command::new("ldd").arg(fuse2fs).output().expect("ldd");
+    for lib in text(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        copy(&std::fs::canonicalize(lib).expect("library"), lib);
+    }
+    let node = std::ffi::CString::new(root.join("dev/fuse").display().to_string()).expect("path");
+    // SAFETY: a NUL-terminated path and plain integers.
+    let r = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(10, 229)) };
+    assert_eq!(r, 0, "mknod /dev/fuse: {}", std::io::Error::last_os_error());
+    std::fs::set_permissions(
+        root.join("dev/fuse"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("chmod");
+    let content = s.path("content");
+    std::fs::create_dir_all(&content).expect("mkdir");
+    std::fs::write(content.join("hello.txt"), "hello from an ext4 image\n").expect("write");
+    let o = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&content)
+        .arg(root.join("img.ext4"))
+        .arg("4M")
+        .output()
+        .expect("mkfs.ext4");
+    assert!(o.status.success(), "mkfs.ext4: {}", text(&o.stderr));
+    for p in ["img.ext4", "mnt"] {
+        std::os::unix::fs::chown(root.join(p), Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))
+            .expect("chown");
+    }
+    root
+}
+
+fn run(root: &Path, policy: &Path, log: &Path, fstype: &str) -> String {
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--userns",
+            "--rootfs",
+            &root.display().to_string(),
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &["/mount_read", "/img.ext4", "/mnt", fstype, "hello.txt"],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{out}\nstderr:\n{}",
+        text(&o.stderr)
+    );
+    out
+}
+
+fn value<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+/// Processes whose root is `root` (servers left behind).
+fn rooted_in(root: &Path) -> Vec<u32> {
+    let root = std::fs::canonicalize(root).expect("root");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r == root))
+        .collect()
+}
+
+#[test]
+fn an_ext4_image_is_mounted_through_fuse2fs_from_the_container_never_by_the_host() {
+    let test = "an_ext4_image_is_mounted_through_fuse2fs_from_the_container_never_by_the_host";
+    if !require_root(test) {
+        return;
+    }
+    let Some(fuse2fs) = require_tool(test, "fuse2fs") else {
+        return;
+    };
+    let s = Scratch::new("fuse-mount");
+    let root = rootfs(&s, &fuse2fs);
+    let with = s.write("with.toml", FUSE_POLICY);
+    let without = s.write("without.toml", ALLOW_ALL_POLICY);
+    let log = s.path("audit.jsonl");
+
+    // Without the rule the kernel refuses the container an ext4 mount.
+    let out = run(&root, &without, &log, "ext4");
+    assert_eq!(
+        value(&out, "mount"),
+        Some(&*format!("-1 errno={}", libc::EPERM)),
+        "{out}"
+    );
+
+    let out = run(&root, &with, &log, "ext4");
+    assert_eq!(
+        value(&out, "mount"),
+        Some("0 errno=0"),
+        "{out}\nrecords: {:#?}",
+        records(&log)
+    );
+    // The container sees a FUSE file system, and reads the image's file through it.
+    assert!(
+        value(&out, "fstype").is_some_and(|t| t.starts_with("fuse")),
+        "{out}"
+    );
+    assert_eq!(
+        value(&out, "content"),
+        Some("hello from an ext4 image"),
+        "{out}"
+    );
+    // The server runs as the container's root, with no new privileges and a seccomp filter.
+    let server = value(&out, "server").unwrap_or_else(|| panic!("no server line: {out}"));
+    assert!(server.starts_with("fuse2fs "), "{out}");
+    assert!(server.contains("seccomp=2"), "{out}");
+    assert!(server.contains("nnp=1"), "{out}");
+    assert!(server.contains("uid=0"), "{out}");
+    assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}");
+    // The host kernel never mounted it: no ext4 from a loop device over the image, and no
+    // loop device over it at all.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(
+        !mountinfo.lines().any(|l| l.contains(" - ext4 /dev/loop")),
+        "{mountinfo}"
+    );
+    let lo = Command::new("losetup")
+        .arg("-j")
+        .arg(root.join("img.ext4"))
+        .output()
+        .expect("losetup");
+    assert_eq!(text(&lo.stdout).trim(), "", "a loop device over the image");
+    // The server ended with the container.
+    let left = (0..100).find_map(|_| {
+        let l = rooted_in(&root);
+        if l.is_empty() {
+            return Some(l);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        None
+    });
+    assert_eq!(
+        left,
+        Some(Vec::new()),
+        "processes left in the container's root"
+    );
+
+    // A type whose FUSE program the container does not have.
+    let out = run(&root, &with, &log, "btrfs");
+    assert_eq!(
+        value(&out, "mount"),
+        Some(&*format!("-1 errno={}", libc::ENODEV)),
+        "{out}"
+    );
+
+    let recs = records(&log);
+    let mounts: Vec<&serde_json::Value> = recs.iter().filter(|r| r["syscall"] == "mount").collect();
+    assert!(
+        mounts.iter().any(|r| r["decision"] == "emulated"
+            && r["decoded"]["fuse"] == "fuse2fs"
+            && r["result"] == "0"),
+        "{mounts:#?}"
+    );
+    assert!(
+        mounts.iter().any(|r| r["decoded"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("btrfs-fuse-not-installed is not in the container"))),
+        "{mounts:#?}"
+    );
+}
