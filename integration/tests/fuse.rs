@@ -208,3 +208,76 @@ fn an_ext4_image_is_mounted_through_fuse2fs_from_the_container_never_by_the_host
         "{mounts:#?}"
     );
 }
+
+/// learn → generate --fuse ext4=fuse2fs → learn --policy → generate --fuse → enforce: the
+/// refused ext4 mount is learned, the generated rule serves it through the container's
+/// fuse2fs, the second round (under that rule) learns what the workload does with the mounted
+/// file system, and the final policy runs it.
+#[test]
+fn a_learned_ext4_mount_is_served_through_fuse_when_generate_is_asked_to() {
+    let test = "a_learned_ext4_mount_is_served_through_fuse_when_generate_is_asked_to";
+    if !require_root(test) {
+        return;
+    }
+    let Some(fuse2fs) = require_tool(test, "fuse2fs") else {
+        return;
+    };
+    let s = Scratch::new("fuse-learn");
+    let root = rootfs(&s, &fuse2fs);
+    let learn = |obs: &Path, policy: Option<&Path>| -> String {
+        let mut c = Command::new(integration::auditor_bin());
+        c.args(["learn", "--no-progress", "--userns", "--rootfs"])
+            .arg(&root)
+            .arg("-o")
+            .arg(obs);
+        if let Some(p) = policy {
+            c.arg("--policy").arg(p);
+        }
+        let o = c
+            .args([
+                "--",
+                "/mount_read",
+                "/img.ext4",
+                "/mnt",
+                "ext4",
+                "hello.txt",
+            ])
+            .output()
+            .expect("learn");
+        assert!(o.status.success(), "learn: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let generate = |obs: &[&Path], to: &Path| {
+        let o = Command::new(integration::auditor_bin())
+            .arg("generate")
+            .args(obs)
+            .args(["--fuse", "ext4=fuse2fs", "-o"])
+            .arg(to)
+            .output()
+            .expect("generate");
+        assert!(o.status.success(), "generate: {}", text(&o.stderr));
+        let p = std::fs::read_to_string(to).expect("policy");
+        assert!(p.contains(r#"fuse = { ext4 = "fuse2fs" }"#), "{p}");
+        p
+    };
+    let (first, second) = (s.path("first.json"), s.path("second.json"));
+    let (p1, p2) = (s.path("p1.toml"), s.path("p2.toml"));
+    let out = learn(&first, None);
+    assert_eq!(
+        value(&out, "mount"),
+        Some(&*format!("-1 errno={}", libc::EPERM)),
+        "{out}"
+    );
+    generate(&[&first], &p1);
+    let out = learn(&second, Some(&p1));
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}");
+    let p = generate(&[&first, &second], &p2);
+    let out = run(&root, &p2, &s.path("audit.jsonl"), "ext4");
+    assert_eq!(value(&out, "mount"), Some("0 errno=0"), "{out}\n{p}");
+    assert_eq!(
+        value(&out, "content"),
+        Some("hello from an ext4 image"),
+        "{out}\n{p}"
+    );
+    assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}\n{p}");
+}

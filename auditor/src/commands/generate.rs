@@ -41,6 +41,11 @@ pub struct GenerateArgs {
     /// each pod's owner is read (namespaced `get` of pods, replicasets and jobs).
     #[arg(long, value_name = "URL")]
     pub kube_api: Option<String>,
+    /// Serve a file-system type the workload mounts through a FUSE program from the
+    /// container's root file system instead of the host's driver, e.g. `--fuse ext4=fuse2fs`
+    /// (repeatable): an untrusted image is then never parsed by the host kernel.
+    #[arg(long, value_name = "TYPE=PROGRAM")]
+    pub fuse: Vec<String>,
     /// Add argument conditions for scalar arguments whose every observed value is known
     /// (socket domains, clone/unshare namespace flags, personality, prctl options, ioctl
     /// requests); tightened clone also answers clone3 with ENOSYS.
@@ -163,6 +168,18 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         tighten: args.tighten,
         extra_handlers: args.with_handler.clone(),
         runtime: None,
+        fuse: args
+            .fuse
+            .iter()
+            .map(|f| {
+                f.split_once('=')
+                    .filter(|(t, p)| !t.is_empty() && !p.is_empty())
+                    .map(|(t, p)| (t.to_owned(), p.to_owned()))
+                    .with_context(|| {
+                        format!("--fuse `{f}`: write TYPE=PROGRAM, e.g. --fuse ext4=fuse2fs")
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     if let Some(r) = &args.runtime {
         let (name, version) = r

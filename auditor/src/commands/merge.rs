@@ -137,6 +137,7 @@ fn merge_groups(
         userns: false,
         no_new_privileges: None,
         with_handler: Vec::new(),
+        fuse: Vec::new(),
         name: args.name.clone(),
         k8s_api_version: formats::k8s::ApiVersion::V1,
         kubelet_root: None,

@@ -65,6 +65,9 @@ pub struct GenerateOptions {
     /// The runtime whose own pre-exec syscalls must be allowed too, and how it runs the
     /// container (which picks its baseline).
     pub runtime: Option<RuntimeTarget>,
+    /// File-system types an emulate-mount rule serves through a FUSE program from the
+    /// container instead of the host's driver (type → program).
+    pub fuse: BTreeMap<String, String>,
 }
 
 impl Default for GenerateOptions {
@@ -74,6 +77,7 @@ impl Default for GenerateOptions {
             tighten: false,
             extra_handlers: Vec::new(),
             runtime: None,
+            fuse: BTreeMap::new(),
         }
     }
 }
@@ -231,7 +235,7 @@ pub fn generate(
         let overlay = nested_overlay && m.name == "mount";
         match spec {
             Some(spec) if denied_calls > 0 || overlay => {
-                let rules = notify_rules(m, spec, of, overlay, &mut report);
+                let rules = notify_rules(m, spec, of, overlay, &options.fuse, &mut report);
                 if rules.iter().any(|r| r.action.is_notify()) {
                     report.notified.push((m.name.clone(), spec.name().to_owned()));
                 }

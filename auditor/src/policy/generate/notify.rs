@@ -60,6 +60,7 @@ pub(super) fn notify_rules(
     spec: &handlers::HandlerSpec,
     of: u32,
     overlay: bool,
+    fuse: &std::collections::BTreeMap<String, String>,
     report: &mut Report,
 ) -> Vec<Rule> {
     let mut rules = Vec::new();
@@ -217,6 +218,28 @@ pub(super) fn notify_rules(
                         .into(),
                 });
                 return rules;
+            }
+            // Types the user chose to serve through FUSE (`--fuse`): parsed by a program in
+            // the container, never by the host's driver; no source device to allow for them.
+            let through_fuse: std::collections::BTreeMap<String, ParamValue> = fstypes
+                .iter()
+                .filter_map(|f| Some((f.clone(), ParamValue::Str(fuse.get(f)?.clone()))))
+                .collect();
+            if !through_fuse.is_empty() {
+                fstypes.retain(|f| !through_fuse.contains_key(f));
+                report.notes.push(format!(
+                    "mount: {} through FUSE ({}): the program must be in the container's root file system, and the container needs /dev/fuse",
+                    through_fuse.keys().cloned().collect::<Vec<_>>().join(", "),
+                    through_fuse
+                        .iter()
+                        .map(|(t, p)| format!("{t} = {}", match p { ParamValue::Str(s) => s.as_str(), _ => "" }))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                params.insert("fuse".into(), ParamValue::Table(through_fuse));
+                if fstypes.is_empty() {
+                    sources.clear();
+                }
             }
             params.insert("fstypes".into(), ParamValue::strings(fstypes));
             params.insert("sources".into(), ParamValue::strings(sources));

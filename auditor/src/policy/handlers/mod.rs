@@ -454,15 +454,107 @@ pub fn harden(policy: &super::model::Policy) -> (super::model::Policy, Vec<&'sta
     (p, forced)
 }
 
+/// What a FUSE server needs that a container's learned policy may not allow: the calls
+/// fuse2fs 1.47 (libfuse 2.9) made mounting, serving reads, writes, directory and link
+/// changes and unmounting in a user namespace (learned with `auditor learn`), and the few a
+/// libfuse server makes on paths that run did not take (signals, splice, truncation, sync).
+pub const FUSE_SERVER_SYSCALLS: &[&str] = &[
+    "access",
+    "arch_prctl",
+    "brk",
+    "chdir",
+    "clock_gettime",
+    "clock_nanosleep",
+    "clone",
+    "clone3",
+    "close",
+    "dup2",
+    "dup3",
+    "exit",
+    "exit_group",
+    "fallocate",
+    "fcntl",
+    "fdatasync",
+    "fstat",
+    "fstatfs",
+    "fsync",
+    "ftruncate",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getpid",
+    "getrandom",
+    "gettid",
+    "getuid",
+    "ioctl",
+    "lseek",
+    "madvise",
+    "mmap",
+    "mount",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "openat",
+    "pipe2",
+    "poll",
+    "prctl",
+    "pread64",
+    "prlimit64",
+    "pwrite64",
+    "read",
+    "readlink",
+    "readv",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sched_yield",
+    "set_robust_list",
+    "set_tid_address",
+    "setsid",
+    "sigaltstack",
+    "splice",
+    "statfs",
+    "tgkill",
+    "umount2",
+    "uname",
+    "wait4",
+    "write",
+    "writev",
+];
+
 /// The policy a FUSE server auditor starts for a container (emulate-mount's `fuse`) runs
 /// under: the container's own, with no broker behind it. Its own `mount` of the FUSE file
 /// system is let through to the kernel, which judges it with the server's privileges in the
 /// container's user namespace (as any mount the container makes itself); every other call the
 /// container's policy would have a handler emulate is refused with EPERM (nothing serves the
-/// server's calls), and an interactive default becomes EPERM.
+/// server's calls), and an interactive default becomes EPERM. The calls of
+/// [`FUSE_SERVER_SYSCALLS`] that no rule of the container's names are allowed (a policy
+/// learned from the workload alone never saw the server run); what a rule names keeps its
+/// decision.
 pub fn for_fuse_server(policy: &super::model::Policy) -> super::model::Policy {
     use super::model::{Action, Rule, EPERM};
     let mut p = policy.clone();
+    let named: BTreeSet<&str> = policy
+        .rules
+        .iter()
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    let server: Vec<&str> = FUSE_SERVER_SYSCALLS
+        .iter()
+        .copied()
+        .filter(|n| !named.contains(n))
+        .collect();
+    if !server.is_empty() && !matches!(p.default_action, Action::Allow) {
+        p.rules.push(
+            Rule::new(server, Action::Allow)
+                .with_comment("what a FUSE server needs (auditor's list for fuse servers)"),
+        );
+    }
     let mut rules: Vec<Rule> = Vec::with_capacity(p.rules.len());
     for r in p.rules.drain(..) {
         if !r.action.is_notify() {

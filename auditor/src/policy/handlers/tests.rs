@@ -242,4 +242,28 @@ fn a_fuse_server_runs_the_policy_with_its_own_mount_let_through() {
     assert_eq!(action("mount"), Some(Action::Allow));
     assert_eq!(action("mknod"), Some(Action::Errno(EPERM)));
     assert_eq!(action("reboot"), Some(Action::Errno(EPERM)));
+
+    // A tight (learned) policy: the server's own calls are added where no rule names them;
+    // what a rule names keeps its decision.
+    let mut tight = Policy::default();
+    tight.rules.push(Rule::new(["read"], Action::Allow));
+    tight.rules.push(Rule::new(["ioctl"], Action::Errno(EPERM)));
+    let f = for_fuse_server(&tight);
+    let allowed: Vec<&Rule> = f
+        .rules
+        .iter()
+        .filter(|r| r.action == Action::Allow)
+        .collect();
+    assert!(allowed
+        .iter()
+        .any(|r| r.names.iter().any(|n| n == "pwrite64")));
+    assert!(!allowed.iter().any(|r| r.names.iter().any(|n| n == "ioctl")));
+    assert_eq!(
+        f.rules
+            .iter()
+            .filter(|r| r.names.iter().any(|n| n == "read"))
+            .count(),
+        1
+    );
+    crate::seccomp::compile::compile(&f).expect("compiles");
 }
