@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod mknod;
+pub mod module;
 pub mod mount;
 pub mod sched;
 pub mod setxattr;
@@ -53,5 +54,6 @@ pub fn run(config: &HandlerConfig, c: &Call<'_>) -> Option<Outcome> {
         HandlerConfig::Sysinfo => sysinfo::handle(c.fd, c.n),
         HandlerConfig::Sched(limits) => sched::handle(c.fd, c.n, c.syscall, limits),
         HandlerConfig::BpfDevices => bpf::handle(c.fd, c.n),
+        HandlerConfig::FinitModule { modules } => module::handle(c.fd, c.n, modules),
     }
 }

@@ -268,6 +268,15 @@ pub(super) fn notify_rules(
             params.insert("prefixes".into(), ParamValue::strings([prefix]));
         }
         HandlerKind::Sysinfo => {}
+        HandlerKind::FinitModule => {
+            // The module is named inside the file the call passes: the capture cannot read
+            // it. The rule refuses every module until its list names some.
+            report.notes.push(format!(
+                "{}: emulate-finit-module added with an empty modules list (the learned calls cannot show which module was asked for); name the modules the container may have the host load in params.modules",
+                m.name
+            ));
+            params.insert("modules".into(), ParamValue::strings(Vec::<String>::new()));
+        }
         HandlerKind::BpfDevices => {
             // A runtime inside the container loading its device filter: a refused load of a
             // cgroup device program. Any other refused bpf use stays refused.

@@ -161,6 +161,10 @@ pub enum HandlerConfig {
     Sysinfo,
     Sched(SchedLimits),
     BpfDevices,
+    FinitModule {
+        /// Module names the container may have the host load (its own copy).
+        modules: BTreeSet<String>,
+    },
 }
 
 /// A scheduling policy `emulate-sched` may grant (`sched_setscheduler`'s numbers).
@@ -238,6 +242,7 @@ pub enum HandlerKind {
     Sysinfo,
     Sched,
     BpfDevices,
+    FinitModule,
 }
 
 impl HandlerKind {
@@ -250,6 +255,7 @@ impl HandlerKind {
             HandlerKind::Sysinfo => "sysinfo",
             HandlerKind::Sched => "emulate-sched",
             HandlerKind::BpfDevices => "emulate-bpf-devices",
+            HandlerKind::FinitModule => "emulate-finit-module",
         }
     }
 }
@@ -270,6 +276,7 @@ impl HandlerConfig {
             HandlerConfig::Sysinfo => HandlerKind::Sysinfo,
             HandlerConfig::Sched(_) => HandlerKind::Sched,
             HandlerConfig::BpfDevices => HandlerKind::BpfDevices,
+            HandlerConfig::FinitModule { .. } => HandlerKind::FinitModule,
         }
     }
 }
@@ -345,6 +352,14 @@ const REGISTRY: &[HandlerSpec] = &[
         syscalls: &["bpf"],
         summary: "loads cgroup device programs and attaches them (always with BPF_F_ALLOW_MULTI) to cgroups below the caller's own, so that a container runtime inside the container filters its containers' devices",
         params: &[],
+        only_on_request: false,
+        companions: &[],
+    },
+    HandlerSpec {
+        kind: HandlerKind::FinitModule,
+        syscalls: &["finit_module"],
+        summary: "has the host load its own copy of an allowed kernel module (never the caller's file)",
+        params: &["modules"],
         only_on_request: false,
         companions: &[],
     },
@@ -678,6 +693,9 @@ impl HandlerSpec {
                 p.insert("rt_max".into(), ParamValue::Int(0));
             }
             // mount allows nothing until told which file systems and sources.
+            HandlerKind::FinitModule => {
+                p.insert("modules".into(), ParamValue::strings(Vec::<String>::new()));
+            }
             HandlerKind::Mount | HandlerKind::Sysinfo | HandlerKind::BpfDevices => {}
         }
         p
@@ -750,6 +768,23 @@ impl HandlerSpec {
             }
             HandlerKind::Sysinfo => HandlerConfig::Sysinfo,
             HandlerKind::BpfDevices => HandlerConfig::BpfDevices,
+            HandlerKind::FinitModule => {
+                let modules = strings("modules")?;
+                if let Some(m) = modules.iter().find(|m| {
+                    m.is_empty()
+                        || !m
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                }) {
+                    return Err(self.bad(
+                        "modules",
+                        &format!("`{m}` is not a module name (e.g. \"overlay\", \"nf_tables\")"),
+                    ));
+                }
+                HandlerConfig::FinitModule {
+                    modules: modules.into_iter().collect(),
+                }
+            }
             HandlerKind::Sched => {
                 let mut policies = BTreeSet::new();
                 for name in strings("policies")? {
