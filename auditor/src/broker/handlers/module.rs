@@ -17,8 +17,10 @@
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
+use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
+use crate::broker::sys;
 use crate::broker::target::{self, Target};
 use crate::broker::{Outcome, Verdict};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
@@ -128,19 +130,119 @@ fn copy(t: &Target, a: &[u64; 6]) -> Result<String, Refusal> {
             ));
         }
     }
-    let file = t
-        .reopen_fd(a[0] as u32 as i32, libc::O_RDONLY)
-        .map_err(|e| (e.errno(), format!("module fd {}: {e}", a[0] as u32 as i32)))?;
-    let file = std::fs::File::from(file);
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err((
-            libc::EINVAL,
-            "the module fd is not a regular file".to_owned(),
-        ));
+    // The file is read by a forked helper (bounded by the helper deadline: a file on a
+    // stalled FUSE mount must not hold a broker thread), into memory shared with it.
+    let fd = a[0] as u32 as i32;
+    let handle = t
+        .fd_handle(fd, 0)
+        .map_err(|e| (e.errno(), format!("module fd {fd}: {e}")))?;
+    let path = CString::new(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+        .map_err(|_| (libc::EINVAL, "a NUL byte".to_owned()))?;
+    let buf = Shared::new(IMAGE_MAX).map_err(|e| (e, "cannot map a buffer".to_owned()))?;
+    let (at, cap) = (buf.ptr, buf.len);
+    let child = move || -> i32 {
+        // SAFETY: raw syscalls into the shared mapping, prepared before the fork.
+        unsafe { read_image(path.as_ptr(), at, cap) }
+    };
+    // SAFETY: `child` makes only raw syscalls on data prepared above, and returns.
+    match unsafe { sys::fork_helper(&[handle.as_raw_fd()], child) } {
+        Ok(0) => module_name(buf.image()),
+        Ok(e) => Err((
+            e,
+            format!(
+                "cannot read the module file: {}",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        )),
+        Err(e) => Err((libc::EIO, format!("cannot read the module file: {e}"))),
     }
-    // Read lazily: the ELF headers and .modinfo only.
-    let cache = object::ReadCache::new(file);
-    module_name(&cache)
+}
+
+/// The largest module image read.
+const IMAGE_MAX: usize = 64 << 20;
+
+/// Anonymous memory shared with a forked helper: a length (`u64`), then the bytes.
+struct Shared {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Shared {
+    fn new(cap: usize) -> Result<Shared, i32> {
+        let len = cap + 8;
+        // SAFETY: a new anonymous shared mapping; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(sys::errno());
+        }
+        Ok(Shared { ptr: p.cast(), len })
+    }
+
+    /// What the helper read.
+    fn image(&self) -> &[u8] {
+        // SAFETY: the mapping is live and at least 8 bytes; the helper has ended.
+        let n = unsafe { std::ptr::read_unaligned(self.ptr.cast::<u64>()) } as usize;
+        let n = n.min(self.len - 8);
+        // SAFETY: within the live mapping, which nothing writes any more.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(8), n) }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own live mapping once.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// In the forked helper: read the regular file at `path` into `at` (length first).
+///
+/// # Safety
+/// `at` must be a live writable mapping of `cap` bytes; raw syscalls only.
+unsafe fn read_image(path: *const libc::c_char, at: *mut u8, cap: usize) -> i32 {
+    // SAFETY: raw syscalls on live data (the caller's contract).
+    unsafe {
+        let fd = libc::open(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        if fd < 0 {
+            return sys::errno();
+        }
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return sys::errno();
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return libc::EINVAL;
+        }
+        let size = st.st_size as usize;
+        if size > cap - 8 {
+            return libc::EFBIG;
+        }
+        let mut got = 0usize;
+        while got < size {
+            let r = libc::pread(fd, at.add(8 + got).cast(), size - got, got as libc::off_t);
+            if r < 0 {
+                if sys::errno() == libc::EINTR {
+                    continue;
+                }
+                return sys::errno();
+            }
+            if r == 0 {
+                break;
+            }
+            got += r as usize;
+        }
+        std::ptr::write_unaligned(at.cast::<u64>(), got as u64);
+        0
+    }
 }
 
 /// Load the host's copy of `name`.

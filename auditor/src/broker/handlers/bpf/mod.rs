@@ -434,7 +434,42 @@ fn caller_cgroup(t: &Target) -> Result<PathBuf, Refusal> {
 /// The cgroup directory behind the caller's fd `fd`, strictly below `caller`.
 fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal> {
     // Anything but a cgroup directory is EBADF, as the kernel answers (runc's probe for
-    // BPF_F_REPLACE names /dev/null and tells the two kernels apart by EBADF).
+    // BPF_F_REPLACE names /dev/null and tells the two kernels apart by EBADF). The file
+    // system is told from procfs alone (the fd's mount in the caller's mountinfo): opening or
+    // stat'ing a file on a stalled FUSE mount would hold this thread.
+    let not_cgroup = || {
+        (
+            libc::EBADF,
+            format!("target fd {fd} is not a cgroup v2 directory"),
+        )
+    };
+    let info = t
+        .fdinfo(fd as i32)
+        .map_err(|e| (e.errno(), format!("target fd {fd}: {e}")))?;
+    let mnt_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .map(str::trim)
+        .ok_or_else(not_cgroup)?;
+    let mut mountinfo = String::new();
+    File::from(
+        t.open_at("mountinfo", libc::O_RDONLY)
+            .map_err(|e| (e.errno(), e.to_string()))?,
+    )
+    .read_to_string(&mut mountinfo)
+    .map_err(|e| {
+        (
+            libc::EIO,
+            format!("cannot read the caller's mountinfo: {e}"),
+        )
+    })?;
+    let fstype = mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (pre.split_whitespace().next()? == mnt_id).then(|| post.split_whitespace().next())?
+    });
+    if fstype != Some("cgroup2") {
+        return Err(not_cgroup());
+    }
     let dir = t
         .reopen_fd(fd as i32, libc::O_RDONLY | libc::O_DIRECTORY)
         .map_err(|e| {
@@ -447,10 +482,7 @@ fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal
     let st = nix::sys::statfs::fstatfs(&dir)
         .map_err(|e| (e as i32, format!("target fd {fd}: statfs")))?;
     if st.filesystem_type() != nix::sys::statfs::CGROUP2_SUPER_MAGIC {
-        return refuse(
-            libc::EBADF,
-            format!("target fd {fd} is not a cgroup v2 directory"),
-        );
+        return Err(not_cgroup());
     }
     let meta = nix::sys::stat::fstat(dir.as_raw_fd())
         .map_err(|e| (e as i32, format!("target fd {fd}: stat")))?;
