@@ -261,14 +261,30 @@ impl Target {
         ))
     }
 
+    /// The text of an entry below `/proc/<pid>` (`status`, `cgroup`, `mountinfo`, …).
+    pub fn read_text(&self, what: &'static str) -> Result<String, TargetError> {
+        let fd = self.open_at(what, libc::O_RDONLY)?;
+        std::io::read_to_string(File::from(fd)).map_err(|source| TargetError::Open {
+            pid: self.pid,
+            what,
+            source,
+        })
+    }
+
+    /// A namespace's identity: device and inode of its `ns/<kind>` link (`what` = `ns/pid`, …).
+    pub fn ns_id(&self, what: &'static str) -> Result<(u64, u64), TargetError> {
+        let fd = self.open_at(what, libc::O_RDONLY)?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| TargetError::Open {
+            pid: self.pid,
+            what,
+            source: std::io::Error::from_raw_os_error(e as i32),
+        })?;
+        Ok((st.st_dev, st.st_ino))
+    }
+
     /// Credentials and umask from `/proc/<pid>/status`.
     pub fn creds(&self) -> Result<Creds, TargetError> {
-        let fd = self.open_at("status", libc::O_RDONLY)?;
-        let text = std::io::read_to_string(File::from(fd)).map_err(|source| TargetError::Open {
-            pid: self.pid,
-            what: "status",
-            source,
-        })?;
+        let text = self.read_text("status")?;
         parse_status(&text).map_err(|field| TargetError::Status {
             pid: self.pid,
             field,

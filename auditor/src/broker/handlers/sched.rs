@@ -19,11 +19,10 @@
 //! - A realtime policy also needs an RT budget in the target's cpu cgroup on kernels with
 //!   `CONFIG_RT_GROUP_SCHED` (`cpu.rt_runtime_us`, 0 in engines' cgroups): the refusal says so.
 
-use std::io::Read as _;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::FileExt as _;
 
-use crate::broker::target::{self, Target};
+use crate::broker::target::Target;
 use crate::broker::{Outcome, Verdict};
 use crate::policy::handlers::{SchedLimits, SchedPolicy};
 use crate::seccomp::notify::{NotifyFd, Response, SeccompNotif};
@@ -256,8 +255,8 @@ pub fn handle(
     // Opened before ID_VALID: bound to the caller even if its pid is reused now.
     let opened = Target::of_caller(n.pid).and_then(|t| {
         let mem = t.mem()?;
-        let status = read_all(&t, "status")?;
-        let pidns = ns_id(&t, "ns/pid")?;
+        let status = t.read_text("status")?;
+        let pidns = t.ns_id("ns/pid")?;
         Ok((mem, status, pidns))
     });
     let copied = opened
@@ -383,30 +382,6 @@ impl Caller {
             host_ns: (own.dev(), own.ino()) == pidns,
         })
     }
-}
-
-/// `/proc/<tid>/<what>`'s text.
-fn read_all(t: &Target, what: &'static str) -> Result<String, target::TargetError> {
-    let mut text = String::new();
-    std::fs::File::from(t.open_at(what, libc::O_RDONLY)?)
-        .read_to_string(&mut text)
-        .map_err(|source| target::TargetError::Open {
-            pid: t.pid,
-            what,
-            source,
-        })?;
-    Ok(text)
-}
-
-/// A namespace's identity (device and inode of its `/proc/<tid>/ns/<kind>` link).
-fn ns_id(t: &Target, what: &'static str) -> Result<(u64, u64), target::TargetError> {
-    let fd = t.open_at(what, libc::O_RDONLY)?;
-    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| target::TargetError::Open {
-        pid: t.pid,
-        what,
-        source: std::io::Error::from_raw_os_error(e as i32),
-    })?;
-    Ok((st.st_dev, st.st_ino))
 }
 
 /// The host tid of thread `who` of the caller's container, pinned by a pidfd.

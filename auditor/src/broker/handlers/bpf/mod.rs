@@ -37,7 +37,6 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Read as _;
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
@@ -403,13 +402,9 @@ struct CgroupDir {
 
 /// The caller's v2 cgroup, as a host path.
 fn caller_cgroup(t: &Target) -> Result<PathBuf, Refusal> {
-    let mut text = String::new();
-    File::from(
-        t.open_at("cgroup", libc::O_RDONLY)
-            .map_err(|e| (e.errno(), e.to_string()))?,
-    )
-    .read_to_string(&mut text)
-    .map_err(|e| (libc::EIO, format!("cannot read the caller's cgroup: {e}")))?;
+    let text = t
+        .read_text("cgroup")
+        .map_err(|e| (e.errno(), e.to_string()))?;
     let rel = crate::host::cgroup::v2_line(&text).ok_or_else(|| {
         (
             libc::EPERM,
@@ -451,18 +446,9 @@ fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal
         .find_map(|l| l.strip_prefix("mnt_id:"))
         .map(str::trim)
         .ok_or_else(not_cgroup)?;
-    let mut mountinfo = String::new();
-    File::from(
-        t.open_at("mountinfo", libc::O_RDONLY)
-            .map_err(|e| (e.errno(), e.to_string()))?,
-    )
-    .read_to_string(&mut mountinfo)
-    .map_err(|e| {
-        (
-            libc::EIO,
-            format!("cannot read the caller's mountinfo: {e}"),
-        )
-    })?;
+    let mountinfo = t
+        .read_text("mountinfo")
+        .map_err(|e| (e.errno(), e.to_string()))?;
     let fstype = mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
         (pre.split_whitespace().next()? == mnt_id).then(|| post.split_whitespace().next())?

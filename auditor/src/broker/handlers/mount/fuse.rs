@@ -350,14 +350,7 @@ unsafe fn serve(
 }
 
 fn read(t: &Target, what: &'static str) -> Result<String, Refusal> {
-    let fd = t
-        .open_at(what, libc::O_RDONLY)
-        .map_err(|e| (e.errno(), e.to_string()))?;
-    let mut s = String::new();
-    std::fs::File::from(fd)
-        .read_to_string(&mut s)
-        .map_err(|e| (libc::EIO, format!("cannot read the caller's {what}: {e}")))?;
-    Ok(s)
+    t.read_text(what).map_err(|e| (e.errno(), e.to_string()))
 }
 
 /// A host id as the user namespace of a `uid_map`/`gid_map` (read from the host) sees it.
