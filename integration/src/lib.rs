@@ -74,6 +74,17 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Whether `name` was made by [`unique_name`]`(prefix)` in a test process that is gone: a
+/// leftover to clear. A live test's names (this process's or a parallel one's) are never
+/// stale, even before the test has used them.
+pub fn stale_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
 /// A tool from the system (strace, runc, …): its path, or a failure under CI / skip elsewhere.
 pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {

@@ -38,17 +38,11 @@ impl Cgroup {
     /// `name` under the cgroup2 mount, (re)created.
     fn named(name: &str, delegated: bool) -> Cgroup {
         let root = cgroup2_root();
-        // Left over by a killed test process (`PREFIX-PID-N`): empty by now, remove them.
+        // Left over by a killed test process: empty by now, remove them (never a live
+        // test's).
         for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .strip_prefix(PREFIX)
-                .and_then(|r| r.strip_prefix('-'))
-                .and_then(|r| r.split('-').next());
-            if let Some(pid) = pid {
-                if !Path::new("/proc").join(pid).exists() {
-                    remove_tree(&e.path());
-                }
+            if integration::stale_name(&e.file_name().to_string_lossy(), PREFIX) {
+                remove_tree(&e.path());
             }
         }
         let dir = root.join(name);

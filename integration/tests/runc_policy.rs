@@ -37,12 +37,12 @@ impl Drop for Cleanup {
     }
 }
 
-/// Containers and bundles left by an earlier run that was killed.
+/// Containers and bundles left by an earlier run that was killed (never a live test's).
 fn clear_stale(runc: &Path) {
     if let Ok(out) = Command::new(runc).args(["list", "--quiet"]).output() {
         for name in String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter(|n| n.starts_with(PREFIX))
+            .filter(|n| integration::stale_name(n, PREFIX))
         {
             let _ = Command::new(runc)
                 .args(["delete", "--force", name])
@@ -51,7 +51,7 @@ fn clear_stale(runc: &Path) {
     }
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(PREFIX) {
+            if integration::stale_name(&e.file_name().to_string_lossy(), PREFIX) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }

@@ -40,9 +40,10 @@ impl CpuCgroup {
             eprintln!("SKIP: no cgroup v1 cpu hierarchy with RT group scheduling at {CPU_V1}");
             return None;
         }
-        // Left over by a test that was killed: empty by now, remove them.
+        // Left over by a test process that was killed: empty by now, remove them (never a
+        // live test's, which may not have joined it yet).
         for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(CGROUP_PREFIX) {
+            if integration::stale_name(&e.file_name().to_string_lossy(), CGROUP_PREFIX) {
                 let _ = std::fs::remove_dir(e.path());
             }
         }
