@@ -216,6 +216,10 @@ fn a_runtime_in_a_container_filters_its_inner_containers_devices() {
     assert_eq!(field(&out, "query", "count"), "1", "{out}");
     assert_eq!(field(&out, "query", "flags"), "2", "{out}");
     let first = field(&out, "query", "id");
+    // What the kernel says of a program the caller holds: its own answer.
+    assert_eq!(errno_of(&out, "info"), 0, "{out}");
+    assert_eq!(field(&out, "info", "id"), first, "{out}");
+    assert_eq!(field(&out, "info", "type"), "15", "{out}");
     assert_eq!(
         line(&out, "filtered"),
         format!("null={eperm} zero=0"),

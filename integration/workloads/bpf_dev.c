@@ -191,6 +191,19 @@ int main(int argc, char **argv) {
     // The caller asks for ALLOW_OVERRIDE: auditor attaches with ALLOW_MULTI.
     report("attach", attach(cg, (int)prog, BPF_F_ALLOW_OVERRIDE));
     uint32_t id = query("query", cg);
+    {
+        // Information about a program it holds: the kernel answers (no privilege needed).
+        struct bpf_prog_info info;
+        memset(&info, 0, sizeof(info));
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.info.bpf_fd = (int)prog;
+        a.info.info_len = sizeof(info);
+        a.info.info = (uint64_t)(uintptr_t)&info;
+        long r = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+        printf("info=%ld errno=%d id=%u type=%u\n", r, r < 0 ? errno : 0, info.id, info.type);
+        fflush(stdout);
+    }
     devices("filtered", inner);
     {
         union bpf_attr a;

@@ -27,7 +27,8 @@
 //!   caller's, answered with the programs auditor loaded among those attached there;
 //!   `BPF_PROG_GET_FD_BY_ID` only of a program auditor loaded for a caller of this cgroup
 //!   subtree (runc skips a program it gets EPERM for).
-//! - Every other command is refused with EPERM, as the kernel does in a user namespace.
+//! - `BPF_OBJ_GET_INFO_BY_FD` goes to the kernel (it needs no privilege); every other command
+//!   is refused with EPERM, as the kernel does in a user namespace.
 //!
 //! auditor keeps no fd of the programs it loads: a program lives as long as the caller's fd
 //! and its attachments, so it goes away with the container's cgroup. The list of programs
@@ -607,6 +608,14 @@ pub fn handle(fd: &NotifyFd, n: &SeccompNotif) -> Option<Outcome> {
     let a = &n.data.args;
     let cmd = a[0] as u32;
     outcome.detail("cmd", cmd_name(cmd));
+    if cmd == BPF_OBJ_GET_INFO_BY_FD {
+        // Asking about an object the caller holds needs no privilege (the kernel hides what
+        // an unprivileged caller may not see): the kernel answers it, with the caller's own
+        // rights (runc's library asks about the programs it was given).
+        outcome.verdict = Verdict::Allowed;
+        outcome.response = Response::Continue;
+        return Some(outcome);
+    }
     let t = match Target::of_caller(n.pid) {
         Ok(t) => t,
         Err(e) => {
