@@ -281,3 +281,129 @@ fn a_learned_ext4_mount_is_served_through_fuse_when_generate_is_asked_to() {
     );
     assert_eq!(value(&out, "umount"), Some("0 errno=0"), "{out}\n{p}");
 }
+
+/// The same mount in a real user-namespaced runc container whose profile hands its listener
+/// to `auditor agent`: the server joins runc's cgroups and namespaces, and ends with the
+/// container.
+#[test]
+fn runc_mounts_an_ext4_image_through_fuse_via_the_agent() {
+    use integration::runtimes::{clear_stale, Bundle, Runtime, USERNS_HOST_ID};
+    let test = "runc_mounts_an_ext4_image_through_fuse_via_the_agent";
+    if !require_root(test) || require_tool(test, "runc").is_none() {
+        return;
+    }
+    let Some(fuse2fs) = require_tool(test, "fuse2fs") else {
+        return;
+    };
+    clear_stale(Runtime::Runc);
+    let s = Scratch::private_with_policies("agent-fuse");
+    std::fs::write(s.path("policies/fuse.toml"), FUSE_POLICY).expect("policy");
+    let b = Bundle::busybox(
+        Runtime::Runc,
+        &["/mount_read", "/img.ext4", "/mnt", "ext4", "hello.txt"],
+    )
+    .expect("bundle");
+    // The container's root: the workload, fuse2fs and its libraries, the image.
+    let built = rootfs(&s, &fuse2fs);
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", built.display()))
+        .arg(b.rootfs())
+        .output()
+        .expect("cp");
+    assert!(o.status.success(), "cp: {}", text(&o.stderr));
+    for p in ["img.ext4", "mnt"] {
+        std::os::unix::fs::chown(
+            b.rootfs().join(p),
+            Some(USERNS_HOST_ID),
+            Some(USERNS_HOST_ID),
+        )
+        .expect("chown");
+    }
+    b.user_namespace().expect("user namespace");
+    b.set_seccomp(&serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "listenerPath": s.path("agent.sock"),
+        "listenerMetadata": "fuse",
+        "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}],
+    }))
+    .expect("seccomp");
+    // /dev is runc's tmpfs: /dev/fuse is the 0666 node bind-mounted over it (the host's is
+    // 0600, closed to the container's root); mounting needs CAP_SYS_ADMIN in the container.
+    let node = built.join("dev/fuse").display().to_string();
+    b.edit(|c| {
+        // fuse2fs opens the image read-write (`runc spec` makes the root read-only).
+        c["root"]["readonly"] = serde_json::json!(false);
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.push(serde_json::json!({"destination": "/dev/fuse", "type": "bind", "source": node, "options": ["bind"]}));
+        }
+        if let Some(d) = c["linux"]["resources"]["devices"].as_array_mut() {
+            d.push(serde_json::json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}));
+        }
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(caps) = c["process"]["capabilities"][set].as_array_mut() {
+                caps.push("CAP_SYS_ADMIN".into());
+            }
+        }
+    })
+    .expect("config");
+    let agent = integration::agent::Agent::oci(&s);
+    let argv = b.run_command();
+    let o = integration::run_with_timeout(
+        Command::new(&argv[0]).args(&argv[1..]),
+        std::time::Duration::from_secs(60),
+    );
+    let out = text(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}\nagent: {}",
+        integration::describe(&o),
+        agent.log_text()
+    );
+    assert_eq!(
+        value(&out, "mount"),
+        Some("0 errno=0"),
+        "{out}\nrecords: {:#?}",
+        agent.wait_records(|r| !r.is_empty())
+    );
+    assert!(
+        value(&out, "fstype").is_some_and(|t| t.starts_with("fuse")),
+        "{out}"
+    );
+    assert_eq!(
+        value(&out, "content"),
+        Some("hello from an ext4 image"),
+        "{out}"
+    );
+    let server = value(&out, "server").unwrap_or_else(|| panic!("no server line: {out}"));
+    assert!(
+        server.contains("seccomp=2") && server.contains("nnp=1"),
+        "{out}"
+    );
+    let records = agent.wait_records(|r| {
+        r.iter()
+            .any(|r| r["container"] == b.id && r["syscall"] == "mount")
+    });
+    assert!(
+        records.iter().any(|r| r["container"] == b.id
+            && r["decoded"]["fuse"] == "fuse2fs"
+            && r["decision"] == "emulated"
+            && r["result"] == "0"),
+        "{records:#?}"
+    );
+    // Nothing of the container is left once it ended.
+    let left = (0..100).find_map(|_| {
+        let l = rooted_in(&b.rootfs());
+        if l.is_empty() {
+            return Some(l);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        None
+    });
+    assert_eq!(
+        left,
+        Some(Vec::new()),
+        "processes left in the container's root"
+    );
+}
