@@ -27,6 +27,8 @@ use super::tui::Tmux;
 use crate::util::{have, phase, run as run_cmd};
 
 const WORKLOAD: &str = include_str!("../../bench/fleet_workload.c");
+/// The minimal C agent of the noisy-neighbour baseline.
+const C_AGENT: &str = include_str!("../../bench/notify_agent.c");
 const POLICY: &str =
     "# bench: allow everything the filter sends\nversion = 1\ndefault_action = \"allow\"\n";
 const CONTAINERS: usize = 64;
@@ -64,16 +66,24 @@ struct Agent {
 
 impl Agent {
     fn start(bin: &Path, dir: &Path, rep: &str) -> anyhow::Result<Agent> {
+        Agent::start_with(bin, dir, rep, true)
+    }
+
+    /// auditor's agent, with its audit log or without one.
+    fn start_with(bin: &Path, dir: &Path, rep: &str, log: bool) -> anyhow::Result<Agent> {
         let socket = dir.join("agent.sock");
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(bin)
-            .arg("agent")
+        let mut cmd = Command::new(bin);
+        cmd.arg("agent")
             .arg("--socket")
             .arg(&socket)
             .arg("--policy-dir")
-            .arg(dir.join("policies"))
-            .arg("--audit-log")
-            .arg(dir.join(format!("audit-{rep}.jsonl")))
+            .arg(dir.join("policies"));
+        if log {
+            cmd.arg("--audit-log")
+                .arg(dir.join(format!("audit-{rep}.jsonl")));
+        }
+        let child = cmd
             .env("AUDITOR_RUN_DIR", dir.join("run"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -85,6 +95,30 @@ impl Agent {
         while !socket.exists() {
             if t0.elapsed() > Duration::from_secs(20) {
                 bail!("the agent's socket did not appear (see agent-{rep}.log)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(a)
+    }
+}
+
+impl Agent {
+    /// The minimal C agent (xtask/bench/notify_agent.c) on `dir`/agent.sock.
+    fn start_c(c_agent: &Path, dir: &Path) -> anyhow::Result<Agent> {
+        let socket = dir.join("agent.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(c_agent)
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the C agent")?;
+        let a = Agent { child };
+        let t0 = Instant::now();
+        while !socket.exists() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                bail!("the C agent's socket did not appear");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -287,16 +321,35 @@ fn one(
     ))
 }
 
+/// A quiet container's run: p50 µs, p99 µs, and the hostile one's calls/s.
+type Quiet = (f64, f64, f64);
+
+/// Who serves the noisy-neighbour pair.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served<'a> {
+    /// auditor's agent with its audit log (as the fleet runs).
+    Auditor,
+    /// auditor's agent without an audit log.
+    AuditorNoLog,
+    /// The minimal C agent.
+    C(&'a Path),
+}
+
 /// A quiet container's (p50, p99) in µs over one run: alone on a fresh agent, or beside a
 /// hostile one that makes notified calls back to back; with the hostile one's calls/s.
 fn neighbour(
     bin: &Path,
+    served: Served<'_>,
     workload: &Path,
     dir: &Path,
     rep: &str,
     flood: bool,
 ) -> anyhow::Result<(f64, f64, f64)> {
-    let agent = Agent::start(bin, dir, rep)?;
+    let agent = match served {
+        Served::C(c) => Agent::start_c(c, dir)?,
+        Served::Auditor => Agent::start_with(bin, dir, rep, true)?,
+        Served::AuditorNoLog => Agent::start_with(bin, dir, rep, false)?,
+    };
     let start = SystemTime::now() + LEAD;
     let start_ms = start.duration_since(UNIX_EPOCH)?.as_millis().to_string();
     let socket = dir.join("agent.sock");
@@ -353,6 +406,7 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             .arg(&workload)
             .arg(&src),
     )?;
+    let c_agent = super::broker::gcc(C_AGENT, "notify_agent", dir.path())?;
     std::fs::create_dir_all(dir.path().join("policies"))?;
     std::fs::write(dir.path().join("policies/bench.toml"), POLICY)?;
     let (mut detached, mut attached) = (Vec::new(), Vec::new());
@@ -378,9 +432,10 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    let (mut alone, mut flooded) = (Vec::new(), Vec::new());
+    // (alone, flooded) per server: auditor with its log, auditor without, the C agent.
+    let mut pairs: [(Vec<Quiet>, Vec<Quiet>); 3] = Default::default();
     phase(
-        "bench: a quiet container beside a hostile one flooding the agent",
+        "bench: a quiet container beside a hostile one flooding the agent (auditor's with and without its audit log, a minimal C one)",
         || {
             for i in 0..reps {
                 for flood in if i % 2 == 0 {
@@ -388,18 +443,26 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
                 } else {
                     [true, false]
                 } {
-                    let rep = format!("n{i}{}", if flood { "f" } else { "q" });
-                    let r = neighbour(bin, &workload, dir.path(), &rep, flood)?;
-                    if flood {
-                        flooded.push(r);
-                    } else {
-                        alone.push(r);
+                    let servers = [
+                        Served::Auditor,
+                        Served::AuditorNoLog,
+                        Served::C(c_agent.as_path()),
+                    ];
+                    for (k, served) in servers.into_iter().enumerate() {
+                        let rep = format!("n{i}{}{k}", if flood { "f" } else { "q" });
+                        let r = neighbour(bin, served, &workload, dir.path(), &rep, flood)?;
+                        if flood {
+                            pairs[k].1.push(r);
+                        } else {
+                            pairs[k].0.push(r);
+                        }
                     }
                 }
             }
             Ok(())
         },
     )?;
+    let [(alone, flooded), (alone_n, flooded_n), (alone_c, flooded_c)] = pairs;
     let (measured, ui) = phase("bench: the UI under the fleet's load", || {
         one(bin, &workload, dir.path(), "ui", true, true)
     })?;
@@ -450,6 +513,26 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
         alone.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
         flooded.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
     );
+    for (label, a, f) in [
+        ("auditor's agent without an audit log", &alone_n, &flooded_n),
+        (
+            "a minimal C agent (one thread per listener, receive -> CONTINUE, no log)",
+            &alone_c,
+            &flooded_c,
+        ),
+    ] {
+        let (a99, f99) = (m3(a, |r| r.1), m3(f, |r| r.1));
+        println!(
+            "noisy neighbour under {label}: alone p50 {:.1} µs, p99 {a99:.1} µs; flooded ({:.0} calls/s) p50 {:.1} µs, p99 {f99:.1} µs — p99 ratio {:.2}× (with auditor's audit log {:.2}×; runs' p99 alone {}, flooded {})",
+            m3(a, |r| r.0),
+            m3(f, |r| r.2),
+            m3(f, |r| r.0),
+            f99 / a99,
+            flooded99 / alone99,
+            a.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
+            f.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
+        );
+    }
     let rss: Vec<f64> = detached
         .iter()
         .chain(&attached)
