@@ -47,6 +47,19 @@ pub fn v1_line<'a>(cgroup_file: &'a str, controller: &str) -> Option<(&'a str, &
     })
 }
 
+/// The directory of the cgroup `path` (as `/proc/PID/cgroup` gives it) below the hierarchy's
+/// mount `root`, refusing anything but plain components (`.`, `..`).
+pub fn dir_of(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut dir = root.to_path_buf();
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        if c == "." || c == ".." {
+            return None;
+        }
+        dir.push(c);
+    }
+    Some(dir)
+}
+
 /// The inode number of a cgroup directory: the cgroup id the kernel reports.
 pub fn id(dir: &Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(dir)?.ino())
@@ -83,6 +96,17 @@ mod tests {
         let hybrid = "12:pids:/a\n1:name=systemd:/b\n0::/c/d\n";
         assert_eq!(v2_line(hybrid), Some("/c/d"));
         assert_eq!(v2_line("3:cpu:/x\n"), None);
+    }
+
+    #[test]
+    fn cgroup_directories_take_plain_components_only() {
+        assert_eq!(dir_of(Path::new("/r"), "/a/../b"), None);
+        assert_eq!(dir_of(Path::new("/r"), "/a/./b"), None);
+        assert_eq!(
+            dir_of(Path::new("/r"), "/a/b"),
+            Some(PathBuf::from("/r/a/b"))
+        );
+        assert_eq!(dir_of(Path::new("/r"), "/"), Some(PathBuf::from("/r")));
     }
 
     #[test]

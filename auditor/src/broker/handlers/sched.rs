@@ -547,10 +547,11 @@ fn apply(tid: u32, r: &Request) -> Result<(), i32> {
 fn rt_budget(tid: u32) -> Option<String> {
     let cgroups = std::fs::read_to_string(format!("/proc/{tid}/cgroup")).ok()?;
     let (controllers, path) = crate::host::cgroup::v1_line(&cgroups, "cpu")?;
-    let file = std::path::Path::new("/sys/fs/cgroup")
-        .join(controllers)
-        .join(path.trim_start_matches('/'))
-        .join("cpu.rt_runtime_us");
+    let file = crate::host::cgroup::dir_of(
+        &std::path::Path::new("/sys/fs/cgroup").join(controllers),
+        path,
+    )?
+    .join("cpu.rt_runtime_us");
     let budget: i64 = std::fs::read_to_string(&file).ok()?.trim().parse().ok()?;
     (budget == 0).then(|| {
         format!(

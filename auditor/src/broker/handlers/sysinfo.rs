@@ -69,18 +69,6 @@ pub fn parse_cgroup(text: &str) -> Option<MemoryCgroup> {
     }
 }
 
-/// The directory of `path` below `root`, refusing anything but plain components.
-fn dir_of(root: &Path, path: &str) -> Option<PathBuf> {
-    let mut dir = root.to_path_buf();
-    for c in path.split('/').filter(|c| !c.is_empty()) {
-        if c == "." || c == ".." {
-            return None;
-        }
-        dir.push(c);
-    }
-    Some(dir)
-}
-
 fn read_u64(p: &Path) -> Option<u64> {
     let s = std::fs::read_to_string(p).ok()?;
     let s = s.trim();
@@ -102,7 +90,7 @@ pub fn memory_limit(roots: &Roots, cg: &MemoryCgroup) -> Option<(u64, Option<u64
         ),
         MemoryCgroup::V2(p) => (&roots.v2, p, "memory.max", "memory.current"),
     };
-    let leaf = dir_of(root, path)?;
+    let leaf = crate::host::cgroup::dir_of(root, path)?;
     let usage = read_u64(&leaf.join(usage_file));
     let mut limit = None::<u64>;
     let mut dir = leaf.as_path();
@@ -291,7 +279,10 @@ mod tests {
         assert_eq!(parse_cgroup(joined), Some(MemoryCgroup::V1("/x".into())));
         assert_eq!(parse_cgroup("0::/c\n"), Some(MemoryCgroup::V2("/c".into())));
         assert_eq!(parse_cgroup("1:cpu:/\n"), None);
-        assert_eq!(dir_of(Path::new("/r"), "/a/../b"), None);
+        assert_eq!(
+            crate::host::cgroup::dir_of(Path::new("/r"), "/a/../b"),
+            None
+        );
     }
 
     #[test]

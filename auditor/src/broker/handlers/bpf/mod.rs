@@ -414,17 +414,16 @@ fn caller_cgroup(t: &Target) -> Result<PathBuf, Refusal> {
     })?;
     let root = crate::host::cgroup::mount_point()
         .ok_or_else(|| (libc::EPERM, "the host has no cgroup2 mount".to_owned()))?;
-    let rel = rel.trim_start_matches('/');
-    if rel.is_empty() {
+    let dir = crate::host::cgroup::dir_of(&root, rel)
+        .filter(|_| !rel.ends_with(" (deleted)"))
+        .ok_or_else(|| (libc::EPERM, format!("the caller's cgroup {rel:?}")))?;
+    if dir == root {
         return refuse(
             libc::EPERM,
             "the caller is in the root cgroup: it has no cgroup subtree of its own",
         );
     }
-    if rel.split('/').any(|c| c == ".." || c == ".") || rel.ends_with(" (deleted)") {
-        return refuse(libc::EPERM, format!("the caller's cgroup {rel:?}"));
-    }
-    Ok(root.join(rel))
+    Ok(dir)
 }
 
 /// The cgroup directory behind the caller's fd `fd`, strictly below `caller`.

@@ -374,8 +374,8 @@ fn cgroup_procs(text: &str) -> Result<Vec<(OwnedFd, bool)>, Refusal> {
         else {
             continue;
         };
-        let rel = path.trim().trim_start_matches('/');
-        if rel.split('/').any(|c| c == "..") || path.ends_with(" (deleted)") {
+        let path = path.trim();
+        if path.ends_with(" (deleted)") {
             continue;
         }
         let v2 = controllers.is_empty();
@@ -388,10 +388,13 @@ fn cgroup_procs(text: &str) -> Result<Vec<(OwnedFd, bool)>, Refusal> {
             std::path::Path::new("/sys/fs/cgroup")
                 .join(controllers.strip_prefix("name=").unwrap_or(controllers))
         };
-        if v2 && rel.is_empty() {
+        let Some(dir) = crate::host::cgroup::dir_of(&base, path) else {
+            continue;
+        };
+        if v2 && dir == base {
             continue;
         }
-        let procs = base.join(rel).join("cgroup.procs");
+        let procs = dir.join("cgroup.procs");
         match std::fs::OpenOptions::new().write(true).open(&procs) {
             Ok(f) => out.push((OwnedFd::from(f), v2)),
             Err(e) if v2 => {
