@@ -44,12 +44,17 @@ pub const PATH_MAX: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Creds {
     pub tgid: u32,
+    /// Real uid and gid.
+    pub uid: u32,
+    pub gid: u32,
     pub fsuid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
     pub umask: u32,
-    /// Effective capabilities (in the caller's own user namespace).
+    /// Effective, permitted and bounding capabilities (in the caller's own user namespace).
     pub cap_eff: u64,
+    pub cap_prm: u64,
+    pub cap_bnd: u64,
 }
 
 /// `/proc/<tid>`, opened.
@@ -306,20 +311,21 @@ pub fn parse_status(text: &str) -> Result<Creds, &'static str> {
             .map(|n| n.parse().map_err(|_| name))
             .collect()
     };
+    let caps = |name: &'static str| u64::from_str_radix(field(name)?, 16).map_err(|_| name);
     let tgid = *nums("Tgid")?.first().ok_or("Tgid")?;
     // Uid/Gid: real, effective, saved, filesystem.
-    let fsuid = *nums("Uid")?.get(3).ok_or("Uid")?;
-    let fsgid = *nums("Gid")?.get(3).ok_or("Gid")?;
-    let groups = nums("Groups")?;
-    let umask = u32::from_str_radix(field("Umask")?, 8).map_err(|_| "Umask")?;
-    let cap_eff = u64::from_str_radix(field("CapEff")?, 16).map_err(|_| "CapEff")?;
+    let (uids, gids) = (nums("Uid")?, nums("Gid")?);
     Ok(Creds {
         tgid,
-        fsuid,
-        fsgid,
-        groups,
-        umask,
-        cap_eff,
+        uid: *uids.first().ok_or("Uid")?,
+        gid: *gids.first().ok_or("Gid")?,
+        fsuid: *uids.get(3).ok_or("Uid")?,
+        fsgid: *gids.get(3).ok_or("Gid")?,
+        groups: nums("Groups")?,
+        umask: u32::from_str_radix(field("Umask")?, 8).map_err(|_| "Umask")?,
+        cap_eff: caps("CapEff")?,
+        cap_prm: caps("CapPrm")?,
+        cap_bnd: caps("CapBnd")?,
     })
 }
 
@@ -353,17 +359,21 @@ mod tests {
 
     #[test]
     fn parses_status() {
-        let text = "Name:\tsh\nUmask:\t0027\nState:\tS\nTgid:\t42\nPid:\t43\nUid:\t100000\t100000\t100000\t100001\nGid:\t100000\t100000\t100000\t100002\nGroups:\t100005 100006 \nCapEff:\t0000000000200000\n";
+        let text = "Name:\tsh\nUmask:\t0027\nState:\tS\nTgid:\t42\nPid:\t43\nUid:\t100000\t100000\t100000\t100001\nGid:\t100000\t100000\t100000\t100002\nGroups:\t100005 100006 \nCapPrm:\t0000000000200001\nCapEff:\t0000000000200000\nCapBnd:\t000001ffffffffff\n";
         let c = parse_status(text);
         assert_eq!(
             c,
             Ok(Creds {
                 tgid: 42,
+                uid: 100000,
+                gid: 100000,
                 fsuid: 100001,
                 fsgid: 100002,
                 groups: vec![100005, 100006],
                 umask: 0o027,
                 cap_eff: 1 << 21,
+                cap_prm: (1 << 21) | 1,
+                cap_bnd: 0x1ff_ffff_ffff,
             })
         );
         assert_eq!(parse_status("Tgid: 1\n"), Err("Uid"));

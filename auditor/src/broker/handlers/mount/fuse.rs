@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt as _;
 
 use crate::broker::sys;
-use crate::broker::target::Target;
+use crate::broker::target::{Creds, Target};
 use crate::policy::model::Policy;
 use crate::seccomp::notify::{SockFilter, SockFprog};
 
@@ -68,14 +68,15 @@ pub(super) struct FuseServer {
 pub(super) type Refusal = (i32, String);
 
 impl FuseServer {
-    /// Gather what the server needs of the caller (through `target`, bound to it), and the
-    /// filter of `policy` for it.
+    /// Gather what the server needs of the caller (through `target`, bound to it; `creds` as
+    /// the handler read them), and the filter of `policy` for it.
     #[allow(
         clippy::too_many_arguments,
         reason = "the pieces of the caller emulate() already took apart"
     )]
     pub(super) fn prepare(
         target: &Target,
+        creds: &Creds,
         root: OwnedFd,
         cwd: OwnedFd,
         program: &str,
@@ -98,30 +99,11 @@ impl FuseServer {
                 namespaces.push((theirs, kind));
             }
         }
-        let status = read(target, "status")?;
-        let field = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(str::split_whitespace)
-        };
-        let first = |key: &str| -> Result<u32, Refusal> {
-            field(key)
-                .and_then(|mut f| f.next())
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| (libc::EIO, format!("no {key} in the caller's status")))
-        };
-        let hex = |key: &str| -> Result<u64, Refusal> {
-            field(key)
-                .and_then(|mut f| f.next())
-                .and_then(|v| u64::from_str_radix(v, 16).ok())
-                .ok_or_else(|| (libc::EIO, format!("no {key} in the caller's status")))
-        };
-        let uid = inside(&read(target, "uid_map")?, first("Uid:")?)
+        let uid = inside(&read(target, "uid_map")?, creds.uid)
             .ok_or_else(|| (libc::EPERM, "the caller's uid has no mapping".to_owned()))?;
-        let gid = inside(&read(target, "gid_map")?, first("Gid:")?)
+        let gid = inside(&read(target, "gid_map")?, creds.gid)
             .ok_or_else(|| (libc::EPERM, "the caller's gid has no mapping".to_owned()))?;
-        let caps = (hex("CapBnd:")?, hex("CapPrm:")?, hex("CapEff:")?);
+        let caps = (creds.cap_bnd, creds.cap_prm, creds.cap_eff);
         let cgroups = cgroup_procs(&read(target, "cgroup")?)?;
         let server_policy = crate::policy::handlers::for_fuse_server(policy);
         let filter = crate::seccomp::compile::compile(&server_policy)

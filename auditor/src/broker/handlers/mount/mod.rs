@@ -464,6 +464,7 @@ fn fuse_mount(
     }
     let server = match fuse::FuseServer::prepare(
         target,
+        creds,
         root,
         cwd,
         program,

@@ -89,11 +89,15 @@ fn the_helper_resolves_no_host_path_even_for_an_option_the_list_would_refuse() {
         cwd: open_path("/"),
         creds: Creds {
             tgid: std::process::id(),
+            uid: 0,
+            gid: 0,
             fsuid: 0,
             fsgid: 0,
             groups: vec![],
             umask: 0o022,
             cap_eff: u64::MAX,
+            cap_prm: u64::MAX,
+            cap_bnd: u64::MAX,
         },
         copied: Copied {
             fstype: c"xfs".to_owned(),
