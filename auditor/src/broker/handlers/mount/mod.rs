@@ -248,8 +248,21 @@ fn emulate(
     if let Some(d) = &c.data {
         outcome.detail("data", String::from_utf8_lossy(d.as_bytes()).into_owned());
     }
-    if let Some(program) = allowed.fuse.get(&fstype) {
-        let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
+    let through_fuse = allowed.fuse.get(&fstype);
+    if let Some(program) = through_fuse {
+        outcome.detail("fuse", program.clone());
+    }
+    if through_fuse.is_none() && !fstypes.contains(&fstype) {
+        // Not ours to grant: the kernel decides with the caller's own privileges (a tmpfs or
+        // proc works in a user namespace; ext4 does not).
+        return Ok(());
+    }
+    let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
+    if flags & !ALLOWED_FLAGS != 0 {
+        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
+        return Ok(());
+    }
+    if let Some(program) = through_fuse {
         fuse_mount(
             &c,
             flags,
@@ -258,16 +271,6 @@ fn emulate(
             (&creds, &mntns, userns, &target, root, cwd),
             outcome,
         );
-        return Ok(());
-    }
-    if !fstypes.contains(&fstype) {
-        // Not ours to grant: the kernel decides with the caller's own privileges (a tmpfs or
-        // proc works in a user namespace; ext4 does not).
-        return Ok(());
-    }
-    let flags = a[3] & !MS_MGC_MSK & 0xffff_ffff;
-    if flags & !ALLOWED_FLAGS != 0 {
-        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
         return Ok(());
     }
     if fstype == "overlay" {
@@ -435,11 +438,6 @@ fn fuse_mount(
     ),
     outcome: &mut Outcome,
 ) {
-    outcome.detail("fuse", program.to_owned());
-    if flags & !ALLOWED_FLAGS != 0 {
-        deny(outcome, libc::EINVAL, "flags beyond the allowed set");
-        return;
-    }
     if !may_mount(creds, userns.filter(|u| owns(u, mntns)).as_ref()) {
         deny(
             outcome,
