@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -302,11 +302,6 @@ fn prune(map: &mut HashMap<u32, PathBuf>) {
     });
 }
 
-/// Whether `path` is strictly below `root`.
-pub fn strictly_below(path: &Path, root: &Path) -> bool {
-    path != root && path.starts_with(root)
-}
-
 /// The `bpf(2)` syscall on an attribute buffer.
 fn sys_bpf(cmd: u32, attr: &mut Attr) -> Result<i64, i32> {
     // SAFETY: attr is a live, writable buffer of ATTR_LEN bytes, and that length is passed.
@@ -429,18 +424,29 @@ fn caller_cgroup(t: &Target) -> Result<PathBuf, Refusal> {
 /// The cgroup directory behind the caller's fd `fd`, strictly below `caller`.
 fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal> {
     // Anything but a cgroup directory is EBADF, as the kernel answers (runc's probe for
-    // BPF_F_REPLACE names /dev/null and tells the two kernels apart by EBADF). The file
-    // system is told from procfs alone (the fd's mount in the caller's mountinfo): opening or
-    // stat'ing a file on a stalled FUSE mount would hold this thread.
+    // BPF_F_REPLACE names /dev/null and tells the two kernels apart by EBADF).
     let not_cgroup = || {
         (
             libc::EBADF,
             format!("target fd {fd} is not a cgroup v2 directory"),
         )
     };
-    let info = t
-        .fdinfo(fd as i32)
-        .map_err(|e| (e.errno(), format!("target fd {fd}: {e}")))?;
+    let to_ebadf = |e: target::TargetError| {
+        let errno = match e.errno() {
+            libc::ENOTDIR | libc::ENXIO => libc::EBADF,
+            other => other,
+        };
+        (errno, format!("target fd {fd}: {e}"))
+    };
+    // The file is pinned first (an O_PATH handle: no file-system call), so that a thread of
+    // the caller swapping its fd cannot change what is checked and opened below. Its file
+    // system is told from procfs alone (its mount in the caller's mountinfo) before it is
+    // opened: opening a directory on a stalled FUSE mount would hold this thread.
+    let handle = t
+        .fd_handle(fd as i32, libc::O_DIRECTORY)
+        .map_err(to_ebadf)?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", handle.as_raw_fd()))
+        .map_err(|e| (libc::EIO, format!("target fd {fd}: {e}")))?;
     let mnt_id = info
         .lines()
         .find_map(|l| l.strip_prefix("mnt_id:"))
@@ -456,14 +462,16 @@ fn cgroup_of_fd(t: &Target, fd: u32, caller: &Path) -> Result<CgroupDir, Refusal
     if fstype != Some("cgroup2") {
         return Err(not_cgroup());
     }
-    let dir = t
-        .reopen_fd(fd as i32, libc::O_RDONLY | libc::O_DIRECTORY)
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
+        .map(OwnedFd::from)
         .map_err(|e| {
-            let errno = match e.errno() {
-                libc::ENOTDIR | libc::ENXIO => libc::EBADF,
-                other => other,
-            };
-            (errno, format!("target fd {fd}: {e}"))
+            (
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("target fd {fd}: {e}"),
+            )
         })?;
     let st = nix::sys::statfs::fstatfs(&dir)
         .map_err(|e| (e as i32, format!("target fd {fd}: statfs")))?;
@@ -536,7 +544,7 @@ fn query(dir: BorrowedFd<'_>, effective: bool) -> Result<(u32, Vec<u32>), i32> {
     }
 }
 
-/// Refuse when `cg` or an ancestor up to the mount's root holds a device program attached
+/// Refuse when an ancestor of `cg`, up to the mount's root, holds a device program attached
 /// without `BPF_F_ALLOW_MULTI`: a program attached below would override it.
 fn ancestors_allow_multi(cg: &Path) -> Result<(), Refusal> {
     let root = crate::host::cgroup::mount_root_of(cg)
@@ -753,24 +761,16 @@ fn serve(
             // then (6.6) relative_fd/id and expected_revision.
             let (target_fd, prog_fd) = (attr.u32_at(0), attr.u32_at(4));
             let (attach_type, flags) = (attr.u32_at(8), attr.u32_at(12));
-            outcome.detail("attach_type", attach_type.to_string());
             outcome.detail("flags", format!("{flags:#x}"));
-            if attach_type != ATTACH_CGROUP_DEVICE {
-                return refuse(
-                    libc::EPERM,
-                    format!("attach type {attach_type}: only BPF_CGROUP_DEVICE"),
-                );
-            }
+            device_attach(attach_type, outcome)?;
             if !attr.zero_from(20) {
                 return refuse(
                     libc::EINVAL,
                     "relative attachment and revisions are not accepted",
                 );
             }
-            let cg = cgroup_of_fd(t, target_fd, &caller)?;
-            outcome.detail("cgroup", cg.host.display().to_string());
-            let (id, prog) = caller_prog(t, prog_fd, &caller)?;
-            outcome.detail("prog_id", id.to_string());
+            let cg = target_cgroup(t, target_fd, &caller, outcome)?;
+            let prog = attached_prog(t, prog_fd, &caller, outcome)?;
             let mut k = Attr::zero();
             k.put_u32(0, cg.fd.as_raw_fd() as u32);
             k.put_u32(4, prog.as_raw_fd() as u32);
@@ -801,20 +801,12 @@ fn serve(
             // prog_fd, target_fd, attach_type, flags, then type-specific fields.
             let (prog_fd, target_fd) = (attr.u32_at(0), attr.u32_at(4));
             let (attach_type, flags) = (attr.u32_at(8), attr.u32_at(12));
-            outcome.detail("attach_type", attach_type.to_string());
-            if attach_type != ATTACH_CGROUP_DEVICE {
-                return refuse(
-                    libc::EPERM,
-                    format!("attach type {attach_type}: only BPF_CGROUP_DEVICE"),
-                );
-            }
+            device_attach(attach_type, outcome)?;
             if flags != 0 || !attr.zero_from(16) {
                 return refuse(libc::EINVAL, "link flags and options are not accepted");
             }
-            let cg = cgroup_of_fd(t, target_fd, &caller)?;
-            outcome.detail("cgroup", cg.host.display().to_string());
-            let (id, prog) = caller_prog(t, prog_fd, &caller)?;
-            outcome.detail("prog_id", id.to_string());
+            let cg = target_cgroup(t, target_fd, &caller, outcome)?;
+            let prog = attached_prog(t, prog_fd, &caller, outcome)?;
             ancestors_allow_multi(&cg.host)?;
             let mut k = Attr::zero();
             k.put_u32(0, prog.as_raw_fd() as u32);
@@ -829,18 +821,11 @@ fn serve(
             // target_fd, attach_type, query_flags, attach_flags (out), prog_ids, prog_cnt
             // (in/out), then (6.?) prog_attach_flags, link_ids, link_attach_flags, revision.
             let (target_fd, attach_type, qflags) = (attr.u32_at(0), attr.u32_at(4), attr.u32_at(8));
-            outcome.detail("attach_type", attach_type.to_string());
-            if attach_type != ATTACH_CGROUP_DEVICE {
-                return refuse(
-                    libc::EPERM,
-                    format!("attach type {attach_type}: only BPF_CGROUP_DEVICE"),
-                );
-            }
+            device_attach(attach_type, outcome)?;
             if qflags & !BPF_F_QUERY_EFFECTIVE != 0 {
                 return refuse(libc::EINVAL, format!("query flags {qflags:#x}"));
             }
-            let cg = cgroup_of_fd(t, target_fd, &caller)?;
-            outcome.detail("cgroup", cg.host.display().to_string());
+            let cg = target_cgroup(t, target_fd, &caller, outcome)?;
             let (flags, ids) = query(cg.fd.as_fd(), qflags & BPF_F_QUERY_EFFECTIVE != 0)
                 .map_err(|e| (e, kernel_refused(e)))?;
             let ids: Vec<u32> = ids
@@ -862,6 +847,42 @@ fn serve(
         }
         _ => refuse(libc::EPERM, format!("{} is not emulated", cmd_name(cmd))),
     }
+}
+
+/// Only device-cgroup attachments are served.
+fn device_attach(attach_type: u32, outcome: &mut Outcome) -> Result<(), Refusal> {
+    outcome.detail("attach_type", attach_type.to_string());
+    if attach_type != ATTACH_CGROUP_DEVICE {
+        return refuse(
+            libc::EPERM,
+            format!("attach type {attach_type}: only BPF_CGROUP_DEVICE"),
+        );
+    }
+    Ok(())
+}
+
+/// [`cgroup_of_fd`], in the audit record.
+fn target_cgroup(
+    t: &Target,
+    fd: u32,
+    caller: &Path,
+    outcome: &mut Outcome,
+) -> Result<CgroupDir, Refusal> {
+    let cg = cgroup_of_fd(t, fd, caller)?;
+    outcome.detail("cgroup", cg.host.display().to_string());
+    Ok(cg)
+}
+
+/// [`caller_prog`], its id in the audit record: the host fd.
+fn attached_prog(
+    t: &Target,
+    fd: u32,
+    caller: &Path,
+    outcome: &mut Outcome,
+) -> Result<OwnedFd, Refusal> {
+    let (id, prog) = caller_prog(t, fd, caller)?;
+    outcome.detail("prog_id", id.to_string());
+    Ok(prog)
 }
 
 fn kernel_refused(e: i32) -> String {

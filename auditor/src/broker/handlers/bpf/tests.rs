@@ -91,14 +91,6 @@ fn attr_is_copied_once_and_a_larger_one_must_be_zero_beyond() {
     assert_eq!(read_attr(&mem, 8, 64).map_err(|e| e.0), Err(libc::EFAULT));
 }
 
-#[test]
-fn below_means_strictly_below() {
-    let root = Path::new("/sys/fs/cgroup/c1");
-    assert!(strictly_below(Path::new("/sys/fs/cgroup/c1/inner"), root));
-    assert!(!strictly_below(root, root));
-    assert!(!strictly_below(Path::new("/sys/fs/cgroup/c10/inner"), root));
-}
-
 /// Loading for real needs root (CAP_BPF, CAP_NET_ADMIN), as the broker has.
 #[test]
 fn loads_with_narrowed_capabilities_and_restores_them() {
