@@ -144,30 +144,6 @@ impl Target {
         Ok(unsafe { OwnedFd::from_raw_fd(r) })
     }
 
-    /// The caller's fd `fd` opened anew with `flags` through `/proc/<tid>/fd/<fd>` (for a
-    /// directory; bound to this task like [`Target::fd_handle`]).
-    pub fn reopen_fd(&self, fd: i32, flags: libc::c_int) -> Result<OwnedFd, TargetError> {
-        let name = CString::new(format!("fd/{fd}")).unwrap_or_default();
-        // SAFETY: dirfd is ours, name is NUL-terminated; the result is a new fd we own.
-        let r =
-            unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            let source = if e.raw_os_error() == Some(libc::ENOENT) {
-                std::io::Error::from_raw_os_error(libc::EBADF)
-            } else {
-                e
-            };
-            return Err(TargetError::Open {
-                pid: self.pid,
-                what: "fd",
-                source,
-            });
-        }
-        // SAFETY: fd was just opened and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(r) })
-    }
-
     /// `/proc/<tid>/fdinfo/<fd>`'s text (EBADF: the caller has no such fd).
     pub fn fdinfo(&self, fd: i32) -> Result<String, TargetError> {
         let name = CString::new(format!("fdinfo/{fd}")).unwrap_or_default();
