@@ -12,9 +12,12 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 
 use super::report::median;
-use crate::util::{phase, run, workspace_root};
+use crate::util::phase;
 
 /// The container's root as `enforce --userns` maps it (100000:65536).
+/// The workload (built in the run).
+const SOURCE: &str = include_str!("../../bench/emulate_calls.c");
+
 const CONTAINER_ROOT: u32 = 100_000;
 
 const POLICY: &str = r#"version = 1
@@ -79,11 +82,7 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-    let prog = dir.path().join("emulate_calls");
-    run(Command::new("gcc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&prog)
-        .arg(workspace_root().join("xtask/bench/emulate_calls.c")))?;
+    let prog = super::broker::gcc(SOURCE, "emulate_calls", dir.path())?;
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY)?;
     let mut rows = Vec::new();

@@ -24,7 +24,7 @@ use anyhow::{bail, Context as _};
 
 use super::report::median;
 use super::tui::Tmux;
-use crate::util::{have, phase, run as run_cmd};
+use crate::util::{have, phase};
 
 const WORKLOAD: &str = include_str!("../../bench/fleet_workload.c");
 /// The minimal C agent of the noisy-neighbour baseline.
@@ -397,15 +397,7 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
     }
     // 64 workloads, each with a listener fd and a socket, and the agent's share of both.
     let dir = tempfile::tempdir()?;
-    let src = dir.path().join("fleet_workload.c");
-    std::fs::write(&src, WORKLOAD)?;
-    let workload = dir.path().join("fleet_workload");
-    run_cmd(
-        Command::new("gcc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&workload)
-            .arg(&src),
-    )?;
+    let workload = super::broker::gcc(WORKLOAD, "fleet_workload", dir.path())?;
     let c_agent = super::broker::gcc(C_AGENT, "notify_agent", dir.path())?;
     std::fs::create_dir_all(dir.path().join("policies"))?;
     std::fs::write(dir.path().join("policies/bench.toml"), POLICY)?;

@@ -251,15 +251,7 @@ pub fn run_tui_load(bin: &Path, reps: usize) -> anyhow::Result<()> {
         }
     }
     let dir = tempfile::tempdir()?;
-    let src = dir.path().join("notify_loop.c");
-    std::fs::write(&src, LOOP_C)?;
-    let prog = dir.path().join("notify_loop");
-    run_cmd(
-        Command::new("gcc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&prog)
-            .arg(&src),
-    )?;
+    let prog = super::broker::gcc(LOOP_C, "notify_loop", dir.path())?;
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, POLICY)?;
     let s = Setup {
