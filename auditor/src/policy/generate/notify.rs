@@ -221,22 +221,26 @@ pub(super) fn notify_rules(
             }
             // Types the user chose to serve through FUSE (`--fuse`): parsed by a program in
             // the container, never by the host's driver; no source device to allow for them.
-            let through_fuse: std::collections::BTreeMap<String, ParamValue> = fstypes
+            let through_fuse: Vec<(&String, &String)> = fstypes
                 .iter()
-                .filter_map(|f| Some((f.clone(), ParamValue::Str(fuse.get(f)?.clone()))))
+                .filter_map(|f| Some((f, fuse.get(f)?)))
                 .collect();
             if !through_fuse.is_empty() {
-                fstypes.retain(|f| !through_fuse.contains_key(f));
                 report.notes.push(format!(
                     "mount: {} through FUSE ({}): the program must be in the container's root file system, and the container needs /dev/fuse",
-                    through_fuse.keys().cloned().collect::<Vec<_>>().join(", "),
+                    through_fuse.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", "),
                     through_fuse
                         .iter()
-                        .map(|(t, p)| format!("{t} = {}", match p { ParamValue::Str(s) => s.as_str(), _ => "" }))
+                        .map(|(t, p)| format!("{t} = {p}"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                params.insert("fuse".into(), ParamValue::Table(through_fuse));
+                let table = through_fuse
+                    .iter()
+                    .map(|(t, p)| ((*t).clone(), ParamValue::Str((*p).clone())))
+                    .collect();
+                fstypes.retain(|f| !fuse.contains_key(f));
+                params.insert("fuse".into(), ParamValue::Table(table));
                 if fstypes.is_empty() {
                     sources.clear();
                 }
@@ -303,7 +307,7 @@ pub(super) fn notify_rules(
                     // cgroup_skb program, which the handler loads (and never attaches).
                     (5, Some("cgroup_skb")) => {}
                     // What a runtime does with the program it loaded, once that was refused.
-                    (8 | 9 | 13 | 16 | 28, _) => {}
+                    (c, _) if c != 5 && handlers::BPF_DEVICE_COMMANDS.contains(&(c as u32)) => {}
                     (5, Some(other)) => report.denied.push(Denied {
                         syscall: m.name.clone(),
                         calls: t.calls,
