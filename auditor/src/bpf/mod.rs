@@ -185,7 +185,9 @@ fn load_object(
     };
     // SAFETY: setrlimit with a valid, initialised struct; failure only matters on old kernels.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) };
-    EbpfLoader::new()
+    let mut loader = loader_without_kernel_btf();
+    let ebpf = loader
+        .btf(None)
         .override_global(names::GLOBAL_OFFSETS, offsets, true)
         .override_global(names::GLOBAL_CGROUP, cgroup, true)
         .override_global(names::GLOBAL_SETTINGS, settings, true)
@@ -195,7 +197,64 @@ fn load_object(
         .map_max_entries(names::MAP_ARG_READ_FAILS, groups * argspec::TABLE_LEN)
         .map_max_entries(names::MAP_COUNTERS, groups * counters::COUNT)
         .load(OBJECT)
-        .map_err(|source| BpfError::Load { source })
+        .map_err(|source| BpfError::Load { source });
+    drop(loader);
+    // What the object's and the BTF parses freed goes back to the system, not only to the heap.
+    // SAFETY: malloc_trim only releases free memory of glibc's heap; it touches no live object.
+    unsafe { libc::malloc_trim(0) };
+    ebpf
+}
+
+/// An [`EbpfLoader`] that has not parsed the kernel's BTF.
+///
+/// auditor's programs are raw tracepoints without CO-RE relocations (kernel structure offsets
+/// come from [`kernel_offsets`] as globals), so aya needs no kernel BTF to load them. But aya
+/// 0.14's `EbpfLoader::new` always parses `/sys/kernel/btf/vmlinux` (5 MB on this kind of
+/// host: 14.6 MiB of heap and ~10 ms), and offers no way to be given none before it does. So
+/// the loader is made where that file reads empty ([`without_kernel_btf`]). Whatever fails on
+/// the way (no CAP_SYS_ADMIN, a read-only `/sys`), it is made the ordinary way: only memory and
+/// time are at stake.
+fn loader_without_kernel_btf() -> EbpfLoader<'static> {
+    without_kernel_btf(EbpfLoader::new).unwrap_or_else(|why| {
+        tracing::debug!("aya parses the kernel's BTF, which auditor does not need ({why})");
+        EbpfLoader::new()
+    })
+}
+
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Run `f` in a thread of its own that sees `/sys/kernel/btf/vmlinux` empty: the thread
+/// unshares its file-system context and mount namespace, makes every mount a slave (nothing it
+/// mounts reaches the host), binds `/dev/null` over the file, runs `f` and ends; its namespace
+/// goes with it. Nothing else in the process sees any of it.
+fn without_kernel_btf<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(CloneFlags::CLONE_FS | CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("unshare: {e}"))?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+            .map_err(|e| format!("making / a slave mount: {e}"))?;
+            mount(
+                Some("/dev/null"),
+                VMLINUX_BTF,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| format!("binding /dev/null over {VMLINUX_BTF}: {e}"))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the loader thread panicked".to_owned()))
+    })
 }
 
 /// Load and attach `programs` in order; their links, which keep them attached while open.
@@ -527,5 +586,77 @@ impl Floor {
             _ebpf: ebpf,
             _links: links,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(path: &str) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    /// The masked thread sees the file empty; the rest of the process, and the host, do not.
+    #[test]
+    fn kernel_btf_is_hidden_from_the_loader_thread_only() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        if !nix::unistd::geteuid().is_root() || size(VMLINUX_BTF) == 0 {
+            assert!(
+                !ci,
+                "needs root and {VMLINUX_BTF}; CI=true forbids skipping"
+            );
+            eprintln!("SKIP: needs root and {VMLINUX_BTF}");
+            return;
+        }
+        let before = size(VMLINUX_BTF);
+        let inside = without_kernel_btf(|| {
+            (
+                size(VMLINUX_BTF),
+                std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap_or_default(),
+            )
+        })
+        .expect("mask the kernel BTF");
+        assert_eq!(inside.0, 0, "the loader thread reads an empty file");
+        assert!(inside.1.contains(" /sys/kernel/btf/vmlinux "));
+        assert_eq!(size(VMLINUX_BTF), before, "this thread still reads it");
+        let host = std::fs::read_to_string("/proc/1/mountinfo").expect("mountinfo of pid 1");
+        assert!(
+            !host.contains(" /sys/kernel/btf/vmlinux "),
+            "the bind mount must not reach the host"
+        );
+        let ours = std::fs::read_to_string("/proc/self/mountinfo").expect("own mountinfo");
+        assert!(!ours.contains(" /sys/kernel/btf/vmlinux "));
+    }
+
+    /// The loader made that way loads auditor's programs: they need no kernel BTF.
+    #[test]
+    fn programs_load_without_kernel_btf() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        if !nix::unistd::geteuid().is_root() || OBJECT.is_empty() {
+            assert!(
+                !ci,
+                "needs root and the eBPF object; CI=true forbids skipping"
+            );
+            eprintln!("SKIP: needs root and the eBPF object");
+            return;
+        }
+        let mut loader = without_kernel_btf(EbpfLoader::new).expect("mask the kernel BTF");
+        let offsets = kernel_offsets().expect("offsets");
+        let mut ebpf = loader
+            .btf(None)
+            .override_global(names::GLOBAL_OFFSETS, &offsets, true)
+            .map_max_entries(names::MAP_TASKS, offsets.pid_max.max(1))
+            .map_max_entries(names::MAP_PENDING, offsets.pid_max.max(1))
+            .load(OBJECT)
+            .expect("load the object");
+        for &(name, _) in &names::OBSERVER_PROGRAMS {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .expect("program")
+                .try_into()
+                .expect("raw tracepoint");
+            prog.load().expect("verifier accepts it");
+        }
     }
 }
