@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,10 @@ pub enum AuditError {
 
 /// Records waiting for the writer; beyond this a sender waits for room.
 pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// Bytes of formatted records ([`Batch`]es) waiting for the writer; beyond this a sender waits
+/// for room, as for [`CHANNEL_CAPACITY`] records.
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 
 /// How long a record waits for room before the writer is taken for stalled and records are
 /// dropped (and counted) instead. The writer keeps up with the broker's full rate: waiting is
@@ -82,6 +86,119 @@ pub struct Record {
     pub latency_us: u64,
 }
 
+/// A record's syscall: its name, or its number when the ABI or number is unknown (`nr:N`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Syscall {
+    Name(&'static str),
+    Nr(i32),
+}
+
+impl std::fmt::Display for Syscall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Syscall::Name(n) => f.write_str(n),
+            Syscall::Nr(nr) => write!(f, "nr:{nr}"),
+        }
+    }
+}
+
+/// A [`Record`] whose fields are borrowed or formatted as they are written: the same JSON, with
+/// no string built per record. The broker's record thread writes every decision this way.
+#[derive(Serialize)]
+pub struct RecordRef<'a> {
+    #[serde(serialize_with = "rfc3339_micros")]
+    pub time: std::time::SystemTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_from: Option<&'a str>,
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<&'a str>,
+    #[serde(serialize_with = "display")]
+    pub syscall: Syscall,
+    #[serde(serialize_with = "display")]
+    pub arch: &'a dyn std::fmt::Display,
+    #[serde(serialize_with = "hex_args")]
+    pub args: &'a [u64; 6],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub decoded: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    #[serde(serialize_with = "display")]
+    pub action: &'a dyn std::fmt::Display,
+    pub decision: &'static str,
+    #[serde(serialize_with = "display")]
+    pub result: &'a dyn std::fmt::Display,
+    pub latency_us: u64,
+}
+
+fn display<S: serde::Serializer, T: std::fmt::Display + ?Sized>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    // serde_json escapes what it is given as it is formatted: no string is built.
+    s.collect_str(v)
+}
+
+fn rfc3339_micros<S: serde::Serializer>(
+    t: &std::time::SystemTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_micros(*t))
+}
+
+fn hex_args<S: serde::Serializer>(args: &&[u64; 6], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq as _;
+    struct Hex(u64);
+    impl Serialize for Hex {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&format_args!("{:#x}", self.0))
+        }
+    }
+    let mut seq = s.serialize_seq(Some(args.len()))?;
+    for &a in *args {
+        seq.serialize_element(&Hex(a))?;
+    }
+    seq.end()
+}
+
+/// Records formatted by a broker's record thread, appended by the writer at once: one message
+/// for a whole gathering instead of one per record, and its totals counted per distinct
+/// (syscall, decision) instead of per record.
+#[derive(Debug, Default)]
+pub struct Batch {
+    text: Vec<u8>,
+    records: u64,
+    counts: std::collections::HashMap<(Syscall, &'static str), u64>,
+}
+
+impl Batch {
+    /// A batch with room for about `records` records.
+    pub fn with_capacity(records: usize) -> Batch {
+        Batch {
+            text: Vec::with_capacity(records.saturating_mul(320)),
+            ..Batch::default()
+        }
+    }
+
+    /// Append a record.
+    pub fn push(&mut self, r: &RecordRef<'_>) {
+        if serde_json::to_writer(&mut self.text, r).is_err() {
+            return;
+        }
+        self.text.push(b'\n');
+        self.records += 1;
+        *self.counts.entry((r.syscall, r.decision)).or_default() += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+}
+
 /// Totals at the end.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Summary {
@@ -95,6 +212,7 @@ pub struct Summary {
 
 enum Msg {
     Record(Box<Record>),
+    Batch(Batch),
     /// Write what came before and flush, then say so.
     Flush(mpsc::SyncSender<()>),
     Finish,
@@ -108,6 +226,8 @@ pub struct AuditSender {
     dropped: Arc<AtomicU64>,
     /// The writer made no room for [`STALL_LIMIT`]: drop without waiting until it does.
     stalled: Arc<AtomicBool>,
+    /// Bytes of [`Batch`]es sent and not yet written.
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -153,40 +273,67 @@ impl AuditSender {
 
     /// Queue a record; while the writer is behind, wait for room (see [`STALL_LIMIT`]).
     pub fn record(&self, r: Record) {
-        let mut msg = Msg::Record(Box::new(r));
+        self.send(Msg::Record(Box::new(r)), 1, 0);
+    }
+
+    /// Queue a batch of records; while the writer is behind (its channel full, or
+    /// [`MAX_QUEUED_BYTES`] waiting), wait for room as [`AuditSender::record`] does.
+    pub fn record_batch(&self, batch: Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        let (records, bytes) = (batch.records, batch.text.len());
+        self.send(Msg::Batch(batch), records, bytes);
+    }
+
+    /// Send `msg`, which holds `records` records and `bytes` bytes of batches; count them as
+    /// dropped if the writer is (or is found) stalled.
+    fn send(&self, mut msg: Msg, records: u64, bytes: usize) {
         let mut waiting_since = None;
         let mut pause = Duration::from_micros(50);
         loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => {
-                    if self.stalled() {
-                        self.stalled.store(false, Ordering::Relaxed);
-                    }
-                    return;
+            // A batch waits while others fill the byte budget (one alone always fits).
+            let queued = self.queued_bytes.load(Ordering::Acquire);
+            let room = bytes == 0 || queued == 0 || queued + bytes <= MAX_QUEUED_BYTES;
+            if room {
+                if bytes > 0 {
+                    self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
                 }
-                Err(TrySendError::Disconnected(_)) => break,
-                Err(TrySendError::Full(m)) => {
-                    if self.stalled() {
-                        break;
-                    }
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= STALL_LIMIT {
-                        if !self.stalled.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(
-                                limit = ?STALL_LIMIT,
-                                "audit log: the writer made no room; dropping records (counted) until it does"
-                            );
+                match self.tx.try_send(msg) {
+                    Ok(()) => {
+                        if self.stalled() {
+                            self.stalled.store(false, Ordering::Relaxed);
                         }
+                        return;
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                         break;
                     }
-                    msg = m;
-                    // The writer takes everything queued at once: a short pause finds room.
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(5));
+                    Err(TrySendError::Full(m)) => {
+                        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                        msg = m;
+                    }
                 }
             }
+            if self.stalled() {
+                break;
+            }
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STALL_LIMIT {
+                if !self.stalled.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        limit = ?STALL_LIMIT,
+                        "audit log: the writer made no room; dropping records (counted) until it does"
+                    );
+                }
+                break;
+            }
+            // The writer takes everything queued at once: a short pause finds room.
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped.fetch_add(records, Ordering::Relaxed);
     }
 }
 
@@ -222,17 +369,32 @@ impl AuditLog {
         let (tx, rx) = mpsc::sync_channel::<Msg>(CHANNEL_CAPACITY);
         let dropped = Arc::new(AtomicU64::new(0));
         let reopen = Arc::new(AtomicBool::new(false));
-        let (thread_reopen, thread_dropped, thread_path) =
-            (reopen.clone(), dropped.clone(), path.to_owned());
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let (thread_reopen, thread_dropped, thread_path, thread_queued) = (
+            reopen.clone(),
+            dropped.clone(),
+            path.to_owned(),
+            queued_bytes.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("audit-log".into())
-            .spawn(move || writer(file, &thread_path, &rx, &thread_reopen, &thread_dropped))
+            .spawn(move || {
+                writer(
+                    file,
+                    &thread_path,
+                    &rx,
+                    &thread_reopen,
+                    &thread_dropped,
+                    &thread_queued,
+                )
+            })
             .map_err(|source| AuditError::Spawn { source })?;
         Ok(AuditLog {
             sender: AuditSender {
                 tx,
                 dropped,
                 stalled: Arc::new(AtomicBool::new(false)),
+                queued_bytes: queued_bytes.clone(),
             },
             reopen,
             thread,
@@ -265,18 +427,43 @@ impl AuditLog {
     }
 }
 
-fn write_record(out: &mut BufWriter<File>, summary: &mut Summary, r: &Record) {
-    summary.records += 1;
-    *summary.decisions.entry(r.decision.clone()).or_default() += 1;
-    *summary
-        .syscalls
-        .entry(r.syscall.clone())
-        .or_default()
-        .entry(r.decision.clone())
-        .or_default() += 1;
-    if let Ok(line) = serde_json::to_string(r) {
-        let _ = writeln!(out, "{line}");
+impl Summary {
+    fn count(&mut self, syscall: &str, decision: &str, n: u64) {
+        self.records += n;
+        match self.decisions.get_mut(decision) {
+            Some(c) => *c += n,
+            None => {
+                self.decisions.insert(decision.to_owned(), n);
+            }
+        }
+        let by = match self.syscalls.get_mut(syscall) {
+            Some(by) => by,
+            None => self.syscalls.entry(syscall.to_owned()).or_default(),
+        };
+        match by.get_mut(decision) {
+            Some(c) => *c += n,
+            None => {
+                by.insert(decision.to_owned(), n);
+            }
+        }
     }
+}
+
+fn write_record(out: &mut BufWriter<File>, summary: &mut Summary, r: &Record) {
+    summary.count(&r.syscall, &r.decision, 1);
+    if serde_json::to_writer(&mut *out, r).is_ok() {
+        let _ = out.write_all(b"\n");
+    }
+}
+
+fn write_batch(out: &mut BufWriter<File>, summary: &mut Summary, b: &Batch) {
+    let mut name = String::new();
+    for (&(syscall, decision), &n) in &b.counts {
+        name.clear();
+        let _ = std::fmt::Write::write_fmt(&mut name, format_args!("{syscall}"));
+        summary.count(&name, decision, n);
+    }
+    let _ = out.write_all(&b.text);
 }
 
 fn writer(
@@ -285,6 +472,7 @@ fn writer(
     rx: &mpsc::Receiver<Msg>,
     reopen: &AtomicBool,
     dropped: &AtomicU64,
+    queued_bytes: &AtomicUsize,
 ) -> Summary {
     let mut out = BufWriter::new(file);
     let mut summary = Summary::default();
@@ -308,6 +496,10 @@ fn writer(
         while let Some(m) = next {
             match m {
                 Msg::Record(r) => write_record(&mut out, &mut summary, &r),
+                Msg::Batch(b) => {
+                    write_batch(&mut out, &mut summary, &b);
+                    queued_bytes.fetch_sub(b.text.len(), Ordering::AcqRel);
+                }
                 Msg::Flush(done) => {
                     let _ = out.flush();
                     let _ = done.try_send(());
@@ -460,6 +652,7 @@ mod tests {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
             stalled: Arc::new(AtomicBool::new(false)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
         };
         s.record(rec("getppid", "complain")); // fits
         let t = Instant::now();
@@ -483,6 +676,130 @@ mod tests {
         s.record(rec("getppid", "complain"));
         assert!(!s.stalled());
         assert_eq!(s.dropped.load(Ordering::Relaxed), 2);
+    }
+
+    /// The borrowed form writes exactly what serde writes for the owned record, whatever is
+    /// present or absent and whatever needs escaping.
+    #[test]
+    fn a_borrowed_record_is_the_same_json_as_a_record() {
+        use std::time::{Duration, SystemTime};
+        let time = SystemTime::UNIX_EPOCH + Duration::from_micros(1_765_000_000_123_456);
+        let decoded: BTreeMap<String, String> = [
+            ("path".to_owned(), "/dev/\"odd\"\n\u{1}é".to_owned()),
+            ("mode".to_owned(), "0o20666".to_owned()),
+        ]
+        .into();
+        let empty = BTreeMap::new();
+        let args = [0, 1, u64::MAX, 0xdead_beef, 42, 7];
+        for (full, syscall) in [(true, Syscall::Name("mknodat")), (false, Syscall::Nr(1023))] {
+            let owned = Record {
+                time: humantime::format_rfc3339_micros(time).to_string(),
+                container: full.then(|| "c\\1".to_owned()),
+                policy: full.then(|| "web".to_owned()),
+                policy_from: full.then(|| "listenerMetadata".to_owned()),
+                pid: 4242,
+                exe: full.then(|| "/usr/bin/\"x\"\t".to_owned()),
+                syscall: syscall.to_string(),
+                arch: if full {
+                    "x86_64".into()
+                } else {
+                    "0xc000003e".into()
+                },
+                args: args.iter().map(|a| format!("{a:#x}")).collect(),
+                decoded: if full {
+                    decoded.clone()
+                } else {
+                    BTreeMap::new()
+                },
+                rule: full.then_some(3),
+                action: "notify(emulate-mknod)".into(),
+                decision: "emulated".into(),
+                result: "-EPERM".into(),
+                latency_us: 17,
+            };
+            let arch: &dyn std::fmt::Display = if full { &"x86_64" } else { &"0xc000003e" };
+            let borrowed = RecordRef {
+                time,
+                container: owned.container.as_deref(),
+                policy: owned.policy.as_deref(),
+                policy_from: owned.policy_from.as_deref(),
+                pid: 4242,
+                exe: owned.exe.as_deref(),
+                syscall,
+                arch,
+                args: &args,
+                decoded: if full { &decoded } else { &empty },
+                rule: owned.rule,
+                action: &"notify(emulate-mknod)",
+                decision: "emulated",
+                result: &"-EPERM",
+                latency_us: 17,
+            };
+            let mut batch = Batch::default();
+            batch.push(&borrowed);
+            let line = String::from_utf8(batch.text.clone()).expect("utf-8");
+            assert_eq!(
+                line,
+                format!("{}\n", serde_json::to_string(&owned).expect("json"))
+            );
+            let back: serde_json::Value = serde_json::from_str(&line).expect("parses");
+            assert_eq!(back["syscall"], syscall.to_string());
+        }
+    }
+
+    /// Batches are written whole and counted in the summary, beside single records; far more
+    /// bytes than [`MAX_QUEUED_BYTES`] as fast as one thread sends them: none dropped.
+    #[test]
+    fn batches_are_written_and_summarised() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path)?;
+        let s = log.sender();
+        let empty = BTreeMap::new();
+        let one = |syscall, decision| RecordRef {
+            time: std::time::SystemTime::now(),
+            container: None,
+            policy: None,
+            policy_from: None,
+            pid: 1,
+            exe: Some("/bin/x"),
+            syscall,
+            arch: &"x86_64",
+            args: &[0; 6],
+            decoded: &empty,
+            rule: None,
+            action: &"allow",
+            decision,
+            result: &"continue",
+            latency_us: 1,
+        };
+        s.record(rec("mknodat", "emulated"));
+        let per_batch = 20_000u64;
+        let batches = (3 * MAX_QUEUED_BYTES as u64) / (per_batch * 200) + 1;
+        for _ in 0..batches {
+            let mut b = Batch::with_capacity(per_batch as usize);
+            for i in 0..per_batch {
+                if i % 2 == 0 {
+                    b.push(&one(Syscall::Name("getppid"), "complain"));
+                } else {
+                    b.push(&one(Syscall::Nr(999), "denied"));
+                }
+            }
+            s.record_batch(b);
+        }
+        s.record_batch(Batch::default());
+        let summary = log.finish();
+        let n = batches * per_batch;
+        assert_eq!((summary.records, summary.dropped), (n + 1, 0));
+        assert_eq!(summary.decisions.get("complain"), Some(&(n / 2)));
+        assert_eq!(summary.syscalls["nr:999"]["denied"], n / 2);
+        assert_eq!(summary.syscalls["mknodat"]["emulated"], 1);
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(text.lines().count() as u64, n + 2);
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line)?;
+        }
+        Ok(())
     }
 
     #[test]

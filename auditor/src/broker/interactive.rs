@@ -33,10 +33,10 @@ pub struct Interactive {
 #[derive(Debug)]
 pub(super) struct HeldCall {
     n: SeccompNotif,
-    start: (Instant, SystemTime),
+    start: Instant,
     /// Read while the call waits: once answered, its thread may be gone before the record is
     /// written.
-    exe: Option<String>,
+    exe: Option<std::sync::Arc<str>>,
     /// Where the answer goes when someone else receives the notification and sends its
     /// answer (LXC's proxy, see [`crate::broker::Broker::respond_prompting`]); `None`: the
     /// broker answers on its listener.
@@ -226,7 +226,7 @@ impl Inner {
         p: &mut Prompter,
         n: SeccompNotif,
         d: &decide::Decision<'_>,
-        start: (Instant, SystemTime),
+        start: Instant,
         reply: Option<tokio::sync::oneshot::Sender<Option<Response>>>,
     ) {
         let key = prompt::Key {
@@ -237,7 +237,7 @@ impl Inner {
             args: p.arity.significant(d.syscall, n.data.args),
         };
         let exe = (self.audit.is_some() || self.live.is_some())
-            .then(|| self.exes.exe(n.pid))
+            .then(|| self.exes.exe(n.pid, start))
             .flatten();
         match p.prompts.hold(
             key,
@@ -292,7 +292,7 @@ impl Inner {
         let Some(first) = pending.calls.first() else {
             return;
         };
-        let exe = first.exe.clone();
+        let exe = first.exe.as_deref().map(str::to_owned);
         let left = pending.deadline.saturating_duration_since(Instant::now());
         let arch = match d.abi {
             Some(abi) => format!("{abi:?}").to_lowercase(),
@@ -300,7 +300,7 @@ impl Inner {
         };
         live.send(crate::session::Event::Prompt(crate::session::Prompt {
             id,
-            time: humantime::format_rfc3339_seconds(first.start.1).to_string(),
+            time: humantime::format_rfc3339_seconds(super::record::wall(first.start)).to_string(),
             pid: pending.key.pid,
             exe,
             syscall: d.syscall.unwrap_or("?").to_owned(),

@@ -46,7 +46,7 @@ pub fn check_helper_timeout(s: &str) -> Result<std::time::Duration, String> {
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use crate::policy::model::Policy;
 use crate::seccomp::notify::{NotifyError, NotifyFd, Response, SeccompNotif};
@@ -263,7 +263,7 @@ impl Broker {
     /// receives and answers the notification itself): returns the answer instead of sending it.
     /// `None`: the caller is gone (ID_VALID failed), there is nothing to answer.
     pub fn respond(&self, n: &SeccompNotif) -> Option<Response> {
-        let start = (Instant::now(), SystemTime::now());
+        let start = Instant::now();
         let d = self.inner.decider.decide(&n.data);
         let mut out = Vec::new();
         let response = self.inner.decided(n, &d, start, false, &mut out);
@@ -294,7 +294,7 @@ impl Broker {
         if !interactive::asks(&d) {
             return None;
         }
-        let start = (Instant::now(), SystemTime::now());
+        let start = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner
             .offer(&mut shared.lock(), *n, &d, start, Some(tx));

@@ -67,13 +67,22 @@ pub(super) fn action_text(a: &Action) -> String {
 }
 
 pub(super) fn result_text(r: Response) -> String {
-    match r {
-        Response::Continue => "continue".into(),
-        Response::Value(v) => v.to_string(),
-        Response::Errno(e) => match crate::syscalls::errno_name(e.unsigned_abs()) {
-            Some(n) => format!("-{n}"),
-            None => format!("-{e}"),
-        },
+    ResultText(r).to_string()
+}
+
+/// What the caller got, in words: "continue", "0", "-EPERM", …
+pub(super) struct ResultText(pub(super) Response);
+
+impl std::fmt::Display for ResultText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Response::Continue => f.write_str("continue"),
+            Response::Value(v) => write!(f, "{v}"),
+            Response::Errno(e) => match crate::syscalls::errno_name(e.unsigned_abs()) {
+                Some(n) => write!(f, "-{n}"),
+                None => write!(f, "-{e}"),
+            },
+        }
     }
 }
 

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::audit::Record;
-use super::outcome::{action_text, result_text, Verdict};
+use super::audit::{Batch, Record, RecordRef, Syscall};
+use super::outcome::{action_text, result_text, ResultText, Verdict};
 use super::{BrokerError, Inner};
 use crate::seccomp::notify::Response;
 
@@ -25,9 +25,10 @@ const MAX_WAITING: usize = 32_768;
 /// A decision as the broker thread saw it: turned into a [`Record`] (strings, RFC 3339 time)
 /// off the broker's path, by [`Inner::record_of`].
 pub(super) struct Raw {
-    pub(super) time: SystemTime,
+    /// When the notification was received (the record's time comes from it, see [`wall`]).
+    pub(super) time: Instant,
     pub(super) pid: u32,
-    pub(super) exe: Option<String>,
+    pub(super) exe: Option<std::sync::Arc<str>>,
     pub(super) nr: i32,
     pub(super) arch: u32,
     pub(super) abi: Option<crate::syscalls::Abi>,
@@ -40,6 +41,34 @@ pub(super) struct Raw {
     pub(super) verdict: Verdict,
     pub(super) response: Response,
     pub(super) latency_us: u64,
+}
+
+/// The wall-clock time of `t`, an instant of the last moments (a record's receive time): the
+/// broker thread reads one clock per notification, not two.
+pub(super) fn wall(t: Instant) -> SystemTime {
+    Clock::now().at(t)
+}
+
+/// Both clocks read at one moment: turns the instants of one batch of records into wall-clock
+/// times (a batch spans at most a gathering, so a clock slewed meanwhile is off by microseconds).
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: SystemTime,
+    mono: Instant,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn at(self, t: Instant) -> SystemTime {
+        let ago = self.mono.saturating_duration_since(t);
+        self.wall.checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
 }
 
 /// The thread that turns the broker thread's raw facts into records and hands them on, so
@@ -188,19 +217,19 @@ impl Recorder {
 
 impl Inner {
     /// The record of a decision, for the audit log and the live session.
-    fn record_of(&self, r: Raw) -> Record {
+    fn record_of(&self, r: Raw, clock: Clock) -> Record {
         let policy = self.decider.policy();
         let action = r
             .rule
             .and_then(|i| policy.rules.get(i))
             .map_or(&policy.default_action, |rule| &rule.action);
         Record {
-            time: humantime::format_rfc3339_micros(r.time).to_string(),
+            time: humantime::format_rfc3339_micros(clock.at(r.time)).to_string(),
             container: self.container.clone(),
             policy: self.policy.as_ref().map(|(n, _)| n.clone()),
             policy_from: self.policy.as_ref().map(|(_, f)| (*f).to_owned()),
             pid: r.pid,
-            exe: r.exe,
+            exe: r.exe.as_deref().map(str::to_owned),
             syscall: r
                 .syscall
                 .map_or_else(|| format!("nr:{}", r.nr), str::to_owned),
@@ -224,6 +253,54 @@ impl Inner {
             },
             latency_us: r.latency_us,
         }
+    }
+
+    /// Append the record of a decision to an audit batch, formatted as it is written.
+    fn push_ref(&self, r: &Raw, batch: &mut Batch, clock: Clock) {
+        struct Hex(u32);
+        impl std::fmt::Display for Hex {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{:#x}", self.0)
+            }
+        }
+        let policy = self.decider.policy();
+        let action = r
+            .rule
+            .and_then(|i| policy.rules.get(i))
+            .map_or(&policy.default_action, |rule| &rule.action);
+        let (abi, raw_arch);
+        let arch: &dyn std::fmt::Display = match r.abi {
+            Some(a) => {
+                abi = a.as_str();
+                &abi
+            }
+            None => {
+                raw_arch = Hex(r.arch);
+                &raw_arch
+            }
+        };
+        let result = ResultText(r.response);
+        batch.push(&RecordRef {
+            time: clock.at(r.time),
+            container: self.container.as_deref(),
+            policy: self.policy.as_ref().map(|(n, _)| n.as_str()),
+            policy_from: self.policy.as_ref().map(|(_, f)| *f),
+            pid: r.pid,
+            exe: r.exe.as_deref(),
+            syscall: r.syscall.map_or(Syscall::Nr(r.nr), Syscall::Name),
+            arch,
+            args: &r.args,
+            decoded: &r.decoded,
+            rule: r.rule.map(|i| i + 1),
+            action: if r.prompted { &"prompt" } else { action },
+            decision: r.verdict.as_str(),
+            result: if r.verdict == Verdict::Gone {
+                &"none"
+            } else {
+                &result
+            },
+            latency_us: r.latency_us,
+        });
     }
 
     /// Count a decision in the agent's metrics, if it keeps any.
@@ -258,16 +335,43 @@ impl Inner {
     /// person reads a sample at these rates; the totals stay exact), so that formatting and
     /// folding every decision does not take the CPU the workload and the broker need.
     fn deliver_batch(&self, batch: &mut Vec<Raw>) {
-        let Some(live) = &self.live else {
-            return self.deliver(batch);
-        };
+        let clock = Clock::now();
+        let mut audit = self
+            .audit
+            .as_ref()
+            .map(|_| Batch::with_capacity(batch.len()));
+        match &self.live {
+            Some(live) => self.deliver_live(batch, live, audit.as_mut(), clock),
+            None => {
+                for raw in batch.drain(..) {
+                    self.count(&raw);
+                    if let Some(b) = &mut audit {
+                        self.push_ref(&raw, b, clock);
+                    }
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&self.audit, audit) {
+            a.record_batch(b);
+        }
+    }
+
+    /// [`Inner::deliver_batch`] with a live session: every record to `audit`, to the session
+    /// the batch's totals and its last [`SHOWN_PER_BATCH`] decisions.
+    fn deliver_live(
+        &self,
+        batch: &mut Vec<Raw>,
+        live: &crate::session::SessionSender,
+        mut audit: Option<&mut Batch>,
+        clock: Clock,
+    ) {
         let show_from = batch.len().saturating_sub(SHOWN_PER_BATCH);
         let mut totals = crate::session::protocol::Totals::default();
         // The batch is one listener's: one container, one policy; its time, the last call's.
         let last_time = batch
             .last()
             .filter(|_| self.container.is_some())
-            .map(|r| humantime::format_rfc3339_micros(r.time).to_string());
+            .map(|r| humantime::format_rfc3339_micros(clock.at(r.time)).to_string());
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
         // Complain decisions by syscall and caller (calls, first, last), exact for the Drift
         // view.
@@ -289,7 +393,7 @@ impl Inner {
             };
             let pid_caller;
             let caller = match &raw.exe {
-                Some(e) => e.as_str(),
+                Some(e) => &**e,
                 None => {
                     pid_caller = format!("pid {}", raw.pid);
                     &pid_caller
@@ -305,23 +409,19 @@ impl Inner {
                 match by.get_mut(caller) {
                     Some(c) => {
                         c.0 += 1;
-                        c.2 = c.2.max(raw.time);
+                        c.2 = c.2.max(clock.at(raw.time));
                     }
                     None => {
-                        by.insert(caller.to_owned(), (1, raw.time, raw.time));
+                        let t = clock.at(raw.time);
+                        by.insert(caller.to_owned(), (1, t, t));
                     }
                 }
             }
-            let show = i >= show_from;
-            match (&self.audit, show) {
-                (None, false) => {}
-                (None, true) => shown.push(self.record_of(raw).into()),
-                (Some(a), false) => a.record(self.record_of(raw)),
-                (Some(a), true) => {
-                    let record = self.record_of(raw);
-                    shown.push((&record).into());
-                    a.record(record);
-                }
+            if let Some(b) = &mut audit {
+                self.push_ref(&raw, b, clock);
+            }
+            if i >= show_from {
+                shown.push(self.record_of(raw, clock).into());
             }
         }
         // The container's counts are the batch's by decision.
@@ -353,7 +453,7 @@ impl Inner {
     pub(super) fn deliver(&self, batch: &mut Vec<Raw>) {
         for raw in batch.drain(..) {
             self.count(&raw);
-            let record = self.record_of(raw);
+            let record = self.record_of(raw, Clock::now());
             match (&self.live, &self.audit) {
                 (Some(l), Some(a)) => {
                     l.send(crate::session::Event::Decision((&record).into()));

@@ -4,7 +4,7 @@
 use std::os::fd::AsFd as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::CancellationToken;
@@ -179,7 +179,7 @@ impl Inner {
             if let Some(c) = &self.checkpoint {
                 c(n.id);
             }
-            let start = (Instant::now(), SystemTime::now());
+            let start = Instant::now();
             let d = self.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
             if let Some(p) = prompting {
@@ -235,7 +235,7 @@ impl Inner {
 
     /// Decide, act, answer, record. `start`: when the notification was received (the
     /// record's time, so that records sort in the order of the calls).
-    fn process(&self, n: &SeccompNotif, start: (Instant, SystemTime)) {
+    fn process(&self, n: &SeccompNotif, start: Instant) {
         let d = self.decider.decide(&n.data);
         let mut out = Vec::new();
         self.decided(n, &d, start, true, &mut out);
@@ -247,7 +247,7 @@ impl Inner {
         &self,
         n: &SeccompNotif,
         d: &decide::Decision<'_>,
-        start: (Instant, SystemTime),
+        start: Instant,
         send: bool,
         out: &mut Vec<Raw>,
     ) -> Option<Response> {
@@ -278,9 +278,9 @@ impl Inner {
         &self,
         n: &SeccompNotif,
         d: &decide::Decision<'_>,
-        start: (Instant, SystemTime),
+        start: Instant,
         outcome: Outcome,
-        prompted: Option<Option<String>>,
+        prompted: Option<Option<std::sync::Arc<str>>>,
     ) {
         let mut out = Vec::new();
         self.conclude(n, d, start, outcome, true, prompted, &mut out);
@@ -292,9 +292,9 @@ impl Inner {
         &self,
         n: &SeccompNotif,
         d: &decide::Decision<'_>,
-        start: (Instant, SystemTime),
+        start: Instant,
         outcome: Outcome,
-        prompted: Option<Option<String>>,
+        prompted: Option<Option<std::sync::Arc<str>>>,
         out: &mut Vec<Raw>,
     ) -> Option<Response> {
         self.conclude(n, d, start, outcome, false, prompted, out)
@@ -311,10 +311,10 @@ impl Inner {
         &self,
         n: &SeccompNotif,
         d: &decide::Decision<'_>,
-        start: (Instant, SystemTime),
+        start: Instant,
         mut outcome: Outcome,
         send: bool,
-        prompted: Option<Option<String>>,
+        prompted: Option<Option<std::sync::Arc<str>>>,
         out: &mut Vec<Raw>,
     ) -> Option<Response> {
         let syscall = d.syscall.unwrap_or("");
@@ -333,7 +333,7 @@ impl Inner {
             }
         }
         self.stats.count(outcome.verdict);
-        let latency_us = u64::try_from(start.0.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         // Reading the executable costs syscalls: only for the log or a watching UI, and only
         // after the answer, so that it never lengthens the workload's wait.
         let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
@@ -343,9 +343,9 @@ impl Inner {
             // The audit log gets the executable read for this very call; the live view alone
             // may reuse a reading of the last few milliseconds (one readlink per call is a
             // noticeable share of the round trip).
-            None if self.audit.is_some() => self.exes.exe(n.pid),
+            None if self.audit.is_some() => self.exes.exe(n.pid, start),
             None => want_exe
-                .then(|| self.exes.exe_recent(n.pid, LIVE_EXE_REUSE))
+                .then(|| self.exes.exe_recent(n.pid, start, LIVE_EXE_REUSE))
                 .flatten(),
         };
         tracing::debug!(
@@ -358,7 +358,7 @@ impl Inner {
         // Every decision goes to the live session too: its history and totals are built from them.
         if self.audit.is_some() || self.live.is_some() || self.metrics.is_some() {
             out.push(Raw {
-                time: start.1,
+                time: start,
                 pid: n.pid,
                 exe,
                 nr: n.data.nr,

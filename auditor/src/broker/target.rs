@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::fs::FileExt as _;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::seccomp::notify::{NotifyFd, SeccompNotif};
 
@@ -222,26 +222,6 @@ impl Target {
         self.open_at("mem", libc::O_RDWR).map(File::from)
     }
 
-    /// Its executable's path (best effort, for the audit log).
-    pub fn exe(&self) -> Option<PathBuf> {
-        let name = cstr("exe");
-        let mut buf = vec![0u8; 4096];
-        // SAFETY: readlinkat writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::readlinkat(
-                self.dir.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        let n = usize::try_from(n).ok()?;
-        buf.truncate(n);
-        Some(PathBuf::from(
-            <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(buf),
-        ))
-    }
-
     /// The text of an entry below `/proc/<pid>` (`status`, `cgroup`, `mountinfo`, …).
     pub fn read_text(&self, what: &'static str) -> Result<String, TargetError> {
         let fd = self.open_at(what, libc::O_RDONLY)?;
@@ -375,7 +355,7 @@ mod tests {
         let t = Target::open(std::process::id())?;
         let c = t.creds()?;
         assert_eq!(c.tgid, std::process::id());
-        assert!(t.exe().is_some());
+        assert!(ExeLink::of(&t).is_ok_and(|l| l.read_into(&mut [0; EXE_LINK_MAX]).is_some()));
         Ok(())
     }
 }
@@ -431,35 +411,82 @@ pub fn open_caller(
     opened.map_err(Unreachable::Failed)
 }
 
-/// Callers' `/proc/TID` directories kept open, at most this many (each is an fd).
+/// A task's `/proc/TID/exe` link itself, opened `O_PATH`: read again without a path walk. It
+/// stays bound to its task: once that task is gone, reading fails (a reused tid never reads
+/// another process's link), and an exec shows at once (the link is read every time).
+pub struct ExeLink(OwnedFd);
+
+impl ExeLink {
+    pub fn of(t: &Target) -> Result<ExeLink, TargetError> {
+        t.open_at("exe", libc::O_PATH | libc::O_NOFOLLOW)
+            .map(ExeLink)
+    }
+
+    /// The executable's path (best effort, for records), read into `buf`: the link's bytes, or
+    /// `None` if it cannot be read (the task is gone) or is longer than `buf`.
+    pub fn read_into<'b>(&self, buf: &'b mut [u8; EXE_LINK_MAX]) -> Option<&'b [u8]> {
+        // SAFETY: an empty path with an O_PATH|O_NOFOLLOW fd reads the link the fd is;
+        // readlinkat writes at most buf.len() bytes into buf.
+        let n = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).ok().filter(|&n| n < buf.len())?;
+        Some(&buf[..n])
+    }
+}
+
+/// Callers' `/proc/TID/exe` links kept open, at most this many (each is an fd).
 const EXE_CACHE_MAX: usize = 128;
 
-/// The executables of callers, for records: one `readlinkat` per call through a `/proc/TID`
-/// directory kept open, instead of an open, a readlink and a close. Exact: the directory fd
-/// stays bound to its task, so an exec shows at once (the link is read every time) and a
-/// reused tid never reads another process's link (it fails, and the directory is reopened).
+/// The longest executable path read (PATH_MAX); a longer link reads as unknown.
+pub const EXE_LINK_MAX: usize = 4096;
+
+/// The executables of callers, for records: one `readlinkat` per call of a kept [`ExeLink`],
+/// instead of an open, a path walk, a readlink and a close. Exact: the link stays bound to its
+/// task, so an exec shows at once (the link is read every time) and a reused tid never reads
+/// another process's link (it fails, and the link is reopened).
+///
+/// Allocation-free on the broker's hot path: the link is read into a buffer on the stack and,
+/// when it is what the tid's last reading was, that reading's shared string is handed out
+/// again (a reference count, no copy); only a new executable allocates.
 #[derive(Default)]
 pub struct ExeCache {
     dirs: std::sync::Mutex<std::collections::HashMap<u32, ExeEntry>>,
 }
 
-/// A kept `/proc/TID` directory and its last reading of the executable (when, what).
-type ExeEntry = (Target, Option<(std::time::Instant, String)>);
+/// A kept `/proc/TID/exe` link and its last reading (when, what).
+type ExeEntry = (ExeLink, Option<(std::time::Instant, Arc<str>)>);
 
 impl ExeCache {
-    /// The executable of thread `tid`, read now, if it can be read.
-    pub fn exe(&self, tid: u32) -> Option<String> {
-        self.read(tid, None)
+    /// The executable of thread `tid`, read now (`now`: the caller's reading of the clock),
+    /// if it can be read.
+    pub fn exe(&self, tid: u32, now: std::time::Instant) -> Option<Arc<str>> {
+        self.read(tid, now, None)
     }
 
     /// Like [`ExeCache::exe`], but a reading younger than `max_age` is reused: for the live
     /// view only (it may lag an exec by up to `max_age`), never for the audit log.
-    pub fn exe_recent(&self, tid: u32, max_age: std::time::Duration) -> Option<String> {
-        self.read(tid, Some(max_age))
+    pub fn exe_recent(
+        &self,
+        tid: u32,
+        now: std::time::Instant,
+        max_age: std::time::Duration,
+    ) -> Option<Arc<str>> {
+        self.read(tid, now, Some(max_age))
     }
 
-    fn read(&self, tid: u32, max_age: Option<std::time::Duration>) -> Option<String> {
-        let now = std::time::Instant::now();
+    fn read(
+        &self,
+        tid: u32,
+        now: std::time::Instant,
+        max_age: Option<std::time::Duration>,
+    ) -> Option<Arc<str>> {
+        let mut buf = [0u8; EXE_LINK_MAX];
         let mut dirs = self
             .dirs
             .lock()
@@ -470,15 +497,18 @@ impl ExeCache {
                     return Some(exe.clone());
                 }
             }
-            if let Some(p) = t.exe() {
-                let exe = p.display().to_string();
+            if let Some(link) = t.read_into(&mut buf) {
+                let exe = match last.take() {
+                    Some((_, exe)) if exe.as_bytes() == link => exe,
+                    _ => Arc::from(String::from_utf8_lossy(link)),
+                };
                 *last = Some((now, exe.clone()));
                 return Some(exe);
             }
             dirs.remove(&tid);
         }
-        let t = Target::of_caller(tid).ok()?;
-        let exe = t.exe()?.display().to_string();
+        let t = ExeLink::of(&Target::of_caller(tid).ok()?).ok()?;
+        let exe: Arc<str> = Arc::from(String::from_utf8_lossy(t.read_into(&mut buf)?));
         if dirs.len() >= EXE_CACHE_MAX {
             dirs.clear();
         }
@@ -497,11 +527,11 @@ mod exe_cache_tests {
         let me = std::process::id();
         let mine = std::fs::read_link("/proc/self/exe").unwrap();
         assert_eq!(
-            cache.exe(me).as_deref(),
+            cache.exe(me, std::time::Instant::now()).as_deref(),
             Some(mine.display().to_string().as_str())
         );
         assert_eq!(
-            cache.exe(me).as_deref(),
+            cache.exe(me, std::time::Instant::now()).as_deref(),
             Some(mine.display().to_string().as_str())
         );
         // A child that execs: the cached directory shows the new executable.
@@ -511,7 +541,7 @@ mod exe_cache_tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let before = cache.exe(pid).unwrap();
+        let before = cache.exe(pid, std::time::Instant::now()).unwrap();
         assert!(
             before.ends_with("sh") || before.contains("dash") || before.contains("bash"),
             "{before}"
@@ -519,7 +549,11 @@ mod exe_cache_tests {
         use std::io::Write as _;
         child.stdin.take().unwrap().write_all(b"go\n").unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !cache.exe(pid).unwrap_or_default().ends_with("sleep") {
+        while !cache
+            .exe(pid, std::time::Instant::now())
+            .unwrap_or_default()
+            .ends_with("sleep")
+        {
             assert!(std::time::Instant::now() < deadline, "exec not seen");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -527,10 +561,14 @@ mod exe_cache_tests {
         child.wait().unwrap();
         // A recent reading is reused (for the live view only).
         let t0 = std::time::Instant::now();
-        let recent = cache.exe_recent(pid, std::time::Duration::from_secs(60));
+        let recent = cache.exe_recent(
+            pid,
+            std::time::Instant::now(),
+            std::time::Duration::from_secs(60),
+        );
         assert!(recent.unwrap().ends_with("sleep"));
         assert!(t0.elapsed() < std::time::Duration::from_secs(1));
         // Reaped: the kept directory no longer reads, and nothing else is read in its place.
-        assert_eq!(cache.exe(pid), None);
+        assert_eq!(cache.exe(pid, std::time::Instant::now()), None);
     }
 }
