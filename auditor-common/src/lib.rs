@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod argspec;
 pub mod counters;
+pub mod exec_gen;
 pub mod hash;
 pub mod names;
 pub mod slot;

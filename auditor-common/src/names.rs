@@ -62,3 +62,15 @@ pub const FLOOR_PROGRAMS: [(&str, &str); 2] = [
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 pub const GLOBAL_CGROUP: &str = "CGROUP_FILTER";
 pub const GLOBAL_SETTINGS: &str = "SETTINGS";
+
+/// The exec watch's generations (see [`crate::exec_gen`]), in its own object (`exec-watch`).
+pub const MAP_EXEC_GEN: &str = "EXEC_GEN";
+/// The exec watch's global: possible CPUs (u32).
+pub const GLOBAL_NCPUS: &str = "NCPUS";
+pub const PROG_EXEC_GEN_EXEC: &str = "exec_gen_exec";
+pub const PROG_EXEC_GEN_EXIT: &str = "exec_gen_exit";
+/// The exec watch's programs and their raw tracepoints.
+pub const EXEC_WATCH_PROGRAMS: [(&str, &str); 2] = [
+    (PROG_EXEC_GEN_EXEC, "sched_process_exec"),
+    (PROG_EXEC_GEN_EXIT, "sched_process_exit"),
+];

@@ -3,11 +3,13 @@
 
 pub mod btf;
 mod events;
+pub mod exec_watch;
 pub mod pin;
 mod snapshot;
 mod tasks;
 
 pub use events::{decode_args, decode_event, encode_args, Event, EventReader, ReadinessFd};
+pub use exec_watch::ExecWatch;
 pub use snapshot::Snapshot;
 
 use auditor_common::{
@@ -85,6 +87,8 @@ pub enum BpfError {
     TidOutOfRange { tid: u32, pid_max: u32 },
     #[error("group {group} is beyond the {groups} groups the observer was loaded with")]
     GroupOutOfRange { group: u32, groups: u32 },
+    #[error("this process is not in the host's pid namespace, so the kernel's thread ids are not the ones it sees")]
+    ForeignPidNamespace,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> BpfError {

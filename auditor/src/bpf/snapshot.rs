@@ -155,7 +155,7 @@ impl Observer {
             }
         }
         // Runs of live threads not yet flushed (a thread still looping on one syscall).
-        let tasks = super::tasks::TasksView::of(self.map(names::MAP_TASKS)?)?;
+        let tasks = super::tasks::ArrayView::of(self.map(names::MAP_TASKS)?, names::MAP_TASKS)?;
         let pending: Array<&MapData, u64> =
             Array::try_from(get(names::MAP_PENDING)?).map_err(map_err(names::MAP_PENDING))?;
         for (tid, s) in tasks.iter().enumerate() {

@@ -1,26 +1,31 @@
-//! The per-thread TASKS array, read through a shared read-only mapping of the map
-//! (`BPF_F_MMAPABLE`): a snapshot scans every possible thread id without a syscall per entry.
+//! Arrays of u64 read through a shared read-only mapping of the map (`BPF_F_MMAPABLE`): a
+//! snapshot scans every possible thread id of TASKS without a syscall per entry, and the broker
+//! reads an exec generation (EXEC_GEN) without any syscall.
 
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use auditor_common::names;
 use aya::maps::Map;
 
 use super::BpfError;
 
-/// A read-only mapping of TASKS; unmapped on drop.
-pub(super) struct TasksView {
+/// A read-only mapping of an array of u64 (TASKS, EXEC_GEN); unmapped on drop.
+pub(super) struct ArrayView {
     ptr: NonNull<AtomicU64>,
     entries: usize,
     len: usize,
 }
 
-impl TasksView {
-    /// Map the loaded TASKS array.
-    pub(super) fn of(map: &Map) -> Result<TasksView, BpfError> {
-        let name = names::MAP_TASKS;
+// SAFETY: the view is a read-only mapping that only atomics read; it may be shared and sent
+// between threads like an `&[AtomicU64]`.
+unsafe impl Send for ArrayView {}
+// SAFETY: as above.
+unsafe impl Sync for ArrayView {}
+
+impl ArrayView {
+    /// Map the loaded array `name` (`map`), whose values must be u64.
+    pub(super) fn of(map: &Map, name: &'static str) -> Result<ArrayView, BpfError> {
         let data = match map {
             Map::Array(data) => data,
             _ => return Err(BpfError::MissingMap(name)),
@@ -62,20 +67,28 @@ impl TasksView {
             name,
             source: std::io::Error::other("mmap returned NULL"),
         })?;
-        Ok(TasksView { ptr, entries, len })
+        Ok(ArrayView { ptr, entries, len })
     }
 
     /// Every slot, by thread id. The programs update slots as threads run: each is read
     /// atomically, the whole is not one instant (as with one lookup per entry).
     pub(super) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots().iter().map(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Value `i`, if the array has it.
+    pub(super) fn get(&self, i: usize) -> Option<u64> {
+        self.slots().get(i).map(|s| s.load(Ordering::Acquire))
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
         // SAFETY: the mapping holds `entries` 8-byte, 8-aligned (page-aligned start) values for
         // as long as `self` lives; the kernel writes them concurrently, hence atomics.
-        let slots = unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.entries) };
-        slots.iter().map(|s| s.load(Ordering::Relaxed))
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.entries) }
     }
 }
 
-impl Drop for TasksView {
+impl Drop for ArrayView {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping `of` made; no reference into it outlives self.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };

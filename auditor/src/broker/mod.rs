@@ -185,13 +185,19 @@ impl Broker {
                 fd,
                 decider,
                 mode,
+                // The audit log names the executable of every call: read only when it may
+                // have changed, where the exec watch says so.
+                exes: if audit.is_some() {
+                    target::ExeCache::watching()
+                } else {
+                    target::ExeCache::default()
+                },
                 audit,
                 stats: Arc::new(Stats::default()),
                 answered: None,
                 live: None,
                 container: None,
                 policy: None,
-                exes: target::ExeCache::default(),
                 metrics: None,
                 who: None,
                 checkpoint: None,

@@ -446,10 +446,16 @@ const EXE_CACHE_MAX: usize = 128;
 /// The longest executable path read (PATH_MAX); a longer link reads as unknown.
 pub const EXE_LINK_MAX: usize = 4096;
 
-/// The executables of callers, for records: one `readlinkat` per call of a kept [`ExeLink`],
-/// instead of an open, a path walk, a readlink and a close. Exact: the link stays bound to its
-/// task, so an exec shows at once (the link is read every time) and a reused tid never reads
-/// another process's link (it fails, and the link is reopened).
+/// The executables of callers, for records: a kept [`ExeLink`] per thread, read with one
+/// `readlinkat` instead of an open, a path walk, a readlink and a close. Exact: the link stays
+/// bound to its task, so a reused tid never reads another process's link (it fails, and the
+/// link is reopened).
+///
+/// With the exec watch ([`ExeCache::watching`]), a thread's last reading is reused, with no
+/// syscall at all, for as long as the generation of its thread-id slot is the one read before
+/// that reading: any exec or exit of a thread of that slot changes it, and a call that follows
+/// an exec always sees the change (see [`crate::bpf::ExecWatch`]). Without it (no BPF, or no
+/// audit log), the link is read on every call.
 ///
 /// Allocation-free on the broker's hot path: the link is read into a buffer on the stack and,
 /// when it is what the tid's last reading was, that reading's shared string is handed out
@@ -457,14 +463,43 @@ pub const EXE_LINK_MAX: usize = 4096;
 #[derive(Default)]
 pub struct ExeCache {
     dirs: std::sync::Mutex<std::collections::HashMap<u32, ExeEntry>>,
+    watch: Option<&'static crate::bpf::ExecWatch>,
+    /// Links read (not reused), for tests and benchmarks.
+    reads: std::sync::atomic::AtomicU64,
 }
 
-/// A kept `/proc/TID/exe` link and its last reading (when, what).
-type ExeEntry = (ExeLink, Option<(std::time::Instant, Arc<str>)>);
+/// A thread's last reading of its executable.
+struct Reading {
+    when: std::time::Instant,
+    exe: Arc<str>,
+    /// The exec watch's generation of the thread's slot, read before the link was.
+    generation: Option<u64>,
+}
+
+/// A kept `/proc/TID/exe` link and its last reading.
+type ExeEntry = (ExeLink, Option<Reading>);
 
 impl ExeCache {
-    /// The executable of thread `tid`, read now (`now`: the caller's reading of the clock),
-    /// if it can be read.
+    /// A cache that reuses readings while the exec watch says they hold (where it loads).
+    pub fn watching() -> ExeCache {
+        ExeCache {
+            watch: crate::bpf::ExecWatch::shared(),
+            ..ExeCache::default()
+        }
+    }
+
+    /// Whether readings are reused on the exec watch's word.
+    pub fn is_watching(&self) -> bool {
+        self.watch.is_some()
+    }
+
+    /// Links read so far (each reuse of a reading is not one).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The executable of thread `tid` now (`now`: the caller's reading of the clock), if it
+    /// can be read.
     pub fn exe(&self, tid: u32, now: std::time::Instant) -> Option<Arc<str>> {
         self.read(tid, now, None)
     }
@@ -486,33 +521,49 @@ impl ExeCache {
         now: std::time::Instant,
         max_age: Option<std::time::Duration>,
     ) -> Option<Arc<str>> {
-        let mut buf = [0u8; EXE_LINK_MAX];
         let mut dirs = self
             .dirs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((t, last)) = dirs.get_mut(&tid) {
-            if let (Some(age), Some((when, exe))) = (max_age, &*last) {
-                if now.duration_since(*when) < age {
-                    return Some(exe.clone());
+        // Read before the link: an exec between the two only costs the next call a reading.
+        let generation = self.watch.map(|w| w.generation(tid));
+        let mut buf = [0u8; EXE_LINK_MAX];
+        if let Some((link, last)) = dirs.get_mut(&tid) {
+            if let Some(r) = &*last {
+                let young = max_age.is_some_and(|age| now.duration_since(r.when) < age);
+                if young || (generation.is_some() && r.generation == generation) {
+                    return Some(r.exe.clone());
                 }
             }
-            if let Some(link) = t.read_into(&mut buf) {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(bytes) = link.read_into(&mut buf) {
                 let exe = match last.take() {
-                    Some((_, exe)) if exe.as_bytes() == link => exe,
-                    _ => Arc::from(String::from_utf8_lossy(link)),
+                    Some(r) if r.exe.as_bytes() == bytes => r.exe,
+                    _ => Arc::from(String::from_utf8_lossy(bytes)),
                 };
-                *last = Some((now, exe.clone()));
+                *last = Some(Reading {
+                    when: now,
+                    exe: exe.clone(),
+                    generation,
+                });
                 return Some(exe);
             }
             dirs.remove(&tid);
         }
-        let t = ExeLink::of(&Target::of_caller(tid).ok()?).ok()?;
-        let exe: Arc<str> = Arc::from(String::from_utf8_lossy(t.read_into(&mut buf)?));
+        let link = ExeLink::of(&Target::of_caller(tid).ok()?).ok()?;
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let exe: Arc<str> = Arc::from(String::from_utf8_lossy(link.read_into(&mut buf)?));
         if dirs.len() >= EXE_CACHE_MAX {
             dirs.clear();
         }
-        dirs.insert(tid, (t, Some((now, exe.clone()))));
+        let reading = Reading {
+            when: now,
+            exe: exe.clone(),
+            generation,
+        };
+        dirs.insert(tid, (link, Some(reading)));
         Some(exe)
     }
 }
@@ -570,5 +621,52 @@ mod exe_cache_tests {
         assert!(t0.elapsed() < std::time::Duration::from_secs(1));
         // Reaped: the kept directory no longer reads, and nothing else is read in its place.
         assert_eq!(cache.exe(pid, std::time::Instant::now()), None);
+    }
+
+    /// With the exec watch, a reading is reused without a syscall until the thread execs (the
+    /// first call after that reads the new executable) or exits.
+    #[test]
+    fn a_watching_cache_reuses_readings_until_an_exec_or_an_exit() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let cache = ExeCache::watching();
+        if !cache.is_watching() {
+            assert!(
+                !ci,
+                "the exec watch needs root and BPF; CI=true forbids skipping"
+            );
+            eprintln!("SKIP: the exec watch needs root and BPF");
+            return;
+        }
+        let now = std::time::Instant::now;
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "read x; exec /bin/sleep 5"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let first = cache.exe(pid, now()).unwrap();
+        let reads = cache.reads();
+        for _ in 0..1000 {
+            assert_eq!(cache.exe(pid, now()).as_deref(), Some(&*first));
+        }
+        // Threads elsewhere on the host that share the slot and exec or exit meanwhile cost a
+        // reading each: a handful at most in a loop this short.
+        assert!(
+            cache.reads() - reads <= 3,
+            "{} readings",
+            cache.reads() - reads
+        );
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("sleep")) {
+            assert!(std::time::Instant::now() < deadline, "exec not seen");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The first call after the exec names the new executable.
+        assert!(cache.exe(pid, now()).unwrap().ends_with("sleep"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(cache.exe(pid, now()), None);
     }
 }
