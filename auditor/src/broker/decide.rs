@@ -1,8 +1,6 @@
 //! Which rule of the policy a notified call matched, evaluated in user space on the
 //! notification's scalar data (the same registers the filter compared).
 
-use std::collections::BTreeMap;
-
 use crate::policy::handlers::{self, HandlerConfig, HandlerSpec};
 use crate::policy::model::{Action, Condition, Op, Policy};
 use crate::seccomp::notify::SeccompData;
@@ -30,11 +28,34 @@ pub struct Handler {
 }
 
 /// The policy, ready to match notifications against.
+///
+/// Indexed by syscall number per ABI once, so that a decision costs a table read and the
+/// argument checks of the rules that name the call: no string comparison, no allocation (the
+/// broker thread decides every notification).
 #[derive(Debug)]
 pub struct Decider {
     policy: Policy,
-    /// (rule index, syscall name) of every notify rule.
-    handlers: BTreeMap<(usize, String), Handler>,
+    /// The handler of every (notify rule, syscall name) pair.
+    handlers: Vec<Handler>,
+    /// Per ABI (in [`crate::syscalls::ABIS`] order), per syscall number.
+    index: [Vec<Entry>; 3],
+}
+
+/// One syscall number of one ABI.
+#[derive(Debug, Default, Clone)]
+struct Entry {
+    name: Option<&'static str>,
+    /// The rules that name it, in policy order: (rule index, its handler's index for notify
+    /// rules).
+    rules: Vec<(usize, Option<usize>)>,
+}
+
+fn abi_slot(abi: Abi) -> usize {
+    match abi {
+        Abi::X86_64 => 0,
+        Abi::I386 => 1,
+        Abi::X32 => 2,
+    }
 }
 
 /// What the policy says about one call.
@@ -74,24 +95,53 @@ fn holds(c: &Condition, args: &[u64; 6], abi: Abi) -> bool {
 impl Decider {
     /// Resolve every notify rule's handler; refuse handlers this broker cannot run.
     pub fn new(policy: Policy) -> Result<Decider, DecideError> {
-        let mut map = BTreeMap::new();
+        let mut index: [Vec<Entry>; 3] = Default::default();
+        for abi in crate::syscalls::ABIS {
+            let table = &mut index[abi_slot(abi)];
+            for (nr, name) in crate::syscalls::all(abi) {
+                let nr = nr as usize;
+                if table.len() <= nr {
+                    table.resize(nr + 1, Entry::default());
+                }
+                if let Some(e) = table.get_mut(nr) {
+                    e.name = Some(name);
+                }
+            }
+        }
+        let mut handlers = Vec::new();
         for (i, rule) in policy.rules.iter().enumerate() {
-            let Action::Notify(n) = &rule.action else {
-                continue;
-            };
             for name in &rule.names {
-                let (spec, config) =
-                    handlers::config_for(n, name).map_err(|source| DecideError::Handler {
-                        rule: i + 1,
-                        syscall: name.clone(),
-                        source,
-                    })?;
-                map.insert((i, name.clone()), Handler { spec, config });
+                let handler = match &rule.action {
+                    Action::Notify(n) => {
+                        let (spec, config) = handlers::config_for(n, name).map_err(|source| {
+                            DecideError::Handler {
+                                rule: i + 1,
+                                syscall: name.clone(),
+                                source,
+                            }
+                        })?;
+                        handlers.push(Handler { spec, config });
+                        Some(handlers.len() - 1)
+                    }
+                    _ => None,
+                };
+                for abi in crate::syscalls::ABIS {
+                    let Some(nr) = crate::syscalls::number(abi, name) else {
+                        continue;
+                    };
+                    if let Some(e) = index[abi_slot(abi)].get_mut(nr as usize) {
+                        // A name twice in one rule: its first handler, as before.
+                        if e.rules.last().is_none_or(|&(r, _)| r != i) {
+                            e.rules.push((i, handler));
+                        }
+                    }
+                }
             }
         }
         Ok(Decider {
             policy,
-            handlers: map,
+            handlers,
+            index,
         })
     }
 
@@ -103,16 +153,25 @@ impl Decider {
     /// preferred; otherwise (complain mode) the first matching rule, or the default action.
     pub fn decide(&self, data: &SeccompData) -> Decision<'_> {
         let abi = abi_of(data.arch, data.nr);
-        let syscall = abi.and_then(|a| crate::syscalls::name(a, data.nr as u32));
+        let entry = abi.and_then(|a| {
+            let nr = if a == Abi::X32 {
+                data.nr as u32 & !crate::syscalls::X32_SYSCALL_BIT
+            } else {
+                data.nr as u32
+            };
+            self.index[abi_slot(a)].get(nr as usize)
+        });
+        let syscall = entry.and_then(|e| e.name);
         let mut first: Option<usize> = None;
-        if let (Some(abi), Some(name)) = (abi, syscall) {
-            for (i, rule) in self.policy.rules.iter().enumerate() {
-                if !rule.names.iter().any(|n| n == name)
-                    || !rule.args.iter().all(|c| holds(c, &data.args, abi))
-                {
+        if let (Some(abi), Some(entry)) = (abi, entry) {
+            for &(i, handler) in &entry.rules {
+                let Some(rule) = self.policy.rules.get(i) else {
+                    continue;
+                };
+                if !rule.args.iter().all(|c| holds(c, &data.args, abi)) {
                     continue;
                 }
-                if let Some(h) = self.handlers.get(&(i, name.to_owned())) {
+                if let Some(h) = handler.and_then(|h| self.handlers.get(h)) {
                     return Decision {
                         abi: Some(abi),
                         syscall,
@@ -195,6 +254,41 @@ errno = "EACCES"
             ..data(0, [0; 6])
         });
         assert_eq!((foreign.abi, foreign.syscall), (None, None));
+        Ok(())
+    }
+
+    /// Every ABI is indexed under its own numbers (x32 with or without its bit), a name twice
+    /// in a rule counts once, and numbers no table knows decide by the default action.
+    #[test]
+    fn each_abi_is_decided_by_its_own_numbers() -> Result<(), Box<dyn std::error::Error>> {
+        let d = Decider::new(parse_native(
+            "version = 1\ndefault_action = \"allow\"\n[[rule]]\nnames = [\"getppid\", \"getppid\", \"waitpid\"]\naction = \"errno\"\nerrno = \"EPERM\"\n[[rule]]\nname = \"getppid\"\naction = \"log\"\n",
+        )?)?;
+        let at = |arch: u32, nr: i64| {
+            let x = d.decide(&SeccompData {
+                arch,
+                ..data(nr, [0; 6])
+            });
+            (x.abi, x.syscall, x.rule)
+        };
+        let x86_64 = crate::syscalls::AUDIT_ARCH_X86_64;
+        let i386 = crate::syscalls::AUDIT_ARCH_I386;
+        let x32 = i64::from(crate::syscalls::X32_SYSCALL_BIT);
+        // getppid: 110 on x86_64 and x32, 64 on i386; 64 on x86_64 is semget.
+        assert_eq!(
+            at(x86_64, 110),
+            (Some(Abi::X86_64), Some("getppid"), Some(0))
+        );
+        assert_eq!(at(i386, 64), (Some(Abi::I386), Some("getppid"), Some(0)));
+        assert_eq!(
+            at(x86_64, x32 | 110),
+            (Some(Abi::X32), Some("getppid"), Some(0))
+        );
+        assert_eq!(at(x86_64, 64), (Some(Abi::X86_64), Some("semget"), None));
+        assert_eq!(at(i386, 110), (Some(Abi::I386), Some("iopl"), None));
+        assert_eq!(at(i386, 7), (Some(Abi::I386), Some("waitpid"), Some(0)));
+        assert_eq!(at(x86_64, 100_000).2, None);
+        assert_eq!(at(x86_64, -1).2, None);
         Ok(())
     }
 
