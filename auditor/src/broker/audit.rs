@@ -379,6 +379,7 @@ impl AuditLog {
         let thread = std::thread::Builder::new()
             .name("audit-log".into())
             .spawn(move || {
+                super::sys::background("audit-log");
                 writer(
                     file,
                     &thread_path,

@@ -118,13 +118,8 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("auditor-records".into())
             .spawn(move || {
-                // A batch thread: its wake-up never preempts the workload or the broker
-                // thread on their CPU (it still gets its fair share under load).
-                let param = libc::sched_param { sched_priority: 0 };
-                // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
-                if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-                    tracing::debug!(error = %std::io::Error::last_os_error(), "SCHED_BATCH for the record thread");
-                }
+                // Its wake-up never preempts a workload or a broker thread on their CPU.
+                super::sys::background("auditor-records");
                 Recorder::gather(&thread_inner, &thread_queue);
             })
             .map_err(|source| BrokerError::Thread { source })?;

@@ -610,9 +610,60 @@ pub(super) fn interrupt(thread: libc::pthread_t) {
     }
 }
 
+/// How far below the broker threads the record and audit-log threads run (`nice` steps): far
+/// enough that a quiet container's broker thread, woken on a CPU where a flood's records are
+/// being formatted, runs at once; near enough that the writers keep up with the broker
+/// threads whenever a CPU is idle (and when none is, the broker threads wait for room, which
+/// frees one).
+const BACKGROUND_NICE: libc::c_int = 10;
+
+/// Make the calling thread a background one: `SCHED_BATCH` (its wake-ups never preempt the
+/// thread running on their CPU) at [`BACKGROUND_NICE`]. Best effort: said at debug level.
+pub(super) fn background(what: &str) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+        tracing::debug!(thread = what, error = %std::io::Error::last_os_error(), "no SCHED_BATCH");
+    }
+    // On Linux a nice value is a thread's own: PRIO_PROCESS with the thread's id. Relative to
+    // the one it inherited, so that an agent started under `nice` keeps its writers below it.
+    // SAFETY: gettid has no preconditions; getpriority and setpriority only read their
+    // arguments (errno is cleared first: -1 is a valid nice value).
+    let r = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + BACKGROUND_NICE).min(19))
+    };
+    if r != 0 {
+        tracing::debug!(thread = what, error = %std::io::Error::last_os_error(), "no background nice value");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the calling thread becomes a background one.
+    #[test]
+    fn background_threads_are_batch_and_nice_and_alone() {
+        // SAFETY: gettid/getpriority/sched_getscheduler only read the calling thread's state.
+        let mine = || unsafe {
+            *libc::__errno_location() = 0;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
+            (nice, libc::sched_getscheduler(0))
+        };
+        let before = mine();
+        let theirs = std::thread::spawn(move || {
+            background("test");
+            mine()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(theirs.0, (before.0 + BACKGROUND_NICE).min(19), "{before:?}");
+        assert_eq!(theirs.1, libc::SCHED_BATCH);
+        assert_eq!(mine(), before);
+    }
 
     #[test]
     fn fd_paths() {
