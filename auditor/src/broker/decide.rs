@@ -31,24 +31,22 @@ pub struct Handler {
 ///
 /// Indexed by syscall number per ABI once, so that a decision costs a table read and the
 /// argument checks of the rules that name the call: no string comparison, no allocation (the
-/// broker thread decides every notification).
+/// broker thread decides every notification). Compact (an agent holds one per listener): a
+/// few KiB of offsets per ABI, up to the highest number a rule names.
 #[derive(Debug)]
 pub struct Decider {
     policy: Policy,
     /// The handler of every (notify rule, syscall name) pair.
     handlers: Vec<Handler>,
-    /// Per ABI (in [`crate::syscalls::ABIS`] order), per syscall number.
-    index: [Vec<Entry>; 3],
+    /// Per ABI (in [`crate::syscalls::ABIS`] order): syscall `nr`'s rules are
+    /// `rules[starts[nr]..starts[nr + 1]]`.
+    starts: [Vec<u32>; 3],
+    /// (rule index, its handler's index or [`NO_HANDLER`]), grouped by ABI and number, each
+    /// group in policy order.
+    rules: Vec<(u32, u32)>,
 }
 
-/// One syscall number of one ABI.
-#[derive(Debug, Default, Clone)]
-struct Entry {
-    name: Option<&'static str>,
-    /// The rules that name it, in policy order: (rule index, its handler's index for notify
-    /// rules).
-    rules: Vec<(usize, Option<usize>)>,
-}
+const NO_HANDLER: u32 = u32::MAX;
 
 fn abi_slot(abi: Abi) -> usize {
     match abi {
@@ -95,21 +93,11 @@ fn holds(c: &Condition, args: &[u64; 6], abi: Abi) -> bool {
 impl Decider {
     /// Resolve every notify rule's handler; refuse handlers this broker cannot run.
     pub fn new(policy: Policy) -> Result<Decider, DecideError> {
-        let mut index: [Vec<Entry>; 3] = Default::default();
-        for abi in crate::syscalls::ABIS {
-            let table = &mut index[abi_slot(abi)];
-            for (nr, name) in crate::syscalls::all(abi) {
-                let nr = nr as usize;
-                if table.len() <= nr {
-                    table.resize(nr + 1, Entry::default());
-                }
-                if let Some(e) = table.get_mut(nr) {
-                    e.name = Some(name);
-                }
-            }
-        }
         let mut handlers = Vec::new();
+        // (ABI slot, number, rule, handler), then sorted into the index's order.
+        let mut named: Vec<(usize, u32, u32, u32)> = Vec::new();
         for (i, rule) in policy.rules.iter().enumerate() {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
             for name in &rule.names {
                 let handler = match &rule.action {
                     Action::Notify(n) => {
@@ -121,28 +109,61 @@ impl Decider {
                             }
                         })?;
                         handlers.push(Handler { spec, config });
-                        Some(handlers.len() - 1)
+                        u32::try_from(handlers.len() - 1).unwrap_or(NO_HANDLER)
                     }
-                    _ => None,
+                    _ => NO_HANDLER,
                 };
                 for abi in crate::syscalls::ABIS {
-                    let Some(nr) = crate::syscalls::number(abi, name) else {
-                        continue;
-                    };
-                    if let Some(e) = index[abi_slot(abi)].get_mut(nr as usize) {
-                        // A name twice in one rule: its first handler, as before.
-                        if e.rules.last().is_none_or(|&(r, _)| r != i) {
-                            e.rules.push((i, handler));
-                        }
+                    if let Some(nr) = crate::syscalls::number(abi, name) {
+                        named.push((abi_slot(abi), nr, index, handler));
                     }
                 }
+            }
+        }
+        // Stable: a name twice in one rule keeps its first handler.
+        named.sort_by_key(|&(abi, nr, rule, _)| (abi, nr, rule));
+        named.dedup_by_key(|&mut (abi, nr, rule, _)| (abi, nr, rule));
+        let mut starts: [Vec<u32>; 3] = Default::default();
+        let mut rules = Vec::with_capacity(named.len());
+        for (slot, starts) in starts.iter_mut().enumerate() {
+            let mine = named.iter().filter(|e| e.0 == slot);
+            let len = mine.clone().map(|e| e.1 as usize + 2).max().unwrap_or(0);
+            starts.reserve_exact(len);
+            let mut next = mine.peekable();
+            for nr in 0..len.saturating_sub(1) {
+                starts.push(u32::try_from(rules.len()).unwrap_or(u32::MAX));
+                while let Some(&&(_, n, rule, handler)) = next.peek() {
+                    if n as usize != nr {
+                        break;
+                    }
+                    rules.push((rule, handler));
+                    next.next();
+                }
+            }
+            if len > 0 {
+                starts.push(u32::try_from(rules.len()).unwrap_or(u32::MAX));
             }
         }
         Ok(Decider {
             policy,
             handlers,
-            index,
+            starts,
+            rules,
         })
+    }
+
+    /// The rules that name syscall `nr` of `abi` (x32: with or without its bit).
+    fn rules_of(&self, abi: Abi, nr: i32) -> &[(u32, u32)] {
+        let nr = if abi == Abi::X32 {
+            nr as u32 & !crate::syscalls::X32_SYSCALL_BIT
+        } else {
+            nr as u32
+        } as usize;
+        let starts = &self.starts[abi_slot(abi)];
+        match (starts.get(nr), starts.get(nr.wrapping_add(1))) {
+            (Some(&a), Some(&b)) => self.rules.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -153,25 +174,18 @@ impl Decider {
     /// preferred; otherwise (complain mode) the first matching rule, or the default action.
     pub fn decide(&self, data: &SeccompData) -> Decision<'_> {
         let abi = abi_of(data.arch, data.nr);
-        let entry = abi.and_then(|a| {
-            let nr = if a == Abi::X32 {
-                data.nr as u32 & !crate::syscalls::X32_SYSCALL_BIT
-            } else {
-                data.nr as u32
-            };
-            self.index[abi_slot(a)].get(nr as usize)
-        });
-        let syscall = entry.and_then(|e| e.name);
+        let syscall = abi.and_then(|a| crate::syscalls::name(a, data.nr as u32));
         let mut first: Option<usize> = None;
-        if let (Some(abi), Some(entry)) = (abi, entry) {
-            for &(i, handler) in &entry.rules {
+        if let (Some(abi), Some(_)) = (abi, syscall) {
+            for &(i, handler) in self.rules_of(abi, data.nr) {
+                let i = i as usize;
                 let Some(rule) = self.policy.rules.get(i) else {
                     continue;
                 };
                 if !rule.args.iter().all(|c| holds(c, &data.args, abi)) {
                     continue;
                 }
-                if let Some(h) = handler.and_then(|h| self.handlers.get(h)) {
+                if let Some(h) = self.handlers.get(handler as usize) {
                     return Decision {
                         abi: Some(abi),
                         syscall,

@@ -49,12 +49,31 @@ pub fn name(abi: Abi, nr: u32) -> Option<&'static str> {
     } else {
         nr
     };
-    let table = table(abi);
-    table
-        .binary_search_by_key(&nr, |&(n, _)| n)
-        .ok()
-        .and_then(|i| table.get(i))
-        .map(|&(_, name)| name)
+    by_number(abi).get(nr as usize).copied().flatten()
+}
+
+/// `abi`'s names indexed by number (a table read per lookup: the broker names every call it
+/// is notified of). Built once, shared by the whole process (a few KiB per ABI).
+fn by_number(abi: Abi) -> &'static [Option<&'static str>] {
+    static X86_64: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
+    static I386: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
+    static X32: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
+    let cell = match abi {
+        Abi::X86_64 => &X86_64,
+        Abi::I386 => &I386,
+        Abi::X32 => &X32,
+    };
+    cell.get_or_init(|| {
+        let t = table(abi);
+        let len = t.last().map_or(0, |&(nr, _)| nr as usize + 1);
+        let mut v = vec![None; len];
+        for &(nr, name) in t {
+            if let Some(slot) = v.get_mut(nr as usize) {
+                *slot = Some(name);
+            }
+        }
+        v
+    })
 }
 
 /// The number of syscall `name` in `abi` (x32: without [`X32_SYSCALL_BIT`]). Names are the
