@@ -166,6 +166,57 @@ fn learned_policy_round_trip() {
     assert_eq!(recs.len(), 1, "{recs:#?}");
 }
 
+/// Each record names the executable that made the call, also when one thread execs from one
+/// program into another between notified calls (the broker reuses a reading until the exec
+/// watch says the thread exec'd; without the watch it reads the link every call).
+#[test]
+fn records_name_the_executable_across_execs() {
+    if !require_root("records_name_the_executable_across_execs") {
+        return;
+    }
+    let s = Scratch::new("enforce-exe-exec");
+    let policy = s.write(
+        "exe.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nnames = [\"getppid\", \"uname\"]\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    );
+    let log = s.path("audit.jsonl");
+    // dash asks getppid at start (for $PPID): sh, sh again after an exec, then uname(1).
+    let o = enforce(
+        &[
+            "--policy",
+            &policy.display().to_string(),
+            "--mode",
+            "complain",
+            "--audit-log",
+            &log.display().to_string(),
+        ],
+        &["/bin/sh", "-c", "exec /bin/sh -c 'exec /bin/uname -s'"],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "Linux\n");
+    let sh = std::fs::canonicalize("/bin/sh").expect("/bin/sh");
+    let uname = std::fs::canonicalize("/bin/uname").expect("/bin/uname");
+    let recs = records(&log);
+    let of = |call: &str| {
+        recs.iter()
+            .filter(|r| r["syscall"] == call)
+            .map(|r| (r["pid"].as_u64(), r["exe"].as_str().map(str::to_owned)))
+            .collect::<Vec<_>>()
+    };
+    let (shells, unames) = (of("getppid"), of("uname"));
+    assert_eq!(shells.len(), 2, "{recs:#?}");
+    assert_eq!(unames.len(), 1, "{recs:#?}");
+    // One thread throughout.
+    assert!(shells
+        .iter()
+        .chain(&unames)
+        .all(|(pid, _)| *pid == shells[0].0));
+    for (_, exe) in &shells {
+        assert_eq!(exe.as_deref(), sh.to_str(), "{recs:#?}");
+    }
+    assert_eq!(unames[0].1.as_deref(), uname.to_str(), "{recs:#?}");
+}
+
 #[test]
 fn complain_mode_records_and_allows() {
     if !require_root("complain_mode_records_and_allows") {

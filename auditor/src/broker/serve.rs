@@ -318,6 +318,12 @@ impl Inner {
         out: &mut Vec<Raw>,
     ) -> Option<Response> {
         let syscall = d.syscall.unwrap_or("");
+        // With the exec watch, the audit log's executable is read before the answer: almost
+        // always a reuse (no syscall), and a real reading (after an exec, or a thread's first
+        // call) then sees a caller that cannot have exited yet — read after the answer, the
+        // last call before a process ends would often have no executable.
+        let early = (prompted.is_none() && self.audit.is_some() && self.exes.is_watching())
+            .then(|| self.exes.exe(n.pid, start));
         if outcome.verdict != Verdict::Gone {
             if let (Some(a), false) = (&self.answered, outcome.response == Response::Continue) {
                 a.note(n.pid, n.data.nr);
@@ -334,17 +340,17 @@ impl Inner {
         }
         self.stats.count(outcome.verdict);
         let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        // Reading the executable costs syscalls: only for the log or a watching UI, and only
-        // after the answer, so that it never lengthens the workload's wait.
+        // Otherwise reading the executable costs syscalls: only for the log or a watching UI,
+        // and only after the answer, so that it never lengthens the workload's wait.
         let want_exe = self.audit.is_some() || self.live.as_ref().is_some_and(|l| l.has_clients());
         let is_prompt = prompted.is_some();
-        let exe = match prompted {
-            Some(exe) => exe,
+        let exe = match (prompted, early) {
+            (Some(exe), _) | (None, Some(exe)) => exe,
             // The audit log gets the executable read for this very call; the live view alone
             // may reuse a reading of the last few milliseconds (one readlink per call is a
             // noticeable share of the round trip).
-            None if self.audit.is_some() => self.exes.exe(n.pid, start),
-            None => want_exe
+            (None, None) if self.audit.is_some() => self.exes.exe(n.pid, start),
+            (None, None) => want_exe
                 .then(|| self.exes.exe_recent(n.pid, start, LIVE_EXE_REUSE))
                 .flatten(),
         };

@@ -129,6 +129,11 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         Some(p) => Some(AuditLog::open(p)?),
         None => None,
     };
+    if audit.is_some() {
+        // The brokers' exec watch (see broker::ExeCache): loaded now rather than on the first
+        // container's start. Without it the executables are read on every call.
+        let _ = crate::bpf::ExecWatch::shared();
+    }
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = args
         .metrics_addr
