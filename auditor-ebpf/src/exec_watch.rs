@@ -3,8 +3,9 @@
 //!
 //! Every process on the host pays one array update per exec and per thread exit. Each slot has
 //! a counter per CPU, and a program bumps only its own CPU's: the eBPF target has no atomic
-//! read-modify-write in Rust, and a tracepoint's programs run with preemption disabled, so
-//! each counter has one writer at a time and never goes back. A slot's generation is the sum.
+//! read-modify-write in Rust, and a tracepoint's programs run with preemption disabled (not on
+//! PREEMPT_RT, where user space does not load this object), so each counter has one writer at
+//! a time and never goes back. A slot's generation is the sum.
 #![no_std]
 #![no_main]
 

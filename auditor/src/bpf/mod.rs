@@ -89,6 +89,8 @@ pub enum BpfError {
     GroupOutOfRange { group: u32, groups: u32 },
     #[error("this process is not in the host's pid namespace, so the kernel's thread ids are not the ones it sees")]
     ForeignPidNamespace,
+    #[error("a PREEMPT_RT kernel can preempt a BPF program, so a counter's single-writer guarantee does not hold")]
+    PreemptRt,
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> BpfError {
