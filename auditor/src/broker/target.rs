@@ -527,7 +527,6 @@ impl ExeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Read before the link: an exec between the two only costs the next call a reading.
         let generation = self.watch.map(|w| w.generation(tid));
-        let mut buf = [0u8; EXE_LINK_MAX];
         if let Some((link, last)) = dirs.get_mut(&tid) {
             if let Some(r) = &*last {
                 let young = max_age.is_some_and(|age| now.duration_since(r.when) < age);
@@ -535,6 +534,8 @@ impl ExeCache {
                     return Some(r.exe.clone());
                 }
             }
+            // Past the reuse only (with the watch, the rare case): 4 KiB to clear.
+            let mut buf = [0u8; EXE_LINK_MAX];
             self.reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Some(bytes) = link.read_into(&mut buf) {
@@ -552,6 +553,7 @@ impl ExeCache {
             dirs.remove(&tid);
         }
         let link = ExeLink::of(&Target::of_caller(tid).ok()?).ok()?;
+        let mut buf = [0u8; EXE_LINK_MAX];
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let exe: Arc<str> = Arc::from(String::from_utf8_lossy(link.read_into(&mut buf)?));
