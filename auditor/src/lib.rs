@@ -24,3 +24,6 @@ pub mod seccomp;
 pub mod session;
 pub mod syscalls;
 pub mod tui;
+
+#[cfg(test)]
+mod testing;

@@ -109,8 +109,12 @@ mod tests {
     /// The test runs in the host's pid namespace; a child in a new one is not.
     #[test]
     fn the_host_pid_namespace_is_recognised() {
-        assert!(in_host_pid_namespace() || std::env::var("CI").as_deref() != Ok("true"));
-        if !nix::unistd::geteuid().is_root() {
+        assert!(in_host_pid_namespace() || !crate::testing::ci());
+        if !crate::testing::privileged(
+            "the_host_pid_namespace_is_recognised",
+            crate::testing::root(),
+            "root (to unshare a pid namespace)",
+        ) {
             return;
         }
         let out = std::process::Command::new("unshare")
@@ -141,13 +145,12 @@ mod tests {
     /// A child's slot changes when it execs and when it exits, and not otherwise.
     #[test]
     fn generations_change_on_exec_and_exit() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if !nix::unistd::geteuid().is_root() || OBJECT.is_empty() {
-            assert!(
-                !ci,
-                "needs root and the eBPF object; CI=true forbids skipping"
-            );
-            eprintln!("SKIP: needs root and the eBPF object");
+        let ready = crate::testing::root() && !OBJECT.is_empty();
+        if !crate::testing::privileged(
+            "generations_change_on_exec_and_exit",
+            ready,
+            "root and the eBPF object",
+        ) {
             return;
         }
         let w = ExecWatch::load().expect("load the exec watch");

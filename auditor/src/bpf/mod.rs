@@ -606,13 +606,12 @@ mod tests {
     /// The masked thread sees the file empty; the rest of the process, and the host, do not.
     #[test]
     fn kernel_btf_is_hidden_from_the_loader_thread_only() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if !nix::unistd::geteuid().is_root() || size(VMLINUX_BTF) == 0 {
-            assert!(
-                !ci,
-                "needs root and {VMLINUX_BTF}; CI=true forbids skipping"
-            );
-            eprintln!("SKIP: needs root and {VMLINUX_BTF}");
+        let ready = crate::testing::root() && size(VMLINUX_BTF) > 0;
+        if !crate::testing::privileged(
+            "kernel_btf_is_hidden_from_the_loader_thread_only",
+            ready,
+            &format!("root and {VMLINUX_BTF}"),
+        ) {
             return;
         }
         let before = size(VMLINUX_BTF);
@@ -638,13 +637,12 @@ mod tests {
     /// The loader made that way loads auditor's programs: they need no kernel BTF.
     #[test]
     fn programs_load_without_kernel_btf() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if !nix::unistd::geteuid().is_root() || OBJECT.is_empty() {
-            assert!(
-                !ci,
-                "needs root and the eBPF object; CI=true forbids skipping"
-            );
-            eprintln!("SKIP: needs root and the eBPF object");
+        let ready = crate::testing::root() && !OBJECT.is_empty();
+        if !crate::testing::privileged(
+            "programs_load_without_kernel_btf",
+            ready,
+            "root and the eBPF object",
+        ) {
             return;
         }
         let mut loader = without_kernel_btf(EbpfLoader::new).expect("mask the kernel BTF");

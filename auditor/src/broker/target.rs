@@ -629,14 +629,12 @@ mod exe_cache_tests {
     /// first call after that reads the new executable) or exits.
     #[test]
     fn a_watching_cache_reuses_readings_until_an_exec_or_an_exit() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
         let cache = ExeCache::watching();
-        if !cache.is_watching() {
-            assert!(
-                !ci,
-                "the exec watch needs root and BPF; CI=true forbids skipping"
-            );
-            eprintln!("SKIP: the exec watch needs root and BPF");
+        if !crate::testing::privileged(
+            "a_watching_cache_reuses_readings_until_an_exec_or_an_exit",
+            cache.is_watching(),
+            "the exec watch (root and BPF)",
+        ) {
             return;
         }
         let now = std::time::Instant::now;

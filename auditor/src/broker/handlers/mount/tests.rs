@@ -5,16 +5,12 @@ use crate::broker::target::Creds;
 
 /// Root and the tools, or a skip (a failure under CI=true, where nothing may skip).
 fn privileged(test: &str, tools: &[&str]) -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let missing: Vec<&&str> = tools.iter().filter(|t| which::which(t).is_err()).collect();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root && missing.is_empty() {
-        return true;
-    }
-    assert!(!ci, "{test}: needs root and {missing:?} (cargo xtask setup installs them); CI=true forbids skipping");
-    eprintln!("SKIP {test}: needs root and {missing:?}");
-    false
+    crate::testing::privileged(
+        test,
+        crate::testing::root() && missing.is_empty(),
+        &format!("root and {missing:?} (cargo xtask setup installs them)"),
+    )
 }
 
 fn sh(cmd: &mut std::process::Command) -> String {
