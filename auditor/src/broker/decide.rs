@@ -154,11 +154,7 @@ impl Decider {
 
     /// The rules that name syscall `nr` of `abi` (x32: with or without its bit).
     fn rules_of(&self, abi: Abi, nr: i32) -> &[(u32, u32)] {
-        let nr = if abi == Abi::X32 {
-            nr as u32 & !crate::syscalls::X32_SYSCALL_BIT
-        } else {
-            nr as u32
-        } as usize;
+        let nr = crate::syscalls::table_number(abi, nr as u32) as usize;
         let starts = &self.starts[abi_slot(abi)];
         match (starts.get(nr), starts.get(nr.wrapping_add(1))) {
             (Some(&a), Some(&b)) => self.rules.get(a as usize..b as usize).unwrap_or(&[]),

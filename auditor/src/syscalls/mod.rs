@@ -41,15 +41,22 @@ fn by_name(abi: Abi) -> &'static HashMap<&'static str, u32> {
     cell.get_or_init(|| table(abi).iter().map(|&(nr, name)| (name, nr)).collect())
 }
 
-/// The name of syscall `nr` in `abi`. For x32, `nr` is given without [`X32_SYSCALL_BIT`]
-/// (a number that still carries the bit is accepted too).
-pub fn name(abi: Abi, nr: u32) -> Option<&'static str> {
-    let nr = if abi == Abi::X32 {
+/// Syscall `nr` of `abi` as the tables number it: an x32 number without [`X32_SYSCALL_BIT`].
+pub fn table_number(abi: Abi, nr: u32) -> u32 {
+    if abi == Abi::X32 {
         nr & !X32_SYSCALL_BIT
     } else {
         nr
-    };
-    by_number(abi).get(nr as usize).copied().flatten()
+    }
+}
+
+/// The name of syscall `nr` in `abi`. For x32, `nr` is given without [`X32_SYSCALL_BIT`]
+/// (a number that still carries the bit is accepted too).
+pub fn name(abi: Abi, nr: u32) -> Option<&'static str> {
+    by_number(abi)
+        .get(table_number(abi, nr) as usize)
+        .copied()
+        .flatten()
 }
 
 /// `abi`'s names indexed by number (a table read per lookup: the broker names every call it
