@@ -44,7 +44,9 @@ pub const PROG_EXIT: &str = "sched_process_exit";
 pub const PROG_FLOOR_SYS_ENTER: &str = "floor_sys_enter";
 pub const PROG_FLOOR_SYS_EXIT: &str = "floor_sys_exit";
 
-/// `(program, tracepoint)` for auditor's observer.
+/// `(program, tracepoint)` for auditor's observer, in the order they are attached: the
+/// `sched_process_*` hooks before the syscall hooks, which rely on `sched_process_exit` (see
+/// the eBPF crate's `maps::current_tid`).
 pub const OBSERVER_PROGRAMS: [(&str, &str); 5] = [
     (PROG_FORK, "sched_process_fork"),
     (PROG_EXEC, "sched_process_exec"),

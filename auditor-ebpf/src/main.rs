@@ -3,9 +3,13 @@
 //!
 //! One file per hook; maps in `maps.rs`; the only architecture-specific code is in `arch.rs`.
 //! Every entry point is a few lines: it calls `try_<hook>` and returns 0. Untracked threads leave
-//! after one array lookup, which every process on the host pays.
+//! after one array lookup (and a per-CPU memo of the thread id, see `maps::current_tid`),
+//! which every process on the host pays.
 #![no_std]
 #![no_main]
+// `core::intrinsics::atomic_xadd`: see `maps::task_gen_bump`.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod arch;
 mod args;

@@ -4,8 +4,11 @@ use auditor_common::{
     argspec, counters, slot, ArgsEvent, CgroupFilter, ExecEvent, Offsets, OutcomeKey, Settings,
     SysKey, SysStat,
 };
+use core::sync::atomic::AtomicU64;
+
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
+    helpers::bpf_get_current_pid_tgid,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
@@ -171,6 +174,75 @@ pub fn flush_run(tid: u32, s: u64) {
                 count(group, counters::EXE_CALLS_FULL);
             }
         }
+    }
+}
+
+/// What [`current_tid`] last found on this CPU: the thread whose registers sit at `regs` (the
+/// top of its kernel stack, one per live thread) had id `tid` while [`TASK_GEN`] read `gen`.
+#[repr(C)]
+pub struct TidMemo {
+    regs: u64,
+    gen: u64,
+    tid: u32,
+    _pad: u32,
+}
+
+#[map]
+pub static TID_MEMO: PerCpuArray<TidMemo> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bumped (atomically) whenever a kernel stack may pass to another thread, i.e. on every
+/// thread's exit, and whenever a thread's id changes (a non-leader thread's exec takes over
+/// the leader's id): a memo filled under an older value is not trusted.
+#[no_mangle]
+static TASK_GEN: AtomicU64 = AtomicU64::new(0);
+
+/// Invalidate every CPU's [`TidMemo`] (see [`TASK_GEN`]).
+#[inline(always)]
+pub fn task_gen_bump() {
+    // The BPF target has no `fetch_add` (its atomic read-modify-write is not in the target's
+    // `target_has_atomic`); the intrinsic compiles to BPF's atomic add.
+    // SAFETY: `as_ptr` is valid for the program's life; it is only written by atomic adds
+    // (and read by aligned 8-byte loads, see `current_tid`).
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            TASK_GEN.as_ptr(),
+            1,
+        );
+    }
+}
+
+/// The current thread's id, on the syscall hooks (`regs`: the hook's `struct pt_regs *`).
+///
+/// `bpf_get_current_pid_tgid` is a helper call, which is not inlined and, on CPUs that return
+/// through a mitigation thunk (AMD's SRSO "safe RET"), was a third of an untracked hook's
+/// run time (perf, 2026-12-07). A syscall's registers lie at the top of its thread's kernel
+/// stack, which no other live thread shares: so while no thread has exited or changed id
+/// since this CPU's memo was filled, a thread with the memo's `regs` is the memo's thread.
+/// Runs with preemption disabled (and neither hook nests on a CPU), so the memo is this
+/// program's alone while it reads and fills it.
+#[inline(always)]
+pub fn current_tid(regs: u64) -> u32 {
+    // Read before the id: an exit in between leaves the memo stale, never wrong.
+    // (A volatile load: the BPF back end cannot select an atomic one; an aligned 8-byte load
+    // is single-copy atomic on the architectures the JIT runs.)
+    // SAFETY: as in `task_gen_bump`.
+    let gen = unsafe { core::ptr::read_volatile(TASK_GEN.as_ptr()) };
+    let Some(m) = TID_MEMO.get_ptr_mut(0) else {
+        return bpf_get_current_pid_tgid() as u32;
+    };
+    // SAFETY: this CPU's element of a per-CPU array; preemption is disabled here.
+    unsafe {
+        if (*m).regs == regs && (*m).gen == gen {
+            return (*m).tid;
+        }
+        let tid = bpf_get_current_pid_tgid() as u32;
+        *m = TidMemo {
+            regs,
+            gen,
+            tid,
+            _pad: 0,
+        };
+        tid
     }
 }
 

@@ -14,8 +14,8 @@ use aya_ebpf::{
 };
 
 use crate::maps::{
-    bump, count, flush_run, offsets, settings, task_slot, CGROUP_GROUPS, EVENTS, EXEC_SCRATCH,
-    EXES_SEEN, MNTNS_GROUPS,
+    bump, count, flush_run, offsets, settings, task_gen_bump, task_slot, CGROUP_GROUPS, EVENTS,
+    EXEC_SCRATCH, EXES_SEEN, MNTNS_GROUPS,
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
@@ -30,6 +30,11 @@ fn try_exec(ctx: &RawTracePointContext) {
     let tid = pid_tgid as u32;
     let old: u64 = ctx.arg(1);
     let old = old as u32;
+    if old != tid {
+        // Whether tracked or not: memos of this thread name its old id (the leader's exit in
+        // de_thread has bumped already; this does not rest on that order).
+        task_gen_bump();
+    }
     let Some((ptr, mut s)) = task_slot(tid) else {
         return;
     };

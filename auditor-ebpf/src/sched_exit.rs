@@ -6,7 +6,7 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 
-use crate::maps::{count, flush_run, task_slot};
+use crate::maps::{count, flush_run, task_gen_bump, task_slot};
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
@@ -16,6 +16,8 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_exit() {
+    // Any thread's: its kernel stack may go to the next thread forked.
+    task_gen_bump();
     let tid = bpf_get_current_pid_tgid() as u32;
     if let Some((ptr, s)) = task_slot(tid) {
         if s != 0 {

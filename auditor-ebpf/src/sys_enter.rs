@@ -3,14 +3,12 @@
 
 use auditor_common::{abi, argspec, counters, slot};
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::bpf_ktime_get_boot_ns, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 
 use crate::{
     arch,
-    maps::{count, flush_run, CALLS, PENDING},
+    maps::{count, current_tid, flush_run, CALLS, PENDING},
     sched_fork::tracked_slot,
 };
 
@@ -22,7 +20,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_sys_enter(ctx: &RawTracePointContext) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = current_tid(ctx.arg(0));
     let Some((ptr, mut s)) = tracked_slot(tid) else {
         return;
     };

@@ -10,7 +10,7 @@ use aya_ebpf::{
 
 use crate::{
     arch, args,
-    maps::{count, settings, task_slot, EVENTS, OUTCOMES},
+    maps::{count, current_tid, settings, task_slot, EVENTS, OUTCOMES},
 };
 
 /// The kernel's internal restart codes, -ERESTARTSYS ..= -ERESTART_RESTARTBLOCK.
@@ -25,7 +25,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn try_sys_exit(ctx: &RawTracePointContext) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let tid = current_tid(ctx.arg(0));
     let Some((ptr, s)) = task_slot(tid) else {
         return;
     };

@@ -188,6 +188,26 @@ fn threads_match_strace() {
     );
 }
 
+/// The programs remember per CPU which thread a syscall's registers belong to (the top of its
+/// kernel stack); a thread that gets a dead one's kernel stack must not pass for it.
+#[test]
+fn threads_reusing_a_dead_threads_kernel_stack_are_each_counted() {
+    if !require_root("threads_reusing_a_dead_threads_kernel_stack") {
+        return;
+    }
+    let w = workload("thread_relay");
+    let (o, obs) = learn(&[], &[&w, "300"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_no_loss("thread_relay", &obs);
+    let getppid = find(&obs, Abi::X86_64, "getppid").expect("getppid");
+    assert_eq!(getppid.count, 900, "3 calls in each of 300 threads");
+    assert!(
+        obs.processes.tracked_threads >= 301,
+        "threads tracked: {}",
+        obs.processes.tracked_threads
+    );
+}
+
 #[test]
 fn two_hundred_short_lived_children() {
     if !require_root("two_hundred_short_lived_children")

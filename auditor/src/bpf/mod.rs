@@ -121,12 +121,22 @@ pub struct ObserverConfig {
 pub struct Observer {
     /// The maps user space reads and writes, by name ([`OBSERVER_MAPS`]).
     maps: std::collections::HashMap<&'static str, Map>,
-    /// The attached programs' links: each keeps its program attached while open or pinned.
+    /// The attached programs' links, in [`names::OBSERVER_PROGRAMS`]' order: each keeps its
+    /// program attached while open or pinned. Dropped last first (see `Drop`).
     _links: Vec<FdLink>,
     pid_max: u32,
     groups: u32,
     /// Where the programs, links and maps are pinned.
     pinned: Option<std::path::PathBuf>,
+}
+
+impl Drop for Observer {
+    /// Detach the syscall hooks (attached last) before the `sched_process_exit` hook: their
+    /// thread-id memo is only sound while every exit bumps its generation (see the eBPF
+    /// crate's `maps::current_tid`).
+    fn drop(&mut self) {
+        while self._links.pop().is_some() {}
+    }
 }
 
 /// The maps of the observer that user space uses, and pins.
