@@ -33,7 +33,9 @@ pub const PAIRING_MISMATCH: u32 = 12;
 pub const EXEC_NAME_FAILED: u32 = 13;
 /// A fork child's thread id could not be read.
 pub const FORK_READ_FAILED: u32 = 14;
-/// The thread status (compat flag) could not be read; the call was counted as native.
+/// The thread status (compat flag) could not be read; the call was counted as native. No
+/// longer counted: the status is now a direct load through the task's BTF pointer, where a
+/// fault reads as zero (native). Kept so that the counters keep their indices.
 pub const COMPAT_READ_FAILED: u32 = 15;
 /// Expected unmatched exits (fork children, threads caught inside a syscall).
 pub const FRESH_EXITS: u32 = 16;

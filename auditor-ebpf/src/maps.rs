@@ -72,7 +72,7 @@ pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(
 
 /// Set by user space before loading (read-only data).
 #[no_mangle]
-static OFFSETS: Offsets = Offsets {
+pub static OFFSETS: Offsets = Offsets {
     task_pid: 0,
     task_tgid: 0,
     task_ti_status: 0,
