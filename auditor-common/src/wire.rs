@@ -164,8 +164,12 @@ pub struct Settings {
     /// key of [`crate::names::MAP_MNTNS_GROUPS`] is adopted into that group (containers without
     /// a cgroup v2 of their own: `runc exec`/`crun exec` processes join their namespaces).
     pub mntns_groups: u32,
+    /// Non-zero: the syscall hooks take the thread id from a per-CPU memo rather than a helper
+    /// call (the eBPF crate's `maps::current_tid`). Zero on PREEMPT_RT, where a program runs
+    /// with only migration disabled, so another thread's could interleave with a memo update.
+    pub tid_memo: u32,
 }
-const _: () = assert!(size_of::<Settings>() == 16);
+const _: () = assert!(size_of::<Settings>() == 20);
 
 /// Kernel structure offsets, read by user space from `/sys/kernel/btf/vmlinux` (aya's Rust eBPF
 /// has no CO-RE relocations) and set as a global before loading.

@@ -96,6 +96,7 @@ static SETTINGS: Settings = Settings {
     groups: 0,
     cgroup_groups: 0,
     mntns_groups: 0,
+    tid_memo: 0,
 };
 
 #[inline(always)]
@@ -219,9 +220,15 @@ pub fn task_gen_bump() {
 /// stack, which no other live thread shares: so while no thread has exited or changed id
 /// since this CPU's memo was filled, a thread with the memo's `regs` is the memo's thread.
 /// Runs with preemption disabled (and neither hook nests on a CPU), so the memo is this
-/// program's alone while it reads and fills it.
+/// program's alone while it reads and fills it; on PREEMPT_RT, where that does not hold, user
+/// space turns the memo off (`Settings::tid_memo`).
 #[inline(always)]
 pub fn current_tid(regs: u64) -> u32 {
+    // SAFETY: a plain read of one field of our own global (see `offsets`); a constant for the
+    // verifier, which drops the branch not taken.
+    if unsafe { core::ptr::read_volatile(core::ptr::addr_of!(SETTINGS.tid_memo)) } == 0 {
+        return bpf_get_current_pid_tgid() as u32;
+    }
     // Read before the id: an exit in between leaves the memo stale, never wrong.
     // (A volatile load: the BPF back end cannot select an atomic one; an aligned 8-byte load
     // is single-copy atomic on the architectures the JIT runs.)

@@ -33,7 +33,9 @@ impl ExecWatch {
         if !in_host_pid_namespace() {
             return Err(BpfError::ForeignPidNamespace);
         }
-        if preempt_rt() {
+        // Its one-writer-per-counter argument needs preemption disabled in the programs: a
+        // lost increment could let a stale executable pass for fresh.
+        if super::preempt_rt() {
             return Err(BpfError::PreemptRt);
         }
         let ncpus = aya::util::nr_cpus().map_err(|(_, source)| BpfError::Proc {
@@ -83,14 +85,6 @@ impl ExecWatch {
             .map(|i| self.generations.get(i).unwrap_or_default())
             .fold(0u64, u64::wrapping_add)
     }
-}
-
-/// Whether the kernel is PREEMPT_RT (`/sys/kernel/realtime` reads 1): there a BPF program runs
-/// with migration, not preemption, disabled, so two programs on one CPU could interleave their
-/// read and write of a counter and lose an increment (a stale executable could then pass for
-/// fresh). The watch is not used there.
-fn preempt_rt() -> bool {
-    std::fs::read_to_string("/sys/kernel/realtime").is_ok_and(|s| s.trim() == "1")
 }
 
 /// The inode of the host's (initial) pid namespace, fixed by the kernel (`PROC_PID_INIT_INO`).

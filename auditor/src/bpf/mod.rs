@@ -273,6 +273,13 @@ fn without_kernel_btf<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, String
     })
 }
 
+/// Whether the kernel is PREEMPT_RT (`/sys/kernel/realtime` reads 1): there a BPF program runs
+/// with migration, not preemption, disabled, so two programs on one CPU could interleave their
+/// read and write of one per-CPU value.
+pub(crate) fn preempt_rt() -> bool {
+    std::fs::read_to_string("/sys/kernel/realtime").is_ok_and(|s| s.trim() == "1")
+}
+
 /// Load and attach `programs` in order; their links, which keep them attached while open.
 fn attach(
     ebpf: &mut Ebpf,
@@ -316,6 +323,7 @@ impl Observer {
             groups,
             cgroup_groups: u32::from(config.cgroup_groups),
             mntns_groups: u32::from(config.mntns_groups),
+            tid_memo: u32::from(!preempt_rt()),
         };
         let mut ebpf = load_object(&offsets, &cgroup, &settings)?;
         {
