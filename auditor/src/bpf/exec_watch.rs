@@ -170,8 +170,20 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "exec not seen");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let after_exec = w.generation(tid);
-        assert!(after_exec > settled.max(g0), "{g0} {settled} {after_exec}");
+        // The link changes inside the exec, before `sched_process_exec` fires (the bump): a
+        // reader in another process can see the new link first, so it waits for the bump.
+        // (The broker reads a caller's generation only after the caller's next syscall.)
+        let after_exec = loop {
+            let g = w.generation(tid);
+            if g > settled.max(g0) {
+                break g;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "exec not counted: {g0} {settled} {g}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         child.kill().expect("kill");
         child.wait().expect("wait");
         assert!(w.generation(tid) > after_exec, "exit bumps the slot");
