@@ -181,7 +181,7 @@ pub fn flush_run(tid: u32, s: u64) {
 /// What [`current_tid`] last found on this CPU: the thread whose registers sit at `regs` (the
 /// top of its kernel stack, one per live thread) had id `tid` while [`TASK_GEN`] read `gen`.
 #[repr(C)]
-pub struct TidMemo {
+struct TidMemo {
     regs: u64,
     gen: u64,
     tid: u32,
@@ -189,7 +189,7 @@ pub struct TidMemo {
 }
 
 #[map]
-pub static TID_MEMO: PerCpuArray<TidMemo> = PerCpuArray::with_max_entries(1, 0);
+static TID_MEMO: PerCpuArray<TidMemo> = PerCpuArray::with_max_entries(1, 0);
 
 /// Bumped (atomically) whenever a kernel stack may pass to another thread, i.e. on every
 /// thread's exit, and whenever a thread's id changes (a non-leader thread's exec takes over
