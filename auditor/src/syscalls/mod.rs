@@ -29,16 +29,37 @@ fn table(abi: Abi) -> &'static [(u32, &'static str)] {
     }
 }
 
-fn by_name(abi: Abi) -> &'static HashMap<&'static str, u32> {
-    static X86_64: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
-    static I386: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
-    static X32: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
+/// `abi`'s table indexed both ways, built once and shared by the whole process.
+struct Index {
+    by_name: HashMap<&'static str, u32>,
+    /// Names by number (a table read per lookup: the broker names every call it is notified
+    /// of; a few KiB per ABI).
+    by_number: Vec<Option<&'static str>>,
+}
+
+fn index(abi: Abi) -> &'static Index {
+    static X86_64: OnceLock<Index> = OnceLock::new();
+    static I386: OnceLock<Index> = OnceLock::new();
+    static X32: OnceLock<Index> = OnceLock::new();
     let cell = match abi {
         Abi::X86_64 => &X86_64,
         Abi::I386 => &I386,
         Abi::X32 => &X32,
     };
-    cell.get_or_init(|| table(abi).iter().map(|&(nr, name)| (name, nr)).collect())
+    cell.get_or_init(|| {
+        let t = table(abi);
+        let len = t.last().map_or(0, |&(nr, _)| nr as usize + 1);
+        let mut by_number = vec![None; len];
+        for &(nr, name) in t {
+            if let Some(slot) = by_number.get_mut(nr as usize) {
+                *slot = Some(name);
+            }
+        }
+        Index {
+            by_name: t.iter().map(|&(nr, name)| (name, nr)).collect(),
+            by_number,
+        }
+    })
 }
 
 /// Syscall `nr` of `abi` as the tables number it: an x32 number without [`X32_SYSCALL_BIT`].
@@ -53,40 +74,17 @@ pub fn table_number(abi: Abi, nr: u32) -> u32 {
 /// The name of syscall `nr` in `abi`. For x32, `nr` is given without [`X32_SYSCALL_BIT`]
 /// (a number that still carries the bit is accepted too).
 pub fn name(abi: Abi, nr: u32) -> Option<&'static str> {
-    by_number(abi)
+    index(abi)
+        .by_number
         .get(table_number(abi, nr) as usize)
         .copied()
         .flatten()
 }
 
-/// `abi`'s names indexed by number (a table read per lookup: the broker names every call it
-/// is notified of). Built once, shared by the whole process (a few KiB per ABI).
-fn by_number(abi: Abi) -> &'static [Option<&'static str>] {
-    static X86_64: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
-    static I386: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
-    static X32: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
-    let cell = match abi {
-        Abi::X86_64 => &X86_64,
-        Abi::I386 => &I386,
-        Abi::X32 => &X32,
-    };
-    cell.get_or_init(|| {
-        let t = table(abi);
-        let len = t.last().map_or(0, |&(nr, _)| nr as usize + 1);
-        let mut v = vec![None; len];
-        for &(nr, name) in t {
-            if let Some(slot) = v.get_mut(nr as usize) {
-                *slot = Some(name);
-            }
-        }
-        v
-    })
-}
-
 /// The number of syscall `name` in `abi` (x32: without [`X32_SYSCALL_BIT`]). Names are the
 /// kernel's, exactly (lower case, e.g. `newfstatat`, `umount2`, `_sysctl`).
 pub fn number(abi: Abi, name: &str) -> Option<u32> {
-    by_name(abi).get(name).copied()
+    index(abi).by_name.get(name).copied()
 }
 
 /// Every syscall of `abi` as `(number, name)`, sorted by number.
