@@ -1,11 +1,15 @@
-//! What the emulation helpers share: the forked helper itself (one forking thread, a
-//! deadline, asynchronous reaping), and kernel ABI definitions libc does not provide
-//! (capget/capset, openat2).
+//! What the emulation helpers share: the helper processes themselves — spawned sharing
+//! auditor's memory ([`spawn_helper`], for mknod and setxattr) or forked from one forking
+//! thread ([`fork_helper`], for the rest) —, their deadline and asynchronous reaping, the raw
+//! system calls they make (errors by value, never `errno`), and kernel ABI definitions libc
+//! does not provide (capget/capset, openat2).
 
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use syscalls::{syscall, Sysno};
 
 /// `struct __user_cap_header_struct`.
 #[repr(C)]
@@ -170,21 +174,29 @@ fn fork_one(
     }
 }
 
+/// A helper given up on: its pidfd, and what it may still use until it has ended (a spawned
+/// helper's stack and job, which share this process's memory).
+struct Abandoned {
+    pidfd: OwnedFd,
+    _held: Option<Box<dyn Send>>,
+}
+
 /// Reap helpers that missed their deadline, whenever they end (one thread for all, polling
-/// their pidfds once a second): none is waited for by a broker, none is left a zombie.
-fn reaper() -> &'static std::sync::mpsc::Sender<OwnedFd> {
-    static REAPER: OnceLock<std::sync::mpsc::Sender<OwnedFd>> = OnceLock::new();
+/// their pidfds once a second): none is waited for by a broker, none is left a zombie, and
+/// what a spawned one uses is freed only once it has ended.
+fn reaper() -> &'static std::sync::mpsc::Sender<Abandoned> {
+    static REAPER: OnceLock<std::sync::mpsc::Sender<Abandoned>> = OnceLock::new();
     REAPER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<OwnedFd>();
+        let (tx, rx) = std::sync::mpsc::channel::<Abandoned>();
         let spawned = std::thread::Builder::new().name("auditor-reaper".into()).spawn(move || {
-            let mut pending: Vec<OwnedFd> = Vec::new();
+            let mut pending: Vec<Abandoned> = Vec::new();
             loop {
                 match rx.recv_timeout(Duration::from_secs(1)) {
-                    Ok(fd) => pending.push(fd),
+                    Ok(a) => pending.push(a),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                pending.retain(|fd| !reaped(fd, false));
+                pending.retain(|a| !reaped(&a.pidfd, false));
             }
         });
         if let Err(e) = spawned {
@@ -200,7 +212,8 @@ fn reaped(pidfd: &OwnedFd, block: bool) -> bool {
     loop {
         // SAFETY: a zeroed siginfo is a valid out-buffer.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let flags = libc::WEXITED | if block { 0 } else { libc::WNOHANG };
+        // __WALL: a spawned helper has no exit signal (a "clone" child).
+        let flags = libc::WEXITED | libc::__WALL | if block { 0 } else { libc::WNOHANG };
         // SAFETY: waitid on a live pidfd of our own child into a live siginfo.
         let r = unsafe { libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, flags) };
         if r == 0 {
@@ -284,7 +297,7 @@ pub(super) unsafe fn fork_helper(
             continue;
         }
         if n <= 0 {
-            return Err(give_up(forked.pidfd, timeout));
+            return Err(give_up(forked.pidfd, timeout, None));
         }
         // SAFETY: read into the rest of a live buffer.
         let r = unsafe {
@@ -315,10 +328,272 @@ pub(super) unsafe fn fork_helper(
     }
 }
 
+/// Whether helpers are forked per call instead of spawned (`AUDITOR_HELPER=fork`): the design
+/// before [`spawn_helper`], kept as a fallback and for `cargo xtask bench-emulate`, which
+/// measures both in one run.
+fn fork_per_call() -> bool {
+    static FORK: OnceLock<bool> = OnceLock::new();
+    *FORK.get_or_init(|| std::env::var_os("AUDITOR_HELPER").is_some_and(|v| v == "fork"))
+}
+
+/// The stack of a spawned helper: an anonymous mapping with a guard page below it, unmapped
+/// on drop.
+struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; moving it to another thread (the pool, the
+// reaper) moves the duty to unmap it.
+unsafe impl Send for Stack {}
+
+impl Stack {
+    /// Enough for the helpers' raw syscalls in an unoptimised build, with room to spare.
+    const SIZE: usize = 256 * 1024;
+    const GUARD: usize = 4096;
+
+    fn new() -> std::io::Result<Stack> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = Stack { base, len };
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The top of the stack (it grows down), 16-byte aligned (page aligned).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping, which is where a stack starts.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, used by nobody any more (see `Spawned`).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// A [`Stack`] lent from the pool: given back when dropped — which happens only once its
+/// helper has ended. Mapping, protecting and unmapping one per call would interrupt every CPU
+/// running auditor's threads to flush its TLB.
+struct PooledStack(Option<Stack>);
+
+impl PooledStack {
+    /// The stacks kept for reuse: as many as helpers usually run at once, and a few more.
+    const KEPT: usize = 8;
+
+    fn pool() -> &'static std::sync::Mutex<Vec<Stack>> {
+        static POOL: std::sync::Mutex<Vec<Stack>> = std::sync::Mutex::new(Vec::new());
+        &POOL
+    }
+
+    /// A stack from the pool, or a new one.
+    fn take() -> std::io::Result<PooledStack> {
+        let pooled = Self::pool().lock().ok().and_then(|mut p| p.pop());
+        Ok(PooledStack(Some(match pooled {
+            Some(stack) => stack,
+            None => Stack::new()?,
+        })))
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        self.0.as_ref().map_or(std::ptr::null_mut(), Stack::top)
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        if let (Some(stack), Ok(mut pool)) = (self.0.take(), Self::pool().lock()) {
+            if pool.len() < Self::KEPT {
+                pool.push(stack);
+            }
+        }
+    }
+}
+
+/// No result yet (a spawned helper that died before reporting one).
+const NO_RESULT: i32 = -1;
+
+/// What a spawned helper uses, in this process's memory, which it shares: the job (called
+/// only by the helper), the fds it keeps, its stack, and the slot it reports its errno in.
+/// Freed only once the helper has ended — by the caller, or by the reaper for a helper given
+/// up on.
+struct Spawned<F> {
+    /// auditor's pid: a helper whose parent is already another has outlived auditor.
+    parent: libc::pid_t,
+    keep: Vec<RawFd>,
+    job: std::cell::UnsafeCell<F>,
+    result: std::sync::atomic::AtomicI32,
+    stack: PooledStack,
+}
+
+/// The spawned helper's entry, on its own stack (glibc's `clone` calls it and exits with its
+/// return value).
+///
+/// It shares the address space *and* the thread-local storage of the thread that spawned it
+/// (its thread pointer is a copy of that thread's): it makes raw system calls only, which
+/// return their errors instead of setting `errno`, touches no thread-local, allocates
+/// nothing and takes no lock.
+extern "C" fn spawned_main<F: FnMut() -> i32>(arg: *mut libc::c_void) -> libc::c_int {
+    let s = arg.cast_const().cast::<Spawned<F>>();
+    // SAFETY: `arg` is the `Spawned` that the spawning side keeps alive until this process
+    // has ended; the job is called only here; the rest is only read. Raw syscalls only.
+    unsafe {
+        // No handler of auditor's ever runs here (they would run on the broker's thread-locals);
+        // SIGKILL, which cannot be blocked, still ends it.
+        let all: u64 = !0;
+        let _ = syscall!(
+            Sysno::rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const u64,
+            0,
+            8
+        );
+        let _ = syscall!(Sysno::prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if syscall!(Sysno::getppid) != Ok((*s).parent as usize) {
+            return 255;
+        }
+        // Nothing but what the job needs: no other container's listener, socket or file.
+        let mut from: u32 = 3;
+        for &fd in &(*s).keep {
+            let fd = fd as u32;
+            if fd > from {
+                let _ = syscall!(Sysno::close_range, from, fd - 1, 0);
+            }
+            from = from.max(fd.saturating_add(1));
+        }
+        let _ = syscall!(Sysno::close_range, from, u32::MAX, 0);
+        let r = (*(*s).job.get())();
+        (*s).result.store(r, Ordering::Release);
+    }
+    0
+}
+
+/// Run `job` in a helper process that shares auditor's memory (`clone(CLONE_VM)`, as
+/// `posix_spawn` starts a process) and return the errno it reports (0: done) — or, past the
+/// deadline ([`set_helper_limits`]), give up on it at once: it is killed, and reaped (and its
+/// stack and job freed) later; its stalled FUSE connection is aborted when that is allowed.
+///
+/// The helper is a process of its own, as a forked one ([`fork_helper`]) is: its own file
+/// descriptor table (only the fds in `keep` stay open), root, working directory, umask,
+/// credentials, capabilities and mount namespace, none of which it shares with auditor, and
+/// it dies with auditor. What it does not get is a copy of auditor's memory — which a fork
+/// copies page table by page table, the bulk of an emulated call's cost — so it may only
+/// read what the job owns (moved into it, freed once the helper has ended).
+/// `AUDITOR_HELPER=fork` forks per call instead.
+///
+/// # Safety
+/// `job` runs on a stack of its own but with the calling thread's thread-local storage, while
+/// that thread and all others run on: it must make only raw system calls that report errors
+/// by value (the `syscalls` crate, [`enter_root`], [`openat2`] …; never libc's wrappers,
+/// which set `errno`), on data it owns — no allocation, no locks, no thread-locals, no
+/// panics — and return.
+pub(super) unsafe fn spawn_helper<F>(keep: &[RawFd], mut job: F) -> Result<i32, HelperError>
+where
+    F: FnMut() -> i32 + Send + 'static,
+{
+    if fork_per_call() {
+        // SAFETY: the job's contract is stricter than the forked child's.
+        return unsafe { fork_helper(keep, &mut job) };
+    }
+    let timeout = Duration::from_millis(HELPER_TIMEOUT_MS.load(Ordering::Relaxed));
+    // SAFETY: the caller keeps spawn_helper's contract, which is spawn's.
+    unsafe { spawn(keep, job, timeout) }
+}
+
+/// [`spawn_helper`] with its deadline given.
+///
+/// # Safety
+/// As for [`spawn_helper`].
+unsafe fn spawn<F>(keep: &[RawFd], job: F, timeout: Duration) -> Result<i32, HelperError>
+where
+    F: FnMut() -> i32 + Send + 'static,
+{
+    let deadline = Instant::now() + timeout;
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 0).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let stack = PooledStack::take().map_err(HelperError::Start)?;
+    let spawned = Box::new(Spawned {
+        // SAFETY: getpid has no preconditions.
+        parent: unsafe { libc::getpid() },
+        keep,
+        job: std::cell::UnsafeCell::new(job),
+        result: std::sync::atomic::AtomicI32::new(NO_RESULT),
+        stack,
+    });
+    let top = spawned.stack.top();
+    let arg: *const Spawned<F> = &*spawned;
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: glibc's clone runs `spawned_main` on the new stack in a new process sharing this
+    // address space (no CLONE_FILES/FS/SIGHAND/THREAD: everything else is its own copy) and
+    // writes its pidfd into `pidfd`; `spawned` outlives the helper (freed below only after it
+    // has ended, or by the reaper); `spawned_main` keeps the contract above. No exit signal:
+    // its end wakes only the pidfd (no SIGCHLD for auditor's runtime to handle), and only a
+    // wait with `__WALL` reaps it (see `reaped`), never someone's `waitpid(-1)`.
+    let pid = unsafe {
+        libc::clone(
+            spawned_main::<F>,
+            top,
+            libc::CLONE_VM | libc::CLONE_PIDFD,
+            arg.cast_mut().cast(),
+            &mut pidfd as *mut libc::c_int,
+        )
+    };
+    if pid < 0 {
+        return Err(HelperError::Start(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel made this pidfd for us (CLONE_PIDFD); nothing else owns it.
+    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return Err(give_up(pidfd, timeout, Some(spawned)));
+        }
+        break;
+    }
+    // The pidfd is readable: the helper has ended (its memory released before that), so
+    // nothing of `spawned` is in use any more.
+    reaped(&pidfd, true);
+    match spawned.result.load(Ordering::Acquire) {
+        NO_RESULT => Err(HelperError::Died),
+        r => Ok(r),
+    }
+}
+
 /// A helper past its deadline: kill it (it may sleep where SIGKILL cannot reach it, e.g. in
 /// a FUSE request its server has read), abort the stalled FUSE connections of its mount
-/// namespace when allowed, and leave the reaping to the reaper.
-fn give_up(pidfd: OwnedFd, after: Duration) -> HelperError {
+/// namespace when allowed, and leave the reaping to the reaper, with `held` (what the helper
+/// may use until it ends).
+fn give_up(pidfd: OwnedFd, after: Duration, held: Option<Box<dyn Send>>) -> HelperError {
     let mut aborted = Vec::new();
     if ABORT_STALLED_FUSE.load(Ordering::Relaxed) {
         // The helper's pid, from the pidfd's fdinfo (the helper is not reaped yet).
@@ -337,7 +612,7 @@ fn give_up(pidfd: OwnedFd, after: Duration) -> HelperError {
         )
     };
     if !reaped(&pidfd, false) {
-        let _ = reaper().send(pidfd);
+        let _ = reaper().send(Abandoned { pidfd, _held: held });
     }
     HelperError::TimedOut { after, aborted }
 }
@@ -435,35 +710,36 @@ pub(super) fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
-/// In a [`fork_helper`] child: enter the mount namespace `mntns` and make `root` the root
-/// (and the working directory). `Err(errno)` on failure.
+/// A raw system call's outcome, its error as `Err(errno)`: the helpers' calls never touch the
+/// thread's `errno`, which a spawned helper would share with the broker thread that started
+/// it (same memory, same thread-local storage; see [`spawn_helper`]).
+fn raw(r: Result<usize, syscalls::Errno>) -> Result<usize, i32> {
+    r.map_err(syscalls::Errno::into_raw)
+}
+
+/// In a helper: enter the mount namespace `mntns` and make `root` the root (and the working
+/// directory). `Err(errno)` on failure.
 pub(super) fn enter_root(mntns: std::os::fd::RawFd, root: std::os::fd::RawFd) -> Result<(), i32> {
-    let dot = c".";
     // SAFETY: raw syscalls on fds the caller keeps open and a static C string.
     unsafe {
-        if libc::setns(mntns, libc::CLONE_NEWNS) != 0 {
-            return Err(errno());
-        }
-        if libc::fchdir(root) != 0 || libc::chroot(dot.as_ptr()) != 0 {
-            return Err(errno());
-        }
+        raw(syscall!(Sysno::setns, mntns, libc::CLONE_NEWNS))?;
+        raw(syscall!(Sysno::fchdir, root))?;
+        raw(syscall!(Sysno::chroot, c".".as_ptr()))?;
     }
     Ok(())
 }
 
-/// In a [`fork_helper`] child: take the caller's supplementary groups and fsuid/fsgid, and
-/// confirm both ids took (setfsuid reports the previous value, so ask again). Holding an fsuid
-/// other than 0 drops the file capabilities (CAP_DAC_OVERRIDE …) until it is 0 again.
+/// In a helper: take the caller's supplementary groups and fsuid/fsgid, and confirm both ids
+/// took (setfsuid reports the previous value, so ask again). Holding an fsuid other than 0
+/// drops the file capabilities (CAP_DAC_OVERRIDE …) until it is 0 again.
 pub(super) fn take_fs_identity(groups: &[libc::gid_t], fsuid: u32, fsgid: u32) -> Result<(), i32> {
     // SAFETY: raw syscalls; `groups` is a live slice of its length.
     unsafe {
-        if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
-            return Err(errno());
-        }
-        libc::syscall(libc::SYS_setfsgid, fsgid);
-        libc::syscall(libc::SYS_setfsuid, fsuid);
-        if libc::syscall(libc::SYS_setfsuid, u32::MAX) as u32 != fsuid
-            || libc::syscall(libc::SYS_setfsgid, u32::MAX) as u32 != fsgid
+        raw(syscall!(Sysno::setgroups, groups.len(), groups.as_ptr()))?;
+        raw(syscall!(Sysno::setfsgid, fsgid))?;
+        raw(syscall!(Sysno::setfsuid, fsuid))?;
+        if raw(syscall!(Sysno::setfsuid, u32::MAX)) != Ok(fsuid as usize)
+            || raw(syscall!(Sysno::setfsgid, u32::MAX)) != Ok(fsgid as usize)
         {
             return Err(libc::EPERM);
         }
@@ -471,7 +747,7 @@ pub(super) fn take_fs_identity(groups: &[libc::gid_t], fsuid: u32, fsgid: u32) -
     Ok(())
 }
 
-/// In a [`fork_helper`] child: set this thread's capabilities to exactly `effective` and
+/// In a helper: set this thread's capabilities to exactly `effective` and
 /// `permitted` (bit masks of the low 32 capabilities), nothing inheritable.
 pub(super) fn set_caps(effective: u32, permitted: u32) -> Result<(), i32> {
     set_caps_full(u64::from(effective), u64::from(permitted))
@@ -506,16 +782,7 @@ pub(super) fn capget() -> Result<[CapData; 2], i32> {
         inheritable: 0,
     }; 2];
     // SAFETY: capget writes a live header and two live data structs (version 3).
-    if unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut hdr as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    } != 0
-    {
-        return Err(errno());
-    }
+    raw(unsafe { syscall!(Sysno::capget, &mut hdr as *mut CapHeader, data.as_mut_ptr()) })?;
     Ok(data)
 }
 
@@ -527,33 +794,28 @@ pub(super) fn capset(data: &[CapData; 2]) -> Result<(), i32> {
         pid: 0,
     };
     // SAFETY: capset reads a live header and two live data structs (version 3).
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
-        return Err(errno());
-    }
+    raw(unsafe { syscall!(Sysno::capset, &mut hdr as *mut CapHeader, data.as_ptr()) })?;
     Ok(())
 }
 
-/// In a [`fork_helper`] child: whether the identity it took may access the file `fd` refers
-/// to with `mode` (`W_OK`, …), as the kernel checks it for that identity: `faccessat2`
-/// (5.8) with `AT_EACCESS | AT_EMPTY_PATH`.
+/// In a helper: whether the identity it took may access the file `fd` refers to with `mode`
+/// (`W_OK`, …), as the kernel checks it for that identity: `faccessat2` (5.8) with
+/// `AT_EACCESS | AT_EMPTY_PATH`.
 pub(super) fn access(fd: RawFd, mode: libc::c_int) -> Result<(), i32> {
     // SAFETY: raw syscall on a live fd and a static empty C string.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_faccessat2,
+    raw(unsafe {
+        syscall!(
+            Sysno::faccessat2,
             fd,
             c"".as_ptr(),
             mode,
-            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH
         )
-    };
-    if r != 0 {
-        return Err(errno());
-    }
+    })?;
     Ok(())
 }
 
-/// In a [`fork_helper`] child: `openat2(from, path, how)`, the fd or `Err(errno)`.
+/// In a helper: `openat2(from, path, how)`, the fd or `Err(errno)`.
 pub(super) fn openat2(
     from: std::os::fd::RawFd,
     path: *const libc::c_char,
@@ -561,19 +823,66 @@ pub(super) fn openat2(
 ) -> Result<std::os::fd::RawFd, i32> {
     // SAFETY: `path` is a live C string (or null for the caller's own reasons, which the
     // kernel refuses with EFAULT); `how` is a live open_how of its size.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
+    let fd = raw(unsafe {
+        syscall!(
+            Sysno::openat2,
             from,
             path,
             how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
+            std::mem::size_of::<OpenHow>()
         )
-    };
-    if fd < 0 {
-        return Err(errno());
-    }
+    })?;
     Ok(fd as std::os::fd::RawFd)
+}
+
+/// In a helper: set its umask (which cannot fail).
+pub(super) fn umask(mask: u32) {
+    // SAFETY: umask only sets this process's mask.
+    let _ = unsafe { syscall!(Sysno::umask, mask & 0o777) };
+}
+
+/// In a helper: `mknodat(dir, name, mode, dev)`.
+pub(super) fn mknodat(dir: RawFd, name: &std::ffi::CStr, mode: u32, dev: u32) -> Result<(), i32> {
+    // SAFETY: a raw mknodat on a live fd and a live C string.
+    raw(unsafe { syscall!(Sysno::mknodat, dir, name.as_ptr(), mode, u64::from(dev)) })?;
+    Ok(())
+}
+
+/// In a helper: the type bits (`S_IFMT`) of the file `fd` refers to (`fstat`).
+pub(super) fn file_type(fd: RawFd) -> Result<libc::mode_t, i32> {
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a live fd into a live buffer of the kernel's struct stat.
+    raw(unsafe { syscall!(Sysno::fstat, fd, &mut st as *mut libc::stat) })?;
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+/// In a helper: `fchdir(dir)`.
+pub(super) fn fchdir(dir: RawFd) -> Result<(), i32> {
+    // SAFETY: a raw fchdir on a live fd.
+    raw(unsafe { syscall!(Sysno::fchdir, dir) })?;
+    Ok(())
+}
+
+/// In a helper: `setxattr(path, name, value, flags)`.
+pub(super) fn setxattr(
+    path: &FdPath,
+    name: &std::ffi::CStr,
+    value: &[u8],
+    flags: libc::c_int,
+) -> Result<(), i32> {
+    // SAFETY: a raw setxattr on live C strings and a value buffer of its length.
+    raw(unsafe {
+        syscall!(
+            Sysno::setxattr,
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr(),
+            value.len(),
+            flags
+        )
+    })?;
+    Ok(())
 }
 
 /// The signal that interrupts the broker thread's blocking receive (see `watch` in the
@@ -643,6 +952,7 @@ pub(super) fn background(what: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// Only the calling thread becomes a background one.
     #[test]
@@ -694,5 +1004,166 @@ mod tests {
             0,
             "1: the kept fd was closed, 2: another fd stayed open"
         );
+    }
+
+    /// The errno a raw syscall reports, or 0.
+    fn failed(r: Result<usize, syscalls::Errno>) -> i32 {
+        r.err().map_or(0, syscalls::Errno::into_raw)
+    }
+
+    /// A spawned helper shares auditor's memory but nothing else a forked one would not: it is
+    /// a process of its own, with only the fds it keeps, and its own working directory and
+    /// umask (what the handlers change in it).
+    #[test]
+    fn spawned_helpers_are_processes_of_their_own_with_only_the_fds_they_keep() {
+        let kept = std::fs::File::open("/proc/self/status").expect("file");
+        let other = std::fs::File::open("/proc/self/stat").expect("file");
+        let (k, o) = (kept.as_raw_fd(), other.as_raw_fd());
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_ne!(
+            cwd,
+            std::path::Path::new("/"),
+            "the test needs a cwd other than /"
+        );
+        // SAFETY: umask only sets this process's mask (read back and restored at once).
+        let umask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() } as usize;
+        // SAFETY: the job makes raw syscalls only, on nothing but scalars and a static string.
+        let r = unsafe {
+            spawn(
+                &[k, -1],
+                move || {
+                    let open = |fd: RawFd| syscall!(Sysno::fcntl, fd, libc::F_GETFD).is_ok();
+                    if syscall!(Sysno::getpid) == Ok(me) {
+                        return 1;
+                    }
+                    if !open(k) {
+                        return 2;
+                    }
+                    if open(o) {
+                        return 3;
+                    }
+                    if syscall!(Sysno::chdir, c"/".as_ptr()).is_err() {
+                        return 4;
+                    }
+                    let _ = syscall!(Sysno::umask, 0o077);
+                    0
+                },
+                Duration::from_secs(10),
+            )
+        };
+        assert_eq!(
+            r.expect("helper"),
+            0,
+            "1: same process, 2: the kept fd was closed, 3: another fd stayed open, 4: chdir"
+        );
+        assert_eq!(
+            std::env::current_dir().expect("cwd"),
+            cwd,
+            "the helper's chdir leaked"
+        );
+        // SAFETY: as above.
+        let now = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        assert_eq!(now, umask, "the helper's umask leaked");
+        drop((kept, other));
+    }
+
+    /// The helper runs with the spawning thread's thread-local storage: a libc wrapper that
+    /// failed in it would write that thread's `errno` while the thread runs on. Its raw calls
+    /// report errors by value and leave `errno` alone.
+    #[test]
+    fn a_spawned_helper_reports_errors_by_value_and_leaves_errno_alone() {
+        const SENTINEL: i32 = 4242;
+        // SAFETY: writing this thread's errno slot.
+        unsafe { *libc::__errno_location() = SENTINEL };
+        // SAFETY: the job makes one raw syscall on a scalar.
+        let r = unsafe {
+            spawn(
+                &[],
+                || failed(syscall!(Sysno::close, -1i32)),
+                Duration::from_secs(10),
+            )
+        };
+        assert_eq!(r.expect("helper"), libc::EBADF);
+        assert_eq!(
+            errno(),
+            SENTINEL,
+            "the helper wrote the spawning thread's errno"
+        );
+    }
+
+    /// Dropped only by whoever knows the helper has ended.
+    struct Freed(Arc<AtomicBool>);
+
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A helper past its deadline is given up on at once and killed; what it uses (its job,
+    /// its stack) is freed once it has ended, not before and not never.
+    #[test]
+    fn a_spawned_helper_past_its_deadline_is_killed_and_its_job_freed_after() {
+        let freed = Arc::new(AtomicBool::new(false));
+        let owned = Freed(freed.clone());
+        let started = Instant::now();
+        // SAFETY: the job makes one raw syscall on a timespec it owns.
+        let r = unsafe {
+            spawn(
+                &[],
+                move || {
+                    let _keep = &owned;
+                    let ts = libc::timespec {
+                        tv_sec: 30,
+                        tv_nsec: 0,
+                    };
+                    failed(syscall!(Sysno::nanosleep, &ts as *const libc::timespec, 0))
+                },
+                Duration::from_millis(200),
+            )
+        };
+        assert!(matches!(r, Err(HelperError::TimedOut { .. })), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !freed.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the job of a killed helper was never freed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A helper killed before it reports is one that died, not one that succeeded.
+    #[test]
+    fn a_spawned_helper_that_is_killed_died() {
+        // SAFETY: the job makes raw syscalls on scalars.
+        let r = unsafe {
+            spawn(
+                &[],
+                || {
+                    if let Ok(pid) = syscall!(Sysno::getpid) {
+                        let _ = syscall!(Sysno::kill, pid, libc::SIGKILL);
+                    }
+                    0
+                },
+                Duration::from_secs(10),
+            )
+        };
+        assert!(matches!(r, Err(HelperError::Died)), "{r:?}");
     }
 }

@@ -4,10 +4,11 @@
 //!
 //! The decision uses scalars only (file type and device number), but the node is created
 //! from a path, which is behind a pointer: it is copied once from the caller's memory, checked
-//! with `ID_VALID`, and only that copy is used. The node is made by a forked helper that
+//! with `ID_VALID`, and only that copy is used. The node is made by a helper process (spawned
+//! sharing auditor's memory, not forked: see `sys::spawn_helper`) that
 //!
 //! - joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded callers, so it
-//!   is forked first) and chroots to the caller's root,
+//!   is a process of its own) and chroots to the caller's root,
 //! - takes the caller's fsuid, fsgid, supplementary groups and umask, and keeps only
 //!   CAP_MKNOD — so it can create a node only where the caller could create a file, and the
 //!   node belongs to the caller (its mapped root in a container),
@@ -265,7 +266,7 @@ fn split(path: &[u8]) -> Result<(Vec<u8>, Vec<u8>), i32> {
     Ok((parent, base))
 }
 
-/// Everything the forked helper needs, prepared before `fork`.
+/// Everything the helper needs, prepared before it starts (and owned by its job).
 struct Helper {
     mntns: OwnedFd,
     root: OwnedFd,
@@ -279,9 +280,20 @@ struct Helper {
 }
 
 impl Helper {
-    /// Fork, create the node in the child, return its errno (0: created).
-    fn run(&self) -> Result<i32, sys::HelperError> {
-        let groups: Vec<libc::gid_t> = self.creds.groups.clone();
+    /// Spawn a helper, create the node in it, return its errno (0: created).
+    fn run(self) -> Result<i32, sys::HelperError> {
+        let keep = [
+            self.mntns.as_raw_fd(),
+            self.root.as_raw_fd(),
+            self.start.as_raw_fd(),
+        ];
+        // SAFETY: the job makes only raw syscalls (reporting errors by value) on data it owns.
+        unsafe { sys::spawn_helper(&keep, move || self.make().err().unwrap_or(0)) }
+    }
+
+    /// In the helper: become the caller (its mount namespace and root, its file-system
+    /// identity and umask, CAP_MKNOD alone) and make the node. Raw syscalls only.
+    fn make(&self) -> Result<(), i32> {
         let how = OpenHow {
             flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
             mode: 0,
@@ -292,34 +304,12 @@ impl Helper {
         } else {
             self.start.as_raw_fd()
         };
-        let child = || -> Result<(), i32> {
-            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
-            sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
-            // SAFETY: umask only sets this process's mask.
-            unsafe { libc::umask(self.creds.umask as libc::mode_t) };
-            sys::set_caps(1 << CAP_MKNOD, 1 << CAP_MKNOD)?;
-            let dir = sys::openat2(from, self.parent.as_ptr(), &how)?;
-            // SAFETY: a raw mknodat on a live fd and a live C string.
-            let r = unsafe {
-                libc::mknodat(
-                    dir,
-                    self.base.as_ptr(),
-                    self.mode as libc::mode_t,
-                    libc::dev_t::from(self.dev),
-                )
-            };
-            if r != 0 {
-                return Err(sys::errno());
-            }
-            Ok(())
-        };
-        let keep = [
-            self.mntns.as_raw_fd(),
-            self.root.as_raw_fd(),
-            self.start.as_raw_fd(),
-        ];
-        // SAFETY: the child makes only raw syscalls on data prepared above.
-        unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
+        sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+        sys::take_fs_identity(&self.creds.groups, self.creds.fsuid, self.creds.fsgid)?;
+        sys::umask(self.creds.umask);
+        sys::set_caps(1 << CAP_MKNOD, 1 << CAP_MKNOD)?;
+        let dir = sys::openat2(from, self.parent.as_ptr(), &how)?;
+        sys::mknodat(dir, &self.base, self.mode, self.dev)
     }
 }
 

@@ -7,7 +7,7 @@
 //! - The path (or fd), the name and the value are copied once from the caller's memory, then
 //!   `ID_VALID` is checked; the decision (the name's prefix) and the call use only that copy.
 //!   A name outside the allowed prefixes is refused with EPERM.
-//! - A forked helper joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
+//! - A helper process (spawned sharing auditor's memory: `sys::spawn_helper`) joins the caller's mount namespace (`setns(CLONE_NEWNS)` refuses threaded
 //!   callers), chroots to its root and takes its fsuid, fsgid and groups with no effective
 //!   capability. It opens the file with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from
 //!   the caller's root (absolute paths) or its cwd or dirfd (reopened through `/proc/<tid>/fd`) — as an
@@ -270,7 +270,7 @@ enum Start {
     File(OwnedFd),
 }
 
-/// Everything the forked helper needs, prepared before `fork`.
+/// Everything the helper needs, prepared before it starts (and owned by its job).
 struct Helper {
     mntns: OwnedFd,
     root: OwnedFd,
@@ -284,9 +284,41 @@ struct Helper {
 }
 
 impl Helper {
-    /// Fork, set the attribute in the child, return its errno (0: set).
-    fn run(&self) -> Result<i32, sys::HelperError> {
-        let groups: Vec<libc::gid_t> = self.creds.groups.clone();
+    /// Spawn a helper, set the attribute in it, return its errno (0: set).
+    fn run(self) -> Result<i32, sys::HelperError> {
+        // Auditor's own procfs: the helper sets the attribute through `self/fd/N` of the
+        // handle it checked (an O_PATH fd cannot carry fsetxattr).
+        let proc_dir: OwnedFd = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open("/proc")
+            .map_err(sys::HelperError::Start)?
+            .into();
+        let (from, file) = self.start_fds();
+        let keep = [
+            self.mntns.as_raw_fd(),
+            self.root.as_raw_fd(),
+            from,
+            file,
+            proc_dir.as_raw_fd(),
+        ];
+        // SAFETY: the job makes only raw syscalls (reporting errors by value) on data it owns.
+        unsafe { sys::spawn_helper(&keep, move || self.set(&proc_dir).err().unwrap_or(0)) }
+    }
+
+    /// Where a path starts from, and the caller's own file (-1: none).
+    fn start_fds(&self) -> (RawFd, RawFd) {
+        match &self.start {
+            Start::Root => (self.root.as_raw_fd(), -1),
+            Start::Dir(d) => (d.as_raw_fd(), -1),
+            Start::File(f) => (-1, f.as_raw_fd()),
+        }
+    }
+
+    /// In the helper: become the caller (its mount namespace and root, its file-system
+    /// identity), check that it may write the file, and set the attribute with
+    /// CAP_SYS_ADMIN alone. Raw syscalls only.
+    fn set(&self, proc_dir: &OwnedFd) -> Result<(), i32> {
         // A handle, never an open for reading: opening a device or a FIFO has effects of its
         // own (a tape rewinds, a modem hangs up, a FIFO's writer sees a reader).
         let how = OpenHow {
@@ -300,73 +332,33 @@ impl Helper {
                     0
                 },
         };
-        let (from, file): (RawFd, RawFd) = match &self.start {
-            Start::Root => (self.root.as_raw_fd(), -1),
-            Start::Dir(d) => (d.as_raw_fd(), -1),
-            Start::File(f) => (-1, f.as_raw_fd()),
-        };
+        let (from, file) = self.start_fds();
         let path = self.path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
-        // Auditor's own procfs: the helper sets the attribute through `self/fd/N` of the
-        // handle it checked (an O_PATH fd cannot carry fsetxattr).
-        let proc_dir = std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open("/proc")
-            .map_err(sys::HelperError::Start)?;
-        let proc_fd = proc_dir.as_raw_fd();
-        let child = || -> Result<(), i32> {
-            sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
-            sys::take_fs_identity(&groups, self.creds.fsuid, self.creds.fsgid)?;
-            // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
-            sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
-            // Every file is an O_PATH handle: the one opened here, or the caller's fd reopened
-            // through its /proc/<tid>/fd.
-            let fd = if file >= 0 {
-                file
-            } else {
-                sys::openat2(from, path, &how)?
-            };
-            // SAFETY: a zeroed stat is a valid out-buffer.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: fstat on a live fd into a live buffer.
-            if unsafe { libc::fstat(fd, &mut st) } != 0 {
-                return Err(sys::errno());
-            }
-            // lsetxattr on a symlink itself: see the module's limits.
-            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                return Err(libc::EPERM);
-            }
-            sys::access(fd, libc::W_OK)?;
-            sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
-            let via = sys::FdPath::new(fd);
-            // SAFETY: raw fchdir and setxattr on live fds, C strings and a value buffer of its
-            // length; `self/fd/N` in auditor's procfs is the helper's own handle.
-            let r = unsafe {
-                if libc::fchdir(proc_fd) != 0 {
-                    return Err(sys::errno());
-                }
-                libc::setxattr(
-                    via.as_ptr(),
-                    self.name.as_ptr(),
-                    self.value.as_ptr().cast(),
-                    self.value.len(),
-                    self.flags as libc::c_int,
-                )
-            };
-            if r != 0 {
-                return Err(sys::errno());
-            }
-            Ok(())
+        sys::enter_root(self.mntns.as_raw_fd(), self.root.as_raw_fd())?;
+        sys::take_fs_identity(&self.creds.groups, self.creds.fsuid, self.creds.fsgid)?;
+        // Open and check with the caller's ids alone; keep CAP_SYS_ADMIN permitted.
+        sys::set_caps(0, 1 << CAP_SYS_ADMIN)?;
+        // Every file is an O_PATH handle: the one opened here, or the caller's fd reopened
+        // through its /proc/<tid>/fd.
+        let fd = if file >= 0 {
+            file
+        } else {
+            sys::openat2(from, path, &how)?
         };
-        let keep = [
-            self.mntns.as_raw_fd(),
-            self.root.as_raw_fd(),
-            from,
-            file,
-            proc_fd,
-        ];
-        // SAFETY: the child makes only raw syscalls on data prepared above.
-        unsafe { sys::fork_helper(&keep, || child().err().unwrap_or(0)) }
+        // lsetxattr on a symlink itself: see the module's limits.
+        if sys::file_type(fd)? == libc::S_IFLNK {
+            return Err(libc::EPERM);
+        }
+        sys::access(fd, libc::W_OK)?;
+        sys::set_caps(1 << CAP_SYS_ADMIN, 1 << CAP_SYS_ADMIN)?;
+        // `self/fd/N` in auditor's procfs is the helper's own handle.
+        sys::fchdir(proc_dir.as_raw_fd())?;
+        sys::setxattr(
+            &sys::FdPath::new(fd),
+            &self.name,
+            &self.value,
+            self.flags as libc::c_int,
+        )
     }
 }
 
