@@ -2,7 +2,9 @@
 //! `mknodat` (emulate-mknod), `setxattr` (emulate-setxattr), an overlay `mount`
 //! (emulate-mount) and `setpriority` (emulate-sched) — from a user-namespaced workload under
 //! `auditor enforce --userns`, beside the same call made by host root with no filter (what the
-//! kernel itself costs), interleaved. Reported: p50 and p99 per call, medians over the runs.
+//! kernel itself costs), interleaved. mknod and setxattr also with a helper forked per call
+//! (`AUDITOR_HELPER=fork`, the design before helpers were spawned sharing auditor's memory), in
+//! the same runs. Reported: p50 and p99 per call, medians over the runs.
 //! Target (issue 16): mknod and setxattr under 300 µs p50.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -88,7 +90,8 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     phase("bench: emulated calls against the kernel's own", || {
         for &(kind, handler, calls) in KINDS {
-            let (mut emulated, mut kernel) = (Vec::new(), Vec::new());
+            let (mut emulated, mut forked, mut kernel) = (Vec::new(), Vec::new(), Vec::new());
+            let compare = matches!(kind, "mknod" | "setxattr");
             for i in 0..reps {
                 // A fresh directory per run: the container's root owns one, host root the other.
                 let cdir = dir.path().join(format!("c-{kind}-{i}"));
@@ -96,14 +99,27 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
                 std::fs::create_dir(&cdir)?;
                 std::fs::create_dir(&hdir)?;
                 std::os::unix::fs::chown(&cdir, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))?;
-                emulated.push(one(Command::new(bin)
-                    .args(["enforce", "--userns", "--policy"])
-                    .arg(&policy)
-                    .arg("--")
-                    .arg(&prog)
-                    .arg(&cdir)
-                    .arg(calls.to_string())
-                    .arg(kind))?);
+                let enforce = |dir: &Path, fork: bool| {
+                    let mut c = Command::new(bin);
+                    if fork {
+                        c.env("AUDITOR_HELPER", "fork");
+                    }
+                    c.args(["enforce", "--userns", "--policy"])
+                        .arg(&policy)
+                        .arg("--")
+                        .arg(&prog)
+                        .arg(dir)
+                        .arg(calls.to_string())
+                        .arg(kind);
+                    one(&mut c)
+                };
+                emulated.push(enforce(&cdir, false)?);
+                if compare {
+                    let fdir = dir.path().join(format!("f-{kind}-{i}"));
+                    std::fs::create_dir(&fdir)?;
+                    std::os::unix::fs::chown(&fdir, Some(CONTAINER_ROOT), Some(CONTAINER_ROOT))?;
+                    forked.push(enforce(&fdir, true)?);
+                }
                 // The kernel's own cost, as host root; the overlay in a mount namespace of its
                 // own, so nothing shows on the host.
                 let mut direct = if kind == "mount" {
@@ -115,7 +131,7 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
                 };
                 kernel.push(one(direct.arg(&hdir).arg(calls.to_string()).arg(kind))?);
             }
-            rows.push((kind, handler, calls, emulated, kernel));
+            rows.push((kind, handler, calls, emulated, forked, kernel));
         }
         Ok(())
     })?;
@@ -127,7 +143,8 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
         "call", "handler", "calls", "emulated p50", "p99", "kernel p50", "p99", "p50 ratio"
     );
     let mut misses = Vec::new();
-    for (kind, handler, calls, emulated, kernel) in &rows {
+    let mut versus_fork = Vec::new();
+    for (kind, handler, calls, emulated, forked, kernel) in &rows {
         let m = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
             median(&v.iter().map(f).collect::<Vec<_>>())
         };
@@ -152,7 +169,24 @@ pub fn run_emulate(bin: &Path, reps: usize) -> anyhow::Result<()> {
                 "(≤ 300 µs: MISSED)"
             }
         );
+        if !forked.is_empty() {
+            let (f50, f99) = (m(forked, |x| x.0), m(forked, |x| x.1));
+            println!(
+                "{:<10} {:<26} {calls:>7} {f50:>12.1} {f99:>12.1} {k50:>12.1} {k99:>12.1} {:>8.0}×",
+                "",
+                "  the same, fork per call",
+                f50 / k50
+            );
+            versus_fork.push(format!(
+                "{kind} {:.2}× ({e50:.0} vs {f50:.0} µs)",
+                e50 / f50
+            ));
+        }
     }
+    println!(
+        "spawned helper against a fork per call, p50 (same runs): {}",
+        versus_fork.join(", ")
+    );
     println!(
         "emulated mknod and setxattr p50 (target ≤ 300 µs): {}",
         if misses.is_empty() {
