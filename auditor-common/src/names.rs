@@ -22,6 +22,12 @@ pub const MAP_ARG_SPECS: &str = "ARG_SPECS";
 pub const MAP_ARGS_SEEN: &str = "ARGS_SEEN";
 /// Distinct executables seen per group (`group << 32 | exe hash` -> execs), bounded.
 pub const MAP_EXES_SEEN: &str = "EXES_SEEN";
+/// The per-CPU hash maps whose elements the kernel allocates when a key is first inserted
+/// (`BPF_F_NO_PREALLOC` in the object), not all when the map is made. User space clears the
+/// flag (preallocates them) on kernels before 6.1, where a tracing program could not allocate
+/// safely.
+pub const RUNTIME_ALLOCATED_MAPS: [&str; 4] =
+    [MAP_EXE_CALLS, MAP_OUTCOMES, MAP_ARGS_SEEN, MAP_EXES_SEEN];
 /// The ring buffer of [`crate::ExecEvent`] and [`crate::ArgsEvent`].
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU scratch space for building an [`crate::ArgsEvent`].

@@ -7,7 +7,7 @@ use auditor_common::{
 use core::sync::atomic::AtomicU64;
 
 use aya_ebpf::{
-    bindings::BPF_F_MMAPABLE,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
     helpers::bpf_get_current_pid_tgid,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -28,12 +28,22 @@ pub static CALLS: PerCpuArray<SysStat> = PerCpuArray::with_max_entries(argspec::
 #[map]
 pub static PENDING: Array<u64> = Array::with_max_entries(32768, 0);
 
+/// The per-CPU hash maps allocate an element when a new key is first inserted (the kernel's
+/// BPF allocator, safe in tracing programs from Linux 6.1) instead of all of them when the map
+/// is made: preallocating 53 248 per-CPU elements was a third of `auditor learn`'s start-up,
+/// and grows with the CPUs. Only the first call of a new key pays for it. The maps are
+/// `auditor_common::names::RUNTIME_ALLOCATED_MAPS`; user space clears the flag on older
+/// kernels, where such a map was unsafe in a tracing program.
+const RUNTIME_ALLOCATED: u32 = BPF_F_NO_PREALLOC;
+
 /// Per-CPU counts per (executable, abi, nr), updated once per run.
 #[map]
-pub static EXE_CALLS: PerCpuHashMap<SysKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static EXE_CALLS: PerCpuHashMap<SysKey, u64> =
+    PerCpuHashMap::with_max_entries(16384, RUNTIME_ALLOCATED);
 
 #[map]
-pub static OUTCOMES: PerCpuHashMap<OutcomeKey, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static OUTCOMES: PerCpuHashMap<OutcomeKey, u64> =
+    PerCpuHashMap::with_max_entries(16384, RUNTIME_ALLOCATED);
 
 /// Per group; user space sizes it to `groups * counters::COUNT`.
 #[map]
@@ -47,11 +57,13 @@ pub static ARG_READ_FAILS: PerCpuArray<u64> = PerCpuArray::with_max_entries(args
 pub static ARG_SPECS: Array<u32> = Array::with_max_entries(argspec::TABLE_LEN, 0);
 
 #[map]
-pub static ARGS_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static ARGS_SEEN: PerCpuHashMap<u64, u64> =
+    PerCpuHashMap::with_max_entries(16384, RUNTIME_ALLOCATED);
 
 /// `group << 32 | exe` -> execs.
 #[map]
-pub static EXES_SEEN: PerCpuHashMap<u64, u64> = PerCpuHashMap::with_max_entries(4096, 0);
+pub static EXES_SEEN: PerCpuHashMap<u64, u64> =
+    PerCpuHashMap::with_max_entries(4096, RUNTIME_ALLOCATED);
 
 /// cgroup v2 id -> group, for `auditor daemon`'s containers (see `Settings::cgroup_groups`).
 #[map]

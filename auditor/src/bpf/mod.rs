@@ -201,6 +201,7 @@ fn load_object(
     };
     // SAFETY: setrlimit with a valid, initialised struct; failure only matters on old kernels.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) };
+    let object = object_for_this_kernel();
     let mut loader = loader_without_kernel_btf();
     let ebpf = loader
         .btf(None)
@@ -212,13 +213,73 @@ fn load_object(
         .map_max_entries(names::MAP_CALLS, groups * argspec::TABLE_LEN)
         .map_max_entries(names::MAP_ARG_READ_FAILS, groups * argspec::TABLE_LEN)
         .map_max_entries(names::MAP_COUNTERS, groups * counters::COUNT)
-        .load(OBJECT)
+        .load(&object)
         .map_err(|source| BpfError::Load { source });
     drop(loader);
+    drop(object);
     // What the object's and the BTF parses freed goes back to the system, not only to the heap.
     // SAFETY: malloc_trim only releases free memory of glibc's heap; it touches no live object.
     unsafe { libc::malloc_trim(0) };
     ebpf
+}
+
+/// The object as this kernel should load it: as built (the maps of
+/// [`names::RUNTIME_ALLOCATED_MAPS`] allocate their elements when a key is first inserted),
+/// or, before Linux 6.1 — where a tracing program allocating a hash map element could
+/// deadlock, and PREEMPT_RT refused it — with those maps preallocated again.
+fn object_for_this_kernel() -> std::borrow::Cow<'static, [u8]> {
+    let modern = aya::util::KernelVersion::current()
+        .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 1, 0));
+    if modern {
+        return std::borrow::Cow::Borrowed(OBJECT);
+    }
+    match preallocated(OBJECT, &names::RUNTIME_ALLOCATED_MAPS) {
+        Ok(patched) => std::borrow::Cow::Owned(patched),
+        Err(why) => {
+            tracing::warn!("cannot preallocate the hash maps for this kernel (< 6.1): {why}");
+            std::borrow::Cow::Borrowed(OBJECT)
+        }
+    }
+}
+
+/// `elf` with `BPF_F_NO_PREALLOC` cleared in the definitions of the per-CPU hash maps `maps`
+/// (each a `struct bpf_map_def` in the `maps` section: type, key size, value size, max
+/// entries, flags, as aya-ebpf lays it out).
+fn preallocated(elf: &[u8], maps: &[&str]) -> Result<Vec<u8>, String> {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
+    const BPF_F_NO_PREALLOC: u32 = 1;
+    let file = object::File::parse(elf).map_err(|e| format!("parsing the object: {e}"))?;
+    let section = file
+        .section_by_name("maps")
+        .ok_or("the object has no `maps` section")?;
+    let (start, size) = section
+        .file_range()
+        .ok_or("the `maps` section has no bytes")?;
+    let mut out = elf.to_vec();
+    for &name in maps {
+        let symbol = file
+            .symbols()
+            .find(|s| s.name() == Ok(name) && s.section_index() == Some(section.index()))
+            .ok_or_else(|| format!("no map `{name}` in the object"))?;
+        let at = usize::try_from(symbol.address())
+            .ok()
+            .filter(|&a| (a as u64) + 20 <= size)
+            .ok_or_else(|| format!("map `{name}` lies outside its section"))?
+            + usize::try_from(start).map_err(|_| "section offset")?;
+        let word = |i: usize| {
+            u32::from_ne_bytes(out[at + 4 * i..at + 4 * i + 4].try_into().unwrap_or([0; 4]))
+        };
+        if word(0) != BPF_MAP_TYPE_PERCPU_HASH {
+            return Err(format!(
+                "map `{name}` is not a per-CPU hash map (type {})",
+                word(0)
+            ));
+        }
+        let flags = word(4) & !BPF_F_NO_PREALLOC;
+        out[at + 16..at + 20].copy_from_slice(&flags.to_ne_bytes());
+    }
+    Ok(out)
 }
 
 /// An [`EbpfLoader`] that has not parsed the kernel's BTF.
@@ -680,5 +741,88 @@ mod tests {
                 .expect("raw tracepoint");
             prog.load().expect("verifier accepts it");
         }
+    }
+
+    /// The flags of every map as the kernel made it, by name.
+    fn map_flags(ebpf: &Ebpf) -> std::collections::BTreeMap<String, u32> {
+        ebpf.maps()
+            .filter_map(|(name, map)| {
+                let data = match map {
+                    Map::PerCpuHashMap(d)
+                    | Map::Array(d)
+                    | Map::PerCpuArray(d)
+                    | Map::HashMap(d)
+                    | Map::RingBuf(d) => d,
+                    _ => return None,
+                };
+                Some((name.to_owned(), data.info().expect("map info").map_flags()))
+            })
+            .collect()
+    }
+
+    /// Loaded as built, the per-CPU hash maps allocate their elements at run time on this
+    /// kernel (≥ 6.1); with the older kernels' patch they are preallocated again, nothing else
+    /// changes, and the verifier accepts the programs both ways.
+    #[test]
+    fn hash_maps_are_allocated_at_run_time_and_preallocated_for_older_kernels() {
+        let test = "hash_maps_are_allocated_at_run_time_and_preallocated_for_older_kernels";
+        let ready = crate::testing::root()
+            && !OBJECT.is_empty()
+            && aya::util::KernelVersion::current()
+                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 1, 0));
+        if !crate::testing::privileged(test, ready, "root, the eBPF object and Linux 6.1") {
+            return;
+        }
+        let offsets = kernel_offsets().expect("offsets");
+        let patched = preallocated(OBJECT, &names::RUNTIME_ALLOCATED_MAPS).expect("patch");
+        let as_built = object_for_this_kernel();
+        assert!(matches!(as_built, std::borrow::Cow::Borrowed(_)));
+        let mut flags = Vec::new();
+        for (object, runtime) in [(&as_built[..], true), (&patched[..], false)] {
+            let mut ebpf = EbpfLoader::new()
+                .btf(None)
+                .override_global(names::GLOBAL_OFFSETS, &offsets, true)
+                .map_max_entries(names::MAP_TASKS, offsets.pid_max.max(1))
+                .map_max_entries(names::MAP_PENDING, offsets.pid_max.max(1))
+                .load(object)
+                .expect("load the object");
+            let these = map_flags(&ebpf);
+            for name in names::RUNTIME_ALLOCATED_MAPS {
+                assert_eq!(
+                    these[name] & 1 != 0,
+                    runtime,
+                    "{name}: BPF_F_NO_PREALLOC expected {runtime}"
+                );
+            }
+            flags.push(these);
+            for &(name, _) in &names::OBSERVER_PROGRAMS {
+                let prog: &mut RawTracePoint = ebpf
+                    .program_mut(name)
+                    .expect("program")
+                    .try_into()
+                    .expect("raw tracepoint");
+                prog.load().expect("verifier accepts it");
+            }
+        }
+        let (built, old) = (&flags[0], &flags[1]);
+        assert!(
+            built.len() > names::RUNTIME_ALLOCATED_MAPS.len(),
+            "{built:?}"
+        );
+        for (name, f) in built {
+            if !names::RUNTIME_ALLOCATED_MAPS.contains(&name.as_str()) {
+                assert_eq!(
+                    old.get(name),
+                    Some(f),
+                    "{name}: another map's flags changed"
+                );
+            }
+        }
+        assert!(
+            preallocated(OBJECT, &[names::MAP_TASKS]).is_err(),
+            "an array is not patched"
+        );
+        assert!(preallocated(OBJECT, &["NO_SUCH_MAP"]).is_err());
+        assert!(preallocated(b"not an ELF", &names::RUNTIME_ALLOCATED_MAPS).is_err());
     }
 }
