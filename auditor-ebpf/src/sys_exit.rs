@@ -40,7 +40,10 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     // SAFETY: this thread's own slot.
     unsafe { *ptr = slot::exit(s) };
 
-    if in_flight == slot::NR_NONE {
+    // Each of the two paths ends in one outcome and one capture: one copy of each in the
+    // program, which the verifier walks once instead of once per path (the capture's string
+    // hashing loops are most of its work at load time).
+    let (r, nr, a, outcome) = if in_flight == slot::NR_NONE {
         if s & slot::FRESH != 0 {
             // A fork child returning from clone, or a thread caught inside a syscall.
             count(group, counters::FRESH_EXITS);
@@ -53,28 +56,33 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
             return;
         };
         let errno = errno_of(ret).unwrap_or(0);
-        add_outcome(group, exe, nr, a, outcome::REFUSED, errno);
         if settings().emit_refusals != 0 {
             emit_refusal(group, exe, nr, a, errno);
         }
-        args::capture(&r, nr, a, ret, group, exe);
-        return;
-    }
-
-    let nr = in_flight as u16;
-    let a = slot::in_flight_abi(s);
-    if let Some(errno) = errno_of(ret) {
-        let kind = if (RESTART_FIRST..=RESTART_LAST).contains(&errno) {
-            outcome::RESTART
+        (Some(r), nr, a, Some((outcome::REFUSED, errno)))
+    } else {
+        let nr = in_flight as u16;
+        let a = slot::in_flight_abi(s);
+        let outcome = errno_of(ret).map(|errno| {
+            let kind = if (RESTART_FIRST..=RESTART_LAST).contains(&errno) {
+                outcome::RESTART
+            } else {
+                outcome::FAILED
+            };
+            (kind, errno)
+        });
+        let r = if args::wanted(nr, a) {
+            arch::read_regs(regs)
         } else {
-            outcome::FAILED
+            None
         };
+        (r, nr, a, outcome)
+    };
+    if let Some((kind, errno)) = outcome {
         add_outcome(group, exe, nr, a, kind, errno);
     }
-    if args::wanted(nr, a) {
-        if let Some(r) = arch::read_regs(regs) {
-            args::capture(&r, nr, a, ret, group, exe);
-        }
+    if let Some(r) = r {
+        args::capture(&r, nr, a, ret, group, exe);
     }
 }
 

@@ -344,9 +344,20 @@ fn seccomp_refusals_are_recorded_apart() {
         .filter(|s| !s.refused.is_empty())
         .map(|s| &s.name)
         .collect();
-    assert_eq!(refused, vec!["getppid"]);
+    assert_eq!(refused, vec!["getppid", "prctl"]);
     let sc = find(&obs, Abi::X86_64, "seccomp").expect("seccomp");
     assert_eq!(sc.count, 1);
+    // A refused call's arguments are captured too (at sys_exit, the only hook it reaches),
+    // with the filter's errno as the result.
+    let p = find(&obs, Abi::X86_64, "prctl").expect("prctl observed");
+    assert_eq!(p.refused.get("EPERM"), Some(&2), "{p:?}");
+    let set_name = p
+        .arguments
+        .iter()
+        .find(|t| matches!(&t.args, Arguments::Prctl { option_name, .. } if option_name == "PR_SET_NAME"))
+        .unwrap_or_else(|| panic!("no PR_SET_NAME tuple: {:?}", p.arguments));
+    assert_eq!(set_name.result, "EPERM");
+    assert_eq!(set_name.calls, 2);
 }
 
 #[test]
