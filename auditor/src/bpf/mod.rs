@@ -228,9 +228,7 @@ fn load_object(
 /// or, before Linux 6.1 — where a tracing program allocating a hash map element could
 /// deadlock, and PREEMPT_RT refused it — with those maps preallocated again.
 fn object_for_this_kernel() -> std::borrow::Cow<'static, [u8]> {
-    let modern = aya::util::KernelVersion::current()
-        .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 1, 0));
-    if modern {
+    if allocates_in_tracing_programs() {
         return std::borrow::Cow::Borrowed(OBJECT);
     }
     match preallocated(OBJECT, &names::RUNTIME_ALLOCATED_MAPS) {
@@ -240,6 +238,12 @@ fn object_for_this_kernel() -> std::borrow::Cow<'static, [u8]> {
             std::borrow::Cow::Borrowed(OBJECT)
         }
     }
+}
+
+/// Whether this kernel allocates hash map elements safely in a tracing program (Linux 6.1: the
+/// BPF memory allocator).
+fn allocates_in_tracing_programs() -> bool {
+    aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 1, 0))
 }
 
 /// `elf` with `BPF_F_NO_PREALLOC` cleared in the definitions of the per-CPU hash maps `maps`
@@ -766,10 +770,7 @@ mod tests {
     #[test]
     fn hash_maps_are_allocated_at_run_time_and_preallocated_for_older_kernels() {
         let test = "hash_maps_are_allocated_at_run_time_and_preallocated_for_older_kernels";
-        let ready = crate::testing::root()
-            && !OBJECT.is_empty()
-            && aya::util::KernelVersion::current()
-                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 1, 0));
+        let ready = crate::testing::root() && !OBJECT.is_empty() && allocates_in_tracing_programs();
         if !crate::testing::privileged(test, ready, "root, the eBPF object and Linux 6.1") {
             return;
         }

@@ -116,6 +116,60 @@ fn forker() -> &'static std::sync::mpsc::Sender<ForkRequest> {
     })
 }
 
+/// The fds a helper keeps, sorted and once each; negative entries stand for "no fd" (an
+/// optional one the job does not have).
+fn kept(keep: impl IntoIterator<Item = RawFd>) -> Vec<RawFd> {
+    let mut keep: Vec<RawFd> = keep.into_iter().filter(|&fd| fd >= 0).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    keep
+}
+
+/// First thing in a new helper, forked or spawned: die with auditor (`PR_SET_PDEATHSIG`;
+/// `false` if auditor, `parent`, is already gone) and close every fd but `keep` (sorted, as
+/// [`kept`] makes it) — no other container's listener, socket or file. Raw syscalls only.
+///
+/// # Safety
+/// Only in a new helper: it closes the process's fds.
+unsafe fn start_helper(parent: libc::pid_t, keep: &[RawFd]) -> bool {
+    // SAFETY: raw syscalls on scalars; closing fds is this helper's own business.
+    unsafe {
+        let _ = syscall!(Sysno::prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if syscall!(Sysno::getppid) != Ok(parent as usize) {
+            return false;
+        }
+        let mut from: u32 = 3;
+        for &fd in keep {
+            let fd = fd as u32;
+            if fd > from {
+                let _ = syscall!(Sysno::close_range, from, fd - 1, 0);
+            }
+            from = from.max(fd.saturating_add(1));
+        }
+        let _ = syscall!(Sysno::close_range, from, u32::MAX, 0);
+    }
+    true
+}
+
+/// Wait until `fd` is readable (`true`) or `deadline` passes (`false`).
+fn readable_before(fd: &OwnedFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one live pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return n > 0;
+    }
+}
+
 /// Fork one helper (on the forking thread).
 fn fork_one(
     job: &mut Box<dyn FnMut() -> i32 + Send + 'static>,
@@ -124,11 +178,7 @@ fn fork_one(
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // Negative entries stand for "no fd" (an optional one the job does not have).
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 0).collect();
-    keep.push(w.as_raw_fd());
-    keep.sort_unstable();
-    keep.dedup();
+    let keep = kept(keep.iter().copied().chain([w.as_raw_fd()]));
     // SAFETY: a plain fork (SIGCHLD, no shared state); the child makes only raw syscalls on
     // data prepared before the fork and ends with _exit; the parent continues normally.
     let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
@@ -136,23 +186,12 @@ fn fork_one(
         return Err(std::io::Error::last_os_error());
     }
     if pid == 0 {
-        // SAFETY: raw syscalls only (prctl, getppid, close_range, write, _exit) on data
-        // prepared before the fork; the job follows the same contract (see fork_helper).
+        // SAFETY: raw syscalls only (see `start_helper`; write, _exit) on data prepared before
+        // the fork; the job follows the same contract (see fork_helper).
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if libc::getppid() != parent {
+            if !start_helper(parent, &keep) {
                 libc::_exit(1);
             }
-            // Nothing but what the job needs: no other container's listener, socket or file.
-            let mut from: u32 = 3;
-            for &fd in &keep {
-                let fd = fd as u32;
-                if fd > from {
-                    libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
-                }
-                from = from.max(fd.saturating_add(1));
-            }
-            libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
             let e = (**job)();
             let b = e.to_ne_bytes();
             libc::write(w.as_raw_fd(), b.as_ptr().cast(), 4);
@@ -284,19 +323,7 @@ pub(super) unsafe fn fork_helper(
     let mut buf = [0u8; 4];
     let mut got = 0;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: forked.result.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: poll on one live pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
+        if !readable_before(&forked.result, deadline) {
             return Err(give_up(forked.pidfd, timeout, None));
         }
         // SAFETY: read into the rest of a live buffer.
@@ -466,20 +493,9 @@ extern "C" fn spawned_main<F: FnMut() -> i32>(arg: *mut libc::c_void) -> libc::c
             0,
             8
         );
-        let _ = syscall!(Sysno::prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        if syscall!(Sysno::getppid) != Ok((*s).parent as usize) {
+        if !start_helper((*s).parent, &(*s).keep) {
             return 255;
         }
-        // Nothing but what the job needs: no other container's listener, socket or file.
-        let mut from: u32 = 3;
-        for &fd in &(*s).keep {
-            let fd = fd as u32;
-            if fd > from {
-                let _ = syscall!(Sysno::close_range, from, fd - 1, 0);
-            }
-            from = from.max(fd.saturating_add(1));
-        }
-        let _ = syscall!(Sysno::close_range, from, u32::MAX, 0);
         let r = (*(*s).job.get())();
         (*s).result.store(r, Ordering::Release);
     }
@@ -527,9 +543,7 @@ where
     F: FnMut() -> i32 + Send + 'static,
 {
     let deadline = Instant::now() + timeout;
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd >= 0).collect();
-    keep.sort_unstable();
-    keep.dedup();
+    let keep = kept(keep.iter().copied());
     let stack = PooledStack::take().map_err(HelperError::Start)?;
     let spawned = Box::new(Spawned {
         // SAFETY: getpid has no preconditions.
@@ -562,23 +576,8 @@ where
     }
     // SAFETY: the kernel made this pidfd for us (CLONE_PIDFD); nothing else owns it.
     let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: poll on one live pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            return Err(give_up(pidfd, timeout, Some(spawned)));
-        }
-        break;
+    if !readable_before(&pidfd, deadline) {
+        return Err(give_up(pidfd, timeout, Some(spawned)));
     }
     // The pidfd is readable: the helper has ended (its memory released before that), so
     // nothing of `spawned` is in use any more.
@@ -723,7 +722,7 @@ pub(super) fn enter_root(mntns: std::os::fd::RawFd, root: std::os::fd::RawFd) ->
     // SAFETY: raw syscalls on fds the caller keeps open and a static C string.
     unsafe {
         raw(syscall!(Sysno::setns, mntns, libc::CLONE_NEWNS))?;
-        raw(syscall!(Sysno::fchdir, root))?;
+        fchdir(root)?;
         raw(syscall!(Sysno::chroot, c".".as_ptr()))?;
     }
     Ok(())
