@@ -263,6 +263,89 @@ fn complain_mode_records_and_allows() {
     assert!(!recs.iter().any(|r| r["syscall"] == "write"), "{recs:#?}");
 }
 
+/// The scheduling policy of `auditor`'s threads, by name.
+fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            // SAFETY: sched_getscheduler only reads the named thread's state.
+            let policy = unsafe { libc::sched_getscheduler(tid) };
+            (policy >= 0).then(|| (comm.trim().to_owned(), policy))
+        })
+        .collect()
+}
+
+/// A workload calling a notified syscall back to back is served from idle CPU time (its
+/// broker thread runs SCHED_IDLE, said once on stderr), and at the broker's own priority
+/// again once it slows down; auditor's other threads are never touched.
+#[test]
+fn a_flooding_workload_is_served_from_idle_time_until_it_slows_down() {
+    if !require_root("a_flooding_workload_is_served_from_idle_time_until_it_slows_down") {
+        return;
+    }
+    let s = Scratch::new("enforce-flood");
+    let policy = s.write(
+        "policy.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nname = \"getppid\"\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    );
+    let (calm, done) = (s.path("calm"), s.path("done"));
+    let mut auditor = Reaped(
+        Command::new(auditor_bin())
+            .args(["enforce", "--mode", "complain", "--policy"])
+            .arg(&policy)
+            .arg("--")
+            .arg(workload("flood_then_calm"))
+            .arg(&calm)
+            .arg(&done)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start auditor"),
+    );
+    let pid = auditor.0.id();
+    let broker = || {
+        thread_policies(pid)
+            .into_iter()
+            .find(|(name, _)| name == "auditor-broker")
+            .map(|(_, p)| p)
+    };
+    wait_for(
+        "the flooded broker thread to run SCHED_IDLE",
+        Duration::from_secs(20),
+        || broker() == Some(libc::SCHED_IDLE),
+    );
+    let others = thread_policies(pid);
+    assert!(
+        others
+            .iter()
+            .all(|(name, p)| name == "auditor-broker" || *p != libc::SCHED_IDLE),
+        "{others:?}"
+    );
+    std::fs::write(&calm, "").expect("calm");
+    wait_for(
+        "the broker thread's own policy again",
+        Duration::from_secs(10),
+        || broker() == Some(libc::SCHED_OTHER),
+    );
+    std::fs::write(&done, "").expect("done");
+    let mut stderr = auditor.0.stderr.take().expect("stderr");
+    let status = auditor.0.wait().expect("auditor");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr");
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    assert_eq!(
+        err.matches("notified calls per second: served from idle CPU time")
+            .count(),
+        1,
+        "stderr:\n{err}"
+    );
+}
+
 /// Start `auditor enforce` with the mknod policy around `mknod_loop`; returns auditor, the
 /// workload's pid and the scratch dir.
 fn start_loop(prefix: &str) -> (Reaped, KillOnDrop, Scratch) {

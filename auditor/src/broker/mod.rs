@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod decide;
+mod flood;
 pub mod handlers;
 mod interactive;
 mod outcome;

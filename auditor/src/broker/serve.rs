@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::CancellationToken;
 
+use super::flood::{self, Flood};
 use super::interactive::{PromptService, Prompting};
 use super::outcome::{plain, Mode, Outcome, Verdict};
 use super::record::{Raw, Recorder};
@@ -158,6 +159,9 @@ impl Inner {
             .then(|| Recorder::start(self.clone()))
             .transpose()?;
         let mut out: Vec<Raw> = Vec::with_capacity(1);
+        // A flooding listener's thread gives way (see `flood`); its own policy comes back.
+        let own_policy = sys::Policy::current();
+        let (mut flood, mut warned) = (Flood::new(Instant::now()), false);
         let result = loop {
             if ending.load(Ordering::Acquire) {
                 break Ok(());
@@ -180,6 +184,9 @@ impl Inner {
                 c(n.id);
             }
             let start = Instant::now();
+            if let (Some(flooding), Some(p)) = (flood.note(start), own_policy) {
+                self.flooding(p, flooding, &mut warned);
+            }
             let d = self.decider.decide(&n.data);
             tracing::debug!(pid = n.pid, syscall = d.syscall.unwrap_or("?"), rule = ?d.rule, "notified");
             if let Some(p) = prompting {
@@ -231,6 +238,33 @@ impl Inner {
             r.finish();
         }
         result
+    }
+
+    /// The listener started (`true`) or stopped flooding: the broker thread gives way to
+    /// every other thread, or takes `own` back.
+    /// Said as a warning the first time (`warned`), then at info level.
+    fn flooding(&self, own: sys::Policy, flooding: bool, warned: &mut bool) {
+        let container = self.container.as_deref().unwrap_or("the workload");
+        match own.apply(flooding) {
+            Ok(()) if flooding && !*warned => {
+                *warned = true;
+                tracing::warn!(
+                    container,
+                    "more than {} notified calls per second: served from idle CPU time until they slow down (other containers and the host first)",
+                    flood::FLOOD_RATE
+                );
+            }
+            Ok(()) if flooding => {
+                tracing::info!(container, "flooding again: served from idle CPU time")
+            }
+            Ok(()) => tracing::info!(
+                container,
+                "notifications slowed down: served at the broker's own priority again"
+            ),
+            Err(e) => {
+                tracing::debug!(container, error = %e, flooding, "cannot change the broker thread's scheduling")
+            }
+        }
     }
 
     /// Decide, act, answer, record. `start`: when the notification was received (the

@@ -948,6 +948,33 @@ pub(super) fn background(what: &str) {
     }
 }
 
+/// A broker thread's scheduling policy, taken when its listener starts flooding (see
+/// [`super::flood`]) and given back when it stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Policy(libc::c_int);
+
+impl Policy {
+    /// The calling thread's policy; `None` for a real-time one (an administrator's choice,
+    /// left alone) or if it cannot be read.
+    pub(super) fn current() -> Option<Policy> {
+        // SAFETY: pid 0 is the calling thread; sched_getscheduler only reads its state.
+        let p = unsafe { libc::sched_getscheduler(0) };
+        matches!(p, libc::SCHED_OTHER | libc::SCHED_BATCH).then_some(Policy(p))
+    }
+
+    /// Make the calling thread `SCHED_IDLE` (`flooding`) or give it this policy back. The
+    /// legacy call keeps the thread's nice value either way.
+    pub(super) fn apply(self, flooding: bool) -> std::io::Result<()> {
+        let param = libc::sched_param { sched_priority: 0 };
+        let policy = if flooding { libc::SCHED_IDLE } else { self.0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -971,6 +998,35 @@ mod tests {
         .expect("thread");
         assert_eq!(theirs.0, (before.0 + BACKGROUND_NICE).min(19), "{before:?}");
         assert_eq!(theirs.1, libc::SCHED_BATCH);
+        assert_eq!(mine(), before);
+    }
+
+    /// A flooding listener's thread becomes SCHED_IDLE and gets its policy and nice value
+    /// back; other threads keep theirs.
+    #[test]
+    fn a_flooding_thread_gives_way_and_takes_its_policy_back() {
+        // SAFETY: gettid/getpriority/sched_getscheduler only read the calling thread's state.
+        let mine = || unsafe {
+            *libc::__errno_location() = 0;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
+            (nice, libc::sched_getscheduler(0))
+        };
+        let before = mine();
+        let (during, after) = std::thread::spawn(move || {
+            background("test");
+            let own = mine();
+            let p = Policy::current().expect("batch is not real-time");
+            p.apply(true).expect("SCHED_IDLE");
+            let during = mine();
+            p.apply(false).expect("back");
+            (during, (own, mine()))
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(during.1, libc::SCHED_IDLE);
+        let (own, back) = after;
+        assert_eq!(back, own, "policy and nice value given back");
+        assert_eq!(own.1, libc::SCHED_BATCH);
         assert_eq!(mine(), before);
     }
 
