@@ -816,3 +816,123 @@ fn runc_under_an_exported_interactive_profile_asks_only_for_what_was_not_learned
         "a prompt timed out: {records:?}"
     );
 }
+
+/// The scheduling policy of each thread of process `pid`, with its name.
+fn thread_policies(pid: u32) -> Vec<(String, i32)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            // SAFETY: sched_getscheduler only reads the named thread's state.
+            let policy = unsafe { libc::sched_getscheduler(tid) };
+            (policy >= 0).then(|| (comm.trim().to_owned(), policy))
+        })
+        .collect()
+}
+
+/// A container calling notified syscalls back to back is served from idle CPU time (its
+/// broker thread runs SCHED_IDLE, said once as a warning naming it) while a quiet container
+/// beside it keeps the agent's own policy. The containers are the fleet benchmark's: a process
+/// that hands a getppid listener over as runc does.
+#[test]
+fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
+    if !require_root("a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not") {
+        return;
+    }
+    let s = Scratch::new("agent-flood");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/bench/fleet_workload.c");
+    let workload = s.path("fleet_workload");
+    let built = Command::new("gcc")
+        .args(["-O2", "-o"])
+        .arg(&workload)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(built.success(), "gcc failed on {}", src.display());
+    std::fs::create_dir_all(s.path("policies")).expect("policies");
+    s.write(
+        "policies/bench.toml",
+        "version = 1\ndefault_action = \"allow\"\n",
+    );
+    let socket = s.path("agent.sock");
+    let log = s.path("agent.log");
+    let agent = integration::Reaped(
+        Command::new(auditor_bin())
+            .arg("agent")
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--policy-dir")
+            .arg(s.path("policies"))
+            .env("AUDITOR_RUN_DIR", s.path("run"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start the agent"),
+    );
+    integration::wait_for("the agent's socket", Duration::from_secs(20), || {
+        socket.exists()
+    });
+    let start_ms = (std::time::SystemTime::now() + Duration::from_millis(1_000))
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis()
+        .to_string();
+    let container = |name: &str, rate: &str| {
+        integration::Reaped(
+            Command::new(&workload)
+                .arg(&socket)
+                .arg(name)
+                .arg(&start_ms)
+                .arg("4")
+                .arg(rate)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a container"),
+        )
+    };
+    let hostile = container("flood-hostile", "250000");
+    let quiet = container("flood-quiet", "200");
+    let pid = agent.0.id();
+    let brokers = || -> Vec<i32> {
+        thread_policies(pid)
+            .into_iter()
+            .filter(|(name, _)| name == "auditor-broker")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    integration::wait_for(
+        "one broker thread at SCHED_IDLE beside one at SCHED_OTHER",
+        Duration::from_secs(10),
+        || {
+            let b = brokers();
+            b.len() == 2 && b.contains(&libc::SCHED_IDLE) && b.contains(&libc::SCHED_OTHER)
+        },
+    );
+    for (name, mut c) in [("hostile", hostile), ("quiet", quiet)] {
+        let status = c.0.wait().expect("container");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut c.0.stdout.take().expect("stdout"), &mut out)
+            .expect("stdout");
+        assert!(status.success(), "{name}: {status:?}\n{out}");
+        assert!(out.contains("failures=0"), "{name}: {out}");
+    }
+    // SAFETY: kill with our child's pid and a signal number.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let mut agent = agent;
+    integration::wait_for("the agent to stop", Duration::from_secs(20), || {
+        matches!(agent.0.try_wait(), Ok(Some(_)))
+    });
+    let said = std::fs::read_to_string(&log).expect("agent log");
+    let warnings: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("notified calls per second: served from idle CPU time"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "agent log:\n{said}");
+    assert!(warnings[0].contains("flood-hostile"), "agent log:\n{said}");
+}

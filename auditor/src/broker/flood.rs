@@ -1,4 +1,5 @@
-//! A listener that floods its broker thread is served from idle CPU time.
+//! A listener that floods its broker thread is served from idle CPU time (the agents' brokers,
+//! see [`super::Broker::with_flood_yield`]).
 //!
 //! The CPU a broker thread spends on a container's notifications is auditor's, not the
 //! container's: it escapes the container's CPU limits, and a container calling notified

@@ -166,6 +166,8 @@ struct Inner {
     who: Option<crate::metrics::Who>,
     /// Told the id of every notification received (the agent's fd-store checkpoint).
     checkpoint: Option<Checkpoint>,
+    /// Serve from idle CPU time while the listener floods (see `flood`): the agents' brokers.
+    flood_yield: bool,
 }
 
 /// See [`Broker::with_checkpoint`].
@@ -202,6 +204,7 @@ impl Broker {
                 metrics: None,
                 who: None,
                 checkpoint: None,
+                flood_yield: false,
             }),
             interactive: None,
             prompting: None,
@@ -239,6 +242,17 @@ impl Broker {
     pub fn with_container(mut self, id: String) -> Broker {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.container = Some(id);
+        }
+        self
+    }
+
+    /// While the listener floods (more than `flood::FLOOD_RATE` notifications a second), serve
+    /// it from idle CPU time, so that one container cannot take the CPU the agent spends on
+    /// its calls from other containers and the host (the agents; not `enforce`, whose one
+    /// workload would only slow itself down). Call before [`Broker::serve`].
+    pub fn with_flood_yield(mut self) -> Broker {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.flood_yield = true;
         }
         self
     }

@@ -160,7 +160,7 @@ impl Inner {
             .transpose()?;
         let mut out: Vec<Raw> = Vec::with_capacity(1);
         // A flooding listener's thread gives way (see `flood`); its own policy comes back.
-        let own_policy = sys::Policy::current();
+        let own_policy = self.flood_yield.then(sys::Policy::current).flatten();
         let (mut flood, mut warned) = (Flood::new(Instant::now()), false);
         let result = loop {
             if ending.load(Ordering::Acquire) {

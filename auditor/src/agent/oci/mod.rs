@@ -564,7 +564,8 @@ async fn serve_listener(
     let mut broker = Broker::new(NotifyFd::new(fd), decider, ctx.mode, ctx.audit.clone())
         .with_container(id.clone())
         .with_policy(l.handed.policy.clone(), l.source.as_str())
-        .with_stats(l.stats.clone());
+        .with_stats(l.stats.clone())
+        .with_flood_yield();
     if let Some(slot) = id_slot {
         broker = broker.with_checkpoint(Box::new(move |id| slot.store(id)));
     }
