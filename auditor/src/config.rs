@@ -21,6 +21,7 @@
 //! abort_stalled_fuse = false
 //! prompt_timeout = "30s"              # interactive policies (default = "notify")
 //! metrics_addr = "127.0.0.1:9465"
+//! flood_rate = 20000                  # notified calls/s above which a container is served from idle CPU time (0: never)
 //!
 //! [hook]
 //! socket = "/run/auditor/daemon.sock"
@@ -103,6 +104,9 @@ pub struct AgentConfig {
     pub prompt_timeout: Option<String>,
     /// Prometheus metrics and health endpoints (`host:port`); off when absent.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Notified calls a second above which a container's broker thread runs at idle priority
+    /// (0: never).
+    pub flood_rate: Option<u64>,
 }
 
 /// `[hook]`: `auditor hook`.
@@ -250,6 +254,7 @@ pub struct AgentFlags {
     pub abort_stalled_fuse: bool,
     pub prompt_timeout: Option<Duration>,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    pub flood_rate: Option<u64>,
     /// The service manager passed the listening sockets (socket activation): no socket paths
     /// are needed, and configured ones are not bound.
     pub activated: bool,
@@ -267,6 +272,8 @@ pub struct AgentSettings {
     pub abort_stalled_fuse: bool,
     pub prompt_timeout: Duration,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Notified calls a second above which a container is served from idle CPU time; 0: never.
+    pub flood_rate: u64,
 }
 
 /// How long a prompt may wait: at least a second, at most an hour (the call's thread is
@@ -351,6 +358,10 @@ impl Loaded {
                     .unwrap_or(crate::broker::prompt::DEFAULT_TIMEOUT),
             },
             metrics_addr: flags.metrics_addr.or(c.metrics_addr),
+            flood_rate: flags
+                .flood_rate
+                .or(c.flood_rate)
+                .unwrap_or(crate::broker::DEFAULT_FLOOD_RATE),
         };
         if flags.activated {
             return Ok(AgentSettings {
@@ -484,6 +495,8 @@ mod tests {
         assert_eq!(a.policy_dir, Path::new("/etc/auditor/policies"));
         assert!(a.socket.is_some() && a.lxc_socket.is_some() && a.audit_log.is_some());
         assert!(c.agent.helper_timeout.is_some() && c.agent.abort_stalled_fuse.is_some());
+        assert_eq!(c.agent.flood_rate, Some(crate::broker::DEFAULT_FLOOD_RATE));
+        assert_eq!(a.flood_rate, crate::broker::DEFAULT_FLOOD_RATE);
         assert!(c.daemon.socket.is_some() && c.daemon.max_containers.is_some());
         assert!(c.hook.socket.is_some() && c.hook.timeout.is_some());
         // A flag wins over the file.
@@ -494,6 +507,35 @@ mod tests {
             })
             .expect("agent settings");
         assert_eq!(a.policy_dir, Path::new("/elsewhere"));
+    }
+
+    #[test]
+    fn the_flood_rate_comes_from_the_flag_then_the_file_then_the_default() {
+        let loaded = |text: &str| Loaded {
+            source: Source::File("c.toml".into()),
+            config: parse(text, Path::new("c.toml")).expect("valid"),
+        };
+        let flags = |flood_rate| AgentFlags {
+            policy_dir: Some("/p".into()),
+            socket: Some("/s".into()),
+            flood_rate,
+            ..AgentFlags::default()
+        };
+        let none = loaded("");
+        assert_eq!(
+            none.agent(flags(None)).expect("agent").flood_rate,
+            crate::broker::DEFAULT_FLOOD_RATE
+        );
+        let off = loaded("[agent]\nflood_rate = 0\n");
+        assert_eq!(off.agent(flags(None)).expect("agent").flood_rate, 0);
+        assert_eq!(
+            off.agent(flags(Some(5_000))).expect("agent").flood_rate,
+            5_000
+        );
+        let e = parse("[agent]\nflood_rate = \"fast\"\n", Path::new("c.toml"))
+            .expect_err("a string is no rate")
+            .to_string();
+        assert!(e.contains("c.toml:2:") && e.contains("expected u64"), "{e}");
     }
 
     #[test]

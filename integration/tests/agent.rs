@@ -843,7 +843,45 @@ fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
     if !require_root("a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not") {
         return;
     }
-    let s = Scratch::new("agent-flood");
+    let said = flood_beside_quiet("agent-flood", &[], |b, _| {
+        b.len() == 2 && b.contains(&libc::SCHED_IDLE) && b.contains(&libc::SCHED_OTHER)
+    });
+    let warnings: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("notified calls per second: served from idle CPU time"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "agent log:\n{said}");
+    assert!(warnings[0].contains("flood-hostile"), "agent log:\n{said}");
+}
+
+/// `--flood-rate 0`: a flooding container's broker thread keeps the agent's policy.
+#[test]
+fn with_flood_rate_0_a_flooding_container_keeps_the_agents_priority() {
+    if !require_root("with_flood_rate_0_a_flooding_container_keeps_the_agents_priority") {
+        return;
+    }
+    let said = flood_beside_quiet("agent-noflood", &["--flood-rate", "0"], |b, flooding| {
+        // Never idle; done once the flood has gone on for a second (ten windows of the rate,
+        // ~250 000 calls) with both containers served.
+        assert!(!b.contains(&libc::SCHED_IDLE), "{b:?}");
+        b.len() == 2 && flooding >= Duration::from_secs(1)
+    });
+    assert!(
+        !said.contains("served from idle CPU time"),
+        "agent log:\n{said}"
+    );
+}
+
+/// Start an agent with `extra` arguments, a container flooding it and a quiet one; wait until
+/// `until` holds for the scheduling policies of its broker threads (and how long the flood
+/// has gone on), then let both containers finish (every call answered) and stop the agent.
+/// Returns the agent's log.
+fn flood_beside_quiet(
+    prefix: &str,
+    extra: &[&str],
+    mut until: impl FnMut(&[i32], Duration) -> bool,
+) -> String {
+    let s = Scratch::new(prefix);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/bench/fleet_workload.c");
     let workload = s.path("fleet_workload");
     let built = Command::new("gcc")
@@ -860,13 +898,14 @@ fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
     );
     let socket = s.path("agent.sock");
     let log = s.path("agent.log");
-    let agent = integration::Reaped(
+    let mut agent = integration::Reaped(
         Command::new(auditor_bin())
             .arg("agent")
             .arg("--socket")
             .arg(&socket)
             .arg("--policy-dir")
             .arg(s.path("policies"))
+            .args(extra)
             .env("AUDITOR_RUN_DIR", s.path("run"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -877,7 +916,8 @@ fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
     integration::wait_for("the agent's socket", Duration::from_secs(20), || {
         socket.exists()
     });
-    let start_ms = (std::time::SystemTime::now() + Duration::from_millis(1_000))
+    let start = std::time::SystemTime::now() + Duration::from_millis(1_000);
+    let start_ms = start
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis()
@@ -899,19 +939,19 @@ fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
     let hostile = container("flood-hostile", "250000");
     let quiet = container("flood-quiet", "200");
     let pid = agent.0.id();
-    let brokers = || -> Vec<i32> {
-        thread_policies(pid)
-            .into_iter()
-            .filter(|(name, _)| name == "auditor-broker")
-            .map(|(_, p)| p)
-            .collect()
-    };
     integration::wait_for(
-        "one broker thread at SCHED_IDLE beside one at SCHED_OTHER",
+        "the broker threads' policies",
         Duration::from_secs(10),
         || {
-            let b = brokers();
-            b.len() == 2 && b.contains(&libc::SCHED_IDLE) && b.contains(&libc::SCHED_OTHER)
+            let b: Vec<i32> = thread_policies(pid)
+                .into_iter()
+                .filter(|(name, _)| name == "auditor-broker")
+                .map(|(_, p)| p)
+                .collect();
+            let flooding = std::time::SystemTime::now()
+                .duration_since(start)
+                .unwrap_or_default();
+            until(&b, flooding)
         },
     );
     for (name, mut c) in [("hostile", hostile), ("quiet", quiet)] {
@@ -924,15 +964,8 @@ fn a_flooding_container_is_served_from_idle_time_and_a_quiet_one_is_not() {
     }
     // SAFETY: kill with our child's pid and a signal number.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let mut agent = agent;
     integration::wait_for("the agent to stop", Duration::from_secs(20), || {
         matches!(agent.0.try_wait(), Ok(Some(_)))
     });
-    let said = std::fs::read_to_string(&log).expect("agent log");
-    let warnings: Vec<&str> = said
-        .lines()
-        .filter(|l| l.contains("notified calls per second: served from idle CPU time"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "agent log:\n{said}");
-    assert!(warnings[0].contains("flood-hostile"), "agent log:\n{said}");
+    std::fs::read_to_string(&log).expect("agent log")
 }

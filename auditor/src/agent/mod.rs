@@ -40,6 +40,9 @@ pub struct Context {
     pub mode: crate::broker::Mode,
     /// Where the live session's answers go: the brokers of interactive policies.
     pub prompts: Arc<prompts::PromptRouter>,
+    /// Notified calls a second above which a container is served from idle CPU time (0: never;
+    /// `--flood-rate`).
+    pub flood_rate: u64,
 }
 
 pub type Shared = Arc<Context>;

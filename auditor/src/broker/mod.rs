@@ -28,6 +28,7 @@ mod serve;
 mod sys;
 pub mod target;
 
+pub use flood::DEFAULT_FLOOD_RATE;
 pub use interactive::Interactive;
 pub use outcome::{Mode, Outcome, Verdict};
 pub use serve::MAX_EMULATIONS;
@@ -166,8 +167,9 @@ struct Inner {
     who: Option<crate::metrics::Who>,
     /// Told the id of every notification received (the agent's fd-store checkpoint).
     checkpoint: Option<Checkpoint>,
-    /// Serve from idle CPU time while the listener floods (see `flood`): the agents' brokers.
-    flood_yield: bool,
+    /// Serve from idle CPU time while the listener notifies more calls a second than this (see
+    /// `flood`): the agents' brokers. 0: never.
+    flood_rate: u64,
 }
 
 /// See [`Broker::with_checkpoint`].
@@ -204,7 +206,7 @@ impl Broker {
                 metrics: None,
                 who: None,
                 checkpoint: None,
-                flood_yield: false,
+                flood_rate: 0,
             }),
             interactive: None,
             prompting: None,
@@ -246,13 +248,14 @@ impl Broker {
         self
     }
 
-    /// While the listener floods (more than `flood::FLOOD_RATE` notifications a second), serve
+    /// While the listener floods (more than `rate` notifications a second; 0: never), serve
     /// it from idle CPU time, so that one container cannot take the CPU the agent spends on
-    /// its calls from other containers and the host (the agents; not `enforce`, whose one
-    /// workload would only slow itself down). Call before [`Broker::serve`].
-    pub fn with_flood_yield(mut self) -> Broker {
+    /// its calls from other containers and the host (the agents, [`DEFAULT_FLOOD_RATE`]
+    /// unless configured; not `enforce`, whose one workload would only slow itself down).
+    /// Call before [`Broker::serve`].
+    pub fn with_flood_yield(mut self, rate: u64) -> Broker {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.flood_yield = true;
+            inner.flood_rate = rate;
         }
         self
     }

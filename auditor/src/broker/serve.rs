@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use tokio_util::sync::CancellationToken;
 
-use super::flood::{self, Flood};
+use super::flood::Flood;
 use super::interactive::{PromptService, Prompting};
 use super::outcome::{plain, Mode, Outcome, Verdict};
 use super::record::{Raw, Recorder};
@@ -160,8 +160,8 @@ impl Inner {
             .transpose()?;
         let mut out: Vec<Raw> = Vec::with_capacity(1);
         // A flooding listener's thread gives way (see `flood`); its own policy comes back.
-        let own_policy = self.flood_yield.then(sys::Policy::current).flatten();
-        let (mut flood, mut warned) = (Flood::new(Instant::now()), false);
+        let own_policy = (self.flood_rate > 0).then(sys::Policy::current).flatten();
+        let (mut flood, mut warned) = (Flood::new(Instant::now(), self.flood_rate), false);
         let result = loop {
             if ending.load(Ordering::Acquire) {
                 break Ok(());
@@ -251,7 +251,7 @@ impl Inner {
                 tracing::warn!(
                     container,
                     "more than {} notified calls per second: served from idle CPU time until they slow down (other containers and the host first)",
-                    flood::FLOOD_RATE
+                    self.flood_rate
                 );
             }
             Ok(()) if flooding => {

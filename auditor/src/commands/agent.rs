@@ -77,6 +77,13 @@ pub struct AgentArgs {
     /// [config: agent.prompt_timeout; default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = crate::config::check_prompt_timeout)]
     pub prompt_timeout: Option<std::time::Duration>,
+    /// A container whose listener notifies more calls a second than this (over 100 ms) is
+    /// served from idle CPU time (its broker thread runs SCHED_IDLE) until its rate falls
+    /// below half of it: every call is still answered, but other containers and the host run
+    /// first, so a flood cannot take the CPU the agent spends on its behalf (which no
+    /// container CPU limit covers). 0: never [config: agent.flood_rate; default: 20000].
+    #[arg(long, value_name = "CALLS")]
+    pub flood_rate: Option<u64>,
     #[command(flatten)]
     pub import: ImportArgs,
 }
@@ -105,6 +112,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         abort_stalled_fuse: args.abort_stalled_fuse,
         prompt_timeout: args.prompt_timeout,
         metrics_addr: args.metrics_addr,
+        flood_rate: args.flood_rate,
     })?;
     // A successor takes the OCI side over (agent::oci::handover); LXC's proxy connections
     // cannot be handed over yet, so a successor must not need that socket too: found out
@@ -172,6 +180,7 @@ pub fn run(args: &AgentArgs, config: &crate::config::Loaded) -> anyhow::Result<E
         reloads: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         mode,
         prompts: Arc::new(agent::prompts::PromptRouter::new(args.prompt_timeout)),
+        flood_rate: args.flood_rate,
     });
     // Answers to the prompts of interactive policies, each routed to its container's broker.
     let answers = live

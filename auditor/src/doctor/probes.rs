@@ -595,6 +595,10 @@ pub fn configuration(
                 "prompt timeout {}",
                 humantime::format_duration(a.prompt_timeout)
             ));
+            parts.push(match a.flood_rate {
+                0 => "a flooding container is served at the agent's priority".to_owned(),
+                r => format!("above {r} notified calls/s a container is served from idle CPU time"),
+            });
             parts.push(metrics_text(a.metrics_addr));
             Check::new("configuration", "agent", Status::Info).detail(parts.join(", "))
         }

@@ -726,7 +726,7 @@ fn broker_for(
         ctx.audit.clone(),
     )
     .with_container(container.to_owned())
-    .with_flood_yield()
+    .with_flood_yield(ctx.flood_rate)
     .with_policy(
         loaded.name.clone(),
         if cookie.trim().is_empty() {

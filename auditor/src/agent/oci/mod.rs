@@ -565,7 +565,7 @@ async fn serve_listener(
         .with_container(id.clone())
         .with_policy(l.handed.policy.clone(), l.source.as_str())
         .with_stats(l.stats.clone())
-        .with_flood_yield();
+        .with_flood_yield(ctx.flood_rate);
     if let Some(slot) = id_slot {
         broker = broker.with_checkpoint(Box::new(move |id| slot.store(id)));
     }

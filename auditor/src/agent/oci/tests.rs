@@ -189,6 +189,7 @@ async fn a_stale_socket_is_replaced_a_live_one_is_not_and_hostile_clients_are_re
         prompts: Arc::new(super::super::prompts::PromptRouter::new(
             std::time::Duration::from_secs(30),
         )),
+        flood_rate: crate::broker::DEFAULT_FLOOD_RATE,
     });
     let cancel = CancellationToken::new();
     let server = tokio::spawn({
