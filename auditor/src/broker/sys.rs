@@ -980,46 +980,45 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    /// Only the calling thread becomes a background one.
-    #[test]
-    fn background_threads_are_batch_and_nice_and_alone() {
-        // SAFETY: gettid/getpriority/sched_getscheduler only read the calling thread's state.
-        let mine = || unsafe {
+    /// The calling thread's nice value and scheduling policy.
+    fn nice_and_policy() -> (libc::c_int, libc::c_int) {
+        // SAFETY: gettid/getpriority/sched_getscheduler only read the calling thread's state
+        // (errno is cleared first: -1 is a valid nice value).
+        unsafe {
             *libc::__errno_location() = 0;
             let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
             (nice, libc::sched_getscheduler(0))
-        };
-        let before = mine();
+        }
+    }
+
+    /// Only the calling thread becomes a background one.
+    #[test]
+    fn background_threads_are_batch_and_nice_and_alone() {
+        let before = nice_and_policy();
         let theirs = std::thread::spawn(move || {
             background("test");
-            mine()
+            nice_and_policy()
         })
         .join()
         .expect("thread");
         assert_eq!(theirs.0, (before.0 + BACKGROUND_NICE).min(19), "{before:?}");
         assert_eq!(theirs.1, libc::SCHED_BATCH);
-        assert_eq!(mine(), before);
+        assert_eq!(nice_and_policy(), before);
     }
 
     /// A flooding listener's thread becomes SCHED_IDLE and gets its policy and nice value
     /// back; other threads keep theirs.
     #[test]
     fn a_flooding_thread_gives_way_and_takes_its_policy_back() {
-        // SAFETY: gettid/getpriority/sched_getscheduler only read the calling thread's state.
-        let mine = || unsafe {
-            *libc::__errno_location() = 0;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
-            (nice, libc::sched_getscheduler(0))
-        };
-        let before = mine();
+        let before = nice_and_policy();
         let (during, after) = std::thread::spawn(move || {
             background("test");
-            let own = mine();
+            let own = nice_and_policy();
             let p = Policy::current().expect("batch is not real-time");
             p.apply(true).expect("SCHED_IDLE");
-            let during = mine();
+            let during = nice_and_policy();
             p.apply(false).expect("back");
-            (during, (own, mine()))
+            (during, (own, nice_and_policy()))
         })
         .join()
         .expect("thread");
@@ -1027,7 +1026,7 @@ mod tests {
         let (own, back) = after;
         assert_eq!(back, own, "policy and nice value given back");
         assert_eq!(own.1, libc::SCHED_BATCH);
-        assert_eq!(mine(), before);
+        assert_eq!(nice_and_policy(), before);
     }
 
     #[test]
