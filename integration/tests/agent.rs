@@ -896,6 +896,8 @@ fn flood_beside_quiet(
         "policies/bench.toml",
         "version = 1\ndefault_action = \"allow\"\n",
     );
+    // Not `integration::agent::Agent`: it always writes an audit log and debug logs, which a
+    // million flooded calls would turn into hundreds of MiB; the flood needs neither.
     let socket = s.path("agent.sock");
     let log = s.path("agent.log");
     let mut agent = integration::Reaped(

@@ -4,10 +4,11 @@
 //! The CPU a broker thread spends on a container's notifications is auditor's, not the
 //! container's: it escapes the container's CPU limits, and a container calling notified
 //! syscalls back to back keeps a CPU busy on its behalf. While a listener notifies faster than
-//! its rate ([`DEFAULT_FLOOD_RATE`] unless the agent is told otherwise), its broker thread runs `SCHED_IDLE` (see [`super::sys::give_way`]): it
-//! still answers every call, as fast as an idle CPU allows, but any other thread that wants a
-//! CPU — another container's broker thread, another container, the host — runs first, and a
-//! CPU that runs only it counts as idle when the scheduler places a woken thread. Measured
+//! its rate ([`DEFAULT_FLOOD_RATE`] unless the agent is told otherwise), its broker thread
+//! runs `SCHED_IDLE` (see [`super::sys::Policy`]): it still answers every call, as fast as an
+//! idle CPU allows, but any other thread that wants a CPU — another container's broker thread,
+//! another container, the host — runs first, and a CPU that runs only it counts as idle when
+//! the scheduler places a woken thread. Measured
 //! (`cargo xtask bench-fleet`, noisy neighbour): a quiet container's p99 beside a flooding one
 //! falls by about a third. Once a window's rate falls below half of it, the thread's own policy
 //! comes back.

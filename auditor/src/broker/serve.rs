@@ -159,8 +159,9 @@ impl Inner {
             .then(|| Recorder::start(self.clone()))
             .transpose()?;
         let mut out: Vec<Raw> = Vec::with_capacity(1);
-        // A flooding listener's thread gives way (see `flood`); its own policy comes back.
-        let own_policy = (self.flood_rate > 0).then(sys::Policy::current).flatten();
+        // A flooding listener's thread gives way (see `flood`, which never sees a flood at a
+        // rate of 0); its own policy comes back.
+        let own_policy = sys::Policy::current();
         let (mut flood, mut warned) = (Flood::new(Instant::now(), self.flood_rate), false);
         let result = loop {
             if ending.load(Ordering::Acquire) {
