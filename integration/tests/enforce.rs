@@ -263,6 +263,107 @@ fn complain_mode_records_and_allows() {
     assert!(!recs.iter().any(|r| r["syscall"] == "write"), "{recs:#?}");
 }
 
+/// A loop on one notified call watched live, without an audit log: the broker folds the calls
+/// repeated back to back into few records (its cheapest path), and the live session still
+/// counts every one of them, as the enforce summary does.
+#[test]
+fn a_live_session_counts_every_call_of_a_loop_on_one_notified_call() {
+    if !require_root("a_live_session_counts_every_call_of_a_loop_on_one_notified_call") {
+        return;
+    }
+    const CALLS: u64 = 60_000;
+    let s = Scratch::new("enforce-live-totals");
+    let policy = s.write(
+        "policy.toml",
+        "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nname = \"getppid\"\naction = \"errno\"\nerrno = \"EPERM\"\n",
+    );
+    let run_dir = s.path("run");
+    let gate = s.path("go");
+    let child = Command::new(auditor_bin())
+        .env("AUDITOR_RUN_DIR", &run_dir)
+        .args(["enforce", "--mode", "complain", "--policy"])
+        .arg(&policy)
+        .arg("--")
+        .arg(workload("same_call"))
+        .arg(CALLS.to_string())
+        .arg(&gate)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start auditor");
+    let mut auditor = Reaped(child);
+    let mut socket = None;
+    wait_for("the session socket", Duration::from_secs(20), || {
+        socket = std::fs::read_dir(&run_dir).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        });
+        socket.is_some()
+    });
+    let stream = std::os::unix::net::UnixStream::connect(socket.expect("socket")).expect("attach");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let client = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let (mut last, mut shown) = (None, 0u64);
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            match v["type"].as_str() {
+                Some("status") => last = Some(v),
+                Some("decision") => shown += 1,
+                Some("end") => break,
+                _ => {}
+            }
+        }
+        (last, shown)
+    });
+    std::fs::write(&gate, b"").expect("gate");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = auditor.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "enforce did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let mut stdout = String::new();
+    use std::io::Read as _;
+    let _ = auditor
+        .0
+        .stderr
+        .take()
+        .map(|mut e| e.read_to_string(&mut stderr));
+    let _ = auditor
+        .0
+        .stdout
+        .take()
+        .map(|mut o| o.read_to_string(&mut stdout));
+    assert!(status.success(), "enforce: {status}\n{stderr}");
+    assert_eq!(stdout, format!("done {CALLS}\n"));
+    assert!(
+        stderr.contains(&format!("{CALLS} notifications")),
+        "the summary counts every call: {stderr}"
+    );
+    let (last, shown) = client.join().expect("client");
+    let last = last.expect("a status before the end");
+    let totals = &last["totals"];
+    assert_eq!(totals["decisions"], CALLS, "{last:#}");
+    assert_eq!(totals["by_syscall"]["getppid"], CALLS, "{last:#}");
+    assert_eq!(totals["by_action"]["complain"], CALLS, "{last:#}");
+    assert_eq!(last["session_dropped"], 0, "{last:#}");
+    // A person is shown a sample; the totals above are exact.
+    assert!(shown < CALLS, "every call shown ({shown})");
+}
+
 /// Start `auditor enforce` with the mknod policy around `mknod_loop`; returns auditor, the
 /// workload's pid and the scratch dir.
 fn start_loop(prefix: &str) -> (Reaped, KillOnDrop, Scratch) {

@@ -41,6 +41,43 @@ pub(super) struct Raw {
     pub(super) verdict: Verdict,
     pub(super) response: Response,
     pub(super) latency_us: u64,
+    /// Further calls folded into this record: the same call made again back to back while
+    /// nothing needs each call's own record (see [`Raw::fold`] and [`Recorder::push`]). The
+    /// live session counts every one of them.
+    pub(super) repeats: u64,
+    /// When the last of those was received (`time` when there are none).
+    pub(super) last: Instant,
+}
+
+impl Raw {
+    /// Fold `next` into this record if it is the same call again — same caller and
+    /// executable, syscall, all six argument registers, rule and answer, neither prompted nor
+    /// decoded by a handler — and say whether it did; `next` is then only counted (and its
+    /// time kept as the run's last). Only the first call's own time and latency are kept.
+    pub(super) fn fold(&mut self, next: &Raw) -> bool {
+        let same = self.pid == next.pid
+            && self.nr == next.nr
+            && self.arch == next.arch
+            && self.args == next.args
+            && self.rule == next.rule
+            && self.verdict == next.verdict
+            && self.response == next.response
+            && !self.prompted
+            && !next.prompted
+            && self.decoded.is_empty()
+            && next.decoded.is_empty()
+            && self.exe == next.exe;
+        if same {
+            self.repeats += 1;
+            self.last = self.last.max(next.time);
+        }
+        same
+    }
+
+    /// The calls this record stands for.
+    pub(super) fn calls(&self) -> u64 {
+        1 + self.repeats
+    }
 }
 
 /// The wall-clock time of `t`, an instant of the last moments (a record's receive time): the
@@ -81,6 +118,11 @@ pub(super) struct Recorder {
     queue: Arc<RecordQueue>,
     thread: std::thread::JoinHandle<()>,
     inner: Arc<Inner>,
+    /// Whether a call repeated back to back may be folded into the record waiting before it
+    /// ([`Raw::fold`]): only when nothing needs each call's own record — no audit log (one
+    /// line per call) and no metrics (one latency per call); the live session alone shows a
+    /// sample of the calls and counts them all.
+    fold: bool,
 }
 
 #[derive(Default)]
@@ -126,6 +168,7 @@ impl Recorder {
         Ok(Recorder {
             queue,
             thread,
+            fold: inner.audit.is_none() && inner.metrics.is_none(),
             inner,
         })
     }
@@ -184,11 +227,22 @@ impl Recorder {
             }
             // After any wait: the record thread may have taken everything meanwhile.
             let was_empty = w.records.is_empty();
-            let room = MAX_WAITING.saturating_sub(w.records.len()).min(out.len());
-            w.records.extend(out.drain(..room));
-            (was_empty, out.len() as u64)
+            let mut lost = 0;
+            for raw in out.drain(..) {
+                // A call repeated back to back (a loop on one notified call, a flood) costs a
+                // count here rather than a record's worth of memory written and read again:
+                // the broker thread's cheapest path, and it shares the workload's CPU.
+                if self.fold && w.records.last_mut().is_some_and(|last| last.fold(&raw)) {
+                    continue;
+                }
+                if w.records.len() >= MAX_WAITING {
+                    lost += 1;
+                    continue;
+                }
+                w.records.push(raw);
+            }
+            (was_empty, lost)
         };
-        out.clear();
         if was_empty {
             self.queue.wake.notify_one();
         }
@@ -252,6 +306,7 @@ impl Inner {
 
     /// Append the record of a decision to an audit batch, formatted as it is written.
     fn push_ref(&self, r: &Raw, batch: &mut Batch, clock: Clock) {
+        debug_assert_eq!(r.repeats, 0, "records are not folded with an audit log");
         struct Hex(u32);
         impl std::fmt::Display for Hex {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -298,7 +353,8 @@ impl Inner {
         });
     }
 
-    /// Count a decision in the agent's metrics, if it keeps any.
+    /// Count a decision in the agent's metrics, if it keeps any (every call a record stands
+    /// for; records are never folded when there are metrics).
     fn count(&self, raw: &Raw) {
         let Some(m) = &self.metrics else {
             return;
@@ -314,15 +370,17 @@ impl Inner {
                 _ => None,
             })
             .unwrap_or("");
-        m.decided(
-            self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
-            raw.syscall,
-            raw.verdict.as_str(),
-            handler,
-            error,
-            raw.latency_us,
-            self.who.as_ref(),
-        );
+        for _ in 0..raw.calls() {
+            m.decided(
+                self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
+                raw.syscall,
+                raw.verdict.as_str(),
+                handler,
+                error.clone(),
+                raw.latency_us,
+                self.who.as_ref(),
+            );
+        }
     }
 
     /// [`Inner::deliver`] for a batch of the broker thread: every record to the audit log; to
@@ -366,7 +424,7 @@ impl Inner {
         let last_time = batch
             .last()
             .filter(|_| self.container.is_some())
-            .map(|r| humantime::format_rfc3339_micros(clock.at(r.time)).to_string());
+            .map(|r| humantime::format_rfc3339_micros(clock.at(r.last)).to_string());
         let mut shown = Vec::with_capacity(SHOWN_PER_BATCH);
         // Complain decisions by syscall and caller (calls, first, last), exact for the Drift
         // view.
@@ -394,7 +452,7 @@ impl Inner {
                     &pid_caller
                 }
             };
-            totals.add_parts(syscall, decision, caller);
+            totals.add_calls(syscall, decision, caller, raw.calls());
             if raw.verdict == Verdict::Complain && self.container.is_some() {
                 // Allocates only for a (syscall, caller) pair new to this batch.
                 let by = match complain.get_mut(syscall) {
@@ -403,12 +461,14 @@ impl Inner {
                 };
                 match by.get_mut(caller) {
                     Some(c) => {
-                        c.0 += 1;
-                        c.2 = c.2.max(clock.at(raw.time));
+                        c.0 += raw.calls();
+                        c.2 = c.2.max(clock.at(raw.last));
                     }
                     None => {
-                        let t = clock.at(raw.time);
-                        by.insert(caller.to_owned(), (1, t, t));
+                        by.insert(
+                            caller.to_owned(),
+                            (raw.calls(), clock.at(raw.time), clock.at(raw.last)),
+                        );
                     }
                 }
             }
@@ -458,6 +518,79 @@ impl Inner {
                 (None, Some(a)) => a.record(record),
                 (None, None) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(pid: u32, args: [u64; 6], at: Instant) -> Raw {
+        Raw {
+            time: at,
+            pid,
+            exe: Some(Arc::from("/usr/bin/loop")),
+            nr: 110,
+            arch: 0xc000_003e,
+            abi: None,
+            syscall: Some("getppid"),
+            args,
+            decoded: BTreeMap::new(),
+            rule: Some(0),
+            prompted: false,
+            verdict: Verdict::Complain,
+            response: Response::Continue,
+            latency_us: 3,
+            repeats: 0,
+            last: at,
+        }
+    }
+
+    #[test]
+    fn the_same_call_again_folds_into_one_record_that_counts_it() {
+        let t0 = Instant::now();
+        let mut run = call(7, [1, 2, 0, 0, 0, 0], t0);
+        let t1 = t0 + Duration::from_micros(5);
+        let t2 = t0 + Duration::from_micros(9);
+        assert!(run.fold(&call(7, [1, 2, 0, 0, 0, 0], t1)));
+        assert!(run.fold(&call(7, [1, 2, 0, 0, 0, 0], t2)));
+        assert_eq!((run.calls(), run.repeats), (3, 2));
+        // The record stays the first call's; the run's end is the last one's time.
+        assert_eq!((run.time, run.last, run.latency_us), (t0, t2, 3));
+    }
+
+    #[test]
+    fn a_call_that_differs_in_anything_a_record_shows_is_not_folded() {
+        let t0 = Instant::now();
+        let same = || call(7, [1, 2, 0, 0, 0, 0], t0);
+        type Change = (&'static str, fn(&mut Raw));
+        let changes: [Change; 11] = [
+            ("another caller", |r| r.pid = 8),
+            ("another executable", |r| r.exe = Some(Arc::from("/bin/sh"))),
+            ("no executable", |r| r.exe = None),
+            ("another syscall", |r| r.nr = 39),
+            ("another architecture", |r| r.arch = 0x4000_0003),
+            ("a leftover register", |r| r.args[5] = 0xdead),
+            ("another rule", |r| r.rule = None),
+            ("another verdict", |r| r.verdict = Verdict::Denied),
+            ("another answer", |r| {
+                r.response = Response::Errno(libc::EPERM)
+            }),
+            ("a prompt's answer", |r| r.prompted = true),
+            ("a handler's details", |r| {
+                r.decoded.insert("path".into(), "/dev/null".into());
+            }),
+        ];
+        for (what, change) in changes {
+            let mut other = same();
+            change(&mut other);
+            let mut first = same();
+            assert!(!first.fold(&other), "{what} was folded");
+            assert_eq!((first.calls(), first.last), (1, t0), "{what}");
+            // Nor the other way round.
+            assert!(!other.fold(&same()), "{what} (first) was folded");
+            assert_eq!(other.calls(), 1, "{what}");
         }
     }
 }

@@ -413,6 +413,8 @@ impl Inner {
                 verdict: outcome.verdict,
                 response: outcome.response,
                 latency_us,
+                repeats: 0,
+                last: start,
             });
         }
         (outcome.verdict != Verdict::Gone).then_some(outcome.response)

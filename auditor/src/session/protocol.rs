@@ -499,10 +499,15 @@ impl Totals {
 
     /// Count one decision given by its parts (`caller`: see [`caller`]).
     pub fn add_parts(&mut self, syscall: &str, decision: &str, caller: &str) {
-        self.decisions += 1;
-        bump(&mut self.by_syscall, syscall, 1);
-        bump(&mut self.by_action, decision, 1);
-        bump(&mut self.by_caller, caller, 1);
+        self.add_calls(syscall, decision, caller, 1);
+    }
+
+    /// [`Totals::add_parts`] for `n` calls alike.
+    pub fn add_calls(&mut self, syscall: &str, decision: &str, caller: &str, n: u64) {
+        self.decisions += n;
+        bump(&mut self.by_syscall, syscall, n);
+        bump(&mut self.by_action, decision, n);
+        bump(&mut self.by_caller, caller, n);
     }
 
     /// Add other totals to these.
