@@ -15,6 +15,12 @@
 //! move every frame) and the key latency (`?` opens the help, any key closes it; tmux's round
 //! trips included, so an upper bound). Targets: attached ≥ 0.9 × detached; redraw ≤ 100 ms;
 //! keys ≤ 100 ms. Misses are reported, not failed.
+//!
+//! The noisy neighbour: a quiet container at 1,000 calls a second alone on a fresh agent, then
+//! beside a hostile one calling back to back (target: its p99 within 2× of alone), under
+//! auditor's agent with and without its audit log and under a minimal C agent; and, as the
+//! bound the agent cannot go below, beside a neighbour that never reaches any agent
+//! (xtask/bench/pipe_pair.c: two threads passing a byte through pipes back to back).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +35,7 @@ use crate::util::{have, phase};
 const WORKLOAD: &str = include_str!("../../bench/fleet_workload.c");
 /// The minimal C agent of the noisy-neighbour baseline.
 const C_AGENT: &str = include_str!("../../bench/notify_agent.c");
+const PIPE_PAIR: &str = include_str!("../../bench/pipe_pair.c");
 const POLICY: &str =
     "# bench: allow everything the filter sends\nversion = 1\ndefault_action = \"allow\"\n";
 const CONTAINERS: usize = 64;
@@ -335,15 +342,26 @@ enum Served<'a> {
     C(&'a Path),
 }
 
-/// A quiet container's (p50, p99) in µs over one run: alone on a fresh agent, or beside a
-/// hostile one that makes notified calls back to back; with the hostile one's calls/s.
+/// What runs beside the quiet container.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Beside<'a> {
+    Nothing,
+    /// A hostile container making notified calls back to back through the same agent.
+    Hostile,
+    /// xtask/bench/pipe_pair.c: two threads passing a byte through pipes back to back, which
+    /// never reach the agent — what the scheduler alone costs the quiet container.
+    PipePair(&'a Path),
+}
+
+/// A quiet container's (p50, p99) in µs over one run on a fresh agent, alone or beside
+/// something busy; with the hostile container's calls/s (the pipe pair's round trips/s).
 fn neighbour(
     bin: &Path,
     served: Served<'_>,
     workload: &Path,
     dir: &Path,
     rep: &str,
-    flood: bool,
+    beside: Beside<'_>,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let agent = match served {
         Served::C(c) => Agent::start_c(c, dir)?,
@@ -355,27 +373,52 @@ fn neighbour(
     let socket = dir.join("agent.sock");
     let quiet = spawn(workload, &socket, &format!("quiet-{rep}"), &start_ms, RATE)?;
     // Far more than a round trip allows: every call goes as soon as the last is answered.
-    let hostile = if flood {
-        Some(spawn(
+    let hostile = match beside {
+        Beside::Nothing => None,
+        Beside::Hostile => Some(spawn(
             workload,
             &socket,
             &format!("hostile-{rep}"),
             &start_ms,
             250_000.0,
-        )?)
-    } else {
-        None
+        )?),
+        Beside::PipePair(pair) => Some(
+            Command::new(pair)
+                .arg(&start_ms)
+                .arg(SECONDS.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting the pipe pair")?,
+        ),
     };
     let (_, failures, p50, p99) = finish(quiet)?;
-    let hostile_rate = match hostile {
-        Some(h) => {
+    let hostile_rate = match (hostile, beside) {
+        (Some(h), Beside::PipePair(_)) => {
+            let o = h.wait_with_output().context("the pipe pair")?;
+            let out = String::from_utf8_lossy(&o.stdout);
+            let n: f64 = out
+                .trim()
+                .strip_prefix("pipe_pair round_trips=")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| {
+                    format!(
+                        "the pipe pair ({}): {out}{}",
+                        o.status,
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                })?;
+            n / SECONDS
+        }
+        (Some(h), _) => {
             let (calls, failed, _, _) = finish(h)?;
             if failed > 0.0 {
                 bail!("the hostile container had {failed} of {calls} calls fail");
             }
             calls / SECONDS
         }
-        None => 0.0,
+        (None, _) => 0.0,
     };
     drop(agent);
     if failures > 0.0 {
@@ -399,6 +442,7 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let workload = super::broker::gcc(WORKLOAD, "fleet_workload", dir.path())?;
     let c_agent = super::broker::gcc(C_AGENT, "notify_agent", dir.path())?;
+    let pipe_pair = super::broker::gcc(PIPE_PAIR, "pipe_pair", dir.path())?;
     std::fs::create_dir_all(dir.path().join("policies"))?;
     std::fs::write(dir.path().join("policies/bench.toml"), POLICY)?;
     let (mut detached, mut attached) = (Vec::new(), Vec::new());
@@ -426,6 +470,8 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
     )?;
     // (alone, flooded) per server: auditor with its log, auditor without, the C agent.
     let mut pairs: [(Vec<Quiet>, Vec<Quiet>); 3] = Default::default();
+    // The quiet container under auditor's agent without a log beside the pipe pair.
+    let mut beside_pair: Vec<Quiet> = Vec::new();
     phase(
         "bench: a quiet container beside a hostile one flooding the agent (auditor's with and without its audit log, a minimal C one)",
         || {
@@ -442,12 +488,19 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
                     ];
                     for (k, served) in servers.into_iter().enumerate() {
                         let rep = format!("n{i}{}{k}", if flood { "f" } else { "q" });
-                        let r = neighbour(bin, served, &workload, dir.path(), &rep, flood)?;
+                        let beside = if flood { Beside::Hostile } else { Beside::Nothing };
+                        let r = neighbour(bin, served, &workload, dir.path(), &rep, beside)?;
                         if flood {
                             pairs[k].1.push(r);
                         } else {
                             pairs[k].0.push(r);
                         }
+                    }
+                    if flood {
+                        let rep = format!("n{i}p");
+                        let beside = Beside::PipePair(pipe_pair.as_path());
+                        let served = Served::AuditorNoLog;
+                        beside_pair.push(neighbour(bin, served, &workload, dir.path(), &rep, beside)?);
                     }
                 }
             }
@@ -525,6 +578,14 @@ pub fn run_fleet(bin: &Path, reps: usize) -> anyhow::Result<()> {
             f.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
         );
     }
+    let (a99, p99) = (m3(&alone_n, |r| r.1), m3(&beside_pair, |r| r.1));
+    println!(
+        "noisy neighbour's bound, what the scheduler alone costs: the quiet container under auditor's agent without a log beside two threads passing a byte through pipes back to back ({:.0} round trips/s; no seccomp, never reaching the agent): p50 {:.1} µs, p99 {p99:.1} µs — {:.2}× its p99 alone (runs' p99 {})",
+        m3(&beside_pair, |r| r.2),
+        m3(&beside_pair, |r| r.0),
+        p99 / a99,
+        beside_pair.iter().map(|r| format!("{:.0}", r.1)).collect::<Vec<_>>().join(", "),
+    );
     let rss: Vec<f64> = detached
         .iter()
         .chain(&attached)
