@@ -1,9 +1,11 @@
 /*
  * getppid_loop: the benchmark's workload for `cargo xtask bench`.
  *
- *   getppid_loop CALLS [WARMUP]
+ *   getppid_loop CALLS [WARMUP [DELAY_MS]]
  *
- * Makes WARMUP then CALLS getppid() syscalls in a tight loop and prints one line on stdout:
+ * Sleeps DELAY_MS (default 0: a tracer started just before may still be busy with its own
+ * start-up, which is not what it costs a syscall), then makes WARMUP then CALLS getppid()
+ * syscalls in a tight loop and prints one line on stdout:
  *
  *   getppid_loop calls=CALLS warmup=WARMUP total=TOTAL ns_per_call=NS cpu_ns_per_call=CPU
  *
@@ -40,12 +42,17 @@ static double now_ns(clockid_t clock)
 
 int main(int argc, char **argv)
 {
-    unsigned long long calls, warmup = 0;
-    if (argc < 2 || argc > 3 || parse_count(argv[1], &calls) != 0 || calls == 0 ||
-        (argc == 3 && parse_count(argv[2], &warmup) != 0)) {
-        fprintf(stderr, "usage: %s CALLS [WARMUP]\n", argv[0]);
+    unsigned long long calls, warmup = 0, delay_ms = 0;
+    if (argc < 2 || argc > 4 || parse_count(argv[1], &calls) != 0 || calls == 0 ||
+        (argc >= 3 && parse_count(argv[2], &warmup) != 0) ||
+        (argc == 4 && parse_count(argv[3], &delay_ms) != 0)) {
+        fprintf(stderr, "usage: %s CALLS [WARMUP [DELAY_MS]]\n", argv[0]);
         return 2;
     }
+
+    struct timespec delay = {(time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L};
+    while (nanosleep(&delay, &delay) != 0 && errno == EINTR)
+        ;
 
     for (unsigned long long i = 0; i < warmup; i++)
         syscall(SYS_getppid);
