@@ -353,12 +353,15 @@ impl Inner {
         });
     }
 
-    /// Count a decision in the agent's metrics, if it keeps any (every call a record stands
-    /// for; records are never folded when there are metrics).
+    /// Count a decision in the agent's metrics, if it keeps any.
     fn count(&self, raw: &Raw) {
         let Some(m) = &self.metrics else {
             return;
         };
+        debug_assert_eq!(
+            raw.repeats, 0,
+            "records are not folded when metrics count them"
+        );
         let error = (raw.verdict == Verdict::Emulated
             && matches!(raw.response, Response::Errno(_)))
         .then(|| result_text(raw.response));
@@ -370,17 +373,15 @@ impl Inner {
                 _ => None,
             })
             .unwrap_or("");
-        for _ in 0..raw.calls() {
-            m.decided(
-                self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
-                raw.syscall,
-                raw.verdict.as_str(),
-                handler,
-                error.clone(),
-                raw.latency_us,
-                self.who.as_ref(),
-            );
-        }
+        m.decided(
+            self.policy.as_ref().map_or("", |(n, _)| n.as_str()),
+            raw.syscall,
+            raw.verdict.as_str(),
+            handler,
+            error,
+            raw.latency_us,
+            self.who.as_ref(),
+        );
     }
 
     /// [`Inner::deliver`] for a batch of the broker thread: every record to the audit log; to
