@@ -207,6 +207,19 @@ fn tui_shows_learning_and_writes_the_candidate_policy() {
         s.contains("Syscalls (") && s.contains("getdents64") && s.contains("Candidate policy")
     });
     assert!(screen.contains("execve"), "{screen}");
+    // The progress line ("11.0s  25560 calls  39 syscalls  lost 0") counts distinct syscalls
+    // while a client watches (learn counts them only then: one map lookup per possible
+    // syscall).
+    let distinct = |s: &str| {
+        s.split(" syscalls  lost ")
+            .next()
+            .filter(|head| head.len() < s.len())
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    tmux.wait_for("a distinct syscall count", Duration::from_secs(10), |s| {
+        distinct(s).is_some_and(|n| n > 0)
+    });
     tmux.keys(&["w"]);
     tmux.wait_for("the write confirmation", Duration::from_secs(15), |s| {
         s.contains("candidate policy written to")
