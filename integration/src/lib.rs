@@ -17,8 +17,8 @@ pub mod systemd;
 pub mod tmux;
 
 pub use scratch::{
-    describe, enforce, text, wait_for, Reaped, Scratch, ALLOW_ALL_POLICY, CONTAINER_ROOT,
-    MKNOD_NOTIFY,
+    describe, enforce, session_socket, text, wait_for, Reaped, Scratch, ALLOW_ALL_POLICY,
+    CONTAINER_ROOT, MKNOD_NOTIFY,
 };
 
 use std::path::PathBuf;

@@ -151,3 +151,18 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The socket of the live session a command publishes in `run_dir` (its `AUDITOR_RUN_DIR`),
+/// once it appears (within 20 s).
+pub fn session_socket(run_dir: &Path) -> PathBuf {
+    let mut socket = None;
+    wait_for("the session socket", Duration::from_secs(20), || {
+        socket = std::fs::read_dir(run_dir).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        });
+        socket.is_some()
+    });
+    socket.expect("found")
+}

@@ -721,19 +721,7 @@ fn runc_under_an_exported_interactive_profile_asks_only_for_what_was_not_learned
         Vec::new(),
         &["--prompt-timeout", "20s"],
     );
-    let t0 = Instant::now();
-    let session = loop {
-        let found = std::fs::read_dir(&run_dir).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.to_string_lossy().ends_with(".sock"))
-        });
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no session socket");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let session = integration::session_socket(&run_dir);
     // The client: answers every prompt allow-once (those of its snapshot too), keeps their names.
     let stream = std::os::unix::net::UnixStream::connect(&session).expect("session");
     let mut answers = stream.try_clone().expect("clone");

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::{
-    audit_records as records, auditor_bin, enforce, require_root, text, wait_for, workload, Reaped,
-    Scratch, ALLOW_ALL_POLICY, CONTAINER_ROOT, MKNOD_NOTIFY,
+    audit_records as records, auditor_bin, enforce, require_root, session_socket, text, wait_for,
+    workload, Reaped, Scratch, ALLOW_ALL_POLICY, CONTAINER_ROOT, MKNOD_NOTIFY,
 };
 
 /// Kills the `mknod_loop` workload (not our child) on drop, if it still runs: the pid is
@@ -292,16 +292,7 @@ fn a_live_session_counts_every_call_of_a_loop_on_one_notified_call() {
         .spawn()
         .expect("start auditor");
     let mut auditor = Reaped(child);
-    let mut socket = None;
-    wait_for("the session socket", Duration::from_secs(20), || {
-        socket = std::fs::read_dir(&run_dir).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "sock"))
-        });
-        socket.is_some()
-    });
-    let stream = std::os::unix::net::UnixStream::connect(socket.expect("socket")).expect("attach");
+    let stream = std::os::unix::net::UnixStream::connect(session_socket(&run_dir)).expect("attach");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -323,17 +314,10 @@ fn a_live_session_counts_every_call_of_a_loop_on_one_notified_call() {
         (last, shown)
     });
     std::fs::write(&gate, b"").expect("gate");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = auditor.0.try_wait().expect("wait") {
-            break st;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "enforce did not end"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_for("enforce to end", Duration::from_secs(60), || {
+        matches!(auditor.0.try_wait(), Ok(Some(_)))
+    });
+    let status = auditor.0.wait().expect("wait");
     let mut stderr = String::new();
     let mut stdout = String::new();
     use std::io::Read as _;
