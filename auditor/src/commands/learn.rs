@@ -545,8 +545,13 @@ async fn watch(
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => break Stop::Duration,
             _ = tick.tick() => {
                 let c = observer.counters()?;
+                // One map lookup per possible syscall: counted only for someone who sees it
+                // (the progress line, a session client), once per tick for both.
+                let watched = live.as_ref().is_some_and(|l| l.sender.has_clients());
+                let distinct = (progress || watched)
+                    .then(|| observer.distinct_syscalls().map_or(0, |n| n as u64));
                 if let Some(l) = &mut live {
-                    l.publish(observer, collected, &c);
+                    l.publish(observer, collected, &c, distinct);
                 }
                 match target {
                     Target::Pid(root) => {
@@ -580,7 +585,7 @@ async fn watch(
                     let rate = (calls.saturating_sub(last.1)) as f64 / dt;
                     last = (Instant::now(), calls);
                     let lost: u64 = build::LOSS_COUNTERS.iter().map(|&i| c[i as usize]).sum();
-                    let distinct = observer.distinct_syscalls().unwrap_or(0);
+                    let distinct = distinct.unwrap_or(0);
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[Klearning: {distinct} syscalls, {rate:.0} calls/s, {calls} calls, lost {lost}");
                     let _ = err.flush();
@@ -651,14 +656,20 @@ struct LiveLearn {
 impl LiveLearn {
     /// Counters on every tick; what was learned so far, once a second and only while a client
     /// watches (reading the maps and building the observation is not free).
-    fn publish(&mut self, observer: &Observer, collected: &mut build::Collected, c: &[u64]) {
+    /// `distinct`: the distinct syscalls counted this tick, if they were (thousands of bpf(2)
+    /// lookups, ~2 % of a CPU at this rate: only while someone sees them; a client that
+    /// attaches sees the last count until the next tick).
+    fn publish(
+        &mut self,
+        observer: &Observer,
+        collected: &mut build::Collected,
+        c: &[u64],
+        distinct: Option<u64>,
+    ) {
         self.ticks = self.ticks.wrapping_add(1);
         let elapsed_ms = u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Counted with one map lookup per possible syscall (thousands of bpf(2) calls, ~2 % of
-        // a CPU at this rate): only while a client watches; a client that attaches sees the
-        // last count until the next tick.
-        if self.sender.has_clients() {
-            self.distinct = observer.distinct_syscalls().map_or(0, |n| n as u64);
+        if let Some(d) = distinct {
+            self.distinct = d;
         }
         self.sender.send(LiveEvent::Progress(Progress {
             elapsed_ms,
