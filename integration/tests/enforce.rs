@@ -271,8 +271,24 @@ fn a_live_session_counts_every_call_of_a_loop_on_one_notified_call() {
     if !require_root("a_live_session_counts_every_call_of_a_loop_on_one_notified_call") {
         return;
     }
+    live_totals_of_a_loop("enforce-live-totals", 1);
+}
+
+/// The same with three threads looping at once, their notifications interleaved: each
+/// thread's calls fold into its own record, and every call is still counted.
+#[test]
+fn a_live_session_counts_every_call_of_threads_looping_on_one_notified_call() {
+    if !require_root("a_live_session_counts_every_call_of_threads_looping_on_one_notified_call") {
+        return;
+    }
+    live_totals_of_a_loop("enforce-live-threads", 3);
+}
+
+/// `same_call` making 60 000 notified getppid calls from `threads` threads under `enforce
+/// --mode complain`, a real session client attached: its last status counts every call.
+fn live_totals_of_a_loop(prefix: &str, threads: u32) {
     const CALLS: u64 = 60_000;
-    let s = Scratch::new("enforce-live-totals");
+    let s = Scratch::new(prefix);
     let policy = s.write(
         "policy.toml",
         "version = 1\ndefault_action = \"allow\"\n\n[[rule]]\nname = \"getppid\"\naction = \"errno\"\nerrno = \"EPERM\"\n",
@@ -287,6 +303,7 @@ fn a_live_session_counts_every_call_of_a_loop_on_one_notified_call() {
         .arg(workload("same_call"))
         .arg(CALLS.to_string())
         .arg(&gate)
+        .arg(threads.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

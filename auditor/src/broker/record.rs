@@ -41,9 +41,9 @@ pub(super) struct Raw {
     pub(super) verdict: Verdict,
     pub(super) response: Response,
     pub(super) latency_us: u64,
-    /// Further calls folded into this record: the same call made again back to back while
-    /// nothing needs each call's own record (see [`Raw::fold`] and [`Recorder::push`]). The
-    /// live session counts every one of them.
+    /// Further calls folded into this record: the same call made again by the same caller,
+    /// as its next notified call, while nothing needs each call's own record (see
+    /// [`Raw::fold`] and [`Waiting::add`]). The live session counts every one of them.
     pub(super) repeats: u64,
     /// When the last of those was received (`time` when there are none).
     pub(super) last: Instant,
@@ -118,8 +118,8 @@ pub(super) struct Recorder {
     queue: Arc<RecordQueue>,
     thread: std::thread::JoinHandle<()>,
     inner: Arc<Inner>,
-    /// Whether a call repeated back to back may be folded into the record waiting before it
-    /// ([`Raw::fold`]): only when nothing needs each call's own record — no audit log (one
+    /// Whether a call a thread repeats may be folded into that thread's waiting record of it
+    /// ([`Waiting::add`]): only when nothing needs each call's own record — no audit log (one
     /// line per call) and no metrics (one latency per call); the live session alone shows a
     /// sample of the calls and counts them all.
     fold: bool,
@@ -138,7 +138,61 @@ struct Waiting {
     records: Vec<Raw>,
     /// The buffer the record thread gave back, empty, for the next swap.
     spare: Vec<Raw>,
+    /// Where each caller's last waiting record is, so that a call folds into its own
+    /// caller's previous one while other threads call in between.
+    last_of: LastOf,
     done: bool,
+}
+
+/// Callers whose last waiting record is found without a search: a slot per pid modulo this.
+/// Two callers sharing a slot only fold less (the slot is checked against the pid).
+const CALLER_SLOTS: usize = 64;
+
+/// Per slot, the index (plus one; 0: none) in [`Waiting::records`] of the last record pushed
+/// by a caller of that slot.
+struct LastOf([u32; CALLER_SLOTS]);
+
+impl Default for LastOf {
+    fn default() -> LastOf {
+        LastOf([0; CALLER_SLOTS])
+    }
+}
+
+fn slot_of(pid: u32) -> usize {
+    pid as usize % CALLER_SLOTS
+}
+
+impl Waiting {
+    /// Add a raw record, folding it (`fold`) into the last waiting record of the same caller
+    /// when it is the same call again ([`Raw::fold`]): a thread that repeats a call is
+    /// counted, not recorded again, even while other threads' calls come in between. `false`
+    /// when [`MAX_WAITING`] records wait already (the record is lost).
+    fn add(&mut self, raw: Raw, fold: bool) -> bool {
+        let slot = slot_of(raw.pid);
+        if fold {
+            let last = (self.last_of.0[slot] as usize)
+                .checked_sub(1)
+                .and_then(|i| self.records.get_mut(i))
+                .filter(|last| last.pid == raw.pid);
+            if last.is_some_and(|last| last.fold(&raw)) {
+                return true;
+            }
+        }
+        if self.records.len() >= MAX_WAITING {
+            return false;
+        }
+        self.records.push(raw);
+        // MAX_WAITING fits: the index always does.
+        self.last_of.0[slot] = u32::try_from(self.records.len()).unwrap_or(0);
+        true
+    }
+
+    /// Take every waiting record, leaving the spare buffer in their place.
+    fn take(&mut self) -> Vec<Raw> {
+        self.last_of = LastOf::default();
+        let next = std::mem::take(&mut self.spare);
+        std::mem::replace(&mut self.records, next)
+    }
 }
 
 impl RecordQueue {
@@ -196,8 +250,7 @@ impl Recorder {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             }
-            let next = std::mem::take(&mut w.spare);
-            let mut batch = std::mem::replace(&mut w.records, next);
+            let mut batch = w.take();
             drop(w);
             queue.room.notify_all();
             inner.deliver_batch(&mut batch);
@@ -229,17 +282,13 @@ impl Recorder {
             let was_empty = w.records.is_empty();
             let mut lost = 0;
             for raw in out.drain(..) {
-                // A call repeated back to back (a loop on one notified call, a flood) costs a
-                // count here rather than a record's worth of memory written and read again:
-                // the broker thread's cheapest path, and it shares the workload's CPU.
-                if self.fold && w.records.last_mut().is_some_and(|last| last.fold(&raw)) {
-                    continue;
-                }
-                if w.records.len() >= MAX_WAITING {
+                // A call a thread repeats (a loop on one notified call, a flood, from one
+                // thread or several) costs a count here rather than a record's worth of
+                // memory written and read again: the broker thread's cheapest path, and it
+                // shares the workload's CPU.
+                if !w.add(raw, self.fold) {
                     lost += 1;
-                    continue;
                 }
-                w.records.push(raw);
             }
             (was_empty, lost)
         };
@@ -559,6 +608,71 @@ mod tests {
         assert_eq!((run.calls(), run.repeats), (3, 2));
         // The record stays the first call's; the run's end is the last one's time.
         assert_eq!((run.time, run.last, run.latency_us), (t0, t2, 3));
+    }
+
+    fn calls_of(w: &Waiting) -> Vec<(u32, u64)> {
+        w.records.iter().map(|r| (r.pid, r.calls())).collect()
+    }
+
+    #[test]
+    fn threads_that_take_turns_each_fold_into_their_own_record() {
+        let t0 = Instant::now();
+        let mut w = Waiting::default();
+        // Two threads looping on the same call, their notifications interleaved.
+        for i in 0..10 {
+            let at = t0 + Duration::from_micros(i);
+            assert!(w.add(call(7, [0; 6], at), true));
+            assert!(w.add(call(8, [0; 6], at), true));
+        }
+        assert_eq!(calls_of(&w), [(7, 10), (8, 10)]);
+        // Thread 7 makes another call, then its first one again: a new record each time (its
+        // last record is no longer the first call's), counted apart.
+        assert!(w.add(call(7, [1, 0, 0, 0, 0, 0], t0), true));
+        assert!(w.add(call(7, [0; 6], t0), true));
+        assert!(w.add(call(7, [0; 6], t0), true));
+        assert!(w.add(call(8, [0; 6], t0), true));
+        assert_eq!(calls_of(&w), [(7, 10), (8, 11), (7, 1), (7, 2)]);
+        // A caller sharing thread 8's slot takes it over: 8's next call is a new record.
+        let other = 8 + u32::try_from(CALLER_SLOTS).unwrap();
+        assert!(w.add(call(other, [0; 6], t0), true));
+        assert!(w.add(call(8, [0; 6], t0), true));
+        assert_eq!(w.records.len(), 6);
+        assert_eq!(w.records.iter().map(Raw::calls).sum::<u64>(), 26);
+    }
+
+    #[test]
+    fn nothing_folds_when_told_not_to_nor_into_records_already_taken() {
+        let t0 = Instant::now();
+        let mut w = Waiting::default();
+        for _ in 0..3 {
+            assert!(w.add(call(7, [0; 6], t0), false));
+        }
+        assert_eq!(calls_of(&w), [(7, 1), (7, 1), (7, 1)]);
+        let taken = w.take();
+        assert_eq!(taken.len(), 3);
+        // Taken records are the record thread's: the next call starts a new one, even where
+        // another caller's record now sits at the old index.
+        for pid in [9, 10, 11, 7, 7] {
+            assert!(w.add(call(pid, [0; 6], t0), true));
+        }
+        assert_eq!(calls_of(&w), [(9, 1), (10, 1), (11, 1), (7, 2)]);
+    }
+
+    #[test]
+    fn a_record_past_the_room_is_refused_but_a_repeat_of_a_waiting_one_is_counted() {
+        let t0 = Instant::now();
+        let mut w = Waiting::default();
+        for pid in 0..u32::try_from(MAX_WAITING).unwrap() {
+            assert!(w.add(call(pid, [0; 6], t0), true));
+        }
+        assert!(!w.add(call(1 << 20, [0; 6], t0), true), "no room left");
+        let last = u32::try_from(MAX_WAITING).unwrap() - 1;
+        assert!(
+            w.add(call(last, [0; 6], t0), true),
+            "a repeat takes no room"
+        );
+        assert_eq!(w.records.len(), MAX_WAITING);
+        assert_eq!(w.records.last().map(Raw::calls), Some(2));
     }
 
     #[test]
