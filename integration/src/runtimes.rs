@@ -712,7 +712,7 @@ pub fn learn_baseline_from(
 
 impl Bundle {
     /// Add an OCI hook (`kind`: createRuntime, prestart, poststop…) running `path` with `args`
-    /// (args[0] is the program name, as the runtime-spec says).
+    /// (`args[0]` is the program name, as the runtime-spec says).
     pub fn add_hook(&self, kind: &str, path: &Path, args: &[&str]) -> anyhow::Result<()> {
         self.edit(|c| {
             let hooks = c["hooks"][kind].as_array().cloned().unwrap_or_default();

@@ -38,7 +38,7 @@ pub(super) struct HeldCall {
     /// written.
     exe: Option<std::sync::Arc<str>>,
     /// Where the answer goes when someone else receives the notification and sends its
-    /// answer (LXC's proxy, see [`crate::broker::Broker::respond_prompting`]); `None`: the
+    /// answer (LXC's proxy, see [`crate::broker::Broker::hold`]); `None`: the
     /// broker answers on its listener.
     reply: Option<tokio::sync::oneshot::Sender<Option<Response>>>,
 }

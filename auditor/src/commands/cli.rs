@@ -63,7 +63,7 @@ pub enum Command {
     /// a native policy.
     Import(super::import::ImportCmdArgs),
     /// Install seccomp profiles where kubelet loads localhost/ profiles
-    /// (<kubelet-root>/seccomp/operator/NAME.json), checking each first.
+    /// (seccomp/operator/NAME.json under the kubelet root), checking each first.
     KubeletProfiles(super::kubelet::KubeletProfilesArgs),
     /// Build the seccomp filter through libseccomp; --dump prints its BPF program.
     Compile(super::compile::CompileArgs),

@@ -17,7 +17,7 @@
 //!   `SECCOMP_IOCTL_NOTIF_SEND`. A reply of another length makes LXC answer `-ENOSYS`.
 //!
 //! What the agent does with it: the cookie names the policy in the policy directory (untrusted,
-//! checked by [`PolicyDir`]); the container is named after the `lxc.payload.NAME` cgroup of its
+//! checked by [`PolicyDir`](crate::agent::policies::PolicyDir)); the container is named after the `lxc.payload.NAME` cgroup of its
 //! init process. One [`Broker`] per (connection, notify fd) — two fds are the same filter when
 //! `kcmp(KCMP_FILE)` says they refer to one open file — built once and asked with
 //! [`Broker::respond`], which decides, runs the handler (ID_VALID, ADDFD, never RECV or SEND)

@@ -11,7 +11,7 @@ use crate::seccomp::notify::{
 pub const HEADER_LEN: usize = 32;
 const NOTIF_LEN: usize = std::mem::size_of::<SeccompNotif>();
 const RESP_LEN: usize = std::mem::size_of::<SeccompNotifResp>();
-/// What we accept as a cookie: a policy name is at most [`super::policies::MAX_NAME_LEN`]
+/// What we accept as a cookie: a policy name is at most [`MAX_NAME_LEN`](crate::agent::policies::MAX_NAME_LEN)
 /// bytes; a longer cookie is refused by name, a far longer one by length.
 pub const MAX_COOKIE_LEN: usize = 4096;
 /// `/proc/PID`, `/proc/PID/mem`, the notify fd.
@@ -171,7 +171,7 @@ fn encode_resp(r: &SeccompNotifResp, out: &mut Vec<u8>) {
 pub const RECV_BUF_LEN: usize = HEADER_LEN + NOTIF_LEN + RESP_LEN + MAX_COOKIE_LEN + 1;
 
 /// Parse and check one record. `kernel`: this kernel's struct sizes, which equal ours
-/// ([`notify::check_sizes`]); LXC sends the kernel's, so any other value is not LXC's.
+/// ([`check_sizes`](crate::seccomp::notify::check_sizes)); LXC sends the kernel's, so any other value is not LXC's.
 pub fn parse(b: &[u8], kernel: SeccompNotifSizes) -> Result<Message, MessageError> {
     if b.len() < HEADER_LEN {
         return Err(MessageError::ShortHeader { got: b.len() });
