@@ -228,7 +228,7 @@ fn build_release() -> anyhow::Result<std::path::PathBuf> {
     Ok(util::target_dir()?.join("release").join("auditor"))
 }
 
-/// rustfmt and clippy, as CI enforces them: the workspace on stable, the eBPF crate on
+/// rustfmt, clippy and rustdoc's links, as CI enforces them: the workspace on stable, the eBPF crate on
 /// nightly for its BPF target (its own target dir, so that its build-std artefacts stay apart),
 /// the fuzz crate's formatting.
 fn lint() -> anyhow::Result<()> {
@@ -247,6 +247,25 @@ fn lint() -> anyhow::Result<()> {
             "-D",
             "warnings",
         ])
+    })?;
+    // Docs of private items too (auditor is mostly read as code): every link resolves.
+    util::phase("rustdoc links", || {
+        util::run(
+            std::process::Command::new("cargo")
+                .args([
+                    "doc",
+                    "-q",
+                    "--workspace",
+                    "--exclude",
+                    "auditor-ebpf",
+                    "--no-deps",
+                    "--document-private-items",
+                ])
+                .env(
+                    "RUSTDOCFLAGS",
+                    "-D rustdoc::broken_intra_doc_links -A rustdoc::private_intra_doc_links -D rustdoc::invalid_html_tags",
+                ),
+        )
     })?;
     let ebpf_target = util::target_dir()?.join("ebpf-clippy");
     util::phase("clippy (eBPF, nightly)", || {
