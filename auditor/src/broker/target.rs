@@ -658,8 +658,18 @@ mod exe_cache_tests {
         );
         use std::io::Write as _;
         child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        // Until sleep sleeps: a call of the new program, as a notified one would be. (Its
+        // /proc link changes inside exec, a little before the exec tracepoint the watch counts;
+        // no call of the new program comes in between.)
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("sleep")) {
+        let sleeping = || {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p.ends_with("sleep"))
+                && std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| {
+                    // clock_nanosleep, nanosleep
+                    s.starts_with("230 ") || s.starts_with("35 ")
+                })
+        };
+        while !sleeping() {
             assert!(std::time::Instant::now() < deadline, "exec not seen");
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
