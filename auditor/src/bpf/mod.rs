@@ -1,6 +1,7 @@
 //! The only module that uses aya: load auditor's eBPF programs, attach them to raw tracepoints
 //! (no tracefs needed), and read what they recorded as plain data.
 
+mod batch;
 pub mod btf;
 mod events;
 pub mod exec_watch;
@@ -744,6 +745,63 @@ mod tests {
                 .try_into()
                 .expect("raw tracepoint");
             prog.load().expect("verifier accepts it");
+        }
+    }
+
+    /// The per-syscall statistics read with one batch lookup are what one lookup per entry
+    /// reads, in group 0 (the table's start) and in a later group (a batch that starts inside
+    /// the array).
+    #[test]
+    fn a_batch_lookup_of_the_syscall_table_reads_what_lookups_one_by_one_read() {
+        let ready = crate::testing::root() && !OBJECT.is_empty();
+        if !crate::testing::privileged(
+            "a_batch_lookup_of_the_syscall_table_reads_what_lookups_one_by_one_read",
+            ready,
+            "root and the eBPF object",
+        ) {
+            return;
+        }
+        let mut observer = Observer::load(&ObserverConfig {
+            groups: 3,
+            ..ObserverConfig::default()
+        })
+        .expect("load the observer");
+        for group in [0, 2] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let t = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                tx.send(u32::try_from(tid).expect("tid")).expect("send");
+                go_rx.recv().expect("go");
+                for _ in 0..7 + group {
+                    // SAFETY: getppid has no preconditions.
+                    unsafe { libc::getppid() };
+                }
+            });
+            let tid = rx.recv().expect("tid");
+            observer
+                .track_in(group, tid, 0, slot::FRESH)
+                .expect("track");
+            go_tx.send(()).expect("go");
+            t.join().expect("thread");
+            observer.untrack(tid).expect("untrack");
+            let batch = observer.calls(group).expect("batch lookup");
+            let one_by_one = observer.calls_one_by_one(group).expect("lookups");
+            assert_eq!(
+                batch
+                    .iter()
+                    .map(|(a, n, v)| (*a, *n, v.clone()))
+                    .collect::<Vec<_>>(),
+                one_by_one,
+                "group {group}"
+            );
+            let getppid: u64 = batch
+                .iter()
+                .filter(|(abi, nr, _)| *abi == auditor_common::abi::X86_64 && *nr == 110)
+                .flat_map(|(_, _, v)| v.iter().map(|s| s.count))
+                .sum();
+            assert!(getppid >= u64::from(7 + group), "group {group}: {batch:?}");
         }
     }
 

@@ -108,7 +108,53 @@ impl Observer {
         Ok(out)
     }
 
-    fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
+    /// `group`'s (abi, nr) with calls, one value per possible CPU: one batch lookup of the
+    /// group's whole table (see [`super::batch`]), or one lookup per entry where the kernel
+    /// has no batch lookup.
+    pub(super) fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
+        let map = self.map(names::MAP_CALLS)?;
+        let max = u32::from(auditor_common::abi::MAX_NR);
+        let base = argspec::group_index(group, 0, 0);
+        if let aya::maps::Map::PerCpuArray(data) = map {
+            let cpus = aya::util::nr_cpus().map_err(|(_, source)| BpfError::Proc {
+                what: "the possible CPUs",
+                source,
+            })?;
+            match super::batch::percpu_array_values(
+                data,
+                base,
+                argspec::TABLE_LEN,
+                std::mem::size_of::<SysStat>(),
+                cpus,
+            ) {
+                Ok((values, stride)) => {
+                    let entry = cpus * stride;
+                    let mut out = Vec::new();
+                    for (i, v) in (0u32..).zip(values.chunks_exact(entry)) {
+                        let stats: Vec<SysStat> = v.chunks_exact(stride).map(sys_stat).collect();
+                        if stats.iter().any(|s| s.count > 0) {
+                            out.push(((i / max) as u8, (i % max) as u16, stats));
+                        }
+                    }
+                    return Ok(out);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+                Err(source) => {
+                    return Err(BpfError::Proc {
+                        what: "the per-syscall statistics (batch lookup)",
+                        source,
+                    })
+                }
+            }
+        }
+        self.calls_one_by_one(group)
+    }
+
+    /// [`Observer::calls`] with one lookup per entry (kernels before 5.6).
+    pub(super) fn calls_one_by_one(
+        &self,
+        group: u32,
+    ) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
         let map = self.map(names::MAP_CALLS)?;
         let calls: PerCpuArray<&MapData, SysStat> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
@@ -222,5 +268,18 @@ impl Observer {
             }
         }
         Ok(snap)
+    }
+}
+
+/// A [`SysStat`] from the bytes the kernel copied (native endianness, its field order).
+fn sys_stat(b: &[u8]) -> SysStat {
+    let word = |i: usize| {
+        b.get(i * 8..i * 8 + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    SysStat {
+        count: word(0),
+        first_seen_ns: word(1),
     }
 }
