@@ -315,7 +315,8 @@ fn live_totals_of_a_loop(prefix: &str, threads: u32) {
         .expect("timeout");
     let client = std::thread::spawn(move || {
         use std::io::BufRead as _;
-        let (mut last, mut shown) = (None, 0u64);
+        let (mut last, mut shown, mut shown_calls, mut runs, mut dropped) =
+            (None, 0u64, 0u64, 0u64, 0u64);
         for line in std::io::BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -323,12 +324,18 @@ fn live_totals_of_a_loop(prefix: &str, threads: u32) {
             };
             match v["type"].as_str() {
                 Some("status") => last = Some(v),
-                Some("decision") => shown += 1,
+                Some("decision") => {
+                    let repeats = v["repeats"].as_u64().unwrap_or(0);
+                    shown += 1;
+                    shown_calls += 1 + repeats;
+                    runs += u64::from(repeats > 0);
+                }
+                Some("dropped") => dropped = v["total"].as_u64().unwrap_or(0),
                 Some("end") => break,
                 _ => {}
             }
         }
-        (last, shown)
+        (last, shown, shown_calls, runs, dropped)
     });
     std::fs::write(&gate, b"").expect("gate");
     wait_for("enforce to end", Duration::from_secs(60), || {
@@ -354,7 +361,7 @@ fn live_totals_of_a_loop(prefix: &str, threads: u32) {
         stderr.contains(&format!("{CALLS} notifications")),
         "the summary counts every call: {stderr}"
     );
-    let (last, shown) = client.join().expect("client");
+    let (last, shown, shown_calls, runs, dropped) = client.join().expect("client");
     let last = last.expect("a status before the end");
     let totals = &last["totals"];
     assert_eq!(totals["decisions"], CALLS, "{last:#}");
@@ -363,6 +370,14 @@ fn live_totals_of_a_loop(prefix: &str, threads: u32) {
     assert_eq!(last["session_dropped"], 0, "{last:#}");
     // A person is shown a sample; the totals above are exact.
     assert!(shown < CALLS, "every call shown ({shown})");
+    // A decision shown says how many calls of its thread it stands for; with those not shown
+    // (reported as dropped), every call is accounted for.
+    assert!(runs > 0, "no decision shown stands for repeated calls");
+    assert_eq!(
+        shown_calls + dropped,
+        CALLS,
+        "{shown} decisions shown for {shown_calls} calls, {dropped} not shown"
+    );
 }
 
 /// Start `auditor enforce` with the mknod policy around `mknod_loop`; returns auditor, the

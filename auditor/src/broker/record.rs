@@ -526,7 +526,10 @@ impl Inner {
                 self.push_ref(&raw, b, clock);
             }
             if i >= show_from {
-                shown.push(self.record_of(raw, clock).into());
+                let repeats = raw.repeats;
+                let mut d: crate::session::Decision = self.record_of(raw, clock).into();
+                d.repeats = repeats;
+                shown.push(d);
             }
         }
         // The container's counts are the batch's by decision.

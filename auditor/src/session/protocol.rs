@@ -273,6 +273,11 @@ pub struct Decision {
     /// What the caller got: "continue", "0", "-EPERM", …
     pub result: String,
     pub latency_us: u64,
+    /// Further calls this decision stands for: the same call made again by the same thread
+    /// as its next notified call, counted into this one (the broker's records without an
+    /// audit log). Its time and latency are the first call's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u64,
     /// The container whose call it was (`auditor agent`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -281,6 +286,10 @@ pub struct Decision {
     pub policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_from: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Learning counters.
@@ -409,15 +418,16 @@ impl ContainerTotals {
 impl Totals {
     /// Count one decision.
     pub fn add(&mut self, d: &Decision) {
+        let n = d.repeats.saturating_add(1);
         match &d.exe {
-            Some(e) => self.add_parts(&d.syscall, &d.decision, e),
-            None => self.add_parts(&d.syscall, &d.decision, &caller(d)),
+            Some(e) => self.add_calls(&d.syscall, &d.decision, e, n),
+            None => self.add_calls(&d.syscall, &d.decision, &caller(d), n),
         }
         if let Some(c) = &d.container {
-            self.add_container(c, d.policy.as_deref(), &d.decision, 1, &d.time);
+            self.add_container(c, d.policy.as_deref(), &d.decision, n, &d.time);
             if d.decision == "complain" {
                 if let Some(t) = self.by_container.get_mut(c) {
-                    t.add_complain(&d.syscall, &caller(d), 1, &d.time, &d.time);
+                    t.add_complain(&d.syscall, &caller(d), n, &d.time, &d.time);
                 }
             }
         }
@@ -614,6 +624,12 @@ mod tests {
                 decision: "emulated".into(),
                 ..Default::default()
             }),
+            Message::Decision(Decision {
+                syscall: "getppid".into(),
+                decision: "complain".into(),
+                repeats: 41,
+                ..Default::default()
+            }),
             Message::Dropped { total: 3 },
             Message::Prompt(Prompt {
                 id: 7,
@@ -636,6 +652,29 @@ mod tests {
             assert!(line.starts_with("{\"type\":"), "{line}");
             assert_eq!(serde_json::from_str::<Message>(&line)?, m);
         }
+        Ok(())
+    }
+
+    /// A decision standing for one call says nothing of repeats (what older clients read); one
+    /// standing for more says how many more, and counts them all.
+    #[test]
+    fn a_decision_says_its_repeats_only_when_it_has_some() -> Result<(), serde_json::Error> {
+        let one = Decision {
+            syscall: "getppid".into(),
+            decision: "complain".into(),
+            ..Default::default()
+        };
+        assert!(!serde_json::to_string(&one)?.contains("repeats"));
+        let run = Decision {
+            repeats: 9,
+            ..one.clone()
+        };
+        assert!(serde_json::to_string(&run)?.contains(r#""repeats":9"#));
+        let mut t = Totals::default();
+        t.add(&one);
+        t.add(&run);
+        assert_eq!(t.decisions, 11);
+        assert_eq!(t.by_action.get("complain"), Some(&11));
         Ok(())
     }
 

@@ -361,7 +361,9 @@ impl State {
             Event::Decisions(b) => {
                 let DecisionBatch { totals, shown } = *b;
                 self.snapshot.totals.merge(&totals);
-                let unshown = totals.decisions.saturating_sub(shown.len() as u64);
+                let unshown = totals
+                    .decisions
+                    .saturating_sub(shown.iter().map(|d| d.repeats.saturating_add(1)).sum());
                 for c in &self.clients {
                     c.dropped.fetch_add(unshown, Ordering::Relaxed);
                 }
@@ -427,7 +429,7 @@ impl State {
         }
         if self.window.1 >= DISPLAY_BUDGET {
             for c in &self.clients {
-                c.dropped.fetch_add(1, Ordering::Relaxed);
+                c.dropped.fetch_add(calls_in(m), Ordering::Relaxed);
             }
             return;
         }
@@ -443,7 +445,7 @@ impl State {
         self.clients.retain(|c| match c.tx.try_send(l.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                c.dropped.fetch_add(1, Ordering::Relaxed);
+                c.dropped.fetch_add(calls_in(m), Ordering::Relaxed);
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -633,6 +635,16 @@ async fn read_client(
                 tracing::warn!(client = %by, error = %e, "session: ignoring a line a client sent");
             }
         }
+    }
+}
+
+/// What a message not sent to a client counts in its `dropped` total: a decision the calls
+/// it stands for (see [`Decision::repeats`](super::protocol::Decision::repeats)), any other
+/// message one.
+fn calls_in(m: &Message) -> u64 {
+    match m {
+        Message::Decision(d) => d.repeats.saturating_add(1),
+        _ => 1,
     }
 }
 

@@ -770,7 +770,7 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
             if !narrow {
                 cells.push(Cell::from(tail(d.exe.as_deref().unwrap_or("?"), exe_w)));
             }
-            cells.push(Cell::from(d.syscall.clone()));
+            cells.push(Cell::from(syscall_text(d)));
             if wide {
                 cells.push(Cell::from(args_text(d)));
             }
@@ -795,6 +795,15 @@ fn draw_table(app: &App, f: &mut Frame, area: Rect, visible: &[&super::app::Row]
         .row_highlight_style(selected_style());
     let mut state = TableState::default().with_selected(sel.map(|i| i - offset));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+/// A decision's syscall, with the calls it stands for when its thread repeated it (`×N`).
+fn syscall_text(d: &crate::session::Decision) -> String {
+    if d.repeats == 0 {
+        d.syscall.clone()
+    } else {
+        format!("{} ×{}", d.syscall, d.repeats.saturating_add(1))
+    }
 }
 
 fn draw_detail(app: &App, f: &mut Frame, area: Rect) {
@@ -832,6 +841,13 @@ fn draw_detail(app: &App, f: &mut Frame, area: Rect) {
         ]),
         Line::raw(format!("args {}", d.args.join(" "))),
     ];
+    if d.repeats > 0 {
+        lines.push(Line::raw(format!(
+            "{} calls alike: the thread made this call again {} times in a row (time and latency are the first's)",
+            d.repeats.saturating_add(1),
+            d.repeats
+        )));
+    }
     if let Some(c) = &d.container {
         lines.insert(
             1,

@@ -18,6 +18,46 @@ fn decisions_are_coloured_by_decision() {
     assert_eq!(cell_fg(&app, 100, 30, "complain"), Some(Color::Yellow));
 }
 
+/// A decision that stands for calls its thread repeated says how many, in the table and in
+/// its detail; and they count in the totals.
+#[test]
+fn a_decision_standing_for_repeated_calls_shows_how_many() {
+    let mut app = enforce_app(0);
+    let mut d = super::decision(1, "getppid", "complain");
+    d.repeats = 59_999;
+    update(&mut app, session(Message::Decision(d)));
+    update(
+        &mut app,
+        session(Message::Decision(super::decision(2, "mknodat", "emulated"))),
+    );
+    assert_eq!(app.totals.decisions, 60_001);
+    assert_eq!(app.totals.by_syscall.get("getppid"), Some(&60_000));
+    let screen = render(&app, 120, 30);
+    assert!(screen.contains("getppid ×60000"), "{screen}");
+    assert!(!screen.contains("mknodat ×"), "{screen}");
+    // The detail of the getppid row.
+    update(&mut app, Msg::Resize(120, 30));
+    for k in [KeyCode::Up, KeyCode::Up, KeyCode::Down, KeyCode::Down] {
+        if app
+            .selected_decision()
+            .is_some_and(|d| d.syscall == "getppid")
+        {
+            break;
+        }
+        update(&mut app, key(k));
+    }
+    assert_eq!(
+        app.selected_decision().map(|d| d.syscall.as_str()),
+        Some("getppid")
+    );
+    update(&mut app, key(KeyCode::Enter));
+    let screen = render(&app, 120, 30);
+    assert!(
+        screen.contains("60000 calls alike: the thread made this call again 59999 times"),
+        "{screen}"
+    );
+}
+
 #[test]
 fn snapshot_connecting_empty() {
     let app = App::new(
