@@ -68,7 +68,7 @@ pub struct FleetRates {
     pub rates: VecDeque<u64>,
     /// Its total when this UI attached (the snapshot's); `None`: it started later (0).
     pub base: Option<u64>,
-    /// Its decisions this UI received one by one since it attached.
+    /// Its calls this UI received one by one since it attached (a decision and its repeats).
     pub shown: u64,
     /// Its decisions since this UI attached that did not reach it (the session's display
     /// budget, or this client's queue): from the exact totals of the last status.
@@ -410,8 +410,9 @@ impl App {
             .unwrap_or_else(|| "(this session)".into());
         let exe = d.exe.clone().unwrap_or_else(|| format!("pid {}", d.pid));
         let key = (container.clone(), d.syscall.clone(), exe.clone());
+        let calls = d.repeats.saturating_add(1);
         if let Some(r) = self.drift.get_mut(&key) {
-            r.calls += 1;
+            r.calls += calls;
             if r.first.is_empty() {
                 r.first = d.time.clone();
             }
@@ -430,7 +431,7 @@ impl App {
                 policy: d.policy.clone(),
                 syscall: d.syscall.clone(),
                 exe,
-                calls: 1,
+                calls,
                 first: d.time.clone(),
                 last: d.time.clone(),
             },

@@ -32,6 +32,11 @@ fn a_decision_standing_for_repeated_calls_shows_how_many() {
     );
     assert_eq!(app.totals.decisions, 60_001);
     assert_eq!(app.totals.by_syscall.get("getppid"), Some(&60_000));
+    // Complain calls count in the Drift view as calls too.
+    assert_eq!(
+        app.drift.values().map(|r| r.calls).collect::<Vec<_>>(),
+        [60_000]
+    );
     let screen = render(&app, 120, 30);
     assert!(screen.contains("getppid ×60000"), "{screen}");
     assert!(!screen.contains("mknodat ×"), "{screen}");
