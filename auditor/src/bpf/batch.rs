@@ -33,9 +33,9 @@ struct BatchAttr {
 /// The values of entries `first..first + len` of the per-CPU array `map` whose values are
 /// `value_size` bytes, `cpus` (possible CPUs) values per entry: entry `i`'s CPU `c` value
 /// starts at `((i - first) * cpus + c) * stride` with `stride` the value size rounded up to 8
-/// bytes, as the kernel lays them out. Fewer entries when the array ends before `first + len`.
-/// `Err` of kind `Unsupported` when the kernel has no batch lookup for this map (before 5.6):
-/// the caller then looks entries up one by one.
+/// bytes, as the kernel lays them out. `Err` of kind `Unsupported` when the kernel has no batch
+/// lookup for this map (before 5.6) or read fewer entries than asked (the run passes the
+/// array's end): the caller then looks entries up one by one.
 pub(super) fn percpu_array_values(
     map: &MapData,
     first: u32,
@@ -77,7 +77,7 @@ pub(super) fn percpu_array_values(
     if r < 0 {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
-            // The array ended first: `count` says how many entries were read.
+            // The array ended first (`count` says how many entries were read): short, below.
             Some(libc::ENOENT) => {}
             Some(libc::EINVAL | ENOTSUPP | libc::EOPNOTSUPP) => {
                 return Err(io::Error::new(io::ErrorKind::Unsupported, e));
@@ -85,14 +85,19 @@ pub(super) fn percpu_array_values(
             _ => return Err(e),
         }
     }
-    let got = (attr.count as usize).min(n);
+    let got = attr.count as usize;
+    if got != n {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("a batch lookup read {got} of {n} entries"),
+        ));
+    }
     // An array's batch runs through consecutive keys; anything else is not what was asked.
-    if keys[..got].iter().zip(first..).any(|(&k, want)| k != want) {
+    if keys.iter().zip(first..).any(|(&k, want)| k != want) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "a batch lookup returned keys out of order",
         ));
     }
-    values.truncate(got * cpus * stride);
     Ok((values, stride))
 }
