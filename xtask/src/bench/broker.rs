@@ -214,6 +214,21 @@ pub fn run(bin: &Path, reps: usize, calls: u64, warmup: u64) -> anyhow::Result<(
                 if p50_ratio <= P50_TARGET { "met" } else { "MISSED" },
                 if rate_ratio >= RATE_TARGET { "met" } else { "MISSED" },
             ));
+                // Each repetition's own ratios (its runs sat side by side): their median and
+                // range, the run's spread.
+                let paired = |x: &[Figures], f: fn(&Figures) -> f64| -> String {
+                    let r: Vec<f64> = x.iter().zip(&c_runs).map(|(x, c)| f(x) / f(c)).collect();
+                    let (lo, hi) = r
+                        .iter()
+                        .fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                    format!("{:.2}× ({lo:.2}–{hi:.2})", median(&r))
+                };
+                lines.push(format!(
+                    "           paired   per repetition, median (range): throughput {}, p50 {}; with --audit-log p50 {}",
+                    paired(&a_runs, |f| f.per_sec),
+                    paired(&a_runs, |f| f.p50_us),
+                    paired(&l_runs, |f| f.p50_us),
+                ));
                 let l = medians(&l_runs);
                 let log_ratio = l.p50_us / c.p50_us;
                 let expected = u64::from(threads) * (calls + warmup);
