@@ -288,6 +288,13 @@ pub struct Decision {
     pub policy_from: Option<String>,
 }
 
+impl Decision {
+    /// The calls this decision stands for: itself and its [`Decision::repeats`].
+    pub fn calls(&self) -> u64 {
+        self.repeats.saturating_add(1)
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -418,7 +425,7 @@ impl ContainerTotals {
 impl Totals {
     /// Count one decision.
     pub fn add(&mut self, d: &Decision) {
-        let n = d.repeats.saturating_add(1);
+        let n = d.calls();
         match &d.exe {
             Some(e) => self.add_calls(&d.syscall, &d.decision, e, n),
             None => self.add_calls(&d.syscall, &d.decision, &caller(d), n),

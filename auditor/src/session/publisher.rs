@@ -363,7 +363,7 @@ impl State {
                 self.snapshot.totals.merge(&totals);
                 let unshown = totals
                     .decisions
-                    .saturating_sub(shown.iter().map(|d| d.repeats.saturating_add(1)).sum());
+                    .saturating_sub(shown.iter().map(Decision::calls).sum());
                 for c in &self.clients {
                     c.dropped.fetch_add(unshown, Ordering::Relaxed);
                 }
@@ -643,7 +643,7 @@ async fn read_client(
 /// message one.
 fn calls_in(m: &Message) -> u64 {
     match m {
-        Message::Decision(d) => d.repeats.saturating_add(1),
+        Message::Decision(d) => d.calls(),
         _ => 1,
     }
 }

@@ -802,7 +802,7 @@ fn syscall_text(d: &crate::session::Decision) -> String {
     if d.repeats == 0 {
         d.syscall.clone()
     } else {
-        format!("{} ×{}", d.syscall, d.repeats.saturating_add(1))
+        format!("{} ×{}", d.syscall, d.calls())
     }
 }
 
@@ -844,7 +844,7 @@ fn draw_detail(app: &App, f: &mut Frame, area: Rect) {
     if d.repeats > 0 {
         lines.push(Line::raw(format!(
             "{} calls alike: the thread made this call again {} times in a row (time and latency are the first's)",
-            d.repeats.saturating_add(1),
+            d.calls(),
             d.repeats
         )));
     }

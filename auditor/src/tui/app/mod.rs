@@ -410,7 +410,7 @@ impl App {
             .unwrap_or_else(|| "(this session)".into());
         let exe = d.exe.clone().unwrap_or_else(|| format!("pid {}", d.pid));
         let key = (container.clone(), d.syscall.clone(), exe.clone());
-        let calls = d.repeats.saturating_add(1);
+        let calls = d.calls();
         if let Some(r) = self.drift.get_mut(&key) {
             r.calls += calls;
             if r.first.is_empty() {

@@ -82,7 +82,7 @@ impl App {
             Message::Decision(d) => {
                 self.note_drift(&d);
                 if let Some(c) = &d.container {
-                    self.fleet.entry(c.clone()).or_default().shown += d.repeats.saturating_add(1);
+                    self.fleet.entry(c.clone()).or_default().shown += d.calls();
                 }
                 self.totals.add(&d);
                 self.push_decision(d);
