@@ -113,7 +113,6 @@ impl Observer {
     /// has no batch lookup.
     pub(super) fn calls(&self, group: u32) -> Result<Vec<(u8, u16, Vec<SysStat>)>, BpfError> {
         let map = self.map(names::MAP_CALLS)?;
-        let max = u32::from(auditor_common::abi::MAX_NR);
         let base = argspec::group_index(group, 0, 0);
         if let aya::maps::Map::PerCpuArray(data) = map {
             let cpus = aya::util::nr_cpus().map_err(|(_, source)| BpfError::Proc {
@@ -128,13 +127,9 @@ impl Observer {
                 cpus,
             ) {
                 Ok((values, stride)) => {
-                    let entry = cpus * stride;
                     let mut out = Vec::new();
-                    for (i, v) in (0u32..).zip(values.chunks_exact(entry)) {
-                        let stats: Vec<SysStat> = v.chunks_exact(stride).map(sys_stat).collect();
-                        if stats.iter().any(|s| s.count > 0) {
-                            out.push(((i / max) as u8, (i % max) as u16, stats));
-                        }
+                    for (i, v) in (0u32..).zip(values.chunks_exact(cpus * stride)) {
+                        keep_called(&mut out, i, v.chunks_exact(stride).map(sys_stat).collect());
                     }
                     return Ok(out);
                 }
@@ -158,20 +153,13 @@ impl Observer {
         let map = self.map(names::MAP_CALLS)?;
         let calls: PerCpuArray<&MapData, SysStat> =
             PerCpuArray::try_from(map).map_err(map_err(names::MAP_CALLS))?;
-        let max = u32::from(auditor_common::abi::MAX_NR);
         let base = argspec::group_index(group, 0, 0);
         let mut out = Vec::new();
         for i in 0..argspec::TABLE_LEN {
             let v = calls
                 .get(&(base + i), 0)
                 .map_err(map_err(names::MAP_CALLS))?;
-            if v.iter().any(|s| s.count > 0) {
-                out.push((
-                    (i / max) as u8,
-                    (i % max) as u16,
-                    v.iter().copied().collect(),
-                ));
-            }
+            keep_called(&mut out, i, v.iter().copied().collect());
         }
         Ok(out)
     }
@@ -268,6 +256,15 @@ impl Observer {
             }
         }
         Ok(snap)
+    }
+}
+
+/// Keep entry `i` of a group's table (ABI `i / MAX_NR`, number `i % MAX_NR`) if any CPU
+/// counted a call of it.
+fn keep_called(out: &mut Vec<(u8, u16, Vec<SysStat>)>, i: u32, stats: Vec<SysStat>) {
+    let max = u32::from(auditor_common::abi::MAX_NR);
+    if stats.iter().any(|s| s.count > 0) {
+        out.push(((i / max) as u8, (i % max) as u16, stats));
     }
 }
 
